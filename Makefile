@@ -1,0 +1,73 @@
+# p2pcat: netcat for hosts behind NAT.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+PKG_CONFIG ?= pkg-config
+PKGS = libcurl libcjson libsodium
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Build targets need the libraries; the others (clean, deps, ...) must not.
+NODEPS_GOALS = clean distclean deps uninstall demo check bench
+ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) && echo ok),ok)
+$(error missing build libraries; run `sh tests/deps.sh build' (as root it installs them))
+endif
+endif
+CFLAGS += $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
+
+SRCS := $(sort $(wildcard *.c))
+OBJS := $(SRCS:.c=.o)
+LIBOBJS := $(filter-out p2pcat.o,$(OBJS))
+UNITS := $(patsubst %.c,%,$(sort $(wildcard tests/unit_*.c)))
+TOOLS := $(patsubst %.c,%,$(sort $(wildcard tests/tool_*.c)))
+
+all: p2pcat
+
+p2pcat: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+
+$(UNITS) $(TOOLS): %: %.c $(LIBOBJS)
+	$(CC) $(CFLAGS) -I. $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
+tests: $(UNITS) $(TOOLS)
+
+# The two commands of the README's quick start.
+demo:
+	@sh tests/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@sh tests/demo.sh
+
+check:
+	@sh tests/deps.sh test
+	@$(MAKE) --no-print-directory all tests
+	@sh tests/run.sh
+
+bench:
+	@sh tests/deps.sh test
+	@$(MAKE) --no-print-directory all tests
+	@sh tests/bench.sh
+
+deps:
+	@sh tests/deps.sh test
+
+install: p2pcat
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 p2pcat $(DESTDIR)$(BINDIR)/p2pcat
+	install -m 644 man/p2pcat.1 $(DESTDIR)$(MANDIR)/man1/p2pcat.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/p2pcat $(DESTDIR)$(MANDIR)/man1/p2pcat.1
+
+clean:
+	rm -f p2pcat *.o *.d tests/*.o tests/*.d $(UNITS) $(TOOLS)
+
+.PHONY: all tests demo check bench deps install uninstall clean
+
+-include $(SRCS:.c=.d) $(UNITS:=.d) $(TOOLS:=.d)

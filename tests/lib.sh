@@ -1,0 +1,53 @@
+# Sourced by the tests/t_*.sh scripts.  Each test runs in its own scratch
+# directory with its own HOME and XDG dirs, so it never sees the user's
+# keys, config or rendezvous.
+set -u
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+P2PCAT=${P2PCAT:-$SRCDIR/p2pcat}
+T=$(mktemp -d "${TMPDIR:-/tmp}/p2pcat-t.XXXXXX")
+export HOME=$T/home XDG_CONFIG_HOME=$T/home/.config XDG_CACHE_HOME=$T/home/.cache
+export XDG_RUNTIME_DIR=$T/run
+mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+unset P2PCAT_SIGNAL P2PCAT_NAME P2PCAT_SECRET P2PCAT_API_KEY FIRESTORE_EMULATOR_HOST FIREBASE_AUTH_EMULATOR_HOST
+CLEANUP=
+cleanup() {
+	eval "$CLEANUP"
+	# Children we started and did not reap (a failed test).
+	pkill -P $$ 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# at_exit CMD: run CMD (a string) when the test ends, before the scratch dir goes.
+at_exit() { CLEANUP="$1; $CLEANUP"; }
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "skipped: $*" >&2; exit 77; }
+need_root() { [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# wait_for SECS CMD...: poll CMD every 50 ms until it succeeds; false after SECS.
+wait_for() {
+	_n=$(( $1 * 20 )); shift
+	while [ $_n -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.05
+		_n=$((_n - 1))
+	done
+	return 1
+}
+
+# wait_exit PID SECS: wait up to SECS for PID (our child) to exit; sets RC.
+wait_exit() {
+	wait_for "$2" sh -c "! kill -0 $1 2>/dev/null" || { kill -9 "$1" 2>/dev/null; RC=124; return 1; }
+	wait "$1"; RC=$?
+	return 0
+}
+
+# check_eq WHAT GOT WANT
+check_eq() { [ "$2" = "$3" ] || fail "$1: got \`$2', want \`$3'"; }
+
+# randfile PATH MIB: MIB mebibytes of random bytes.
+randfile() { head -c $(( $2 * 1048576 )) /dev/urandom > "$1"; }
