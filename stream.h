@@ -1,0 +1,70 @@
+/*
+ * stream.h: a reliable, ordered, flow-controlled byte stream in each
+ * direction over an unreliable datagram path.
+ *
+ * The design follows QUIC (RFC 9000 frames and varints, RFC 9002 loss
+ * detection): every payload has a packet number, ACK frames carry ranges
+ * of packet numbers, lost data is sent again in new packets.  The stream
+ * knows nothing of sockets, addresses or encryption: the session hands it
+ * the payloads it receives and asks it for payloads to send.  Times are
+ * microseconds from CLOCK_MONOTONIC.
+ */
+#ifndef STREAM_H
+#define STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct stream;
+
+struct stream_conf {
+	size_t mtu;		/* largest payload stream_output may make */
+	size_t sndbuf;		/* our bytes kept until acknowledged */
+	size_t rcvbuf;		/* bytes the peer may send ahead of our reader */
+	uint64_t keepalive_us;	/* PING after this long without sending; 0: never */
+	uint64_t idle_us;	/* fail after this long without receiving; 0: never */
+};
+
+enum stream_err {
+	STREAM_OK = 0,
+	STREAM_IDLE,		/* nothing heard from the peer for idle_us */
+	STREAM_ABORTED,		/* the peer sent CLOSE */
+	STREAM_PROTO,		/* the peer broke the protocol */
+};
+
+struct stream_stats {
+	uint64_t pkts_sent, pkts_recv, pkts_lost, bytes_sent, bytes_retrans;
+	uint64_t srtt_us, rttvar_us, min_rtt_us, cwnd;
+};
+
+/* A new stream, or NULL (errno ENOMEM).  Freed by stream_free. */
+struct stream *stream_new(const struct stream_conf *conf, uint64_t now);
+void stream_free(struct stream *s);
+
+/* Application side.  stream_write copies and returns how many bytes it
+ * took (0 when the send buffer is full); stream_read returns in-order bytes
+ * ready for the reader. */
+size_t stream_write(struct stream *s, const void *buf, size_t len);
+void stream_close_write(struct stream *s);
+size_t stream_read(struct stream *s, void *buf, size_t cap);
+bool stream_eof(const struct stream *s);		/* peer's FIN and all bytes read */
+bool stream_send_done(const struct stream *s);	/* everything and our FIN acked */
+void stream_abort(struct stream *s, uint32_t code);	/* send CLOSE, stop */
+int stream_error(const struct stream *s);		/* enum stream_err */
+uint32_t stream_close_code(const struct stream *s);	/* the peer's CLOSE code */
+void stream_get_stats(const struct stream *s, struct stream_stats *st);
+
+/* Network side.  stream_input takes one received payload with its packet
+ * number: 0, or -1 when it is malformed (it is then ignored as a whole).
+ * stream_output fills buf with the next payload to send and its packet
+ * number, and returns its length, or 0 when nothing is due now.
+ * stream_deadline is when stream_output must be called again at the
+ * latest (UINT64_MAX: only after input or a write). */
+int stream_input(struct stream *s, uint64_t now, uint64_t pn,
+    const uint8_t *p, size_t len);
+size_t stream_output(struct stream *s, uint64_t now, uint64_t *pn,
+    uint8_t *buf, size_t cap);
+uint64_t stream_deadline(const struct stream *s);
+
+#endif
