@@ -33,8 +33,15 @@ all: p2pcat
 p2pcat: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
-$(UNITS) $(TOOLS): %: %.c $(LIBOBJS)
-	$(CC) $(CFLAGS) -I. $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+# tests/unit_X links X.o and util.o; a test needing more names it below.
+$(UNITS): tests/unit_%: tests/unit_%.c %.o util.o
+	$(CC) $(CFLAGS) -I. $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
+
+# tests/tool_X are test helpers (servers, forwarders); they name their objects below.
+$(TOOLS): tests/tool_%: tests/tool_%.c
+	$(CC) $(CFLAGS) -I. $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
+
+# Extra objects of unit tests and tools, one line each.
 
 tests: $(UNITS) $(TOOLS)
 
