@@ -24,6 +24,7 @@ struct sig_opts {
 	int verbose;				/* -v count */
 	unsigned poll_ms;			/* listener's poll interval; 0: default */
 	const volatile sig_atomic_t *stop;	/* set by SIGINT/SIGTERM: give up */
+	const char *api_key_file;		/* Web API key file (config), or NULL */
 };
 
 struct sig_msg {
