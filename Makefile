@@ -35,11 +35,11 @@ p2pcat: $(OBJS)
 
 # tests/unit_X links X.o and util.o; a test needing more names it below.
 $(UNITS): tests/unit_%: tests/unit_%.c %.o util.o
-	$(CC) $(CFLAGS) -I. $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) -iquote . $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 # tests/tool_X are test helpers (servers, forwarders); they name their objects below.
 $(TOOLS): tests/tool_%: tests/tool_%.c
-	$(CC) $(CFLAGS) -I. $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) -iquote . $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 # Extra objects of unit tests and tools, one line each.
 
