@@ -42,6 +42,8 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 	$(CC) $(CFLAGS) -iquote . $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 # Extra objects of unit tests and tools, one line each.
+tests/unit_stun: hash.o
+tests/tool_stunc: stun.o util.o hash.o
 
 tests: $(UNITS) $(TOOLS)
 
