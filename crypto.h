@@ -1,0 +1,177 @@
+/*
+ * crypto.h: the Noise handshake, the record layer for transport packets,
+ * and the long-term identity key.  libsodium is the only primitive library.
+ *
+ * Handshake: the Noise Protocol Framework, revision 34, for the patterns
+ * NN, IK and XX with 25519, ChaChaPoly and BLAKE2b (p2pcat's suite,
+ * CRYPTO_PROTOCOL); SHA256 and SHA512 are accepted too so that the
+ * published test vectors of those suites can be run.  PSKs are not
+ * implemented.
+ *
+ * Record layer: each direction has its own key from Split().  A sealed
+ * packet is  header || ciphertext || 16-byte tag.  The header is the
+ * caller's (the session's) and is the AEAD's additional data; it must
+ * carry the packet number, which is also the AEAD nonce (Noise's nonce
+ * encoding: 4 zero bytes || 64-bit little-endian counter).  Bit 0 of the
+ * header's first byte is the key phase and belongs to this module: the
+ * sender rekeys (Noise Rekey()) after CRYPTO_REKEY_PKTS packets,
+ * CRYPTO_REKEY_BYTES bytes or CRYPTO_REKEY_US, whichever comes first, and
+ * flips the phase; the receiver follows, keeping the previous key for
+ * CRYPTO_PREV_KEY_US for packets that were reordered across the change.
+ *
+ * Proposed wire layout of a sealed data packet (built by the session):
+ *   byte 0      type, bit 0 = key phase (CRYPTO_HDR_PHASE)
+ *   bytes 1-8   packet number, 64-bit big-endian
+ *   bytes 9-    ciphertext, then the 16-byte Poly1305 tag
+ *
+ * Identity: an X25519 key pair.  The key file holds one line, the standard
+ * base64 (RFC 4648 section 4, with padding: 44 characters) of the 32-byte
+ * private key, then a newline: the format of `wg genkey'.  It is created
+ * 0600 in a directory created 0700, and refused if it is not a regular
+ * file owned by us or if group or others have any access to it.  Public
+ * keys are shown and parsed in the same 44-character form; fingerprints
+ * are "SHA256:" and the unpadded base64 of SHA-256(public key), as ssh
+ * shows them.
+ *
+ * Secrets are kept in sodium_malloc'd memory and wiped when freed.
+ * Functions print one diagnostic where an error is found, unless noted.
+ */
+#ifndef CRYPTO_H
+#define CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRYPTO_PROTOCOL		"Noise_XX_25519_ChaChaPoly_BLAKE2b"
+#define CRYPTO_KEY_LEN		32	/* X25519 keys, ChaCha20 keys */
+#define CRYPTO_TAG_LEN		16	/* Poly1305 */
+#define CRYPTO_HASH_MAX		64	/* the handshake hash, BLAKE2b */
+#define CRYPTO_MSG_MAX		65535	/* Noise section 3: largest message */
+#define CRYPTO_KEY_B64_LEN	44	/* base64 of a key, with padding */
+#define CRYPTO_FP_LEN		50	/* "SHA256:" + 43 characters */
+
+#define CRYPTO_HDR_PHASE	0x01	/* key phase bit in the header's byte 0 */
+#define CRYPTO_REPLAY_WINDOW	2048	/* packets accepted out of order */
+#define CRYPTO_REKEY_PKTS	(1ULL << 20)
+#define CRYPTO_REKEY_BYTES	(1ULL << 30)
+#define CRYPTO_REKEY_US		(120ULL * 1000000)
+#define CRYPTO_PREV_KEY_US	(10ULL * 1000000)
+
+/* sodium_init; 0 or -1.  Call once before anything else here. */
+int crypto_init(void);
+
+/* Handshake.  crypto_hs_new starts a handshake for protocol (a full Noise
+ * name such as CRYPTO_PROTOCOL) as initiator or responder, bound to the
+ * prologue.  s is our static private key (NULL when the pattern sends no
+ * static key); rs the peer's static public key when the pattern needs it
+ * in advance (IK's initiator), else NULL.  NULL after printing why.
+ * Freed (and wiped) by crypto_hs_free, a no-op on NULL. */
+struct crypto_hs;
+struct crypto_hs *crypto_hs_new(const char *protocol, bool initiator,
+    const void *prologue, size_t prologue_len,
+    const uint8_t s[CRYPTO_KEY_LEN], const uint8_t rs[CRYPTO_KEY_LEN]);
+void crypto_hs_free(struct crypto_hs *hs);
+
+/* true when it is our turn to write the next handshake message. */
+bool crypto_hs_our_turn(const struct crypto_hs *hs);
+/* true when every handshake message has been written or read. */
+bool crypto_hs_done(const struct crypto_hs *hs);
+
+/* crypto_hs_write writes the next message carrying payload into out (cap
+ * bytes) and sets *outlen.  crypto_hs_read reads the peer's next message
+ * into payload (cap bytes) and sets *paylen.  0, or -1: out of turn, too
+ * long, or (read) not authentic; the handshake is then dead and every
+ * further call fails.  read prints nothing for a message that fails to
+ * decrypt (it may be forged); the caller counts or logs it. */
+int crypto_hs_write(struct crypto_hs *hs, const void *payload, size_t len,
+    uint8_t *out, size_t cap, size_t *outlen);
+int crypto_hs_read(struct crypto_hs *hs, const uint8_t *msg, size_t len,
+    uint8_t *payload, size_t cap, size_t *paylen);
+
+/* The peer's static public key once it is known (after the message that
+ * carries it): 0, or -1 when not known yet.  Check it (crypto_key_equal
+ * against a pinned key) before sending anything more. */
+int crypto_hs_remote_static(const struct crypto_hs *hs, uint8_t rs[CRYPTO_KEY_LEN]);
+
+/* When done: the handshake hash h (for channel binding) into out, its
+ * length into *len; then Split(): our sending and receiving keys.  0, or
+ * -1 when the handshake is not done.  The handshake's secrets are wiped;
+ * only crypto_hs_free may follow. */
+int crypto_hs_split(struct crypto_hs *hs, uint8_t h[CRYPTO_HASH_MAX], size_t *hlen,
+    uint8_t send[CRYPTO_KEY_LEN], uint8_t recv[CRYPTO_KEY_LEN]);
+
+/* Test hook: use this ephemeral private key instead of a random one. */
+int crypto_test_set_ephemeral(struct crypto_hs *hs, const uint8_t e[CRYPTO_KEY_LEN]);
+
+/* Record layer.  crypto_tx_new/crypto_rx_new copy a key from
+ * crypto_hs_split (the caller wipes its copy); now, here and below, is
+ * CLOCK_MONOTONIC in microseconds (now_us()).  NULL on ENOMEM.  Freed and wiped by
+ * crypto_tx_free/crypto_rx_free, no-ops on NULL. */
+struct crypto_tx;
+struct crypto_rx;
+struct crypto_tx *crypto_tx_new(const uint8_t key[CRYPTO_KEY_LEN], uint64_t now);
+struct crypto_rx *crypto_rx_new(const uint8_t key[CRYPTO_KEY_LEN]);
+void crypto_tx_free(struct crypto_tx *tx);
+void crypto_rx_free(struct crypto_rx *rx);
+
+/* Seal len bytes of plain as packet number pn into out (len +
+ * CRYPTO_TAG_LEN bytes; out may be plain).  hdr (hdrlen >= 1 bytes, the
+ * packet's plaintext header, which must encode pn) is authenticated, after
+ * the key phase bit of hdr[0] has been set.  pn must be greater than every
+ * pn sealed before and less than UINT64_MAX, so that no nonce is ever used
+ * twice.  0 or -1 (bad arguments; prints nothing). */
+int crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen,
+    uint64_t pn, const uint8_t *plain, size_t len, uint8_t *out);
+
+/* Open a received packet: hdr as received (hdrlen >= 1), pn as decoded
+ * from it, ct the len bytes after the header.  On success writes len -
+ * CRYPTO_TAG_LEN bytes to out (out may be ct) and returns 0.  Returns -1
+ * and counts the packet, printing nothing, when it is malformed, a replay,
+ * older than the replay window, or not authentic; the replay window moves
+ * only for authentic packets. */
+int crypto_open(struct crypto_rx *rx, uint64_t now, const uint8_t *hdr, size_t hdrlen,
+    uint64_t pn, const uint8_t *ct, size_t len, uint8_t *out);
+
+struct crypto_rx_stats {
+	uint64_t ok;		/* packets opened */
+	uint64_t auth;		/* dropped: not authentic (or no key for its phase) */
+	uint64_t replay;	/* dropped: packet number already seen */
+	uint64_t old;		/* dropped: older than the replay window */
+	uint64_t malformed;	/* dropped: too short, reserved packet number */
+	uint64_t rekeys;	/* key phase changes followed */
+};
+void crypto_rx_get_stats(const struct crypto_rx *rx, struct crypto_rx_stats *st);
+/* How many times the sender has rekeyed. */
+uint64_t crypto_tx_rekeys(const struct crypto_tx *tx);
+
+/* Test hook: rekey after pkts packets, bytes bytes or us microseconds. */
+void crypto_test_set_limits(struct crypto_tx *tx, uint64_t pkts, uint64_t bytes,
+    uint64_t us);
+
+/* Identity.  Loads the private key in path, or creates a new one there
+ * (and its directory) when path does not exist; sets *created accordingly.
+ * 0, or -1 after printing why, quoting path. */
+struct crypto_identity {
+	uint8_t priv[CRYPTO_KEY_LEN];
+	uint8_t pub[CRYPTO_KEY_LEN];
+};
+int crypto_load_or_create_identity(const char *path, struct crypto_identity *id,
+    bool *created);
+/* Wipes id. */
+void crypto_identity_wipe(struct crypto_identity *id);
+
+/* Text forms.  crypto_key_to_text writes the 44-character base64 and a
+ * NUL; crypto_key_from_text accepts exactly that (no whitespace, canonical
+ * padding bits): 0, or -1 without printing.  crypto_fingerprint writes
+ * "SHA256:..." and a NUL. */
+void crypto_key_to_text(const uint8_t key[CRYPTO_KEY_LEN], char out[CRYPTO_KEY_B64_LEN + 1]);
+int crypto_key_from_text(const char *text, uint8_t key[CRYPTO_KEY_LEN]);
+void crypto_fingerprint(const uint8_t pub[CRYPTO_KEY_LEN], char out[CRYPTO_FP_LEN + 1]);
+/* true when text (a public key or a fingerprint, as above) names pub;
+ * compared in constant time. */
+bool crypto_key_matches(const char *text, const uint8_t pub[CRYPTO_KEY_LEN]);
+/* Constant-time equality of two keys. */
+bool crypto_key_equal(const uint8_t a[CRYPTO_KEY_LEN], const uint8_t b[CRYPTO_KEY_LEN]);
+
+#endif

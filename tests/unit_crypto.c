@@ -1,0 +1,685 @@
+/*
+ * tests/unit_crypto.c: crypto.c against the published Noise test vectors
+ * in tests/noise_vectors.txt, then the record layer (tampering, replay,
+ * reordering, rekeying) and the identity key file and text forms.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypto.h"
+
+static int failures;
+
+#define CHECK(c) do { \
+	if (!(c)) { \
+		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
+		failures++; \
+	} \
+} while (0)
+
+/* Noise vectors. */
+
+#define VEC_MAX_MSGS	16
+#define VEC_MAX_BYTES	1024
+
+struct bytes {
+	uint8_t b[VEC_MAX_BYTES];
+	size_t len;
+	int set;
+};
+
+struct vector {
+	char name[64];
+	struct bytes iprologue, istatic, ieph, iremote;
+	struct bytes rprologue, rstatic, reph;
+	struct bytes payload[VEC_MAX_MSGS], ct[VEC_MAX_MSGS];
+	size_t nmsg;
+};
+
+static int
+unhex(const char *s, struct bytes *out)
+{
+	size_t n = strlen(s), i;
+	unsigned v;
+
+	if (n % 2 || n / 2 > sizeof out->b)
+		return -1;
+	for (i = 0; i < n / 2; i++) {
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out->b[i] = (uint8_t)v;
+	}
+	out->len = n / 2;
+	out->set = 1;
+	return 0;
+}
+
+/* Run one vector with both sides in this process: every handshake
+ * message and every transport message must match byte for byte. */
+static void
+run_vector(const struct vector *v)
+{
+	struct crypto_hs *ini, *res, *snd, *rcv;
+	uint8_t buf[VEC_MAX_BYTES + 128], pl[VEC_MAX_BYTES + 128], pub[32], rs[32];
+	uint8_t is[32], ir[32], rsend[32], rrecv[32], hi[64], hr[64], nonce[12];
+	size_t n, m, hil, hrl, i;
+	uint64_t ni = 0, nr = 0, *ctr;
+	int bad = failures;
+
+	ini = crypto_hs_new(v->name, true, v->iprologue.b, v->iprologue.len,
+	    v->istatic.set ? v->istatic.b : NULL, v->iremote.set ? v->iremote.b : NULL);
+	res = crypto_hs_new(v->name, false, v->rprologue.b, v->rprologue.len,
+	    v->rstatic.set ? v->rstatic.b : NULL, NULL);
+	CHECK(ini && res);
+	if (!ini || !res)
+		goto out;
+	CHECK(crypto_test_set_ephemeral(ini, v->ieph.b) == 0);
+	CHECK(crypto_test_set_ephemeral(res, v->reph.b) == 0);
+
+	for (i = 0; i < v->nmsg && !crypto_hs_done(ini); i++) {
+		snd = i % 2 ? res : ini;
+		rcv = i % 2 ? ini : res;
+		CHECK(crypto_hs_our_turn(snd) && !crypto_hs_our_turn(rcv));
+		CHECK(crypto_hs_write(snd, v->payload[i].b, v->payload[i].len, buf,
+		    sizeof buf, &n) == 0);
+		CHECK(n == v->ct[i].len && memcmp(buf, v->ct[i].b, n) == 0);
+		CHECK(crypto_hs_read(rcv, buf, n, pl, sizeof pl, &m) == 0);
+		CHECK(m == v->payload[i].len && memcmp(pl, v->payload[i].b, m) == 0);
+	}
+	CHECK(crypto_hs_done(ini) && crypto_hs_done(res));
+	if (v->istatic.set) {
+		crypto_scalarmult_base(pub, v->istatic.b);
+		CHECK(crypto_hs_remote_static(res, rs) == 0 && crypto_key_equal(rs, pub));
+	}
+	if (v->rstatic.set) {
+		crypto_scalarmult_base(pub, v->rstatic.b);
+		CHECK(crypto_hs_remote_static(ini, rs) == 0 && crypto_key_equal(rs, pub));
+	}
+	CHECK(crypto_hs_split(ini, hi, &hil, is, ir) == 0);
+	CHECK(crypto_hs_split(res, hr, &hrl, rsend, rrecv) == 0);
+	CHECK(hil == hrl && memcmp(hi, hr, hil) == 0);
+	CHECK(memcmp(is, rrecv, 32) == 0 && memcmp(ir, rsend, 32) == 0);
+
+	/* Transport messages: ENCRYPT(k, n, empty ad) with Split()'s keys. */
+	for (; i < v->nmsg; i++) {
+		const uint8_t *ks = i % 2 ? rsend : is, *kr = i % 2 ? ir : rrecv;
+
+		ctr = i % 2 ? &nr : &ni;
+		memset(nonce, 0, sizeof nonce);
+		for (n = 0; n < 8; n++)
+			nonce[4 + n] = (uint8_t)(*ctr >> (8 * n));
+		(*ctr)++;
+		crypto_aead_chacha20poly1305_ietf_encrypt(buf, NULL, v->payload[i].b,
+		    v->payload[i].len, NULL, 0, NULL, nonce, ks);
+		n = v->payload[i].len + 16;
+		CHECK(n == v->ct[i].len && memcmp(buf, v->ct[i].b, n) == 0);
+		CHECK(crypto_aead_chacha20poly1305_ietf_decrypt(pl, NULL, NULL, v->ct[i].b,
+		    v->ct[i].len, NULL, 0, nonce, kr) == 0);
+		CHECK(memcmp(pl, v->payload[i].b, v->payload[i].len) == 0);
+	}
+out:
+	crypto_hs_free(ini);
+	crypto_hs_free(res);
+	printf("%s %s (%zu messages)\n", failures == bad ? "pass" : "FAIL", v->name,
+	    v->nmsg);
+}
+
+static FILE *
+open_vectors(const char *argv0)
+{
+	const char *srcdir = getenv("SRCDIR");
+	char path[4096];
+	const char *slash;
+	FILE *f;
+
+	if (srcdir) {
+		snprintf(path, sizeof path, "%s/tests/noise_vectors.txt", srcdir);
+	} else {
+		slash = strrchr(argv0, '/');
+		snprintf(path, sizeof path, "%.*s/noise_vectors.txt",
+		    slash ? (int)(slash - argv0) : 1, slash ? argv0 : ".");
+	}
+	if (!(f = fopen(path, "r")))
+		fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
+	return f;
+}
+
+/* Returns how many vectors ran. */
+static int
+test_vectors(const char *argv0)
+{
+	static struct vector v;
+	char line[8192], key[64], val[4096], val2[4096];
+	struct bytes *b;
+	FILE *f;
+	int count = 0, lineno = 0;
+
+	if (!(f = open_vectors(argv0))) {
+		failures++;
+		return 0;
+	}
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (sscanf(line, "%63s", key) != 1)
+			continue;
+		if (strcmp(key, "name") == 0) {
+			memset(&v, 0, sizeof v);
+			if (sscanf(line, "name %63s", v.name) != 1)
+				goto bad;
+			continue;
+		}
+		if (strcmp(key, "end") == 0) {
+			run_vector(&v);
+			count++;
+			continue;
+		}
+		if (strcmp(key, "msg") == 0) {
+			if (v.nmsg == VEC_MAX_MSGS ||
+			    sscanf(line, "msg %4095s %4095s", val, val2) != 2 ||
+			    unhex(val, &v.payload[v.nmsg]) < 0 || unhex(val2, &v.ct[v.nmsg]) < 0)
+				goto bad;
+			v.nmsg++;
+			continue;
+		}
+		if (sscanf(line, "%63s %4095s", key, val) != 2)
+			goto bad;
+		b = strcmp(key, "init_prologue") == 0 ? &v.iprologue :
+		    strcmp(key, "init_static") == 0 ? &v.istatic :
+		    strcmp(key, "init_ephemeral") == 0 ? &v.ieph :
+		    strcmp(key, "init_remote_static") == 0 ? &v.iremote :
+		    strcmp(key, "resp_prologue") == 0 ? &v.rprologue :
+		    strcmp(key, "resp_static") == 0 ? &v.rstatic :
+		    strcmp(key, "resp_ephemeral") == 0 ? &v.reph : NULL;
+		if (!b || unhex(val, b) < 0)
+			goto bad;
+	}
+	fclose(f);
+	return count;
+bad:
+	fprintf(stderr, "noise_vectors.txt:%d: cannot parse\n", lineno);
+	failures++;
+	fclose(f);
+	return count;
+}
+
+/* A handshake between two fresh parties, with tampering. */
+static void
+test_handshake(void)
+{
+	uint8_t si[32], sr[32], pi[32], pr[32], got[32], m1[256], m2[256], m3[256], pl[256];
+	uint8_t h1[64], h2[64], a1[32], a2[32], b1[32], b2[32];
+	struct crypto_hs *ini, *res;
+	size_t l1, l2, l3, n, hl1, hl2, j;
+	const char pro[] = "p2pcat test prologue";
+
+	randombytes_buf(si, 32);
+	randombytes_buf(sr, 32);
+	crypto_scalarmult_base(pi, si);
+	crypto_scalarmult_base(pr, sr);
+
+	/* Wrong key arguments for the pattern. */
+	CHECK(!crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, NULL, NULL));
+	CHECK(!crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, si, pr));
+	CHECK(!crypto_hs_new("Noise_IK_25519_ChaChaPoly_BLAKE2b", true, pro, sizeof pro, si, NULL));
+	CHECK(!crypto_hs_new("Noise_XX_25519_AESGCM_BLAKE2b", true, pro, sizeof pro, si, NULL));
+	CHECK(!crypto_hs_new("Noise_XX_25519_ChaChaPoly_BLAKE2b ", true, pro, sizeof pro, si, NULL));
+
+	ini = crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, si, NULL);
+	res = crypto_hs_new(CRYPTO_PROTOCOL, false, pro, sizeof pro, sr, NULL);
+	CHECK(ini && res);
+	if (!ini || !res)
+		goto out;
+	CHECK(crypto_hs_read(res, m1, 0, pl, sizeof pl, &n) < 0);
+	crypto_hs_free(res);
+	res = crypto_hs_new(CRYPTO_PROTOCOL, false, pro, sizeof pro, sr, NULL);
+	CHECK(crypto_hs_write(ini, "hi", 2, m1, sizeof m1, &l1) == 0 && l1 == 34);
+	CHECK(crypto_hs_remote_static(ini, got) < 0);
+	CHECK(crypto_hs_read(res, m1, l1, pl, sizeof pl, &n) == 0 && n == 2);
+	CHECK(crypto_hs_write(res, "", 0, m2, sizeof m2, &l2) == 0 && l2 == 32 + 48 + 16);
+	CHECK(crypto_hs_write(res, "", 0, m2, sizeof m2, &l2) < 0);	/* out of turn: dead */
+	crypto_hs_free(res);
+
+	/* Every single-bit change of message 2 is refused. */
+	for (j = 0; j < l2; j++) {
+		struct crypto_hs *i2, *r2;
+		uint8_t e[32], bad[256];
+		size_t bl;
+
+		i2 = crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, si, NULL);
+		r2 = crypto_hs_new(CRYPTO_PROTOCOL, false, pro, sizeof pro, sr, NULL);
+		randombytes_buf(e, 32);
+		crypto_test_set_ephemeral(i2, e);
+		crypto_hs_write(i2, NULL, 0, m1, sizeof m1, &l1);
+		crypto_hs_read(r2, m1, l1, pl, sizeof pl, &n);
+		crypto_hs_write(r2, NULL, 0, bad, sizeof bad, &bl);
+		bad[j] ^= 0x40;
+		CHECK(crypto_hs_read(i2, bad, bl, pl, sizeof pl, &n) < 0);
+		CHECK(crypto_hs_write(i2, NULL, 0, m3, sizeof m3, &l3) < 0);
+		crypto_hs_free(i2);
+		crypto_hs_free(r2);
+	}
+
+	/* A clean run; the prologue must match. */
+	crypto_hs_free(ini);
+	ini = crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, si, NULL);
+	res = crypto_hs_new(CRYPTO_PROTOCOL, false, pro, sizeof pro, sr, NULL);
+	CHECK(crypto_hs_write(ini, NULL, 0, m1, sizeof m1, &l1) == 0);
+	CHECK(crypto_hs_read(res, m1, l1, pl, sizeof pl, &n) == 0 && n == 0);
+	CHECK(crypto_hs_write(res, "cand", 4, m2, 50, &l2) < 0);	/* too small */
+	crypto_hs_free(res);
+	res = crypto_hs_new(CRYPTO_PROTOCOL, false, pro, sizeof pro, sr, NULL);
+	CHECK(crypto_hs_read(res, m1, l1, pl, sizeof pl, &n) == 0);
+	CHECK(crypto_hs_write(res, "cand", 4, m2, sizeof m2, &l2) == 0);
+	CHECK(crypto_hs_read(ini, m2, l2, pl, 3, &n) < 0);		/* payload too big */
+	crypto_hs_free(ini);
+	ini = NULL;
+
+	{
+		struct crypto_hs *i2 = crypto_hs_new(CRYPTO_PROTOCOL, true, "other", 5, si, NULL);
+		struct crypto_hs *r2 = crypto_hs_new(CRYPTO_PROTOCOL, false, pro, sizeof pro, sr, NULL);
+
+		crypto_hs_write(i2, NULL, 0, m1, sizeof m1, &l1);
+		CHECK(crypto_hs_read(r2, m1, l1, pl, sizeof pl, &n) == 0);
+		crypto_hs_write(r2, NULL, 0, m2, sizeof m2, &l2);
+		CHECK(crypto_hs_read(i2, m2, l2, pl, sizeof pl, &n) < 0);
+		crypto_hs_free(i2);
+		crypto_hs_free(r2);
+	}
+
+	crypto_hs_free(res);
+	ini = crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, si, NULL);
+	res = crypto_hs_new(CRYPTO_PROTOCOL, false, pro, sizeof pro, sr, NULL);
+	CHECK(crypto_hs_split(ini, h1, &hl1, a1, a2) < 0);		/* not done: dead */
+	crypto_hs_free(ini);
+	ini = crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, si, NULL);
+	CHECK(crypto_hs_write(ini, NULL, 0, m1, sizeof m1, &l1) == 0);
+	CHECK(crypto_hs_read(res, m1, l1, pl, sizeof pl, &n) == 0);
+	CHECK(crypto_hs_write(res, "cand", 4, m2, sizeof m2, &l2) == 0);
+	CHECK(crypto_hs_read(ini, m2, l2, pl, sizeof pl, &n) == 0 && n == 4 &&
+	    memcmp(pl, "cand", 4) == 0);
+	CHECK(crypto_hs_remote_static(ini, got) == 0 && crypto_key_equal(got, pr));
+	CHECK(crypto_hs_remote_static(res, got) < 0);
+	CHECK(crypto_hs_write(ini, "ok", 2, m3, sizeof m3, &l3) == 0 && l3 == 48 + 18);
+	CHECK(crypto_hs_read(res, m3, l3, pl, sizeof pl, &n) == 0 && n == 2);
+	CHECK(crypto_hs_remote_static(res, got) == 0 && crypto_key_equal(got, pi));
+	CHECK(crypto_hs_split(ini, h1, &hl1, a1, a2) == 0 && hl1 == 64);
+	CHECK(crypto_hs_split(res, h2, &hl2, b1, b2) == 0 && hl2 == 64);
+	CHECK(memcmp(h1, h2, 64) == 0 && crypto_key_equal(a1, b2) && crypto_key_equal(a2, b1));
+	CHECK(!crypto_key_equal(a1, a2));
+	CHECK(crypto_hs_remote_static(ini, got) < 0);			/* wiped */
+out:
+	crypto_hs_free(ini);
+	crypto_hs_free(res);
+}
+
+/* Record layer. */
+
+#define HDR	9
+
+static void
+put_hdr(uint8_t *p, uint64_t pn)
+{
+	int i;
+
+	p[0] = 0xd0;
+	for (i = 0; i < 8; i++)
+		p[1 + i] = (uint8_t)(pn >> (56 - 8 * i));
+}
+
+static uint64_t
+get_pn(const uint8_t *p)
+{
+	uint64_t pn = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		pn = pn << 8 | p[1 + i];
+	return pn;
+}
+
+/* Seal plain as pn into pkt; returns the packet length, 0 on failure. */
+static size_t
+seal(struct crypto_tx *tx, uint64_t now, uint64_t pn, const void *plain, size_t len,
+    uint8_t *pkt)
+{
+	put_hdr(pkt, pn);
+	if (crypto_seal(tx, now, pkt, HDR, pn, plain, len, pkt + HDR) < 0)
+		return 0;
+	return HDR + len + CRYPTO_TAG_LEN;
+}
+
+static int
+open_pkt(struct crypto_rx *rx, uint64_t now, const uint8_t *pkt, size_t len, uint8_t *out)
+{
+	return crypto_open(rx, now, pkt, HDR, get_pn(pkt), pkt + HDR, len - HDR, out);
+}
+
+static void
+test_record(void)
+{
+	uint8_t key[32], key2[32], pkt[256], copy[256], out[256], msg[64];
+	uint8_t store[40][128];
+	size_t len, lens[40], j;
+	struct crypto_tx *tx;
+	struct crypto_rx *rx;
+	struct crypto_rx_stats st;
+	uint64_t now = 1000000, auth = 0, pn;
+	int bit, i;
+	static const int order[] = { 13, 10, 19, 11, 12, 17, 14, 15, 16, 18 };
+
+	randombytes_buf(key, 32);
+	randombytes_buf(msg, sizeof msg);
+	tx = crypto_tx_new(key, now);
+	rx = crypto_rx_new(key);
+	CHECK(tx && rx);
+	if (!tx || !rx)
+		goto out;
+
+	/* Round trip, in place on the receiving side. */
+	len = seal(tx, now, 5, msg, sizeof msg, pkt);
+	CHECK(len == HDR + sizeof msg + 16);
+	CHECK((pkt[0] & CRYPTO_HDR_PHASE) == 0);
+	memcpy(copy, pkt, len);
+
+	/* Every bit of header, ciphertext and tag is authenticated; the
+	 * window does not move for forgeries. */
+	for (j = 0; j < len; j++)
+		for (bit = 0; bit < 8; bit++) {
+			memcpy(pkt, copy, len);
+			pkt[j] ^= (uint8_t)(1 << bit);
+			CHECK(open_pkt(rx, now, pkt, len, out) < 0);
+			auth++;
+		}
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.auth == auth && st.ok == 0 && st.replay == 0 && st.old == 0);
+	memcpy(pkt, copy, len);
+	CHECK(open_pkt(rx, now, pkt, len, pkt + HDR) == 0);
+	CHECK(memcmp(pkt + HDR, msg, sizeof msg) == 0);
+
+	/* Replay. */
+	CHECK(open_pkt(rx, now, copy, len, out) < 0);
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.ok == 1 && st.replay == 1);
+
+	/* Truncated: shorter than a tag. */
+	CHECK(crypto_open(rx, now, copy, HDR, 5, copy + HDR, 15, out) < 0);
+	CHECK(crypto_open(rx, now, copy, 0, 5, copy + HDR, len - HDR, out) < 0);
+	CHECK(crypto_open(rx, now, copy, HDR, UINT64_MAX, copy + HDR, len - HDR, out) < 0);
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.malformed == 3);
+
+	/* Nonces never repeat: pn must grow. */
+	CHECK(seal(tx, now, 5, msg, 8, pkt) == 0);
+	CHECK(seal(tx, now, 4, msg, 8, pkt) == 0);
+	CHECK(seal(tx, now, UINT64_MAX, msg, 8, pkt) == 0);
+	CHECK(crypto_seal(tx, now, pkt, 0, 6, msg, 8, out) < 0);
+
+	/* Reordering inside the window: each accepted once. */
+	for (i = 10; i < 20; i++)
+		CHECK((lens[i] = seal(tx, now, (uint64_t)i, msg, 16, store[i])) != 0);
+	for (j = 0; j < sizeof order / sizeof order[0]; j++)
+		CHECK(open_pkt(rx, now, store[order[j]], lens[order[j]], out) == 0);
+	for (i = 10; i < 20; i++)
+		CHECK(open_pkt(rx, now, store[i], lens[i], out) < 0);
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.ok == 11 && st.replay == 11);
+
+	/* The window's edge: 2048 behind the top is too old, 2047 is not. */
+	CHECK((lens[0] = seal(tx, now, 1000, msg, 16, store[0])) != 0);
+	CHECK((lens[1] = seal(tx, now, 1001, msg, 16, store[1])) != 0);
+	CHECK((lens[2] = seal(tx, now, 1000 + CRYPTO_REPLAY_WINDOW, msg, 16, store[2])) != 0);
+	CHECK(open_pkt(rx, now, store[2], lens[2], out) == 0);
+	CHECK(open_pkt(rx, now, store[0], lens[0], out) < 0);
+	CHECK(open_pkt(rx, now, store[1], lens[1], out) == 0);
+	CHECK(open_pkt(rx, now, store[1], lens[1], out) < 0);
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.ok == 13 && st.old == 1 && st.replay == 12);
+
+	/* A jump far ahead clears the whole window. */
+	pn = 1000000;
+	CHECK((lens[3] = seal(tx, now, pn, msg, 16, store[3])) != 0);
+	CHECK((lens[4] = seal(tx, now, pn + 1, msg, 16, store[4])) != 0);
+	CHECK(open_pkt(rx, now, store[4], lens[4], out) == 0);
+	CHECK(open_pkt(rx, now, store[3], lens[3], out) == 0);
+	CHECK(open_pkt(rx, now, store[2], lens[2], out) < 0);
+
+	/* Wrong key: authentication failure. */
+	randombytes_buf(key2, 32);
+	crypto_rx_free(rx);
+	rx = crypto_rx_new(key2);
+	CHECK(open_pkt(rx, now, store[4], lens[4], out) < 0);
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.auth == 1 && st.ok == 0);
+out:
+	crypto_tx_free(tx);
+	crypto_rx_free(rx);
+}
+
+static void
+test_rekey(void)
+{
+	uint8_t key[32], msg[100], pkts[40][160], out[160];
+	size_t lens[40];
+	struct crypto_tx *tx;
+	struct crypto_rx *rx;
+	struct crypto_rx_stats st;
+	uint64_t now = 5000000;
+	int i;
+
+	randombytes_buf(key, 32);
+	randombytes_buf(msg, sizeof msg);
+
+	/* By packets: a new key every 5 packets, followed in order. */
+	tx = crypto_tx_new(key, now);
+	rx = crypto_rx_new(key);
+	crypto_test_set_limits(tx, 5, CRYPTO_REKEY_BYTES, CRYPTO_REKEY_US);
+	for (i = 0; i < 20; i++) {
+		CHECK((lens[i] = seal(tx, now, (uint64_t)i, msg, 10, pkts[i])) != 0);
+		CHECK((pkts[i][0] & CRYPTO_HDR_PHASE) == (i / 5) % 2);
+		CHECK(open_pkt(rx, now, pkts[i], lens[i], out) == 0 &&
+		    memcmp(out, msg, 10) == 0);
+	}
+	crypto_rx_get_stats(rx, &st);
+	CHECK(crypto_tx_rekeys(tx) == 3 && st.rekeys == 3 && st.ok == 20);
+	crypto_tx_free(tx);
+	crypto_rx_free(rx);
+
+	/* Reordered across a key change: the old key is kept a while. */
+	tx = crypto_tx_new(key, now);
+	rx = crypto_rx_new(key);
+	crypto_test_set_limits(tx, 5, CRYPTO_REKEY_BYTES, CRYPTO_REKEY_US);
+	for (i = 0; i < 15; i++)
+		CHECK((lens[i] = seal(tx, now, (uint64_t)i, msg, 10, pkts[i])) != 0);
+	for (i = 0; i < 3; i++)
+		CHECK(open_pkt(rx, now, pkts[i], lens[i], out) == 0);
+	for (i = 6; i < 9; i++)					/* phase 1 */
+		CHECK(open_pkt(rx, now, pkts[i], lens[i], out) == 0);
+	CHECK(open_pkt(rx, now, pkts[3], lens[3], out) == 0);	/* phase 0, late */
+	CHECK(open_pkt(rx, now, pkts[5], lens[5], out) == 0);	/* phase 1, late */
+	CHECK(open_pkt(rx, now, pkts[3], lens[3], out) < 0);	/* replay */
+	/* After CRYPTO_PREV_KEY_US the old key is gone. */
+	CHECK(open_pkt(rx, now + CRYPTO_PREV_KEY_US, pkts[4], lens[4], out) < 0);
+	CHECK(open_pkt(rx, now + CRYPTO_PREV_KEY_US, pkts[9], lens[9], out) == 0);
+	CHECK(open_pkt(rx, now + CRYPTO_PREV_KEY_US, pkts[12], lens[12], out) == 0);
+	CHECK(open_pkt(rx, now + CRYPTO_PREV_KEY_US, pkts[10], lens[10], out) == 0);
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.ok == 11 && st.auth == 1 && st.replay == 1 && st.rekeys == 2);
+	/* A forged packet claiming the next phase changes nothing. */
+	memcpy(out, pkts[14], lens[14]);
+	out[0] ^= CRYPTO_HDR_PHASE;
+	CHECK(open_pkt(rx, now, out, lens[14], pkts[39]) < 0);
+	CHECK(open_pkt(rx, now, pkts[14], lens[14], out) == 0);
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.rekeys == 2 && st.auth == 2);
+	crypto_tx_free(tx);
+	crypto_rx_free(rx);
+
+	/* By bytes: 100-byte packets, a new key after 250 bytes. */
+	tx = crypto_tx_new(key, now);
+	rx = crypto_rx_new(key);
+	crypto_test_set_limits(tx, CRYPTO_REKEY_PKTS, 250, CRYPTO_REKEY_US);
+	for (i = 0; i < 9; i++) {
+		CHECK((lens[i] = seal(tx, now, (uint64_t)i, msg, 100, pkts[i])) != 0);
+		CHECK(open_pkt(rx, now, pkts[i], lens[i], out) == 0);
+	}
+	CHECK(crypto_tx_rekeys(tx) == 4);
+	crypto_tx_free(tx);
+	crypto_rx_free(rx);
+
+	/* By time, with the default limits. */
+	tx = crypto_tx_new(key, now);
+	rx = crypto_rx_new(key);
+	for (i = 0; i < 6; i++) {
+		uint64_t t = now + (uint64_t)i * (CRYPTO_REKEY_US / 2);
+
+		CHECK((lens[i] = seal(tx, t, (uint64_t)i, msg, 10, pkts[i])) != 0);
+		CHECK(open_pkt(rx, t, pkts[i], lens[i], out) == 0);
+	}
+	CHECK(crypto_tx_rekeys(tx) == 2);
+	crypto_rx_get_stats(rx, &st);
+	CHECK(st.rekeys == 2 && st.ok == 6);
+	crypto_tx_free(tx);
+	crypto_rx_free(rx);
+}
+
+/* Identity file and text forms. */
+
+static void
+test_identity(void)
+{
+	char dir[] = "/tmp/unit_crypto.XXXXXX", path[256], link[256], text[CRYPTO_KEY_B64_LEN + 1];
+	char fp[CRYPTO_FP_LEN + 1], bad[64];
+	struct crypto_identity id, id2;
+	uint8_t key[32], pub[32];
+	struct stat st;
+	bool created;
+	int fd;
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		failures++;
+		return;
+	}
+	snprintf(path, sizeof path, "%s/a/b/key", dir);
+	CHECK(crypto_load_or_create_identity(path, &id, &created) == 0 && created);
+	CHECK(stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600);
+	CHECK(st.st_size == CRYPTO_KEY_B64_LEN + 1);
+	snprintf(link, sizeof link, "%s/a/b", dir);
+	CHECK(stat(link, &st) == 0 && (st.st_mode & 0777) == 0700);
+	crypto_scalarmult_base(pub, id.priv);
+	CHECK(crypto_key_equal(pub, id.pub));
+
+	CHECK(crypto_load_or_create_identity(path, &id2, &created) == 0 && !created);
+	CHECK(crypto_key_equal(id.priv, id2.priv) && crypto_key_equal(id.pub, id2.pub));
+
+	CHECK(chmod(path, 0644) == 0);
+	CHECK(crypto_load_or_create_identity(path, &id2, &created) < 0);
+	CHECK(chmod(path, 0640) == 0);
+	CHECK(crypto_load_or_create_identity(path, &id2, &created) < 0);
+	CHECK(chmod(path, 0600) == 0);
+	snprintf(link, sizeof link, "%s/link", dir);
+	CHECK(symlink(path, link) == 0);
+	CHECK(crypto_load_or_create_identity(link, &id2, &created) < 0);
+	CHECK(crypto_load_or_create_identity(link, &id2, &created) < 0);
+	/* A directory is not a key file either. */
+	snprintf(link, sizeof link, "%s/a", dir);
+	CHECK(crypto_load_or_create_identity(link, &id2, &created) < 0);
+
+	/* Malformed contents. */
+	snprintf(link, sizeof link, "%s/bad", dir);
+	fd = open(link, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0 && write(fd, "not a key\n", 10) == 10);
+	close(fd);
+	CHECK(crypto_load_or_create_identity(link, &id2, &created) < 0);
+	/* Without the final newline it is fine; with extra lines it is not. */
+	crypto_key_to_text(id.priv, text);
+	unlink(link);
+	fd = open(link, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0 && write(fd, text, CRYPTO_KEY_B64_LEN) == CRYPTO_KEY_B64_LEN);
+	close(fd);
+	CHECK(crypto_load_or_create_identity(link, &id2, &created) == 0 && !created &&
+	    crypto_key_equal(id2.pub, id.pub));
+	fd = open(link, O_WRONLY | O_APPEND);
+	CHECK(fd >= 0 && write(fd, "\n\n", 2) == 2);
+	close(fd);
+	CHECK(crypto_load_or_create_identity(link, &id2, &created) < 0);
+	unlink(link);
+
+	/* Public key text: round trip and strictness. */
+	crypto_key_to_text(id.pub, text);
+	CHECK(strlen(text) == CRYPTO_KEY_B64_LEN && text[43] == '=');
+	CHECK(crypto_key_from_text(text, key) == 0 && crypto_key_equal(key, id.pub));
+	CHECK(crypto_key_from_text("", key) < 0);
+	snprintf(bad, sizeof bad, "%.43s", text);
+	CHECK(crypto_key_from_text(bad, key) < 0);
+	snprintf(bad, sizeof bad, "%s\n", text);
+	CHECK(crypto_key_from_text(bad, key) < 0);
+	snprintf(bad, sizeof bad, " %.43s", text);
+	CHECK(crypto_key_from_text(bad, key) < 0);
+	snprintf(bad, sizeof bad, "%s", text);
+	bad[10] = '-';
+	CHECK(crypto_key_from_text(bad, key) < 0);
+	snprintf(bad, sizeof bad, "%s", text);
+	bad[43] = 'A';
+	CHECK(crypto_key_from_text(bad, key) < 0);
+	/* Non-zero padding bits: 'B' in the last position decodes to the
+	 * same first bytes as 'A' with a leftover bit. */
+	memset(key, 0, 32);
+	crypto_key_to_text(key, bad);
+	CHECK(strcmp(bad, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=") == 0);
+	bad[42] = 'B';
+	CHECK(crypto_key_from_text(bad, key) < 0);
+
+	/* Fingerprints and matching. */
+	crypto_fingerprint(id.pub, fp);
+	CHECK(strlen(fp) == CRYPTO_FP_LEN && strncmp(fp, "SHA256:", 7) == 0);
+	CHECK(crypto_key_matches(fp, id.pub));
+	CHECK(crypto_key_matches(text, id.pub));
+	CHECK(!crypto_key_matches(fp, key));
+	CHECK(!crypto_key_matches(text, key));
+	fp[20] ^= 1;
+	CHECK(!crypto_key_matches(fp, id.pub));
+	CHECK(!crypto_key_matches("SHA256:", id.pub));
+	/* A known value: the all-zero key. */
+	memset(key, 0, 32);
+	crypto_fingerprint(key, fp);
+	CHECK(strcmp(fp, "SHA256:Zmh6rfhivXdsj8GLjp+OIAiXFIVu4jOzkCpZHQ1fKSU") == 0);
+
+	crypto_identity_wipe(&id);
+	crypto_identity_wipe(&id2);
+	snprintf(link, sizeof link, "rm -rf '%s'", dir);
+	CHECK(system(link) == 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	int n;
+
+	(void)argc;
+	if (crypto_init() < 0)
+		return 1;
+	fprintf(stderr, "(the diagnostics below come from inputs refused on purpose)\n");
+	n = test_vectors(argv[0]);
+	printf("%d Noise vectors\n", n);
+	CHECK(n >= 11);
+	test_handshake();
+	test_record();
+	test_rekey();
+	test_identity();
+	if (failures) {
+		fprintf(stderr, "%d checks failed\n", failures);
+		return 1;
+	}
+	printf("all passed\n");
+	return 0;
+}
