@@ -33,8 +33,10 @@
  * are "SHA256:" and the unpadded base64 of SHA-256(public key), as ssh
  * shows them.
  *
- * Secrets are kept in sodium_malloc'd memory and wiped when freed.
- * Functions print one diagnostic where an error is found, unless noted.
+ * Handshake and record-layer states live in sodium_malloc'd memory
+ * (guarded, wiped when freed); callers wipe their own copies of keys
+ * (sodium_memzero, crypto_identity_wipe).  Functions print one diagnostic
+ * where an error is found, unless noted.
  */
 #ifndef CRYPTO_H
 #define CRYPTO_H
@@ -80,10 +82,10 @@ bool crypto_hs_done(const struct crypto_hs *hs);
 
 /* crypto_hs_write writes the next message carrying payload into out (cap
  * bytes) and sets *outlen.  crypto_hs_read reads the peer's next message
- * into payload (cap bytes) and sets *paylen.  0, or -1: out of turn, too
- * long, or (read) not authentic; the handshake is then dead and every
- * further call fails.  read prints nothing for a message that fails to
- * decrypt (it may be forged); the caller counts or logs it. */
+ * into payload (cap bytes) and sets *paylen.  Buffers must not overlap.
+ * 0, or -1: out of turn, too long, a low-order key, or (read) malformed or
+ * not authentic; the handshake is then dead and every further call fails.
+ * They print nothing (a message may be forged): the caller logs it. */
 int crypto_hs_write(struct crypto_hs *hs, const void *payload, size_t len,
     uint8_t *out, size_t cap, size_t *outlen);
 int crypto_hs_read(struct crypto_hs *hs, const uint8_t *msg, size_t len,
