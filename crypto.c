@@ -852,6 +852,163 @@ crypto_open(struct crypto_rx *rx, uint64_t now, const uint8_t *hdr, size_t hdrle
 	return 0;
 }
 
+/* CPace (draft-irtf-cfrg-cpace-21, sections 7 and 8.3, appendix A). */
+
+/* Section 8.3: G_Ristretto255.DSI; SHA-512's input block (H.s_in_bytes). */
+#define CPACE_DSI	"CPaceRistretto255"
+#define CPACE_DSI_ISK	"CPaceRistretto255_ISK"
+#define CPACE_BLOCK	128
+
+struct crypto_cpace {
+	uint8_t g[CRYPTO_CPACE_SHARE_LEN];	/* generator, from the password */
+	uint8_t y[crypto_core_ristretto255_SCALARBYTES];
+	uint8_t share[CRYPTO_CPACE_SHARE_LEN];
+	bool used;
+	size_t sidlen;
+	uint8_t sid[CRYPTO_CPACE_SID_MAX];
+};
+
+/* Appendix A.1: the length of prepend_len(): LEB128 of len, then len. */
+static size_t
+leb128_len(size_t len)
+{
+	size_t n = 1;
+
+	while (len >= 128) {
+		len >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Hash prepend_len(data): its LEB128 length, then the data. */
+static void
+sha512_lv(crypto_hash_sha512_state *st, const void *data, size_t len)
+{
+	uint8_t b[10];
+	size_t n = 0, v = len;
+
+	do {
+		b[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			b[n] |= 0x80;
+		n++;
+	} while (v);
+	crypto_hash_sha512_update(st, b, n);
+	if (len > 0)
+		crypto_hash_sha512_update(st, data, len);
+}
+
+/* A fresh scalar and share (section 8.3's sample_scalar: 32 random bytes
+ * with the bits above group_size_bits, 252, cleared).  0 or -1. */
+static int
+cpace_share(struct crypto_cpace *c, const uint8_t *y)
+{
+	if (y)
+		memcpy(c->y, y, sizeof c->y);
+	else
+		randombytes_buf(c->y, sizeof c->y);
+	c->y[31] &= 0x0f;
+	return crypto_scalarmult_ristretto255(c->share, c->y, c->g) == 0 ? 0 : -1;
+}
+
+struct crypto_cpace *
+crypto_cpace_start(const void *prs, size_t prslen, const void *ci, size_t cilen,
+    const void *sid, size_t sidlen, uint8_t share[CRYPTO_CPACE_SHARE_LEN])
+{
+	static const uint8_t zeros[CPACE_BLOCK];
+	crypto_hash_sha512_state st;
+	uint8_t h[crypto_hash_sha512_BYTES];
+	struct crypto_cpace *c;
+	size_t used, zpad;
+
+	if (sidlen > CRYPTO_CPACE_SID_MAX) {
+		log_err("CPace session id too long (%zu bytes)", sidlen);
+		return NULL;
+	}
+	if (!(c = sodium_malloc(sizeof *c))) {
+		log_errno("sodium_malloc");
+		return NULL;
+	}
+	memset(c, 0, sizeof *c);
+	memcpy(c->sid, sid, sidlen);
+	c->sidlen = sidlen;
+
+	/* Section 8.1: generator_string = lv_cat(DSI, PRS, zero_bytes(len_zpad),
+	 * CI, sid), the padding filling SHA-512's first block. */
+	used = leb128_len(prslen) + prslen + leb128_len(strlen(CPACE_DSI)) +
+	    strlen(CPACE_DSI) + 1;
+	zpad = used < CPACE_BLOCK ? CPACE_BLOCK - used : 0;
+	crypto_hash_sha512_init(&st);
+	sha512_lv(&st, CPACE_DSI, strlen(CPACE_DSI));
+	sha512_lv(&st, prs, prslen);
+	sha512_lv(&st, zeros, zpad);
+	sha512_lv(&st, ci, cilen);
+	sha512_lv(&st, sid, sidlen);
+	crypto_hash_sha512_final(&st, h);
+	crypto_core_ristretto255_from_hash(c->g, h);
+	sodium_memzero(h, sizeof h);
+	sodium_memzero(&st, sizeof st);
+
+	if (cpace_share(c, NULL) < 0) {
+		log_err("CPace: no valid share");
+		sodium_free(c);
+		return NULL;
+	}
+	memcpy(share, c->share, CRYPTO_CPACE_SHARE_LEN);
+	return c;
+}
+
+int
+crypto_test_cpace_set_scalar(struct crypto_cpace *c, const uint8_t y[32],
+    uint8_t share[CRYPTO_CPACE_SHARE_LEN])
+{
+	if (c->used || cpace_share(c, y) < 0)
+		return -1;
+	memcpy(share, c->share, CRYPTO_CPACE_SHARE_LEN);
+	return 0;
+}
+
+int
+crypto_cpace_finish(struct crypto_cpace *c, bool initiator, const void *ad, size_t adlen,
+    const uint8_t peer_share[CRYPTO_CPACE_SHARE_LEN], const void *peer_ad,
+    size_t peer_adlen, uint8_t isk[CRYPTO_CPACE_ISK_LEN])
+{
+	crypto_hash_sha512_state st;
+	uint8_t k[CRYPTO_CPACE_SHARE_LEN];
+
+	if (c->used)
+		return -1;
+	c->used = true;
+	/* scalar_mult_vfy: libsodium fails on an invalid encoding and on the
+	 * identity, and section 7.2 says to abort on both. */
+	if (crypto_scalarmult_ristretto255(k, c->y, peer_share) < 0) {
+		sodium_memzero(c->y, sizeof c->y);
+		return -1;
+	}
+	/* ISK = H(lv_cat(DSI || "_ISK", sid, K) || transcript_ir(Ya, ADa, Yb, ADb)) */
+	crypto_hash_sha512_init(&st);
+	sha512_lv(&st, CPACE_DSI_ISK, strlen(CPACE_DSI_ISK));
+	sha512_lv(&st, c->sid, c->sidlen);
+	sha512_lv(&st, k, sizeof k);
+	sha512_lv(&st, initiator ? c->share : peer_share, CRYPTO_CPACE_SHARE_LEN);
+	sha512_lv(&st, initiator ? ad : peer_ad, initiator ? adlen : peer_adlen);
+	sha512_lv(&st, initiator ? peer_share : c->share, CRYPTO_CPACE_SHARE_LEN);
+	sha512_lv(&st, initiator ? peer_ad : ad, initiator ? peer_adlen : adlen);
+	crypto_hash_sha512_final(&st, isk);
+	sodium_memzero(k, sizeof k);
+	sodium_memzero(c->y, sizeof c->y);
+	return 0;
+}
+
+void
+crypto_cpace_free(struct crypto_cpace *c)
+{
+	if (c)
+		sodium_free(c);
+}
+
 /* Identity and text forms. */
 
 void

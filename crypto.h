@@ -151,6 +151,33 @@ uint64_t crypto_tx_rekeys(const struct crypto_tx *tx);
 void crypto_test_set_limits(struct crypto_tx *tx, uint64_t pkts, uint64_t bytes,
     uint64_t us);
 
+/* CPace (draft-irtf-cfrg-cpace-21, ristretto255 and SHA-512, with
+ * initiator and responder roles), the PAKE of the passphrase mode.  Both
+ * sides start with the same prs (the passphrase), ci (channel identifier)
+ * and sid (session id, up to CRYPTO_CPACE_SID_MAX bytes) and get their
+ * share to send, with their associated data ad, to the peer.
+ * crypto_cpace_finish takes the peer's share and ad and gives the ISK,
+ * equal on both sides if and only if prs, ci, sid and both messages match.
+ * start returns NULL on ENOMEM or a bad sid length (printing why); finish
+ * returns -1, printing nothing, when the peer's share is invalid or the
+ * identity (abort the session), and can be called once.  Freed (wiped) by
+ * crypto_cpace_free, a no-op on NULL. */
+#define CRYPTO_CPACE_SHARE_LEN	32
+#define CRYPTO_CPACE_ISK_LEN	64
+#define CRYPTO_CPACE_SID_MAX	64
+struct crypto_cpace;
+struct crypto_cpace *crypto_cpace_start(const void *prs, size_t prslen,
+    const void *ci, size_t cilen, const void *sid, size_t sidlen,
+    uint8_t share[CRYPTO_CPACE_SHARE_LEN]);
+int crypto_cpace_finish(struct crypto_cpace *c, bool initiator, const void *ad,
+    size_t adlen, const uint8_t peer_share[CRYPTO_CPACE_SHARE_LEN],
+    const void *peer_ad, size_t peer_adlen, uint8_t isk[CRYPTO_CPACE_ISK_LEN]);
+void crypto_cpace_free(struct crypto_cpace *c);
+/* Test hook: use scalar y (little-endian) instead of a random one; gives
+ * the new share.  0, or -1 when y gives no valid share. */
+int crypto_test_cpace_set_scalar(struct crypto_cpace *c, const uint8_t y[32],
+    uint8_t share[CRYPTO_CPACE_SHARE_LEN]);
+
 /* Identity.  Loads the private key in path, or creates a new one there
  * (and its directory) when path does not exist; sets *created accordingly.
  * 0, or -1 after printing why, quoting path. */

@@ -558,6 +558,82 @@ test_rekey(void)
 	crypto_rx_free(rx);
 }
 
+/* CPace, against draft-irtf-cfrg-cpace-21 appendix B.3 (ristretto255,
+ * SHA-512). */
+
+static void
+from_hex(const char *s, uint8_t *out, size_t len)
+{
+	struct bytes b;
+
+	if (unhex(s, &b) < 0 || b.len != len) {
+		fprintf(stderr, "bad hex in the test: %s\n", s);
+		failures++;
+		memset(out, 0, len);
+		return;
+	}
+	memcpy(out, b.b, len);
+}
+
+static void
+test_cpace(void)
+{
+	static const uint8_t ci[] = "\x0b" "A_initiator" "\x0b" "B_responder";
+	uint8_t sid[16], ya[32], yb[32], Ya[32], Yb[32], isk[64], sa[32], sb[32];
+	uint8_t ia[64], ib[64], bad[32];
+	struct crypto_cpace *a, *b;
+
+	from_hex("7e4b4791d6a8ef019b936c79fb7f2c57", sid, 16);
+	from_hex("da3d23700a9e5699258aef94dc060dfda5ebb61f02a5ea77fad53f4ff0976d08", ya, 32);
+	from_hex("d2316b454718c35362d83d69df6320f38578ed5984651435e2949762d900b80d", yb, 32);
+	from_hex("d6bac480f2c386c394efc7c47adb9925dcd2630b64f240c50f8d0eec482b9157", Ya, 32);
+	from_hex("3ea7e0b19560d7c0b0f5734f63b955286dfa8232b5ebe63324e2d9e7433f7258", Yb, 32);
+	from_hex("b69effbf61b51d56401c0f65601abe428de8206feaaf0e32198896dcae7b35cd"
+	    "2b38950a39dfd5d4a79164614c2984f7daa460b588c1e80c3fa2068af7900447", isk, 64);
+
+	a = crypto_cpace_start("Password", 8, ci, sizeof ci - 1, sid, sizeof sid, sa);
+	b = crypto_cpace_start("Password", 8, ci, sizeof ci - 1, sid, sizeof sid, sb);
+	CHECK(a && b);
+	if (!a || !b)
+		goto out;
+	CHECK(crypto_test_cpace_set_scalar(a, ya, sa) == 0 && memcmp(sa, Ya, 32) == 0);
+	CHECK(crypto_test_cpace_set_scalar(b, yb, sb) == 0 && memcmp(sb, Yb, 32) == 0);
+	CHECK(crypto_cpace_finish(a, true, "ADa", 3, sb, "ADb", 3, ia) == 0);
+	CHECK(crypto_cpace_finish(b, false, "ADb", 3, sa, "ADa", 3, ib) == 0);
+	CHECK(memcmp(ia, isk, 64) == 0 && memcmp(ib, isk, 64) == 0);
+	CHECK(crypto_cpace_finish(a, true, "ADa", 3, sb, "ADb", 3, ia) < 0);	/* once */
+	crypto_cpace_free(a);
+	crypto_cpace_free(b);
+
+	/* B.3.11: an invalid encoding and the identity are refused. */
+	a = crypto_cpace_start("Password", 8, ci, sizeof ci - 1, sid, sizeof sid, sa);
+	from_hex("2b3c6b8c4f3800e7aef6864025b4ed79bd599117e427c41bd47d93d654b4a51c", bad, 32);
+	CHECK(crypto_cpace_finish(a, true, "", 0, bad, "", 0, ia) < 0);
+	crypto_cpace_free(a);
+	a = crypto_cpace_start("Password", 8, ci, sizeof ci - 1, sid, sizeof sid, sa);
+	memset(bad, 0, 32);
+	CHECK(crypto_cpace_finish(a, true, "", 0, bad, "", 0, ia) < 0);
+	crypto_cpace_free(a);
+
+	/* Random scalars: the same password agrees, another one does not. */
+	a = crypto_cpace_start("correct horse", 13, "ci", 2, sid, 0, sa);
+	b = crypto_cpace_start("correct horse", 13, "ci", 2, sid, 0, sb);
+	CHECK(crypto_cpace_finish(a, true, "x", 1, sb, "", 0, ia) == 0);
+	CHECK(crypto_cpace_finish(b, false, "", 0, sa, "x", 1, ib) == 0);
+	CHECK(memcmp(ia, ib, 64) == 0);
+	crypto_cpace_free(a);
+	crypto_cpace_free(b);
+	a = crypto_cpace_start("correct horse", 13, "ci", 2, sid, 0, sa);
+	b = crypto_cpace_start("correct horsf", 13, "ci", 2, sid, 0, sb);
+	CHECK(crypto_cpace_finish(a, true, "", 0, sb, "", 0, ia) == 0);
+	CHECK(crypto_cpace_finish(b, false, "", 0, sa, "", 0, ib) == 0);
+	CHECK(memcmp(ia, ib, 64) != 0);
+	CHECK(!crypto_cpace_start("p", 1, "", 0, sid, CRYPTO_CPACE_SID_MAX + 1, sa));
+out:
+	crypto_cpace_free(a);
+	crypto_cpace_free(b);
+}
+
 /* Identity file and text forms. */
 
 static void
@@ -688,6 +764,7 @@ main(int argc, char **argv)
 	test_handshake();
 	test_record();
 	test_rekey();
+	test_cpace();
 	test_identity();
 	if (failures) {
 		fprintf(stderr, "%d checks failed\n", failures);
