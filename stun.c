@@ -337,10 +337,10 @@ stun_parse(const uint8_t *buf, size_t len, struct stun_view *v)
 	v->method = (t & 0x000f) | (t & 0x00e0) >> 1 | (t & 0x3e00) >> 2;
 	v->cls = t & STUN_ERROR;
 	v->txid = buf + 8;
+	/* off and len are multiples of 4 (stun_is_message), so an
+	 * attribute header is always whole. */
 	for (off = STUN_HEADER_LEN; off < len;
 	    off += ATTR_HEADER_LEN + PAD4(alen)) {
-		if (len - off < ATTR_HEADER_LEN)
-			return bad("truncated attribute header");
 		type = get16(buf + off);
 		alen = get16(buf + off + 2);
 		if (PAD4(alen) > len - off - ATTR_HEADER_LEN)

@@ -92,9 +92,17 @@ struct stun_view {
 		uint16_t type, len;
 		uint32_t off;		/* of the value, from buf */
 	}		 attr[STUN_MAX_ATTRS];
-	int		 nunknown;	/* comprehension-required, not understood */
+	int		 nunknown;	/* comprehension-required ones not
+					   understood, the first few */
 	uint16_t	 unknown[STUN_MAX_UNKNOWN];
 };
+
+/* The transaction id of a message being built, to match responses. */
+static inline const uint8_t *
+stun_txid(const struct stun_msg *m)
+{
+	return m->buf + 8;
+}
 
 /* Header test for demultiplexing a datagram. */
 bool stun_is_message(const uint8_t *buf, size_t len);

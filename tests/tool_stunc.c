@@ -111,7 +111,7 @@ transact(const struct stun_msg *req, uint8_t *buf, size_t size,
 		if (stun_parse(buf, n, v) == 0 &&
 		    (stun_get(v, STUN_ATTR_FINGERPRINT, NULL) == NULL ||
 		    stun_check_fingerprint(v) == 0) &&
-		    memcmp(v->txid, req->buf + 8, STUN_TXID_LEN) == 0 &&
+		    memcmp(v->txid, stun_txid(req), STUN_TXID_LEN) == 0 &&
 		    v->cls != STUN_REQUEST && v->cls != STUN_INDICATION)
 			return 0;
 	}

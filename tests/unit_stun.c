@@ -311,6 +311,7 @@ test_rfc5769(void)
 	CHECK(stun_check_fingerprint(&v) == 0);
 	/* Rebuilt byte for byte; the RFC pads with spaces. */
 	stun_init(&m, STUN_TYPE(STUN_BINDING, STUN_REQUEST), txid);
+	CHECK(memcmp(stun_txid(&m), txid, STUN_TXID_LEN) == 0);
 	m.pad = ' ';
 	stun_add(&m, STUN_ATTR_SOFTWARE, "STUN test client", 16);
 	p = stun_get(&v, 0x0024, &len);
@@ -389,6 +390,7 @@ test_types(void)
 	static const uint16_t cls[] = {
 		STUN_REQUEST, STUN_INDICATION, STUN_SUCCESS, STUN_ERROR,
 	};
+	uint8_t txid[STUN_TXID_LEN];
 	int method, c, ok = 1;
 
 	/* RFC 8489 §5 and RFC 8656 §17 wire values. */
@@ -404,6 +406,11 @@ test_types(void)
 	CHECK(STUN_TYPE(STUN_CREATE_PERMISSION, STUN_REQUEST) == 0x0008);
 	CHECK(STUN_TYPE(STUN_CHANNEL_BIND, STUN_SUCCESS) == 0x0109);
 	CHECK(STUN_TYPE(0xfff, STUN_ERROR) == 0x3fff);
+	/* Without one, the transaction id is random. */
+	stun_init(&m, STUN_TYPE(STUN_BINDING, STUN_REQUEST), NULL);
+	memcpy(txid, stun_txid(&m), STUN_TXID_LEN);
+	stun_init(&m, STUN_TYPE(STUN_BINDING, STUN_REQUEST), NULL);
+	CHECK(memcmp(txid, stun_txid(&m), STUN_TXID_LEN) != 0);
 	/* Every method and class survives a build and a parse. */
 	for (method = 0; method <= 0xfff; method++) {
 		for (c = 0; c < 4; c++) {
@@ -769,7 +776,8 @@ test_fuzz(void)
 	struct sockaddr_storage a6 = addr("2001:db8::2", 9);
 
 	/* One more seed with every kind of attribute. */
-	stun_init(&m, STUN_TYPE(STUN_ALLOCATE, STUN_ERROR), NULL);
+	stun_init(&m, STUN_TYPE(STUN_ALLOCATE, STUN_ERROR),
+	    (const uint8_t *)"fuzz-txid-12");
 	stun_add_addr(&m, STUN_ATTR_XOR_RELAYED_ADDRESS, (struct sockaddr *)&a6);
 	stun_add_error(&m, 401, "Unauthorized");
 	stun_add_unknown(&m, (const uint16_t[]){ 1, 2, 3 }, 3);
