@@ -21,6 +21,7 @@
 /* RFC 8489 §5: "The most significant 2 bits of every STUN message MUST
  * be zeroes." */
 #define TYPE_TOP_BITS		0xc0
+#define TYPE_MASK		0x3fff
 /* RFC 8489 §14: "Each STUN attribute MUST end on a 32-bit boundary." */
 #define PAD4(n)			(((n) + 3) & ~(size_t)3)
 #define ATTR_HEADER_LEN		4
@@ -98,7 +99,7 @@ stun_is_message(const uint8_t *buf, size_t len)
 void
 stun_init(struct stun_msg *m, uint16_t type, const uint8_t *txid)
 {
-	put16(m->buf, type & 0x3fff);
+	put16(m->buf, type & TYPE_MASK);
 	put16(m->buf + 2, 0);
 	put32(m->buf + 4, MAGIC_COOKIE);
 	if (txid != NULL)
