@@ -138,9 +138,10 @@ int stun_check_integrity(const struct stun_view *, const uint8_t *key,
 /* 0 if FINGERPRINT is present and matches; else -1. */
 int stun_check_fingerprint(const struct stun_view *);
 
-/* RFC 8489 §9.2.2: key = MD5(username ":" realm ":" password).  The
- * OpaqueString profile (SASLprep) is left out: it is the identity for
- * ASCII, which is all p2pcat's configuration accepts. */
+/* RFC 8489 §9.2.2: key = MD5(username ":" OpaqueString(realm) ":"
+ * OpaqueString(password)).  The OpaqueString (formerly SASLprep) step is
+ * left out: it is the identity for printable ASCII, so callers pass
+ * ASCII or strings already prepared. */
 void stun_lt_key(uint8_t key[STUN_LT_KEY_LEN], const char *user,
     const char *realm, const char *pass);
 
