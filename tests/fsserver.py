@@ -25,6 +25,7 @@ emulator; see the googleapis google/firestore/v1 protos and the REST reference)
     POST   ...documents:commit  writes (update + updateMask + updateTransforms,
                                delete, verify, transform) applied in order,
                                atomically, all with the same commitTime
+    POST   ...documents:batchWrite  (not atomic: writeResults + per-write status)
     POST   ...documents:batchGet, :beginTransaction, :rollback,
            ...documents[/c/d]:listCollectionIds
   Values: exactly one value key; integerValue int64 as a JSON string; double
@@ -60,13 +61,15 @@ emulator; see the googleapis google/firestore/v1 protos and the REST reference)
          form grant_type=refresh_token&refresh_token=RT
          -> {access_token, expires_in, token_type, refresh_token, id_token,
              user_id, project_id}
+    POST /identitytoolkit.googleapis.com/v1/accounts:lookup?key=KEY {idToken}
     POST /identitytoolkit.googleapis.com/v1/accounts:delete?key=KEY {idToken}
   ID tokens are unsigned JWTs (alg "none"), as the Auth emulator issues.
 
 KNOWN DEVIATIONS
-  No security-rules language (only the switches below); transactions are not
-  locked (beginTransaction IDs are checked, contention never ABORTs unless
-  injected); readTime (point-in-time reads) is not supported; billed-read
+  No security-rules language (only the switches below); transactions are
+  optimistic, not locked: a commit ABORTs (409) if a document its
+  transaction read has changed since, where real Firestore would have made
+  the other writer wait; readTime (point-in-time reads) is not supported; billed-read
   accounting follows the pricing page (>= 1 read per query/list, 1 per get,
   1 per batchGet document) but is an approximation; composite-index
   detection is a heuristic; error messages resemble, not copy, Google's.
@@ -129,6 +132,12 @@ MAX_DOC = 1024 * 1024
 MAX_STRING = 1024 * 1024 - 89
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
+GRPC_NUM = {"CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3,
+            "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "ALREADY_EXISTS": 6,
+            "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
+            "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11,
+            "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14,
+            "DATA_LOSS": 15, "UNAUTHENTICATED": 16}
 HTTP_CODE = {
     "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
     "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404,
@@ -759,7 +768,7 @@ class Store:
         self.lock = threading.RLock()
         self.docs = {}      # full name -> Doc
         self.last_us = 0
-        self.txns = set()
+        self.txns = {}      # id -> {name: updateTime us or None} read so far
 
     def tick(self):
         """A commit time, strictly later than every earlier one."""
@@ -1060,6 +1069,7 @@ class State:
         self.fault_lock = threading.Lock()
         self.tokens = {}        # idToken -> {"uid", "exp"}
         self.refresh = {}       # refreshToken -> uid
+        self.users = {}         # uid -> account info (accounts:lookup)
         self.reset_config()
 
     def reset_config(self):
@@ -1380,9 +1390,11 @@ class Handler(BaseHTTPRequestHandler):
             if m != "POST":
                 raise ApiError("NOT_FOUND", "The requested URL was not found.")
             e["op"] = verb
-            if verb in ("commit", "batchGet", "beginTransaction", "rollback"):
+            if verb in ("commit", "batchGet", "beginTransaction", "rollback", "batchWrite"):
                 if segs:
                     raise ApiError("NOT_FOUND", "The requested URL was not found.")
+            elif verb == "batchWrite" and segs:
+                raise ApiError("NOT_FOUND", "The requested URL was not found.")
             elif len(segs) % 2:
                 raise invalid('Invalid parent "%s": must be a document or the '
                               "database root." % path.name)
@@ -1433,13 +1445,14 @@ class Handler(BaseHTTPRequestHandler):
     def fs_get(self, path, body, who):
         prm = self.params({"mask.fieldPaths", "transaction", "readTime"})
         mask = self.mask_param(prm)
-        self.check_txn(prm.get("transaction", [None])[-1])
         if "readTime" in prm:
             raise ApiError("UNIMPLEMENTED", "readTime is not supported by this test server.")
         self.check_rules(who, [path.segs], reads=1)
         st = self.server.state.store
         self.entry["reads"] += 1
         with st.lock:
+            txn = self.check_txn(prm.get("transaction", [None])[-1])
+            self.note_reads(txn, [path.name])
             d = st.docs.get(path.name)
             if d is None:
                 raise ApiError("NOT_FOUND", 'Document "%s" not found.' % path.name)
@@ -1578,6 +1591,19 @@ class Handler(BaseHTTPRequestHandler):
         if t not in st.txns:
             raise invalid("The referenced transaction has expired or is no "
                           "longer valid.")
+        return st.txns[t]
+
+    def note_reads(self, txn, names):
+        """Remember the versions a transaction read, to ABORT its commit if
+        they change (real Firestore locks them; the visible effect for a
+        REST client is the same ABORTED)."""
+        if txn is None:
+            return
+        st = self.server.state.store
+        for n in names:
+            if n not in txn:
+                d = st.docs.get(n)
+                txn[n] = d.update if d else None
 
     def parse_precondition(self, c, where):
         c = message(c, {"exists", "updateTime"}, where)
@@ -1631,16 +1657,11 @@ class Handler(BaseHTTPRequestHandler):
         a = parse_value({"arrayValue": t[k]}, where + "." + k)
         return (path, k, a["arrayValue"].get("values", []))
 
-    def fs_commit(self, path, body, who):
-        b = self.json_body(body, {"writes", "transaction"})
-        self.check_txn(b.get("transaction"))
+    def parse_writes(self, path, ws, where0=None):
         root = path.root
-        ws = b.get("writes") or []
-        if not isinstance(ws, list):
-            raise invalid("Invalid JSON payload received. 'writes' must be a list.")
         parsed = []
         for i, w in enumerate(ws):
-            where = "writes[%d]" % i
+            where = where0 or "writes[%d]" % i
             w = message(w, {"update", "delete", "transform", "verify", "updateMask",
                             "updateTransforms", "currentDocument"}, where)
             ops = [k for k in ("update", "delete", "transform", "verify") if k in w]
@@ -1677,12 +1698,32 @@ class Handler(BaseHTTPRequestHandler):
                 name = doc_name_or_error(w[op], root)
                 fields = None
             parsed.append((op, name, fields, umask, pre, trans))
+        return parsed
+
+    def fs_commit(self, path, body, who):
+        b = self.json_body(body, {"writes", "transaction"})
+        self.check_txn(b.get("transaction"))
+        ws = b.get("writes") or []
+        if not isinstance(ws, list):
+            raise invalid("Invalid JSON payload received. 'writes' must be a list.")
+        parsed = self.parse_writes(path, ws)
         self.check_rules(who, [split_name(p[1])[1] for p in parsed])
         st = self.server.state.store
         with st.lock:
+            t = b.get("transaction")
+            if t:
+                reads = self.check_txn(t)
+                del st.txns[t]
+                if reads.get("__readOnly__") and parsed:
+                    raise invalid("Cannot modify entities in a read-only transaction.")
+                for n, ver in reads.items():
+                    if n == "__readOnly__":
+                        continue
+                    d = st.docs.get(n)
+                    if (d.update if d else None) != ver:
+                        raise ApiError("ABORTED", "Transaction was aborted: a document "
+                                       "it read (%s) has changed since. Please try again." % n)
             results, now = self.apply_writes(path, parsed)
-            if b.get("transaction"):
-                st.txns.discard(b["transaction"])
         out = {}
         if results:
             out["writeResults"] = results
@@ -1755,7 +1796,6 @@ class Handler(BaseHTTPRequestHandler):
     def fs_batchGet(self, path, body, who):
         b = self.json_body(body, {"documents", "mask", "transaction",
                                   "newTransaction", "readTime"})
-        self.check_txn(b.get("transaction"))
         if "readTime" in b:
             raise ApiError("UNIMPLEMENTED", "readTime is not supported by this test server.")
         mask = None
@@ -1771,9 +1811,10 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state.store
         out = []
         with st.lock:
-            if b.get("newTransaction") is not None:
-                t = self.new_txn()
+            t, txn = self.txn_for_read(b)
+            if t:
                 out.append({"transaction": t})
+            self.note_reads(txn, names)
             rt = fmt_ts(st.read_time())
             for n in names:
                 d = st.docs.get(n)
@@ -1784,15 +1825,54 @@ class Handler(BaseHTTPRequestHandler):
         self.entry["reads"] += max(1, len(names))
         return 200, out
 
-    def new_txn(self):
+    def fs_batchWrite(self, path, body, who):
+        """Non-atomic: each write succeeds or fails on its own."""
+        b = self.json_body(body, {"writes", "labels"})
+        ws = b.get("writes") or []
+        if not isinstance(ws, list):
+            raise invalid("Invalid JSON payload received. 'writes' must be a list.")
+        st = self.server.state.store
+        results, statuses = [], []
+        for i, w in enumerate(ws):
+            try:
+                parsed = self.parse_writes(path, [w], "writes[%d]" % i)
+                self.check_rules(who, [split_name(p[1])[1] for p in parsed])
+                with st.lock:
+                    r, _ = self.apply_writes(path, parsed)
+                results.append(r[0])
+                statuses.append({})
+            except ApiError as e:
+                results.append({})
+                statuses.append({"code": GRPC_NUM.get(e.status, 2), "message": e.message})
+        out = {}
+        if results:
+            out["writeResults"] = results
+            out["status"] = statuses
+        return 200, out
+
+    def new_txn(self, read_only=False):
         t = base64.b64encode(os.urandom(16)).decode()
-        self.server.state.store.txns.add(t)
+        self.server.state.store.txns[t] = {"__readOnly__": True} if read_only else {}
         return t
 
+    def txn_for_read(self, b):
+        """The transaction a read runs in: an existing one, a new one
+        (newTransaction), or None."""
+        if b.get("newTransaction") is not None:
+            o = message(b["newTransaction"], {"readOnly", "readWrite"}, "new_transaction")
+            t = self.new_txn("readOnly" in o)
+            return t, self.server.state.store.txns[t]
+        if b.get("transaction"):
+            return None, self.check_txn(b["transaction"])
+        return None, None
+
     def fs_beginTransaction(self, path, body, who):
-        self.json_body(body, {"options"})
+        b = self.json_body(body, {"options"})
+        o = message(b.get("options") or {}, {"readOnly", "readWrite"}, "options")
+        if "readOnly" in o and "readWrite" in o:
+            raise invalid("options: set only one of readOnly and readWrite.")
         with self.server.state.store.lock:
-            return 200, {"transaction": self.new_txn()}
+            return 200, {"transaction": self.new_txn("readOnly" in o)}
 
     def fs_rollback(self, path, body, who):
         b = self.json_body(body, {"transaction"})
@@ -1801,7 +1881,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state.store
         with st.lock:
             self.check_txn(b["transaction"])
-            st.txns.discard(b["transaction"])
+            del st.txns[b["transaction"]]
         return 200, {}
 
     def run_query(self, path, q, who):
@@ -1854,7 +1934,6 @@ class Handler(BaseHTTPRequestHandler):
     def fs_runQuery(self, path, body, who):
         b = self.json_body(body, {"structuredQuery", "transaction", "newTransaction",
                                   "readTime", "explainOptions"})
-        self.check_txn(b.get("transaction"))
         if "readTime" in b:
             raise ApiError("UNIMPLEMENTED", "readTime is not supported by this test server.")
         if b.get("structuredQuery") is None:
@@ -1863,10 +1942,11 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state.store
         out = []
         with st.lock:
-            if b.get("newTransaction") is not None:
-                out.append({"transaction": self.new_txn()})
-            if not path.segs or (path.name in st.docs or True):
-                rows = self.run_query(path, q, who)
+            t, txn = self.txn_for_read(b)
+            if t:
+                out.append({"transaction": t})
+            rows = self.run_query(path, q, who)
+            self.note_reads(txn, [n for n, _ in rows])
             rt = fmt_ts(st.read_time())
             for name, d in rows:
                 dj = doc_json(name, d, q.select if q.select else None)
@@ -2035,9 +2115,24 @@ class Handler(BaseHTTPRequestHandler):
             rt = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
             with st.log_lock:
                 st.refresh[rt] = uid
+                ms = str(int(time.time() * 1000))
+                st.users[uid] = {"localId": uid, "createdAt": ms, "lastLoginAt": ms,
+                                 "lastRefreshAt": fmt_ts(int(time.time()) * 1000000)}
             return 200, {"kind": "identitytoolkit#SignupNewUserResponse",
                          "idToken": tok, "refreshToken": rt,
                          "expiresIn": str(life), "localId": uid}, False
+        if p == "/identitytoolkit.googleapis.com/v1/accounts:lookup":
+            self.entry["op"] = "auth.lookup"
+            t = st.tokens.get(b.get("idToken") or "")
+            if t is None:
+                raise self.auth_error(400, "INVALID_ID_TOKEN")
+            if t["exp"] <= time.time():
+                raise self.auth_error(400, "TOKEN_EXPIRED")
+            u = st.users.get(t["uid"])
+            if u is None:
+                raise self.auth_error(400, "USER_NOT_FOUND")
+            return 200, {"kind": "identitytoolkit#GetAccountInfoResponse",
+                         "users": [dict(u)]}, False
         if p == "/identitytoolkit.googleapis.com/v1/accounts:delete":
             self.entry["op"] = "auth.delete"
             t = st.tokens.get(b.get("idToken") or "")
@@ -2051,6 +2146,7 @@ class Handler(BaseHTTPRequestHandler):
                     del st.tokens[k]
                 for k in [k for k, v in st.refresh.items() if v == uid]:
                     del st.refresh[k]
+                st.users.pop(uid, None)
             return 200, {"kind": "identitytoolkit#DeleteAccountResponse"}, False
         raise ApiError("NOT_FOUND", "Not found.")
 
@@ -2174,6 +2270,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.log = []
                 st.tokens.clear()
                 st.refresh.clear()
+                st.users.clear()
             with st.fault_lock:
                 st.faults = []
             st.reset_config()

@@ -410,6 +410,31 @@ err("transaction is single-use", req("POST", COMMIT, {"writes": [], "transaction
 s, d = req("POST", V1 + ":beginTransaction", {})
 eq("rollback", req("POST", V1 + ":rollback", {"transaction": d["transaction"]}), (200, {}))
 
+# optimistic transactions: a read document that changes ABORTs the commit
+s, d = req("POST", V1 + ":batchGet", {"documents": [ROOT + "/tx/a"], "newTransaction": {"readWrite": {}}})
+eq("batchGet newTransaction: first element carries the transaction", sorted(d[0]), ["transaction"])
+txn = d[0]["transaction"]
+req("PATCH", V1 + "/tx/a" + q(**{"updateMask.fieldPaths": "bump"}), fields(bump=I(1)))
+err("commit after a concurrent change: ABORTED", req("POST", COMMIT, {"writes": [upd("tx/a", {"v": I(0)})], "transaction": txn}), 409, "ABORTED")
+eq("aborted commit wrote nothing", req("GET", V1 + "/tx/a")[1]["fields"].get("v"), I(1))
+s, d = req("POST", V1 + ":beginTransaction", {})
+txn = d["transaction"]
+eq("get in a transaction", req("GET", V1 + "/tx/a" + q(transaction=txn))[0], 200)
+s, b = req("POST", V1 + ":runQuery", {"structuredQuery": {"from": [{"collectionId": "tx"}]}, "transaction": txn})
+eq("runQuery in a transaction", s, 200)
+s, d = req("POST", COMMIT, {"writes": [upd("tx/a", {"v": I(7)}, updateMask={"fieldPaths": ["v"]})], "transaction": txn})
+eq("uncontended transaction commits", s, 200)
+s, d = req("POST", V1 + ":beginTransaction", {"options": {"readOnly": {}}})
+err("read-only transaction cannot write", req("POST", COMMIT, {"writes": [upd("tx/a", {})], "transaction": d["transaction"]}), 400, "INVALID_ARGUMENT")
+err("unknown transaction", req("GET", V1 + "/tx/a" + q(transaction="bm9wZQ==")), 400, "INVALID_ARGUMENT")
+
+# batchWrite: not atomic, per-write status (google.rpc.Status codes)
+s, d = req("POST", V1 + ":batchWrite", {"writes": [
+    upd("bw/ok", {"v": I(1)}), upd("bw/missing", {"v": I(1)}, currentDocument={"exists": True}), {"delete": ROOT + "/bw/none"}]})
+eq("batchWrite: 200", s, 200)
+eq("batchWrite: statuses", [x.get("code", 0) for x in d["status"]], [0, 5, 0])
+eq("batchWrite: the good write landed", req("GET", V1 + "/bw/ok")[0], 200)
+
 # batchGet
 s, d = req("POST", V1 + ":batchGet", {"documents": [ROOT + "/tx/a", ROOT + "/tx/zz"]})
 eq("batchGet: 200 array", (s, len(d)), (200, 2))
@@ -514,8 +539,12 @@ claims = json.loads(base64.urlsafe_b64decode(d["idToken"].split(".")[1] + "=="))
 eq("idToken claims: user_id/sub = localId", (claims["user_id"], claims["sub"]), (d["localId"], d["localId"]))
 H = {"Authorization": "Bearer " + d["idToken"]}
 eq("issued token accepted", req("GET", V1 + "/tx/a", headers=H)[0], 200)
+s, lk = req("POST", "/identitytoolkit.googleapis.com/v1/accounts:lookup" + q(key="k"), {"idToken": d["idToken"]})
+eq("accounts:lookup", (s, lk["users"][0]["localId"]), (200, d["localId"]))
 time.sleep(2.2)
 err("expired token -> UNAUTHENTICATED", req("GET", V1 + "/tx/a", headers=H), 401, "UNAUTHENTICATED")
+s, lk = req("POST", "/identitytoolkit.googleapis.com/v1/accounts:lookup" + q(key="k"), {"idToken": d["idToken"]})
+eq("accounts:lookup with an expired token", (s, lk["error"]["message"]), (400, "TOKEN_EXPIRED"))
 s, r = req("POST", TOKEN + q(key="k"), raw=urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": d["refreshToken"]}).encode(),
            headers={"Content-Type": "application/x-www-form-urlencoded"})
 eq("refresh: 200", s, 200)

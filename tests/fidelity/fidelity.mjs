@@ -2,6 +2,7 @@
 // over REST) and checks that what it reads back is what it wrote.
 // Usage: node fidelity.mjs HOST PORT      (exit 0 = all assertions passed)
 import { initializeApp } from 'firebase/app';
+import { getAuth, connectAuthEmulator, signInAnonymously } from 'firebase/auth';
 import {
   getFirestore, connectFirestoreEmulator, doc, collection, setDoc, getDoc,
   updateDoc, deleteDoc, addDoc, getDocs, query, where, limit, orderBy,
@@ -161,6 +162,33 @@ eq('near-1MiB document', (await getDoc(doc(db, 'big', 'ok'))).data().s.length, b
 const e = await rejects('over-1MiB document', setDoc(doc(db, 'big', 'no'), { s: big, t: 'y'.repeat(1000) }), 'failed-precondition');
 check('over-1MiB message', /exceeds the maximum allowed size/.test(e.message), e.message);
 check('over-1MiB not stored', !(await getDoc(doc(db, 'big', 'no'))).exists());
+
+// 10. Auth emulator: anonymous sign-in (signUp + lookup), refresh (securetoken),
+// and Firestore requiring the ID tokens it issued.
+const ctl = async (path, body) => {
+  const r = await fetch(`http://${host}:${port}/_test/${path}`, { method: 'POST', body: JSON.stringify(body) });
+  eq(`control ${path}`, r.status, 200);
+};
+const app2 = initializeApp({ projectId: 'demo-fidelity', apiKey: 'fake-key' }, 'authed');
+const auth = getAuth(app2);
+connectAuthEmulator(auth, `http://${host}:${port}`, { disableWarnings: true });
+const db2 = getFirestore(app2);
+connectFirestoreEmulator(db2, host, port);
+const cred = await signInAnonymously(auth);
+check('anonymous user', cred.user.isAnonymous && /^[A-Za-z0-9]{28}$/.test(cred.user.uid), cred.user.uid);
+const tok = await cred.user.getIdTokenResult();
+eq('token claims: user_id', tok.claims.user_id, cred.user.uid);
+eq('token sign-in provider', tok.signInProvider, 'anonymous');
+await ctl('config', { auth: 'issued' });
+await rejects('no token while auth is required', getDoc(alice), 'permission-denied');
+eq('signed-in client reads', (await getDoc(doc(db2, 'peers', 'alice'))).data().str, 'merged');
+await setDoc(doc(db2, 'peers', 'authed'), { uid: cred.user.uid });
+await ctl('expire_tokens', {});
+await rejects('expired token', getDoc(doc(db2, 'peers', 'authed')), 'unauthenticated');
+const fresh = await cred.user.getIdToken(true);
+check('refreshed token differs', fresh !== tok.token);
+eq('refreshed token works', (await getDoc(doc(db2, 'peers', 'authed'))).data(), { uid: cred.user.uid });
+await ctl('config', { auth: 'open' });
 
 console.log(`fidelity: ${passed} assertions passed`);
 process.exit(0);
