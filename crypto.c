@@ -513,9 +513,9 @@ crypto_hs_done(const struct crypto_hs *hs)
 	return hs->msg == hs->pat->nmsg;
 }
 
-/* Kill the handshake: wipe its secrets, fail every further call. */
+/* Kill the handshake: wipe its secrets, fail every further call.  -1. */
 static int
-hs_fail(struct crypto_hs *hs)
+hs_kill(struct crypto_hs *hs)
 {
 	const struct hash_alg *a = hs->hash;
 	const struct pattern *p = hs->pat;
@@ -540,7 +540,7 @@ crypto_hs_write(struct crypto_hs *hs, const void *payload, size_t len, uint8_t *
 	unsigned t;
 
 	if (!crypto_hs_our_turn(hs))
-		return hs_fail(hs);
+		return hs_kill(hs);
 	if (cap > CRYPTO_MSG_MAX)
 		cap = CRYPTO_MSG_MAX;
 	tok = hs->pat->msg[hs->msg];
@@ -548,7 +548,7 @@ crypto_hs_write(struct crypto_hs *hs, const void *payload, size_t len, uint8_t *
 		switch (tok[t]) {
 		case TOK_E:
 			if (cap - pos < DHLEN)
-				return hs_fail(hs);
+				return hs_kill(hs);
 			if (!hs->has_e) {
 				keypair(hs->e, hs->e_pub);
 				hs->has_e = true;
@@ -561,19 +561,19 @@ crypto_hs_write(struct crypto_hs *hs, const void *payload, size_t len, uint8_t *
 			tag = hs->cs.has_k ? CRYPTO_TAG_LEN : 0;
 			if (cap - pos < DHLEN + tag ||
 			    encrypt_and_hash(hs, hs->s_pub, DHLEN, out + pos, &n) < 0)
-				return hs_fail(hs);
+				return hs_kill(hs);
 			pos += n;
 			break;
 		default:
 			if (token_dh(hs, tok[t]) < 0)
-				return hs_fail(hs);
+				return hs_kill(hs);
 			break;
 		}
 	}
 	tag = hs->cs.has_k ? CRYPTO_TAG_LEN : 0;
 	if (cap - pos < tag || cap - pos - tag < len ||
 	    encrypt_and_hash(hs, payload, len, out + pos, &n) < 0)
-		return hs_fail(hs);
+		return hs_kill(hs);
 	*outlen = pos + n;
 	hs->msg++;
 	return 0;
@@ -589,13 +589,13 @@ crypto_hs_read(struct crypto_hs *hs, const uint8_t *msg, size_t len, uint8_t *pa
 
 	if (hs->dead || hs->msg >= hs->pat->nmsg || crypto_hs_our_turn(hs) ||
 	    len > CRYPTO_MSG_MAX)
-		return hs_fail(hs);
+		return hs_kill(hs);
 	tok = hs->pat->msg[hs->msg];
 	for (t = 0; t < PATTERN_TOKENS && tok[t] != TOK_END; t++) {
 		switch (tok[t]) {
 		case TOK_E:
 			if (len - pos < DHLEN || hs->has_re)
-				return hs_fail(hs);
+				return hs_kill(hs);
 			memcpy(hs->re, msg + pos, DHLEN);
 			hs->has_re = true;
 			mix_hash(hs, hs->re, DHLEN);
@@ -605,20 +605,20 @@ crypto_hs_read(struct crypto_hs *hs, const uint8_t *msg, size_t len, uint8_t *pa
 			n = DHLEN + (hs->cs.has_k ? CRYPTO_TAG_LEN : 0);
 			if (len - pos < n || hs->has_rs ||
 			    decrypt_and_hash(hs, msg + pos, n, hs->rs) < 0)
-				return hs_fail(hs);
+				return hs_kill(hs);
 			hs->has_rs = true;
 			pos += n;
 			break;
 		default:
 			if (token_dh(hs, tok[t]) < 0)
-				return hs_fail(hs);
+				return hs_kill(hs);
 			break;
 		}
 	}
 	tag = hs->cs.has_k ? CRYPTO_TAG_LEN : 0;
 	n = len - pos;
 	if (n < tag || n - tag > cap || decrypt_and_hash(hs, msg + pos, n, payload) < 0)
-		return hs_fail(hs);
+		return hs_kill(hs);
 	*paylen = n - tag;
 	hs->msg++;
 	return 0;
@@ -640,7 +640,7 @@ crypto_hs_split(struct crypto_hs *hs, uint8_t h[CRYPTO_HASH_MAX], size_t *hlen,
 	uint8_t k1[CRYPTO_HASH_MAX], k2[CRYPTO_HASH_MAX];
 
 	if (hs->dead || !crypto_hs_done(hs))
-		return hs_fail(hs);
+		return hs_kill(hs);
 	hkdf2(hs->hash, hs->ck, NULL, 0, k1, k2);
 	/* Section 5.2: the initiator sends with the first key. */
 	memcpy(send, hs->initiator ? k1 : k2, CRYPTO_KEY_LEN);
@@ -649,7 +649,7 @@ crypto_hs_split(struct crypto_hs *hs, uint8_t h[CRYPTO_HASH_MAX], size_t *hlen,
 	*hlen = hs->hash->len;
 	sodium_memzero(k1, sizeof k1);
 	sodium_memzero(k2, sizeof k2);
-	hs_fail(hs);
+	hs_kill(hs);
 	return 0;
 }
 

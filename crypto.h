@@ -18,11 +18,16 @@
  * CRYPTO_REKEY_BYTES bytes or CRYPTO_REKEY_US, whichever comes first, and
  * flips the phase; the receiver follows, keeping the previous key for
  * CRYPTO_PREV_KEY_US for packets that were reordered across the change.
+ * The receiver follows one change at a time: if every packet of a whole
+ * key epoch (at least 2^20 packets, 1 GiB or 2 minutes) were lost, it
+ * could not follow, and the session would end by its idle timeout.
  *
  * Proposed wire layout of a sealed data packet (built by the session):
  *   byte 0      type, bit 0 = key phase (CRYPTO_HDR_PHASE)
  *   bytes 1-8   packet number, 64-bit big-endian
  *   bytes 9-    ciphertext, then the 16-byte Poly1305 tag
+ *
+ * Passphrase mode: CPace, a PAKE, whose output can bind a Noise handshake.
  *
  * Identity: an X25519 key pair.  The key file holds one line, the standard
  * base64 (RFC 4648 section 4, with padding: 44 characters) of the 32-byte
@@ -96,10 +101,10 @@ int crypto_hs_read(struct crypto_hs *hs, const uint8_t *msg, size_t len,
  * against a pinned key) before sending anything more. */
 int crypto_hs_remote_static(const struct crypto_hs *hs, uint8_t rs[CRYPTO_KEY_LEN]);
 
-/* When done: the handshake hash h (for channel binding) into out, its
- * length into *len; then Split(): our sending and receiving keys.  0, or
- * -1 when the handshake is not done.  The handshake's secrets are wiped;
- * only crypto_hs_free may follow. */
+/* When done: the handshake hash (for channel binding) into h, its length
+ * into *hlen, and Split()'s keys: ours for sending and for receiving.  0,
+ * or -1 when the handshake is not done (which kills it).  The handshake's
+ * secrets are then wiped; only crypto_hs_free may follow. */
 int crypto_hs_split(struct crypto_hs *hs, uint8_t h[CRYPTO_HASH_MAX], size_t *hlen,
     uint8_t send[CRYPTO_KEY_LEN], uint8_t recv[CRYPTO_KEY_LEN]);
 
@@ -108,8 +113,8 @@ int crypto_test_set_ephemeral(struct crypto_hs *hs, const uint8_t e[CRYPTO_KEY_L
 
 /* Record layer.  crypto_tx_new/crypto_rx_new copy a key from
  * crypto_hs_split (the caller wipes its copy); now, here and below, is
- * CLOCK_MONOTONIC in microseconds (now_us()).  NULL on ENOMEM.  Freed and wiped by
- * crypto_tx_free/crypto_rx_free, no-ops on NULL. */
+ * CLOCK_MONOTONIC in microseconds (now_us()).  NULL on ENOMEM.  Freed and
+ * wiped by crypto_tx_free/crypto_rx_free, no-ops on NULL. */
 struct crypto_tx;
 struct crypto_rx;
 struct crypto_tx *crypto_tx_new(const uint8_t key[CRYPTO_KEY_LEN], uint64_t now);

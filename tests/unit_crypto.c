@@ -1,7 +1,8 @@
 /*
  * tests/unit_crypto.c: crypto.c against the published Noise test vectors
- * in tests/noise_vectors.txt, then the record layer (tampering, replay,
- * reordering, rekeying) and the identity key file and text forms.
+ * in tests/noise_vectors.txt and the CPace draft's ristretto255 vectors,
+ * then the record layer (tampering, replay, reordering, rekeying) and the
+ * identity key file and text forms.
  */
 #include <errno.h>
 #include <fcntl.h>
