@@ -21,7 +21,9 @@ struct stream;
 struct stream_conf {
 	size_t mtu;		/* largest payload stream_output may make */
 	size_t sndbuf;		/* our bytes kept until acknowledged */
-	size_t rcvbuf;		/* bytes the peer may send ahead of our reader */
+	size_t rcvbuf;		/* bytes the peer may send ahead of our reader;
+				 * at least 64 KiB, the window a peer assumes
+				 * before our first MAX_DATA arrives */
 	uint64_t keepalive_us;	/* PING after this long without sending; 0: never */
 	uint64_t idle_us;	/* fail after this long without receiving; 0: never */
 };
@@ -36,6 +38,9 @@ enum stream_err {
 struct stream_stats {
 	uint64_t pkts_sent, pkts_recv, pkts_lost, bytes_sent, bytes_retrans;
 	uint64_t srtt_us, rttvar_us, min_rtt_us, cwnd;
+	uint64_t pkts_bad;		/* payloads stream_input refused */
+	uint64_t snd_buffered;		/* bytes held for sending, <= sndbuf */
+	uint64_t rcv_buffered;		/* span held for the reader, <= rcvbuf */
 };
 
 /* A new stream, or NULL (errno ENOMEM).  Freed by stream_free. */
@@ -56,7 +61,9 @@ uint32_t stream_close_code(const struct stream *s);	/* the peer's CLOSE code */
 void stream_get_stats(const struct stream *s, struct stream_stats *st);
 
 /* Network side.  stream_input takes one received payload with its packet
- * number: 0, or -1 when it is malformed (it is then ignored as a whole).
+ * number: 0, or -1 when it is malformed (it is then ignored as a whole and
+ * changes nothing; the stream carries on, since only the session knows
+ * whether the payload was authentic).  Duplicates are ignored.
  * stream_output fills buf with the next payload to send and its packet
  * number, and returns its length, or 0 when nothing is due now.
  * stream_deadline is when stream_output must be called again at the
@@ -66,5 +73,16 @@ int stream_input(struct stream *s, uint64_t now, uint64_t pn,
 size_t stream_output(struct stream *s, uint64_t now, uint64_t *pn,
     uint8_t *buf, size_t cap);
 uint64_t stream_deadline(const struct stream *s);
+
+/*
+ * Whether the session may stop calling stream_output and exit.  True at
+ * once after an error or after stream_abort's CLOSE copies are out.  After
+ * a clean end (stream_send_done and stream_eof) it becomes true only when
+ * nothing has arrived for three PTOs (RFC 9000 §10.2): the peer may not
+ * have our last ACK yet and may still resend its data or FIN, which we
+ * must acknowledge or it would time out.  stream_deadline includes that
+ * moment, so the session should exit once this is true.
+ */
+bool stream_can_close(const struct stream *s, uint64_t now);
 
 #endif

@@ -1,0 +1,1436 @@
+/*
+ * stream.c: a reliable byte stream in each direction over datagrams, after
+ * QUIC: RFC 9000 (frames, acknowledgements, flow control), RFC 9002 (loss
+ * detection, RTT, PTO, pacing, slow start) and RFC 9438 (CUBIC).
+ *
+ * Payload layout.  The session carries the packet number outside the
+ * payload; a payload is a sequence of frames.  (v) is a QUIC
+ * variable-length integer (RFC 9000 §16): the two high bits of the first
+ * byte say whether it is 1, 2, 4 or 8 bytes long, the rest is the value,
+ * big-endian.
+ *
+ *   PADDING   0x00
+ *   PING      0x01
+ *   ACK       0x02 largest(v) delay(v) count(v) first(v) count*[gap(v) len(v)]
+ *             As RFC 9000 §19.3: delay is in units of 8 us; the first range
+ *             is [largest-first, largest]; each further range ends gap+2
+ *             below the start of the one before and spans len+1 packets.
+ *   STREAM    0x0e offset(v) length(v) data[length]
+ *   STREAM    0x0f the same, and the stream ends at offset+length (FIN)
+ *             (RFC 9000 §19.8 with the OFF and LEN bits always set)
+ *   MAX_DATA  0x10 maximum(v)  the peer may send bytes below this offset
+ *   CLOSE     0x1c code(32 bits, big-endian)  abort: stop at once
+ *
+ * A payload holds at least one frame, at most one ACK and at most one
+ * STREAM frame; anything else, a truncated frame, an ACK of a packet never
+ * sent or data beyond the offered window makes the payload malformed.
+ *
+ * Inside, the FIN counts as one virtual byte at the final offset, so that
+ * acknowledging, losing and resending the FIN is the same as for data.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream.h"
+#include "util.h"
+
+#define FT_PADDING	0x00
+#define FT_PING		0x01
+#define FT_ACK		0x02
+#define FT_STREAM	0x0e
+#define FT_STREAM_FIN	0x0f
+#define FT_MAX_DATA	0x10
+#define FT_CLOSE	0x1c
+
+/* RFC 9000 §16: varints encode "values up to 2^62-1". */
+#define VARINT_MAX	((1ULL << 62) - 1)
+
+/* RFC 9002 §6.1.1: "The RECOMMENDED initial value for the packet
+ * reordering threshold (kPacketThreshold) is 3". */
+#define PKT_THRESHOLD	3
+/* RFC 9002 §6.1.2: "The RECOMMENDED time threshold (kTimeThreshold),
+ * expressed as an RTT multiplier, is 9/8." */
+#define TIME_THRESH_NUM	9
+#define TIME_THRESH_DEN	8
+/* RFC 9002 §6.1.2: "The RECOMMENDED value of the timer granularity
+ * (kGranularity) is 1 millisecond." */
+#define GRANULARITY_US	1000
+/* RFC 9002 §6.2.2: "The RECOMMENDED initial RTT is 333 milliseconds" */
+#define INITIAL_RTT_US	333000
+/* RFC 9000 §18.2 max_ack_delay: "a default of 25 milliseconds is
+ * assumed."  Both ends run this code, so ours is the peer's too. */
+#define MAX_ACK_DELAY_US 25000
+/* RFC 9000 §18.2 ack_delay_exponent: "a default value of 3 is assumed
+ * (indicating a multiplier of 8)". */
+#define ACK_DELAY_EXP	3
+/* RFC 9000 §13.2.2: "A receiver SHOULD send an ACK frame after receiving
+ * at least two ack-eliciting packets." */
+#define ACK_ELICIT_THRESHOLD 2
+/* RFC 9002 §6.2.1: the PTO "MUST be set to twice its current value"
+ * each time it expires; the doubling stops here so the shift stays sane. */
+#define PTO_BACKOFF_MAX	16
+/* RFC 9002 §6.2.4: "An endpoint MAY send up to two full-sized datagrams
+ * containing ack-eliciting packets" when the PTO expires. */
+#define PTO_PROBES	2
+/* RFC 9002 §7.2: "Endpoints SHOULD use an initial congestion window of
+ * ten times the maximum datagram size (max_datagram_size), while limiting
+ * the window to the larger of 14,720 bytes or twice the maximum datagram
+ * size." */
+#define INITIAL_WINDOW_PKTS 10
+#define INITIAL_WINDOW_BYTES 14720
+/* RFC 9002 §7.2: "The RECOMMENDED value is 2 * max_datagram_size." */
+#define MIN_WINDOW_PKTS	2
+/* RFC 9002 §7.6.1: "kPersistentCongestionThreshold ... 3". */
+#define PERSISTENT_THRESHOLD 3
+/* RFC 9002 §7.7: a rate of "N * congestion_window / smoothed_rtt ...
+ * Using a value for N that is small, but at least 1 (for example, 1.25)". */
+#define PACING_GAIN	1.25
+/* RFC 9002 §7.7 lets a sender burst "at most the initial congestion
+ * window"; we allow the larger of a few packets and what the rate earns in
+ * a millisecond, the resolution of the session's poll(2). */
+#define PACING_BURST_PKTS 4
+#define PACING_BURST_US	1000
+/* RFC 9438 §4.6: "beta_cubic SHOULD be set to 0.7". */
+#define CUBIC_BETA	0.7
+/* RFC 9438 §5: "C SHOULD be set to 0.4". */
+#define CUBIC_C		0.4
+/* RFC 9438 §4.3: "alpha_cubic = 3 * (1 - beta_cubic) / (1 + beta_cubic)". */
+#define CUBIC_ALPHA	(3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA))
+/* RFC 9000 §10.2: the closing and draining states "SHOULD persist for at
+ * least three times the current PTO interval". */
+#define LINGER_PTOS	3
+/* CLOSE is not acknowledged (RFC 9002 §2 does not count it as
+ * ack-eliciting); a few copies make its loss unlikely. */
+#define CLOSE_COPIES	3
+/* What a sender may send before the peer's first MAX_DATA arrives: our
+ * stand-in for QUIC's initial_max_data transport parameter.  Every
+ * receive buffer is at least this big. */
+#define INITIAL_MAX_DATA 65536
+/* Ranges of received packet numbers we keep and acknowledge: a bound on
+ * the ACK frame's size (the count fits a one-byte varint). */
+#define ACK_RANGES_MAX	63
+#define MIN_MTU		64
+#define MAX_MTU		65535
+
+/* Half-open intervals [lo, hi), sorted, neither overlapping nor touching,
+ * at most cap of them: lo[0..n) and hi[0..n) are a window at off into
+ * base, so the first can go in O(1). */
+struct ivs {
+	size_t n, cap, off;
+	uint64_t *lo, *hi, *base;
+};
+
+enum { PKT_FREE, PKT_OUT, PKT_ACKED, PKT_LOST };
+#define PF_MAX_DATA 0x01
+
+/* An ack-eliciting packet we sent, in a ring indexed by packet number. */
+struct sent {
+	uint64_t pn, sent_us, off;	/* off..off+len: virtual bytes carried */
+	uint32_t len, size;
+	uint8_t state, flags;
+};
+
+struct stream {
+	struct stream_conf conf;
+	int err;
+	uint32_t peer_code;
+	bool closing;			/* stream_abort was called */
+	int close_left;			/* CLOSE copies still to send */
+	uint32_t close_code;
+
+	/* Send side: virtual offsets; snd_end+1 is the FIN once fin is set. */
+	uint8_t *sbuf;
+	uint64_t snd_una;		/* below: acknowledged */
+	uint64_t snd_nxt;		/* below: sent at least once */
+	uint64_t snd_end;		/* below: written */
+	bool fin;
+	uint64_t peer_max;		/* the peer's MAX_DATA */
+	struct ivs acked;		/* acknowledged above snd_una */
+	struct ivs lost;		/* to send again */
+
+	/* Sent packets. */
+	struct sent *ring;
+	uint64_t ring_mask;
+	uint64_t next_pn;
+	uint64_t ring_lo;		/* below: no packet outstanding */
+	uint64_t largest_acked;
+	bool have_acked;
+	uint64_t in_flight, elicit_out;	/* bytes, ack-eliciting packets */
+	uint64_t last_elicit_us;
+	uint64_t loss_time;		/* 0: no time-threshold loss pending */
+	unsigned pto_count;
+	int probes;
+
+	/* RTT estimation, RFC 9002 §5. */
+	bool have_rtt;
+	uint64_t first_rtt_us;
+	uint64_t latest_rtt, min_rtt, srtt, rttvar;
+
+	/* Congestion control, bytes. */
+	double cwnd, ssthresh, cwnd_prior, w_max, w_est, k;
+	uint64_t epoch_us;		/* 0: no congestion avoidance epoch */
+	bool recovery;
+	uint64_t recovery_us;
+
+	/* Pacing: a token bucket that may go into debt by one packet. */
+	double tokens;
+	uint64_t pace_us;
+
+	/* Receive side. */
+	uint8_t *rbuf;
+	uint64_t rcv_read;		/* below: read by the application */
+	uint64_t rcv_nxt;		/* below: received in order */
+	uint64_t rcv_high;		/* highest end of data received */
+	uint64_t rcv_fin;		/* final size, or UINT64_MAX */
+	uint64_t rcv_max;		/* offered to the peer */
+	bool max_data_due;
+	struct ivs ooo;			/* received above rcv_nxt */
+
+	/* Acknowledgements we owe. */
+	struct ivs rx;			/* packet numbers received */
+	uint64_t rx_floor;		/* below: too old to tell, ignored */
+	uint64_t rx_largest_us;
+	int rx_elicit;			/* ack-eliciting since our last ACK */
+	bool rx_new;			/* anything since our last ACK */
+	uint64_t ack_due;
+
+	uint64_t last_send_us, last_recv_us, last_output_us;
+	struct stream_stats st;
+};
+
+/* A parsed, validated payload. */
+struct frames {
+	bool elicit, ping;
+	bool ack;
+	uint64_t ack_largest, ack_delay;
+	const uint8_t *ack_ranges, *ack_end;	/* count, first, pairs */
+	bool stream, fin;
+	uint64_t off, len;
+	const uint8_t *data;
+	bool max_data;
+	uint64_t max;
+	bool close;
+	uint32_t code;
+};
+
+struct rd {
+	const uint8_t *p, *end;
+};
+
+static uint64_t
+umin(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t
+umax(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Varints, RFC 9000 §16.  get returns 0, or -1 when truncated. */
+static int
+get_varint(struct rd *r, uint64_t *v)
+{
+	size_t n, i;
+
+	if (r->p >= r->end)
+		return -1;
+	n = (size_t)1 << (*r->p >> 6);
+	if ((size_t)(r->end - r->p) < n)
+		return -1;
+	*v = *r->p & 0x3f;
+	for (i = 1; i < n; i++)
+		*v = *v << 8 | r->p[i];
+	r->p += n;
+	return 0;
+}
+
+static size_t
+varint_len(uint64_t v)
+{
+	if (v < 64)
+		return 1;
+	if (v < 16384)
+		return 2;
+	if (v < 1073741824)
+		return 4;
+	return 8;
+}
+
+/* Writes v (at most VARINT_MAX) and returns its length. */
+static size_t
+put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = varint_len(v), i;
+	static const uint8_t prefix[9] = { 0, 0x00, 0x40, 0, 0x80, 0, 0, 0, 0xc0 };
+
+	for (i = n; i > 0; i--) {
+		p[i - 1] = v & 0xff;
+		v >>= 8;
+	}
+	p[0] |= prefix[n];
+	return n;
+}
+
+static int
+ivs_init(struct ivs *v, size_t cap)
+{
+	memset(v, 0, sizeof *v);
+	if ((v->base = calloc(cap, 2 * sizeof v->base[0])) == NULL)
+		return -1;
+	v->cap = cap;
+	v->lo = v->base;
+	v->hi = v->base + cap;
+	return 0;
+}
+
+static void
+ivs_free(struct ivs *v)
+{
+	free(v->base);
+}
+
+/* The first interval that ends at or after a (so touches or follows it). */
+static size_t
+ivs_find(const struct ivs *v, uint64_t a)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (v->hi[mid] < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool
+ivs_has(const struct ivs *v, uint64_t x)
+{
+	size_t i = ivs_find(v, x + 1);
+
+	return i < v->n && v->lo[i] <= x;
+}
+
+/* Whether [a,b) can be added without dropping anything. */
+static bool
+ivs_fits(const struct ivs *v, uint64_t a, uint64_t b)
+{
+	size_t i = ivs_find(v, a);
+
+	return v->n < v->cap || (i < v->n && v->lo[i] <= b);
+}
+
+static void
+ivs_setoff(struct ivs *v, size_t off)
+{
+	v->off = off;
+	v->lo = v->base + off;
+	v->hi = v->base + v->cap + off;
+}
+
+/* Drops the first interval: O(1), the set is a deque. */
+static void
+ivs_pop(struct ivs *v)
+{
+	v->n--;
+	ivs_setoff(v, v->n > 0 ? v->off + 1 : 0);
+}
+
+/* Makes room for a new interval at index i (n < cap), moving the shorter
+ * side: additions at either end are O(1). */
+static void
+ivs_open(struct ivs *v, size_t i)
+{
+	if (v->off > 0 && (i < v->n / 2 || v->off + v->n == v->cap)) {
+		ivs_setoff(v, v->off - 1);
+		memmove(v->lo, v->lo + 1, i * sizeof v->lo[0]);
+		memmove(v->hi, v->hi + 1, i * sizeof v->hi[0]);
+	} else {
+		memmove(v->lo + i + 1, v->lo + i, (v->n - i) * sizeof v->lo[0]);
+		memmove(v->hi + i + 1, v->hi + i, (v->n - i) * sizeof v->hi[0]);
+	}
+	v->n++;
+}
+
+/*
+ * Adds [a,b), a < b.  Returns 0, or -1 when the set is full and [a,b)
+ * touches nothing in it; with force it then widens a neighbour to cover
+ * [a,b) instead (a set of ranges to resend may grow, never shrink).
+ */
+static int
+ivs_add(struct ivs *v, uint64_t a, uint64_t b, bool force)
+{
+	size_t i = ivs_find(v, a), j;
+
+	if (i < v->n && v->lo[i] <= b) {
+		for (j = i + 1; j < v->n && v->lo[j] <= b; j++)
+			;
+		v->lo[i] = umin(v->lo[i], a);
+		v->hi[i] = umax(v->hi[j - 1], b);
+		if (j > i + 1) {
+			memmove(v->lo + i + 1, v->lo + j, (v->n - j) * sizeof v->lo[0]);
+			memmove(v->hi + i + 1, v->hi + j, (v->n - j) * sizeof v->hi[0]);
+			v->n -= j - i - 1;
+		}
+		return 0;
+	}
+	if (v->n == v->cap) {
+		if (!force)
+			return -1;
+		if (i == v->n)
+			v->hi[i - 1] = b;
+		else
+			v->lo[i] = a;
+		return 0;
+	}
+	ivs_open(v, i);
+	v->lo[i] = a;
+	v->hi[i] = b;
+	return 0;
+}
+
+static double
+mss(const struct stream *s)
+{
+	return (double)s->conf.mtu;
+}
+
+static double
+min_window(const struct stream *s)
+{
+	return MIN_WINDOW_PKTS * mss(s);
+}
+
+/* RFC 9002 §6.2.1: PTO = smoothed_rtt + max(4*rttvar, kGranularity) +
+ * max_ack_delay, without the backoff. */
+static uint64_t
+pto_base(const struct stream *s)
+{
+	return s->srtt + umax(4 * s->rttvar, GRANULARITY_US) + MAX_ACK_DELAY_US;
+}
+
+static uint64_t
+pto_deadline(const struct stream *s)
+{
+	return s->last_elicit_us +
+	    (pto_base(s) << umin(s->pto_count, PTO_BACKOFF_MAX));
+}
+
+/* RFC 9002 §6.1.2: max(kTimeThreshold * max(smoothed_rtt, latest_rtt),
+ * kGranularity). */
+static uint64_t
+loss_delay(const struct stream *s)
+{
+	uint64_t d = umax(s->srtt, s->latest_rtt) * TIME_THRESH_NUM /
+	    TIME_THRESH_DEN;
+
+	return umax(d, GRANULARITY_US);
+}
+
+static double
+pacing_rate(const struct stream *s)
+{
+	return PACING_GAIN * s->cwnd / (double)umax(s->srtt, 1);
+}
+
+static double
+pacing_burst(const struct stream *s)
+{
+	double b = pacing_rate(s) * PACING_BURST_US;
+
+	return b > PACING_BURST_PKTS * mss(s) ? b : PACING_BURST_PKTS * mss(s);
+}
+
+static struct sent *
+slot(const struct stream *s, uint64_t pn)
+{
+	return &s->ring[pn & s->ring_mask];
+}
+
+static bool
+outstanding(const struct stream *s, uint64_t pn)
+{
+	const struct sent *r = slot(s, pn);
+
+	return r->pn == pn && r->state == PKT_OUT;
+}
+
+/* Room in the ring for one more ack-eliciting packet. */
+static bool
+ring_room(const struct stream *s)
+{
+	return s->next_pn - s->ring_lo <= s->ring_mask;
+}
+
+/* Where new data may end: the written bytes within the peer's window, and
+ * the FIN once every byte before it may go. */
+static uint64_t
+send_limit(const struct stream *s)
+{
+	if (s->fin && s->snd_end <= s->peer_max)
+		return s->snd_end + 1;
+	return umin(s->snd_end, s->peer_max);
+}
+
+/*
+ * The next range to send again, clipped to what is not known to have
+ * arrived: true with [*a,*b), false when nothing is left.  Drops whatever
+ * has been acknowledged since it was queued.
+ */
+static bool
+next_lost(struct stream *s, uint64_t *a, uint64_t *b)
+{
+	while (s->lost.n > 0) {
+		size_t i;
+
+		*a = umax(s->lost.lo[0], s->snd_una);
+		*b = s->lost.hi[0];
+		if (*a >= *b) {
+			ivs_pop(&s->lost);
+			continue;
+		}
+		i = ivs_find(&s->acked, *a);
+		if (i < s->acked.n && s->acked.hi[i] == *a)
+			i++;
+		if (i < s->acked.n && s->acked.lo[i] <= *a) {
+			s->lost.lo[0] = s->acked.hi[i];
+			continue;
+		}
+		s->lost.lo[0] = *a;
+		if (i < s->acked.n)
+			*b = umin(*b, s->acked.lo[i]);
+		return true;
+	}
+	return false;
+}
+
+/* Skips packet numbers with nothing outstanding. */
+static void
+ring_advance(struct stream *s)
+{
+	while (s->ring_lo < s->next_pn && !outstanding(s, s->ring_lo))
+		s->ring_lo++;
+}
+
+/* Keeps what stream_deadline looks at exact. */
+static void
+tidy(struct stream *s)
+{
+	uint64_t a, b;
+
+	next_lost(s, &a, &b);
+	ring_advance(s);
+}
+
+static void
+rtt_sample(struct stream *s, uint64_t latest, uint64_t ack_delay,
+    uint64_t now)
+{
+	uint64_t adjusted = latest, diff;
+
+	/* RFC 9002 §5.2, §5.3. */
+	s->latest_rtt = latest;
+	if (!s->have_rtt) {
+		s->have_rtt = true;
+		s->first_rtt_us = now;
+		s->min_rtt = s->srtt = latest;
+		s->rttvar = latest / 2;
+		return;
+	}
+	s->min_rtt = umin(s->min_rtt, latest);
+	/* "MUST use the lesser of the acknowledgment delay and the peer's
+	 * max_ack_delay" */
+	ack_delay = umin(ack_delay, MAX_ACK_DELAY_US);
+	/* "MUST NOT subtract the acknowledgment delay from the RTT sample if
+	 * the resulting value is smaller than the min_rtt." */
+	if (latest >= s->min_rtt + ack_delay)
+		adjusted = latest - ack_delay;
+	diff = s->srtt > adjusted ? s->srtt - adjusted : adjusted - s->srtt;
+	s->rttvar = (3 * s->rttvar + diff) / 4;
+	s->srtt = (7 * s->srtt + adjusted) / 8;
+}
+
+/* RFC 9002 §7.3.2: a packet sent before recovery began is no news. */
+static bool
+in_recovery(const struct stream *s, uint64_t sent_us)
+{
+	return s->recovery && sent_us <= s->recovery_us;
+}
+
+/* RFC 9002 §7.3.2 with RFC 9438 §4.6 and §4.7. */
+static void
+cc_congestion(struct stream *s, uint64_t sent_us, uint64_t now)
+{
+	if (in_recovery(s, sent_us))
+		return;
+	s->recovery = true;
+	s->recovery_us = now;
+	/* Fast convergence: "if (cwnd < W_max) W_max = cwnd *
+	 * (1 + beta_cubic) / 2 else W_max = cwnd". */
+	if (s->cwnd < s->w_max)
+		s->w_max = s->cwnd * (1.0 + CUBIC_BETA) / 2.0;
+	else
+		s->w_max = s->cwnd;
+	s->cwnd_prior = s->cwnd;
+	s->ssthresh = s->cwnd * CUBIC_BETA;
+	if (s->ssthresh < min_window(s))
+		s->ssthresh = min_window(s);
+	s->cwnd = s->ssthresh;
+	s->epoch_us = 0;
+}
+
+/* RFC 9438 §4.2: W_cubic(t) = C*(t-K)^3 + W_max, t in seconds, in bytes. */
+static double
+w_cubic(const struct stream *s, double t)
+{
+	double d = t - s->k;
+
+	return CUBIC_C * mss(s) * d * d * d + s->w_max;
+}
+
+/* Growth for one acknowledged packet of size bytes; in_flight is what was
+ * outstanding with it. */
+static void
+cc_ack(struct stream *s, uint64_t sent_us, uint32_t size, uint64_t in_flight,
+    uint64_t now)
+{
+	double t, target, acked = size;
+
+	if (in_recovery(s, sent_us))
+		return;
+	s->recovery = false;
+	/* RFC 9002 §7.8: "the congestion window SHOULD NOT be increased in
+	 * either slow start or congestion avoidance" while it is not fully
+	 * used; half full counts as used, since pacing keeps it below. */
+	if ((double)in_flight * 2 < s->cwnd)
+		return;
+	/* RFC 9002 §7.3.1: slow start grows by the bytes acknowledged. */
+	if (s->cwnd < s->ssthresh) {
+		s->cwnd += acked;
+		return;
+	}
+	if (s->epoch_us == 0) {
+		/* RFC 9438 §4.2: K = cubic_root((W_max - cwnd_epoch)/C). */
+		s->epoch_us = now;
+		s->w_est = s->cwnd;
+		s->k = s->w_max > s->cwnd ?
+		    cbrt((s->w_max - s->cwnd) / (CUBIC_C * mss(s))) : 0;
+		if (s->w_max < s->cwnd)
+			s->w_max = s->cwnd;
+	}
+	t = (double)(now - s->epoch_us) / 1e6;
+	/* RFC 9438 §4.3: W_est grows like Reno; "alpha_cubic ... SHOULD be
+	 * set to 1" once W_est reaches cwnd_prior. */
+	s->w_est += (s->w_est >= s->cwnd_prior ? 1.0 : CUBIC_ALPHA) * mss(s) *
+	    acked / s->cwnd;
+	if (w_cubic(s, t) < s->w_est) {
+		s->cwnd = s->w_est;
+		return;
+	}
+	/* RFC 9438 §4.2: the target is W_cubic(t + RTT), kept within
+	 * [cwnd, 1.5*cwnd]; cwnd grows by (target - cwnd)/cwnd per MSS. */
+	target = w_cubic(s, t + (double)s->srtt / 1e6);
+	if (target < s->cwnd)
+		target = s->cwnd;
+	if (target > 1.5 * s->cwnd)
+		target = 1.5 * s->cwnd;
+	s->cwnd += (target - s->cwnd) * acked / s->cwnd;
+}
+
+static void
+pkt_acked(struct stream *s, struct sent *r, uint64_t now)
+{
+	uint64_t flight = s->in_flight;
+
+	r->state = PKT_ACKED;
+	s->in_flight -= r->size;
+	s->elicit_out--;
+	if (r->len > 0 && r->off + r->len > s->snd_una) {
+		uint64_t a = umax(r->off, s->snd_una), b = r->off + r->len;
+
+		/* A range we cannot remember as acknowledged is sent again. */
+		if (ivs_add(&s->acked, a, b, false) == -1)
+			ivs_add(&s->lost, a, b, true);
+		while (s->acked.n > 0 && s->acked.lo[0] <= s->snd_una) {
+			s->snd_una = umax(s->snd_una, s->acked.hi[0]);
+			ivs_pop(&s->acked);
+		}
+	}
+	cc_ack(s, r->sent_us, r->size, flight, now);
+}
+
+static void
+pkt_lost(struct stream *s, struct sent *r, uint64_t now)
+{
+	r->state = PKT_LOST;
+	s->in_flight -= r->size;
+	s->elicit_out--;
+	s->st.pkts_lost++;
+	if (r->len > 0 && r->off + r->len > s->snd_una)
+		ivs_add(&s->lost, umax(r->off, s->snd_una), r->off + r->len,
+		    true);
+	if (r->flags & PF_MAX_DATA)
+		s->max_data_due = true;
+	cc_congestion(s, r->sent_us, now);
+}
+
+/*
+ * RFC 9002 §6.1: a packet is lost once one sent kPacketThreshold later is
+ * acknowledged, or once it is older than the loss delay and a later one is
+ * acknowledged.  Both only grow with the packet number, so walking from
+ * the oldest outstanding packet and stopping at the first that is not
+ * lost visits each packet once.
+ */
+static void
+detect_lost(struct stream *s, uint64_t now)
+{
+	uint64_t delay = loss_delay(s), first = 0, last = 0;
+	uint64_t persistent;
+	bool run = false, collapse = false;
+
+	s->loss_time = 0;
+	/* RFC 9002 §7.6.1: persistent congestion is a run of lost packets
+	 * spanning (smoothed_rtt + max(4*rttvar, kGranularity) +
+	 * max_ack_delay) * kPersistentCongestionThreshold. */
+	persistent = pto_base(s) * PERSISTENT_THRESHOLD;
+	for (; s->ring_lo < s->next_pn; s->ring_lo++) {
+		struct sent *r = slot(s, s->ring_lo);
+
+		if (!outstanding(s, s->ring_lo)) {
+			if (r->pn == s->ring_lo && r->state == PKT_ACKED)
+				run = false;
+			continue;
+		}
+		if (!s->have_acked || r->pn > s->largest_acked)
+			break;
+		if (s->largest_acked - r->pn < PKT_THRESHOLD &&
+		    now < r->sent_us + delay) {
+			s->loss_time = r->sent_us + delay;
+			break;
+		}
+		if (!run) {
+			run = true;
+			first = r->sent_us;
+		}
+		last = r->sent_us;
+		/* "only ... packets sent after ... the first RTT sample" */
+		if (s->have_rtt && first > s->first_rtt_us &&
+		    last - first > persistent)
+			collapse = true;
+		pkt_lost(s, r, now);
+	}
+	if (collapse) {
+		/* RFC 9002 §7.6.2: "the sender's congestion window MUST be
+		 * reduced to the minimum congestion window". */
+		s->cwnd = min_window(s);
+		s->epoch_us = 0;
+	}
+}
+
+static int
+bad(const char *why, uint64_t pn)
+{
+	log_v(2, "stream: packet %llu ignored: %s", (unsigned long long)pn,
+	    why);
+	return -1;
+}
+
+/* The ACK frame's ranges, highest first: 0 with [*lo,*hi], 1 at the end,
+ * -1 when malformed. */
+static int
+ack_next(struct rd *r, uint64_t *left, uint64_t *lo, uint64_t *hi,
+    bool first)
+{
+	uint64_t gap, len;
+
+	if (*left == 0)
+		return 1;
+	(*left)--;
+	if (first) {
+		if (get_varint(r, &len) == -1 || len > *hi)
+			return -1;
+		*lo = *hi - len;
+		return 0;
+	}
+	if (get_varint(r, &gap) == -1 || get_varint(r, &len) == -1 ||
+	    *lo < gap + 2 || len > *lo - gap - 2)
+		return -1;
+	*hi = *lo - gap - 2;
+	*lo = *hi - len;
+	return 0;
+}
+
+/* Parses and checks a payload against our state.  0, or -1 (said why). */
+static int
+parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
+    struct frames *f)
+{
+	struct rd r = { p, p + len };
+	uint64_t type, v, count, lo, hi, limit, end;
+	int rc;
+
+	memset(f, 0, sizeof *f);
+	if (len == 0)
+		return bad("empty", pn);
+	while (r.p < r.end) {
+		if (get_varint(&r, &type) == -1)
+			return bad("truncated", pn);
+		switch (type) {
+		case FT_PADDING:
+			break;
+		case FT_PING:
+			f->ping = f->elicit = true;
+			break;
+		case FT_ACK:
+			if (f->ack)
+				return bad("two ACK frames", pn);
+			f->ack = true;
+			if (get_varint(&r, &f->ack_largest) == -1 ||
+			    get_varint(&r, &f->ack_delay) == -1)
+				return bad("truncated ACK", pn);
+			f->ack_ranges = r.p;
+			if (get_varint(&r, &count) == -1)
+				return bad("truncated ACK", pn);
+			if (f->ack_largest >= s->next_pn)
+				return bad("ACK of a packet never sent", pn);
+			count++;
+			hi = f->ack_largest;
+			lo = 0;
+			for (rc = ack_next(&r, &count, &lo, &hi, true); rc == 0;
+			    rc = ack_next(&r, &count, &lo, &hi, false))
+				;
+			if (rc == -1)
+				return bad("bad ACK range", pn);
+			f->ack_end = r.p;
+			break;
+		case FT_STREAM:
+		case FT_STREAM_FIN:
+			if (f->stream)
+				return bad("two STREAM frames", pn);
+			f->stream = f->elicit = true;
+			f->fin = type == FT_STREAM_FIN;
+			if (get_varint(&r, &f->off) == -1 ||
+			    get_varint(&r, &f->len) == -1 ||
+			    f->len > (uint64_t)(r.end - r.p))
+				return bad("truncated STREAM", pn);
+			f->data = r.p;
+			r.p += f->len;
+			end = f->off + f->len;
+			limit = umax(s->rcv_max, INITIAL_MAX_DATA);
+			/* RFC 9000 §4.1: "A receiver MUST close the connection
+			 * with an error of type FLOW_CONTROL_ERROR if the sender
+			 * violates the advertised connection or stream data
+			 * limits" */
+			if (end > limit)
+				return bad("data beyond MAX_DATA", pn);
+			/* RFC 9000 §4.5: the final size must not change and no
+			 * data may lie beyond it. */
+			if (s->rcv_fin != UINT64_MAX && (end > s->rcv_fin ||
+			    (f->fin && end != s->rcv_fin)))
+				return bad("final size changed", pn);
+			if (f->fin && end < s->rcv_high)
+				return bad("final size below data", pn);
+			break;
+		case FT_MAX_DATA:
+			if (get_varint(&r, &v) == -1)
+				return bad("truncated MAX_DATA", pn);
+			f->max_data = f->elicit = true;
+			f->max = umax(f->max, v);
+			break;
+		case FT_CLOSE:
+			if (r.end - r.p < 4)
+				return bad("truncated CLOSE", pn);
+			f->close = true;
+			f->code = (uint32_t)r.p[0] << 24 | (uint32_t)r.p[1] << 16 |
+			    (uint32_t)r.p[2] << 8 | r.p[3];
+			r.p += 4;
+			break;
+		default:
+			return bad("unknown frame type", pn);
+		}
+	}
+	return 0;
+}
+
+static void
+on_ack(struct stream *s, const struct frames *f, uint64_t now)
+{
+	struct rd r = { f->ack_ranges, f->ack_end };
+	uint64_t count, lo = 0, hi = f->ack_largest, pn, delay;
+	bool newly = false;
+	int rc;
+
+	/* RFC 9002 §5.1: an RTT sample when the largest acknowledged packet
+	 * is newly acknowledged and ack-eliciting. */
+	if (outstanding(s, f->ack_largest)) {
+		delay = f->ack_delay > (UINT64_MAX >> ACK_DELAY_EXP) ?
+		    UINT64_MAX : f->ack_delay << ACK_DELAY_EXP;
+		rtt_sample(s, now - slot(s, f->ack_largest)->sent_us, delay,
+		    now);
+	}
+	if (!s->have_acked || f->ack_largest > s->largest_acked)
+		s->largest_acked = f->ack_largest;
+	s->have_acked = true;
+	get_varint(&r, &count);
+	count++;
+	for (rc = ack_next(&r, &count, &lo, &hi, true); rc == 0;
+	    rc = ack_next(&r, &count, &lo, &hi, false)) {
+		if (hi < s->ring_lo)
+			break;
+		for (pn = umax(lo, s->ring_lo); pn <= hi; pn++) {
+			if (outstanding(s, pn)) {
+				pkt_acked(s, slot(s, pn), now);
+				newly = true;
+			}
+		}
+	}
+	/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when an
+	 * acknowledgment is received". */
+	if (newly)
+		s->pto_count = 0;
+	detect_lost(s, now);
+}
+
+static void
+on_stream(struct stream *s, const struct frames *f)
+{
+	uint64_t end = f->off + f->len, a = umax(f->off, s->rcv_nxt);
+	size_t cap = s->conf.rcvbuf;
+
+	if (f->fin)
+		s->rcv_fin = end;
+	s->rcv_high = umax(s->rcv_high, end);
+	if (a >= end)
+		return;
+	{
+		size_t at = a % cap, n = end - a, first = umin(n, cap - at);
+
+		memcpy(s->rbuf + at, f->data + (a - f->off), first);
+		memcpy(s->rbuf, f->data + (a - f->off) + first, n - first);
+	}
+	if (a > s->rcv_nxt) {
+		ivs_add(&s->ooo, a, end, false);
+		return;
+	}
+	s->rcv_nxt = end;
+	while (s->ooo.n > 0 && s->ooo.lo[0] <= s->rcv_nxt) {
+		s->rcv_nxt = umax(s->rcv_nxt, s->ooo.hi[0]);
+		ivs_pop(&s->ooo);
+	}
+}
+
+int
+stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
+    size_t len)
+{
+	struct frames f;
+	uint64_t largest;
+
+	if (s->err != STREAM_OK || s->closing)
+		return 0;
+	if (pn > VARINT_MAX)
+		return bad("packet number too large", pn);
+	/* RFC 9000 §12.3: duplicates "MUST" be discarded; one too old to
+	 * tell is treated as one: its sender resends what it carried. */
+	if (pn < s->rx_floor || ivs_has(&s->rx, pn))
+		return 0;
+	if (!ivs_fits(&s->rx, pn, pn + 1) && pn < s->rx.lo[0])
+		return 0;
+	if (parse(s, pn, p, len, &f) == -1) {
+		s->st.pkts_bad++;
+		return -1;
+	}
+	/* Out-of-order data that we cannot track is dropped unacknowledged,
+	 * so the peer sends it again. */
+	if (f.stream && f.off > s->rcv_nxt && f.len > 0 &&
+	    !ivs_fits(&s->ooo, f.off, f.off + f.len))
+		return 0;
+
+	largest = s->rx.n > 0 ? s->rx.hi[s->rx.n - 1] - 1 : 0;
+	if (!ivs_fits(&s->rx, pn, pn + 1)) {
+		s->rx_floor = s->rx.hi[0];
+		ivs_pop(&s->rx);
+	}
+	if (s->rx.n == 0 || pn > largest)
+		s->rx_largest_us = now;
+	/* RFC 9000 §13.2.1: acknowledge at once a packet that arrives out
+	 * of order or leaves a gap; else within max_ack_delay, or at once
+	 * after the second ack-eliciting packet (§13.2.2). */
+	if (f.elicit) {
+		s->rx_elicit++;
+		if (s->rx.n > 0 && pn != largest + 1)
+			s->ack_due = now;
+		else if (s->rx_elicit >= ACK_ELICIT_THRESHOLD)
+			s->ack_due = now;
+		else
+			s->ack_due = umin(s->ack_due, now + MAX_ACK_DELAY_US);
+	}
+	ivs_add(&s->rx, pn, pn + 1, false);
+	s->rx_new = true;
+	s->last_recv_us = now;
+	s->st.pkts_recv++;
+
+	if (f.close) {
+		s->err = STREAM_ABORTED;
+		s->peer_code = f.code;
+		log_v(1, "stream: peer closed with code %u", f.code);
+		return 0;
+	}
+	if (f.ack)
+		on_ack(s, &f, now);
+	if (f.max_data)
+		s->peer_max = umax(s->peer_max, f.max);
+	if (f.stream)
+		on_stream(s, &f);
+	tidy(s);
+	return 0;
+}
+
+/* Writes an ACK of everything in rx into at most room bytes: its length,
+ * or 0 when it does not fit. */
+static size_t
+put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
+{
+	uint64_t largest, delay, first;
+	size_t n, len;
+	uint8_t *count;
+	int i;
+
+	if (s->rx.n == 0)
+		return 0;
+	i = (int)s->rx.n - 1;
+	largest = s->rx.hi[i] - 1;
+	delay = (now - s->rx_largest_us) >> ACK_DELAY_EXP;
+	first = largest - s->rx.lo[i];
+	len = 1 + varint_len(largest) + varint_len(delay) + 1 +
+	    varint_len(first);
+	if (len > room)
+		return 0;
+	p[0] = FT_ACK;
+	n = 1;
+	n += put_varint(p + n, largest);
+	n += put_varint(p + n, delay);
+	count = p + n++;
+	n += put_varint(p + n, first);
+	*count = 0;
+	for (i--; i >= 0; i--) {
+		uint64_t gap = s->rx.lo[i + 1] - s->rx.hi[i] - 1;
+		uint64_t rlen = s->rx.hi[i] - 1 - s->rx.lo[i];
+
+		if (n + varint_len(gap) + varint_len(rlen) > room)
+			break;
+		n += put_varint(p + n, gap);
+		n += put_varint(p + n, rlen);
+		(*count)++;
+	}
+	s->rx_elicit = 0;
+	s->rx_new = false;
+	s->ack_due = UINT64_MAX;
+	return n;
+}
+
+/*
+ * Writes a STREAM frame for as much of the virtual range [a,b) as fits in
+ * room bytes, copying from the send buffer.  Returns the frame's length
+ * (0: nothing fits) and sets *sent to the virtual bytes it carries.
+ */
+static size_t
+put_stream(const struct stream *s, uint64_t a, uint64_t b, uint8_t *p,
+    size_t room, uint64_t *sent)
+{
+	uint64_t d = umin(b, s->snd_end), n;
+	size_t hdr = 1 + varint_len(a) + varint_len(umin(d - a, room));
+	size_t cap = s->conf.sndbuf, at, first;
+	bool fin;
+
+	if (hdr > room)
+		return 0;
+	n = umin(d - a, room - hdr);
+	fin = n == d - a && b > s->snd_end;
+	if (n == 0 && !fin)
+		return 0;
+	p[0] = fin ? FT_STREAM_FIN : FT_STREAM;
+	hdr = 1 + put_varint(p + 1, a);
+	hdr += put_varint(p + hdr, n);
+	at = a % cap;
+	first = umin(n, cap - at);
+	memcpy(p + hdr, s->sbuf + at, first);
+	memcpy(p + hdr + first, s->sbuf, n - first);
+	*sent = n + fin;
+	return hdr + n;
+}
+
+static void
+timers(struct stream *s, uint64_t now)
+{
+	if (s->conf.idle_us > 0 && now - s->last_recv_us >= s->conf.idle_us) {
+		s->err = STREAM_IDLE;
+		log_v(1, "stream: nothing heard for %llu ms",
+		    (unsigned long long)(s->conf.idle_us / 1000));
+		return;
+	}
+	if (s->loss_time != 0 && now >= s->loss_time)
+		detect_lost(s, now);
+	else if (s->elicit_out > 0 && now >= pto_deadline(s)) {
+		/* RFC 9002 §6.2.4: "When a PTO timer expires, a sender MUST
+		 * send at least one ack-eliciting packet". */
+		s->pto_count++;
+		s->probes = PTO_PROBES;
+	}
+	if (s->tokens < pacing_burst(s)) {
+		s->tokens += (double)(now - s->pace_us) * pacing_rate(s);
+		if (s->tokens > pacing_burst(s))
+			s->tokens = pacing_burst(s);
+	}
+	s->pace_us = s->last_output_us = now;
+	tidy(s);
+}
+
+/* Whether congestion control and pacing let data go now. */
+static bool
+cc_open(const struct stream *s)
+{
+	return (double)(s->in_flight + s->conf.mtu) <= s->cwnd;
+}
+
+/* The data for the next packet: true with the virtual range [*a,*b) and
+ * whether it is sent again. */
+static bool
+pick_data(struct stream *s, bool probe, uint64_t *a, uint64_t *b,
+    bool *again)
+{
+	uint64_t lim = send_limit(s);
+
+	if (!probe && (!cc_open(s) || s->tokens <= 0))
+		return false;
+	*again = true;
+	if (!(probe && s->snd_nxt < lim) && next_lost(s, a, b))
+		return true;
+	if (s->snd_nxt < lim) {
+		*again = false;
+		*a = s->snd_nxt;
+		*b = lim;
+		return true;
+	}
+	if (probe && s->ring_lo < s->next_pn) {
+		/* RFC 9002 §6.2.4: with nothing new, a probe "MAY" carry
+		 * data still in flight. */
+		const struct sent *r = slot(s, s->ring_lo);
+
+		*a = umax(r->off, s->snd_una);
+		*b = r->off + r->len;
+		return *a < *b;
+	}
+	return false;
+}
+
+size_t
+stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
+    size_t cap)
+{
+	size_t room = umin(cap, s->conf.mtu), n = 0, len;
+	bool probe, ping, max_data, data, ack, again = false;
+	uint64_t a = 0, b = 0, sent = 0;
+	struct sent *r;
+
+	if (s->close_left > 0) {
+		if (room < 5)
+			return 0;
+		buf[0] = FT_CLOSE;
+		buf[1] = s->close_code >> 24;
+		buf[2] = s->close_code >> 16;
+		buf[3] = s->close_code >> 8;
+		buf[4] = s->close_code;
+		s->close_left--;
+		*pn = s->next_pn++;
+		s->st.pkts_sent++;
+		return 5;
+	}
+	if (s->err != STREAM_OK || s->closing)
+		return 0;
+	timers(s, now);
+	if (s->err != STREAM_OK)
+		return 0;
+
+	ring_advance(s);
+	probe = s->probes > 0 && ring_room(s);
+	ping = ring_room(s) && (probe || (s->conf.keepalive_us > 0 &&
+	    now - s->last_send_us >= s->conf.keepalive_us));
+	max_data = ring_room(s) && (s->max_data_due || probe);
+	data = ring_room(s) && pick_data(s, probe, &a, &b, &again);
+	ack = s->rx_elicit > 0 && now >= s->ack_due;
+	if (!probe && !ping && !max_data && !data && !ack)
+		return 0;
+
+	if (s->rx_new)
+		n += put_ack(s, now, buf, ack && !data ? room : room / 2);
+	if (max_data) {
+		uint64_t m = s->rcv_read + s->conf.rcvbuf;
+
+		if (n + 1 + varint_len(m) <= room) {
+			buf[n++] = FT_MAX_DATA;
+			n += put_varint(buf + n, m);
+			s->rcv_max = umax(s->rcv_max, m);
+			s->max_data_due = false;
+		} else
+			max_data = false;
+	}
+	if (data) {
+		len = put_stream(s, a, b, buf + n, room - n, &sent);
+		n += len;
+		data = len > 0;
+	}
+	if ((probe || ping) && !data && !max_data && n < room)
+		buf[n++] = FT_PING;
+	else
+		ping = false;
+	if (n == 0)
+		return 0;
+
+	*pn = s->next_pn++;
+	s->last_send_us = now;
+	s->st.pkts_sent++;
+	if (!data && !max_data && !ping)
+		return n;
+
+	/* Ack-eliciting: tracked until acknowledged or lost. */
+	r = slot(s, *pn);
+	r->pn = *pn;
+	r->sent_us = now;
+	r->off = data ? a : 0;
+	r->len = data ? sent : 0;
+	r->size = n;
+	r->state = PKT_OUT;
+	r->flags = max_data ? PF_MAX_DATA : 0;
+	s->in_flight += n;
+	s->elicit_out++;
+	s->last_elicit_us = now;
+	if (probe)
+		s->probes--;
+	else
+		s->tokens -= n;
+	if (data) {
+		uint64_t bytes = sent - (a + sent > s->snd_end);
+
+		s->st.bytes_sent += bytes;
+		if (again) {
+			s->st.bytes_retrans += bytes;
+			if (s->lost.n > 0 && s->lost.lo[0] == a)
+				s->lost.lo[0] = a + sent;
+		} else
+			s->snd_nxt = umax(s->snd_nxt, a + sent);
+	}
+	tidy(s);
+	return n;
+}
+
+bool
+stream_can_close(const struct stream *s, uint64_t now)
+{
+	if (s->close_left > 0)
+		return false;
+	if (s->err != STREAM_OK || s->closing)
+		return true;
+	return stream_send_done(s) && stream_eof(s) && s->rx_elicit == 0 &&
+	    now - s->last_recv_us >= LINGER_PTOS * pto_base(s);
+}
+
+uint64_t
+stream_deadline(const struct stream *s)
+{
+	uint64_t d = UINT64_MAX;
+
+	if (s->close_left > 0)
+		return 0;
+	if (s->err != STREAM_OK || s->closing)
+		return UINT64_MAX;
+	if (s->conf.idle_us > 0)
+		d = umin(d, s->last_recv_us + s->conf.idle_us);
+	if (s->conf.keepalive_us > 0 && ring_room(s))
+		d = umin(d, s->last_send_us + s->conf.keepalive_us);
+	if (s->loss_time != 0)
+		d = umin(d, s->loss_time);
+	else if (s->elicit_out > 0)
+		d = umin(d, pto_deadline(s));
+	if (s->rx_elicit > 0)
+		d = umin(d, s->ack_due);
+	if (ring_room(s)) {
+		if (s->max_data_due || s->probes > 0)
+			return 0;
+		if (cc_open(s) && (s->lost.n > 0 ||
+		    s->snd_nxt < send_limit(s))) {
+			if (s->tokens > 0)
+				return 0;
+			d = umin(d, s->pace_us + 1 +
+			    (uint64_t)(-s->tokens / pacing_rate(s)));
+		}
+	}
+	/* The moment stream_can_close turns true, unless stream_output has
+	 * been called since. */
+	if (stream_send_done(s) && stream_eof(s) &&
+	    s->last_recv_us + LINGER_PTOS * pto_base(s) > s->last_output_us)
+		d = umin(d, s->last_recv_us + LINGER_PTOS * pto_base(s));
+	return d;
+}
+
+struct stream *
+stream_new(const struct stream_conf *conf, uint64_t now)
+{
+	struct stream *s;
+	uint64_t slots = 1024;
+	size_t i;
+
+	if (conf->mtu < MIN_MTU || conf->mtu > MAX_MTU || conf->sndbuf == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return NULL;
+	s->conf = *conf;
+	if (s->conf.rcvbuf < INITIAL_MAX_DATA)
+		s->conf.rcvbuf = INITIAL_MAX_DATA;
+	/* Enough packet records for the whole send buffer in small packets
+	 * plus control packets. */
+	while (slots < 4 * (conf->sndbuf / conf->mtu) + 1024)
+		slots *= 2;
+	/* Every range in these sets is a packet's worth or more, except
+	 * where a peer sends small frames: twice the packets a buffer holds
+	 * is plenty; beyond it we resend or drop, never grow. */
+	if ((s->sbuf = malloc(s->conf.sndbuf)) == NULL ||
+	    (s->rbuf = malloc(s->conf.rcvbuf)) == NULL ||
+	    (s->ring = calloc(slots, sizeof *s->ring)) == NULL ||
+	    ivs_init(&s->acked, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
+	    ivs_init(&s->lost, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
+	    ivs_init(&s->ooo, 2 * s->conf.rcvbuf / conf->mtu + 64) == -1 ||
+	    ivs_init(&s->rx, ACK_RANGES_MAX) == -1) {
+		stream_free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < slots; i++)
+		s->ring[i].pn = UINT64_MAX;
+	s->ring_mask = slots - 1;
+	s->peer_max = INITIAL_MAX_DATA;
+	s->rcv_fin = UINT64_MAX;
+	s->max_data_due = true;
+	s->ack_due = UINT64_MAX;
+	s->srtt = INITIAL_RTT_US;
+	s->rttvar = INITIAL_RTT_US / 2;
+	s->cwnd = umin(INITIAL_WINDOW_PKTS * conf->mtu,
+	    umax(INITIAL_WINDOW_BYTES, MIN_WINDOW_PKTS * conf->mtu));
+	s->ssthresh = INFINITY;
+	s->tokens = s->cwnd;
+	s->pace_us = s->last_send_us = s->last_recv_us = now;
+	return s;
+}
+
+void
+stream_free(struct stream *s)
+{
+	if (s == NULL)
+		return;
+	free(s->sbuf);
+	free(s->rbuf);
+	free(s->ring);
+	ivs_free(&s->acked);
+	ivs_free(&s->lost);
+	ivs_free(&s->ooo);
+	ivs_free(&s->rx);
+	free(s);
+}
+
+size_t
+stream_write(struct stream *s, const void *buf, size_t len)
+{
+	size_t cap = s->conf.sndbuf, used, at, first;
+
+	if (s->fin || s->closing || s->err != STREAM_OK)
+		return 0;
+	used = s->snd_end - s->snd_una;
+	len = umin(len, cap - used);
+	at = s->snd_end % cap;
+	first = umin(len, cap - at);
+	memcpy(s->sbuf + at, buf, first);
+	memcpy(s->sbuf, (const uint8_t *)buf + first, len - first);
+	s->snd_end += len;
+	return len;
+}
+
+void
+stream_close_write(struct stream *s)
+{
+	s->fin = true;
+}
+
+size_t
+stream_read(struct stream *s, void *buf, size_t cap)
+{
+	size_t size = s->conf.rcvbuf, n, at, first;
+
+	n = umin(cap, s->rcv_nxt - s->rcv_read);
+	at = s->rcv_read % size;
+	first = umin(n, size - at);
+	memcpy(buf, s->rbuf + at, first);
+	memcpy((uint8_t *)buf + first, s->rbuf, n - first);
+	s->rcv_read += n;
+	/* RFC 9000 §4.2: send MAX_DATA before the peer runs out; a quarter
+	 * of the buffer at a time keeps the updates few. */
+	if (s->rcv_fin == UINT64_MAX &&
+	    s->rcv_read + size - s->rcv_max >= size / 4)
+		s->max_data_due = true;
+	return n;
+}
+
+bool
+stream_eof(const struct stream *s)
+{
+	return s->rcv_fin != UINT64_MAX && s->rcv_read == s->rcv_fin;
+}
+
+bool
+stream_send_done(const struct stream *s)
+{
+	return s->fin && s->snd_una == s->snd_end + 1;
+}
+
+void
+stream_abort(struct stream *s, uint32_t code)
+{
+	if (s->closing || s->err != STREAM_OK)
+		return;
+	s->closing = true;
+	s->close_code = code;
+	s->close_left = CLOSE_COPIES;
+}
+
+int
+stream_error(const struct stream *s)
+{
+	return s->err;
+}
+
+uint32_t
+stream_close_code(const struct stream *s)
+{
+	return s->peer_code;
+}
+
+void
+stream_get_stats(const struct stream *s, struct stream_stats *st)
+{
+	*st = s->st;
+	st->srtt_us = s->srtt;
+	st->rttvar_us = s->rttvar;
+	st->min_rtt_us = s->min_rtt;
+	st->cwnd = (uint64_t)s->cwnd;
+	st->snd_buffered = s->snd_end - umin(s->snd_una, s->snd_end);
+	st->rcv_buffered = s->rcv_high - s->rcv_read;
+}

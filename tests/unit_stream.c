@@ -1,0 +1,1014 @@
+/*
+ * unit_stream: two streams joined by a simulated network with a virtual
+ * clock and a seeded PRNG: one-way delay, a bottleneck with a bounded
+ * queue, random loss, reordering and duplication.  Each scenario asserts
+ * real outcomes (bytes identical, FIN/EOF, buffer bounds, timers, CLOSE)
+ * and prints what it measured.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream.h"
+#include "util.h"
+
+#define MTU		1200
+#define OVERHEAD	40	/* outer header, AEAD tag, UDP/IP per packet */
+#define MAX_PKTS	200000	/* in the network at once */
+
+static int failures;
+
+static void
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	failures++;
+}
+
+#define CHECK(cond, ...) do { if (!(cond)) { fail(__VA_ARGS__); return -1; } } while (0)
+
+/* splitmix64: deterministic and good enough for a network. */
+static uint64_t rng_state;
+
+static uint64_t
+rnd(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static double
+rndf(void)
+{
+	return (double)(rnd() >> 11) / 9007199254740992.0;
+}
+
+static void
+rnd_fill(uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = rnd() & 0xff;
+}
+
+/* What a payload holds, read with the layout documented in stream.c. */
+struct scan {
+	bool ok, ping, stream, fin, close, ack;
+	uint64_t off, len;
+	uint32_t code;
+	size_t bounds[64];	/* frame boundaries */
+	int nbounds;
+};
+
+static int
+varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	size_t n, i;
+
+	if (*p >= end)
+		return -1;
+	n = (size_t)1 << (**p >> 6);
+	if ((size_t)(end - *p) < n)
+		return -1;
+	*v = **p & 0x3f;
+	for (i = 1; i < n; i++)
+		*v = *v << 8 | (*p)[i];
+	*p += n;
+	return 0;
+}
+
+static void
+scan(const uint8_t *buf, size_t len, struct scan *sc)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	uint64_t t, v, count, i;
+
+	memset(sc, 0, sizeof *sc);
+	while (p < end) {
+		if (sc->nbounds < 64)
+			sc->bounds[sc->nbounds++] = p - buf;
+		if (varint(&p, end, &t) == -1)
+			return;
+		switch (t) {
+		case 0x00:
+			break;
+		case 0x01:
+			sc->ping = true;
+			break;
+		case 0x02:
+			sc->ack = true;
+			if (varint(&p, end, &v) || varint(&p, end, &v) ||
+			    varint(&p, end, &count) || varint(&p, end, &v))
+				return;
+			for (i = 0; i < count; i++)
+				if (varint(&p, end, &v) || varint(&p, end, &v))
+					return;
+			break;
+		case 0x0e:
+		case 0x0f:
+			sc->stream = true;
+			sc->fin = t == 0x0f;
+			if (varint(&p, end, &sc->off) ||
+			    varint(&p, end, &sc->len) ||
+			    sc->len > (uint64_t)(end - p))
+				return;
+			p += sc->len;
+			break;
+		case 0x10:
+			if (varint(&p, end, &v))
+				return;
+			break;
+		case 0x1c:
+			if (end - p < 4)
+				return;
+			sc->close = true;
+			sc->code = (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+			p += 4;
+			break;
+		default:
+			return;
+		}
+	}
+	sc->ok = true;
+}
+
+/* One direction of the network. */
+struct link {
+	uint64_t delay_us;	/* one way, propagation */
+	uint64_t bw;		/* bytes per second at the bottleneck */
+	uint64_t queue;		/* bottleneck buffer, bytes */
+	double loss, dup, reorder;	/* probabilities */
+	uint64_t reorder_us;	/* extra delay of a reordered packet */
+	bool cut;		/* drop everything */
+	uint64_t free_at;	/* bottleneck busy until */
+	uint64_t sent, dropped, queued_out;
+};
+
+struct pkt {
+	uint64_t t, seq, pn;
+	int to;
+	size_t len;
+	uint8_t data[MTU];
+};
+
+static struct pkt *heap[MAX_PKTS];
+static int nheap;
+static uint64_t seq;
+
+static bool
+before(const struct pkt *a, const struct pkt *b)
+{
+	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void
+heap_push(struct pkt *p)
+{
+	int i = nheap++;
+
+	while (i > 0 && before(p, heap[(i - 1) / 2])) {
+		heap[i] = heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	heap[i] = p;
+}
+
+static struct pkt *
+heap_pop(void)
+{
+	struct pkt *top = heap[0], *last = heap[--nheap];
+	int i = 0, c;
+
+	while ((c = 2 * i + 1) < nheap) {
+		if (c + 1 < nheap && before(heap[c + 1], heap[c]))
+			c++;
+		if (!before(heap[c], last))
+			break;
+		heap[i] = heap[c];
+		i = c;
+	}
+	if (nheap > 0)
+		heap[i] = last;
+	return top;
+}
+
+static void
+heap_clear(void)
+{
+	while (nheap > 0)
+		free(heap_pop());
+}
+
+static void
+link_send(struct link *l, uint64_t now, int to, uint64_t pn,
+    const uint8_t *buf, size_t len)
+{
+	uint64_t start, t;
+	int copies, i;
+
+	l->sent++;
+	if (l->cut || rndf() < l->loss) {
+		l->dropped++;
+		return;
+	}
+	start = l->free_at > now ? l->free_at : now;
+	if ((start - now) * l->bw / 1000000 > l->queue) {
+		l->queued_out++;
+		return;
+	}
+	l->free_at = start + (len + OVERHEAD) * 1000000 / l->bw;
+	t = l->free_at + l->delay_us;
+	if (rndf() < l->reorder)
+		t += rnd() % (l->reorder_us + 1);
+	copies = rndf() < l->dup ? 2 : 1;
+	for (i = 0; i < copies && nheap < MAX_PKTS; i++) {
+		struct pkt *p = malloc(sizeof *p);
+
+		if (p == NULL)
+			abort();
+		p->t = t + i * (rnd() % 2000);
+		p->seq = seq++;
+		p->pn = pn;
+		p->to = to;
+		p->len = len;
+		memcpy(p->data, buf, len);
+		heap_push(p);
+	}
+}
+
+struct side {
+	const char *name;
+	struct stream *s;
+	struct stream_conf conf;
+	const uint8_t *src;	/* what this side sends */
+	size_t src_len, written;
+	bool fin_sent;
+	uint8_t *dst;		/* what it receives */
+	size_t dst_cap, got;
+	size_t read_chunk;	/* 0: read everything at once */
+	uint64_t read_every_us, next_read;
+	uint64_t next_pn;	/* the packet number we expect next */
+	uint64_t last_recv;	/* when a payload was last accepted */
+	uint64_t last_send, max_gap, pings;
+	uint64_t bad;		/* honest payloads refused: must stay 0 */
+	uint64_t injected, refused;
+	uint64_t err_at;
+	uint64_t max_snd, max_rcv;
+};
+
+struct sim {
+	struct side side[2];
+	struct link link[2];	/* link[i] carries side i's packets */
+	uint64_t now, start;
+	uint64_t limit_us;	/* give up after this much virtual time */
+	double garbage;		/* chance to inject garbage with a packet */
+	uint64_t abort_at;	/* side 0 aborts then; 0: never */
+	bool stop_on_error;
+	uint64_t done_at;	/* when all data and both FINs were through */
+};
+
+static void
+side_init(struct side *sd, const char *name, const struct stream_conf *conf,
+    const uint8_t *src, size_t src_len, size_t dst_cap, uint64_t now)
+{
+	memset(sd, 0, sizeof *sd);
+	sd->name = name;
+	sd->conf = *conf;
+	sd->src = src;
+	sd->src_len = src_len;
+	sd->dst_cap = dst_cap;
+	if (dst_cap > 0 && (sd->dst = malloc(dst_cap)) == NULL)
+		abort();
+	if ((sd->s = stream_new(conf, now)) == NULL)
+		abort();
+	sd->last_recv = sd->last_send = now;
+}
+
+static void
+side_free(struct side *sd)
+{
+	stream_free(sd->s);
+	free(sd->dst);
+}
+
+/* The application: write what fits, read what may be read. */
+static int
+app(struct sim *m, struct side *sd)
+{
+	uint8_t tmp[65536];
+	size_t n, want;
+	struct stream_stats st;
+
+	if (stream_error(sd->s) != STREAM_OK)
+		return 0;
+	if (sd->written < sd->src_len)
+		sd->written += stream_write(sd->s, sd->src + sd->written,
+		    sd->src_len - sd->written);
+	if (sd->written == sd->src_len && !sd->fin_sent) {
+		stream_close_write(sd->s);
+		sd->fin_sent = true;
+	}
+	if (sd->read_chunk > 0 && m->now < sd->next_read)
+		return 0;
+	want = sd->read_chunk > 0 ? sd->read_chunk : SIZE_MAX;
+	while (want > 0 && (n = stream_read(sd->s, tmp,
+	    want < sizeof tmp ? want : sizeof tmp)) > 0) {
+		CHECK(sd->got + n <= sd->dst_cap, "%s: got more than was sent",
+		    sd->name);
+		memcpy(sd->dst + sd->got, tmp, n);
+		sd->got += n;
+		want -= n;
+	}
+	if (sd->read_chunk > 0)
+		sd->next_read = m->now + sd->read_every_us;
+	stream_get_stats(sd->s, &st);
+	if (st.snd_buffered > sd->max_snd)
+		sd->max_snd = st.snd_buffered;
+	if (st.rcv_buffered > sd->max_rcv)
+		sd->max_rcv = st.rcv_buffered;
+	CHECK(st.snd_buffered <= sd->conf.sndbuf, "%s: %" PRIu64
+	    " bytes in a %zu byte send buffer", sd->name, st.snd_buffered,
+	    sd->conf.sndbuf);
+	CHECK(st.rcv_buffered <= sd->conf.rcvbuf, "%s: %" PRIu64
+	    " bytes in a %zu byte receive buffer", sd->name, st.rcv_buffered,
+	    sd->conf.rcvbuf);
+	return 0;
+}
+
+/* Payloads that must be refused: each checked, none may harm. */
+static int
+inject(struct sim *m, struct side *to, const struct pkt *real,
+    const struct side *from)
+{
+	uint8_t buf[MTU + 16];
+	struct scan sc;
+	size_t len = 0, cut;
+	uint64_t pn = from->next_pn + 100000 + rnd() % 1000;
+	int kind = rnd() % 5, i;
+
+	switch (kind) {
+	case 0:	/* unknown frame type */
+		len = 1 + rnd() % 200;
+		rnd_fill(buf, len);
+		buf[0] = 0x03 + rnd() % 10;
+		break;
+	case 1:	/* the real payload cut inside a frame, same pn, before it */
+		scan(real->data, real->len, &sc);
+		if (real->len < 2)
+			return 0;
+		cut = 1 + rnd() % (real->len - 1);
+		for (i = 0; i < sc.nbounds; i++)
+			if (sc.bounds[i] == cut)
+				return 0;
+		memcpy(buf, real->data, cut);
+		len = cut;
+		pn = real->pn;
+		break;
+	case 2:	/* the real payload with a bad frame after it, same pn */
+		memcpy(buf, real->data, real->len);
+		len = real->len;
+		buf[len++] = 0x3f;
+		pn = real->pn;
+		break;
+	case 3:	/* an ACK of packets never sent */
+		buf[0] = 0x02;
+		buf[1] = 0x80 | 0x3f;	/* 4-byte varint: 0x3fffffff */
+		buf[2] = buf[3] = buf[4] = 0xff;
+		buf[5] = 0;
+		buf[6] = 0;
+		buf[7] = 0;
+		len = 8;
+		break;
+	case 4:	/* data far beyond the window */
+		buf[0] = 0x0e;
+		buf[1] = 0x80 | 0x3f;
+		buf[2] = buf[3] = buf[4] = 0xff;
+		buf[5] = 4;
+		memset(buf + 6, 'x', 4);
+		len = 10;
+		break;
+	}
+	to->injected++;
+	CHECK(stream_input(to->s, m->now, pn, buf, len) == -1,
+	    "%s: garbage of kind %d (%zu bytes) accepted", to->name, kind, len);
+	to->refused++;
+	return 0;
+}
+
+static bool
+finished(struct sim *m)
+{
+	int i;
+
+	if (m->done_at == 0 && stream_eof(m->side[0].s) &&
+	    stream_eof(m->side[1].s) && stream_send_done(m->side[0].s) &&
+	    stream_send_done(m->side[1].s))
+		m->done_at = m->now;
+	for (i = 0; i < 2; i++) {
+		const struct side *sd = &m->side[i];
+
+		if (m->stop_on_error && (stream_error(sd->s) != STREAM_OK ||
+		    stream_can_close(sd->s, m->now)))
+			continue;
+		if (!stream_can_close(sd->s, m->now))
+			return false;
+		if (stream_error(sd->s) == STREAM_OK &&
+		    (!stream_eof(sd->s) || !stream_send_done(sd->s)))
+			return false;
+	}
+	return true;
+}
+
+/* Runs until both sides may close: 0; 1 when limit_us passes first; -1
+ * on a failure (said why). */
+static int
+run(struct sim *m)
+{
+	uint8_t buf[MTU];
+	int i, spins = 0;
+
+	for (;;) {
+		uint64_t t = UINT64_MAX, pn;
+		size_t n;
+
+		for (i = 0; i < 2; i++)
+			if (app(m, &m->side[i]) == -1)
+				return -1;
+		if (m->abort_at != 0 && m->now >= m->abort_at) {
+			stream_abort(m->side[0].s, 0xdeadbeef);
+			m->abort_at = 0;
+		}
+		for (i = 0; i < 2; i++) {
+			struct side *sd = &m->side[i];
+			int err0 = stream_error(sd->s);
+
+			while ((n = stream_output(sd->s, m->now, &pn, buf,
+			    sizeof buf)) > 0) {
+				struct scan sc;
+
+				CHECK(n <= MTU, "%s: payload of %zu bytes",
+				    sd->name, n);
+				CHECK(pn == sd->next_pn, "%s: packet number %"
+				    PRIu64 " after %" PRIu64, sd->name, pn,
+				    sd->next_pn);
+				sd->next_pn++;
+				scan(buf, n, &sc);
+				CHECK(sc.ok, "%s: sent a payload we cannot parse",
+				    sd->name);
+				/* Flow control: never beyond what the reader
+				 * on the other side left room for. */
+				CHECK(!sc.stream || sc.off + sc.len <=
+				    m->side[!i].got + m->side[!i].conf.rcvbuf,
+				    "%s: data up to %" PRIu64 " but the peer "
+				    "has read only %zu", sd->name,
+				    sc.off + sc.len, m->side[!i].got);
+				if (m->now - sd->last_send > sd->max_gap)
+					sd->max_gap = m->now - sd->last_send;
+				sd->last_send = m->now;
+				sd->pings += sc.ping;
+				link_send(&m->link[i], m->now, !i, pn, buf, n);
+			}
+			if (err0 == STREAM_OK && stream_error(sd->s) != STREAM_OK)
+				sd->err_at = m->now;
+			if (stream_deadline(sd->s) < t)
+				t = stream_deadline(sd->s);
+		}
+		if (finished(m))
+			return 0;
+		for (i = 0; i < 2; i++) {
+			struct side *sd = &m->side[i];
+
+			if (sd->read_chunk > 0 && sd->next_read < t)
+				t = sd->next_read;
+		}
+		if (nheap > 0 && heap[0]->t < t)
+			t = heap[0]->t;
+		if (t <= m->now) {
+			/* Output just said nothing is due now; a deadline in
+			 * the past would make the session spin. */
+			CHECK(++spins < 100, "stream_deadline stays in the past"
+			    " at %" PRIu64 " us", m->now - m->start);
+		} else {
+			spins = 0;
+			m->now = t;
+		}
+		if (m->now - m->start >= m->limit_us)
+			return 1;
+		while (nheap > 0 && heap[0]->t <= m->now) {
+			struct pkt *p = heap_pop();
+			struct side *to = &m->side[p->to];
+			int rc, err0;
+
+			if (m->garbage > 0 && rndf() < m->garbage &&
+			    inject(m, to, p, &m->side[!p->to]) == -1) {
+				free(p);
+				return -1;
+			}
+			err0 = stream_error(to->s);
+			rc = stream_input(to->s, m->now, p->pn, p->data, p->len);
+			if (err0 == STREAM_OK && stream_error(to->s) != STREAM_OK)
+				to->err_at = m->now;
+			if (rc == -1)
+				to->bad++;
+			else
+				to->last_recv = m->now;
+			free(p);
+			CHECK(rc == 0, "%s: refused an honest payload", to->name);
+		}
+	}
+}
+
+/* run() for a transfer that must end cleanly. */
+static int
+run_done(struct sim *m, const char *name)
+{
+	int rc = run(m);
+
+	if (rc == 1) {
+		fail("%s: not done after %" PRIu64 " simulated seconds (got %zu "
+		    "of %zu and %zu of %zu)", name, m->limit_us / 1000000,
+		    m->side[0].got, m->side[1].src_len, m->side[1].got,
+		    m->side[0].src_len);
+		return -1;
+	}
+	return rc;
+}
+
+static struct stream_conf
+conf_default(void)
+{
+	struct stream_conf c = {
+		.mtu = MTU,
+		.sndbuf = 1 << 20,
+		.rcvbuf = 1 << 20,
+		.keepalive_us = 0,
+		.idle_us = 30000000,
+	};
+
+	return c;
+}
+
+static void
+sim_init(struct sim *m, const struct stream_conf *c0,
+    const struct stream_conf *c1, const uint8_t *d0, size_t n0,
+    const uint8_t *d1, size_t n1, const struct link *l)
+{
+	memset(m, 0, sizeof *m);
+	m->now = m->start = 1000000;
+	m->limit_us = 120000000;
+	m->link[0] = m->link[1] = *l;
+	side_init(&m->side[0], "A", c0, d0, n0, n1, m->now);
+	side_init(&m->side[1], "B", c1, d1, n1, n0, m->now);
+}
+
+static void
+sim_free(struct sim *m)
+{
+	side_free(&m->side[0]);
+	side_free(&m->side[1]);
+	heap_clear();
+}
+
+static void
+report(const char *name, const struct sim *m, size_t bytes)
+{
+	double secs = (double)((m->done_at ? m->done_at : m->now) - m->start) / 1e6;
+	int i;
+
+	printf("%-24s %6.3f s simulated", name, secs);
+	if (bytes > 0)
+		printf(", goodput %.2f MB/s each way of %.2f MB/s",
+		    bytes / secs / 1e6, m->link[0].bw / 1e6);
+	printf("\n");
+	for (i = 0; i < 2; i++) {
+		struct stream_stats st;
+
+		stream_get_stats(m->side[i].s, &st);
+		printf("    %s: %" PRIu64 " pkts sent, %" PRIu64 " lost (net "
+		    "dropped %" PRIu64 ", queue %" PRIu64 "), %" PRIu64
+		    " bytes resent, srtt %.1f ms, cwnd %" PRIu64 ", buffers "
+		    "%" PRIu64 "/%" PRIu64 "\n", m->side[i].name,
+		    st.pkts_sent, st.pkts_lost, m->link[i].dropped,
+		    m->link[i].queued_out, st.bytes_retrans, st.srtt_us / 1e3,
+		    st.cwnd, m->side[i].max_snd, m->side[i].max_rcv);
+	}
+}
+
+static int
+check_transfer(const struct sim *m)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		const struct side *sd = &m->side[i], *peer = &m->side[!i];
+
+		CHECK(stream_error(sd->s) == STREAM_OK, "%s: error %d",
+		    sd->name, stream_error(sd->s));
+		CHECK(sd->got == peer->src_len, "%s: got %zu of %zu bytes",
+		    sd->name, sd->got, peer->src_len);
+		CHECK(peer->src_len == 0 ||
+		    memcmp(sd->dst, peer->src, peer->src_len) == 0,
+		    "%s: bytes differ from what %s sent", sd->name, peer->name);
+		CHECK(stream_eof(sd->s) && stream_send_done(sd->s),
+		    "%s: eof %d send_done %d", sd->name, stream_eof(sd->s),
+		    stream_send_done(sd->s));
+		CHECK(sd->bad == 0, "%s: refused %" PRIu64 " honest payloads",
+		    sd->name, sd->bad);
+	}
+	return 0;
+}
+
+/* Both directions at once over the given link.  Goodput must reach
+ * min_share of the link rate. */
+static int
+transfer(const char *name, const struct link *l, size_t bytes,
+    double garbage, double min_share)
+{
+	struct stream_conf c = conf_default();
+	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	struct sim m;
+	int rc;
+	double rate;
+
+	if (a == NULL || b == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	rnd_fill(b, bytes);
+	sim_init(&m, &c, &c, a, bytes, b, bytes, l);
+	m.garbage = garbage;
+	rc = run_done(&m, name);
+	if (rc == 0)
+		rc = check_transfer(&m);
+	report(name, &m, bytes);
+	rate = bytes / ((double)(m.done_at - m.start) / 1e6);
+	if (rc == 0 && rate < min_share * l->bw) {
+		fail("%s: goodput %.2f MB/s, below %.0f%% of the link", name,
+		    rate / 1e6, min_share * 100);
+		rc = -1;
+	}
+	if (rc == 0 && garbage > 0) {
+		CHECK(m.side[0].refused > 100 && m.side[1].refused > 100,
+		    "only %" PRIu64 "/%" PRIu64 " garbage payloads injected",
+		    m.side[0].refused, m.side[1].refused);
+		printf("    garbage refused: %" PRIu64 " and %" PRIu64 "\n",
+		    m.side[0].refused, m.side[1].refused);
+	}
+	sim_free(&m);
+	free(a);
+	free(b);
+	return rc;
+}
+
+static const struct link lan = {
+	.delay_us = 10000, .bw = 12500000, .queue = 250000,
+};
+
+static int
+test_clean(void)
+{
+	return transfer("clean", &lan, 8 << 20, 0, 0.5);
+}
+
+static int
+test_lossy(void)
+{
+	struct link l = lan;
+
+	l.loss = 0.05;
+	l.reorder = 0.1;
+	l.reorder_us = 5000;
+	return transfer("5% loss + reorder", &l, 4 << 20, 0, 0.01);
+}
+
+static int
+test_dup(void)
+{
+	struct link l = lan;
+
+	l.loss = 0.01;
+	l.dup = 0.2;
+	l.reorder = 0.05;
+	l.reorder_us = 3000;
+	return transfer("20% dup + 1% loss", &l, 4 << 20, 0, 0.02);
+}
+
+static int
+test_garbage(void)
+{
+	struct link l = lan;
+
+	l.loss = 0.02;
+	l.reorder = 0.05;
+	l.reorder_us = 3000;
+	return transfer("garbage injected", &l, 2 << 20, 0.1, 0.01);
+}
+
+/* A reader much slower than the link: MAX_DATA must hold the sender. */
+static int
+test_slow_reader(void)
+{
+	struct stream_conf ca = conf_default(), cb = conf_default();
+	size_t bytes = 2 << 20;
+	uint8_t *a = malloc(bytes);
+	struct sim m;
+	int rc;
+	double rate;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	ca.sndbuf = 256 << 10;
+	cb.rcvbuf = 128 << 10;
+	sim_init(&m, &ca, &cb, a, bytes, NULL, 0, &lan);
+	m.side[1].read_chunk = 16 << 10;
+	m.side[1].read_every_us = 10000;	/* 1.6 MB/s */
+	rc = run_done(&m, "slow reader");
+	if (rc == 0)
+		rc = check_transfer(&m);
+	report("slow reader", &m, bytes);
+	rate = bytes / ((double)(m.done_at - m.start) / 1e6);
+	if (rc == 0 && (m.side[0].max_snd > ca.sndbuf ||
+	    m.side[1].max_rcv > cb.rcvbuf || rate > 2.0e6 || rate < 1.0e6)) {
+		fail("slow reader: buffers %" PRIu64 "/%" PRIu64 ", rate %.2f"
+		    " MB/s", m.side[0].max_snd, m.side[1].max_rcv, rate / 1e6);
+		rc = -1;
+	}
+	sim_free(&m);
+	free(a);
+	return rc;
+}
+
+/* FIN at offset 0 in both directions, and in one only. */
+static int
+test_empty(void)
+{
+	struct stream_conf c = conf_default();
+	uint8_t one[1000];
+	struct sim m;
+	int rc;
+
+	sim_init(&m, &c, &c, NULL, 0, NULL, 0, &lan);
+	rc = run_done(&m, "zero-length");
+	if (rc == 0)
+		rc = check_transfer(&m);
+	report("zero-length both ways", &m, 0);
+	sim_free(&m);
+	if (rc == -1)
+		return -1;
+	rnd_fill(one, sizeof one);
+	sim_init(&m, &c, &c, one, sizeof one, NULL, 0, &lan);
+	m.link[0].loss = m.link[1].loss = 0.3;
+	rc = run_done(&m, "one way");
+	if (rc == 0)
+		rc = check_transfer(&m);
+	report("1000 bytes / 0, 30% loss", &m, 0);
+	sim_free(&m);
+	return rc;
+}
+
+/* Nothing to send: PINGs at the keepalive interval keep both alive. */
+static int
+test_keepalive(void)
+{
+	struct stream_conf c = conf_default();
+	struct sim m;
+	int i, rc = 0;
+
+	c.keepalive_us = 1000000;
+	c.idle_us = 5000000;
+	sim_init(&m, &c, &c, NULL, 0, NULL, 0, &lan);
+	/* Never finished: no side writes its FIN. */
+	m.side[0].fin_sent = m.side[1].fin_sent = true;
+	m.limit_us = 30000000;
+	if (run(&m) != 1) {
+		sim_free(&m);
+		return -1;
+	}
+	for (i = 0; i < 2; i++) {
+		struct side *sd = &m.side[i];
+
+		printf("keepalive %s: %" PRIu64 " PINGs in 30 s, longest "
+		    "silence %.3f s\n", sd->name, sd->pings, sd->max_gap / 1e6);
+		if (stream_error(sd->s) != STREAM_OK || sd->pings < 25 ||
+		    sd->pings > 31 || sd->max_gap > c.keepalive_us) {
+			fail("keepalive %s: error %d, %" PRIu64 " PINGs, gap %"
+			    PRIu64 " us", sd->name, stream_error(sd->s),
+			    sd->pings, sd->max_gap);
+			rc = -1;
+		}
+	}
+	sim_free(&m);
+	return rc;
+}
+
+/* The peer goes silent in the middle of a transfer. */
+static int
+test_idle(void)
+{
+	struct stream_conf c = conf_default();
+	size_t bytes = 4 << 20;
+	uint8_t *a = malloc(bytes);
+	struct sim m;
+	int i, rc = 0;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	c.idle_us = 2000000;
+	c.keepalive_us = 500000;
+	sim_init(&m, &c, &c, a, bytes, NULL, 0, &lan);
+	m.limit_us = 300000;
+	if (run(&m) != 1) {
+		sim_free(&m);
+		free(a);
+		return -1;
+	}
+	m.link[0].cut = m.link[1].cut = true;
+	m.limit_us = 10000000;
+	m.stop_on_error = true;
+	if (run_done(&m, "idle") == -1) {
+		sim_free(&m);
+		free(a);
+		return -1;
+	}
+	for (i = 0; i < 2; i++) {
+		struct side *sd = &m.side[i];
+
+		printf("idle %s: STREAM_IDLE %.3f s after the last packet "
+		    "arrived (idle_us %.3f s)\n", sd->name,
+		    (sd->err_at - sd->last_recv) / 1e6, c.idle_us / 1e6);
+		if (stream_error(sd->s) != STREAM_IDLE ||
+		    sd->err_at - sd->last_recv != c.idle_us ||
+		    !stream_can_close(sd->s, m.now)) {
+			fail("idle %s: error %d after %" PRIu64 " us", sd->name,
+			    stream_error(sd->s), sd->err_at - sd->last_recv);
+			rc = -1;
+		}
+	}
+	sim_free(&m);
+	free(a);
+	return rc;
+}
+
+/* One side aborts mid-transfer: the other learns the code. */
+static int
+test_close(void)
+{
+	struct stream_conf c = conf_default();
+	size_t bytes = 4 << 20;
+	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	struct sim m;
+	int rc = 0;
+
+	if (a == NULL || b == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	rnd_fill(b, bytes);
+	sim_init(&m, &c, &c, a, bytes, b, bytes, &lan);
+	m.link[0].loss = m.link[1].loss = 0.1;
+	m.abort_at = m.now + 200000;
+	m.stop_on_error = true;
+	if (run_done(&m, "close") == -1)
+		rc = -1;
+	else if (stream_error(m.side[1].s) != STREAM_ABORTED ||
+	    stream_close_code(m.side[1].s) != 0xdeadbeef ||
+	    !stream_can_close(m.side[0].s, m.now) ||
+	    stream_write(m.side[0].s, "x", 1) != 0) {
+		fail("close: B error %d code %#x", stream_error(m.side[1].s),
+		    stream_close_code(m.side[1].s));
+		rc = -1;
+	} else
+		printf("close: B saw CLOSE %#x %.3f s after A aborted\n",
+		    stream_close_code(m.side[1].s),
+		    (m.side[1].err_at - m.start - 200000) / 1e6);
+	sim_free(&m);
+	free(a);
+	free(b);
+	return rc;
+}
+
+/*
+ * Hostile input into a stream in mid-transfer: random bytes, real
+ * payloads with flipped bits or cut short, random packet numbers.  Some of
+ * it is valid and may change the stream (only the session's AEAD can tell
+ * forgeries); what must hold is no crash, no overflow, no growth.
+ */
+static int
+test_fuzz(void)
+{
+	struct stream_conf c = conf_default();
+	size_t bytes = 1 << 20;
+	uint8_t *a = malloc(bytes), buf[MTU], out[MTU];
+	struct pkt saved[64];
+	struct sim m;
+	uint64_t pn, refused = 0, resets = 0, i;
+	int nsaved = 0, rc = 0;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	sim_init(&m, &c, &c, a, bytes, a, bytes, &lan);
+	m.limit_us = 200000;
+	if (run(&m) != 1) {
+		sim_free(&m);
+		free(a);
+		return -1;
+	}
+	while (nheap > 0 && nsaved < 64) {
+		struct pkt *p = heap_pop();
+
+		saved[nsaved++] = *p;
+		free(p);
+	}
+	for (i = 0; i < 200000; i++) {
+		struct stream *s = m.side[i & 1].s;
+		size_t len;
+
+		if (stream_error(s) != STREAM_OK) {
+			/* A valid CLOSE or an idle end: start a new victim. */
+			stream_free(s);
+			if ((s = m.side[i & 1].s = stream_new(&c, m.now)) == NULL)
+				abort();
+			resets++;
+		}
+		if (nsaved > 0 && rnd() % 2) {
+			const struct pkt *p = &saved[rnd() % nsaved];
+
+			len = p->len;
+			memcpy(buf, p->data, len);
+			if (rnd() % 2)
+				len = rnd() % (len + 1);
+			else
+				buf[rnd() % len] ^= 1 << (rnd() % 8);
+		} else {
+			len = rnd() % 64;
+			rnd_fill(buf, len);
+		}
+		pn = rnd() % 4 == 0 ? rnd() : rnd() % 100000;
+		if (stream_input(s, m.now, pn, buf, len) == -1)
+			refused++;
+		if (i % 97 == 0) {
+			while (stream_output(s, m.now, &pn, out, sizeof out) > 0)
+				;
+			stream_read(s, out, sizeof out);
+			stream_deadline(s);
+			m.now += 1000;
+		}
+	}
+	printf("fuzz: %" PRIu64 " of 200000 hostile payloads refused, %"
+	    PRIu64 " streams ended by them, no crash\n", refused, resets);
+	if (refused < 100000) {
+		fail("fuzz: only %" PRIu64 " refused", refused);
+		rc = -1;
+	}
+	sim_free(&m);
+	free(a);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(void);
+	} tests[] = {
+		{ "clean", test_clean },
+		{ "lossy", test_lossy },
+		{ "dup", test_dup },
+		{ "garbage", test_garbage },
+		{ "slow_reader", test_slow_reader },
+		{ "empty", test_empty },
+		{ "keepalive", test_keepalive },
+		{ "idle", test_idle },
+		{ "close", test_close },
+		{ "fuzz", test_fuzz },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+		if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
+			continue;
+		rng_state = 0x5eed0000 + i;
+		if (tests[i].fn() == -1 && failures == 0)
+			fail("%s", tests[i].name);
+	}
+	if (failures > 0) {
+		fprintf(stderr, "unit_stream: %d failure(s)\n", failures);
+		return 1;
+	}
+	printf("unit_stream: all passed\n");
+	return 0;
+}
