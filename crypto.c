@@ -697,7 +697,8 @@ crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uin
     const uint8_t *plain, size_t len, uint8_t *out)
 {
 	/* The nonce is pn: it must never repeat under one key. */
-	if (hdrlen == 0 || pn == NONCE_MAX || (tx->sealed && pn <= tx->last_pn))
+	if (hdrlen <= CRYPTO_HDR_PHASE_BYTE || pn == NONCE_MAX ||
+	    (tx->sealed && pn <= tx->last_pn))
 		return -1;
 	if (tx->pkts > 0 && (tx->pkts >= tx->lim_pkts || len > tx->lim_bytes - tx->bytes ||
 	    (now > tx->since && now - tx->since >= tx->lim_us))) {
@@ -707,7 +708,9 @@ crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uin
 		tx->since = now;
 		tx->rekeys++;
 	}
-	hdr[0] = (uint8_t)((hdr[0] & ~CRYPTO_HDR_PHASE) | tx->phase);
+	hdr[CRYPTO_HDR_PHASE_BYTE] &= (uint8_t)~CRYPTO_HDR_PHASE;
+	if (tx->phase)
+		hdr[CRYPTO_HDR_PHASE_BYTE] |= CRYPTO_HDR_PHASE;
 	aead_seal(tx->key, pn, hdr, hdrlen, plain, len, out);
 	tx->pkts++;
 	tx->bytes = len > tx->lim_bytes - tx->bytes ? tx->lim_bytes : tx->bytes + len;
@@ -786,7 +789,7 @@ crypto_open(struct crypto_rx *rx, uint64_t now, const uint8_t *hdr, size_t hdrle
 	const uint8_t *key;
 	unsigned phase;
 
-	if (hdrlen == 0 || len < CRYPTO_TAG_LEN || pn == NONCE_MAX) {
+	if (hdrlen <= CRYPTO_HDR_PHASE_BYTE || len < CRYPTO_TAG_LEN || pn == NONCE_MAX) {
 		rx->st.malformed++;
 		return -1;
 	}
@@ -810,7 +813,7 @@ crypto_open(struct crypto_rx *rx, uint64_t now, const uint8_t *hdr, size_t hdrle
 	 * sent after it, so the other phase below cur_min_pn is the previous
 	 * key, and above it the next key.
 	 */
-	phase = hdr[0] & CRYPTO_HDR_PHASE;
+	phase = (hdr[CRYPTO_HDR_PHASE_BYTE] & CRYPTO_HDR_PHASE) ? 1 : 0;
 	if (phase == rx->phase) {
 		which = KEY_CUR;
 		key = rx->cur;

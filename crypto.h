@@ -12,8 +12,9 @@
  * packet is  header || ciphertext || 16-byte tag.  The header is the
  * caller's (the session's) and is the AEAD's additional data; it must
  * carry the packet number, which is also the AEAD nonce (Noise's nonce
- * encoding: 4 zero bytes || 64-bit little-endian counter).  Bit 0 of the
- * header's first byte is the key phase and belongs to this module: the
+ * encoding: 4 zero bytes || 64-bit little-endian counter).  Bit 7 of the
+ * header's second byte (wire.h's type) is the key phase and belongs to
+ * this module: the
  * sender rekeys (Noise Rekey()) after CRYPTO_REKEY_PKTS packets,
  * CRYPTO_REKEY_BYTES bytes or CRYPTO_REKEY_US, whichever comes first, and
  * flips the phase; the receiver follows, keeping the previous key for
@@ -22,10 +23,13 @@
  * key epoch (at least 2^20 packets, 1 GiB or 2 minutes) were lost, it
  * could not follow, and the session would end by its idle timeout.
  *
- * Proposed wire layout of a sealed data packet (built by the session):
- *   byte 0      type, bit 0 = key phase (CRYPTO_HDR_PHASE)
- *   bytes 1-8   packet number, 64-bit big-endian
- *   bytes 9-    ciphertext, then the 16-byte Poly1305 tag
+ * Wire layout of a sealed data packet (wire.h; built by the session):
+ *   byte 0      0xE1, magic and version
+ *   byte 1      type (WIRE_DATA); bit 7 = key phase (CRYPTO_HDR_PHASE)
+ *   bytes 2-5   the receiver's connection id
+ *   bytes 6-13  packet number, 64-bit big-endian
+ *   bytes 14-   ciphertext, then the 16-byte Poly1305 tag
+ * Bytes 0-13 are the additional data.
  *
  * Passphrase mode: CPace, a PAKE, whose output can bind a Noise handshake.
  *
@@ -58,7 +62,8 @@
 #define CRYPTO_KEY_B64_LEN	44	/* base64 of a key, with padding */
 #define CRYPTO_FP_LEN		50	/* "SHA256:" + 43 characters */
 
-#define CRYPTO_HDR_PHASE	0x01	/* key phase bit in the header's byte 0 */
+#define CRYPTO_HDR_PHASE_BYTE	1	/* the header byte with the key phase */
+#define CRYPTO_HDR_PHASE	0x80	/* key phase bit in that byte */
 #define CRYPTO_REPLAY_WINDOW	2048	/* packets accepted out of order */
 #define CRYPTO_REKEY_PKTS	(1ULL << 20)
 #define CRYPTO_REKEY_BYTES	(1ULL << 30)
@@ -123,15 +128,15 @@ void crypto_tx_free(struct crypto_tx *tx);
 void crypto_rx_free(struct crypto_rx *rx);
 
 /* Seal len bytes of plain as packet number pn into out (len +
- * CRYPTO_TAG_LEN bytes; out may be plain).  hdr (hdrlen >= 1 bytes, the
+ * CRYPTO_TAG_LEN bytes; out may be plain).  hdr (hdrlen >= 2 bytes, the
  * packet's plaintext header, which must encode pn) is authenticated, after
- * the key phase bit of hdr[0] has been set.  pn must be greater than every
+ * its key phase bit has been set.  pn must be greater than every
  * pn sealed before and less than UINT64_MAX, so that no nonce is ever used
  * twice.  0 or -1 (bad arguments; prints nothing). */
 int crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen,
     uint64_t pn, const uint8_t *plain, size_t len, uint8_t *out);
 
-/* Open a received packet: hdr as received (hdrlen >= 1), pn as decoded
+/* Open a received packet: hdr as received (hdrlen >= 2), pn as decoded
  * from it, ct the len bytes after the header.  On success writes len -
  * CRYPTO_TAG_LEN bytes to out (out may be ct) and returns 0.  Returns -1
  * and counts the packet, printing nothing, when it is malformed, a replay,

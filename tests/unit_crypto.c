@@ -331,16 +331,19 @@ out:
 
 /* Record layer. */
 
-#define HDR	9
+/* wire.h's data packet: magic, type, connection id, packet number. */
+#define HDR	14
 
 static void
 put_hdr(uint8_t *p, uint64_t pn)
 {
 	int i;
 
-	p[0] = 0xd0;
+	p[0] = 0xe1;
+	p[1] = 3;
+	memcpy(p + 2, "\x12\x34\x56\x78", 4);
 	for (i = 0; i < 8; i++)
-		p[1 + i] = (uint8_t)(pn >> (56 - 8 * i));
+		p[6 + i] = (uint8_t)(pn >> (56 - 8 * i));
 }
 
 static uint64_t
@@ -350,8 +353,14 @@ get_pn(const uint8_t *p)
 	int i;
 
 	for (i = 0; i < 8; i++)
-		pn = pn << 8 | p[1 + i];
+		pn = pn << 8 | p[6 + i];
 	return pn;
+}
+
+static int
+phase_of(const uint8_t *p)
+{
+	return (p[CRYPTO_HDR_PHASE_BYTE] & CRYPTO_HDR_PHASE) ? 1 : 0;
 }
 
 /* Seal plain as pn into pkt; returns the packet length, 0 on failure. */
@@ -395,7 +404,7 @@ test_record(void)
 	/* Round trip, in place on the receiving side. */
 	len = seal(tx, now, 5, msg, sizeof msg, pkt);
 	CHECK(len == HDR + sizeof msg + 16);
-	CHECK((pkt[0] & CRYPTO_HDR_PHASE) == 0);
+	CHECK(phase_of(pkt) == 0 && pkt[0] == 0xe1 && pkt[1] == 3);
 	memcpy(copy, pkt, len);
 
 	/* Every bit of header, ciphertext and tag is authenticated; the
@@ -420,7 +429,7 @@ test_record(void)
 
 	/* Truncated: shorter than a tag. */
 	CHECK(crypto_open(rx, now, copy, HDR, 5, copy + HDR, 15, out) < 0);
-	CHECK(crypto_open(rx, now, copy, 0, 5, copy + HDR, len - HDR, out) < 0);
+	CHECK(crypto_open(rx, now, copy, 1, 5, copy + HDR, len - HDR, out) < 0);
 	CHECK(crypto_open(rx, now, copy, HDR, UINT64_MAX, copy + HDR, len - HDR, out) < 0);
 	crypto_rx_get_stats(rx, &st);
 	CHECK(st.malformed == 3);
@@ -429,7 +438,7 @@ test_record(void)
 	CHECK(seal(tx, now, 5, msg, 8, pkt) == 0);
 	CHECK(seal(tx, now, 4, msg, 8, pkt) == 0);
 	CHECK(seal(tx, now, UINT64_MAX, msg, 8, pkt) == 0);
-	CHECK(crypto_seal(tx, now, pkt, 0, 6, msg, 8, out) < 0);
+	CHECK(crypto_seal(tx, now, pkt, 1, 6, msg, 8, out) < 0);
 
 	/* Reordering inside the window: each accepted once. */
 	for (i = 10; i < 20; i++)
@@ -492,7 +501,7 @@ test_rekey(void)
 	crypto_test_set_limits(tx, 5, CRYPTO_REKEY_BYTES, CRYPTO_REKEY_US);
 	for (i = 0; i < 20; i++) {
 		CHECK((lens[i] = seal(tx, now, (uint64_t)i, msg, 10, pkts[i])) != 0);
-		CHECK((pkts[i][0] & CRYPTO_HDR_PHASE) == (i / 5) % 2);
+		CHECK(phase_of(pkts[i]) == (i / 5) % 2 && (pkts[i][1] & 0x7f) == 3);
 		CHECK(open_pkt(rx, now, pkts[i], lens[i], out) == 0 &&
 		    memcmp(out, msg, 10) == 0);
 	}
@@ -523,7 +532,7 @@ test_rekey(void)
 	CHECK(st.ok == 11 && st.auth == 1 && st.replay == 1 && st.rekeys == 2);
 	/* A forged packet claiming the next phase changes nothing. */
 	memcpy(out, pkts[14], lens[14]);
-	out[0] ^= CRYPTO_HDR_PHASE;
+	out[CRYPTO_HDR_PHASE_BYTE] ^= CRYPTO_HDR_PHASE;
 	CHECK(open_pkt(rx, now, out, lens[14], pkts[39]) < 0);
 	CHECK(open_pkt(rx, now, pkts[14], lens[14], out) == 0);
 	crypto_rx_get_stats(rx, &st);
