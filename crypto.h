@@ -14,10 +14,9 @@
  * carry the packet number, which is also the AEAD nonce (Noise's nonce
  * encoding: 4 zero bytes || 64-bit little-endian counter).  Bit 7 of the
  * header's second byte (wire.h's type) is the key phase and belongs to
- * this module: the
- * sender rekeys (Noise Rekey()) after CRYPTO_REKEY_PKTS packets,
- * CRYPTO_REKEY_BYTES bytes or CRYPTO_REKEY_US, whichever comes first, and
- * flips the phase; the receiver follows, keeping the previous key for
+ * this module: the sender rekeys (Noise Rekey()) after CRYPTO_REKEY_PKTS
+ * packets, CRYPTO_REKEY_BYTES bytes or CRYPTO_REKEY_US, whichever comes
+ * first, and flips the phase; the receiver follows, keeping the previous key for
  * CRYPTO_PREV_KEY_US for packets that were reordered across the change.
  * The receiver follows one change at a time: if every packet of a whole
  * key epoch (at least 2^20 packets, 1 GiB or 2 minutes) were lost, it
@@ -130,8 +129,8 @@ void crypto_rx_free(struct crypto_rx *rx);
 /* Seal len bytes of plain as packet number pn into out (len +
  * CRYPTO_TAG_LEN bytes; out may be plain).  hdr (hdrlen >= 2 bytes, the
  * packet's plaintext header, which must encode pn) is authenticated, after
- * its key phase bit has been set.  pn must be greater than every
- * pn sealed before and less than UINT64_MAX, so that no nonce is ever used
+ * its key phase bit has been set.  pn must be greater than every pn
+ * sealed before and less than UINT64_MAX, so that no nonce is ever used
  * twice.  0 or -1 (bad arguments; prints nothing). */
 int crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen,
     uint64_t pn, const uint8_t *plain, size_t len, uint8_t *out);
