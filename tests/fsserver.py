@@ -13,14 +13,16 @@ emulator; see the googleapis google/firestore/v1 protos and the REST reference)
   /v1/projects/{p}/databases/{db}/documents/...
     GET    doc                 documents.get (mask.fieldPaths)
     GET    collection          documents.list (pageSize, pageToken, orderBy,
-                               mask.fieldPaths, showMissing); an empty result is {}
+                               mask.fieldPaths, showMissing); an empty result is {};
+                               a full page always has a nextPageToken
     POST   collection          documents.createDocument (?documentId=, else a
                                20-character auto ID)
     PATCH  doc                 documents.patch (updateMask.fieldPaths, mask,
                                currentDocument.exists / .updateTime)
     DELETE doc                 documents.delete (currentDocument preconditions)
     POST   ...documents[/c/d]:runQuery           JSON array of {document,readTime},
-                               [{readTime}] when nothing matches
+                               [{readTime}] when nothing matches (skippedResults
+                               on the first element when an offset skipped any)
     POST   ...documents[/c/d]:runAggregationQuery  count / sum / avg
     POST   ...documents:commit  writes (update + updateMask + updateTransforms,
                                delete, verify, transform) applied in order,
@@ -1521,7 +1523,10 @@ class Handler(BaseHTTPRequestHandler):
             rows += [(n, None) for n in missing]
             rows.sort(key=functools.cmp_to_key(lambda a, b: order_key_cmp(q, a, b)))
             page = rows[start:start + size] if size else rows[start:]
-            more = size and start + size < len(rows)
+            # Like the real service, a full page always carries a token, so
+            # the page after it may be empty ({}); clients must loop until
+            # no nextPageToken comes back.
+            more = size and len(page) == size
             out = {}
             if page:
                 out["documents"] = [doc_json(n, d, mask) if d is not None else {"name": n}
@@ -1926,6 +1931,7 @@ class Handler(BaseHTTPRequestHandler):
             vals, before = q.end
             rows = [r for r in rows if (lambda c: c < 0 or (c == 0 and not before))(
                 cursor_cmp(q, r[0], r[1], q.end))]
+        self.skipped = min(q.offset, len(rows))
         rows = rows[q.offset:]
         if q.limit is not None:
             rows = rows[:q.limit]
@@ -1958,6 +1964,11 @@ class Handler(BaseHTTPRequestHandler):
                     out[0]["readTime"] = rt
                 else:
                     out.append({"readTime": rt})
+            if self.skipped:
+                for o in out:
+                    if "readTime" in o:
+                        o["skippedResults"] = self.skipped
+                        break
         self.entry["reads"] += max(1, len(rows))
         return 200, out
 
