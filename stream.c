@@ -51,17 +51,25 @@
  * reordering threshold (kPacketThreshold) is 3". */
 #define PKT_THRESHOLD	3
 /* RFC 9002 §6.1.2: "The RECOMMENDED time threshold (kTimeThreshold),
- * expressed as an RTT multiplier, is 9/8." */
-#define TIME_THRESH_NUM	9
-#define TIME_THRESH_DEN	8
+ * expressed as an RTT multiplier, is 9/8."  In eighths. */
+#define TIME_THRESH_8	9
+/* RFC 9002 §6.1: "Implementations ... MAY adapt" the thresholds: after
+ * a loss that was not one (the packet is acknowledged later) both grow to
+ * what would have avoided it, up to these. */
+#define PKT_THRESHOLD_MAX 256
+#define TIME_THRESH_8_MAX 16
+/* Losses remembered to notice late acknowledgements of them. */
+#define LOSS_HISTORY	64
 /* RFC 9002 §6.1.2: "The RECOMMENDED value of the timer granularity
  * (kGranularity) is 1 millisecond." */
 #define GRANULARITY_US	1000
 /* RFC 9002 §6.2.2: "The RECOMMENDED initial RTT is 333 milliseconds" */
 #define INITIAL_RTT_US	333000
-/* RFC 9000 §18.2 max_ack_delay: "a default of 25 milliseconds is
- * assumed."  Both ends run this code, so ours is the peer's too. */
-#define MAX_ACK_DELAY_US 25000
+/* RFC 9000 §18.2 max_ack_delay: "If this value is absent, a default of
+ * 25 milliseconds is assumed."  Both ends run this code, so ours is the
+ * peer's too, as if sent as a transport parameter; less than the default
+ * keeps small windows (lossy paths) and tail loss recovery quicker. */
+#define MAX_ACK_DELAY_US 10000
 /* RFC 9000 §18.2 ack_delay_exponent: "a default value of 3 is assumed
  * (indicating a multiplier of 8)". */
 #define ACK_DELAY_EXP	3
@@ -132,6 +140,18 @@ struct sent {
 	uint8_t state, flags;
 };
 
+/* A packet declared lost, in case its acknowledgement still comes. */
+struct lossrec {
+	uint64_t pn, sent_us, largest;	/* largest acknowledged back then */
+	uint64_t event;			/* the congestion event it joined */
+};
+
+/* What a congestion event changed, to undo it (RFC 9438 §4.9). */
+struct cc_prior {
+	double cwnd, ssthresh, cwnd_prior, w_max, w_est, k;
+	uint64_t epoch_us;
+};
+
 struct stream {
 	struct stream_conf conf;
 	int err;
@@ -173,6 +193,14 @@ struct stream {
 	uint64_t epoch_us;		/* 0: no congestion avoidance epoch */
 	bool recovery;
 	uint64_t recovery_us;
+	uint64_t event;			/* congestion events so far */
+	uint64_t event_lost;		/* its losses not found spurious */
+	struct cc_prior prior;
+
+	/* Reordering: adapted loss thresholds, recent losses. */
+	uint64_t pkt_thresh, time_thresh8;
+	struct lossrec hist[LOSS_HISTORY];
+	unsigned hist_first, hist_n;
 
 	/* Pacing: a token bucket that may go into debt by one packet. */
 	double tokens;
@@ -429,8 +457,7 @@ pto_deadline(const struct stream *s)
 static uint64_t
 loss_delay(const struct stream *s)
 {
-	uint64_t d = umax(s->srtt, s->latest_rtt) * TIME_THRESH_NUM /
-	    TIME_THRESH_DEN;
+	uint64_t d = umax(s->srtt, s->latest_rtt) * s->time_thresh8 / 8;
 
 	return umax(d, GRANULARITY_US);
 }
@@ -565,12 +592,18 @@ in_recovery(const struct stream *s, uint64_t sent_us)
 	return s->recovery && sent_us <= s->recovery_us;
 }
 
-/* RFC 9002 §7.3.2 with RFC 9438 §4.6 and §4.7. */
+/* RFC 9002 §7.3.2 with RFC 9438 §4.6 and §4.7, for a packet lost. */
 static void
 cc_congestion(struct stream *s, uint64_t sent_us, uint64_t now)
 {
-	if (in_recovery(s, sent_us))
+	if (in_recovery(s, sent_us)) {
+		s->event_lost++;
 		return;
+	}
+	s->prior = (struct cc_prior){ s->cwnd, s->ssthresh, s->cwnd_prior,
+	    s->w_max, s->w_est, s->k, s->epoch_us };
+	s->event++;
+	s->event_lost = 1;
 	s->recovery = true;
 	s->recovery_us = now;
 	/* Fast convergence: "if (cwnd < W_max) W_max = cwnd *
@@ -645,6 +678,23 @@ cc_ack(struct stream *s, uint64_t sent_us, uint32_t size, uint64_t in_flight,
 	s->cwnd += (target - s->cwnd) * acked / s->cwnd;
 }
 
+/* The virtual bytes a packet carried have arrived. */
+static void
+data_acked(struct stream *s, const struct sent *r)
+{
+	uint64_t a = umax(r->off, s->snd_una), b = r->off + r->len;
+
+	if (a >= b)
+		return;
+	/* A range we cannot remember as acknowledged is sent again. */
+	if (ivs_add(&s->acked, a, b, false) == -1)
+		ivs_add(&s->lost, a, b, true);
+	while (s->acked.n > 0 && s->acked.lo[0] <= s->snd_una) {
+		s->snd_una = umax(s->snd_una, s->acked.hi[0]);
+		ivs_pop(&s->acked);
+	}
+}
+
 static void
 pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 {
@@ -653,17 +703,7 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 	r->state = PKT_ACKED;
 	s->in_flight -= r->size;
 	s->elicit_out--;
-	if (r->len > 0 && r->off + r->len > s->snd_una) {
-		uint64_t a = umax(r->off, s->snd_una), b = r->off + r->len;
-
-		/* A range we cannot remember as acknowledged is sent again. */
-		if (ivs_add(&s->acked, a, b, false) == -1)
-			ivs_add(&s->lost, a, b, true);
-		while (s->acked.n > 0 && s->acked.lo[0] <= s->snd_una) {
-			s->snd_una = umax(s->snd_una, s->acked.hi[0]);
-			ivs_pop(&s->acked);
-		}
-	}
+	data_acked(s, r);
 	cc_ack(s, r->sent_us, r->size, flight, now);
 }
 
@@ -680,6 +720,68 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 	if (r->flags & PF_MAX_DATA)
 		s->max_data_due = true;
 	cc_congestion(s, r->sent_us, now);
+	if (s->hist_n == LOSS_HISTORY) {
+		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
+		s->hist_n--;
+	}
+	s->hist[(s->hist_first + s->hist_n++) % LOSS_HISTORY] =
+	    (struct lossrec){ r->pn, r->sent_us, s->largest_acked, s->event };
+}
+
+/*
+ * A packet we called lost was acknowledged after all: it was reordered
+ * (RFC 9002 §6.1 lets the thresholds adapt), and when every loss of a
+ * congestion event turns out so, the event is undone as RFC 9438 §4.9
+ * allows: "cwnd = max(cwnd, cwnd_prior)" and the rest as it was.
+ */
+static void
+spurious(struct stream *s, const struct lossrec *l, uint64_t now)
+{
+	uint64_t late = (now - l->sent_us) * 8 / umax(umax(s->srtt,
+	    s->latest_rtt), 1) + 1;
+
+	s->pkt_thresh = umin(PKT_THRESHOLD_MAX,
+	    umax(s->pkt_thresh, l->largest - l->pn + 1));
+	s->time_thresh8 = umin(TIME_THRESH_8_MAX, umax(s->time_thresh8, late));
+	if (l->event != s->event || --s->event_lost > 0)
+		return;
+	s->cwnd = s->cwnd > s->prior.cwnd ? s->cwnd : s->prior.cwnd;
+	s->ssthresh = s->prior.ssthresh;
+	s->cwnd_prior = s->prior.cwnd_prior;
+	s->w_max = s->prior.w_max;
+	s->w_est = s->prior.w_est;
+	s->k = s->prior.k;
+	s->epoch_us = s->prior.epoch_us;
+	s->recovery = false;
+}
+
+/* Looks for packets we called lost in one acknowledged range, forgetting
+ * losses too old to be reordering. */
+static void
+find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t now)
+{
+	uint64_t keep = 2 * pto_base(s);
+	unsigned i;
+
+	while (s->hist_n > 0 && now - s->hist[s->hist_first].sent_us > keep) {
+		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
+		s->hist_n--;
+	}
+	for (i = 0; i < s->hist_n; i++) {
+		struct lossrec *l = &s->hist[(s->hist_first + i) % LOSS_HISTORY];
+
+		if (l->pn >= lo && l->pn <= hi) {
+			struct sent *r = slot(s, l->pn);
+
+			/* Its data need not go again. */
+			if (r->pn == l->pn && r->state == PKT_LOST) {
+				r->state = PKT_ACKED;
+				data_acked(s, r);
+			}
+			spurious(s, l, now);
+			l->pn = UINT64_MAX;
+		}
+	}
 }
 
 /*
@@ -711,7 +813,7 @@ detect_lost(struct stream *s, uint64_t now)
 		}
 		if (!s->have_acked || r->pn > s->largest_acked)
 			break;
-		if (s->largest_acked - r->pn < PKT_THRESHOLD &&
+		if (s->largest_acked - r->pn < s->pkt_thresh &&
 		    now < r->sent_us + delay) {
 			s->loss_time = r->sent_us + delay;
 			break;
@@ -883,8 +985,10 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 	count++;
 	for (rc = ack_next(&r, &count, &lo, &hi, true); rc == 0;
 	    rc = ack_next(&r, &count, &lo, &hi, false)) {
+		if (s->hist_n > 0)
+			find_spurious(s, lo, hi, now);
 		if (hi < s->ring_lo)
-			break;
+			continue;
 		for (pn = umax(lo, s->ring_lo); pn <= hi; pn++) {
 			if (outstanding(s, pn)) {
 				pkt_acked(s, slot(s, pn), now);
@@ -1327,6 +1431,8 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	s->cwnd = umin(INITIAL_WINDOW_PKTS * conf->mtu,
 	    umax(INITIAL_WINDOW_BYTES, MIN_WINDOW_PKTS * conf->mtu));
 	s->ssthresh = INFINITY;
+	s->pkt_thresh = PKT_THRESHOLD;
+	s->time_thresh8 = TIME_THRESH_8;
 	s->tokens = s->cwnd;
 	s->pace_us = s->last_send_us = s->last_recv_us = now;
 	return s;

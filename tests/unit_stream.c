@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,10 +58,14 @@ rndf(void)
 static void
 rnd_fill(uint8_t *p, size_t n)
 {
-	size_t i;
+	uint64_t v;
 
-	for (i = 0; i < n; i++)
-		p[i] = rnd() & 0xff;
+	for (; n >= 8; p += 8, n -= 8) {
+		v = rnd();
+		memcpy(p, &v, 8);
+	}
+	v = rnd();
+	memcpy(p, &v, n);
 }
 
 /* What a payload holds, read with the layout documented in stream.c. */
@@ -152,7 +157,7 @@ struct link {
 	double loss, dup, reorder;	/* probabilities */
 	uint64_t reorder_us;	/* extra delay of a reordered packet */
 	bool cut;		/* drop everything */
-	uint64_t free_at;	/* bottleneck busy until */
+	uint64_t free_ns;	/* bottleneck busy until, in ns */
 	uint64_t sent, dropped, queued_out;
 };
 
@@ -223,13 +228,13 @@ link_send(struct link *l, uint64_t now, int to, uint64_t pn,
 		l->dropped++;
 		return;
 	}
-	start = l->free_at > now ? l->free_at : now;
-	if ((start - now) * l->bw / 1000000 > l->queue) {
+	start = l->free_ns > now * 1000 ? l->free_ns : now * 1000;
+	if ((double)(start - now * 1000) * l->bw / 1e9 > l->queue) {
 		l->queued_out++;
 		return;
 	}
-	l->free_at = start + (len + OVERHEAD) * 1000000 / l->bw;
-	t = l->free_at + l->delay_us;
+	l->free_ns = start + (len + OVERHEAD) * 1000000000 / l->bw;
+	t = (l->free_ns + 999) / 1000 + l->delay_us;
 	if (rndf() < l->reorder)
 		t += rnd() % (l->reorder_us + 1);
 	copies = rndf() < l->dup ? 2 : 1;
@@ -630,13 +635,24 @@ check_transfer(const struct sim *m)
 	return 0;
 }
 
-/* Both directions at once over the given link.  Goodput must reach
- * min_share of the link rate. */
+static double
+cpu_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Both directions at once over the given link (one way only when
+ * one_way) with buffers of buf bytes.  Goodput must reach min_share of the
+ * link rate. */
 static int
-transfer(const char *name, const struct link *l, size_t bytes,
-    double garbage, double min_share)
+transfer_buf(const char *name, const struct link *l, size_t bytes,
+    double garbage, double min_share, size_t buf, bool one_way)
 {
 	struct stream_conf c = conf_default();
+	double cpu;
 	uint8_t *a = malloc(bytes), *b = malloc(bytes);
 	struct sim m;
 	int rc;
@@ -646,12 +662,18 @@ transfer(const char *name, const struct link *l, size_t bytes,
 		abort();
 	rnd_fill(a, bytes);
 	rnd_fill(b, bytes);
-	sim_init(&m, &c, &c, a, bytes, b, bytes, l);
+	c.sndbuf = c.rcvbuf = buf;
+	sim_init(&m, &c, &c, a, bytes, b, one_way ? 0 : bytes, l);
 	m.garbage = garbage;
+	cpu = cpu_secs();
 	rc = run_done(&m, name);
+	cpu = cpu_secs() - cpu;
 	if (rc == 0)
 		rc = check_transfer(&m);
 	report(name, &m, bytes);
+	printf("    CPU: %.2f s for both streams and the simulator, %.0f MB/s "
+	    "of stream data per CPU second\n", cpu,
+	    (one_way ? 1 : 2) * bytes / cpu / 1e6);
 	rate = bytes / ((double)(m.done_at - m.start) / 1e6);
 	if (rc == 0 && rate < min_share * l->bw) {
 		fail("%s: goodput %.2f MB/s, below %.0f%% of the link", name,
@@ -669,6 +691,14 @@ transfer(const char *name, const struct link *l, size_t bytes,
 	free(a);
 	free(b);
 	return rc;
+}
+
+static int
+transfer(const char *name, const struct link *l, size_t bytes,
+    double garbage, double min_share)
+{
+	return transfer_buf(name, l, bytes, garbage, min_share, 1 << 20,
+	    false);
 }
 
 static const struct link lan = {
@@ -690,6 +720,41 @@ test_lossy(void)
 	l.reorder = 0.1;
 	l.reorder_us = 5000;
 	return transfer("5% loss + reorder", &l, 4 << 20, 0, 0.01);
+}
+
+static int
+test_reorder(void)
+{
+	struct link l = lan;
+
+	l.reorder = 0.2;
+	l.reorder_us = 5000;
+	return transfer("20% reordered by 5 ms", &l, 8 << 20, 0, 0.4);
+}
+
+/* 100 ms one way: the window must grow to 2.5 MB. */
+static int
+test_long(void)
+{
+	struct link l = lan;
+
+	l.delay_us = 100000;
+	l.queue = 2500000;
+	return transfer_buf("200 ms RTT, 8 MiB bufs", &l, 32 << 20, 0, 0.4,
+	    8 << 20, false);
+}
+
+/* 10 Gbit/s, 1 ms: what the stream code costs per byte. */
+static int
+test_fast(void)
+{
+	struct link l = lan;
+
+	l.delay_us = 1000;
+	l.bw = 1250000000;
+	l.queue = 2500000;
+	return transfer_buf("10 Gbit/s, 2 ms RTT", &l, 128 << 20, 0, 0.3,
+	    8 << 20, true);
 }
 
 static int
@@ -988,6 +1053,9 @@ main(int argc, char **argv)
 		{ "clean", test_clean },
 		{ "lossy", test_lossy },
 		{ "dup", test_dup },
+		{ "reorder", test_reorder },
+		{ "long", test_long },
+		{ "fast", test_fast },
 		{ "garbage", test_garbage },
 		{ "slow_reader", test_slow_reader },
 		{ "empty", test_empty },
