@@ -79,6 +79,7 @@ KNOWN DEVIATIONS
 TEST-ONLY SIDE CHANNEL (real Firestore has nothing like it)
   Everything under /_test/ is never logged, faulted nor authenticated.
     GET    /_test/dump[?project=P]  {"documents":[Document...]} sorted by name
+                                    (here "fields" is present even when empty)
     GET    /_test/log               {"requests":[{seq,method,path,op,status,
                                      grpcStatus,reads,writes,deletes,fault,
                                      auth}...], "totals":{requests,reads,
@@ -2211,7 +2212,9 @@ class Handler(BaseHTTPRequestHandler):
             proj = self.query.get("project", [None])[-1]
             with st.store.lock:
                 names = sorted(st.store.docs, key=ref_key)
-                docs = [doc_json(n, st.store.docs[n]) for n in names
+                docs = [dict(doc_json(n, st.store.docs[n]),
+                             fields=st.store.docs[n].fields)
+                        for n in names
                         if proj is None or n.startswith("projects/%s/" % proj)]
             return 200, {"documents": docs}
         if p == "/_test/log":
