@@ -1443,6 +1443,9 @@ class Handler(BaseHTTPRequestHandler):
             pre["exists"] = v == "true"
         if "currentDocument.updateTime" in prm:
             pre["updateTime"] = prm["currentDocument.updateTime"][-1]
+        if len(pre) > 1:
+            raise invalid("A precondition may set only one of exists and "
+                          "updateTime.")
         return pre
 
     def fs_get(self, path, body, who):
@@ -1634,12 +1637,11 @@ class Handler(BaseHTTPRequestHandler):
                 raise invalid("Invalid value at 'current_document.update_time' "
                               "(type.googleapis.com/google.protobuf.Timestamp): %s"
                               % json.dumps(pre["updateTime"]))
-            if cur is None:
-                raise ApiError("NOT_FOUND", "No document to update: %s" % name)
-            if cur.update != want:
+            have = cur.update if cur is not None else 0   # missing = version 0
+            if have != want:
                 raise ApiError("FAILED_PRECONDITION",
                                "the stored version (%d) does not match the "
-                               "required base version (%d)" % (cur.update, want))
+                               "required base version (%d)" % (have, want))
 
     def parse_transform(self, t, where):
         t = message(t, {"fieldPath", "setToServerValue", "increment", "maximum",
