@@ -38,8 +38,10 @@ emulator; see the googleapis google/firestore/v1 protos and the REST reference)
   unknown JSON names, two value keys, bad field names and bad IDs (empty,
   > 1500 bytes, containing '/', '.', '..', __.*__) are INVALID_ARGUMENT.
   Errors: HTTP code + {"error":{"code":N,"message":"...","status":"..."}};
-  the streaming methods (runQuery, batchGet, runAggregationQuery) wrap it in
-  a one-element array, as Google's REST gateway does.
+  the streaming methods (runQuery, batchGet, runAggregationQuery) wrap
+  errors from the backend in a one-element array, as Google's REST gateway
+  does; front-end errors (bad token, unparsable JSON, oversized body) stay
+  plain objects there too - clients must accept both forms.
   Limits: request body > 10 MiB and documents > 1 MiB (Firestore's storage
   size formula: name + fields + 32) are INVALID_ARGUMENT.
   createTime/updateTime have microsecond precision; every write that changes
@@ -1226,7 +1228,7 @@ class Handler(BaseHTTPRequestHandler):
             code, obj, streaming = self.route(body)
         except ApiError as e:
             code, obj = e.code, err_body(e)
-            if streaming or getattr(self, "streaming", False):
+            if (streaming or getattr(self, "streaming", False)) and not frontend_error(e):
                 obj = [obj]
             entry["grpcStatus"] = e.status
         except Exception as e:  # a bug here must not look like a hang
@@ -2292,6 +2294,14 @@ class Handler(BaseHTTPRequestHandler):
             st.reset_config()
             return 200, {}
         raise ApiError("NOT_FOUND", "control: no such switch %s %s" % (m, p))
+
+
+def frontend_error(e):
+    """Errors Google's HTTP front end gives before the backend streams
+    anything: these stay plain objects even for streaming methods."""
+    return (e.status == "UNAUTHENTICATED" or
+            e.message.startswith("Invalid JSON payload received") or
+            e.message.startswith("Request payload size exceeds"))
 
 
 def snake_of(k):

@@ -357,7 +357,7 @@ eq("select projection", b[0]["document"]["fields"], {"seq": I(1)})
 err("query needing a composite index", rq({"from": FROM, "where": FF("to", "EQUAL", S("bob")), "orderBy": [{"field": {"fieldPath": "seq"}}]}), 400, "FAILED_PRECONDITION", array=True)
 err("runQuery without from", rq({"where": FF("to", "EQUAL", S("bob"))}), 400, "INVALID_ARGUMENT", array=True)
 err("runQuery bad op", rq({"from": FROM, "where": FF("to", "LIKE", S("b"))}), 400, "INVALID_ARGUMENT", array=True)
-err("runQuery unknown key", req("POST", V1 + ":runQuery", {"structuredQuery": {"from": FROM}, "extra": 1}), 400, "INVALID_ARGUMENT", array=True)
+err("runQuery unknown key (front-end error: a plain object)", req("POST", V1 + ":runQuery", {"structuredQuery": {"from": FROM}, "extra": 1}), 400, "INVALID_ARGUMENT")
 err("runQuery on a collection path", req("POST", V1 + "/inbox:runQuery", {"structuredQuery": {"from": FROM}}), 400, "INVALID_ARGUMENT", array=True)
 
 # aggregations and listCollectionIds
@@ -572,6 +572,9 @@ err("required token: none sent -> PERMISSION_DENIED", req("GET", V1 + "/tx/a"), 
 err("required token: wrong -> UNAUTHENTICATED", req("GET", V1 + "/tx/a", headers={"Authorization": "Bearer nope"}), 401, "UNAUTHENTICATED")
 eq("required token: right", req("GET", V1 + "/tx/a", headers={"Authorization": "Bearer sesame"})[0], 200)
 eq("Bearer owner bypasses", req("GET", V1 + "/tx/a", headers={"Authorization": "Bearer owner"})[0], 200)
+RQ = {"structuredQuery": {"from": [{"collectionId": "tx"}]}}
+err("runQuery, wrong token: front-end 401, a plain object", req("POST", V1 + ":runQuery", RQ, headers={"Authorization": "Bearer nope"}), 401, "UNAUTHENTICATED")
+err("runQuery, no token: rules 403, in an array", req("POST", V1 + ":runQuery", RQ), 403, "PERMISSION_DENIED", array=True)
 ctl("POST", "config", {"auth": "issued", "tokenLifetime": 2})
 s, d = req("POST", AUTH + q(key="k"), {"returnSecureToken": True})
 eq("signUp: 200", s, 200)
