@@ -118,6 +118,7 @@ import argparse
 import base64
 import binascii
 import datetime
+import functools
 import json
 import math
 import os
@@ -1360,7 +1361,6 @@ class Handler(BaseHTTPRequestHandler):
     # -- Firestore
 
     def firestore(self, body):
-        st = self.server.state
         raw = self.rawpath.split("/")
         # ['', 'v1', 'projects', P, 'databases', D, 'documents...', ...]
         if len(raw) < 7 or raw[4] != "databases":
@@ -1506,7 +1506,6 @@ class Handler(BaseHTTPRequestHandler):
         coll = path.segs[-1]
         q = Query()
         q.order = order
-        import functools
         with st.lock:
             rows, missing = [], set()
             for name, d in st.docs.items():
@@ -1579,10 +1578,9 @@ class Handler(BaseHTTPRequestHandler):
         pre = self.precondition_params(prm)
         fields = self.doc_from_body(body)
         self.check_rules(who, [path.segs])
-        write = {"update": {"name": path.name, "fields": fields}}
         st = self.server.state.store
         with st.lock:
-            results, _ = self.apply_writes(path, [("update", path.name, fields, umask, pre, [])])
+            self.apply_writes(path, [("update", path.name, fields, umask, pre, [])])
             d = st.docs[path.name]
             return doc_json(path.name, d, mask)
 
@@ -1903,7 +1901,6 @@ class Handler(BaseHTTPRequestHandler):
                            "https://console.firebase.google.com/v1/r/project/%s/"
                            "firestore/indexes?create_composite=fsserver" % path.project)
         self.check_rules(who, [path.segs + (q.collection,)], reads=1)
-        import functools
         rows = []
         for name, d in st.docs.items():
             sp = split_name(name)
@@ -1928,12 +1925,12 @@ class Handler(BaseHTTPRequestHandler):
                 continue
             rows.append((name, d))
         rows.sort(key=functools.cmp_to_key(lambda a, b: order_key_cmp(q, a, b)))
-        if q.start:
-            vals, before = q.start
+        if q.start:   # startAt (before) is inclusive, startAfter is not
+            before = q.start[1]
             rows = [r for r in rows if (lambda c: c > 0 or (c == 0 and before))(
                 cursor_cmp(q, r[0], r[1], q.start))]
-        if q.end:
-            vals, before = q.end
+        if q.end:     # endBefore (before) is exclusive, endAt is not
+            before = q.end[1]
             rows = [r for r in rows if (lambda c: c < 0 or (c == 0 and not before))(
                 cursor_cmp(q, r[0], r[1], q.end))]
         self.skipped = min(q.offset, len(rows))
