@@ -136,6 +136,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MAX_REQUEST = 10 * 1024 * 1024
 MAX_DOC = 1024 * 1024
 MAX_STRING = 1024 * 1024 - 89
+MAX_DEPTH = 20            # maps and arrays nest at most 20 deep
+MAX_NAME = 6 * 1024       # bytes in a document name
+MAX_SUBCOLL_DEPTH = 100
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 GRPC_NUM = {"CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3,
@@ -359,6 +362,16 @@ def split_name(name):
     return "/".join(parts[:5]), tuple(parts[5:])
 
 
+def check_path_limits(root, segs):
+    if len(segs) > 2 * MAX_SUBCOLL_DEPTH + 1:
+        raise invalid("Document path is more than %d subcollections deep."
+                      % MAX_SUBCOLL_DEPTH)
+    name = "/".join((root,) + tuple(segs))
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME:
+        raise invalid("Document name \"%s...\" is longer than %d bytes."
+                      % (name[:100], MAX_NAME))
+
+
 def doc_name_or_error(name, root, what="Document name"):
     sp = split_name(name)
     if sp is None or len(sp[1]) == 0 or len(sp[1]) % 2:
@@ -369,6 +382,7 @@ def doc_name_or_error(name, root, what="Document name"):
                       % (what, name, root[:-len("/documents")]))
     for i, s in enumerate(sp[1]):
         check_id(s, "Collection" if i % 2 == 0 else "Document")
+    check_path_limits(sp[0], sp[1])
     return name
 
 
@@ -408,7 +422,7 @@ def message(obj, allowed, where):
     return out
 
 
-def parse_value(v, where, in_array=False):
+def parse_value(v, where, in_array=False, depth=1):
     """JSON Value from a client -> canonical Value (as we store and print)."""
     v = message(v, VALUE_KEYS, where)
     keys = [k for k in v]
@@ -523,17 +537,23 @@ def parse_value(v, where, in_array=False):
             vals = []
         if not isinstance(vals, list):
             raise bad
-        out = [parse_value(e, "%s.array_value.values[%d]" % (where, i), True)
+        if depth >= MAX_DEPTH:
+            raise invalid("Value at '%s' nests maps and arrays more than %d "
+                          "deep." % (where, MAX_DEPTH))
+        out = [parse_value(e, "%s.array_value.values[%d]" % (where, i), True, depth + 1)
                for i, e in enumerate(vals)]
         return {"arrayValue": {"values": out}} if out else {"arrayValue": {}}
     if k == "mapValue":
         m = message(x, {"fields"}, where + ".map_value")
-        f = parse_fields(m.get("fields", {}), where + ".map_value")
+        if depth >= MAX_DEPTH and m.get("fields"):
+            raise invalid("Value at '%s' nests maps and arrays more than %d "
+                          "deep." % (where, MAX_DEPTH))
+        f = parse_fields(m.get("fields", {}), where + ".map_value", depth + 1)
         return {"mapValue": {"fields": f}} if f else {"mapValue": {}}
     raise bad
 
 
-def parse_fields(fields, where):
+def parse_fields(fields, where, depth=1):
     if fields is None:
         return {}
     if not isinstance(fields, dict):
@@ -542,7 +562,7 @@ def parse_fields(fields, where):
     out = {}
     for i, (k, v) in enumerate(fields.items()):
         check_field_name(k)
-        out[k] = parse_value(v, "%s.fields[%d].value" % (where, i))
+        out[k] = parse_value(v, "%s.fields[%d].value" % (where, i), False, depth)
     return out
 
 
@@ -1387,6 +1407,7 @@ class Handler(BaseHTTPRequestHandler):
         for i, s in enumerate(segs):
             check_id(s, "Collection" if i % 2 == 0 else "Document")
         path = DbPath(project, database, segs)
+        check_path_limits(path.root, path.segs)
         self.streaming = verb in ("runQuery", "batchGet", "runAggregationQuery")
         who = self.check_auth()
         m = self.command
@@ -1554,6 +1575,7 @@ class Handler(BaseHTTPRequestHandler):
             docid = auto_id()
         check_id(docid, "Document")
         segs = path.segs + (docid,)
+        check_path_limits(path.root, segs)
         name = path.name + "/" + docid
         fields = self.doc_from_body(body)
         self.check_rules(who, [segs])

@@ -219,6 +219,18 @@ bad_value("array in array", {"arrayValue": {"values": [{"arrayValue": {}}]}})
 bad_value("latitude 91", {"geoPointValue": {"latitude": 91, "longitude": 0}})
 bad_value("referenceValue not a document", {"referenceValue": "projects/x/databases/(default)/documents/c"})
 bad_value("unknown key in mapValue", {"mapValue": {"fields": {}, "extra": 1}})
+def nest(n):
+    v = I(1)
+    for _ in range(n - 1):
+        v = {"mapValue": {"fields": {"m": v}}}
+    return v
+
+
+eq("maps nested 20 deep are fine", req("POST", V1 + "/deep" + q(documentId="d20"), {"fields": {"f": nest(20)}})[0], 200)
+req("DELETE", V1 + "/deep/d20")
+bad_value("maps nested 21 deep", nest(21))
+bad_value("arrays count towards depth", {"arrayValue": {"values": [nest(20)]}})
+err("document name over 6 KiB", req("POST", V1 + "/" + "/".join(["c", "d" * 1400] * 4) + "/c" + q(documentId="x" * 1400), fields()), 400, "INVALID_ARGUMENT")
 err("reserved field name", req("POST", V1 + "/bad", {"fields": {"__x__": I(1)}}), 400, "INVALID_ARGUMENT")
 err("empty field name", req("POST", V1 + "/bad", {"fields": {"": I(1)}}), 400, "INVALID_ARGUMENT")
 err("reserved nested field name", req("POST", V1 + "/bad", {"fields": {"m": {"mapValue": {"fields": {"__y__": I(1)}}}}}), 400, "INVALID_ARGUMENT")
