@@ -42,7 +42,8 @@ await setDoc(alice, {
   int: 42, big: 9007199254740991, neg: -7, dbl: 3.25, whole: 2.0, bool: true,
   no: false, nil: null, ts, bytes, str: 'héllo ✓', geo: new GeoPoint(51.5, -0.12),
   map: { a: 1, nested: { b: 'x' }, empty: {} }, arr: [1, 'two', { three: 3 }, null],
-  emptyArr: [], ref: doc(db, 'peers', 'bob')
+  emptyArr: [], ref: doc(db, 'peers', 'bob'), tsNanos: new Timestamp(1700000000, 123456789),
+  old: new Timestamp(-62135596800, 0)
 });
 let s = await getDoc(alice);
 check('alice exists', s.exists());
@@ -58,6 +59,8 @@ eq('null', d.nil, null);
 check('timestamp type', d.ts instanceof Timestamp);
 eq('timestamp seconds', d.ts.seconds, 1700000000);
 eq('timestamp nanos', d.ts.nanoseconds, 123456000);
+eq('timestamp stored rounded down to microseconds', d.tsNanos.nanoseconds, 123456000);
+eq('timestamp year 1', d.old.seconds, -62135596800);
 check('bytes type', d.bytes instanceof Bytes);
 eq('bytes', Array.from(d.bytes.toUint8Array()), [0, 1, 2, 250, 255]);
 eq('string', d.str, 'héllo ✓');
