@@ -1332,7 +1332,7 @@ class Handler(BaseHTTPRequestHandler):
         if not body or not body.strip():
             return message({}, allowed, where)
         try:
-            obj = json.loads(body.decode("utf-8"))
+            obj = strict_json(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             raise invalid("Invalid JSON payload received. %s" % e)
         if not isinstance(obj, dict):
@@ -2313,6 +2313,27 @@ class Handler(BaseHTTPRequestHandler):
             st.reset_config()
             return 200, {}
         raise ApiError("NOT_FOUND", "control: no such switch %s %s" % (m, p))
+
+
+def _no_pairs_twice(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise ValueError('Duplicate key "%s".' % k)
+        d[k] = v
+    return d
+
+
+def _no_constant(c):
+    raise ValueError("Unexpected token %s (JSON has no NaN or Infinity; "
+                     'send "NaN" as a string).' % c)
+
+
+def strict_json(text):
+    """JSON as Google's parser takes it: no NaN/Infinity literals, no
+    duplicate keys."""
+    return json.loads(text, object_pairs_hook=_no_pairs_twice,
+                      parse_constant=_no_constant)
 
 
 def frontend_error(e):
