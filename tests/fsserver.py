@@ -2332,8 +2332,14 @@ def _no_constant(c):
 def strict_json(text):
     """JSON as Google's parser takes it: no NaN/Infinity literals, no
     duplicate keys."""
-    return json.loads(text, object_pairs_hook=_no_pairs_twice,
-                      parse_constant=_no_constant)
+    obj = json.loads(text, object_pairs_hook=_no_pairs_twice,
+                     parse_constant=_no_constant)
+    if "\\u" in text:     # a \uD800-style escape may hide a lone surrogate
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("Invalid UTF-8: a lone surrogate in a string.")
+    return obj
 
 
 def frontend_error(e):

@@ -238,6 +238,7 @@ err("unknown document key", req("POST", V1 + "/bad", {"fields": {}, "colour": 1}
 err("invalid JSON", req("POST", V1 + "/bad", raw=b"{\"fields\":"), 400, "INVALID_ARGUMENT")
 err("bare NaN literal", req("POST", V1 + "/bad", raw=b'{"fields":{"f":{"doubleValue":NaN}}}'), 400, "INVALID_ARGUMENT")
 err("duplicate JSON key", req("POST", V1 + "/bad", raw=b'{"fields":{"f":{"stringValue":"a","stringValue":"b"}}}'), 400, "INVALID_ARGUMENT")
+err("lone surrogate", req("POST", V1 + "/bad", raw=b'{"fields":{"f":{"stringValue":"\\ud800"}}}'), 400, "INVALID_ARGUMENT")
 err("JSON array body", req("POST", V1 + "/bad", raw=b"[]"), 400, "INVALID_ARGUMENT")
 s, d = req("GET", V1 + "/bad")
 eq("nothing was created by rejected writes", (s, d), (200, {}))
