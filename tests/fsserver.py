@@ -82,10 +82,13 @@ TEST-ONLY SIDE CHANNEL (real Firestore has nothing like it)
   Everything under /_test/ is never logged, faulted nor authenticated.
     GET    /_test/dump[?project=P]  {"documents":[Document...]} sorted by name
                                     (here "fields" is present even when empty)
-    GET    /_test/log               {"requests":[{seq,method,path,op,status,
-                                     grpcStatus,reads,writes,deletes,fault,
-                                     auth}...], "totals":{requests,reads,
-                                     writes,deletes}}
+    GET    /_test/log[?since=SEQ]   {"requests":[{seq,time,method,path,query,
+                                     op,status,grpcStatus,reads,writes,
+                                     deletes,fault,auth,conn}...],
+                                     "totals":{requests,reads,writes,deletes}}
+                                     (conn numbers TCP connections, to check
+                                     keep-alive reuse; auth is null, "owner",
+                                     "bearer" or "other")
     DELETE /_test/log               forget the log
     POST   /_test/faults  {"mode":"error","status":"UNAVAILABLE"|503|...,
                            "count":1, "skip":0, "match":"substring of path",
@@ -107,7 +110,9 @@ TEST-ONLY SIDE CHANNEL (real Firestore has nothing like it)
            PERMISSION_DENIED (rules see request.auth == null) and a wrong or
            expired token is 401 UNAUTHENTICATED.  "deny" answers 403
            PERMISSION_DENIED for any document under a collection with that ID.
-    POST   /_test/expire_tokens     every ID token issued so far expires now
+    POST   /_test/expire_tokens     every ID token issued so far expires now;
+                                    with {"refresh":true} refresh tokens too
+                                    (securetoken then answers TOKEN_EXPIRED)
     POST   /_test/reset             documents, log, faults, tokens, config
   Command-line equivalents: --auth open|issued, --require-token T,
   --deny COLL (repeatable), --token-lifetime S, --latency-ms MS,
@@ -1091,6 +1096,7 @@ class State:
         self.log_lock = threading.Lock()
         self.log = []
         self.seq = 0
+        self.conns = 0          # TCP connections accepted so far
         self.faults = []
         self.fault_lock = threading.Lock()
         self.tokens = {}        # idToken -> {"uid", "exp"}
@@ -1115,6 +1121,13 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fsserver/1"
     sys_version = ""
+
+    def setup(self):
+        super().setup()
+        st = self.server.state
+        with st.log_lock:
+            st.conns += 1
+            self.conn_id = st.conns
 
     def log_message(self, fmt, *args):
         if self.server.state.args.verbose:
@@ -1216,6 +1229,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = {"method": self.command, "path": urllib.parse.unquote(self.rawpath),
                  "query": url.query, "op": "", "status": 200, "grpcStatus": "OK",
                  "reads": 0, "writes": 0, "deletes": 0, "fault": None,
+                 "conn": self.conn_id,
                  "auth": auth_kind(self.headers.get("Authorization"))}
         self.entry = entry
         fault = self.take_fault(entry["path"])
@@ -2212,9 +2226,11 @@ class Handler(BaseHTTPRequestHandler):
         rt = f.get("refresh_token")
         if not rt:
             raise self.auth_error(400, "MISSING_REFRESH_TOKEN")
-        uid = st.refresh.get(rt)
-        if uid is None:
+        if rt not in st.refresh:
             raise self.auth_error(400, "INVALID_REFRESH_TOKEN")
+        uid = st.refresh[rt]
+        if uid is None:
+            raise self.auth_error(400, "TOKEN_EXPIRED")
         tok, life = self.issue(uid)
         return 200, {"access_token": tok, "expires_in": str(life),
                      "token_type": "Bearer", "refresh_token": rt,
@@ -2298,6 +2314,9 @@ class Handler(BaseHTTPRequestHandler):
             with st.log_lock:
                 for t in st.tokens.values():
                     t["exp"] = 0
+                if isinstance(b, dict) and b.get("refresh"):
+                    for k in st.refresh:
+                        st.refresh[k] = None     # refresh answers TOKEN_EXPIRED
             return 200, {}
         if p == "/_test/reset" and m == "POST":
             with st.store.lock:

@@ -537,6 +537,7 @@ eq("log: per-request reads", [r["reads"] for r in L["requests"]], [1, 1, 1, 4, 1
 eq("log: ops", [r["op"] for r in L["requests"]], ["get", "get", "runQuery", "runQuery", "list", "commit"])
 eq("log: statuses", [r["status"] for r in L["requests"]], [200, 404, 200, 200, 200, 200])
 eq("log: totals", L["totals"], {"requests": 6, "reads": 8, "writes": 2, "deletes": 1})
+eq("log: one keep-alive connection for all six", len(set(r["conn"] for r in L["requests"])), 1)
 
 # ------------------------------------------------------------ fault injection
 ctl("POST", "faults", {"mode": "error", "status": "UNAVAILABLE", "count": 2})
@@ -618,6 +619,9 @@ H = {"Authorization": "Bearer " + r["id_token"]}
 eq("refreshed token accepted", req("GET", V1 + "/tx/a", headers=H)[0], 200)
 ctl("POST", "expire_tokens")
 err("expire_tokens switch", req("GET", V1 + "/tx/a", headers=H), 401, "UNAUTHENTICATED")
+ctl("POST", "expire_tokens", {"refresh": True})
+s, b = req("POST", TOKEN + q(key="k"), raw=("grant_type=refresh_token&refresh_token=" + d["refreshToken"]).encode(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+eq("revoked refresh token: 400 TOKEN_EXPIRED", (s, b["error"]["message"]), (400, "TOKEN_EXPIRED"))
 s, b = req("POST", TOKEN + q(key="k"), raw=b"grant_type=refresh_token&refresh_token=bogus", headers={"Content-Type": "application/x-www-form-urlencoded"})
 eq("bad refresh token: 400 INVALID_REFRESH_TOKEN", (s, b["error"]["message"], b["error"]["status"]), (400, "INVALID_REFRESH_TOKEN", "INVALID_ARGUMENT"))
 s, b = req("POST", TOKEN + q(key="k"), raw=b"refresh_token=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
