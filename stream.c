@@ -20,6 +20,10 @@
  *             (RFC 9000 §19.8 with the OFF and LEN bits always set)
  *   MAX_DATA  0x10 maximum(v)  the peer may send bytes below this offset
  *   CLOSE     0x1c code(32 bits, big-endian)  abort: stop at once
+ *   DONE      0x1d  we have the whole stream up to the peer's FIN and the
+ *             peer has acknowledged all of ours: both directions are
+ *             finished, so the peer may take all it sent as acknowledged
+ *             and leave as soon as it has acknowledged this
  *
  * A payload holds at least one frame, at most one ACK and at most one
  * STREAM frame; anything else, a truncated frame, an ACK of a packet never
@@ -43,6 +47,7 @@
 #define FT_STREAM_FIN	0x0f
 #define FT_MAX_DATA	0x10
 #define FT_CLOSE	0x1c
+#define FT_DONE		0x1d
 
 /* RFC 9000 §16: varints encode "values up to 2^62-1". */
 #define VARINT_MAX	((1ULL << 62) - 1)
@@ -132,10 +137,12 @@ struct ivs {
 
 enum { PKT_FREE, PKT_OUT, PKT_ACKED, PKT_LOST };
 #define PF_MAX_DATA 0x01
+#define PF_DONE	0x02
 
 /* An ack-eliciting packet we sent, in a ring indexed by packet number. */
 struct sent {
 	uint64_t pn, sent_us, off;	/* off..off+len: virtual bytes carried */
+	uint64_t acked_to;		/* 1 + largest our ACK in it had, or 0 */
 	uint32_t len, size;
 	uint8_t state, flags;
 };
@@ -158,6 +165,11 @@ struct stream {
 	uint32_t peer_code;
 	bool closing;			/* stream_abort was called */
 	int close_left;			/* CLOSE copies still to send */
+	bool done_sent;			/* we finished first and said DONE */
+	bool done_due;			/* DONE to send (again) */
+	bool done_acked;
+	uint64_t last_done_us;
+	bool peer_done;			/* the peer said DONE */
 	uint32_t close_code;
 
 	/* Send side: virtual offsets; snd_end+1 is the FIN once fin is set. */
@@ -239,7 +251,7 @@ struct frames {
 	const uint8_t *data;
 	bool max_data;
 	uint64_t max;
-	bool close;
+	bool close, done;
 	uint32_t code;
 };
 
@@ -695,6 +707,26 @@ data_acked(struct stream *s, const struct sent *r)
 	}
 }
 
+/*
+ * RFC 9000 §13.2.4: "When a packet containing an ACK frame is
+ * acknowledged, the receiver can stop acknowledging packets less than or
+ * equal to the Largest Acknowledged field in the sent ACK frame."  Keeps
+ * our ACK frames small; a packet that old arriving now is ignored and its
+ * sender, which long called it lost, has sent its data again.
+ */
+static void
+ack_pruned(struct stream *s, uint64_t largest)
+{
+	while (s->rx.n > 0 && s->rx.hi[0] - 1 <= largest) {
+		s->rx_floor = umax(s->rx_floor, s->rx.hi[0]);
+		ivs_pop(&s->rx);
+	}
+	if (s->rx.n > 0 && s->rx.lo[0] <= largest) {
+		s->rx.lo[0] = largest + 1;
+		s->rx_floor = umax(s->rx_floor, largest + 1);
+	}
+}
+
 static void
 pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 {
@@ -704,6 +736,10 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 	s->in_flight -= r->size;
 	s->elicit_out--;
 	data_acked(s, r);
+	if (r->acked_to > 0)
+		ack_pruned(s, r->acked_to - 1);
+	if (r->flags & PF_DONE)
+		s->done_acked = true;
 	cc_ack(s, r->sent_us, r->size, flight, now);
 }
 
@@ -719,6 +755,8 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 		    true);
 	if (r->flags & PF_MAX_DATA)
 		s->max_data_due = true;
+	if (r->flags & PF_DONE)
+		s->done_due = true;
 	cc_congestion(s, r->sent_us, now);
 	if (s->hist_n == LOSS_HISTORY) {
 		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
@@ -955,6 +993,12 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 			    (uint32_t)r.p[2] << 8 | r.p[3];
 			r.p += 4;
 			break;
+		case FT_DONE:
+			/* The peer cannot have all of ours unless we sent it. */
+			if (!s->fin || s->snd_nxt != s->snd_end + 1)
+				return bad("DONE before our FIN was sent", pn);
+			f->done = f->elicit = true;
+			break;
 		default:
 			return bad("unknown frame type", pn);
 		}
@@ -1031,6 +1075,34 @@ on_stream(struct stream *s, const struct frames *f)
 	}
 }
 
+/* Both directions are finished in the network's view; the reader may
+ * still be behind. */
+static bool
+net_done(const struct stream *s)
+{
+	return stream_send_done(s) && s->rcv_nxt == s->rcv_fin;
+}
+
+/* The peer has everything we sent: nothing of ours is outstanding. */
+static void
+on_done(struct stream *s)
+{
+	uint64_t pn;
+
+	s->peer_done = true;
+	s->snd_una = s->snd_end + 1;
+	s->acked.n = s->lost.n = 0;
+	ivs_setoff(&s->acked, 0);
+	ivs_setoff(&s->lost, 0);
+	for (pn = s->ring_lo; pn < s->next_pn; pn++)
+		if (outstanding(s, pn))
+			slot(s, pn)->state = PKT_ACKED;
+	s->in_flight = s->elicit_out = 0;
+	s->loss_time = 0;
+	s->probes = 0;
+	s->hist_n = 0;
+}
+
 int
 stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
     size_t len)
@@ -1070,7 +1142,8 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 	 * after the second ack-eliciting packet (§13.2.2). */
 	if (f.elicit) {
 		s->rx_elicit++;
-		if (s->rx.n > 0 && pn != largest + 1)
+		/* The peer leaves once DONE is acknowledged: no delay. */
+		if (f.done || (s->rx.n > 0 && pn != largest + 1))
 			s->ack_due = now;
 		else if (s->rx_elicit >= ACK_ELICIT_THRESHOLD)
 			s->ack_due = now;
@@ -1094,6 +1167,12 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		s->peer_max = umax(s->peer_max, f.max);
 	if (f.stream)
 		on_stream(s, &f);
+	if (f.done)
+		on_done(s);
+	/* Like a closing endpoint (RFC 9000 §10.2.1), answer what still
+	 * arrives: the peer has not heard our DONE. */
+	if (s->done_sent && !s->done_acked && !s->peer_done)
+		s->done_due = true;
 	tidy(s);
 	return 0;
 }
@@ -1175,7 +1254,8 @@ put_stream(const struct stream *s, uint64_t a, uint64_t b, uint8_t *p,
 static void
 timers(struct stream *s, uint64_t now)
 {
-	if (s->conf.idle_us > 0 && now - s->last_recv_us >= s->conf.idle_us) {
+	if (s->conf.idle_us > 0 && !s->peer_done &&
+	    now - s->last_recv_us >= s->conf.idle_us) {
 		s->err = STREAM_IDLE;
 		log_v(1, "stream: nothing heard for %llu ms",
 		    (unsigned long long)(s->conf.idle_us / 1000));
@@ -1236,13 +1316,20 @@ pick_data(struct stream *s, bool probe, uint64_t *a, uint64_t *b,
 	return false;
 }
 
+/* A DONE of ours waits to go out. */
+static bool
+done_pending(const struct stream *s)
+{
+	return s->done_due && s->done_sent && !s->done_acked && !s->peer_done;
+}
+
 size_t
 stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
     size_t cap)
 {
 	size_t room = umin(cap, s->conf.mtu), n = 0, len;
-	bool probe, ping, max_data, data, ack, again = false;
-	uint64_t a = 0, b = 0, sent = 0;
+	bool probe, ping, max_data, data, ack, done, again = false;
+	uint64_t a = 0, b = 0, sent = 0, acked_to = 0;
 	struct sent *r;
 
 	if (s->close_left > 0) {
@@ -1263,6 +1350,8 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	timers(s, now);
 	if (s->err != STREAM_OK)
 		return 0;
+	if (!s->done_sent && !s->peer_done && net_done(s))
+		s->done_sent = s->done_due = true;
 
 	ring_advance(s);
 	probe = s->probes > 0 && ring_room(s);
@@ -1270,12 +1359,15 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	    now - s->last_send_us >= s->conf.keepalive_us));
 	max_data = ring_room(s) && (s->max_data_due || probe);
 	data = ring_room(s) && pick_data(s, probe, &a, &b, &again);
+	done = ring_room(s) && (done_pending(s) || (probe && s->done_sent &&
+	    !s->done_acked && !s->peer_done));
 	ack = s->rx_elicit > 0 && now >= s->ack_due;
-	if (!probe && !ping && !max_data && !data && !ack)
+	if (!probe && !ping && !max_data && !data && !ack && !done)
 		return 0;
 
-	if (s->rx_new)
-		n += put_ack(s, now, buf, ack && !data ? room : room / 2);
+	if (s->rx_new && (n = put_ack(s, now, buf,
+	    ack && !data ? room : room / 2)) > 0)
+		acked_to = s->rx.hi[s->rx.n - 1];
 	if (max_data) {
 		uint64_t m = s->rcv_read + s->conf.rcvbuf;
 
@@ -1287,12 +1379,20 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		} else
 			max_data = false;
 	}
+	if (done) {
+		if (n < room) {
+			buf[n++] = FT_DONE;
+			s->done_due = false;
+			s->last_done_us = now;
+		} else
+			done = false;
+	}
 	if (data) {
 		len = put_stream(s, a, b, buf + n, room - n, &sent);
 		n += len;
 		data = len > 0;
 	}
-	if ((probe || ping) && !data && !max_data && n < room)
+	if ((probe || ping) && !data && !max_data && !done && n < room)
 		buf[n++] = FT_PING;
 	else
 		ping = false;
@@ -1302,7 +1402,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	*pn = s->next_pn++;
 	s->last_send_us = now;
 	s->st.pkts_sent++;
-	if (!data && !max_data && !ping)
+	if (!data && !max_data && !ping && !done)
 		return n;
 
 	/* Ack-eliciting: tracked until acknowledged or lost. */
@@ -1313,7 +1413,8 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	r->len = data ? sent : 0;
 	r->size = n;
 	r->state = PKT_OUT;
-	r->flags = max_data ? PF_MAX_DATA : 0;
+	r->flags = (max_data ? PF_MAX_DATA : 0) | (done ? PF_DONE : 0);
+	r->acked_to = acked_to;
 	s->in_flight += n;
 	s->elicit_out++;
 	s->last_elicit_us = now;
@@ -1336,6 +1437,18 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	return n;
 }
 
+/*
+ * When we may leave without an acknowledgement of our DONE: three PTOs
+ * after the last packet in or DONE out.  DONE goes again on every PTO and
+ * whenever the peer, not having it, sends anything.
+ */
+static uint64_t
+linger_end(const struct stream *s)
+{
+	return umax(s->last_recv_us, s->last_done_us) +
+	    LINGER_PTOS * pto_base(s);
+}
+
 bool
 stream_can_close(const struct stream *s, uint64_t now)
 {
@@ -1343,8 +1456,10 @@ stream_can_close(const struct stream *s, uint64_t now)
 		return false;
 	if (s->err != STREAM_OK || s->closing)
 		return true;
-	return stream_send_done(s) && stream_eof(s) && s->rx_elicit == 0 &&
-	    now - s->last_recv_us >= LINGER_PTOS * pto_base(s);
+	if (!stream_eof(s) || !net_done(s) || s->rx_elicit > 0)
+		return false;
+	return s->peer_done || (s->done_sent && !done_pending(s) &&
+	    (s->done_acked || now >= linger_end(s)));
 }
 
 uint64_t
@@ -1377,11 +1492,14 @@ stream_deadline(const struct stream *s)
 			    (uint64_t)(-s->tokens / pacing_rate(s)));
 		}
 	}
+	if (ring_room(s) && (done_pending(s) ||
+	    (!s->done_sent && !s->peer_done && net_done(s))))
+		return 0;
 	/* The moment stream_can_close turns true, unless stream_output has
 	 * been called since. */
-	if (stream_send_done(s) && stream_eof(s) &&
-	    s->last_recv_us + LINGER_PTOS * pto_base(s) > s->last_output_us)
-		d = umin(d, s->last_recv_us + LINGER_PTOS * pto_base(s));
+	if (s->done_sent && !s->done_acked && !s->peer_done &&
+	    linger_end(s) > s->last_output_us)
+		d = umin(d, linger_end(s));
 	return d;
 }
 
