@@ -68,7 +68,8 @@
 /* RFC 9002 §6.1.2: "The RECOMMENDED value of the timer granularity
  * (kGranularity) is 1 millisecond." */
 #define GRANULARITY_US	1000
-/* RFC 9002 §6.2.2: "The RECOMMENDED initial RTT is 333 milliseconds" */
+/* RFC 9002 §6.2.2: "When no previous RTT is available, the initial RTT
+ * SHOULD be set to 333 milliseconds." */
 #define INITIAL_RTT_US	333000
 /* RFC 9000 §18.2 max_ack_delay: "If this value is absent, a default of
  * 25 milliseconds is assumed."  Both ends run this code, so ours is the
@@ -81,8 +82,9 @@
 /* RFC 9000 §13.2.2: "A receiver SHOULD send an ACK frame after receiving
  * at least two ack-eliciting packets." */
 #define ACK_ELICIT_THRESHOLD 2
-/* RFC 9002 §6.2.1: the PTO "MUST be set to twice its current value"
- * each time it expires; the doubling stops here so the shift stays sane. */
+/* RFC 9002 §6.2.1: "When a PTO timer expires, the PTO backoff MUST be
+ * increased, resulting in the PTO period being set to twice its current
+ * value."  The doubling stops here so that the shift stays defined. */
 #define PTO_BACKOFF_MAX	16
 /* RFC 9002 §6.2.4: "An endpoint MAY send up to two full-sized datagrams
  * containing ack-eliciting packets" when the PTO expires. */
@@ -95,19 +97,23 @@
 #define INITIAL_WINDOW_BYTES 14720
 /* RFC 9002 §7.2: "The RECOMMENDED value is 2 * max_datagram_size." */
 #define MIN_WINDOW_PKTS	2
-/* RFC 9002 §7.6.1: "kPersistentCongestionThreshold ... 3". */
+/* RFC 9002 §7.6.1: "The RECOMMENDED value for
+ * kPersistentCongestionThreshold is 3". */
 #define PERSISTENT_THRESHOLD 3
 /* RFC 9002 §7.7: a rate of "N * congestion_window / smoothed_rtt ...
  * Using a value for N that is small, but at least 1 (for example, 1.25)". */
 #define PACING_GAIN	1.25
-/* RFC 9002 §7.7 lets a sender burst "at most the initial congestion
- * window"; we allow the larger of a few packets and what the rate earns in
- * a millisecond, the resolution of the session's poll(2). */
+/* RFC 9002 §7.7: "Senders SHOULD limit bursts to the initial congestion
+ * window ... A sender with knowledge that the network path to the receiver
+ * can absorb larger bursts MAY use a higher limit."  We allow the larger
+ * of a few packets and what the rate earns in a millisecond, the
+ * resolution of the session's poll(2): a path that carries the rate
+ * absorbs that. */
 #define PACING_BURST_PKTS 4
 #define PACING_BURST_US	1000
-/* RFC 9438 §4.6: "beta_cubic SHOULD be set to 0.7". */
+/* RFC 9438 §4.6: "Parameter beta_cubic SHOULD be set to 0.7". */
 #define CUBIC_BETA	0.7
-/* RFC 9438 §5: "C SHOULD be set to 0.4". */
+/* RFC 9438 §4.1.1 and §5: C, in segments per second cubed, is 0.4. */
 #define CUBIC_C		0.4
 /* RFC 9438 §4.3: "alpha_cubic = 3 * (1 - beta_cubic) / (1 + beta_cubic)". */
 #define CUBIC_ALPHA	(3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA))
@@ -725,6 +731,12 @@ ack_pruned(struct stream *s, uint64_t largest)
 		s->rx.lo[0] = largest + 1;
 		s->rx_floor = umax(s->rx_floor, largest + 1);
 	}
+	/* What was received late, in an old gap, goes unacknowledged. */
+	if (s->rx.n == 0) {
+		s->rx_elicit = 0;
+		s->rx_new = false;
+		s->ack_due = UINT64_MAX;
+	}
 }
 
 static void
@@ -1278,7 +1290,7 @@ timers(struct stream *s, uint64_t now)
 	tidy(s);
 }
 
-/* Whether congestion control and pacing let data go now. */
+/* Whether the congestion window has room for another full packet. */
 static bool
 cc_open(const struct stream *s)
 {
@@ -1305,8 +1317,8 @@ pick_data(struct stream *s, bool probe, uint64_t *a, uint64_t *b,
 		return true;
 	}
 	if (probe && s->ring_lo < s->next_pn) {
-		/* RFC 9002 §6.2.4: with nothing new, a probe "MAY" carry
-		 * data still in flight. */
+		/* RFC 9002 §6.2.4: "Previously sent data MAY be sent if no
+		 * new data can be sent." */
 		const struct sent *r = slot(s, s->ring_lo);
 
 		*a = umax(r->off, s->snd_una);

@@ -75,13 +75,18 @@ size_t stream_output(struct stream *s, uint64_t now, uint64_t *pn,
 uint64_t stream_deadline(const struct stream *s);
 
 /*
- * Whether the session may stop calling stream_output and exit.  True at
- * once after an error or after stream_abort's CLOSE copies are out.  After
- * a clean end (stream_send_done and stream_eof) it becomes true only when
- * nothing has arrived for three PTOs (RFC 9000 §10.2): the peer may not
- * have our last ACK yet and may still resend its data or FIN, which we
- * must acknowledge or it would time out.  stream_deadline includes that
- * moment, so the session should exit once this is true.
+ * Whether the session may stop calling stream_input/stream_output and
+ * exit.  True at once after an error, and after stream_abort once its
+ * CLOSE copies are out.  After a clean end (stream_send_done and
+ * stream_eof) the side that finishes first sends DONE ("I have all of
+ * yours and you have all of mine") until it is acknowledged; the other
+ * side takes DONE as the acknowledgement of everything it sent and may
+ * leave as soon as it has acknowledged it.  The first side may leave once
+ * DONE is acknowledged, or after lingering three PTOs (RFC 9000 §10.2)
+ * since the last packet in or DONE out: the peer cannot finish without
+ * our acknowledgements, so leaving earlier could make it time out.  So:
+ * keep calling stream_input/stream_output until this is true, then exit
+ * at once; stream_deadline includes the moment it becomes true.
  */
 bool stream_can_close(const struct stream *s, uint64_t now);
 

@@ -20,6 +20,7 @@
 #define MAX_PKTS	200000	/* in the network at once */
 
 static int failures;
+static uint64_t pacing_worst;	/* the last transfer's largest burst */
 
 static void
 fail(const char *fmt, ...)
@@ -275,6 +276,7 @@ struct side {
 	uint64_t err_at;
 	uint64_t max_snd, max_rcv;
 	bool gone;		/* exited as p2pcat does, on stream_can_close */
+	uint64_t burst;		/* most packets sent at one instant */
 };
 
 struct sim {
@@ -457,6 +459,8 @@ run(struct sim *m)
 			struct side *sd = &m->side[i];
 			int err0 = stream_error(sd->s);
 
+			uint64_t burst = 0;
+
 			if (sd->gone)
 				continue;
 			while ((n = stream_output(sd->s, m->now, &pn, buf,
@@ -484,6 +488,8 @@ run(struct sim *m)
 				sd->last_send = m->now;
 				sd->pings += sc.ping;
 				link_send(&m->link[i], m->now, !i, pn, buf, n);
+				if (++burst > sd->burst)
+					sd->burst = burst;
 			}
 			if (err0 == STREAM_OK && stream_error(sd->s) != STREAM_OK)
 				sd->err_at = m->now;
@@ -614,10 +620,11 @@ report(const char *name, const struct sim *m, size_t bytes)
 		printf("    %s: %" PRIu64 " pkts sent, %" PRIu64 " lost (net "
 		    "dropped %" PRIu64 ", queue %" PRIu64 "), %" PRIu64
 		    " bytes resent, srtt %.1f ms, cwnd %" PRIu64 ", buffers "
-		    "%" PRIu64 "/%" PRIu64 "\n", m->side[i].name,
-		    st.pkts_sent, st.pkts_lost, m->link[i].dropped,
-		    m->link[i].queued_out, st.bytes_retrans, st.srtt_us / 1e3,
-		    st.cwnd, m->side[i].max_snd, m->side[i].max_rcv);
+		    "%" PRIu64 "/%" PRIu64 ", burst %" PRIu64 " pkts\n",
+		    m->side[i].name, st.pkts_sent, st.pkts_lost,
+		    m->link[i].dropped, m->link[i].queued_out, st.bytes_retrans,
+		    st.srtt_us / 1e3, st.cwnd, m->side[i].max_snd,
+		    m->side[i].max_rcv, m->side[i].burst);
 	}
 }
 
@@ -681,6 +688,8 @@ transfer_buf(const char *name, const struct link *l, size_t bytes,
 	if (rc == 0)
 		rc = check_transfer(&m);
 	report(name, &m, bytes);
+	pacing_worst = m.side[0].burst > m.side[1].burst ? m.side[0].burst :
+	    m.side[1].burst;
 	printf("    CPU: %.2f s for both streams and the simulator, %.0f MB/s "
 	    "of stream data per CPU second\n", cpu,
 	    (one_way ? 1 : 2) * bytes / cpu / 1e6);
@@ -715,10 +724,21 @@ static const struct link lan = {
 	.delay_us = 10000, .bw = 12500000, .queue = 250000,
 };
 
+/* Pacing: at 12.5 MB/s and a 20-30 ms RTT a window is 300-400 packets;
+ * the sender may burst only what its rate earns in a millisecond (~20). */
 static int
 test_clean(void)
 {
-	return transfer("clean", &lan, 8 << 20, 0, 0.7);
+	uint64_t worst = 0;
+	int rc;
+
+	rc = transfer("clean", &lan, 8 << 20, 0, 0.7);
+	worst = pacing_worst;
+	if (rc == 0 && worst > 32) {
+		fail("clean: a burst of %" PRIu64 " packets", worst);
+		rc = -1;
+	}
+	return rc;
 }
 
 static int
