@@ -1,0 +1,370 @@
+# natlab.sh: real NATs in network namespaces, for tests run as root.
+# Source it after tests/lib.sh (or alone: it then sets its own traps).
+#
+# Every namespace is named "$LAB-NAME" with LAB=p2p<pid> by default, so
+# parallel runs never collide; lab_cleanup (run on exit, also after a
+# failure or SIGINT/SIGTERM) kills every process inside them and deletes
+# them.  Nothing outside these namespaces is touched: no root-namespace
+# interface, route, sysctl or iptables rule.  Interfaces are created
+# directly inside the namespaces, so their names only need to be unique
+# per namespace.
+#
+# Topology: one "inet" namespace is the core router of the public
+# internet.  Each public host and each outermost NAT router hangs off it
+# on its own point-to-point link, so inet is one routed hop:
+#   public host: 198.51.100.(8k+2)/29 on eth0, a second address 8k+3
+#                (for a STUN server that needs two), gateway 8k+1 (inet)
+#   NAT router:  WAN "wan" 203.0.113.(4k+2)/30, gateway 4k+1 (inet);
+#                LAN bridge "lan" 10.N.0.1/24, one veth port per host;
+#                a router may instead sit on another router's LAN
+#                (two NAT layers)
+#   host:        eth0 10.N.0.M/24 on its router's LAN, gateway 10.N.0.1
+# Names (NAME) are 1-8 characters [a-z0-9].
+#
+# API (all return non-zero and print "natlab: ..." on failure):
+#   lab_public NAME             public host, no NAT
+#   lab_nat NAME [cone|symmetric] [accept|drop] [via=ROUTER]
+#                               NAT router; cone = MASQUERADE (keeps the
+#                               source port: same public port toward every
+#                               destination), symmetric = MASQUERADE
+#                               --random-fully (new port per destination);
+#                               accept = INPUT accepts unsolicited inbound
+#                               packets (the netfilter port clash case),
+#                               drop = INPUT drops them (default);
+#                               FORWARD passes WAN->LAN only
+#                               ESTABLISHED,RELATED; via= puts it behind
+#                               ROUTER (default: on inet)
+#   lab_host NAME ROUTER        host on ROUTER's LAN (several may share one)
+#   lab_router NAME             the router NAME sits behind ("inet" if none)
+#   lab_ip NAME                 address of a host (LAN address behind a NAT),
+#                               or a router's WAN address
+#   lab_ip2 NAME                second address of a public host
+#   lab_pubip NAME              the address the internet sees for NAME (its
+#                               outermost router's WAN address)
+#   lab_depth NAME              NAT layers between NAME and inet (0 public)
+#   lab_hops NAME               hops from NAME to the inet core = depth + 1:
+#                               a packet sent with this TTL opens every NAT of
+#                               its own side and dies at inet, before the
+#                               peer's NAT (the low-TTL punch).  The peer's
+#                               outermost router is hop depth + 2.
+#   lab_run NAME CMD...         run CMD in NAME's namespace with its own HOME
+#   lab_bg NAME CMD...          the same in the background; sets LAB_PID
+#   lab_wait_udp NAME PORT [S]  wait up to S s (5) for a UDP listener
+#   lab_turn NAME               coturn (STUN on 3478 and TURN, user u:p,
+#                               realm r) on both addresses of public host
+#                               NAME; sets LAB_PID
+#   lab_conntrack ROUTER [ARGS] conntrack -L ARGS in ROUTER's namespace
+#   lab_flush ROUTER            conntrack -F: every mapping forgotten; a
+#                               symmetric NAT then picks new ports, a cone
+#                               NAT keeps a port that is still free
+#   lab_rebind ROUTER           force NEW public ports: move MASQUERADE to a
+#                               fresh port range (--to-ports), then flush
+#   lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT]]]
+#                               every packet crossing inet goes through
+#                               tests/tool_netem (user-space netem: this
+#                               kernel has no netem qdisc), so a round trip
+#                               between two sites is delayed 2 x DELAY_MS;
+#                               seed from LAB_SEED (default 1)
+#   lab_netem_off               stop it; its counters are in $LAB_NETEM_LOG
+#   lab_loss PCT / lab_loss_off pure random loss in inet's FORWARD with
+#                               iptables -m statistic --mode random
+#   lab_cleanup                 kill and delete everything (runs on exit)
+#
+# tool_netem is wired with policy routing in inet: "ip rule not iif nm0
+# lookup 100" and "default dev nm0 table 100" send every packet that did
+# not come out of the TUN into it; what the tool writes back arrives with
+# iif nm0 and is routed by the main table.
+
+LAB=${LAB:-p2p$$}
+LAB_SRC=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+LAB_NETEM=${LAB_NETEM:-$LAB_SRC/tests/tool_netem}
+if [ -n "${T:-}" ]; then
+	LAB_DIR=$T/lab
+	mkdir -p "$LAB_DIR"
+else
+	LAB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/natlab.XXXXXX")
+fi
+LAB_NETEM_LOG=$LAB_DIR/netem.log
+LAB_PID=
+_lab_nlink=0 _lab_npub=0 _lab_nlan=0 _lab_netem_pid= _lab_loss= _lab_rebinds=0
+
+_lab_err() { echo "natlab: $*" >&2; return 1; }
+_lab_get() { eval "echo \"\${_lab_${1}_$2:-}\""; }
+_lab_set() { eval "_lab_${1}_$2=\$3"; }
+
+# _lab_in NAME CMD...: CMD in NAME's namespace (dash has no ${@:2}).
+_lab_in() {
+	_n=$1; shift
+	ip netns exec "$LAB-$_n" "$@"
+}
+
+# _lab_poll SECS CMD...: like lib.sh's wait_for, which we may not have.
+_lab_poll() {
+	_t=$(( $1 * 20 )); shift
+	while [ $_t -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.05
+		_t=$((_t - 1))
+	done
+	return 1
+}
+
+_lab_name_ok() {
+	case $1 in
+	''|*[!a-z0-9]*) _lab_err "bad name \`$1' (want [a-z0-9], 1-8 chars)" ;;
+	?????????*) _lab_err "bad name \`$1' (want [a-z0-9], 1-8 chars)" ;;
+	*) [ -z "$(_lab_get kind "$1")" ] || _lab_err "\`$1' exists" ;;
+	esac
+}
+
+# _lab_mkns NAME: a namespace with lo up, rp_filter off, no forwarding.
+_lab_mkns() {
+	ip netns add "$LAB-$1" || return 1
+	mkdir -p "$LAB_DIR/home/$1"
+	_lab_in "$1" ip link set lo up
+	_lab_in "$1" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0 >/dev/null
+}
+
+# The core router, made on first use.
+_lab_inet() {
+	[ -n "$(_lab_get kind inet)" ] && return 0
+	_lab_mkns inet || return 1
+	_lab_in inet sysctl -qw net.ipv4.ip_forward=1 >/dev/null
+	_lab_set kind inet core
+	_lab_set depth inet 0
+}
+
+lab_public() {
+	_lab_name_ok "$1" || return 1
+	_lab_inet || return 1
+	[ $_lab_npub -lt 32 ] || { _lab_err "too many public hosts"; return 1; }
+	_b=$((_lab_npub * 8)); _lab_npub=$((_lab_npub + 1))
+	_lab_mkns "$1" || return 1
+	ip -n "$LAB-inet" link add "v-$1" type veth peer name eth0 netns "$LAB-$1" || return 1
+	ip -n "$LAB-inet" addr add "198.51.100.$((_b + 1))/29" dev "v-$1"
+	ip -n "$LAB-inet" link set "v-$1" up
+	ip -n "$LAB-$1" addr add "198.51.100.$((_b + 2))/29" dev eth0
+	ip -n "$LAB-$1" addr add "198.51.100.$((_b + 3))/29" dev eth0
+	ip -n "$LAB-$1" link set eth0 up
+	ip -n "$LAB-$1" route add default via "198.51.100.$((_b + 1))"
+	_lab_set kind "$1" public
+	_lab_set ip "$1" "198.51.100.$((_b + 2))"
+	_lab_set ip2 "$1" "198.51.100.$((_b + 3))"
+	_lab_set depth "$1" 0
+	_lab_set top "$1" "$1"
+	_lab_set up "$1" inet
+}
+
+# _lab_lanport ROUTER NAME: a veth from ROUTER's LAN bridge to NAME's eth0
+# (or wan); sets _addr and _gw.
+_lab_lanport() {
+	_r=$1 _h=$2 _dev=$3
+	_net=$(_lab_get lan "$_r")
+	_m=$(_lab_get nhost "$_r")
+	[ "$_m" -lt 250 ] || { _lab_err "LAN of \`$_r' is full"; return 1; }
+	_m=$((_m + 1)); _lab_set nhost "$_r" $_m
+	ip -n "$LAB-$_r" link add "p-$_h" type veth peer name "$_dev" netns "$LAB-$_h" || return 1
+	ip -n "$LAB-$_r" link set "p-$_h" master lan up
+	_addr=$_net.$_m _gw=$_net.1
+	ip -n "$LAB-$_h" addr add "$_addr/24" dev "$_dev"
+	ip -n "$LAB-$_h" link set "$_dev" up
+	ip -n "$LAB-$_h" route add default via "$_gw"
+}
+
+lab_nat() {
+	_name=$1; shift
+	_lab_name_ok "$_name" || return 1
+	_mode=cone _input=drop _via=inet
+	for _a; do
+		case $_a in
+		cone|symmetric) _mode=$_a ;;
+		accept|drop) _input=$_a ;;
+		via=*) _via=${_a#via=} ;;
+		*) _lab_err "lab_nat: bad argument \`$_a'"; return 1 ;;
+		esac
+	done
+	_lab_inet || return 1
+	if [ "$_via" != inet ] && [ "$(_lab_get kind "$_via")" != nat ]; then
+		_lab_err "lab_nat: \`$_via' is not a router"; return 1
+	fi
+	[ $_lab_nlan -lt 250 ] || { _lab_err "too many routers"; return 1; }
+	_lab_nlan=$((_lab_nlan + 1))
+	_lab_mkns "$_name" || return 1
+	_lab_in "$_name" sysctl -qw net.ipv4.ip_forward=1 >/dev/null
+	if [ "$_via" = inet ]; then
+		[ $_lab_nlink -lt 64 ] || { _lab_err "too many routers on inet"; return 1; }
+		_b=$((_lab_nlink * 4)); _lab_nlink=$((_lab_nlink + 1))
+		ip -n "$LAB-inet" link add "v-$_name" type veth peer name wan netns "$LAB-$_name" || return 1
+		ip -n "$LAB-inet" addr add "203.0.113.$((_b + 1))/30" dev "v-$_name"
+		ip -n "$LAB-inet" link set "v-$_name" up
+		ip -n "$LAB-$_name" addr add "203.0.113.$((_b + 2))/30" dev wan
+		ip -n "$LAB-$_name" link set wan up
+		ip -n "$LAB-$_name" route add default via "203.0.113.$((_b + 1))"
+		_lab_set ip "$_name" "203.0.113.$((_b + 2))"
+		_lab_set depth "$_name" 0
+		_lab_set top "$_name" "$_name"
+	else
+		_lab_lanport "$_via" "$_name" wan || return 1
+		_lab_set ip "$_name" "$_addr"
+		_lab_set depth "$_name" $(( $(_lab_get depth "$_via") + 1 ))
+		_lab_set top "$_name" "$(_lab_get top "$_via")"
+	fi
+	ip -n "$LAB-$_name" link add lan type bridge || return 1
+	ip -n "$LAB-$_name" addr add "10.$_lab_nlan.0.1/24" dev lan
+	ip -n "$LAB-$_name" link set lan up
+	_lab_set lan "$_name" "10.$_lab_nlan.0"
+	_lab_set nhost "$_name" 1
+	_lab_set kind "$_name" nat
+	_lab_set up "$_name" "$_via"
+	_lab_set mode "$_name" "$_mode"
+
+	_ipt() { _lab_in "$_name" iptables -w "$@"; }
+	if [ "$_mode" = symmetric ]; then
+		_ipt -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully || return 1
+	else
+		_ipt -t nat -A POSTROUTING -o wan -j MASQUERADE || return 1
+	fi
+	_ipt -P FORWARD DROP
+	# br_netfilter: frames bridged between LAN ports also cross FORWARD.
+	_ipt -A FORWARD -i lan -o lan -j ACCEPT
+	_ipt -A FORWARD -i lan -o wan -j ACCEPT
+	_ipt -A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	if [ "$_input" = drop ]; then
+		_ipt -P INPUT DROP
+		_ipt -A INPUT -i lo -j ACCEPT
+		_ipt -A INPUT -i lan -j ACCEPT
+		_ipt -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	fi
+}
+
+lab_host() {
+	_lab_name_ok "$1" || return 1
+	[ "$(_lab_get kind "$2")" = nat ] || { _lab_err "lab_host: \`$2' is not a router"; return 1; }
+	_lab_mkns "$1" || return 1
+	_lab_lanport "$2" "$1" eth0 || return 1
+	_lab_set kind "$1" host
+	_lab_set up "$1" "$2"
+	_lab_set ip "$1" "$_addr"
+	_lab_set depth "$1" $(( $(_lab_get depth "$2") + 1 ))
+	_lab_set top "$1" "$(_lab_get top "$2")"
+}
+
+lab_router() { _lab_get up "$1"; }
+lab_ip() { _lab_get ip "$1"; }
+lab_ip2() { _lab_get ip2 "$1"; }
+lab_pubip() { _lab_get ip "$(_lab_get top "$1")"; }
+lab_depth() { _lab_get depth "$1"; }
+lab_hops() { echo $(( $(_lab_get depth "$1") + 1 )); }
+
+lab_run() {
+	_n=$1; shift
+	ip netns exec "$LAB-$_n" env HOME="$LAB_DIR/home/$_n" "$@"
+}
+
+lab_bg() {
+	_n=$1; shift
+	ip netns exec "$LAB-$_n" env HOME="$LAB_DIR/home/$_n" "$@" &
+	LAB_PID=$!
+}
+
+_lab_udp_listening() { [ -n "$(_lab_in "$1" ss -Hlun "sport = :$2")" ]; }
+lab_wait_udp() { _lab_poll "${3:-5}" _lab_udp_listening "$1" "$2"; }
+
+lab_turn() {
+	[ "$(_lab_get kind "$1")" = public ] || { _lab_err "lab_turn: \`$1' is not a public host"; return 1; }
+	_d=$LAB_DIR/turn-$1
+	mkdir -p "$_d"
+	lab_bg "$1" turnserver -n --lt-cred-mech --user=u:p --realm=r \
+		--no-tls --no-dtls --no-cli --listening-port=3478 \
+		--listening-ip="$(lab_ip "$1")" --listening-ip="$(lab_ip2 "$1")" \
+		--relay-ip="$(lab_ip "$1")" --min-port=49152 --max-port=49999 \
+		--pidfile="$_d/pid" --db="$_d/db" --log-file="$_d/log" \
+		--simple-log --no-stdout-log >/dev/null 2>&1
+	lab_wait_udp "$1" 3478 10 || { _lab_err "coturn did not start on \`$1'"; return 1; }
+}
+
+lab_conntrack() {
+	_n=$1; shift
+	_lab_in "$_n" conntrack -L "$@" 2>/dev/null
+}
+
+lab_flush() { _lab_in "$1" conntrack -F >/dev/null 2>&1; }
+
+lab_rebind() {
+	[ "$(_lab_get kind "$1")" = nat ] || { _lab_err "lab_rebind: \`$1' is not a router"; return 1; }
+	_lab_rebinds=$((_lab_rebinds + 1))
+	_lo=$((20000 + (_lab_rebinds % 40) * 1000))
+	_fully=
+	[ "$(_lab_get mode "$1")" = symmetric ] && _fully=--random-fully
+	_lab_in "$1" iptables -w -t nat -F POSTROUTING
+	_lab_in "$1" iptables -w -t nat -A POSTROUTING -o wan -p udp -j MASQUERADE --to-ports "$_lo-$((_lo + 999))" $_fully
+	_lab_in "$1" iptables -w -t nat -A POSTROUTING -o wan -p tcp -j MASQUERADE --to-ports "$_lo-$((_lo + 999))" $_fully
+	_lab_in "$1" iptables -w -t nat -A POSTROUTING -o wan -j MASQUERADE $_fully
+	lab_flush "$1"
+}
+
+_lab_nm_up() { _lab_in inet ip link show nm0 up 2>/dev/null | grep -q UP; }
+
+lab_netem() {
+	[ $# -ge 3 ] || { _lab_err "usage: lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT]]]"; return 1; }
+	[ -x "$LAB_NETEM" ] || { _lab_err "no $LAB_NETEM (make tests)"; return 1; }
+	_lab_inet || return 1
+	lab_netem_off
+	_rate=
+	[ "${6:-0}" != 0 ] && _rate="-R $6"
+	ip netns exec "$LAB-inet" "$LAB_NETEM" -i nm0 -s "${LAB_SEED:-1}" -d "$1" -j "$2" -l "$3" \
+		-r "${4:-0}" -D "${5:-0}" $_rate 2>"$LAB_NETEM_LOG" &
+	_lab_netem_pid=$!
+	_lab_poll 5 _lab_nm_up || { _lab_err "tool_netem did not start: $(cat "$LAB_NETEM_LOG")"; return 1; }
+	_lab_in inet ip route add default dev nm0 table 100 &&
+	_lab_in inet ip rule add pref 100 not iif nm0 lookup 100
+}
+
+lab_netem_off() {
+	[ -n "$_lab_netem_pid" ] || return 0
+	_lab_in inet ip rule del pref 100 2>/dev/null
+	kill "$_lab_netem_pid" 2>/dev/null
+	wait "$_lab_netem_pid" 2>/dev/null
+	_lab_netem_pid=
+}
+
+lab_loss() {
+	_lab_inet || return 1
+	lab_loss_off
+	_lab_loss=$(awk -v p="$1" 'BEGIN { printf "%.6f", p / 100 }')
+	_lab_in inet iptables -w -I FORWARD -m statistic --mode random --probability "$_lab_loss" -j DROP
+}
+
+lab_loss_off() {
+	[ -n "$_lab_loss" ] || return 0
+	_lab_in inet iptables -w -D FORWARD -m statistic --mode random --probability "$_lab_loss" -j DROP
+	_lab_loss=
+}
+
+# Our namespaces: every name with our prefix.
+_lab_list() { ip netns list 2>/dev/null | awk -v p="$LAB-" 'index($1, p) == 1 { print $1 }'; }
+_lab_no_pids() { [ -z "$(for _s in $(_lab_list); do ip netns pids "$_s"; done)" ]; }
+
+lab_cleanup() {
+	_lab_netem_pid=
+	for _sig in TERM KILL; do
+		for _s in $(_lab_list); do
+			for _p in $(ip netns pids "$_s" 2>/dev/null); do
+				kill -s "$_sig" "$_p" 2>/dev/null
+			done
+		done
+		_lab_poll 2 _lab_no_pids && break
+	done
+	for _s in $(_lab_list); do
+		ip netns del "$_s" 2>/dev/null
+	done
+	case $LAB_DIR in "${T:-/nonexistent}"/lab) ;; *) rm -rf "$LAB_DIR" ;; esac
+}
+
+if command -v at_exit >/dev/null 2>&1; then
+	at_exit lab_cleanup
+else
+	trap lab_cleanup EXIT
+	trap 'exit 1' INT TERM
+fi

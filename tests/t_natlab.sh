@@ -1,0 +1,230 @@
+#!/bin/sh
+# t_natlab: the NAT lab itself (tests/natlab.sh, tool_netem, tool_udpprobe),
+# checked with real values before p2pcat relies on it:
+#   a) cone NAT keeps one public port for two destinations, symmetric does
+#      not; two NAT layers; LAN neighbours; no hairpinning; hop counts
+#   b) routers do not deliver unsolicited inbound packets
+#   c) the netfilter port clash: normal-TTL simultaneous open between two
+#      cone NATs whose INPUT accepts fails, TTL = lab_hops succeeds, a TTL
+#      that reaches the peer's router fails; with INPUT dropping it works
+#   d) tool_netem delay, jitter/reordering, loss, duplication; iptables
+#      statistic loss; throughput through tool_netem
+#   e) conntrack flush and forced rebinding; coturn STUN; cleanup
+. "$(dirname "$0")/lib.sh"
+need_root
+for c in ip iptables conntrack ss awk; do
+	command -v $c >/dev/null 2>&1 || skip "no $c"
+done
+[ -c /dev/net/tun ] || skip "no /dev/net/tun"
+U=$SRCDIR/tests/tool_udpprobe
+for t in "$U" "$SRCDIR/tests/tool_netem"; do
+	[ -x "$t" ] || fail "no $t: run make tests"
+done
+. "$SRCDIR/tests/natlab.sh"
+
+# port ADDR:PORT -> PORT
+port() { echo "${1##*:}"; }
+# field NAME LINE: the number after NAME in a tool_udpprobe ping summary.
+field() { echo "$2" | awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
+# between WHAT VALUE LO HI (integers or decimals)
+between() {
+	awk -v v="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(v >= lo && v <= hi) }' ||
+		fail "$1: $2 not in [$3, $4]"
+	echo "$1: $2 (bounds $3..$4)"
+}
+
+lab_public stun
+lab_public pub
+lab_nat rc cone drop;      lab_host hc rc; lab_host hc2 rc
+lab_nat rs symmetric drop; lab_host hs rs
+lab_nat ro cone;           lab_nat ri cone via=ro; lab_host hd ri
+lab_nat ra cone accept;    lab_host a ra
+lab_nat rb cone accept;    lab_host b rb
+lab_nat rd cone drop;      lab_host d rd
+
+S1=$(lab_ip stun):7 S2=$(lab_ip2 stun):7
+lab_bg stun "$U" echo "$S1" "$S2"
+lab_wait_udp stun 7 || fail "echo server did not start"
+
+# map HOST -> "port1 port2" as seen by the two addresses of stun
+map() {
+	_o=$(lab_run "$1" "$U" map -b 4000 "$S1" "$S2") || fail "$1: no STUN answer: $_o"
+	echo "$_o" | awk '{ n = split($2, a, ":"); printf "%s ", a[n] }'
+}
+
+echo "== a) mappings"
+set -- $(map hc)
+check_eq "cone NAT, 1st destination" "$1" 4000
+check_eq "cone NAT, 2nd destination" "$2" 4000
+set -- $(map hs)
+[ "$1" != "$2" ] || fail "symmetric NAT gave one port ($1) to two destinations"
+echo "symmetric: ports $1 and $2"
+set -- $(map hd)
+check_eq "two cone layers, ports" "$1 $2" "4000 4000"
+o=$(lab_run hd "$U" map -b 4001 "$S1")
+check_eq "two layers, public address" "${o#* }" "$(lab_pubip hd):4001"
+check_eq "hops hc" "$(lab_hops hc)" 2
+check_eq "hops hd" "$(lab_hops hd)" 3
+check_eq "hops stun" "$(lab_hops stun)" 1
+# A packet with TTL lab_hops dies at inet; one more hop reaches the server.
+for h in hc hd; do
+	n=$(lab_hops "$h")
+	lab_run "$h" "$U" map -w 500 -t "$n" "$S1" >/dev/null && fail "$h: TTL $n got past inet"
+	lab_run "$h" "$U" map -t $((n + 1)) "$S1" >/dev/null || fail "$h: TTL $((n + 1)) did not reach a public host"
+done
+echo "hop counts: hc $(lab_hops hc), hd $(lab_hops hd): TTL = hops dies at inet"
+# Same LAN: direct over LAN addresses (bridged, through br_netfilter) ...
+lab_bg hc2 "$U" echo "$(lab_ip hc2):5000"
+lab_wait_udp hc2 5000 || fail "LAN echo did not start"
+o=$(lab_run hc "$U" ping -c 20 -i 1000 "$(lab_ip hc2):5000")
+check_eq "LAN ping received" "$(field received "$o")" 20
+# ... but not through the router's public address: MASQUERADE has no hairpin.
+pa=$(lab_run hc2 "$U" map -b 5001 "$S1" | awk '{ print $2 }')
+o=$(lab_run hc "$U" ping -c 5 -i 1000 -w 500 "$pa")
+check_eq "hairpin ping received" "$(field received "$o")" 0
+echo "LAN: direct works, hairpin via $pa does not"
+
+echo "== b) unsolicited inbound is not delivered"
+for h in hc a; do
+	pubaddr=$(lab_run "$h" "$U" map -b 4100 "$S1" | awk '{ print $2 }')
+	lab_bg "$h" "$U" recv -b 4100 -w 1000 >"$T/recv.$h"
+	pid=$LAB_PID
+	lab_wait_udp "$h" 4100 || fail "$h: recv did not start"
+	for i in 1 2 3 4 5; do
+		lab_run pub "$U" send "$pubaddr" unsolicited
+	done
+	wait_exit "$pid" 10
+	check_eq "$h: unsolicited to $pubaddr (exit)" "$RC" 2
+	# Once the host has sent to pub, pub's packets get in.  (pub starts
+	# later: its first packet would otherwise clash behind router ra.)
+	lab_bg "$h" "$U" punch -b 4100 -w 3000 "$(lab_ip pub):9000" >/dev/null
+	pid=$LAB_PID
+	lab_run pub "$U" punch -b 9000 -d 100 -w 3000 "$pubaddr" >/dev/null ||
+		fail "$h: pub got nothing from $pubaddr"
+	wait_exit "$pid" 10
+	check_eq "$h: packets from pub after sending to it (exit)" "$RC" 0
+done
+echo "unsolicited packets dropped behind drop and accept routers"
+
+echo "== c) the netfilter port clash"
+# trial X Y OPTS: after both learn their public port 4000 from stun, Y
+# starts punching X, X starts 100 ms later; true if both succeed.
+trial() {
+	lab_flush "$(lab_router "$1")"; lab_flush "$(lab_router "$2")"
+	lab_run "$1" "$U" map -b 4000 "$S1" >/dev/null || fail "$1: no STUN answer"
+	lab_run "$2" "$U" map -b 4000 "$S1" >/dev/null || fail "$2: no STUN answer"
+	lab_bg "$2" "$U" punch -b 4000 -w 1500 $3 "$(lab_pubip "$1"):4000" >"$T/p2"
+	_p2=$LAB_PID
+	lab_bg "$1" "$U" punch -b 4000 -d 100 -w 1600 $3 "$(lab_pubip "$2"):4000" >"$T/p1"
+	_p1=$LAB_PID
+	wait_exit "$_p1" 10; _r1=$RC
+	wait_exit "$_p2" 10; _r2=$RC
+	[ "$_r1" = 0 ] && [ "$_r2" = 0 ]
+}
+# clashed ROUTER HOST PEER_IP: true if HOST's port 4000 toward PEER_IP went
+# out on another public port (the reply tuple's dport).
+clashed() {
+	lab_conntrack "$1" -p udp -s "$(lab_ip "$2")" -d "$3" --sport 4000 | awk '
+		{ p = ""; for (i = 1; i <= NF; i++) if ($i ~ /^dport=/) p = substr($i, 7) }
+		p != "" && p != "4000" { c = 1 }
+		END { exit !c }'
+}
+ok=0 clash=0
+for i in 1 2 3 4 5; do
+	trial a b "" && ok=$((ok + 1))
+	clashed ra a "$(lab_pubip b)" && clash=$((clash + 1))
+done
+echo "cone+accept, normal TTL: $ok/5 succeeded, $clash/5 clashes seen in conntrack"
+check_eq "normal-TTL simultaneous open through accepting routers" "$ok" 0
+[ "$clash" -ge 4 ] || fail "clash seen in conntrack only $clash/5 times"
+ttl=$(lab_hops a)
+ok=0
+for i in 1 2 3 4 5; do
+	trial a b "-t $ttl -n 25" && ok=$((ok + 1))
+done
+echo "cone+accept, first packets TTL $ttl: $ok/5 succeeded"
+check_eq "TTL $ttl punching" "$ok" 5
+ok=0
+for i in 1 2 3; do
+	trial a b "-t $((ttl + 1)) -n 25" && ok=$((ok + 1))
+done
+echo "cone+accept, first packets TTL $((ttl + 1)) (reach the peer's router): $ok/3 succeeded"
+check_eq "TTL $((ttl + 1)) punching" "$ok" 0
+ok=0
+for i in 1 2 3 4 5; do
+	trial hc d "" && ok=$((ok + 1))
+done
+echo "cone+drop, normal TTL: $ok/5 succeeded"
+check_eq "simultaneous open through dropping routers" "$ok" 5
+
+echo "== d) tool_netem and iptables loss"
+E=$(lab_ip stun):7
+lab_netem 20 0 0 || fail "lab_netem"
+o=$(lab_run hc "$U" ping -c 200 -i 2000 "$E"); echo "delay 20: $o"
+rtt=$(field rtt "$o")
+check_eq "delay: received" "$(field received "$o")" 200
+between "delay 20 ms: rtt min" "${rtt%%/*}" 40 44
+between "delay 20 ms: rtt avg" "$(echo "$rtt" | cut -d/ -f2)" 40 45
+lab_netem 20 10 0
+o=$(lab_run hc "$U" ping -c 1000 -i 500 "$E"); echo "jitter 10: $o"
+rtt=$(field rtt "$o")
+between "jitter: rtt min" "${rtt%%/*}" 20 30
+between "jitter: rtt max" "${rtt##*/}" 50 65
+between "jitter: reordered" "$(field reordered "$o")" 100 1000
+lab_netem 0 0 5
+o=$(lab_run hc "$U" ping -c 2000 -i 200 "$E"); echo "loss 5%: $o"
+# 5 % each way: 1 - 0.95^2 = 9.75 % of round trips; +- 4 sigma over 2000.
+between "netem loss 5% each way: lost of 2000" "$(field lost "$o")" 142 248
+lab_netem 20 0 0 10
+o=$(lab_run hc "$U" ping -c 1000 -i 500 "$E"); echo "reorder 10%: $o"
+rtt=$(field rtt "$o")
+between "reorder 10%: rtt min (some skipped the 20 ms queue)" "${rtt%%/*}" 0 19
+[ "$(field reordered "$o")" -gt 0 ] || fail "reorder 10%: nothing reordered"
+lab_netem 0 0 0 0 5
+o=$(lab_run hc "$U" ping -c 2000 -i 200 "$E"); echo "duplicate 5%: $o"
+# 1.05^2 - 1 = 10.25 % extra copies: 205 +- 4 sigma.
+between "duplicate 5%: duplicates" "$(field duplicates "$o")" 150 265
+lab_netem 0 0 0
+if command -v iperf3 >/dev/null 2>&1; then
+	lab_bg stun iperf3 -s -1 -B "$(lab_ip stun)" -p 5201 >/dev/null 2>&1
+	tcp_listen() { lab_run stun ss -Hltn 'sport = :5201' | grep -q .; }
+	wait_for 5 tcp_listen || fail "iperf3 did not start"
+	o=$(lab_run hc iperf3 -c "$(lab_ip stun)" -p 5201 -t 3 -f M | awk '/receiver/ { print $7 }')
+	echo "throughput through tool_netem (TCP, zero delay): $o MBytes/s"
+	between "throughput MB/s" "${o:-0}" 20 100000
+fi
+lab_netem_off
+echo "netem counters: $(cat "$LAB_NETEM_LOG")"
+lab_loss 5
+o=$(lab_run hc "$U" ping -c 2000 -i 200 "$E"); echo "iptables loss 5%: $o"
+between "iptables loss 5% each way: lost of 2000" "$(field lost "$o")" 142 248
+lab_loss_off
+o=$(lab_run hc "$U" ping -c 100 -i 200 "$E")
+check_eq "after lab_loss_off: lost" "$(field lost "$o")" 0
+
+echo "== e) conntrack flush, rebinding, coturn, cleanup"
+set -- $(map hc)
+lab_flush rc
+set -- $(map hc)
+check_eq "cone after flush keeps a free port" "$1" 4000
+lab_rebind rc
+set -- $(map hc)
+[ "$1" != 4000 ] || fail "lab_rebind: port still 4000"
+echo "after lab_rebind: public port $1"
+set -- $(map hs)
+lab_flush rs
+o=$(map hs)
+o=${o% }
+[ "$o" != "$*" ] || fail "symmetric NAT kept ports $o after flush"
+echo "symmetric: ports $* -> $o after flush"
+if command -v turnserver >/dev/null 2>&1; then
+	lab_turn stun || fail "coturn"
+	# It then waits for an RFC 5780 answer from the other address, which
+	# the NAT filters: stop it after 5 s.
+	o=$(lab_run hc timeout -k 1 5 turnutils_stunclient -p 3478 "$(lab_ip stun)" 2>&1 | awk '/reflexive addr/ { print $NF }' | tail -n 1)
+	check_eq "coturn STUN reflexive address" "${o%:*}" "$(lab_pubip hc)"
+fi
+lab_cleanup
+left=$(ip netns list | grep -c "^$LAB-")
+check_eq "namespaces left" "$left" 0
+echo "all namespaces removed"
