@@ -109,7 +109,9 @@ TEST-ONLY SIDE CHANNEL (real Firestore has nothing like it)
            with a required auth, no Authorization header is 403
            PERMISSION_DENIED (rules see request.auth == null) and a wrong or
            expired token is 401 UNAUTHENTICATED.  "deny" answers 403
-           PERMISSION_DENIED for any document under a collection with that ID.
+           PERMISSION_DENIED for any document under a collection with that ID,
+           to every caller ("Bearer owner" too: p2pcat's own client sends it to
+           an emulator, and the switch exists to test how a client takes a 403).
     POST   /_test/expire_tokens     every ID token issued so far expires now;
                                     with {"refresh":true} refresh tokens too
                                     (securetoken then answers TOKEN_EXPIRED)
@@ -1379,9 +1381,9 @@ class Handler(BaseHTTPRequestHandler):
         return t["uid"]
 
     def check_rules(self, who, segs_list, reads=0):
-        """Deny switch: any collection ID in the path is denied."""
-        if who == "owner":
-            return
+        """Deny switch: any collection ID in the path is denied - for every
+        caller, "Bearer owner" included (it stands for rules refusing a
+        client, whatever token that client sends)."""
         deny = self.server.state.config.get("deny") or []
         if not deny:
             return
@@ -1950,7 +1952,7 @@ class Handler(BaseHTTPRequestHandler):
                 if q.collection and s[-2] != q.collection:
                     continue
                 if q.collection and any(s[i] in (self.server.state.config.get("deny") or [])
-                                        for i in range(n, len(s), 2)) and who != "owner":
+                                        for i in range(n, len(s), 2)):
                     raise ApiError("PERMISSION_DENIED", DEFAULT_MSG["PERMISSION_DENIED"])
             else:
                 if len(s) != n + 2 or s[n] != q.collection:

@@ -638,7 +638,7 @@ err("deny: nested", req("GET", V1 + "/a/b/secret/x"), 403, "PERMISSION_DENIED")
 err("deny: runQuery", req("POST", V1 + ":runQuery", {"structuredQuery": {"from": [{"collectionId": "secret"}]}}), 403, "PERMISSION_DENIED", array=True)
 err("deny: commit touching it", req("POST", COMMIT, {"writes": [upd("open/o", {}), upd("secret/s", {})]}), 403, "PERMISSION_DENIED")
 err("deny: commit applied nothing", req("GET", V1 + "/open/o"), 404, "NOT_FOUND")
-eq("deny: owner bypasses", req("PATCH", V1 + "/secret/x", fields(), headers={"Authorization": "Bearer owner"})[0], 200)
+err("deny: Bearer owner is refused too", req("PATCH", V1 + "/secret/x", fields(), headers={"Authorization": "Bearer owner"}), 403, "PERMISSION_DENIED")
 eq("deny: other collections fine", req("GET", V1 + "/tx/a")[0], 200)
 ctl("POST", "config", {"deny": []})
 
