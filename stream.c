@@ -322,6 +322,7 @@ put_varint(uint8_t *p, uint64_t v)
 	return n;
 }
 
+/* An empty set for cap intervals: 0, or -1 when out of memory. */
 static int
 ivs_init(struct ivs *v, size_t cap)
 {
@@ -480,6 +481,7 @@ loss_delay(const struct stream *s)
 	return umax(d, GRANULARITY_US);
 }
 
+/* Bytes per microsecond. */
 static double
 pacing_rate(const struct stream *s)
 {
@@ -500,6 +502,7 @@ slot(const struct stream *s, uint64_t pn)
 	return &s->ring[pn & s->ring_mask];
 }
 
+/* Whether pn is an ack-eliciting packet neither acknowledged nor lost. */
 static bool
 outstanding(const struct stream *s, uint64_t pn)
 {
@@ -677,7 +680,7 @@ cc_ack(struct stream *s, uint64_t sent_us, uint32_t size, uint64_t in_flight,
 		if (s->w_max < s->cwnd)
 			s->w_max = s->cwnd;
 	}
-	t = (double)(now - s->epoch_us) / 1e6;
+	t = now > s->epoch_us ? (double)(now - s->epoch_us) / 1e6 : 0;
 	/* RFC 9438 §4.3: W_est grows like Reno; "alpha_cubic ... SHOULD be
 	 * set to 1" once W_est reaches cwnd_prior. */
 	s->w_est += (s->w_est >= s->cwnd_prior ? 1.0 : CUBIC_ALPHA) * mss(s) *
@@ -739,6 +742,7 @@ ack_pruned(struct stream *s, uint64_t largest)
 	}
 }
 
+/* A packet of ours is newly acknowledged. */
 static void
 pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 {
@@ -755,6 +759,7 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 	cc_ack(s, r->sent_us, r->size, flight, now);
 }
 
+/* A packet of ours is declared lost: what it carried goes again. */
 static void
 pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 {
@@ -787,7 +792,7 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 static void
 spurious(struct stream *s, const struct lossrec *l, uint64_t now)
 {
-	uint64_t late = (now - l->sent_us) * 8 / umax(umax(s->srtt,
+	uint64_t late = (now - umin(now, l->sent_us)) * 8 / umax(umax(s->srtt,
 	    s->latest_rtt), 1) + 1;
 
 	s->pkt_thresh = umin(PKT_THRESHOLD_MAX,
@@ -813,7 +818,7 @@ find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t now)
 	uint64_t keep = 2 * pto_base(s);
 	unsigned i;
 
-	while (s->hist_n > 0 && now - s->hist[s->hist_first].sent_us > keep) {
+	while (s->hist_n > 0 && now > s->hist[s->hist_first].sent_us + keep) {
 		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
 		s->hist_n--;
 	}
@@ -887,6 +892,8 @@ detect_lost(struct stream *s, uint64_t now)
 	}
 }
 
+/* Says why a payload is refused (with -v -v only: forgeries are the
+ * session's business) and returns -1. */
 static int
 bad(const char *why, uint64_t pn)
 {
@@ -1018,6 +1025,7 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 	return 0;
 }
 
+/* An ACK frame, already validated (RFC 9002 §A.7 OnAckReceived). */
 static void
 on_ack(struct stream *s, const struct frames *f, uint64_t now)
 {
@@ -1028,7 +1036,8 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 
 	/* RFC 9002 §5.1: an RTT sample when the largest acknowledged packet
 	 * is newly acknowledged and ack-eliciting. */
-	if (outstanding(s, f->ack_largest)) {
+	if (outstanding(s, f->ack_largest) &&
+	    now >= slot(s, f->ack_largest)->sent_us) {
 		delay = f->ack_delay > (UINT64_MAX >> ACK_DELAY_EXP) ?
 		    UINT64_MAX : f->ack_delay << ACK_DELAY_EXP;
 		rtt_sample(s, now - slot(s, f->ack_largest)->sent_us, delay,
@@ -1059,6 +1068,8 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 	detect_lost(s, now);
 }
 
+/* A STREAM frame, already validated: stored, and the in-order end
+ * advanced over what it joins. */
 static void
 on_stream(struct stream *s, const struct frames *f)
 {
@@ -1203,7 +1214,7 @@ put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 		return 0;
 	i = (int)s->rx.n - 1;
 	largest = s->rx.hi[i] - 1;
-	delay = (now - s->rx_largest_us) >> ACK_DELAY_EXP;
+	delay = (now - umin(now, s->rx_largest_us)) >> ACK_DELAY_EXP;
 	first = largest - s->rx.lo[i];
 	len = 1 + varint_len(largest) + varint_len(delay) + 1 +
 	    varint_len(first);
@@ -1263,11 +1274,13 @@ put_stream(const struct stream *s, uint64_t a, uint64_t b, uint8_t *p,
 	return hdr + n;
 }
 
+/* What time alone changes: the idle limit, loss by time, PTO, pacing
+ * credit. */
 static void
 timers(struct stream *s, uint64_t now)
 {
 	if (s->conf.idle_us > 0 && !s->peer_done &&
-	    now - s->last_recv_us >= s->conf.idle_us) {
+	    now >= s->last_recv_us + s->conf.idle_us) {
 		s->err = STREAM_IDLE;
 		log_v(1, "stream: nothing heard for %llu ms",
 		    (unsigned long long)(s->conf.idle_us / 1000));
@@ -1282,7 +1295,8 @@ timers(struct stream *s, uint64_t now)
 		s->probes = PTO_PROBES;
 	}
 	if (s->tokens < pacing_burst(s)) {
-		s->tokens += (double)(now - s->pace_us) * pacing_rate(s);
+		s->tokens += (double)(now - umin(now, s->pace_us)) *
+		    pacing_rate(s);
 		if (s->tokens > pacing_burst(s))
 			s->tokens = pacing_burst(s);
 	}
@@ -1368,7 +1382,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	ring_advance(s);
 	probe = s->probes > 0 && ring_room(s);
 	ping = ring_room(s) && (probe || (s->conf.keepalive_us > 0 &&
-	    now - s->last_send_us >= s->conf.keepalive_us));
+	    now >= s->last_send_us + s->conf.keepalive_us));
 	max_data = ring_room(s) && (s->max_data_due || probe);
 	data = ring_room(s) && pick_data(s, probe, &a, &b, &again);
 	done = ring_room(s) && (done_pending(s) || (probe && s->done_sent &&
