@@ -42,8 +42,11 @@ emulator; see the googleapis google/firestore/v1 protos and the REST reference)
   errors from the backend in a one-element array, as Google's REST gateway
   does; front-end errors (bad token, unparsable JSON, oversized body) stay
   plain objects there too - clients must accept both forms.
-  Limits: request body > 10 MiB and documents > 1 MiB (Firestore's storage
-  size formula: name + fields + 32) are INVALID_ARGUMENT.
+  Limits (all INVALID_ARGUMENT): request body > 10 MiB; document > 1 MiB by
+  Firestore's storage-size formula (name + fields + 32); a string or bytes
+  value > 1 MiB - 89 bytes; maps/arrays nested > 20 deep; a document name
+  > 6 KiB; > 100 subcollection levels.  JSON is parsed strictly (no NaN
+  literals, no duplicate keys, no lone surrogates).
   createTime/updateTime have microsecond precision; every write that changes
   a document gets a strictly larger updateTime; a write that changes nothing
   keeps the old updateTime (write.proto WriteResult).
@@ -53,8 +56,11 @@ emulator; see the googleapis google/firestore/v1 protos and the REST reference)
   are excluded.  Like a fresh production project with no composite indexes,
   a query that would need one answers FAILED_PRECONDITION "The query requires
   an index" (turn off with --composite-indexes or the config switch).
+  Preconditions: exists=false on an existing document is 409 ALREADY_EXISTS,
+  exists=true on a missing one 404 NOT_FOUND ("No document to update"), a
+  stale updateTime (or one on a missing document) 400 FAILED_PRECONDITION.
   Auth: like the emulator, requests are open by default and "Bearer owner"
-  always bypasses rules; see the auth switches below.
+  bypasses any auth requirement; see the auth switches below.
   DELETE /emulator/v1/projects/{p}/databases/{db}/documents clears a database.
   GET / answers "Ok" (as the emulator does) - handy as a readiness probe.
 
@@ -73,10 +79,13 @@ KNOWN DEVIATIONS
   No security-rules language (only the switches below); transactions are
   optimistic, not locked: a commit ABORTs (409) if a document its
   transaction read has changed since, where real Firestore would have made
-  the other writer wait; readTime (point-in-time reads) is not supported; billed-read
-  accounting follows the pricing page (>= 1 read per query/list, 1 per get,
+  the other writer wait; readTime (point-in-time reads) is not supported;
+  billed-read accounting follows the pricing page (>= 1 read per query/list, 1 per get,
   1 per batchGet document) but is an approximation; composite-index
-  detection is a heuristic; error messages resemble, not copy, Google's.
+  detection is a heuristic; error messages resemble, not copy, Google's;
+  document fields that an updateMask does not name are ignored, not
+  rejected; a geoPoint's zero latitude/longitude is omitted on output (proto3
+  JSON default); no limit on writes per commit (only the 10 MiB request).
 
 TEST-ONLY SIDE CHANNEL (real Firestore has nothing like it)
   Everything under /_test/ is never logged, faulted nor authenticated.
