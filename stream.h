@@ -43,7 +43,9 @@ struct stream_stats {
 	uint64_t rcv_buffered;		/* span held for the reader, <= rcvbuf */
 };
 
-/* A new stream, or NULL (errno ENOMEM).  Freed by stream_free. */
+/* A new stream, or NULL (errno ENOMEM, or EINVAL when mtu is outside
+ * 64..65535 or sndbuf is 0).  All its memory is allocated here, sized by
+ * conf; nothing grows later.  Freed by stream_free. */
 struct stream *stream_new(const struct stream_conf *conf, uint64_t now);
 void stream_free(struct stream *s);
 
@@ -64,10 +66,14 @@ void stream_get_stats(const struct stream *s, struct stream_stats *st);
  * number: 0, or -1 when it is malformed (it is then ignored as a whole and
  * changes nothing; the stream carries on, since only the session knows
  * whether the payload was authentic).  Duplicates are ignored.
- * stream_output fills buf with the next payload to send and its packet
- * number, and returns its length, or 0 when nothing is due now.
+ * stream_output fills buf (cap should be at least mtu) with the next
+ * payload to send and its packet number, and returns its length, or 0
+ * when nothing is due now: call it until it returns 0.  Packet numbers go
+ * 0, 1, 2... and never repeat, so they can serve as AEAD nonces.
  * stream_deadline is when stream_output must be called again at the
- * latest (UINT64_MAX: only after input or a write). */
+ * latest (0: now; UINT64_MAX: only after input or a write); pacing makes
+ * it sub-millisecond at high rates, so a poll(2) timeout should round it
+ * up, not down. */
 int stream_input(struct stream *s, uint64_t now, uint64_t pn,
     const uint8_t *p, size_t len);
 size_t stream_output(struct stream *s, uint64_t now, uint64_t *pn,
