@@ -84,8 +84,9 @@ KNOWN DEVIATIONS
   1 per batchGet document) but is an approximation; composite-index
   detection is a heuristic; error messages resemble, not copy, Google's;
   document fields that an updateMask does not name are ignored, not
-  rejected; a geoPoint's zero latitude/longitude is omitted on output (proto3
-  JSON default); no limit on writes per commit (only the 10 MiB request).
+  rejected; a geoPoint always prints both latitude and longitude (Google may
+  omit a 0.0 one, as proto3 JSON does); no limit on writes per commit (only
+  the 10 MiB request).
 
 TEST-ONLY SIDE CHANNEL (real Firestore has nothing like it)
   Everything under /_test/ is never logged, faulted nor authenticated.
