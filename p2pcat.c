@@ -39,7 +39,7 @@
 #define EXIT_SIGNAL	128	/* + the signal: interrupted */
 
 /* CLOSE codes on the wire. */
-#define CLOSE_DONE	0	/* finished: everything received, bye */
+#define CLOSE_DONE	0	/* --send-only finished: bye */
 #define CLOSE_SIGNAL	1	/* the user interrupted the peer */
 #define CLOSE_IO	2	/* the peer's stdin or stdout failed */
 
@@ -49,8 +49,6 @@
 #define IOBUF		65536
 #define SNDBUF		(8 << 20)
 #define RCVBUF		(16 << 20)
-#define LINGER_MIN_US	50000
-#define LINGER_MAX_US	2000000
 
 struct opts {
 	bool listen, keep, send_only, recv_only;
@@ -284,6 +282,22 @@ stdout_restore(void)
 {
 	if (stdout_flags != -1)
 		fcntl(1, F_SETFL, stdout_flags);
+	stdout_flags = -1;
+}
+
+/* The peer's data has ended: let go of stdout, so whoever reads it sees
+ * end-of-file now, while our other direction may still be running.  fd 1
+ * stays open on /dev/null. */
+static void
+stdout_close(void)
+{
+	int fd;
+
+	stdout_restore();
+	if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1)
+		return;
+	dup2(fd, 1);
+	close(fd);
 }
 
 static uint64_t
@@ -301,33 +315,6 @@ timeout_ms(uint64_t t, uint64_t now)
 	if (t <= now)
 		return 0;
 	return (t - now + 999) / 1000 > INT_MAX ? INT_MAX : (int)((t - now + 999) / 1000);
-}
-
-/* After the last word, stay a little to answer the peer's retransmissions
- * (its last acknowledgement may have been lost), about three RTOs. */
-static void
-linger(struct session *s)
-{
-	struct stream_stats st;
-	uint64_t now = now_us(), end, d;
-	struct pollfd pfd;
-
-	stream_get_stats(sess_stream(s), &st);
-	d = 3 * (st.srtt_us + 4 * st.rttvar_us);
-	d = d < LINGER_MIN_US ? LINGER_MIN_US : d > LINGER_MAX_US ? LINGER_MAX_US : d;
-	end = now + d;
-	while ((now = now_us()) < end && !stop_sig) {
-		uint64_t t = sess_deadline(s);
-
-		pfd.fd = sess_fd(s);
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, timeout_ms(t < end ? t : end, now)) > 0 && (pfd.revents & POLLIN)) {
-			/* The peer is still talking: say goodbye again. */
-			stream_abort(sess_stream(s), CLOSE_DONE);
-		}
-		if (sess_io(s, now_us()) == -1)
-			break;
-	}
 }
 
 static const char *
@@ -365,7 +352,7 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 {
 	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
 	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
-	bool wclosed = false, started = false;
+	bool wclosed = false, started = false, oclosed = false;
 	struct stream *st = NULL;
 	struct pollfd pfd[3];
 	char desc[128];
@@ -413,14 +400,19 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 			if (outlen == 0)
 				outoff = 0;
 			in_done = o->send_only || (stream_eof(st) && outoff == outlen);
+			/* With -k, stdout carries one session after another. */
+			if (in_done && !oclosed && !o->send_only && !o->keep) {
+				stdout_close();
+				oclosed = true;
+			}
 			out_done = wclosed && stream_send_done(st);
 			err = stream_error(st);
 			if (err == STREAM_ABORTED && stream_close_code(st) == CLOSE_DONE) {
-				/* The peer has everything it wants: only our
-				 * output may still be draining. */
+				/* A --send-only peer is done: all it sent is
+				 * here, only our output may still be draining. */
 				if (in_done)
 					return EXIT_OK;
-				if (!stream_eof(st)) {
+				if (outoff == outlen && !stream_eof(st)) {
 					log_err("the peer closed before its data ended");
 					return EXIT_LOST;
 				}
@@ -433,12 +425,14 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 			} else if (err != STREAM_OK) {
 				log_err("connection failed: the peer broke the protocol");
 				return abort_session(s, CLOSE_IO, EXIT_LOST);
-			} else if (in_done && out_done) {
+			} else if (in_done && o->send_only && out_done) {
+				/* Tell the peer we are gone, not lost. */
 				stream_abort(st, CLOSE_DONE);
-				sess_io(s, now_us());
-				linger(s);
+			} else if (in_done && out_done && stream_can_close(st, now)) {
 				return EXIT_OK;
 			}
+			if (o->send_only && out_done && stream_can_close(st, now))
+				return EXIT_OK;
 		}
 
 		n = 0;

@@ -111,6 +111,8 @@ sess_new(const struct sess_conf *c)
 	}
 	s->caller = c->caller;
 	s->sconf = c->stream;
+	if (s->sconf.mtu == 0)
+		s->sconf.mtu = WIRE_MTU - DATA_OVERHEAD;
 	if ((s->fd = punch_socket(c->port)) == -1) {
 		free(s);
 		return NULL;
@@ -459,7 +461,6 @@ send_all(struct session *s, uint64_t now)
 {
 	uint8_t pkt[WIRE_MAX_PKT], plain[WIRE_MAX_PKT], nonce[12] = { 0 };
 	unsigned long long clen;
-	size_t mtu = s->sconf.mtu ? s->sconf.mtu : WIRE_MTU;
 	uint64_t pn;
 	size_t n;
 	int i, r;
@@ -476,7 +477,7 @@ send_all(struct session *s, uint64_t now)
 			return r;
 	}
 	for (i = 0; i < IO_BATCH; i++) {
-		n = stream_output(s->st, now, &pn, plain, mtu - DATA_OVERHEAD);
+		n = stream_output(s->st, now, &pn, plain, s->sconf.mtu);
 		if (n == 0)
 			break;
 		pkt[0] = WIRE_MAGIC;

@@ -11,10 +11,17 @@ mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 unset P2PCAT_SIGNAL P2PCAT_NAME P2PCAT_SECRET P2PCAT_API_KEY FIRESTORE_EMULATOR_HOST FIREBASE_AUTH_EMULATOR_HOST
 CLEANUP=
+# killtree PID: kill PID's descendants, deepest first.
+killtree() {
+	for _c in $(pgrep -P "$1"); do
+		killtree "$_c"
+		kill -9 "$_c" 2>/dev/null
+	done
+}
 cleanup() {
 	eval "$CLEANUP"
-	# Children we started and did not reap (a failed test).
-	pkill -P $$ 2>/dev/null
+	# What we started and did not reap (a failed test), grandchildren too.
+	killtree $$
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -39,9 +46,14 @@ wait_for() {
 	return 1
 }
 
+# exited PID: PID is gone or a zombie (our child that has not been reaped).
+exited() {
+	[ ! -e "/proc/$1/stat" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]
+}
+
 # wait_exit PID SECS: wait up to SECS for PID (our child) to exit; sets RC.
 wait_exit() {
-	wait_for "$2" sh -c "! kill -0 $1 2>/dev/null" || { kill -9 "$1" 2>/dev/null; RC=124; return 1; }
+	wait_for "$2" exited "$1" || { kill -9 "$1" 2>/dev/null; RC=124; return 1; }
 	wait "$1"; RC=$?
 	return 0
 }

@@ -1,0 +1,33 @@
+#!/bin/sh
+# The man page is clean mdoc and its SYNOPSIS is what usage() prints.
+. "$(dirname "$0")/lib.sh"
+command -v mandoc >/dev/null || skip "mandoc is not installed"
+page=$SRCDIR/man/p2pcat.1
+
+# mandoc's notes about this machine's outdated man index are not ours.
+mandoc -Tlint "$page" 2>&1 | grep -v 'mandoc.db' > "$T/lint"
+[ -s "$T/lint" ] && fail "mandoc -Tlint: $(cat "$T/lint")"
+
+for s in NAME SYNOPSIS DESCRIPTION ENVIRONMENT FILES "EXIT STATUS" EXAMPLES "SEE ALSO" CAVEATS; do
+	grep -q "^\.Sh $s\$" "$page" || fail "man page lacks $s"
+done
+
+# SYNOPSIS as rendered, against usage(), both with white space folded.
+MANWIDTH=200 mandoc -Tascii "$page" | col -b |
+	awk '/^SYNOPSIS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' |
+	tr -s '[:space:]' ' ' | sed 's/^ //; s/ $//' > "$T/man"
+"$P2PCAT" -h | sed 's/^usage: //; s/^       //' | tr -s '[:space:]' ' ' | sed 's/^ //; s/ $//' > "$T/usage"
+cmp -s "$T/man" "$T/usage" || fail "SYNOPSIS and usage() differ:
+man:   $(cat "$T/man")
+usage: $(cat "$T/usage")"
+
+# Every exit status the code defines is documented.
+for code in 0 1 2 3 130; do
+	awk '/^\.Sh EXIT STATUS/ { on = 1 } /^\.Sh EXAMPLES/ { on = 0 } on' "$page" |
+		grep -q "^\.It $code" || fail "exit status $code undocumented"
+done
+# Every long option in the code is in the man page.
+for opt in $(grep -o '{ "[a-z-]*",' "$SRCDIR/p2pcat.c" | cut -d'"' -f2); do
+	grep -q -- "Fl \\\\-$opt\|Fl .*, Fl \\\\-$opt\|\\\\-$opt" "$page" || fail "--$opt undocumented"
+done
+echo "man: ok"
