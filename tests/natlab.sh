@@ -219,22 +219,22 @@ lab_nat() {
 	_lab_set up "$_name" "$_via"
 	_lab_set mode "$_name" "$_mode"
 
-	_ipt() { _lab_in "$_name" iptables -w "$@"; }
+	_lab_ipt() { _lab_in "$_name" iptables -w "$@"; }
 	if [ "$_mode" = symmetric ]; then
-		_ipt -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully || return 1
+		_lab_ipt -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully || return 1
 	else
-		_ipt -t nat -A POSTROUTING -o wan -j MASQUERADE || return 1
+		_lab_ipt -t nat -A POSTROUTING -o wan -j MASQUERADE || return 1
 	fi
-	_ipt -P FORWARD DROP
+	_lab_ipt -P FORWARD DROP
 	# br_netfilter: frames bridged between LAN ports also cross FORWARD.
-	_ipt -A FORWARD -i lan -o lan -j ACCEPT
-	_ipt -A FORWARD -i lan -o wan -j ACCEPT
-	_ipt -A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	_lab_ipt -A FORWARD -i lan -o lan -j ACCEPT
+	_lab_ipt -A FORWARD -i lan -o wan -j ACCEPT
+	_lab_ipt -A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 	if [ "$_input" = drop ]; then
-		_ipt -P INPUT DROP
-		_ipt -A INPUT -i lo -j ACCEPT
-		_ipt -A INPUT -i lan -j ACCEPT
-		_ipt -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+		_lab_ipt -P INPUT DROP
+		_lab_ipt -A INPUT -i lo -j ACCEPT
+		_lab_ipt -A INPUT -i lan -j ACCEPT
+		_lab_ipt -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 	fi
 }
 
