@@ -118,6 +118,15 @@
  * absorbs that. */
 #define PACING_BURST_PKTS 4
 #define PACING_BURST_US	1000
+/* RFC 9406 (HyStart++) §4.3: "MIN_RTT_THRESH = 4 msec, MAX_RTT_THRESH =
+ * 16 msec, MIN_RTT_DIVISOR = 8, N_RTT_SAMPLE = 8": slow start ends when a
+ * round's minimum RTT exceeds the last round's by an eighth (clamped).
+ * RFC 9438 §4.10: CUBIC "MAY use" it.  We go straight to congestion
+ * avoidance, without the Conservative Slow Start rounds. */
+#define HS_MIN_RTT_THRESH_US 4000
+#define HS_MAX_RTT_THRESH_US 16000
+#define HS_MIN_RTT_DIVISOR 8
+#define HS_N_RTT_SAMPLE	8
 /* RFC 9438 §4.6: "Parameter beta_cubic SHOULD be set to 0.7". */
 #define CUBIC_BETA	0.7
 /* RFC 9438 §4.1.1 and §5: C, in segments per second cubed, is 0.4. */
@@ -218,6 +227,8 @@ struct stream {
 	uint64_t epoch_us;		/* 0: no congestion avoidance epoch */
 	bool recovery;
 	uint64_t recovery_us;
+	uint64_t hs_end;		/* HyStart++ round ends with this pn */
+	uint64_t hs_last, hs_cur, hs_n;	/* min RTT of last and this round */
 	uint64_t event;			/* congestion events so far */
 	uint64_t event_lost;		/* its losses not found spurious */
 	struct cc_prior prior;
@@ -613,6 +624,30 @@ rtt_sample(struct stream *s, uint64_t latest, uint64_t ack_delay,
 	diff = s->srtt > adjusted ? s->srtt - adjusted : adjusted - s->srtt;
 	s->rttvar = (3 * s->rttvar + diff) / 4;
 	s->srtt = (7 * s->srtt + adjusted) / 8;
+}
+
+/* HyStart++ (RFC 9406 §4.2) for an RTT sample from an ACK whose largest
+ * is largest: leaves slow start when the queue starts to build. */
+static void
+hystart(struct stream *s, uint64_t rtt, uint64_t largest)
+{
+	uint64_t thresh;
+
+	if (s->cwnd >= s->ssthresh)
+		return;
+	if (largest >= s->hs_end) {
+		s->hs_last = s->hs_cur;
+		s->hs_cur = UINT64_MAX;
+		s->hs_n = 0;
+		s->hs_end = s->next_pn;
+	}
+	s->hs_cur = umin(s->hs_cur, rtt);
+	if (++s->hs_n < HS_N_RTT_SAMPLE || s->hs_last == UINT64_MAX)
+		return;
+	thresh = umin(HS_MAX_RTT_THRESH_US, umax(HS_MIN_RTT_THRESH_US,
+	    s->hs_last / HS_MIN_RTT_DIVISOR));
+	if (s->hs_cur >= s->hs_last + thresh)
+		s->ssthresh = s->cwnd;
 }
 
 /* RFC 9002 §7.3.2: a packet sent before recovery began is no news. */
@@ -1051,6 +1086,7 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 		    UINT64_MAX : f->ack_delay << ACK_DELAY_EXP;
 		rtt_sample(s, now - slot(s, f->ack_largest)->sent_us, delay,
 		    now);
+		hystart(s, s->latest_rtt, f->ack_largest);
 	}
 	if (!s->have_acked || f->ack_largest > s->largest_acked)
 		s->largest_acked = f->ack_largest;
@@ -1587,6 +1623,7 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	s->max_data_due = true;
 	s->ack_due = UINT64_MAX;
 	s->ack_every = ACK_ELICIT_THRESHOLD;
+	s->hs_last = s->hs_cur = UINT64_MAX;
 	s->srtt = INITIAL_RTT_US;
 	s->rttvar = INITIAL_RTT_US / 2;
 	s->cwnd = umin(INITIAL_WINDOW_PKTS * conf->mtu,
