@@ -146,6 +146,9 @@
 /* Ranges of received packet numbers we keep and acknowledge: a bound on
  * the ACK frame's size (the count fits a one-byte varint). */
 #define ACK_RANGES_MAX	63
+/* Packet records at most (48 MB): a million packets in flight is more
+ * than any send buffer we would use; with more, sending just waits. */
+#define RING_MAX	(1 << 20)
 #define MIN_MTU		64
 #define MAX_MTU		65535
 
@@ -1599,7 +1602,8 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 		s->conf.rcvbuf = INITIAL_MAX_DATA;
 	/* Enough packet records for the whole send buffer in small packets
 	 * plus control packets. */
-	while (slots < 4 * (conf->sndbuf / conf->mtu) + 1024)
+	while (slots < 4 * (conf->sndbuf / conf->mtu) + 1024 &&
+	    slots < RING_MAX)
 		slots *= 2;
 	/* Every range in these sets is a packet's worth or more, except
 	 * where a peer sends small frames: twice the packets a buffer holds
