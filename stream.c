@@ -185,6 +185,7 @@ struct cc_prior {
 };
 
 struct stream {
+	bool ping_due;		/* stream_ping: send an ack-eliciting packet */
 	struct stream_conf conf;
 	int err;
 	uint32_t peer_code;
@@ -1436,7 +1437,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 
 	ring_advance(s);
 	probe = s->probes > 0 && ring_room(s);
-	ping = ring_room(s) && (probe || (s->conf.keepalive_us > 0 &&
+	ping = ring_room(s) && (probe || s->ping_due || (s->conf.keepalive_us > 0 &&
 	    now >= s->last_send_us + s->conf.keepalive_us));
 	max_data = ring_room(s) && (s->max_data_due || probe);
 	data = ring_room(s) && pick_data(s, probe, &a, &b, &again);
@@ -1477,6 +1478,8 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		buf[n++] = FT_PING;
 	else
 		ping = false;
+	if (n > 0)
+		s->ping_due = false;	/* anything ack-eliciting serves */
 	if (n == 0)
 		return 0;
 
@@ -1554,6 +1557,8 @@ stream_deadline(const struct stream *s)
 		return UINT64_MAX;
 	if (s->conf.idle_us > 0)
 		d = umin(d, s->last_recv_us + s->conf.idle_us);
+	if (s->ping_due && ring_room(s))
+		return 0;
 	if (s->conf.keepalive_us > 0 && ring_room(s))
 		d = umin(d, s->last_send_us + s->conf.keepalive_us);
 	if (s->loss_time != 0)
@@ -1741,4 +1746,10 @@ stream_get_stats(const struct stream *s, struct stream_stats *st)
 	st->cwnd = (uint64_t)s->cwnd;
 	st->snd_buffered = s->snd_end - umin(s->snd_una, s->snd_end);
 	st->rcv_buffered = s->rcv_high - s->rcv_read;
+}
+
+void
+stream_ping(struct stream *s)
+{
+	s->ping_due = true;
 }
