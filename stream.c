@@ -185,7 +185,6 @@ struct cc_prior {
 };
 
 struct stream {
-	bool ping_due;		/* stream_ping: send an ack-eliciting packet */
 	struct stream_conf conf;
 	int err;
 	uint32_t peer_code;
@@ -267,6 +266,7 @@ struct stream {
 	uint64_t ack_due;
 
 	uint64_t last_send_us, last_recv_us, last_output_us;
+	bool ping_due;			/* stream_ping was called */
 	struct stream_stats st;
 };
 
@@ -336,7 +336,9 @@ static size_t
 put_varint(uint8_t *p, uint64_t v)
 {
 	size_t n = varint_len(v), i;
-	static const uint8_t prefix[9] = { 0, 0x00, 0x40, 0, 0x80, 0, 0, 0, 0xc0 };
+	static const uint8_t prefix[9] = {
+		0, 0x00, 0x40, 0, 0x80, 0, 0, 0, 0xc0
+	};
 
 	for (i = n; i > 0; i--) {
 		p[i - 1] = v & 0xff;
@@ -447,8 +449,10 @@ ivs_add(struct ivs *v, uint64_t a, uint64_t b, bool force)
 		v->lo[i] = umin(v->lo[i], a);
 		v->hi[i] = umax(v->hi[j - 1], b);
 		if (j > i + 1) {
-			memmove(v->lo + i + 1, v->lo + j, (v->n - j) * sizeof v->lo[0]);
-			memmove(v->hi + i + 1, v->hi + j, (v->n - j) * sizeof v->hi[0]);
+			memmove(v->lo + i + 1, v->lo + j,
+			    (v->n - j) * sizeof v->lo[0]);
+			memmove(v->hi + i + 1, v->hi + j,
+			    (v->n - j) * sizeof v->hi[0]);
 			v->n -= j - i - 1;
 		}
 		return 0;
@@ -871,7 +875,8 @@ find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t now)
 		s->hist_n--;
 	}
 	for (i = 0; i < s->hist_n; i++) {
-		struct lossrec *l = &s->hist[(s->hist_first + i) % LOSS_HISTORY];
+		struct lossrec *l =
+		    &s->hist[(s->hist_first + i) % LOSS_HISTORY];
 
 		if (l->pn >= lo && l->pn <= hi) {
 			struct sent *r = slot(s, l->pn);
@@ -1056,12 +1061,14 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 			if (r.end - r.p < 4)
 				return bad("truncated CLOSE", pn);
 			f->close = true;
-			f->code = (uint32_t)r.p[0] << 24 | (uint32_t)r.p[1] << 16 |
-			    (uint32_t)r.p[2] << 8 | r.p[3];
+			f->code = (uint32_t)r.p[0] << 24 |
+			    (uint32_t)r.p[1] << 16 | (uint32_t)r.p[2] << 8 |
+			    r.p[3];
 			r.p += 4;
 			break;
 		case FT_DONE:
-			/* The peer cannot have all of ours unless we sent it. */
+			/* The peer cannot have all of ours before we sent
+			 * it. */
 			if (!s->fin || s->snd_nxt != s->snd_end + 1)
 				return bad("DONE before our FIN was sent", pn);
 			f->done = f->elicit = true;
@@ -1437,7 +1444,8 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 
 	ring_advance(s);
 	probe = s->probes > 0 && ring_room(s);
-	ping = ring_room(s) && (probe || s->ping_due || (s->conf.keepalive_us > 0 &&
+	ping = ring_room(s) && (probe || s->ping_due ||
+	    (s->conf.keepalive_us > 0 &&
 	    now >= s->last_send_us + s->conf.keepalive_us));
 	max_data = ring_room(s) && (s->max_data_due || probe);
 	data = ring_room(s) && pick_data(s, probe, &a, &b, &again);
@@ -1478,8 +1486,6 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		buf[n++] = FT_PING;
 	else
 		ping = false;
-	if (n > 0)
-		s->ping_due = false;	/* anything ack-eliciting serves */
 	if (n == 0)
 		return 0;
 
@@ -1489,7 +1495,9 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	if (!data && !max_data && !ping && !done)
 		return n;
 
-	/* Ack-eliciting: tracked until acknowledged or lost. */
+	/* Ack-eliciting: tracked until acknowledged or lost.  Any such
+	 * packet answers stream_ping. */
+	s->ping_due = false;
 	r = slot(s, *pn);
 	r->pn = *pn;
 	r->sent_us = now;

@@ -57,10 +57,10 @@ void stream_close_write(struct stream *s);
 size_t stream_read(struct stream *s, void *buf, size_t cap);
 bool stream_eof(const struct stream *s);		/* peer's FIN and all bytes read */
 bool stream_send_done(const struct stream *s);	/* everything and our FIN acked */
-void stream_abort(struct stream *s, uint32_t code);
-/* Send an ack-eliciting packet soon, even with no data: the session uses
- * it to answer a handshake. */
-void stream_ping(struct stream *s);	/* send CLOSE, stop */
+void stream_abort(struct stream *s, uint32_t code);	/* send CLOSE, stop */
+/* Send an ack-eliciting packet at the next stream_output, even with no
+ * data: the session uses it to answer a handshake. */
+void stream_ping(struct stream *s);
 int stream_error(const struct stream *s);		/* enum stream_err */
 uint32_t stream_close_code(const struct stream *s);	/* the peer's CLOSE code */
 void stream_get_stats(const struct stream *s, struct stream_stats *st);

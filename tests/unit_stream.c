@@ -11,7 +11,8 @@
  *   slow_reader: MAX_DATA holds the sender; buffers stay within bounds
  *   empty, linger: zero-length streams; short transfers at 20% loss where
  *	each side leaves as soon as stream_can_close allows
- *   keepalive, idle, close: PING interval, STREAM_IDLE timing, CLOSE code
+ *   keepalive, ping, idle, close: PING interval, stream_ping,
+ *	STREAM_IDLE timing, CLOSE code
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
  *
  * Every run checks that packet numbers never repeat, that every payload
@@ -48,7 +49,12 @@ fail(const char *fmt, ...)
 	failures++;
 }
 
-#define CHECK(cond, ...) do { if (!(cond)) { fail(__VA_ARGS__); return -1; } } while (0)
+#define CHECK(cond, ...) do {				\
+	if (!(cond)) {						\
+		fail(__VA_ARGS__);				\
+		return -1;					\
+	}							\
+} while (0)
 
 /* splitmix64: deterministic and good enough for a network. */
 static uint64_t rng_state;
@@ -156,7 +162,8 @@ scan(const uint8_t *buf, size_t len, struct scan *sc)
 			if (end - p < 4)
 				return;
 			sc->close = true;
-			sc->code = (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+			sc->code = (uint32_t)p[0] << 24 | p[1] << 16 |
+			    p[2] << 8 | p[3];
 			p += 4;
 			break;
 		default:
@@ -519,6 +526,8 @@ run(struct sim *m)
 		}
 		if (nheap > 0 && heap[0]->t < t)
 			t = heap[0]->t;
+		if (t > m->start + m->limit_us)
+			t = m->start + m->limit_us;
 		if (t <= m->now) {
 			/* Output just said nothing is due now; a deadline in
 			 * the past would make the session spin. */
@@ -957,6 +966,52 @@ test_keepalive(void)
 	return rc;
 }
 
+/* stream_ping on a quiet stream: an ack-eliciting packet at once, which
+ * the peer acknowledges. */
+static int
+test_ping(void)
+{
+	struct stream_conf c = conf_default();
+	struct stream_stats st0, st1;
+	uint8_t buf[MTU];
+	struct scan sc;
+	struct sim m;
+	uint64_t pn;
+	size_t n;
+	int rc = 0;
+
+	sim_init(&m, &c, &c, NULL, 0, NULL, 0, &lan);
+	m.side[0].fin_sent = m.side[1].fin_sent = true;
+	m.limit_us = 1000000;
+	if (run(&m) != 1) {
+		sim_free(&m);
+		return -1;
+	}
+	stream_get_stats(m.side[1].s, &st0);
+	stream_ping(m.side[0].s);
+	n = stream_output(m.side[0].s, m.now, &pn, buf, sizeof buf);
+	scan(buf, n, &sc);
+	if (n == 0 || !sc.ping) {
+		fail("ping: stream_output gave %zu bytes without PING", n);
+		rc = -1;
+	} else if (stream_output(m.side[0].s, m.now, &pn, buf,
+	    sizeof buf) != 0) {
+		fail("ping: more than one packet for one stream_ping");
+		rc = -1;
+	} else if (stream_input(m.side[1].s, m.now, pn, buf, n) != 0 ||
+	    (stream_get_stats(m.side[1].s, &st1), st1.pkts_recv) !=
+	    st0.pkts_recv + 1 || stream_deadline(m.side[1].s) >
+	    m.now + 25000) {
+		fail("ping: the peer does not acknowledge it within 25 ms");
+		rc = -1;
+	} else
+		printf("ping: stream_ping sent a PING at once; the peer's ACK "
+		    "is due within %.1f ms\n",
+		    (stream_deadline(m.side[1].s) - m.now) / 1e3);
+	sim_free(&m);
+	return rc;
+}
+
 /* The peer goes silent in the middle of a transfer. */
 static int
 test_idle(void)
@@ -1066,7 +1121,7 @@ test_fuzz(void)
 		struct sim m;
 
 		sim_init(&m, &c, &c, a, bytes, a, bytes, &lan);
-		m.limit_us = 50000 + rnd() % 100000;	/* in mid-transfer */
+		m.limit_us = 50000 + rnd() % 100000;	/* mid-transfer */
 		if (run(&m) != 1) {
 			sim_free(&m);
 			rc = -1;
@@ -1152,6 +1207,7 @@ main(int argc, char **argv)
 		{ "empty", test_empty },
 		{ "linger", test_linger },
 		{ "keepalive", test_keepalive },
+		{ "ping", test_ping },
 		{ "idle", test_idle },
 		{ "close", test_close },
 		{ "fuzz", test_fuzz },
