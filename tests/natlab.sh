@@ -70,6 +70,28 @@
 #                               iptables -m statistic --mode random
 #   lab_cleanup                 kill and delete everything (runs on exit)
 #
+# Examples (P=tests/tool_udpprobe, or p2pcat):
+#   same host:          lab_public h; lab_bg h P echo 198.51.100.2:7;
+#                       lab_run h P ping 198.51.100.2:7
+#   same LAN, one NAT:  lab_nat r; lab_host a r; lab_host b r
+#                       (b reaches a at $(lab_ip a): there is no hairpin)
+#   cone both sides, routers accepting (the clash) / dropping:
+#                       lab_nat ra cone accept; lab_nat rb cone accept
+#                       lab_nat ra cone drop;   lab_nat rb cone drop
+#                       lab_host a ra; lab_host b rb
+#   cone and public:    lab_nat ra; lab_host a ra; lab_public b
+#   two NAT layers:     lab_nat ro; lab_nat ri via=ro; lab_host a ri
+#                       (lab_hops a = 3)
+#   symmetric + cone:   lab_nat ra symmetric; lab_nat rb cone
+#   STUN/TURN, rendezvous: lab_public stun; lab_turn stun
+#                       lab_public fs; lab_bg fs python3 tests/fsserver.py
+#                       --host $(lab_ip fs) --port 0 --port-file F
+#   40 ms, 2 % loss, reordering: lab_netem 40 5 2 1 (a packet between two
+#                       sites crosses inet once: 40 +- 5 ms, 2 % lost, 1 %
+#                       sent at once past the queue; RTT about 80 ms)
+#   rebinding mid-transfer: lab_bg a p2pcat ...; (wait for progress);
+#                       lab_rebind ra (or lab_flush ra)
+#
 # tool_netem is wired with policy routing in inet: "ip rule not iif nm0
 # lookup 100" and "default dev nm0 table 100" send every packet that did
 # not come out of the TUN into it; what the tool writes back arrives with
