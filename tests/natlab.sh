@@ -68,6 +68,9 @@
 #   lab_netem_off               stop it; its counters are in $LAB_NETEM_LOG
 #   lab_loss PCT / lab_loss_off pure random loss in inet's FORWARD with
 #                               iptables -m statistic --mode random
+#                               --probability (PCT per crossing of inet,
+#                               also when tool_netem runs: the rule skips
+#                               the detour into nm0)
 #   lab_cleanup                 kill and delete everything (runs on exit)
 #
 # Examples (P=tests/tool_udpprobe, or p2pcat):
@@ -98,6 +101,10 @@
 # iif nm0 and is routed by the main table.
 
 LAB=${LAB:-p2p$$}
+# Another PID namespace may have used our pid: then add a random suffix.
+while ip netns list 2>/dev/null | grep -q "^$LAB-"; do
+	LAB=p2p$$r$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+done
 LAB_SRC=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 LAB_NETEM=${LAB_NETEM:-$LAB_SRC/tests/tool_netem}
 if [ -n "${T:-}" ]; then
@@ -355,12 +362,12 @@ lab_loss() {
 	_lab_inet || return 1
 	lab_loss_off
 	_lab_loss=$(awk -v p="$1" 'BEGIN { printf "%.6f", p / 100 }')
-	_lab_in inet iptables -w -I FORWARD -m statistic --mode random --probability "$_lab_loss" -j DROP
+	_lab_in inet iptables -w -I FORWARD ! -o nm0 -m statistic --mode random --probability "$_lab_loss" -j DROP
 }
 
 lab_loss_off() {
 	[ -n "$_lab_loss" ] || return 0
-	_lab_in inet iptables -w -D FORWARD -m statistic --mode random --probability "$_lab_loss" -j DROP
+	_lab_in inet iptables -w -D FORWARD ! -o nm0 -m statistic --mode random --probability "$_lab_loss" -j DROP
 	_lab_loss=
 }
 
