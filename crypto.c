@@ -1189,18 +1189,22 @@ out:
 static int
 create_identity(const char *path, struct crypto_identity *id)
 {
-	char text[CRYPTO_KEY_B64_LEN + 2];
+	char text[CRYPTO_KEY_B64_LEN + 2], tmp[4096];
 	size_t off = 0;
 	ssize_t n;
 	int fd, ret = -1;
 
 	if (make_parent(path) < 0)
 		return -1;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+	/* Written aside and linked into place, so that another p2pcat
+	 * starting now never reads a half-written key. */
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= sizeof tmp) {
+		log_err("key file path `%s' is too long", path);
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		if (errno == EEXIST)
-			return 0;
-		log_errno("cannot create key file `%s'", path);
+		log_errno("cannot create key file `%s'", tmp);
 		return -1;
 	}
 	keypair(id->priv, id->pub);
@@ -1211,26 +1215,33 @@ create_identity(const char *path, struct crypto_identity *id)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			log_errno("cannot write key file `%s'", path);
+			log_errno("cannot write key file `%s'", tmp);
 			goto out;
 		}
 		off += (size_t)n;
 	}
 	if (fsync(fd) < 0) {
-		log_errno("cannot write key file `%s'", path);
+		log_errno("cannot write key file `%s'", tmp);
 		goto out;
 	}
 	ret = 1;
 out:
 	sodium_memzero(text, sizeof text);
 	if (close(fd) < 0 && ret == 1) {
-		log_errno("cannot write key file `%s'", path);
+		log_errno("cannot write key file `%s'", tmp);
 		ret = -1;
 	}
-	if (ret < 0) {
-		unlink(path);
-		crypto_identity_wipe(id);
+	if (ret == 1 && link(tmp, path) < 0) {
+		if (errno == EEXIST) {
+			ret = 0;	/* another p2pcat was first: use its key */
+		} else {
+			log_errno("cannot create key file `%s'", path);
+			ret = -1;
+		}
 	}
+	unlink(tmp);
+	if (ret <= 0)
+		crypto_identity_wipe(id);
 	return ret;
 }
 

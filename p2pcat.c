@@ -24,6 +24,7 @@
 
 #include <sodium.h>
 
+#include "crypto.h"
 #include "session.h"
 #include "signal.h"
 #include "stream.h"
@@ -36,6 +37,7 @@
 #define EXIT_USAGE	1	/* bad option or configuration */
 #define EXIT_NOCONN	2	/* could not connect */
 #define EXIT_LOST	3	/* connection lost, or the peer aborted */
+#define EXIT_AUTH	4	/* the peer's key is not the one we trust */
 #define EXIT_SIGNAL	128	/* + the signal: interrupted */
 
 /* CLOSE codes on the wire. */
@@ -47,17 +49,24 @@
 #define DEF_IDLE_S	30.0	/* --idle */
 #define KEEPALIVE_US	15000000	/* well inside common NAT timeouts (30 s) */
 #define IOBUF		65536
+#define ABORT_FLUSH_US	100000	/* time given to a CLOSE to leave */
+#define SECRET_MAX	1024
 #define SNDBUF		(8 << 20)
 #define RCVBUF		(16 << 20)
 
 struct opts {
-	bool listen, keep, send_only, recv_only;
+	bool listen, keep, send_only, recv_only, show_id;
 	int verbose, port;
 	double wait_s, idle_s, poll_s;
 	const char *peer;		/* caller: whom to call; listener: our name */
 	char *signal;			/* rendezvous URL */
 	char *name;			/* from P2PCAT_NAME or the config */
 	char *api_key_file;
+	const char *peer_key;		/* --peer-key: the key the peer must have */
+	const char *allow;		/* --allow: file of callers' keys */
+	const char *secret_file;	/* --secret-file */
+	char *secret;			/* passphrase mode */
+	size_t secretlen;
 };
 
 static volatile sig_atomic_t stop_sig;
@@ -71,9 +80,12 @@ usage(int status)
 
 	fprintf(f,
 	    "usage: p2pcat [-v] [-p port] [-S url] [-w secs] [--idle secs]\n"
+	    "              [--peer-key key] [--secret-file file]\n"
 	    "              [--recv-only | --send-only] peer\n"
 	    "       p2pcat -l [-kv] [-p port] [-S url] [-w secs] [--idle secs]\n"
-	    "              [--poll secs] [--recv-only | --send-only] [name]\n"
+	    "              [--poll secs] [--allow file] [--secret-file file]\n"
+	    "              [--recv-only | --send-only] [name]\n"
+	    "       p2pcat --id\n"
 	    "       p2pcat -h | --version\n");
 	exit(status);
 }
@@ -179,19 +191,31 @@ config_set(struct opts *o, const struct given *g, const char *key, const char *v
 
 /* Read $XDG_CONFIG_HOME/p2pcat/config (or ~/.config/...): lines of
  * `key = value', `#' comments.  A missing file is fine; 0 or -1. */
+/* $XDG_CONFIG_HOME/p2pcat/file (or ~/.config/...) into buf: 0, or -1
+ * when neither is set. */
+static int
+config_path(char *buf, size_t size, const char *file)
+{
+	const char *base = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	int n;
+
+	if (base && *base == '/')
+		n = snprintf(buf, size, "%s/p2pcat/%s", base, file);
+	else if (home && *home == '/')
+		n = snprintf(buf, size, "%s/.config/p2pcat/%s", home, file);
+	else
+		return -1;
+	return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
 static int
 read_config(struct opts *o, const struct given *g)
 {
 	char path[PATH_MAX], line[1024];
-	const char *base = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
 	int lineno = 0, ret = 0;
 	FILE *f;
 
-	if (base && *base == '/')
-		snprintf(path, sizeof path, "%s/p2pcat/config", base);
-	else if (home && *home == '/')
-		snprintf(path, sizeof path, "%s/.config/p2pcat/config", home);
-	else
+	if (config_path(path, sizeof path, "config") == -1)
 		return 0;
 	if ((f = fopen(path, "re")) == NULL) {
 		if (errno == ENOENT)
@@ -249,6 +273,225 @@ settle(struct opts *o, const struct given *g)
 		return -1;
 	if (o->signal == NULL)
 		o->signal = xstrdup("dir:");
+	return 0;
+}
+
+/* The passphrase from --secret-file (a private file) or P2PCAT_SECRET; a
+ * trailing newline is not part of it.  0 or -1. */
+static int
+read_secret(struct opts *o)
+{
+	const char *env = getenv("P2PCAT_SECRET");
+	char buf[SECRET_MAX + 2];
+	struct stat st;
+	ssize_t n;
+	int fd, ret = -1;
+
+	if (o->secret_file == NULL) {
+		if (env == NULL || *env == '\0')
+			return 0;
+		if (strlen(env) > SECRET_MAX) {
+			log_err("P2PCAT_SECRET is longer than %d bytes", SECRET_MAX);
+			return -1;
+		}
+		o->secret = xstrdup(env);
+		o->secretlen = strlen(env);
+		return 0;
+	}
+	if ((fd = open(o->secret_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		log_errno("cannot read secret file `%s'", o->secret_file);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		log_err("secret file `%s' must be a regular file that only you can read "
+		    "(chmod 600)", o->secret_file);
+		goto out;
+	}
+	if ((n = read(fd, buf, sizeof buf - 1)) < 0) {
+		log_errno("cannot read secret file `%s'", o->secret_file);
+		goto out;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0 || n > SECRET_MAX) {
+		log_err("secret file `%s' must hold 1 to %d bytes", o->secret_file, SECRET_MAX);
+		goto out;
+	}
+	if ((o->secret = malloc(n + 1)) == NULL) {
+		log_errno("malloc");
+		goto out;
+	}
+	memcpy(o->secret, buf, n);
+	o->secret[n] = '\0';
+	o->secretlen = n;
+	ret = 0;
+out:
+	sodium_memzero(buf, sizeof buf);
+	close(fd);
+	return ret;
+}
+
+/* Whether file (an --allow list: one key or fingerprint a line, `#'
+ * comments) names pub: 1 yes, 0 no, -1 unreadable. */
+static int
+allowed(const char *file, const uint8_t pub[CRYPTO_KEY_LEN])
+{
+	char line[256];
+	int found = 0;
+	FILE *f;
+
+	if ((f = fopen(file, "re")) == NULL) {
+		log_errno("cannot read `%s'", file);
+		return -1;
+	}
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		char *k = line + strspn(line, " \t");
+
+		k[strcspn(k, " \t\r\n#")] = '\0';
+		found = *k && crypto_key_matches(k, pub);
+	}
+	fclose(f);
+	return found;
+}
+
+/* known_peers: `name key' lines.  Whether name is known there: 1 with its
+ * key text in key, 0 not known, -1 unreadable. */
+static int
+known_lookup(const char *path, const char *name, char key[CRYPTO_KEY_B64_LEN + 1])
+{
+	char line[512];
+	int found = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return errno == ENOENT ? 0 : (log_errno("cannot read `%s'", path), -1);
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		char *n = strtok(line, " \t\r\n"), *k = strtok(NULL, " \t\r\n");
+
+		if (n && k && *n != '#' && strcmp(n, name) == 0 &&
+		    strlen(k) == CRYPTO_KEY_B64_LEN) {
+			memcpy(key, k, CRYPTO_KEY_B64_LEN + 1);
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Record name's key in known_peers (created 0600); 0 or -1. */
+static int
+known_add(const char *path, const char *name, const char *key)
+{
+	char dir[PATH_MAX], *slash;
+	FILE *f;
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		mkdir(dir, 0700);
+	}
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600)) == -1 || (f = fdopen(fd, "a")) == NULL) {
+		log_errno("cannot write `%s'", path);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	fprintf(f, "%s %s\n", name, key);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+/*
+ * Trust, as ssh does it: a pinned key (--peer-key) or an allow list
+ * (--allow) decides alone; otherwise known_peers maps names to keys, the
+ * first contact is trusted and recorded, a later mismatch refused.  A
+ * caller that gave no name is anonymous: without --allow any key will do.
+ * In passphrase mode the passphrase authenticates the peer.
+ */
+static int
+trust_peer(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
+{
+	const struct opts *o = ctx;
+	char fp[CRYPTO_FP_LEN + 1], key[CRYPTO_KEY_B64_LEN + 1];
+	char known[CRYPTO_KEY_B64_LEN + 1], path[PATH_MAX];
+	const char *who = o->listen ? "the caller" : "the peer";
+	int r;
+
+	if (!o->listen)
+		name = o->peer;
+	crypto_fingerprint(pub, fp);
+	crypto_key_to_text(pub, key);
+	if (o->secret) {
+		log_v(1, "%s proved the passphrase; its key is %s", who, fp);
+		return 0;
+	}
+	if (o->peer_key) {
+		if (crypto_key_matches(o->peer_key, pub))
+			return 0;
+		log_err("%s `%s' has key %s, not the one given with --peer-key", who, name, fp);
+		return -1;
+	}
+	if (o->allow) {
+		if ((r = allowed(o->allow, pub)) == 1) {
+			log_v(1, "%s %s is allowed by %s", who, fp, o->allow);
+			return 0;
+		}
+		if (r == 0)
+			log_err("refusing %s: key %s is not in `%s'", who, fp, o->allow);
+		return -1;
+	}
+	if (*name == '\0') {
+		log_v(1, "%s gave no name; its key is %s", who, fp);
+		return 0;
+	}
+	if (config_path(path, sizeof path, "known_peers") == -1) {
+		log_err("cannot find known_peers: set HOME or XDG_CONFIG_HOME");
+		return -1;
+	}
+	if ((r = known_lookup(path, name, known)) == -1)
+		return -1;
+	if (r == 1) {
+		if (crypto_key_matches(known, pub)) {
+			log_v(1, "%s `%s' has its known key %s", who, name, fp);
+			return 0;
+		}
+		log_err("KEY MISMATCH: `%s' is known by another key in `%s', now it "
+		    "has %s.  Someone may be impersonating it, or its key changed: if "
+		    "you know it did, remove its line from that file.", name, path, fp);
+		return -1;
+	}
+	log_err("first contact with `%s': trusting its key %s (added to `%s')",
+	    name, fp, path);
+	return known_add(path, name, key);
+}
+
+/* A public key as `p2pcat --id' prints it, or its fingerprint. */
+static bool
+valid_key_text(const char *text)
+{
+	uint8_t k[CRYPTO_KEY_LEN];
+
+	if (crypto_key_from_text(text, k) == 0)
+		return true;
+	return strncmp(text, "SHA256:", 7) == 0 && strlen(text) == CRYPTO_FP_LEN;
+}
+
+/* Our long-term key: created on first use under the config directory. */
+static int
+load_identity(struct crypto_identity *id)
+{
+	char path[PATH_MAX];
+	bool created;
+
+	if (config_path(path, sizeof path, "key") == -1) {
+		log_err("cannot find the key: set HOME or XDG_CONFIG_HOME");
+		return -1;
+	}
+	if (crypto_load_or_create_identity(path, id, &created) == -1)
+		return -1;
+	if (created)
+		log_err("created a new key in `%s'", path);
 	return 0;
 }
 
@@ -330,16 +573,33 @@ close_reason(uint32_t code)
 	}
 }
 
-/* Abort the session with code, give the CLOSE a chance to leave, and
- * return status. */
+/* Abort the session with code, give the CLOSE a chance to leave (the
+ * socket may be full), and return status. */
 static int
 abort_session(struct session *s, uint32_t code, int status)
 {
-	if (sess_connected(s)) {
-		stream_abort(sess_stream(s), code);
-		sess_io(s, now_us());
+	uint64_t end = now_us() + ABORT_FLUSH_US, now;
+	struct pollfd pfd;
+
+	if (!sess_connected(s))
+		return status;
+	stream_abort(sess_stream(s), code);
+	while ((now = now_us()) < end && sess_io(s, now) == 0 &&
+	    !stream_can_close(sess_stream(s), now)) {
+		pfd.fd = sess_fd(s);
+		pfd.events = sess_events(s);
+		poll(&pfd, 1, timeout_ms(end, now));
 	}
 	return status;
+}
+
+/* The exit status for a session that failed in sess_io. */
+static int
+sess_status(const struct session *s)
+{
+	if (sess_error(s) == SESS_AUTH)
+		return EXIT_AUTH;
+	return sess_connected(s) ? EXIT_LOST : EXIT_NOCONN;
 }
 
 /*
@@ -369,7 +629,7 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 			return EXIT_NOCONN;
 		}
 		if (sess_io(s, now) == -1)
-			return sess_connected(s) ? EXIT_LOST : EXIT_NOCONN;
+			return sess_status(s);
 
 		if (sess_connected(s)) {
 			bool in_done, out_done;
@@ -485,18 +745,24 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 	}
 }
 
-static struct stream_conf
-stream_conf(const struct opts *o)
+static void
+sess_setup(struct sess_conf *sc, const struct opts *o,
+    const struct crypto_identity *id, bool caller)
 {
-	struct stream_conf c = {
-		.mtu = 0,
-		.sndbuf = SNDBUF,
-		.rcvbuf = RCVBUF,
-		.keepalive_us = KEEPALIVE_US,
-		.idle_us = secs_us(o->idle_s),
-	};
-
-	return c;
+	memset(sc, 0, sizeof *sc);
+	sc->caller = caller;
+	sc->self = caller ? o->name : NULL;
+	sc->id = id;
+	sc->secret = o->secret;
+	sc->secretlen = o->secretlen;
+	sc->trust = trust_peer;
+	sc->trust_ctx = (void *)o;
+	sc->punch.port = o->port;
+	sc->punch.caller = caller;
+	sc->stream.sndbuf = SNDBUF;
+	sc->stream.rcvbuf = RCVBUF;
+	sc->stream.keepalive_us = KEEPALIVE_US;
+	sc->stream.idle_us = secs_us(o->idle_s);
 }
 
 static void
@@ -508,33 +774,52 @@ report_counts(const struct sig *sig)
 	log_v(1, "rendezvous: %lu reads, %lu writes", r, w);
 }
 
-static int
-caller(const struct opts *o, struct sig *sig)
+static void
+report_session(const struct session *s)
 {
-	struct sess_conf sc = { .caller = true, .port = o->port, .stream = stream_conf(o) };
+	struct stream_stats st;
+	struct stream *str = sess_stream((struct session *)s);
+
+	if (str == NULL)
+		return;
+	stream_get_stats(str, &st);
+	log_v(1, "sent %llu packets (%llu bytes retransmitted), received %llu; "
+	    "rtt %.1f ms; %llu forged or replayed packets dropped",
+	    (unsigned long long)st.pkts_sent, (unsigned long long)st.bytes_retrans,
+	    (unsigned long long)st.pkts_recv, st.srtt_us / 1000.0,
+	    (unsigned long long)sess_dropped(s));
+}
+
+static int
+caller(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
+{
 	unsigned char blob[SIG_MAX_BLOB], rnd[SIG_ID_LEN / 2];
 	uint64_t deadline = now_us() + secs_us(o->wait_s);
 	uint64_t expire = unix_ms() + (uint64_t)(o->wait_s * 1000);
-	char id[SIG_ID_LEN + 1];
+	char id_hex[SIG_ID_LEN + 1];
 	struct session *s;
 	struct sig_msg *ans = NULL;
+	struct sess_conf sc;
 	int ret = EXIT_NOCONN, r;
 	size_t len;
 
+	sess_setup(&sc, o, id, true);
 	if ((s = sess_new(&sc)) == NULL)
 		return EXIT_NOCONN;
 	if ((ans = malloc(sizeof *ans)) == NULL) {
 		log_errno("malloc");
 		goto out;
 	}
-	len = sess_blob(s, blob, sizeof blob);
 	randombytes_buf(rnd, sizeof rnd);
-	sodium_bin2hex(id, sizeof id, rnd, sizeof rnd);
-	if (sig_offer(sig, o->peer, id, blob, len, expire) == -1)
+	sodium_bin2hex(id_hex, sizeof id_hex, rnd, sizeof rnd);
+	if (sess_gather(s, deadline) == -1 ||
+	    (len = sess_offer(s, o->peer, id_hex, blob, sizeof blob)) == 0)
 		goto out;
-	log_v(1, "offer %s posted to `%s'", id, o->peer);
-	r = sig_wait_answer(sig, o->peer, id, ans, expire);
-	sig_withdraw(sig, o->peer, id);
+	if (sig_offer(sig, o->peer, id_hex, blob, len, expire) == -1)
+		goto out;
+	log_v(1, "offer %s posted to `%s'", id_hex, o->peer);
+	r = sig_wait_answer(sig, o->peer, id_hex, ans, expire);
+	sig_withdraw(sig, o->peer, id_hex);
 	if (stop_sig) {
 		ret = EXIT_SIGNAL + stop_sig;
 		goto out;
@@ -543,9 +828,14 @@ caller(const struct opts *o, struct sig *sig)
 		log_err("no answer from `%s' within %g s", o->peer, o->wait_s);
 		goto out;
 	}
-	if (r == -1 || sess_start(s, ans->blob, ans->len) == -1)
+	if (r == -1)
 		goto out;
+	if (sess_take_answer(s, ans->blob, ans->len) == -1) {
+		ret = sess_status(s);
+		goto out;
+	}
 	ret = run(s, o, deadline);
+	report_session(s);
 out:
 	report_counts(sig);
 	free(ans);
@@ -554,17 +844,18 @@ out:
 }
 
 static int
-listener(const struct opts *o, struct sig *sig)
+listener(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
 {
-	struct sess_conf sc = { .caller = false, .port = o->port, .stream = stream_conf(o) };
 	unsigned char blob[SIG_MAX_BLOB];
 	struct sig_msg *offer;
+	struct sess_conf sc;
 	int ret = EXIT_NOCONN;
 
 	if ((offer = malloc(sizeof *offer)) == NULL) {
 		log_errno("malloc");
 		return EXIT_NOCONN;
 	}
+	sess_setup(&sc, o, id, false);
 	for (;;) {
 		struct session *s;
 		size_t len;
@@ -572,7 +863,10 @@ listener(const struct opts *o, struct sig *sig)
 
 		if ((s = sess_new(&sc)) == NULL)
 			break;
-		len = sess_blob(s, blob, sizeof blob);
+		if (sess_gather(s, now_us() + secs_us(o->wait_s)) == -1) {
+			sess_free(s);
+			break;
+		}
 		log_v(1, "listening as `%s'", o->peer);
 		r = sig_wait_offer(sig, o->peer, offer, UINT64_MAX);
 		if (stop_sig || r != 0) {
@@ -581,7 +875,8 @@ listener(const struct opts *o, struct sig *sig)
 			break;
 		}
 		log_v(1, "offer %s received", offer->id);
-		if (sess_start(s, offer->blob, offer->len) == -1) {
+		if ((len = sess_take_offer(s, o->peer, offer->id, offer->blob, offer->len,
+		    blob, sizeof blob)) == 0) {
 			log_err("ignoring offer %s", offer->id);
 			sess_free(s);
 			continue;
@@ -593,6 +888,7 @@ listener(const struct opts *o, struct sig *sig)
 		}
 		ret = run(s, o, now_us() + secs_us(o->wait_s));
 		sig_unanswer(sig, o->peer, offer->id);
+		report_session(s);
 		report_counts(sig);
 		sess_free(s);
 		if (stop_sig)
@@ -613,13 +909,17 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
+		{ "allow",	required_argument,	NULL, 'A' },
 		{ "help",	no_argument,		NULL, 'h' },
+		{ "id",		no_argument,		NULL, 'D' },
 		{ "idle",	required_argument,	NULL, 'I' },
 		{ "keep-open",	no_argument,		NULL, 'k' },
 		{ "listen",	no_argument,		NULL, 'l' },
 		{ "poll",	required_argument,	NULL, 'P' },
+		{ "peer-key",	required_argument,	NULL, 'K' },
 		{ "port",	required_argument,	NULL, 'p' },
 		{ "recv-only",	no_argument,		NULL, 'R' },
+		{ "secret-file", required_argument,	NULL, 'F' },
 		{ "send-only",	no_argument,		NULL, 'T' },
 		{ "signal",	required_argument,	NULL, 'S' },
 		{ "verbose",	no_argument,		NULL, 'v' },
@@ -630,6 +930,7 @@ main(int argc, char *argv[])
 	struct opts o = { .wait_s = DEF_WAIT_S, .idle_s = DEF_IDLE_S };
 	struct given g = { 0 };
 	struct sig_opts so = { 0 };
+	struct crypto_identity id;
 	struct sigaction sa;
 	struct sig *sig;
 	int ch, ret;
@@ -638,8 +939,25 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt_long(argc, argv, "hklp:S:vw:", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'A':
+			o.allow = optarg;
+			break;
+		case 'D':
+			o.show_id = true;
+			break;
+		case 'F':
+			o.secret_file = optarg;
+			break;
 		case 'h':
 			usage(EXIT_OK);
+		case 'K':
+			if (!valid_key_text(optarg)) {
+				log_err("bad key `%s': want what p2pcat --id prints, or a "
+				    "SHA256: fingerprint", optarg);
+				return EXIT_USAGE;
+			}
+			o.peer_key = optarg;
+			break;
 		case 'I':
 			if ((o.idle_s = parse_secs("idle timeout", optarg, 1, 86400)) < 0)
 				return EXIT_USAGE;
@@ -693,12 +1011,34 @@ main(int argc, char *argv[])
 
 	if (argc > 1)
 		usage(EXIT_USAGE);
+	if (crypto_init() == -1)
+		return EXIT_USAGE;
+	if (o.show_id) {
+		char key[CRYPTO_KEY_B64_LEN + 1], fp[CRYPTO_FP_LEN + 1];
+
+		if (argc || o.listen) {
+			log_err("--id takes no other arguments");
+			return EXIT_USAGE;
+		}
+		if (load_identity(&id) == -1)
+			return EXIT_USAGE;
+		crypto_key_to_text(id.pub, key);
+		crypto_fingerprint(id.pub, fp);
+		crypto_identity_wipe(&id);
+		printf("%s\n", key);
+		log_v(1, "fingerprint %s", fp);
+		return EXIT_OK;
+	}
 	if (o.send_only && o.recv_only) {
 		log_err("--send-only and --recv-only exclude each other");
 		return EXIT_USAGE;
 	}
-	if (!o.listen && (o.keep || g.poll)) {
-		log_err("%s goes with -l", o.keep ? "-k" : "--poll");
+	if (!o.listen && (o.keep || g.poll || o.allow)) {
+		log_err("%s goes with -l", o.keep ? "-k" : g.poll ? "--poll" : "--allow");
+		return EXIT_USAGE;
+	}
+	if (o.listen && o.peer_key) {
+		log_err("--peer-key is for calling; a listener takes --allow");
 		return EXIT_USAGE;
 	}
 	if (settle(&o, &g) == -1)
@@ -717,10 +1057,12 @@ main(int argc, char *argv[])
 		    o.peer, SIG_MAX_NAME);
 		return EXIT_USAGE;
 	}
-	if (sodium_init() < 0) {
-		log_err("cannot initialise libsodium");
+	if (o.name && !sig_valid_name(o.name)) {
+		log_err("bad name `%s' in P2PCAT_NAME or the config", o.name);
 		return EXIT_USAGE;
 	}
+	if (read_secret(&o) == -1 || load_identity(&id) == -1)
+		return EXIT_USAGE;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -732,12 +1074,18 @@ main(int argc, char *argv[])
 	so.poll_ms = (unsigned)(o.poll_s * 1000);
 	so.stop = &stop_sig;
 	so.api_key_file = o.api_key_file;
-	if ((sig = sig_open(o.signal, &so)) == NULL)
+	if ((sig = sig_open(o.signal, &so)) == NULL) {
+		crypto_identity_wipe(&id);
 		return EXIT_USAGE;
+	}
 	stdout_nonblock();
-	ret = o.listen ? listener(&o, sig) : caller(&o, sig);
+	ret = o.listen ? listener(&o, sig, &id) : caller(&o, sig, &id);
 	stdout_restore();
 	sig_close(sig);
+	crypto_identity_wipe(&id);
+	if (o.secret)
+		sodium_memzero(o.secret, o.secretlen);
+	free(o.secret);
 	free(o.signal);
 	free(o.name);
 	free(o.api_key_file);

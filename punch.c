@@ -1,19 +1,20 @@
 /*
- * punch.c: candidates and hole punching.
+ * punch.c: candidates, paths and hole punching.
  *
  * Every candidate of the peer is probed at once; each probe that leaves
- * opens our NAT for the answer.  A probe is
+ * opens our NAT for the answer.  The caller's probes are HELLOs made by
+ * the session (they carry the last handshake message, so they are
+ * authenticated); the listener's are KNOCKs,
  *
- *	hdr(6) | src conn id(4) | seq(4) | tag(16)
+ *	hdr(6) | src conn id(4)
  *
- * with tag = BLAKE2b-128 keyed with the probe key over everything before
- * it, so only the peer (who holds the key from the session's key
- * exchange) can make one.  A probe is answered by a PROBE_ACK echoing its
- * seq from wherever it came from; a probe from an address we did not know
- * teaches us a peer-reflexive candidate (RFC 8445 §7.3.1.3), which we
- * probe in turn.
- */
-#include <sys/socket.h>
+ * which carry nothing to trust: they only open the listener's NAT, and a
+ * KNOCK from an address we did not know teaches the caller a
+ * peer-reflexive candidate (RFC 8445 §7.3.1.3) to send HELLOs to.  A path
+ * is chosen only when the session has authenticated a packet that came
+ * over it; the latest such address wins, so the session follows a peer
+ * whose NAT changed its port.
+ */#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <arpa/inet.h>
@@ -33,11 +34,11 @@
 #include "util.h"
 #include "wire.h"
 
-#define PROBE_LEN	(WIRE_HDR + 4 + 4 + PROBE_TAG)
-#define PROBE_TAG	16
+#define KNOCK_LEN	(WIRE_HDR + 4)
 #define PROBE_FAST	10		/* probes sent at the fast interval */
 #define PROBE_FAST_US	50000		/* first probes: quick on a LAN */
 #define PROBE_SLOW_US	250000		/* then: enough to keep NATs open */
+#define PROBE_MAX	(WIRE_MAX_PKT)
 #define SOCK_BUF	(4 << 20)	/* room for a window of packets */
 
 struct pair {
@@ -48,20 +49,24 @@ struct pair {
 
 struct punch {
 	int fd;
-	uint8_t key[32];
+	bool caller;
+	int nlocal;
+	struct cand local[PUNCH_MAX_CANDS];
 	uint32_t my_cid, peer_cid;
-	uint32_t seq;
+	punch_probe_fn probe;
+	void *ctx;
+	bool started;
 	int n;
 	struct pair pairs[PUNCH_MAX_CANDS];
-	bool have_path;
+	bool ready;
 	struct sockaddr_storage path;
 };
 
 /* The socket's family: IPv4 addresses go out v4-mapped on an IPv6 socket. */
 static int sock_af = AF_INET;
 
-int
-punch_socket(int port)
+static int
+make_socket(int port)
 {
 	struct sockaddr_storage ss;
 	int fd, off = 0, buf = SOCK_BUF;
@@ -132,8 +137,8 @@ punch_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *from)
 	return n;
 }
 
-ssize_t
-punch_send(int fd, const void *buf, size_t len, const struct sockaddr_storage *to)
+static ssize_t
+send_to(int fd, const void *buf, size_t len, const struct sockaddr_storage *to)
 {
 	struct sockaddr_in6 m;
 
@@ -210,8 +215,8 @@ add_unique(struct cand *c, int n, int max, const struct cand *x)
 	return n + 1;
 }
 
-int
-punch_gather(int fd, struct cand *c, int max)
+static int
+gather_host(int fd, struct cand *c, int max)
 {
 	struct sockaddr_storage me;
 	struct ifaddrs *ifa, *i;
@@ -265,17 +270,20 @@ punch_gather(int fd, struct cand *c, int max)
 }
 
 struct punch *
-punch_new(int fd, const uint8_t key[32], uint32_t my_cid, uint32_t peer_cid)
+punch_new(const struct punch_conf *c)
 {
 	struct punch *p;
 
-	if ((p = calloc(1, sizeof *p)) == NULL)
+	if ((p = calloc(1, sizeof *p)) == NULL) {
+		log_errno("calloc");
 		return NULL;
-	p->fd = fd;
-	memcpy(p->key, key, 32);
-	p->my_cid = my_cid;
-	p->peer_cid = peer_cid;
-	p->seq = randombytes_random();
+	}
+	p->caller = c->caller;
+	if ((p->fd = make_socket(c->port)) == -1) {
+		free(p);
+		return NULL;
+	}
+	p->nlocal = gather_host(p->fd, p->local, PUNCH_MAX_CANDS);
 	return p;
 }
 
@@ -284,12 +292,35 @@ punch_free(struct punch *p)
 {
 	if (p == NULL)
 		return;
-	sodium_memzero(p->key, sizeof p->key);
+	close(p->fd);
 	free(p);
 }
 
-void
-punch_add(struct punch *p, const struct cand *c)
+int
+punch_gather(struct punch *p, uint64_t deadline)
+{
+	(void)p;
+	(void)deadline;
+	return 0;
+}
+
+int
+punch_fd(const struct punch *p)
+{
+	return p->fd;
+}
+
+int
+punch_local(const struct punch *p, struct cand *c, int max)
+{
+	int n = p->nlocal < max ? p->nlocal : max;
+
+	memcpy(c, p->local, n * sizeof *c);
+	return n;
+}
+
+static void
+add_pair(struct punch *p, const struct cand *c)
 {
 	char a[64];
 	int i;
@@ -304,88 +335,126 @@ punch_add(struct punch *p, const struct cand *c)
 	memset(&p->pairs[p->n], 0, sizeof p->pairs[p->n]);
 	p->pairs[p->n].c = *c;
 	p->n++;
-	log_v(2, "candidate %s (%s)", punch_addrstr(&c->addr, a, sizeof a),
+	log_v(2, "peer candidate %s (%s)", punch_addrstr(&c->addr, a, sizeof a),
 	    c->type == CAND_PRFLX ? "peer-reflexive" : c->type == CAND_SRFLX ?
 	    "server-reflexive" : c->type == CAND_RELAY ? "relayed" : "host");
 }
 
-static void
-put32(uint8_t *p, uint32_t v)
+void
+punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
+    const struct cand *remote, int n, punch_probe_fn fn, void *ctx)
 {
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
+	int i;
+
+	p->my_cid = my_cid;
+	p->peer_cid = peer_cid;
+	p->probe = fn;
+	p->ctx = ctx;
+	p->started = true;
+	for (i = 0; i < n; i++)
+		add_pair(p, &remote[i]);
+}
+
+static void
+put32(uint8_t *b, uint32_t v)
+{
+	b[0] = v >> 24;
+	b[1] = v >> 16;
+	b[2] = v >> 8;
+	b[3] = v;
 }
 
 static uint32_t
-get32(const uint8_t *p)
+get32(const uint8_t *b)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void
-send_probe(struct punch *p, int type, uint32_t seq, const struct sockaddr_storage *to)
-{
-	uint8_t pkt[PROBE_LEN];
-
-	pkt[0] = WIRE_MAGIC;
-	pkt[1] = type;
-	put32(pkt + 2, p->peer_cid);
-	put32(pkt + 6, p->my_cid);
-	put32(pkt + 10, seq);
-	crypto_generichash(pkt + PROBE_LEN - PROBE_TAG, PROBE_TAG, pkt,
-	    PROBE_LEN - PROBE_TAG, p->key, sizeof p->key);
-	/* ECONNREFUSED (an ICMP error while the path opens) is normal. */
-	punch_send(p->fd, pkt, sizeof pkt, to);
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
 int
-punch_input(struct punch *p, uint64_t now, const uint8_t *pkt, size_t len,
-    const struct sockaddr_storage *from)
+punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
+    struct sockaddr_storage *from, int *via)
 {
-	uint8_t tag[PROBE_TAG];
+	*via = 0;
+	if (*len < WIRE_HDR || buf[0] != WIRE_MAGIC || !p->started)
+		return 0;
+	if (get32(buf + 2) != p->my_cid)
+		return 0;
+	if ((buf[1] & 0x7f) != WIRE_KNOCK)
+		return 1;
+	/* A KNOCK: the listener's NAT is open towards us from there. */
+	if (p->caller && *len == KNOCK_LEN && get32(buf + WIRE_HDR) == p->peer_cid &&
+	    !p->ready) {
+		struct cand c = { .type = CAND_PRFLX, .addr = *from };
+		int before = p->n;
+
+		add_pair(p, &c);
+		if (p->n != before)
+			punch_output(p, now);
+	}
+	return 0;
+}
+
+void
+punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from,
+    int via)
+{
 	char a[64];
 
-	if (len != PROBE_LEN || get32(pkt + 2) != p->my_cid || get32(pkt + 6) != p->peer_cid)
-		return 0;
-	crypto_generichash(tag, sizeof tag, pkt, PROBE_LEN - PROBE_TAG, p->key, sizeof p->key);
-	if (crypto_verify_16(tag, pkt + PROBE_LEN - PROBE_TAG) != 0) {
-		log_v(2, "dropped a forged probe from %s", punch_addrstr(from, a, sizeof a));
-		return 0;
-	}
-	if (pkt[1] == WIRE_PROBE) {
-		struct cand c = { .type = CAND_PRFLX, .addr = *from };
-
-		send_probe(p, WIRE_PROBE_ACK, get32(pkt + 10), from);
-		if (!p->have_path) {
-			punch_add(p, &c);
-			/* Answer at once: the peer's probe just opened its NAT to us. */
-			punch_output(p, now);
-		}
-		return 0;
-	}
-	if (p->have_path)
-		return 0;
-	p->have_path = true;
+	(void)now;
+	(void)via;
+	if (p->ready && punch_same_addr(from, &p->path))
+		return;
+	log_v(1, "%s %s", p->ready ? "peer moved to" : "path to the peer:",
+	    punch_addrstr(from, a, sizeof a));
 	p->path = *from;
-	log_v(1, "path to %s works", punch_addrstr(from, a, sizeof a));
-	return 1;
+	p->ready = true;
+}
+
+int
+punch_send(struct punch *p, const uint8_t *pkt, size_t len)
+{
+	if (!p->ready || send_to(p->fd, pkt, len, &p->path) >= 0)
+		return 1;
+	if (errno == EAGAIN || errno == ENOBUFS)
+		return 0;
+	/* ICMP errors while a path opens or a NAT forgets: UDP may lose. */
+	if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
+	    errno == EINTR)
+		return 1;
+	log_errno("sendto");
+	return -1;
+}
+
+static size_t
+make_knock(const struct punch *p, uint8_t *buf)
+{
+	buf[0] = WIRE_MAGIC;
+	buf[1] = WIRE_KNOCK;
+	put32(buf + 2, p->peer_cid);
+	put32(buf + WIRE_HDR, p->my_cid);
+	return KNOCK_LEN;
 }
 
 void
 punch_output(struct punch *p, uint64_t now)
 {
+	uint8_t pkt[PROBE_MAX];
+	size_t len = 0;
 	int i;
 
-	if (p->have_path)
+	if (!p->started || p->ready)
 		return;
 	for (i = 0; i < p->n; i++) {
 		struct pair *x = &p->pairs[i];
 
 		if (x->next > now)
 			continue;
-		send_probe(p, WIRE_PROBE, p->seq++, &x->c.addr);
+		if (len == 0)
+			len = p->probe ? p->probe(p->ctx, pkt, sizeof pkt) : make_knock(p, pkt);
+		if (len == 0)
+			return;
+		/* ECONNREFUSED (an ICMP error while the path opens) is normal. */
+		send_to(p->fd, pkt, len, &x->c.addr);
 		x->sent++;
 		x->next = now + (x->sent < PROBE_FAST ? PROBE_FAST_US : PROBE_SLOW_US);
 	}
@@ -397,7 +466,7 @@ punch_deadline(const struct punch *p)
 	uint64_t t = UINT64_MAX;
 	int i;
 
-	if (p->have_path)
+	if (!p->started || p->ready)
 		return t;
 	for (i = 0; i < p->n; i++)
 		if (p->pairs[i].next < t)
@@ -406,9 +475,16 @@ punch_deadline(const struct punch *p)
 }
 
 bool
-punch_path(const struct punch *p, struct sockaddr_storage *addr)
+punch_ready(const struct punch *p)
 {
-	if (p->have_path)
-		*addr = p->path;
-	return p->have_path;
+	return p->ready;
+}
+
+const char *
+punch_describe(const struct punch *p, char *buf, size_t size)
+{
+	char a[64];
+
+	snprintf(buf, size, "direct path to %s", punch_addrstr(&p->path, a, sizeof a));
+	return buf;
 }

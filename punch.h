@@ -1,7 +1,13 @@
 /*
- * punch.h: candidates and hole punching.  A punch probes every pair of
- * the peer's candidates at once with authenticated probes until one
- * answers; the session feeds it the probe packets it receives.
+ * punch.h: candidates, paths and hole punching.
+ *
+ * A punch owns the UDP socket and every path to the peer: it gathers our
+ * candidates, probes every candidate of the peer at once, and sends the
+ * session's packets on the best path that works.  It never sees a key:
+ * the caller's probes are built by the session (they carry its handshake),
+ * the listener's are plain KNOCKs that only open its NAT, and a path is
+ * chosen only when the session says it has authenticated a packet that
+ * came over it (punch_confirm).
  */
 #ifndef PUNCH_H
 #define PUNCH_H
@@ -14,6 +20,7 @@
 #include <stdint.h>
 
 #define PUNCH_MAX_CANDS	32
+#define PUNCH_MAX_STUN	4
 
 enum cand_type { CAND_HOST = 0, CAND_SRFLX = 1, CAND_RELAY = 2, CAND_PRFLX = 3 };
 
@@ -22,38 +29,62 @@ struct cand {
 	struct sockaddr_storage addr;	/* AF_INET or AF_INET6 */
 };
 
+struct punch_conf {
+	int port;			/* local UDP port; 0: any */
+	bool caller;			/* we made the offer */
+	int nstun;
+	const char *stun[PUNCH_MAX_STUN];	/* "host:port" STUN servers */
+	const char *turn;		/* "turn://user:pass@host:port" or NULL */
+};
+
+/* Builds the caller's probe into buf: its length, or 0. */
+typedef size_t (*punch_probe_fn)(void *ctx, uint8_t *buf, size_t cap);
+
 struct punch;
 
-/* A UDP socket (dual-stack when the host has IPv6) bound to port (0: any),
- * non-blocking; the fd, or -1 after printing why. */
-int punch_socket(int port);
-/* Host candidates: every up, non-link-local address with the socket's
- * port, loopback last.  The count (0..max). */
-int punch_gather(int fd, struct cand *c, int max);
-/* recvfrom/sendto on a punch_socket, hiding v4-mapped addresses. */
-ssize_t punch_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *from);
-ssize_t punch_send(int fd, const void *buf, size_t len,
-    const struct sockaddr_storage *to);
-bool punch_same_addr(const struct sockaddr_storage *a,
-    const struct sockaddr_storage *b);
-/* "1.2.3.4:5" or "[::1]:5" into buf (at least 64 bytes); returns buf. */
-const char *punch_addrstr(const struct sockaddr_storage *a, char *buf, size_t size);
-
-/* A punch on fd from my_cid to the peer's peer_cid, probes authenticated
- * with key.  NULL on ENOMEM.  punch_free(NULL) is a no-op. */
-struct punch *punch_new(int fd, const uint8_t key[32], uint32_t my_cid,
-    uint32_t peer_cid);
+/* A punch with its socket and host candidates, or NULL after printing
+ * why.  Freed by punch_free (closes the socket), a no-op on NULL. */
+struct punch *punch_new(const struct punch_conf *c);
 void punch_free(struct punch *p);
-void punch_add(struct punch *p, const struct cand *c);
-/* Take a received PROBE or PROBE_ACK: 1 when it proved a path (an
- * authenticated answer to our probe), 0 otherwise. */
-int punch_input(struct punch *p, uint64_t now, const uint8_t *pkt, size_t len,
-    const struct sockaddr_storage *from);
-/* Send the probes that are due. */
+/* Gather server-reflexive and relayed candidates (STUN, TURN), waiting at
+ * most until deadline (now_us() time): 0, or -1 after printing why. */
+int punch_gather(struct punch *p, uint64_t deadline);
+int punch_fd(const struct punch *p);
+/* Our candidates to advertise: their count (at most max). */
+int punch_local(const struct punch *p, struct cand *c, int max);
+
+/* Start probing the peer's candidates.  The caller's probes come from fn;
+ * the listener sends KNOCKs.  Both carry the connection ids. */
+void punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
+    const struct cand *remote, int n, punch_probe_fn fn, void *ctx);
+
+/* Every datagram the socket receives goes here first.  1: it is a p2pcat
+ * packet for the session, now in buf[0, *len) (unwrapped if it came over
+ * the relay), from the peer's address *from over path *via; 0: the punch
+ * took it (STUN, TURN, KNOCK, noise). */
+int punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
+    struct sockaddr_storage *from, int *via);
+/* The session authenticated a fresh packet that arrived as (from, via):
+ * that path works, and the peer is there now. */
+void punch_confirm(struct punch *p, uint64_t now,
+    const struct sockaddr_storage *from, int via);
+/* Send pkt to the peer on the best working path: 1 sent (or lost, as UDP
+ * may), 0 the socket is full (retry when POLLOUT), -1 error. */
+int punch_send(struct punch *p, const uint8_t *pkt, size_t len);
+/* Send what is due (probes, knocks, keepalives of the relay). */
 void punch_output(struct punch *p, uint64_t now);
 /* When punch_output must run next (UINT64_MAX: never). */
 uint64_t punch_deadline(const struct punch *p);
-/* The first address that answered, if any: true and *addr set. */
-bool punch_path(const struct punch *p, struct sockaddr_storage *addr);
+/* true once a path has been confirmed. */
+bool punch_ready(const struct punch *p);
+/* The chosen path and why, for -v. */
+const char *punch_describe(const struct punch *p, char *buf, size_t size);
+
+/* Helpers on addresses. */
+ssize_t punch_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *from);
+bool punch_same_addr(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b);
+/* "1.2.3.4:5" or "[::1]:5" into buf (64 bytes will do); returns buf. */
+const char *punch_addrstr(const struct sockaddr_storage *a, char *buf, size_t size);
 
 #endif

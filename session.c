@@ -1,22 +1,33 @@
 /*
  * session.c: one connection to a peer.
  *
- * The rendezvous blob (offer or answer) is a version byte and TLVs:
+ * The handshake is Noise_XX_25519_ChaChaPoly_BLAKE2b (crypto.c) spread
+ * over the rendezvous and the path:
  *
- *	1 CID   4 bytes		the sender's connection id
- *	2 EPH  32 bytes		the sender's ephemeral X25519 public key
- *	3 CAND  type(1) family(1: 4|6) port(2) address(4|16)
+ *	offer  (store)	version | CID | NAME? | CAND... | CPACE? | NOISE(msg 1: e)
+ *	answer (store)	version | CPACE? | NOISE(msg 2: e, ee, s, es; payload
+ *			CID | CAND...)
+ *	HELLO  (UDP)	hdr | caller's cid | msg 3 (s, se)
  *
- * Unknown TLVs are skipped, so later versions can add to it.  Both sides
- * compute K = BLAKE2b-256(key = X25519(own, peer's), offer || answer), so
- * the keys are bound to this rendezvous, and from K (crypto_kdf) the probe
- * key and one key per direction.  A data packet is
+ * Blobs are a version byte and TLVs (type 1 byte, length 2 bytes); NOISE
+ * comes last.  The prologue is "p2pcat/1", the listener's name and the
+ * offer id, NUL-separated, then every offer byte before its NOISE TLV:
+ * the handshake fails if anyone changed the offer, moved it to another
+ * name or replayed it under another id.  The listener's candidates ride
+ * encrypted in message 2, so the store sees only ephemeral keys, the
+ * caller's addresses and ciphertext.  The caller sends message 3 in its
+ * probes, so the handshake costs no extra trip through the store; the
+ * listener, once message 3 checks out, answers with an authenticated
+ * packet, and only authenticated packets choose a path.
  *
- *	hdr(6) | pn(8) | ChaCha20-Poly1305(stream payload) | tag(16)
+ * In passphrase mode both sides also run CPace (shares in the CPACE TLVs,
+ * the offer id as its session id) and mix its key into Split()'s keys:
+ * without the passphrase nobody can make or read a packet, and the store
+ * learns nothing to guess it with offline.
  *
- * with the packet number as nonce and hdr|pn as additional data.  An
- * authenticated packet from a new address with a higher packet number
- * moves the path there: the peer's NAT changed its port.
+ * A data packet is hdr(6) | pn(8) | sealed stream payload | tag(16), the
+ * packet number being the AEAD nonce and hdr | pn the additional data
+ * (crypto.h).
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -32,45 +43,56 @@
 
 #include <sodium.h>
 
+#include "crypto.h"
 #include "punch.h"
 #include "session.h"
 #include "util.h"
 #include "wire.h"
 
 #define BLOB_VERSION	1
-#define TLV_CID		1
-#define TLV_EPH		2
-#define TLV_CAND	3
-#define KDF_CTX		"p2pcat01"	/* crypto_kdf context: 8 bytes */
-#define KDF_PROBE	1
-#define KDF_C2L		2		/* caller to listener */
-#define KDF_L2C		3
+#define TLV_CID		1	/* 4 bytes */
+#define TLV_CAND	2	/* type(1) family(1: 4|6) port(2) address(4|16) */
+#define TLV_NAME	3	/* the caller's name */
+#define TLV_CPACE	4	/* CPace share */
+#define TLV_NOISE	5	/* a Noise handshake message; last */
+#define PROLOGUE	"p2pcat/1"
 #define PN_LEN		8
-#define AEAD_TAG	crypto_aead_chacha20poly1305_ietf_ABYTES
-#define DATA_OVERHEAD	(WIRE_HDR + PN_LEN + AEAD_TAG)
-#define IO_BATCH	64		/* packets per direction per sess_io */
+#define HDR_LEN		(WIRE_HDR + PN_LEN)	/* the AEAD's additional data */
+#define DATA_OVERHEAD	(HDR_LEN + CRYPTO_TAG_LEN)
+#define HELLO_HDR	(WIRE_HDR + 4)
+#define IO_BATCH	64	/* packets per direction per sess_io */
+#define BLOB_MAX	2048	/* our blobs; SIG_MAX_BLOB is larger */
 
 struct session {
 	bool caller;
-	int fd;
-	uint32_t my_cid, peer_cid;
-	uint8_t esk[32], epk[32];
-	uint8_t ktx[32], krx[32];
-	uint8_t blob[512];		/* our blob, for the key derivation */
-	size_t bloblen;
-	int nlocal;
-	struct cand local[PUNCH_MAX_CANDS];
+	const struct sess_conf *conf;
 	struct punch *punch;
+	uint32_t my_cid, peer_cid;
+	char peer_name[65];
+	struct crypto_hs *hs;
+	struct crypto_cpace *cpace;
+	uint8_t isk[CRYPTO_CPACE_ISK_LEN];
+	bool have_isk;
+	uint8_t msg3[256];		/* caller: sent in HELLOs; listener: as received */
+	size_t msg3len;
+	struct crypto_tx *tx;
+	struct crypto_rx *rx;
 	struct stream *st;
 	struct stream_conf sconf;
-	bool connected;
-	struct sockaddr_storage path;
+	int err;
+	bool keyed;			/* Split() done */
 	uint64_t rx_max_pn;
 	bool rx_any;
 	size_t pendlen;			/* a packet the socket refused (EAGAIN) */
 	uint8_t pend[WIRE_MAX_PKT];
-	unsigned long dropped;		/* packets that failed authentication */
 };
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
 
 static void
 put32(uint8_t *p, uint32_t v)
@@ -110,18 +132,17 @@ sess_new(const struct sess_conf *c)
 		return NULL;
 	}
 	s->caller = c->caller;
+	s->conf = c;
 	s->sconf = c->stream;
 	if (s->sconf.mtu == 0)
 		s->sconf.mtu = WIRE_MTU - DATA_OVERHEAD;
-	if ((s->fd = punch_socket(c->port)) == -1) {
+	if ((s->punch = punch_new(&c->punch)) == NULL) {
 		free(s);
 		return NULL;
 	}
-	s->nlocal = punch_gather(s->fd, s->local, PUNCH_MAX_CANDS);
 	do
 		s->my_cid = randombytes_random();
 	while (s->my_cid == 0);
-	crypto_box_keypair(s->epk, s->esk);
 	return s;
 }
 
@@ -130,63 +151,74 @@ sess_free(struct session *s)
 {
 	if (s == NULL)
 		return;
-	if (s->fd != -1)
-		close(s->fd);
 	punch_free(s->punch);
+	crypto_hs_free(s->hs);
+	crypto_cpace_free(s->cpace);
+	crypto_tx_free(s->tx);
+	crypto_rx_free(s->rx);
 	stream_free(s->st);
 	sodium_memzero(s, sizeof *s);
 	free(s);
 }
 
-size_t
-sess_blob(struct session *s, uint8_t *buf, size_t cap)
+int
+sess_gather(struct session *s, uint64_t deadline)
 {
-	uint8_t b[sizeof s->blob];
-	size_t n = 0;
-	int i;
-
-	b[n++] = BLOB_VERSION;
-	b[n++] = TLV_CID;
-	b[n++] = 4;
-	put32(b + n, s->my_cid);
-	n += 4;
-	b[n++] = TLV_EPH;
-	b[n++] = 32;
-	memcpy(b + n, s->epk, 32);
-	n += 32;
-	for (i = 0; i < s->nlocal; i++) {
-		const struct sockaddr_storage *a = &s->local[i].addr;
-		size_t alen = a->ss_family == AF_INET ? 4 : 16;
-
-		if (n + 2 + 4 + alen > sizeof b)
-			break;
-		b[n++] = TLV_CAND;
-		b[n++] = 4 + alen;
-		b[n++] = s->local[i].type;
-		if (alen == 4) {
-			const struct sockaddr_in *s4 = (const void *)a;
-
-			b[n++] = 4;
-			memcpy(b + n, &s4->sin_port, 2);
-			memcpy(b + n + 2, &s4->sin_addr, 4);
-		} else {
-			const struct sockaddr_in6 *s6 = (const void *)a;
-
-			b[n++] = 6;
-			memcpy(b + n, &s6->sin6_port, 2);
-			memcpy(b + n + 2, &s6->sin6_addr, 16);
-		}
-		n += 2 + alen;
-	}
-	if (n > cap)
-		return 0;
-	memcpy(s->blob, b, n);
-	s->bloblen = n;
-	memcpy(buf, b, n);
-	return n;
+	return punch_gather(s->punch, deadline);
 }
 
-/* Parse one CAND value; 0, or -1 when malformed. */
+/* A blob being written: TLVs appended while they fit. */
+struct wr {
+	uint8_t *b;
+	size_t n, cap;
+	bool bad;
+};
+
+static void
+wr_tlv(struct wr *w, int type, const void *v, size_t len)
+{
+	if (w->bad || len > 0xffff || w->cap - w->n < 3 + len) {
+		w->bad = true;
+		return;
+	}
+	w->b[w->n] = type;
+	put16(w->b + w->n + 1, len);
+	memcpy(w->b + w->n + 3, v, len);
+	w->n += 3 + len;
+}
+
+/* Our connection id and candidates as TLVs. */
+static void
+put_cands(struct session *s, struct wr *w)
+{
+	struct cand c[PUNCH_MAX_CANDS];
+	uint8_t cid[4], v[20];
+	int i, nc = punch_local(s->punch, c, PUNCH_MAX_CANDS);
+
+	put32(cid, s->my_cid);
+	wr_tlv(w, TLV_CID, cid, 4);
+	for (i = 0; i < nc; i++) {
+		size_t alen = c[i].addr.ss_family == AF_INET ? 4 : 16;
+
+		v[0] = c[i].type;
+		if (alen == 4) {
+			const struct sockaddr_in *s4 = (const void *)&c[i].addr;
+
+			v[1] = 4;
+			memcpy(v + 2, &s4->sin_port, 2);
+			memcpy(v + 4, &s4->sin_addr, 4);
+		} else {
+			const struct sockaddr_in6 *s6 = (const void *)&c[i].addr;
+
+			v[1] = 6;
+			memcpy(v + 2, &s6->sin6_port, 2);
+			memcpy(v + 4, &s6->sin6_addr, 16);
+		}
+		wr_tlv(w, TLV_CAND, v, 4 + alen);
+	}
+}
+
+/* Parse one CAND value; 0, or -1 when malformed or unusable. */
 static int
 parse_cand(const uint8_t *v, size_t len, struct cand *c)
 {
@@ -200,124 +232,329 @@ parse_cand(const uint8_t *v, size_t len, struct cand *c)
 		s4->sin_family = AF_INET;
 		memcpy(&s4->sin_port, v + 2, 2);
 		memcpy(&s4->sin_addr, v + 4, 4);
-	} else if (v[1] == 6 && len == 20) {
+		return s4->sin_port == 0 || s4->sin_addr.s_addr == 0 ? -1 : 0;
+	}
+	if (v[1] == 6 && len == 20) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->addr;
 
 		s6->sin6_family = AF_INET6;
 		memcpy(&s6->sin6_port, v + 2, 2);
 		memcpy(&s6->sin6_addr, v + 4, 16);
-	} else {
-		return -1;
+		return s6->sin6_port == 0 || IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ? -1 : 0;
 	}
-	/* Port 0 and unspecified addresses cannot be probed. */
-	if ((c->addr.ss_family == AF_INET &&
-	    (((struct sockaddr_in *)&c->addr)->sin_port == 0 ||
-	    ((struct sockaddr_in *)&c->addr)->sin_addr.s_addr == 0)) ||
-	    (c->addr.ss_family == AF_INET6 &&
-	    (((struct sockaddr_in6 *)&c->addr)->sin6_port == 0 ||
-	    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&c->addr)->sin6_addr))))
-		return -1;
+	return -1;
+}
+
+/* What a blob (or message 2's payload) holds. */
+struct parsed {
+	bool have_cid;
+	uint32_t cid;
+	int ncand;
+	struct cand cand[PUNCH_MAX_CANDS];
+	char name[65];
+	const uint8_t *cpace, *noise;
+	size_t noiselen;
+	size_t noise_at;		/* offset of the NOISE TLV */
+};
+
+/* Parse TLVs in b[off, len); 0, or -1 when malformed. */
+static int
+parse_tlvs(const uint8_t *b, size_t off, size_t len, struct parsed *p)
+{
+	memset(p, 0, sizeof *p);
+	while (off < len) {
+		size_t l;
+		uint8_t t;
+
+		if (len - off < 3 || len - off - 3 < (l = (size_t)b[off + 1] << 8 | b[off + 2]))
+			return -1;
+		t = b[off];
+		if (p->noise)
+			return -1;	/* NOISE is last */
+		switch (t) {
+		case TLV_CID:
+			if (l != 4 || p->have_cid)
+				return -1;
+			p->cid = get32(b + off + 3);
+			p->have_cid = p->cid != 0;
+			if (!p->have_cid)
+				return -1;
+			break;
+		case TLV_CAND:
+			if (p->ncand < PUNCH_MAX_CANDS &&
+			    parse_cand(b + off + 3, l, &p->cand[p->ncand]) == 0)
+				p->ncand++;
+			break;
+		case TLV_NAME:
+			if (l > 64)
+				return -1;
+			memcpy(p->name, b + off + 3, l);
+			p->name[l] = '\0';
+			break;
+		case TLV_CPACE:
+			if (l != CRYPTO_CPACE_SHARE_LEN || p->cpace)
+				return -1;
+			p->cpace = b + off + 3;
+			break;
+		case TLV_NOISE:
+			p->noise = b + off + 3;
+			p->noiselen = l;
+			p->noise_at = off;
+			break;
+		}
+		off += 3 + l;
+	}
 	return 0;
 }
 
-/* Derive the probe key and both direction keys; 0 or -1. */
-static int
-derive(struct session *s, const uint8_t peer_epk[32], const uint8_t *peer,
-    size_t len, uint8_t kprobe[32])
+/* The prologue: PROLOGUE, the listener's name and the offer id, then
+ * head (the offer before its NOISE TLV).  Its length, or 0. */
+static size_t
+prologue(uint8_t *out, size_t cap, const char *name, const char *id,
+    const uint8_t *head, size_t headlen)
 {
-	uint8_t shared[32], k[32];
-	crypto_generichash_state h;
+	size_t n = sizeof PROLOGUE + strlen(name) + 1 + strlen(id) + 1;
+
+	if (n + headlen > cap)
+		return 0;
+	snprintf((char *)out, cap, "%s%c%s%c%s", PROLOGUE, 0, name, 0, id);
+	memcpy(out + n, head, headlen);
+	return n + headlen;
+}
+
+/* Start CPace for offer id in passphrase mode; 0 or -1. */
+static int
+cpace_start(struct session *s, const char *name, const char *id,
+    uint8_t share[CRYPTO_CPACE_SHARE_LEN])
+{
+	char ci[sizeof PROLOGUE + 65];
+
+	snprintf(ci, sizeof ci, "%s %s", PROLOGUE, name);
+	s->cpace = crypto_cpace_start(s->conf->secret, s->conf->secretlen, ci,
+	    strlen(ci), id, strlen(id), share);
+	return s->cpace ? 0 : -1;
+}
+
+size_t
+sess_offer(struct session *s, const char *to, const char *id, uint8_t *buf,
+    size_t cap)
+{
+	uint8_t b[BLOB_MAX], pro[BLOB_MAX + 256], msg[256], share[CRYPTO_CPACE_SHARE_LEN];
+	struct wr w = { .b = b, .n = 1, .cap = sizeof b };
+	size_t prolen, msglen;
+
+	b[0] = BLOB_VERSION;
+	put_cands(s, &w);
+	if (s->conf->self)
+		wr_tlv(&w, TLV_NAME, s->conf->self, strlen(s->conf->self));
+	if (s->conf->secret) {
+		if (cpace_start(s, to, id, share) == -1)
+			return 0;
+		wr_tlv(&w, TLV_CPACE, share, sizeof share);
+	}
+	if (w.bad || (prolen = prologue(pro, sizeof pro, to, id, b, w.n)) == 0) {
+		log_err("too many candidates for the offer");
+		return 0;
+	}
+	if ((s->hs = crypto_hs_new(CRYPTO_PROTOCOL, true, pro, prolen,
+	    s->conf->id->priv, NULL)) == NULL)
+		return 0;
+	if (crypto_hs_write(s->hs, NULL, 0, msg, sizeof msg, &msglen) == -1)
+		goto fail;
+	wr_tlv(&w, TLV_NOISE, msg, msglen);
+	if (w.bad || w.n > cap)
+		goto fail;
+	memcpy(buf, b, w.n);
+	return w.n;
+fail:
+	log_err("cannot make the offer");
+	return 0;
+}
+
+/* Derive the record layer's keys from Split() and, in passphrase mode,
+ * CPace's key; start the punch.  0 or -1. */
+static int
+split(struct session *s)
+{
+	uint8_t h[CRYPTO_HASH_MAX], ktx[CRYPTO_KEY_LEN], krx[CRYPTO_KEY_LEN];
+	size_t hlen;
 	int ret = -1;
 
-	/* Fails for a low-order point: the peer's key contributes nothing. */
-	if (crypto_scalarmult(shared, s->esk, peer_epk) != 0)
+	if (crypto_hs_split(s->hs, h, &hlen, ktx, krx) == -1)
 		goto out;
-	crypto_generichash_init(&h, shared, sizeof shared, sizeof k);
-	if (s->caller) {
-		crypto_generichash_update(&h, s->blob, s->bloblen);
-		crypto_generichash_update(&h, peer, len);
-	} else {
-		crypto_generichash_update(&h, peer, len);
-		crypto_generichash_update(&h, s->blob, s->bloblen);
+	if (s->have_isk) {
+		crypto_generichash(ktx, sizeof ktx, ktx, sizeof ktx, s->isk, sizeof s->isk);
+		crypto_generichash(krx, sizeof krx, krx, sizeof krx, s->isk, sizeof s->isk);
 	}
-	crypto_generichash_final(&h, k, sizeof k);
-	crypto_kdf_derive_from_key(kprobe, 32, KDF_PROBE, KDF_CTX, k);
-	crypto_kdf_derive_from_key(s->caller ? s->ktx : s->krx, 32, KDF_C2L, KDF_CTX, k);
-	crypto_kdf_derive_from_key(s->caller ? s->krx : s->ktx, 32, KDF_L2C, KDF_CTX, k);
+	if ((s->tx = crypto_tx_new(ktx, now_us())) == NULL ||
+	    (s->rx = crypto_rx_new(krx)) == NULL) {
+		log_errno("cannot set up the keys");
+		goto out;
+	}
+	s->keyed = true;
 	ret = 0;
 out:
-	sodium_memzero(shared, sizeof shared);
-	sodium_memzero(k, sizeof k);
-	sodium_memzero(&h, sizeof h);
+	sodium_memzero(h, sizeof h);
+	sodium_memzero(ktx, sizeof ktx);
+	sodium_memzero(krx, sizeof krx);
 	return ret;
 }
 
-int
-sess_start(struct session *s, const uint8_t *peer, size_t len)
+/* The caller's probe: a HELLO with message 3. */
+static size_t
+make_hello(void *ctx, uint8_t *buf, size_t cap)
 {
-	struct cand cands[PUNCH_MAX_CANDS];
-	uint8_t peer_epk[32], kprobe[32];
-	int ncand = 0, have_cid = 0, have_eph = 0, i, ret = -1;
-	size_t off = 1;
+	struct session *s = ctx;
 
-	if (s->bloblen == 0) {
-		uint8_t tmp[sizeof s->blob];
+	if (cap < HELLO_HDR + s->msg3len)
+		return 0;
+	buf[0] = WIRE_MAGIC;
+	buf[1] = WIRE_HELLO;
+	put32(buf + 2, s->peer_cid);
+	put32(buf + WIRE_HDR, s->my_cid);
+	memcpy(buf + HELLO_HDR, s->msg3, s->msg3len);
+	return HELLO_HDR + s->msg3len;
+}
 
-		sess_blob(s, tmp, sizeof tmp);
-	}
-	if (len < 1 || peer[0] != BLOB_VERSION) {
-		log_err("the peer speaks another protocol version (%d)", len ? peer[0] : -1);
+/* Ask whoever decides whether the peer's key is trusted; 0 or -1. */
+static int
+check_peer(struct session *s, const char *name)
+{
+	uint8_t rs[CRYPTO_KEY_LEN];
+
+	if (crypto_hs_remote_static(s->hs, rs) == -1) {
+		log_err("the peer sent no key");
+		s->err = SESS_AUTH;
 		return -1;
 	}
-	while (off < len) {
-		uint8_t t, l;
-
-		if (len - off < 2 || len - off - 2 < peer[off + 1])
-			goto bad;
-		t = peer[off];
-		l = peer[off + 1];
-		off += 2;
-		if (t == TLV_CID && l == 4) {
-			s->peer_cid = get32(peer + off);
-			have_cid = 1;
-		} else if (t == TLV_EPH && l == 32) {
-			memcpy(peer_epk, peer + off, 32);
-			have_eph = 1;
-		} else if (t == TLV_CAND) {
-			if (ncand < PUNCH_MAX_CANDS && parse_cand(peer + off, l, &cands[ncand]) == 0)
-				ncand++;
-		} else if (t == TLV_CID || t == TLV_EPH) {
-			goto bad;
-		}
-		off += l;
+	if (s->conf->trust && s->conf->trust(s->conf->trust_ctx, name, rs) == -1) {
+		s->err = SESS_AUTH;
+		return -1;
 	}
-	if (!have_cid || !have_eph || s->peer_cid == 0)
-		goto bad;
-	if (ncand == 0) {
+	return 0;
+}
+
+int
+sess_take_answer(struct session *s, const uint8_t *blob, size_t len)
+{
+	uint8_t payload[BLOB_MAX];
+	struct parsed a, p;
+	size_t paylen;
+
+	s->err = SESS_FAIL;
+	if (len < 1 || blob[0] != BLOB_VERSION) {
+		log_err("the peer speaks another protocol version (%d)", len ? blob[0] : -1);
+		return -1;
+	}
+	if (parse_tlvs(blob, 1, len, &a) == -1 || a.noise == NULL) {
+		log_err("malformed answer from the peer");
+		return -1;
+	}
+	if (s->conf->secret) {
+		if (a.cpace == NULL || crypto_cpace_finish(s->cpace, true, NULL, 0,
+		    a.cpace, NULL, 0, s->isk) == -1) {
+			log_err("the answer has no valid passphrase share");
+			return -1;
+		}
+		s->have_isk = true;
+	}
+	if (crypto_hs_read(s->hs, a.noise, a.noiselen, payload, sizeof payload,
+	    &paylen) == -1) {
+		log_err("the answer does not check out: forged, or not for this offer");
+		return -1;
+	}
+	if (parse_tlvs(payload, 0, paylen, &p) == -1 || !p.have_cid) {
+		log_err("malformed answer from the peer");
+		return -1;
+	}
+	if (p.ncand == 0) {
 		log_err("the peer sent no address to reach it at");
 		return -1;
 	}
-	if (derive(s, peer_epk, peer, len, kprobe) == -1)
-		goto bad;
-	if ((s->punch = punch_new(s->fd, kprobe, s->my_cid, s->peer_cid)) == NULL) {
-		log_errno("cannot start the session");
-		goto out;
+	if (check_peer(s, "") == -1)
+		return -1;
+	s->peer_cid = p.cid;
+	if (crypto_hs_write(s->hs, NULL, 0, s->msg3, sizeof s->msg3, &s->msg3len) == -1 ||
+	    split(s) == -1) {
+		log_err("the handshake failed");
+		return -1;
 	}
-	for (i = 0; i < ncand; i++)
-		punch_add(s->punch, &cands[i]);
-	ret = 0;
-	goto out;
-bad:
-	log_err("malformed rendezvous message from the peer");
-out:
-	sodium_memzero(kprobe, sizeof kprobe);
-	return ret;
+	s->err = SESS_OK;
+	punch_start(s->punch, s->my_cid, s->peer_cid, p.cand, p.ncand, make_hello, s);
+	return 0;
+}
+
+size_t
+sess_take_offer(struct session *s, const char *name, const char *id,
+    const uint8_t *blob, size_t len, uint8_t *out, size_t cap)
+{
+	uint8_t pro[BLOB_MAX + 256], b[BLOB_MAX], pay[BLOB_MAX], msg[BLOB_MAX];
+	uint8_t share[CRYPTO_CPACE_SHARE_LEN];
+	struct wr w = { .b = b, .n = 1, .cap = sizeof b };
+	struct wr pw = { .b = pay, .n = 0, .cap = sizeof pay };
+	size_t prolen, paylen, msglen;
+	struct parsed o;
+
+	if (len < 1 || blob[0] != BLOB_VERSION) {
+		log_err("the caller speaks another protocol version (%d)", len ? blob[0] : -1);
+		return 0;
+	}
+	if (parse_tlvs(blob, 1, len, &o) == -1 || o.noise == NULL || !o.have_cid) {
+		log_err("malformed offer");
+		return 0;
+	}
+	if (o.ncand == 0) {
+		log_err("the caller sent no address to reach it at");
+		return 0;
+	}
+	snprintf(s->peer_name, sizeof s->peer_name, "%s", o.name);
+	b[0] = BLOB_VERSION;
+	if (s->conf->secret) {
+		if (o.cpace == NULL) {
+			log_err("the caller has no passphrase, but we want one");
+			return 0;
+		}
+		if (cpace_start(s, name, id, share) == -1 ||
+		    crypto_cpace_finish(s->cpace, false, NULL, 0, o.cpace, NULL, 0, s->isk) == -1) {
+			log_err("the caller's passphrase share is invalid");
+			return 0;
+		}
+		s->have_isk = true;
+		wr_tlv(&w, TLV_CPACE, share, sizeof share);
+	}
+	if ((prolen = prologue(pro, sizeof pro, name, id, blob, o.noise_at)) == 0 ||
+	    (s->hs = crypto_hs_new(CRYPTO_PROTOCOL, false, pro, prolen,
+	    s->conf->id->priv, NULL)) == NULL)
+		return 0;
+	if (crypto_hs_read(s->hs, o.noise, o.noiselen, msg, sizeof msg, &paylen) == -1) {
+		log_err("malformed handshake in the offer");
+		return 0;
+	}
+	s->peer_cid = o.cid;
+	put_cands(s, &pw);
+	if (pw.bad || crypto_hs_write(s->hs, pay, pw.n, msg, sizeof msg, &msglen) == -1)
+		goto fail;
+	wr_tlv(&w, TLV_NOISE, msg, msglen);
+	if (w.bad || w.n > cap)
+		goto fail;
+	memcpy(out, b, w.n);
+	punch_start(s->punch, s->my_cid, s->peer_cid, o.cand, o.ncand, NULL, NULL);
+	return w.n;
+fail:
+	log_err("cannot make the answer");
+	return 0;
+}
+
+const char *
+sess_peer_name(const struct session *s)
+{
+	return s->peer_name;
 }
 
 int
 sess_fd(const struct session *s)
 {
-	return s->fd;
+	return punch_fd(s->punch);
 }
 
 short
@@ -329,7 +566,13 @@ sess_events(const struct session *s)
 bool
 sess_connected(const struct session *s)
 {
-	return s->connected;
+	return s->st != NULL;
+}
+
+int
+sess_error(const struct session *s)
+{
+	return s->err;
 }
 
 struct stream *
@@ -341,65 +584,99 @@ sess_stream(struct session *s)
 const char *
 sess_describe(const struct session *s, char *buf, size_t size)
 {
-	char a[64];
-
-	snprintf(buf, size, "direct path to %s", punch_addrstr(&s->path, a, sizeof a));
-	return buf;
+	return punch_describe(s->punch, buf, size);
 }
 
-static void
-set_path(struct session *s, const struct sockaddr_storage *from, const char *why)
+uint64_t
+sess_dropped(const struct session *s)
 {
-	char a[64];
+	struct crypto_rx_stats st;
 
-	s->path = *from;
-	log_v(1, "%s %s", why, punch_addrstr(from, a, sizeof a));
+	if (s->rx == NULL)
+		return 0;
+	crypto_rx_get_stats(s->rx, &st);
+	return st.auth + st.replay + st.old + st.malformed;
 }
 
-/* The first proof of a path: the stream starts now, so that its idle
+/* The stream starts with the first authenticated packet, so its idle
  * timer does not count the time spent punching.  0 or -1. */
 static int
-connect_path(struct session *s, uint64_t now, const struct sockaddr_storage *from,
-    const char *why)
+start_stream(struct session *s, uint64_t now)
 {
+	if (s->st)
+		return 0;
 	if ((s->st = stream_new(&s->sconf, now)) == NULL) {
 		log_errno("cannot start the stream");
+		s->err = SESS_FAIL;
 		return -1;
 	}
-	s->connected = true;
-	set_path(s, from, why);
 	return 0;
 }
 
-/* Open and deliver one DATA packet. */
+/* A HELLO at the listener: message 3 completes the handshake. */
 static int
-data_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
-    const struct sockaddr_storage *from)
+hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
+    const struct sockaddr_storage *from, int via)
 {
-	uint8_t plain[WIRE_MAX_PKT], nonce[12] = { 0 };
-	unsigned long long plen;
+	const uint8_t *m = pkt + HELLO_HDR;
+	size_t mlen = len - HELLO_HDR;
+	uint8_t pay[64];
+	size_t paylen;
+
+	if (s->caller || len < HELLO_HDR || get32(pkt + WIRE_HDR) != s->peer_cid ||
+	    s->hs == NULL)
+		return 0;
+	if (s->keyed) {
+		/* The caller has not heard us yet, maybe on this path. */
+		if (mlen != s->msg3len || sodium_memcmp(m, s->msg3, mlen) != 0)
+			return 0;
+		if (!punch_ready(s->punch))
+			punch_confirm(s->punch, now, from, via);
+		stream_ping(s->st);
+		return 0;
+	}
+	if (mlen > sizeof s->msg3 ||
+	    crypto_hs_read(s->hs, m, mlen, pay, sizeof pay, &paylen) == -1) {
+		/* The handshake is dead now: a forgery killed it. */
+		log_err("a forged or broken handshake arrived from the caller");
+		s->err = SESS_FAIL;
+		return -1;
+	}
+	if (check_peer(s, s->peer_name) == -1)
+		return -1;
+	memcpy(s->msg3, m, mlen);
+	s->msg3len = mlen;
+	if (split(s) == -1 || start_stream(s, now) == -1) {
+		s->err = SESS_FAIL;
+		return -1;
+	}
+	punch_confirm(s->punch, now, from, via);
+	stream_ping(s->st);
+	return 0;
+}
+
+/* Open and deliver one DATA packet; 0, or -1 when the session failed. */
+static int
+data_input(struct session *s, uint64_t now, uint8_t *pkt, size_t len,
+    const struct sockaddr_storage *from, int via)
+{
+	uint8_t plain[WIRE_MAX_PKT];
 	uint64_t pn;
 
-	if (len < DATA_OVERHEAD || s->punch == NULL || get32(pkt + 2) != s->my_cid)
+	if (!s->keyed || len < DATA_OVERHEAD)
 		return 0;
 	pn = get64(pkt + WIRE_HDR);
-	memcpy(nonce + 4, pkt + WIRE_HDR, PN_LEN);
-	if (crypto_aead_chacha20poly1305_ietf_decrypt(plain, &plen, NULL,
-	    pkt + WIRE_HDR + PN_LEN, len - WIRE_HDR - PN_LEN,
-	    pkt, WIRE_HDR + PN_LEN, nonce, s->krx) != 0) {
-		s->dropped++;
-		return 0;
-	}
-	if (!s->connected) {
-		if (connect_path(s, now, from, "peer reached us from") == -1)
-			return -1;
-	} else if (!punch_same_addr(from, &s->path) && (!s->rx_any || pn > s->rx_max_pn)) {
-		set_path(s, from, "peer moved to");
-	}
-	if (!s->rx_any || pn > s->rx_max_pn)
+	if (crypto_open(s->rx, now, pkt, HDR_LEN, pn, pkt + HDR_LEN, len - HDR_LEN,
+	    plain) == -1)
+		return 0;	/* counted by the record layer */
+	if (!s->rx_any || pn > s->rx_max_pn) {
 		s->rx_max_pn = pn;
+		punch_confirm(s->punch, now, from, via);
+	}
 	s->rx_any = true;
-	if (stream_input(s->st, now, pn, plain, plen) == -1)
+	if (start_stream(s, now) == -1)
+		return -1;
+	if (stream_input(s->st, now, pn, plain, len - DATA_OVERHEAD) == -1)
 		log_v(2, "dropped a malformed packet %llu", (unsigned long long)pn);
 	return 0;
 }
@@ -410,64 +687,57 @@ recv_all(struct session *s, uint64_t now)
 	struct sockaddr_storage from;
 	uint8_t pkt[WIRE_MAX_PKT + 1];
 	ssize_t n;
-	int i;
+	size_t len;
+	int i, via, r = 0;
 
-	for (i = 0; i < IO_BATCH; i++) {
-		if ((n = punch_recv(s->fd, pkt, sizeof pkt, &from)) == -1) {
+	for (i = 0; i < IO_BATCH && r == 0; i++) {
+		if ((n = punch_recv(sess_fd(s), pkt, sizeof pkt, &from)) == -1) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNREFUSED)
 				return 0;
 			log_errno("recvfrom");
+			s->err = SESS_FAIL;
 			return -1;
 		}
-		if (n < WIRE_HDR || n > WIRE_MAX_PKT || pkt[0] != WIRE_MAGIC)
+		len = n;
+		if (len > WIRE_MAX_PKT || punch_input(s->punch, now, pkt, &len, &from, &via) != 1)
 			continue;
-		switch (pkt[1]) {
-		case WIRE_PROBE:
-		case WIRE_PROBE_ACK:
-			if (s->punch && punch_input(s->punch, now, pkt, n, &from) == 1 &&
-			    !s->connected && connect_path(s, now, &from, "connected to") == -1)
-				return -1;
+		switch (pkt[1] & ~CRYPTO_HDR_PHASE) {
+		case WIRE_HELLO:
+			r = hello_input(s, now, pkt, len, &from, via);
 			break;
 		case WIRE_DATA:
-			if (data_input(s, now, pkt, n, &from) == -1)
-				return -1;
+			r = data_input(s, now, pkt, len, &from, via);
 			break;
 		}
 	}
-	return 0;
+	return r;
 }
 
-/* Send pkt on the path; 1 sent, 0 the socket is full (kept pending), -1 error. */
+/* Send pkt; 1 sent, 0 kept pending (the socket is full), -1 error. */
 static int
 send_pkt(struct session *s, const uint8_t *pkt, size_t len)
 {
-	if (punch_send(s->fd, pkt, len, &s->path) >= 0)
-		return 1;
-	if (errno == EAGAIN || errno == ENOBUFS) {
+	int r = punch_send(s->punch, pkt, len);
+
+	if (r == 0) {
 		memcpy(s->pend, pkt, len);
 		s->pendlen = len;
-		return 0;
+	} else if (r == -1) {
+		s->err = SESS_FAIL;
 	}
-	/* The peer is briefly unreachable: the stream retransmits. */
-	if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
-	    errno == EINTR)
-		return 1;
-	log_errno("sendto");
-	return -1;
+	return r;
 }
 
 static int
 send_all(struct session *s, uint64_t now)
 {
-	uint8_t pkt[WIRE_MAX_PKT], plain[WIRE_MAX_PKT], nonce[12] = { 0 };
-	unsigned long long clen;
+	uint8_t pkt[WIRE_MAX_PKT];
 	uint64_t pn;
 	size_t n;
 	int i, r;
 
-	if (s->punch)
-		punch_output(s->punch, now);
-	if (!s->connected)
+	punch_output(s->punch, now);
+	if (s->st == NULL || !punch_ready(s->punch))
 		return 0;
 	if (s->pendlen) {
 		size_t len = s->pendlen;
@@ -477,17 +747,20 @@ send_all(struct session *s, uint64_t now)
 			return r;
 	}
 	for (i = 0; i < IO_BATCH; i++) {
-		n = stream_output(s->st, now, &pn, plain, s->sconf.mtu);
+		n = stream_output(s->st, now, &pn, pkt + HDR_LEN, s->sconf.mtu);
 		if (n == 0)
 			break;
 		pkt[0] = WIRE_MAGIC;
 		pkt[1] = WIRE_DATA;
 		put32(pkt + 2, s->peer_cid);
 		put64(pkt + WIRE_HDR, pn);
-		memcpy(nonce + 4, pkt + WIRE_HDR, PN_LEN);
-		crypto_aead_chacha20poly1305_ietf_encrypt(pkt + WIRE_HDR + PN_LEN, &clen,
-		    plain, n, pkt, WIRE_HDR + PN_LEN, NULL, nonce, s->ktx);
-		if ((r = send_pkt(s, pkt, WIRE_HDR + PN_LEN + clen)) != 1)
+		if (crypto_seal(s->tx, now, pkt, HDR_LEN, pn, pkt + HDR_LEN, n,
+		    pkt + HDR_LEN) == -1) {
+			log_err("cannot seal packet %llu", (unsigned long long)pn);
+			s->err = SESS_FAIL;
+			return -1;
+		}
+		if ((r = send_pkt(s, pkt, HDR_LEN + n + CRYPTO_TAG_LEN)) != 1)
 			return r;
 	}
 	return 0;
@@ -496,7 +769,7 @@ send_all(struct session *s, uint64_t now)
 int
 sess_io(struct session *s, uint64_t now)
 {
-	if (recv_all(s, now) == -1)
+	if (s->err != SESS_OK || recv_all(s, now) == -1)
 		return -1;
 	return send_all(s, now);
 }
@@ -504,9 +777,9 @@ sess_io(struct session *s, uint64_t now)
 uint64_t
 sess_deadline(const struct session *s)
 {
-	uint64_t t = s->punch ? punch_deadline(s->punch) : UINT64_MAX;
+	uint64_t t = punch_deadline(s->punch);
 
-	if (s->connected && !s->pendlen) {
+	if (s->st && punch_ready(s->punch) && !s->pendlen) {
 		uint64_t u = stream_deadline(s->st);
 
 		if (u < t)

@@ -1,8 +1,8 @@
 /*
- * session.h: one connection to a peer.  It owns the UDP socket, makes the
- * blob that goes into the rendezvous (connection id, ephemeral key,
- * candidates), derives the session keys from both blobs, punches a path,
- * and moves the stream's packets sealed over it.
+ * session.h: one connection to a peer.  It makes and takes the rendezvous
+ * blobs (a Noise XX handshake, candidates, connection ids), checks the
+ * peer's key, and moves the stream's packets sealed over the path the
+ * punch finds.
  */
 #ifndef SESSION_H
 #define SESSION_H
@@ -11,37 +11,66 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
+#include "punch.h"
 #include "stream.h"
 
 struct session;
 
+/* Decides whether to talk to the peer whose static key is pub (name: the
+ * name it was called by, or the name a caller gave; may be ""): 0 yes,
+ * -1 no (after printing why). */
+typedef int (*sess_trust_fn)(void *ctx, const char *name,
+    const uint8_t pub[CRYPTO_KEY_LEN]);
+
 struct sess_conf {
-	bool caller;			/* we made the offer */
-	int port;			/* local UDP port; 0: any */
+	bool caller;			/* we make the offer */
+	const char *self;		/* our name, told to the listener; may be NULL */
+	const struct crypto_identity *id;	/* our static key */
+	const char *secret;		/* passphrase mode: the shared secret, or NULL */
+	size_t secretlen;
+	sess_trust_fn trust;
+	void *trust_ctx;
+	struct punch_conf punch;
 	struct stream_conf stream;
 };
 
+enum sess_err { SESS_OK = 0, SESS_AUTH, SESS_FAIL };
+
 /* A session with its socket and candidates, or NULL after printing why.
- * Freed (socket closed, keys wiped) by sess_free; sess_free(NULL) is a no-op. */
+ * Freed (socket closed, keys wiped) by sess_free, a no-op on NULL. */
 struct session *sess_new(const struct sess_conf *c);
 void sess_free(struct session *s);
+/* Gather STUN/TURN candidates until deadline (now_us() time): 0 or -1. */
+int sess_gather(struct session *s, uint64_t deadline);
 
-/* Our blob for the offer (caller) or answer (listener): its length, or 0
- * if cap is too small. */
-size_t sess_blob(struct session *s, uint8_t *buf, size_t cap);
-/* Take the peer's blob, derive keys and start punching: 0, or -1 after
- * printing what is wrong with it. */
-int sess_start(struct session *s, const uint8_t *peer, size_t len);
+/* Caller: the offer to `to' under offer id into buf; its length, or 0
+ * after printing why.  Then the answer: 0, or -1 after printing why
+ * (sess_error() tells whether the peer's key was refused). */
+size_t sess_offer(struct session *s, const char *to, const char *id,
+    uint8_t *buf, size_t cap);
+int sess_take_answer(struct session *s, const uint8_t *blob, size_t len);
+
+/* Listener: take the offer made to name under id and make the answer into
+ * out; its length, or 0 after printing why. */
+size_t sess_take_offer(struct session *s, const char *name, const char *id,
+    const uint8_t *blob, size_t len, uint8_t *out, size_t cap);
+/* The name the caller gave in its offer ("" if none). */
+const char *sess_peer_name(const struct session *s);
 
 int sess_fd(const struct session *s);
 short sess_events(const struct session *s);	/* for poll(2) */
-/* Receive what is waiting, then send what is due: 0, or -1 on a socket error. */
+/* Receive what is waiting, then send what is due: 0, or -1 when the
+ * session failed (sess_error says how). */
 int sess_io(struct session *s, uint64_t now);
 /* When sess_io must run next (CLOCK_MONOTONIC µs; UINT64_MAX: on input only). */
 uint64_t sess_deadline(const struct session *s);
 bool sess_connected(const struct session *s);
+int sess_error(const struct session *s);		/* enum sess_err */
 struct stream *sess_stream(struct session *s);
-/* One line about the chosen path for -v, into buf. */
+/* One line about the path for -v, into buf. */
 const char *sess_describe(const struct session *s, char *buf, size_t size);
+/* Packets dropped because they failed authentication or were replayed. */
+uint64_t sess_dropped(const struct session *s);
 
 #endif

@@ -18,8 +18,8 @@
 #define WIRE_HDR	6	/* magic, type, destination connection id */
 
 enum wire_type {
-	WIRE_PROBE = 1,		/* punch probe: src cid, seq, tag */
-	WIRE_PROBE_ACK = 2,	/* answer to a probe: src cid, seq, tag */
+	WIRE_HELLO = 1,		/* caller's probe: src cid, Noise message 3 */
+	WIRE_KNOCK = 2,		/* listener's probe: src cid; opens its NAT */
 	WIRE_DATA = 3,		/* packet number, sealed stream payload */
 };
 
