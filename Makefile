@@ -44,6 +44,7 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 # Extra objects of unit tests and tools, one line each.
 tests/unit_stun: hash.o
 tests/tool_stunc: stun.o util.o hash.o
+tests/unit_firestore: signal.o
 
 tests: $(UNITS) $(TOOLS)
 

@@ -56,6 +56,7 @@ struct sig_dir {
 
 static const struct sig_backend *backends[] = {
 	&sig_dir_backend,
+	&sig_firestore_backend,
 };
 
 int

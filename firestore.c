@@ -1,0 +1,1632 @@
+/*
+ * firestore.c: the "firestore:PROJECT[/DATABASE]" rendezvous backend, over
+ * the Cloud Firestore v1 REST API (libcurl and cJSON; the only file that
+ * includes them).
+ *
+ * Store layout, D = projects/PROJECT/databases/DATABASE/documents:
+ *
+ *	D/inbox/NAME/offers/ID		an offer to NAME, by its caller
+ *	D/inbox/NAME/answers/ID		NAME's answer to offer ID, by the listener
+ *
+ * Offer fields:  to (string, = NAME), blob (bytes), expireAt (timestamp),
+ *                uid (string, the writer's Firebase uid; only when signed in)
+ * Answer fields: name (string, = NAME), blob, expireAt, uid
+ *
+ * Per-name inbox subcollections let security rules tie a list to its path
+ * (rules are not filters); answers are only ever fetched by ID (get, never
+ * list), so the 128-bit offer ID is what lets the caller read its answer
+ * (see firestore.rules).  Documents are created with POST ...?documentId=ID,
+ * which fails with ALREADY_EXISTS instead of overwriting.  A listener lists
+ * its offers and claims one by deleting it with currentDocument.exists=true,
+ * so two listeners never take the same offer.  Every document carries
+ * expireAt (for a TTL policy), but TTL deletion lags by up to a day: clients
+ * check expireAt themselves and delete what has expired.  Each side deletes
+ * what it wrote and what it consumed.
+ *
+ * Cost: every poll is a billed read (a list returning N documents costs N,
+ * at least 1).  An idle listener polls every FS_POLL_MS, under 20,000 reads
+ * a day; a caller polls for its answer fast at first, then backing off, and
+ * never spends more than FS_CONNECT_READS reads on one connection attempt.
+ *
+ * Authentication: with FIRESTORE_EMULATOR_HOST, "Bearer owner" as Google's
+ * SDKs send; with a Web API key (P2PCAT_API_KEY, or the api-key-file), an
+ * anonymous Identity Toolkit account whose tokens are cached 0600 under
+ * $XDG_CACHE_HOME/p2pcat/; otherwise none (open rules).
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "signal.h"
+#include "util.h"
+
+#define FS_HOST		"https://firestore.googleapis.com"
+#define FS_IDT_HOST	"https://identitytoolkit.googleapis.com"
+#define FS_STS_HOST	"https://securetoken.googleapis.com"
+#define FS_POLL_MS	4500	/* 86,400 s / 4.5 s = 19,200 reads a day */
+#define FS_READS_DAY	20000	/* an idle listener's budget */
+#define FS_CONNECT_READS 60	/* a connection attempt's read budget */
+#define FS_ANS_FIRST_MS	250	/* caller's first answer poll interval */
+#define FS_ANS_MAX_MS	5000	/* ... growing x1.5 up to this */
+#define FS_PAGE		8	/* offers listed per poll */
+#define FS_MAX_BODY	(1536 * 1024)	/* response bytes parsed */
+#define FS_RETRY_MS	100	/* first backoff; Google's clients: 0.1 s, x1.3 */
+#define FS_RETRY_MAX_MS	5000	/* backoff cap (theirs is 60 s; we have deadlines) */
+#define FS_UNREACH_MS	3000	/* how long "cannot connect" is retried */
+#define FS_CONNECT_TO_MS 5000	/* curl connect timeout */
+#define FS_REQ_TO_MS	30000	/* curl total timeout */
+#define FS_OP_MS	20000	/* deadline of offer/answer */
+#define FS_CLEAN_MS	5000	/* deadline of best-effort deletes */
+#define FS_MIN_REQ_MS	3000	/* a poll request near the deadline gets this */
+#define FS_TOKEN_SLACK_MS 120000 /* refresh tokens this long before expiry */
+#define FS_MAX_ID	128	/* project or database id */
+#define FS_MAX_KEY	256	/* Web API key */
+#define FS_MAX_TOKEN	8192	/* id or refresh token */
+#define FS_MAX_UID	128
+#define FS_B64_MAX	(((SIG_MAX_BLOB + 2) / 3) * 4)
+
+_Static_assert(86400000 / FS_POLL_MS <= FS_READS_DAY,
+    "an idle listener's default polling must fit its daily read budget");
+
+enum { FS_AUTH_NONE, FS_AUTH_OWNER, FS_AUTH_KEY };
+enum { FS_READ, FS_WRITE, FS_AUTHREQ };
+#define FS_ERR		(-1)	/* request failed; diagnostic printed */
+#define FS_STOPPED	(-2)	/* opts->stop was set */
+
+struct fs_buf {
+	char *p;
+	size_t len, cap;
+	int over;
+};
+
+struct fs {
+	CURL *curl;
+	char project[FS_MAX_ID + 1];
+	char database[FS_MAX_ID + 1];
+	char host[300];			/* for "cannot reach" */
+	char *base;			/* ".../v1/" */
+	char *docs;			/* "projects/P/databases/D/documents" */
+	char *idt;			/* ".../identitytoolkit.googleapis.com/v1/" */
+	char *sts;			/* ".../securetoken.googleapis.com/v1/" */
+	unsigned poll_ms;
+	const volatile sig_atomic_t *stop;
+	int auth;
+	char key[FS_MAX_KEY + 1];
+	char *cache;			/* token cache path */
+	int cache_loaded;
+	char idtok[FS_MAX_TOKEN + 1];
+	char reftok[FS_MAX_TOKEN + 1];
+	uint64_t tok_exp;		/* renew it then, Unix ms */
+	char uid[FS_MAX_UID + 1];
+	unsigned long reads, writes, reads0;
+	struct fs_buf resp;
+	long http;			/* last HTTP status */
+	char status[40];		/* its error status, "" if none */
+	char msg[256];			/* its error message, cleaned */
+	int attempts;			/* of the last request */
+	int unsure;			/* an earlier attempt may have landed */
+	uint64_t req_deadline;		/* for the progress callback */
+};
+
+static pthread_once_t fs_once = PTHREAD_ONCE_INIT;
+static CURLcode fs_global_rc;
+
+static void
+fs_global(void)
+{
+	fs_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Copy src to dst (size n) for quoting in a diagnostic: printable ASCII
+ * only, truncated with "...". */
+static const char *
+fs_q(char *dst, size_t n, const char *src)
+{
+	size_t i, j;
+
+	for (i = j = 0; src[i] != '\0' && j + 4 < n; i++)
+		dst[j++] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	if (src[i] != '\0' && n >= 4)
+		memcpy(dst + j, "...", 3), j += 3;
+	dst[j] = '\0';
+	return dst;
+}
+
+/* Remove every occurrence of secret from s (in place). */
+static void
+fs_redact(char *s, const char *secret)
+{
+	size_t n = strlen(secret);
+	char *p;
+
+	if (n < 4)
+		return;
+	while ((p = strstr(s, secret)) != NULL) {
+		memcpy(p, "[secret]", n < 8 ? n : 8);
+		memmove(p + (n < 8 ? n : 8), p + n, strlen(p + n) + 1);
+	}
+}
+
+static void
+fs_wipe_json(cJSON *j)
+{
+	for (; j != NULL; j = j->next) {
+		if (j->valuestring != NULL)
+			sodium_memzero(j->valuestring, strlen(j->valuestring));
+		fs_wipe_json(j->child);
+	}
+}
+
+static void
+fs_free_json_secret(cJSON *j)
+{
+	fs_wipe_json(j);
+	cJSON_Delete(j);
+}
+
+static char *
+fs_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+fs_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		log_err("firestore: out of memory");
+		return NULL;
+	}
+	return s;
+}
+
+/* 1 when s is 32 lowercase hex digits. */
+static int
+fs_valid_id(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < SIG_ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[i] == '\0';
+}
+
+/* Format Unix ms as RFC 3339 UTC with milliseconds. */
+static void
+fs_fmt_time(char *dst, size_t n, uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(dst, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+static int
+fs_digits(const char *s, int n, int *v)
+{
+	int i;
+
+	*v = 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return 0;
+}
+
+/* Parse an RFC 3339 timestamp ("2026-01-02T03:04:05.123456789Z" or with a
+ * +hh:mm offset) into Unix ms; 0 or -1. */
+static int
+fs_parse_time(const char *s, uint64_t *ms)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, oh, om, frac = 0, i;
+	long long t;
+	const char *p;
+
+	if (strlen(s) < 20 || strlen(s) > 40 ||
+	    fs_digits(s, 4, &y) || s[4] != '-' || fs_digits(s + 5, 2, &mo) ||
+	    s[7] != '-' || fs_digits(s + 8, 2, &d) ||
+	    (s[10] != 'T' && s[10] != 't') || fs_digits(s + 11, 2, &h) ||
+	    s[13] != ':' || fs_digits(s + 14, 2, &mi) || s[16] != ':' ||
+	    fs_digits(s + 17, 2, &sec))
+		return -1;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || sec > 60)
+		return -1;
+	p = s + 19;
+	if (*p == '.') {
+		for (i = 0, p++; *p >= '0' && *p <= '9'; p++, i++) {
+			if (i >= 9)
+				return -1;
+			if (i < 3)
+				frac = frac * 10 + (*p - '0');
+		}
+		if (i == 0)
+			return -1;
+		for (; i < 3; i++)
+			frac *= 10;
+	}
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = (long long)timegm(&tm);
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+		;
+	else if ((*p == '+' || *p == '-') && strlen(p) == 6 &&
+	    !fs_digits(p + 1, 2, &oh) && p[3] == ':' && !fs_digits(p + 4, 2, &om))
+		t -= (*p == '+' ? 1 : -1) * (oh * 3600LL + om * 60);
+	else
+		return -1;
+	if (t < 0)
+		return -1;
+	*ms = (uint64_t)t * 1000 + (uint64_t)frac;
+	return 0;
+}
+
+/*
+ * HTTP.
+ */
+
+static size_t
+fs_write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct fs_buf *b = arg;
+	size_t n = size * nmemb;
+	char *p;
+
+	if (n > FS_MAX_BODY || b->len + n > FS_MAX_BODY) {
+		b->over = 1;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((p = malloc(cap)) == NULL)
+			return 0;
+		if (b->len)
+			memcpy(p, b->p, b->len);
+		if (b->p != NULL) {
+			sodium_memzero(b->p, b->cap);
+			free(b->p);
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static void
+fs_buf_clear(struct fs_buf *b)
+{
+	if (b->p != NULL) {
+		sodium_memzero(b->p, b->len);
+		b->p[0] = '\0';
+	}
+	b->len = 0;
+	b->over = 0;
+}
+
+static int
+fs_progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+    curl_off_t un)
+{
+	struct fs *b = arg;
+
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return b->stop != NULL && *b->stop;
+}
+
+/* Sleep until Unix ms `until', waking for opts->stop: 0, or FS_STOPPED. */
+static int
+fs_sleep(struct fs *b, uint64_t until)
+{
+	struct timespec ts;
+	uint64_t now, d;
+
+	for (;;) {
+		if (b->stop != NULL && *b->stop)
+			return FS_STOPPED;
+		if ((now = unix_ms()) >= until)
+			return 0;
+		d = until - now;
+		if (d > 100)
+			d = 100;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)d * 1000000;
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * Parse the answer body.  cJSON ends a string at a \u0000 escape, which
+ * would make "dave\u0000junk" equal "dave": such escapes become \u0001
+ * first (in place), which no name, id or base64 blob holds.
+ */
+static cJSON *
+fs_parse_body(struct fs *b)
+{
+	char *p = b->resp.p;
+	size_t i, n = b->resp.len;
+
+	if (p == NULL || n == 0)
+		return NULL;
+	for (i = 0; i + 1 < n; i++) {
+		if (p[i] != '\\')
+			continue;
+		if (p[i + 1] == 'u' && i + 5 < n &&
+		    memcmp(p + i + 2, "0000", 4) == 0)
+			p[i + 5] = '1';
+		i++;
+	}
+	return cJSON_ParseWithLength(p, n);
+}
+
+/* Fill b->status and b->msg from an error body. */
+static void
+fs_parse_error(struct fs *b)
+{
+	cJSON *j, *e, *v;
+
+	b->status[0] = b->msg[0] = '\0';
+	if ((j = fs_parse_body(b)) == NULL)
+		return;
+	e = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, 0) : j;
+	e = cJSON_GetObjectItemCaseSensitive(e, "error");
+	if (cJSON_IsString(e))		/* OAuth style: {"error":"..."} */
+		fs_q(b->msg, sizeof b->msg, e->valuestring);
+	v = cJSON_GetObjectItemCaseSensitive(e, "status");
+	if (cJSON_IsString(v))
+		fs_q(b->status, sizeof b->status, v->valuestring);
+	v = cJSON_GetObjectItemCaseSensitive(e, "message");
+	if (cJSON_IsString(v))
+		fs_q(b->msg, sizeof b->msg, v->valuestring);
+	if (b->key[0] != '\0')
+		fs_redact(b->msg, b->key);
+	if (b->idtok[0] != '\0')
+		fs_redact(b->msg, b->idtok);
+	if (b->reftok[0] != '\0')
+		fs_redact(b->msg, b->reftok);
+	fs_free_json_secret(j);
+}
+
+/* 1 when HTTP answer code/status is worth retrying. */
+static int
+fs_retryable(long code, const char *status)
+{
+	if (strcmp(status, "UNAVAILABLE") == 0 ||
+	    strcmp(status, "RESOURCE_EXHAUSTED") == 0 ||
+	    strcmp(status, "INTERNAL") == 0 ||
+	    strcmp(status, "DEADLINE_EXCEEDED") == 0 ||
+	    strcmp(status, "ABORTED") == 0)
+		return 1;
+	if (status[0] != '\0')
+		return 0;
+	return code == 429 || code == 500 || code == 502 || code == 503 ||
+	    code == 504;
+}
+
+static int fs_token(struct fs *, int, uint64_t);
+
+/* 1 when curl could not get to the server at all. */
+static int
+fs_unreachable(CURLcode cc)
+{
+	return cc == CURLE_COULDNT_RESOLVE_HOST ||
+	    cc == CURLE_COULDNT_RESOLVE_PROXY || cc == CURLE_COULDNT_CONNECT;
+}
+
+/* The URL as -v may print it: without its query when it holds a key. */
+static void
+fs_log_url(const char *method, const char *url)
+{
+	const char *q = strchr(url, '?');
+
+	if (q != NULL && strstr(q, "key=") != NULL)
+		log_v(2, "firestore: %s %.*s", method, (int)(q - url), url);
+	else
+		log_v(2, "firestore: %s %s", method, url);
+}
+
+/*
+ * One REST call with retries until deadline (Unix ms).  kind says how it is
+ * billed (FS_READ, FS_WRITE) or that it is a sign-in (FS_AUTHREQ: no
+ * Firestore token).  Returns the HTTP status of the last answer (the body
+ * in b->resp, an error's status and message in b->status and b->msg), or
+ * FS_ERR after printing why, or FS_STOPPED.  b->unsure is set when an
+ * earlier attempt may have been carried out.
+ */
+static int
+fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
+    const char *body, int kind, uint64_t deadline)
+{
+	struct curl_slist *h = NULL, *n;
+	char hdr[FS_MAX_TOKEN + 64], err[CURL_ERROR_SIZE];
+	uint64_t now, first = unix_ms(), delay = FS_RETRY_MS, left, d;
+	int ret = FS_ERR, refreshed = 0, rc;
+	CURLcode cc;
+
+	b->attempts = 0;
+	b->unsure = 0;
+	for (;;) {
+		if (b->stop != NULL && *b->stop) {
+			ret = FS_STOPPED;
+			goto out;
+		}
+		if (kind != FS_AUTHREQ && b->auth == FS_AUTH_KEY &&
+		    (rc = fs_token(b, 0, deadline)) != 0) {
+			ret = rc;
+			goto out;
+		}
+		now = unix_ms();
+		left = deadline > now ? deadline - now : 0;
+		if (left == 0) {
+			log_err("firestore: %s %s: timed out", method,
+			    b->host);
+			goto out;
+		}
+		curl_easy_reset(b->curl);
+		fs_buf_clear(&b->resp);
+		b->http = 0;
+		b->status[0] = b->msg[0] = '\0';
+		err[0] = '\0';
+		h = NULL;
+		if (ctype != NULL) {
+			snprintf(hdr, sizeof hdr, "Content-Type: %s", ctype);
+			h = curl_slist_append(h, hdr);
+		}
+		if (kind != FS_AUTHREQ && b->auth == FS_AUTH_OWNER)
+			h = curl_slist_append(h, "Authorization: Bearer owner");
+		else if (kind != FS_AUTHREQ && b->auth == FS_AUTH_KEY) {
+			snprintf(hdr, sizeof hdr, "Authorization: Bearer %s",
+			    b->idtok);
+			h = curl_slist_append(h, hdr);
+			sodium_memzero(hdr, sizeof hdr);
+		}
+		h = curl_slist_append(h, "Expect:");
+		curl_easy_setopt(b->curl, CURLOPT_URL, url);
+		curl_easy_setopt(b->curl, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(b->curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(b->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(b->curl, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(b->curl, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(b->curl, CURLOPT_USERAGENT, "p2pcat");
+		curl_easy_setopt(b->curl, CURLOPT_ACCEPT_ENCODING, "");
+		curl_easy_setopt(b->curl, CURLOPT_ERRORBUFFER, err);
+		curl_easy_setopt(b->curl, CURLOPT_WRITEFUNCTION, fs_write_cb);
+		curl_easy_setopt(b->curl, CURLOPT_WRITEDATA, &b->resp);
+		curl_easy_setopt(b->curl, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(b->curl, CURLOPT_XFERINFOFUNCTION,
+		    fs_progress_cb);
+		curl_easy_setopt(b->curl, CURLOPT_XFERINFODATA, b);
+		curl_easy_setopt(b->curl, CURLOPT_CONNECTTIMEOUT_MS,
+		    (long)(left < FS_CONNECT_TO_MS ? left : FS_CONNECT_TO_MS));
+		curl_easy_setopt(b->curl, CURLOPT_TIMEOUT_MS,
+		    (long)(left < FS_REQ_TO_MS ? left : FS_REQ_TO_MS));
+		if (body != NULL) {
+			curl_easy_setopt(b->curl, CURLOPT_POSTFIELDS, body);
+			curl_easy_setopt(b->curl, CURLOPT_POSTFIELDSIZE,
+			    (long)strlen(body));
+		} else if (strcmp(method, "GET") != 0) {
+			curl_easy_setopt(b->curl, CURLOPT_POSTFIELDS, "");
+			curl_easy_setopt(b->curl, CURLOPT_POSTFIELDSIZE, 0L);
+		}
+		if (strcmp(method, "GET") == 0)
+			curl_easy_setopt(b->curl, CURLOPT_HTTPGET, 1L);
+		fs_log_url(method, url);
+		b->attempts++;
+		cc = curl_easy_perform(b->curl);
+		for (n = h; n != NULL; n = n->next)
+			sodium_memzero(n->data, strlen(n->data));
+		curl_slist_free_all(h);
+		h = NULL;
+		if (cc == CURLE_ABORTED_BY_CALLBACK ||
+		    (b->stop != NULL && *b->stop)) {
+			ret = FS_STOPPED;
+			goto out;
+		}
+		if (cc == CURLE_WRITE_ERROR && b->resp.over) {
+			log_v(1, "firestore: %s %s: answer larger than %d "
+			    "bytes, ignored", method, b->host, FS_MAX_BODY);
+			b->http = 0;
+			ret = 0;	/* the caller sees an unusable answer */
+			goto out;
+		}
+		if (cc == CURLE_OK) {
+			curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE,
+			    &b->http);
+			if (b->http >= 300)
+				fs_parse_error(b);
+			if (b->http > 0 && b->http < 500 && kind == FS_READ)
+				b->reads++;
+			else if (b->http > 0 && b->http < 500 &&
+			    kind == FS_WRITE)
+				b->writes++;
+			log_v(2, "firestore: -> %ld %s", b->http, b->status);
+			if (b->http == 401 && kind != FS_AUTHREQ &&
+			    b->auth == FS_AUTH_KEY && !refreshed) {
+				refreshed = 1;
+				log_v(1, "firestore: token refused, "
+				    "refreshing it");
+				if ((rc = fs_token(b, 1, deadline)) != 0) {
+					ret = rc;
+					goto out;
+				}
+				continue;
+			}
+			if (!fs_retryable(b->http, b->status)) {
+				ret = (int)b->http;
+				goto out;
+			}
+			log_v(1, "firestore: %s %s: HTTP %ld %s, retrying",
+			    method, b->host, b->http, b->status);
+			b->unsure = 1;
+		} else if (fs_unreachable(cc)) {
+			if (unix_ms() - first >= FS_UNREACH_MS ||
+			    unix_ms() + delay * 3 / 2 >= deadline) {
+				log_err("firestore: cannot reach %s: %s",
+				    b->host, err[0] ? err :
+				    curl_easy_strerror(cc));
+				goto out;
+			}
+			log_v(1, "firestore: cannot reach %s: %s, retrying",
+			    b->host, err[0] ? err : curl_easy_strerror(cc));
+		} else if (cc == CURLE_OPERATION_TIMEDOUT ||
+		    cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
+		    cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE ||
+		    cc == CURLE_HTTP2 || cc == CURLE_HTTP2_STREAM ||
+		    cc == CURLE_SSL_CONNECT_ERROR) {
+			log_v(1, "firestore: %s %s: %s, retrying", method,
+			    b->host, err[0] ? err : curl_easy_strerror(cc));
+			b->unsure = 1;
+		} else {
+			log_err("firestore: %s %s: %s", method, b->host,
+			    err[0] ? err : curl_easy_strerror(cc));
+			goto out;
+		}
+		d = delay / 2 + randombytes_uniform((uint32_t)delay + 1);
+		if (unix_ms() + d >= deadline) {
+			if (b->http != 0) {
+				ret = (int)b->http;
+				goto out;
+			}
+			log_err("firestore: %s %s: %s%s", fs_unreachable(cc) ?
+			    "cannot reach" : method, b->host, err[0] ? err :
+			    curl_easy_strerror(cc), fs_unreachable(cc) ? "" :
+			    "; gave up at the deadline");
+			goto out;
+		}
+		if ((rc = fs_sleep(b, unix_ms() + d)) != 0) {
+			ret = rc;
+			goto out;
+		}
+		delay = delay * 13 / 10;
+		if (delay > FS_RETRY_MAX_MS)
+			delay = FS_RETRY_MAX_MS;
+	}
+out:
+	sodium_memzero(hdr, sizeof hdr);
+	return ret;
+}
+
+/* Print why a Firestore answer `code' failed `what' (e.g. "create") on
+ * collection `coll'. */
+static void
+fs_http_err(struct fs *b, int code, const char *what, const char *coll)
+{
+	if (code == 0)
+		log_err("firestore: %s in `%s': unusable answer", what, coll);
+	else if (code == 401 || strcmp(b->status, "UNAUTHENTICATED") == 0)
+		log_err("firestore: %s in `%s': not authenticated (%s)", what,
+		    coll, b->msg);
+	else if (code == 403 || strcmp(b->status, "PERMISSION_DENIED") == 0)
+		log_err("firestore: the security rules refuse %s in `%s'%s%s",
+		    what, coll, b->auth == FS_AUTH_NONE ?
+		    " (no API key given: anonymous sign-in not used)" : "",
+		    "");
+	else if (code == 404 || strcmp(b->status, "NOT_FOUND") == 0)
+		log_err("firestore: project `%s' or its database `%s' does "
+		    "not exist (%s)", b->project, b->database, b->msg);
+	else
+		log_err("firestore: %s in `%s' failed: HTTP %d %s%s%s", what,
+		    coll, code, b->status, b->msg[0] ? ": " : "", b->msg);
+}
+
+/* A 404 from a get: 1 when it is the document that is missing, not the
+ * database ("The database (default) does not exist for project X"). */
+static int
+fs_doc_missing(struct fs *b)
+{
+	return strstr(b->msg, "does not exist") == NULL;
+}
+
+/*
+ * Authentication: anonymous sign-in with a Web API key.
+ */
+
+static int
+fs_read_key_file(struct fs *b, const char *path)
+{
+	struct stat st;
+	char buf[FS_MAX_KEY + 2], q[80];
+	ssize_t n;
+	int fd, ret = -1;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		log_errno("firestore: api key file `%s'",
+		    fs_q(q, sizeof q, path));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		log_err("firestore: api key file `%s' is not a regular file",
+		    fs_q(q, sizeof q, path));
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		log_err("firestore: api key file `%s' is readable by others "
+		    "(chmod 600 it)", fs_q(q, sizeof q, path));
+		goto out;
+	}
+	if ((n = read(fd, buf, sizeof buf - 1)) < 0) {
+		log_errno("firestore: api key file `%s'",
+		    fs_q(q, sizeof q, path));
+		goto out;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+	    buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	if (n == 0 || n > FS_MAX_KEY) {
+		log_err("firestore: api key file `%s' does not hold a Web API "
+		    "key", fs_q(q, sizeof q, path));
+		goto out;
+	}
+	memcpy(b->key, buf, (size_t)n + 1);
+	ret = 0;
+out:
+	sodium_memzero(buf, sizeof buf);
+	close(fd);
+	return ret;
+}
+
+/* 1 when s looks like a Web API key: [A-Za-z0-9_-]. */
+static int
+fs_valid_key(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' &&
+		    s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '_' || s[i] == '-'))
+			return 0;
+	return i > 0 && i <= FS_MAX_KEY;
+}
+
+static void
+fs_forget_tokens(struct fs *b)
+{
+	sodium_memzero(b->idtok, sizeof b->idtok);
+	sodium_memzero(b->reftok, sizeof b->reftok);
+	b->tok_exp = 0;
+}
+
+/* Copy a JSON string member to dst (size n); 0, or -1 if missing/too long. */
+static int
+fs_json_str(const cJSON *o, const char *k, char *dst, size_t n)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	if (!cJSON_IsString(v) || v->valuestring[0] == '\0' ||
+	    strlen(v->valuestring) >= n)
+		return -1;
+	memcpy(dst, v->valuestring, strlen(v->valuestring) + 1);
+	return 0;
+}
+
+static void
+fs_cache_save(struct fs *b)
+{
+	cJSON *j = NULL;
+	char *s = NULL, *tmp = NULL, *dir, *p, q[80];
+	int fd = -1;
+	size_t len;
+
+	if (b->cache == NULL)
+		return;
+	/* mkdir -p the cache directory, 0700. */
+	if ((dir = strdup(b->cache)) == NULL)
+		return;
+	for (p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+			log_v(1, "firestore: cannot create `%s': %s",
+			    fs_q(q, sizeof q, dir), strerror(errno));
+			free(dir);
+			return;
+		}
+		*p = '/';
+	}
+	free(dir);
+	if ((j = cJSON_CreateObject()) == NULL ||
+	    cJSON_AddStringToObject(j, "idToken", b->idtok) == NULL ||
+	    cJSON_AddStringToObject(j, "refreshToken", b->reftok) == NULL ||
+	    cJSON_AddNumberToObject(j, "expiresAt", (double)b->tok_exp) == NULL ||
+	    cJSON_AddStringToObject(j, "uid", b->uid) == NULL ||
+	    (s = cJSON_PrintUnformatted(j)) == NULL ||
+	    (tmp = fs_asprintf("%s.%ld.tmp", b->cache, (long)getpid())) == NULL)
+		goto out;
+	len = strlen(s);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1 || write(fd, s, len) != (ssize_t)len ||
+	    fsync(fd) == -1 || close(fd) == -1 || rename(tmp, b->cache) == -1) {
+		log_v(1, "firestore: cannot write the token cache `%s': %s",
+		    fs_q(q, sizeof q, b->cache), strerror(errno));
+		if (fd != -1)
+			unlink(tmp);
+	}
+	fd = -1;
+out:
+	if (s != NULL) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+	free(tmp);
+	if (j != NULL)
+		fs_free_json_secret(j);
+}
+
+static void
+fs_cache_load(struct fs *b)
+{
+	struct stat st;
+	cJSON *j = NULL, *v;
+	char buf[3 * FS_MAX_TOKEN], q[80];
+	ssize_t n;
+	int fd;
+
+	b->cache_loaded = 1;
+	if (b->cache == NULL ||
+	    (fd = open(b->cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != getuid() || (st.st_mode & 077)) {
+		log_v(1, "firestore: ignoring the token cache `%s': not a "
+		    "private file of ours", fs_q(q, sizeof q, b->cache));
+		close(fd);
+		return;
+	}
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	j = cJSON_Parse(buf);
+	sodium_memzero(buf, sizeof buf);
+	v = cJSON_GetObjectItemCaseSensitive(j, "expiresAt");
+	if (j == NULL || fs_json_str(j, "idToken", b->idtok, sizeof b->idtok) ||
+	    fs_json_str(j, "refreshToken", b->reftok, sizeof b->reftok) ||
+	    fs_json_str(j, "uid", b->uid, sizeof b->uid) || !cJSON_IsNumber(v)) {
+		log_v(1, "firestore: ignoring the token cache `%s': "
+		    "unreadable", fs_q(q, sizeof q, b->cache));
+		fs_forget_tokens(b);
+	} else {
+		b->tok_exp = (uint64_t)v->valuedouble;
+		log_v(1, "firestore: cached sign-in as uid %s",
+		    fs_q(q, sizeof q, b->uid));
+	}
+	if (j != NULL)
+		fs_free_json_secret(j);
+}
+
+/* Take tokens from a sign-up (camelCase) or refresh (snake_case) answer;
+ * 0 or -1. */
+static int
+fs_take_tokens(struct fs *b, int refresh)
+{
+	cJSON *j;
+	char exp[32];
+	long secs;
+	int ret = -1;
+
+	if ((j = fs_parse_body(b)) == NULL)
+		goto out;
+	if (fs_json_str(j, refresh ? "id_token" : "idToken", b->idtok,
+	    sizeof b->idtok) || fs_json_str(j, refresh ? "refresh_token" :
+	    "refreshToken", b->reftok, sizeof b->reftok) ||
+	    fs_json_str(j, refresh ? "expires_in" : "expiresIn", exp,
+	    sizeof exp) || fs_json_str(j, refresh ? "user_id" : "localId",
+	    b->uid, sizeof b->uid))
+		goto out;
+	errno = 0;
+	secs = strtol(exp, NULL, 10);
+	if (errno || secs < 1 || secs > 86400 * 7)
+		secs = 3600;
+	/* Renew it FS_TOKEN_SLACK_MS before it expires, or at 3/4 of a
+	 * shorter life. */
+	b->tok_exp = unix_ms() + (uint64_t)secs * 1000 -
+	    ((uint64_t)secs * 250 < FS_TOKEN_SLACK_MS ? (uint64_t)secs * 250 :
+	    FS_TOKEN_SLACK_MS);
+	ret = 0;
+out:
+	if (j != NULL)
+		fs_free_json_secret(j);
+	fs_buf_clear(&b->resp);
+	if (ret == -1)
+		fs_forget_tokens(b);
+	return ret;
+}
+
+/*
+ * Make sure b->idtok is a token valid for a while (force: renew it, after a
+ * 401).  Returns 0, FS_ERR after printing why, or FS_STOPPED.
+ */
+static int
+fs_token(struct fs *b, int force, uint64_t deadline)
+{
+	char *url = NULL, *body = NULL, *esc = NULL, q[80];
+	int code, ret = FS_ERR;
+
+	if (!b->cache_loaded)
+		fs_cache_load(b);
+	if (!force && b->idtok[0] != '\0' && unix_ms() < b->tok_exp)
+		return 0;
+	if (b->reftok[0] != '\0') {
+		if ((esc = curl_easy_escape(b->curl, b->reftok, 0)) == NULL ||
+		    (url = fs_asprintf("%stoken?key=%s", b->sts, b->key)) ==
+		    NULL || (body = fs_asprintf("grant_type=refresh_token&"
+		    "refresh_token=%s", esc)) == NULL)
+			goto out;
+		code = fs_call(b, "POST", url,
+		    "application/x-www-form-urlencoded", body, FS_AUTHREQ,
+		    deadline);
+		if (code < 0) {
+			ret = code;
+			goto out;
+		}
+		if (code == 200 && fs_take_tokens(b, 1) == 0) {
+			log_v(1, "firestore: token refreshed");
+			fs_cache_save(b);
+			ret = 0;
+			goto out;
+		}
+		log_v(1, "firestore: token refresh refused (HTTP %d %s), "
+		    "signing in anew", code, b->msg);
+		fs_forget_tokens(b);
+		sodium_memzero(url, strlen(url));
+		free(url);
+		url = NULL;
+	}
+	if ((url = fs_asprintf("%saccounts:signUp?key=%s", b->idt, b->key)) ==
+	    NULL)
+		goto out;
+	code = fs_call(b, "POST", url, "application/json",
+	    "{\"returnSecureToken\":true}", FS_AUTHREQ, deadline);
+	if (code < 0) {
+		ret = code;
+		goto out;
+	}
+	if (code != 200) {
+		log_err("firestore: anonymous sign-in refused: HTTP %d %s "
+		    "(is the API key right and anonymous sign-in enabled?)",
+		    code, b->msg);
+		goto out;
+	}
+	if (fs_take_tokens(b, 0) == -1) {
+		log_err("firestore: anonymous sign-in: unusable answer");
+		goto out;
+	}
+	log_v(1, "firestore: signed in anonymously as uid %s",
+	    fs_q(q, sizeof q, b->uid));
+	fs_cache_save(b);
+	ret = 0;
+out:
+	if (url != NULL) {
+		sodium_memzero(url, strlen(url));
+		free(url);
+	}
+	if (body != NULL) {
+		sodium_memzero(body, strlen(body));
+		free(body);
+	}
+	if (esc != NULL) {
+		sodium_memzero(esc, strlen(esc));
+		curl_free(esc);
+	}
+	return ret;
+}
+
+/*
+ * Documents.
+ */
+
+/* The JSON body of a document: {"fields":{field: name, blob, expireAt,
+ * uid}}, malloc'd, or NULL. */
+static char *
+fs_doc_body(struct fs *b, const char *field, const char *name,
+    const void *blob, size_t len, uint64_t expire_ms)
+{
+	cJSON *j, *f, *v;
+	char b64[FS_B64_MAX + 1], ts[80], *s = NULL;
+
+	sodium_bin2base64(b64, sizeof b64, blob, len,
+	    sodium_base64_VARIANT_ORIGINAL);
+	fs_fmt_time(ts, sizeof ts, expire_ms);
+	if ((j = cJSON_CreateObject()) == NULL ||
+	    (f = cJSON_AddObjectToObject(j, "fields")) == NULL ||
+	    (v = cJSON_AddObjectToObject(f, field)) == NULL ||
+	    cJSON_AddStringToObject(v, "stringValue", name) == NULL ||
+	    (v = cJSON_AddObjectToObject(f, "blob")) == NULL ||
+	    cJSON_AddStringToObject(v, "bytesValue", b64) == NULL ||
+	    (v = cJSON_AddObjectToObject(f, "expireAt")) == NULL ||
+	    cJSON_AddStringToObject(v, "timestampValue", ts) == NULL)
+		goto out;
+	if (b->uid[0] != '\0' && ((v = cJSON_AddObjectToObject(f, "uid")) ==
+	    NULL || cJSON_AddStringToObject(v, "stringValue", b->uid) == NULL))
+		goto out;
+	s = cJSON_PrintUnformatted(j);
+out:
+	if (s == NULL)
+		log_err("firestore: out of memory");
+	cJSON_Delete(j);
+	return s;
+}
+
+/* The value of field k of type t ("stringValue"...) in fields f, or NULL. */
+static const char *
+fs_field(const cJSON *f, const char *k, const char *t)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(f, k);
+
+	if (!cJSON_IsObject(v))
+		return NULL;
+	v = cJSON_GetObjectItemCaseSensitive(v, t);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/*
+ * Check document d found under prefix ("D/inbox/NAME/offers/"): its name,
+ * its id, field `field' equal to name, blob, expireAt.  Fills m and *exp.
+ * Returns 0 valid, 1 expired, -1 bad (deletable: *id set), -2 bad and not
+ * ours to delete.  Warnings at -v.
+ */
+static int
+fs_doc_check(const cJSON *d, const char *prefix,
+    const char *field, const char *name, struct sig_msg *m, uint64_t *exp,
+    char *id, size_t idlen)
+{
+	const cJSON *nm, *f;
+	const char *s, *rest;
+	char q[80];
+	size_t plen = strlen(prefix), b64len, n;
+
+	id[0] = '\0';
+	nm = cJSON_GetObjectItemCaseSensitive(d, "name");
+	if (!cJSON_IsString(nm)) {
+		log_v(1, "firestore: skipping a document without a name");
+		return -2;
+	}
+	if (strncmp(nm->valuestring, prefix, plen) != 0 ||
+	    (rest = nm->valuestring + plen)[0] == '\0' ||
+	    strchr(rest, '/') != NULL || strlen(rest) >= idlen) {
+		log_v(1, "firestore: skipping document `%s': not in `%s'",
+		    fs_q(q, sizeof q, nm->valuestring), prefix);
+		return -2;
+	}
+	memcpy(id, rest, strlen(rest) + 1);
+	if (!fs_valid_id(rest)) {
+		log_v(1, "firestore: skipping document `%s': bad id",
+		    fs_q(q, sizeof q, rest));
+		return -1;
+	}
+	f = cJSON_GetObjectItemCaseSensitive(d, "fields");
+	if ((s = fs_field(f, field, "stringValue")) == NULL ||
+	    strcmp(s, name) != 0) {
+		log_v(1, "firestore: skipping document %s: field %s is not "
+		    "\"%s\"", id, field, name);
+		return -1;
+	}
+	if ((s = fs_field(f, "expireAt", "timestampValue")) == NULL ||
+	    fs_parse_time(s, exp) == -1) {
+		log_v(1, "firestore: skipping document %s: no valid expireAt",
+		    id);
+		return -1;
+	}
+	if ((s = fs_field(f, "blob", "bytesValue")) == NULL ||
+	    (b64len = strlen(s)) > FS_B64_MAX + 8 ||
+	    sodium_base642bin(m->blob, sizeof m->blob, s, b64len, "\r\n", &n,
+	    NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+		log_v(1, "firestore: skipping document %s: no valid blob "
+		    "(at most %d bytes)", id, SIG_MAX_BLOB);
+		return -1;
+	}
+	m->len = n;
+	memcpy(m->id, id, SIG_ID_LEN + 1);
+	if (*exp <= unix_ms()) {
+		log_v(1, "firestore: document %s expired, deleting it", id);
+		return 1;
+	}
+	return 0;
+}
+
+/* DELETE D/PATH (path already escaped), with a precondition if pre; the
+ * HTTP status, FS_ERR or FS_STOPPED. */
+static int
+fs_delete(struct fs *b, const char *path, int pre, uint64_t deadline)
+{
+	char *url;
+	int code;
+
+	if ((url = fs_asprintf("%s%s/%s%s", b->base, b->docs, path,
+	    pre ? "?currentDocument.exists=true" : "")) == NULL)
+		return FS_ERR;
+	code = fs_call(b, "DELETE", url, NULL, NULL, FS_WRITE, deadline);
+	free(url);
+	return code;
+}
+
+/*
+ * Create D/COLL/ID (coll e.g. "inbox/bob/offers") with fields; 0 or -1.
+ * A create retried after a lost answer may find its own document: that is
+ * success.
+ */
+static int
+fs_create(struct fs *b, const char *coll, const char *id, const char *field,
+    const char *name, const void *blob, size_t len, uint64_t expire_ms)
+{
+	struct sig_msg m;
+	cJSON *j = NULL;
+	char *url = NULL, *body = NULL, prefix[600], got[SIG_ID_LEN + 2];
+	uint64_t deadline = unix_ms() + FS_OP_MS, exp;
+	int code, ret = -1;
+
+	/* Sign in first: the document carries our uid. */
+	if (b->auth == FS_AUTH_KEY && fs_token(b, 0, deadline) != 0)
+		goto out;
+	if ((body = fs_doc_body(b, field, name, blob, len, expire_ms)) == NULL ||
+	    (url = fs_asprintf("%s%s/%s?documentId=%s", b->base, b->docs,
+	    coll, id)) == NULL)
+		goto out;
+	code = fs_call(b, "POST", url, "application/json", body, FS_WRITE,
+	    deadline);
+	if (code < 0)
+		goto out;
+	if (code == 200) {
+		ret = 0;
+		goto out;
+	}
+	if (code != 409 || strcmp(b->status, "ALREADY_EXISTS") != 0) {
+		fs_http_err(b, code, "create", coll);
+		goto out;
+	}
+	if (b->unsure) {
+		/* Is it the document our lost first try made? */
+		free(url);
+		if ((url = fs_asprintf("%s%s/%s/%s", b->base, b->docs, coll,
+		    id)) == NULL)
+			goto out;
+		code = fs_call(b, "GET", url, NULL, NULL, FS_READ, deadline);
+		snprintf(prefix, sizeof prefix, "%s/%s/", b->docs, coll);
+		if (code == 200 && (j = fs_parse_body(b)) != NULL &&
+		    fs_doc_check(j, prefix, field, name, &m, &exp, got,
+		    sizeof got) >= 0 && m.len == len &&
+		    (len == 0 || memcmp(m.blob, blob, len) == 0) &&
+		    exp == expire_ms) {
+			log_v(1, "firestore: %s/%s: our earlier try had "
+			    "created it", coll, id);
+			ret = 0;
+			goto out;
+		}
+	}
+	log_err("firestore: `%s/%s' already exists", coll, id);
+out:
+	cJSON_Delete(j);
+	free(url);
+	free(body);
+	return ret;
+}
+
+/*
+ * The backend.
+ */
+
+static void fs_close(void *);
+
+static void *
+fs_open(const char *rest, const struct sig_opts *o)
+{
+	struct fs *b;
+	const char *slash, *emu, *aemu, *env, *cache_home, *home;
+	char q[160], hash[crypto_generichash_BYTES_MIN], hex[2 * sizeof hash + 1];
+	crypto_generichash_state st;
+	size_t plen, i;
+
+	if ((b = calloc(1, sizeof *b)) == NULL) {
+		log_err("firestore: out of memory");
+		return NULL;
+	}
+	b->stop = o->stop;
+	b->poll_ms = o->poll_ms ? o->poll_ms : FS_POLL_MS;
+	slash = strchr(rest, '/');
+	plen = slash ? (size_t)(slash - rest) : strlen(rest);
+	for (i = 0; i < plen; i++)
+		if (!((rest[i] >= 'a' && rest[i] <= 'z') ||
+		    (rest[i] >= '0' && rest[i] <= '9') || rest[i] == '-' ||
+		    rest[i] == '.' || rest[i] == ':'))
+			break;
+	if (plen == 0 || plen > FS_MAX_ID || i < plen) {
+		log_err("firestore: bad project `%s' (want firestore:PROJECT "
+		    "or firestore:PROJECT/DATABASE)", fs_q(q, sizeof q, rest));
+		goto fail;
+	}
+	memcpy(b->project, rest, plen);
+	if (slash == NULL)
+		strcpy(b->database, "(default)");
+	else {
+		for (i = 1; slash[i] != '\0'; i++)
+			if (!((slash[i] >= 'a' && slash[i] <= 'z') ||
+			    (slash[i] >= '0' && slash[i] <= '9') ||
+			    slash[i] == '-') || i > 63)
+				break;
+		if (strcmp(slash + 1, "(default)") != 0 &&
+		    (slash[i] != '\0' || i == 1 || slash[1] < 'a' ||
+		    slash[1] > 'z')) {
+			log_err("firestore: bad database `%s' in `%s'",
+			    fs_q(q, sizeof q, slash + 1),
+			    fs_q(q + 80, sizeof q - 80, rest));
+			goto fail;
+		}
+		strcpy(b->database, slash + 1);
+	}
+
+	emu = getenv("FIRESTORE_EMULATOR_HOST");
+	aemu = getenv("FIREBASE_AUTH_EMULATOR_HOST");
+	if ((emu != NULL && (emu[0] == '\0' || strlen(emu) > 255 ||
+	    strpbrk(emu, "/?#@ \t\r\n") != NULL)) ||
+	    (aemu != NULL && (aemu[0] == '\0' || strlen(aemu) > 255 ||
+	    strpbrk(aemu, "/?#@ \t\r\n") != NULL))) {
+		log_err("firestore: bad %s `%s' (want host:port)",
+		    emu != NULL && (emu[0] == '\0' || strlen(emu) > 255 ||
+		    strpbrk(emu, "/?#@ \t\r\n") != NULL) ?
+		    "FIRESTORE_EMULATOR_HOST" : "FIREBASE_AUTH_EMULATOR_HOST",
+		    fs_q(q, sizeof q, emu != NULL && (emu[0] == '\0' ||
+		    strlen(emu) > 255 || strpbrk(emu, "/?#@ \t\r\n") != NULL) ?
+		    emu : aemu));
+		goto fail;
+	}
+	if (emu != NULL) {
+		snprintf(b->host, sizeof b->host, "%s", emu);
+		b->base = fs_asprintf("http://%s/v1/", emu);
+	} else {
+		snprintf(b->host, sizeof b->host, "firestore.googleapis.com");
+		b->base = fs_asprintf("%s/v1/", FS_HOST);
+	}
+	if (aemu != NULL) {
+		b->idt = fs_asprintf("http://%s/identitytoolkit.googleapis.com/v1/",
+		    aemu);
+		b->sts = fs_asprintf("http://%s/securetoken.googleapis.com/v1/",
+		    aemu);
+	} else {
+		b->idt = fs_asprintf("%s/v1/", FS_IDT_HOST);
+		b->sts = fs_asprintf("%s/v1/", FS_STS_HOST);
+	}
+	b->docs = fs_asprintf("projects/%s/databases/%s/documents", b->project,
+	    b->database);
+	if (b->base == NULL || b->idt == NULL || b->sts == NULL ||
+	    b->docs == NULL)
+		goto fail;
+
+	if ((env = getenv("P2PCAT_API_KEY")) != NULL && env[0] != '\0') {
+		if (strlen(env) > FS_MAX_KEY) {
+			log_err("firestore: P2PCAT_API_KEY is not a Web API "
+			    "key");
+			goto fail;
+		}
+		memcpy(b->key, env, strlen(env) + 1);
+	} else if (o->api_key_file != NULL &&
+	    fs_read_key_file(b, o->api_key_file) == -1)
+		goto fail;
+	if (b->key[0] != '\0' && !fs_valid_key(b->key)) {
+		log_err("firestore: the API key is not a Web API key "
+		    "(letters, digits, - and _)");
+		goto fail;
+	}
+	if (b->key[0] != '\0')
+		b->auth = FS_AUTH_KEY;
+	else if (emu != NULL)
+		b->auth = FS_AUTH_OWNER;
+	else
+		b->auth = FS_AUTH_NONE;
+
+	if (b->auth == FS_AUTH_KEY) {
+		/* One cache per project, key and auth endpoint; the name
+		 * tells nothing about the key. */
+		crypto_generichash_init(&st, NULL, 0, sizeof hash);
+		crypto_generichash_update(&st, (const unsigned char *)b->project,
+		    strlen(b->project) + 1);
+		crypto_generichash_update(&st, (const unsigned char *)b->idt,
+		    strlen(b->idt) + 1);
+		crypto_generichash_update(&st, (const unsigned char *)b->key,
+		    strlen(b->key));
+		crypto_generichash_final(&st, (unsigned char *)hash, sizeof hash);
+		sodium_bin2hex(hex, sizeof hex, (unsigned char *)hash,
+		    sizeof hash);
+		if ((cache_home = getenv("XDG_CACHE_HOME")) != NULL &&
+		    cache_home[0] == '/')
+			b->cache = fs_asprintf("%s/p2pcat/firestore-%s.json",
+			    cache_home, hex);
+		else if ((home = getenv("HOME")) != NULL && home[0] == '/')
+			b->cache = fs_asprintf("%s/.cache/p2pcat/"
+			    "firestore-%s.json", home, hex);
+	}
+
+	if (pthread_once(&fs_once, fs_global) != 0 || fs_global_rc != CURLE_OK ||
+	    sodium_init() < 0 || (b->curl = curl_easy_init()) == NULL) {
+		log_err("firestore: cannot initialise libcurl");
+		goto fail;
+	}
+	log_v(1, "firestore: project %s, database %s, at %s, %s", b->project,
+	    b->database, b->base, b->auth == FS_AUTH_KEY ? "anonymous "
+	    "sign-in with an API key" : b->auth == FS_AUTH_OWNER ?
+	    "emulator owner" : "no authentication");
+	return b;
+fail:
+	fs_close(b);
+	return NULL;
+}
+
+static void
+fs_close(void *v)
+{
+	struct fs *b = v;
+
+	if (b == NULL)
+		return;
+	if (b->curl != NULL)
+		curl_easy_cleanup(b->curl);
+	if (b->resp.p != NULL) {
+		sodium_memzero(b->resp.p, b->resp.cap);
+		free(b->resp.p);
+	}
+	free(b->base);
+	free(b->docs);
+	free(b->idt);
+	free(b->sts);
+	free(b->cache);
+	sodium_memzero(b, sizeof *b);
+	free(b);
+}
+
+static int
+fs_offer(void *v, const char *to, const char *id, const void *blob,
+    size_t len, uint64_t expire_ms)
+{
+	struct fs *b = v;
+	char coll[SIG_MAX_NAME + 32], q[80];
+
+	if (!sig_valid_name(to) || !fs_valid_id(id) || len > SIG_MAX_BLOB) {
+		log_err("firestore: bad offer to `%s'", fs_q(q, sizeof q, to));
+		return -1;
+	}
+	b->reads0 = b->reads;
+	snprintf(coll, sizeof coll, "inbox/%s/offers", to);
+	return fs_create(b, coll, id, "to", to, blob, len, expire_ms);
+}
+
+/*
+ * The interval before the caller's next answer poll: FS_ANS_FIRST_MS, x1.5
+ * per poll up to FS_ANS_MAX_MS (9 polls in the first 12 s); from then on
+ * at least the time left over the reads left, so an attempt never spends
+ * more than FS_CONNECT_READS, whatever its deadline.  Two reads are kept
+ * for a get after a lost create answer.
+ */
+static uint64_t
+fs_answer_interval(struct fs *b, unsigned k, uint64_t deadline)
+{
+	uint64_t iv = FS_ANS_FIRST_MS, now = unix_ms(), left, spent, n;
+	unsigned i;
+
+	for (i = 0; i < k && iv < FS_ANS_MAX_MS; i++)
+		iv = iv * 3 / 2;
+	spent = b->reads - b->reads0;
+	left = deadline > now ? deadline - now : 0;
+	if (spent + 2 >= FS_CONNECT_READS)
+		return left + 1;
+	if (iv < FS_ANS_MAX_MS)
+		return iv;
+	n = FS_CONNECT_READS - 2 - spent;
+	return left / n > FS_ANS_MAX_MS ? left / n : FS_ANS_MAX_MS;
+}
+
+static int
+fs_wait_answer(void *v, const char *to, const char *id, struct sig_msg *ans,
+    uint64_t deadline_ms)
+{
+	struct fs *b = v;
+	char *url = NULL, coll[SIG_MAX_NAME + 32], prefix[600],
+	    got[SIG_ID_LEN + 2], path[SIG_MAX_NAME + 64], q[80];
+	cJSON *j = NULL;
+	uint64_t exp, iv, rdl;
+	unsigned k;
+	int code, r, ret = -1;
+
+	if (!sig_valid_name(to) || !fs_valid_id(id)) {
+		log_err("firestore: bad answer name `%s'", fs_q(q, sizeof q, to));
+		return -1;
+	}
+	snprintf(coll, sizeof coll, "inbox/%s/answers", to);
+	snprintf(path, sizeof path, "%s/%s", coll, id);
+	snprintf(prefix, sizeof prefix, "%s/%s/", b->docs, coll);
+	if ((url = fs_asprintf("%s%s/%s", b->base, b->docs, path)) == NULL)
+		return -1;
+	for (k = 0;; k++) {
+		rdl = unix_ms() + FS_MIN_REQ_MS;
+		code = fs_call(b, "GET", url, NULL, NULL, FS_READ,
+		    deadline_ms > rdl ? deadline_ms : rdl);
+		if (code == FS_STOPPED) {
+			ret = 1;
+			goto out;
+		}
+		if (code < 0)
+			goto out;
+		if (code == 200) {
+			cJSON_Delete(j);
+			if ((j = fs_parse_body(b)) == NULL)
+				log_v(1, "firestore: answer %s: invalid JSON",
+				    id);
+			else if ((r = fs_doc_check(j, prefix, "name", to,
+			    ans, &exp, got, sizeof got)) == 0 &&
+			    strcmp(got, id) == 0) {
+				fs_delete(b, path, 0, unix_ms() + FS_CLEAN_MS);
+				ret = 0;
+				goto out;
+			} else if (r == 1 || r == -1)
+				fs_delete(b, path, 0, unix_ms() + FS_CLEAN_MS);
+		} else if (code != 404 || !fs_doc_missing(b)) {
+			fs_http_err(b, code, "get", coll);
+			goto out;
+		}
+		if (unix_ms() >= deadline_ms) {
+			ret = 1;
+			goto out;
+		}
+		iv = fs_answer_interval(b, k, deadline_ms);
+		if (unix_ms() + iv >= deadline_ms) {
+			/* One last look at the deadline, if reads are left. */
+			if (fs_sleep(b, deadline_ms) == FS_STOPPED ||
+			    b->reads - b->reads0 + 2 >= FS_CONNECT_READS) {
+				ret = 1;
+				goto out;
+			}
+		} else if (fs_sleep(b, unix_ms() + iv) == FS_STOPPED) {
+			ret = 1;
+			goto out;
+		}
+	}
+out:
+	cJSON_Delete(j);
+	free(url);
+	return ret;
+}
+
+static void
+fs_withdraw(void *v, const char *to, const char *id)
+{
+	struct fs *b = v;
+	char path[SIG_MAX_NAME + 64];
+
+	if (!sig_valid_name(to) || !fs_valid_id(id))
+		return;
+	snprintf(path, sizeof path, "inbox/%s/offers/%s", to, id);
+	fs_delete(b, path, 0, unix_ms() + FS_CLEAN_MS);
+	snprintf(path, sizeof path, "inbox/%s/answers/%s", to, id);
+	fs_delete(b, path, 0, unix_ms() + FS_CLEAN_MS);
+}
+
+/*
+ * One look at the inbox: 0 took an offer, 1 none, 2 none but it deleted
+ * junk (look again soon), FS_ERR, FS_STOPPED.
+ */
+static int
+fs_poll_offers(struct fs *b, const char *name, const char *coll,
+    const char *prefix, struct sig_msg *offer, uint64_t deadline)
+{
+	cJSON *j = NULL, *docs, *d;
+	char *url = NULL, *esc, path[SIG_MAX_NAME + 200], got[130];
+	uint64_t exp;
+	int code, r, ret = FS_ERR, n, junk = 0;
+
+	if ((url = fs_asprintf("%s%s/%s?pageSize=%d&mask.fieldPaths=to&"
+	    "mask.fieldPaths=blob&mask.fieldPaths=expireAt", b->base, b->docs,
+	    coll, FS_PAGE)) == NULL)
+		goto out;
+	code = fs_call(b, "GET", url, NULL, NULL, FS_READ, deadline);
+	if (code < 0) {
+		ret = code;
+		goto out;
+	}
+	if (code == 0) {
+		ret = 1;
+		goto out;
+	}
+	if (code != 200) {
+		fs_http_err(b, code, "list", coll);
+		goto out;
+	}
+	if ((j = fs_parse_body(b)) == NULL || !cJSON_IsObject(j)) {
+		log_v(1, "firestore: list of `%s': not a JSON object, ignored",
+		    coll);
+		ret = 1;
+		goto out;
+	}
+	docs = cJSON_GetObjectItemCaseSensitive(j, "documents");
+	if (docs != NULL && !cJSON_IsArray(docs)) {
+		log_v(1, "firestore: list of `%s': documents is not an array, "
+		    "ignored", coll);
+		ret = 1;
+		goto out;
+	}
+	/* A list returning N documents costs N reads. */
+	if ((n = cJSON_GetArraySize(docs)) > 1)
+		b->reads += (unsigned long)n - 1;
+	ret = 1;
+	cJSON_ArrayForEach(d, docs) {
+		r = fs_doc_check(d, prefix, "to", name, offer, &exp, got,
+		    sizeof got);
+		if (r == -2)
+			continue;
+		if ((esc = curl_easy_escape(b->curl, got, 0)) == NULL)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", coll, esc);
+		curl_free(esc);
+		code = fs_delete(b, path, r == 0, deadline);
+		if (code == FS_STOPPED) {
+			ret = code;
+			goto out;
+		}
+		if (r != 0) {
+			junk = 1;
+			continue;
+		}
+		if (code == 200 || (code == 404 && b->unsure)) {
+			ret = 0;
+			goto out;
+		}
+		if (code == 404 || code == 400 || code == 409)
+			log_v(1, "firestore: offer %s was taken by another "
+			    "listener", got);
+		else if (code >= 0) {
+			fs_http_err(b, code, "delete", coll);
+			ret = FS_ERR;
+			goto out;
+		}
+	}
+	if (junk)
+		ret = 2;
+out:
+	cJSON_Delete(j);
+	free(url);
+	return ret;
+}
+
+static int
+fs_wait_offer(void *v, const char *name, struct sig_msg *offer,
+    uint64_t deadline_ms)
+{
+	struct fs *b = v;
+	char coll[SIG_MAX_NAME + 32], prefix[600], q[80];
+	uint64_t rdl, next;
+	int r, again = 0;
+
+	if (!sig_valid_name(name)) {
+		log_err("firestore: bad name `%s'", fs_q(q, sizeof q, name));
+		return -1;
+	}
+	snprintf(coll, sizeof coll, "inbox/%s/offers", name);
+	snprintf(prefix, sizeof prefix, "%s/%s/", b->docs, coll);
+	for (;;) {
+		rdl = unix_ms() + FS_MIN_REQ_MS;
+		r = fs_poll_offers(b, name, coll, prefix, offer,
+		    deadline_ms > rdl ? deadline_ms : rdl);
+		if (r == 0)
+			return 0;
+		if (r == FS_STOPPED)
+			return 1;
+		if (r == FS_ERR)
+			return -1;
+		if (r == 2 && again++ < 4)
+			continue;
+		again = 0;
+		if (unix_ms() >= deadline_ms)
+			return 1;
+		next = unix_ms() + b->poll_ms;
+		if (fs_sleep(b, next < deadline_ms ? next : deadline_ms) != 0)
+			return 1;
+		if (next > deadline_ms)
+			return 1;
+	}
+}
+
+static int
+fs_answer(void *v, const char *name, const char *id, const void *blob,
+    size_t len, uint64_t expire_ms)
+{
+	struct fs *b = v;
+	char coll[SIG_MAX_NAME + 32], q[80];
+
+	if (!sig_valid_name(name) || !fs_valid_id(id) || len > SIG_MAX_BLOB) {
+		log_err("firestore: bad answer from `%s'",
+		    fs_q(q, sizeof q, name));
+		return -1;
+	}
+	snprintf(coll, sizeof coll, "inbox/%s/answers", name);
+	return fs_create(b, coll, id, "name", name, blob, len, expire_ms);
+}
+
+static void
+fs_unanswer(void *v, const char *name, const char *id)
+{
+	struct fs *b = v;
+	char path[SIG_MAX_NAME + 64];
+
+	if (!sig_valid_name(name) || !fs_valid_id(id))
+		return;
+	snprintf(path, sizeof path, "inbox/%s/answers/%s", name, id);
+	fs_delete(b, path, 0, unix_ms() + FS_CLEAN_MS);
+}
+
+static void
+fs_counts(const void *v, unsigned long *reads, unsigned long *writes)
+{
+	const struct fs *b = v;
+
+	*reads = b->reads;
+	*writes = b->writes;
+}
+
+const struct sig_backend sig_firestore_backend = {
+	.scheme = "firestore",
+	.open = fs_open,
+	.close = fs_close,
+	.offer = fs_offer,
+	.wait_answer = fs_wait_answer,
+	.withdraw = fs_withdraw,
+	.wait_offer = fs_wait_offer,
+	.answer = fs_answer,
+	.unanswer = fs_unanswer,
+	.counts = fs_counts,
+};
