@@ -62,6 +62,9 @@ struct opts {
 	char *signal;			/* rendezvous URL */
 	char *name;			/* from P2PCAT_NAME or the config */
 	char *api_key_file;
+	int nstun;
+	char *stun[PUNCH_MAX_STUN];	/* --stun HOST:PORT, repeatable */
+	char *turn;			/* --turn turn://USER:PASS@HOST:PORT */
 	const char *peer_key;		/* --peer-key: the key the peer must have */
 	const char *allow;		/* --allow: file of callers' keys */
 	const char *secret_file;	/* --secret-file */
@@ -80,10 +83,11 @@ usage(int status)
 
 	fprintf(f,
 	    "usage: p2pcat [-v] [-p port] [-S url] [-w secs] [--idle secs]\n"
-	    "              [--peer-key key] [--secret-file file]\n"
-	    "              [--recv-only | --send-only] peer\n"
+	    "              [--stun host:port] [--turn url] [--peer-key key]\n"
+	    "              [--secret-file file] [--recv-only | --send-only] peer\n"
 	    "       p2pcat -l [-kv] [-p port] [-S url] [-w secs] [--idle secs]\n"
-	    "              [--poll secs] [--allow file] [--secret-file file]\n"
+	    "              [--stun host:port] [--turn url] [--poll secs]\n"
+	    "              [--allow file] [--secret-file file]\n"
 	    "              [--recv-only | --send-only] [name]\n"
 	    "       p2pcat --id\n"
 	    "       p2pcat -h | --version\n");
@@ -142,8 +146,20 @@ xstrdup(const char *s)
 /* Settings given on the command line, which beat the environment and the
  * config file. */
 struct given {
-	bool signal, wait, idle, poll, port;
+	bool signal, wait, idle, poll, port, stun, turn;
 };
+
+/* Add a STUN server; 0 or -1. */
+static int
+add_stun(struct opts *o, const char *hostport)
+{
+	if (o->nstun == PUNCH_MAX_STUN) {
+		log_err("at most %d STUN servers", PUNCH_MAX_STUN);
+		return -1;
+	}
+	o->stun[o->nstun++] = xstrdup(hostport);
+	return 0;
+}
 
 /* Apply one config file setting unless the command line gave it; 0 or -1. */
 static int
@@ -175,6 +191,12 @@ config_set(struct opts *o, const struct given *g, const char *key, const char *v
 			return -1;
 		if (!g->poll)
 			o->poll_s = v;
+	} else if (strcmp(key, "stun") == 0) {
+		if (!g->stun && add_stun(o, val) == -1)
+			return -1;
+	} else if (strcmp(key, "turn") == 0) {
+		if (!g->turn && o->turn == NULL)
+			o->turn = xstrdup(val);
 	} else if (strcmp(key, "port") == 0) {
 		int p = parse_port(val);
 
@@ -261,7 +283,7 @@ read_config(struct opts *o, const struct given *g)
 
 /* The environment, then the config file, fill what the command line left. */
 static int
-settle(struct opts *o, const struct given *g)
+settle(struct opts *o, struct given *g)
 {
 	const char *e;
 
@@ -269,6 +291,10 @@ settle(struct opts *o, const struct given *g)
 		o->signal = xstrdup(e);
 	if ((e = getenv("P2PCAT_NAME")) != NULL && *e)
 		o->name = xstrdup(e);
+	if (o->turn == NULL && (e = getenv("P2PCAT_TURN")) != NULL && *e) {
+		o->turn = xstrdup(e);
+		g->turn = true;
+	}
 	if (read_config(o, g) == -1)
 		return -1;
 	if (o->signal == NULL)
@@ -759,6 +785,9 @@ sess_setup(struct sess_conf *sc, const struct opts *o,
 	sc->trust_ctx = (void *)o;
 	sc->punch.port = o->port;
 	sc->punch.caller = caller;
+	sc->punch.nstun = o->nstun;
+	memcpy(sc->punch.stun, o->stun, sizeof sc->punch.stun);
+	sc->punch.turn = o->turn;
 	sc->stream.sndbuf = SNDBUF;
 	sc->stream.rcvbuf = RCVBUF;
 	sc->stream.keepalive_us = KEEPALIVE_US;
@@ -922,6 +951,8 @@ main(int argc, char *argv[])
 		{ "secret-file", required_argument,	NULL, 'F' },
 		{ "send-only",	no_argument,		NULL, 'T' },
 		{ "signal",	required_argument,	NULL, 'S' },
+		{ "stun",	required_argument,	NULL, 'U' },
+		{ "turn",	required_argument,	NULL, 'N' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "version",	no_argument,		NULL, 'V' },
 		{ "wait",	required_argument,	NULL, 'w' },
@@ -989,6 +1020,16 @@ main(int argc, char *argv[])
 			break;
 		case 'T':
 			o.send_only = true;
+			break;
+		case 'U':
+			if (add_stun(&o, optarg) == -1)
+				return EXIT_USAGE;
+			g.stun = true;
+			break;
+		case 'N':
+			free(o.turn);
+			o.turn = xstrdup(optarg);
+			g.turn = true;
 			break;
 		case 'v':
 			o.verbose++;
@@ -1089,5 +1130,10 @@ main(int argc, char *argv[])
 	free(o.signal);
 	free(o.name);
 	free(o.api_key_file);
+	while (o.nstun > 0)
+		free(o.stun[--o.nstun]);
+	if (o.turn)
+		sodium_memzero(o.turn, strlen(o.turn));
+	free(o.turn);
 	return ret;
 }
