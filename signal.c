@@ -252,7 +252,7 @@ dir_open(const char *rest, const struct sig_opts *o)
 	log_v(2, "rendezvous directory %s", d->root);
 	return d;
 toolong:
-	log_err("rendezvous path `%s' is too long", rest);
+	log_err("rendezvous path `%s' is too long", *rest ? rest : getenv("XDG_RUNTIME_DIR"));
 fail:
 	free(d);
 	return NULL;
@@ -297,8 +297,8 @@ dir_put(struct sig_dir *d, const char *path, const void *blob, size_t len,
 	int fd = -1, ret = -1, n;
 	size_t dirlen = slash - path;
 
-	if (len > SIG_MAX_BLOB) {
-		log_err("rendezvous message too large (%zu bytes)", len);
+	if (len == 0 || len > SIG_MAX_BLOB) {
+		log_err("rendezvous message of %zu bytes: want 1 to %d", len, SIG_MAX_BLOB);
 		errno = EMSGSIZE;
 		return -1;
 	}
@@ -401,19 +401,32 @@ static int
 dir_get(struct sig_dir *d, const char *path, struct sig_msg *m)
 {
 	char buf[DIR_HDR_MAX + SIG_MAX_BLOB + 1], host[256];
-	const char *why;
+	const char *why = NULL;
 	uint64_t expire;
 	ssize_t n;
 	long pid;
 	int fd;
 
+	struct stat st;
+
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) == -1) {
 		if (errno == ENOENT)
 			return 1;
+		if (errno == ELOOP) {
+			why = "symbolic link";
+			goto stale;
+		}
 		log_errno("cannot read `%s'", path);
 		return -1;
 	}
 	d->reads++;
+	/* Anyone who can write the directory could plant other things:
+	 * they must not stop the listener. */
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		log_v(1, "skipping `%s': not a regular file", path);
+		return 2;
+	}
 	n = read(fd, buf, sizeof buf);
 	close(fd);
 	if (n < 0) {
@@ -457,6 +470,10 @@ dir_offer(void *b, const char *to, const char *id, const void *blob,
 	struct sig_dir *d = b;
 	char path[PATH_MAX];
 
+	if (!valid_id(id)) {
+		log_err("bad offer id `%s'", id);
+		return -1;
+	}
 	if (dir_path(d, path, sizeof path, to, "offers", id) == -1)
 		return -1;
 	if (dir_put(d, path, blob, len, expire_ms) == -1) {
@@ -499,7 +516,8 @@ dir_unlink(struct sig_dir *d, const char *name, const char *kind, const char *id
 {
 	char path[PATH_MAX];
 
-	if (dir_path(d, path, sizeof path, name, kind, id) == 0 && unlink(path) == 0)
+	if (valid_id(id) && dir_path(d, path, sizeof path, name, kind, id) == 0 &&
+	    unlink(path) == 0)
 		log_v(2, "removed %s", path);
 }
 

@@ -1,0 +1,1110 @@
+/*
+ * tests/unit_signal.c: the rendezvous front end (signal.c) and its local
+ * "dir:" backend, each case in a fresh temporary directory:
+ *
+ *   names: sig_valid_name over lengths, dots and every byte value
+ *   open: URL schemes, mkdir -p, the private default directory under
+ *	XDG_RUNTIME_DIR (created 0700; refused when group/world accessible,
+ *	a symlink or not a directory), paths too long
+ *   roundtrip: offer/answer blobs byte-equal (binary, SIG_MAX_BLOB, +1
+ *	refused), the file format on disk, ids copied, no overwriting,
+ *	bad ids and names refused
+ *   consume, deadline: a taken offer is gone; timeouts within 200 ms
+ *   stale: expired, dead-writer, malformed, misnamed, empty and oversized
+ *	offers removed; old leftover temporary files swept, fresh ones kept
+ *   race: forked listeners take every offer exactly once
+ *   withdraw: sig_withdraw and sig_unanswer, also when nothing is there
+ *   stop: the stop flag set from SIGALRM ends an endless wait promptly
+ *   counts: sig_counts
+ *
+ * `unit_signal NAME' runs one case.
+ */
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "signal.h"
+#include "util.h"
+
+#define FUTURE_MS	60000	/* expiry of messages meant to stay valid */
+#define SLACK_MS	200	/* allowed error of a deadline */
+#define RACE_KIDS	4
+#define RACE_OFFERS	200
+
+static int checks, failures;
+static const char *cur;		/* the running case, for messages */
+
+static void
+fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL %s (%s:%d): ", cur, file, line);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	failures++;
+}
+
+/* CHECK records a failure and goes on; REQUIRE also leaves the case. */
+#define CHECK(c, ...) do { \
+	checks++; \
+	if (!(c)) \
+		fail(__FILE__, __LINE__, __VA_ARGS__); \
+} while (0)
+#define REQUIRE(c, ...) do { \
+	checks++; \
+	if (!(c)) { \
+		fail(__FILE__, __LINE__, __VA_ARGS__); \
+		return; \
+	} \
+} while (0)
+
+/* Helpers. */
+
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+/* A path into buf; too long for it is a broken test: exit. */
+static void __attribute__((format(printf, 3, 4)))
+pathf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size) {
+		fprintf(stderr, "unit_signal: path too long: %s\n", buf);
+		exit(1);
+	}
+}
+
+static uint64_t
+mono_ms(void)
+{
+	return now_us() / 1000;
+}
+
+static struct sig_opts
+opts(void)
+{
+	struct sig_opts o;
+
+	memset(&o, 0, sizeof o);
+	o.poll_ms = 10;
+	o.stop = &stop_flag;
+	return o;
+}
+
+/* A fresh valid id: 32 lowercase hex digits, unique in this run. */
+static void
+new_id(char id[SIG_ID_LEN + 1])
+{
+	static unsigned n;
+
+	snprintf(id, SIG_ID_LEN + 1, "%08x%08x%08xdeadbeef",
+	    (unsigned)getpid(), ++n, (unsigned)time(NULL));
+}
+
+/* "dir:PATH" for sig_open. */
+static struct sig *
+open_dir(const char *tmp)
+{
+	struct sig_opts o = opts();
+	char url[PATH_MAX + 8];
+
+	pathf(url, sizeof url, "dir:%s", tmp);
+	return sig_open(url, &o);
+}
+
+/* TMP/inbox/NAME/KIND[/ENTRY] */
+static void
+box_path(char *buf, size_t size, const char *tmp, const char *name,
+    const char *kind, const char *entry)
+{
+	if (entry)
+		pathf(buf, size, "%s/inbox/%s/%s/%s", tmp, name, kind, entry);
+	else
+		pathf(buf, size, "%s/inbox/%s/%s", tmp, name, kind);
+}
+
+static int
+exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* Entries of dir other than . and ..; -1 when it cannot be read. */
+static int
+count_entries(const char *dir)
+{
+	struct dirent *e;
+	DIR *dp;
+	int n = 0;
+
+	if ((dp = opendir(dir)) == NULL)
+		return -1;
+	while ((e = readdir(dp)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(dp);
+	return n;
+}
+
+/* Write len bytes to path, creating its parent directories; 0 or -1. */
+static int
+put_file(const char *path, const void *data, size_t len)
+{
+	char dir[PATH_MAX], *p;
+	int fd, ok;
+
+	pathf(dir, sizeof dir, "%s", path);
+	for (p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) == -1)
+		return -1;
+	ok = write(fd, data, len) == (ssize_t)len;
+	return close(fd) == 0 && ok ? 0 : -1;
+}
+
+/* Read at most size bytes of path; the count or -1. */
+static ssize_t
+get_file(const char *path, void *buf, size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return -1;
+	n = read(fd, buf, size);
+	close(fd);
+	return n;
+}
+
+/* A message file in signal.c's format: header then blob; its length. */
+static size_t
+message(char *buf, size_t size, uint64_t expire, long pid, const char *host,
+    const void *blob, size_t len)
+{
+	int n = snprintf(buf, size, "p2pcat-sig 1\nexpire %" PRIu64 "\npid %ld\nhost %s\n\n",
+	    expire, pid, host);
+
+	memcpy(buf + n, blob, len);
+	return (size_t)n + len;
+}
+
+static void
+hostname(char host[256])
+{
+	memset(host, 0, 256);
+	if (gethostname(host, 255) == -1)
+		strcpy(host, "?");
+}
+
+/* Set path's mtime to secs seconds ago; 0 or -1. */
+static int
+age(const char *path, time_t secs)
+{
+	struct timespec ts[2];
+
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= secs;
+	ts[1] = ts[0];
+	return utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+/* Cases. */
+
+static void
+case_names(const char *tmp)
+{
+	static const char *good[] = {
+		"a", "Z", "0", "alice", "Bob-2", "a.b", "a..b", "a_b", "a-b",
+		"-a", "_a", "a.", "a-", "Az09._-",
+	};
+	static const char *bad[] = {
+		"", ".", "..", ".a", ".hidden", "a/b", "/", "/a", "a/", "../a",
+		"a b", " a", "a ", "a\tb", "a\nb", "caf\xc3\xa9", "\xc3\xa9",
+		"a\xff", "a\x7f", "a:b", "a@b", "a+b", "a~", "a*", "a\\b",
+	};
+	char name[SIG_MAX_NAME + 2];
+	size_t i;
+	int c;
+
+	(void)tmp;
+	for (i = 0; i < sizeof good / sizeof good[0]; i++)
+		CHECK(sig_valid_name(good[i]) == 1, "name `%s' refused", good[i]);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(sig_valid_name(bad[i]) == 0, "name `%s' accepted", bad[i]);
+
+	memset(name, 'x', SIG_MAX_NAME);
+	name[SIG_MAX_NAME] = '\0';
+	CHECK(sig_valid_name(name) == 1, "64-character name refused");
+	name[SIG_MAX_NAME] = 'x';
+	name[SIG_MAX_NAME + 1] = '\0';
+	CHECK(sig_valid_name(name) == 0, "65-character name accepted");
+
+	/* Every byte after a letter: only [A-Za-z0-9._-] may follow. */
+	for (c = 1; c < 256; c++) {
+		int want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+
+		name[0] = 'x';
+		name[1] = (char)c;
+		name[2] = '\0';
+		CHECK(sig_valid_name(name) == want, "name x\\x%02x: got %d, want %d",
+		    c, sig_valid_name(name), want);
+		name[0] = (char)c;
+		name[1] = 'x';
+		want = want && c != '.';
+		CHECK(sig_valid_name(name) == want, "name \\x%02xx: got %d, want %d",
+		    c, sig_valid_name(name), want);
+	}
+}
+
+/* sig_open("dir:") with XDG_RUNTIME_DIR=xdg: NULL or the handle. */
+static struct sig *
+open_default(const char *xdg)
+{
+	struct sig_opts o = opts();
+
+	setenv("XDG_RUNTIME_DIR", xdg, 1);
+	return sig_open("dir:", &o);
+}
+
+static void
+case_open(const char *tmp)
+{
+	struct sig_opts o = opts();
+	char path[PATH_MAX], sub[PATH_MAX], root[PATH_MAX], id[SIG_ID_LEN + 1];
+	char *saved = getenv("XDG_RUNTIME_DIR");
+	char *longurl;
+	struct sig *s;
+	struct stat st;
+
+	saved = saved ? strdup(saved) : NULL;
+	sig_close(NULL);	/* a no-op */
+
+	CHECK(sig_open("nosuch:/tmp", &o) == NULL, "unknown scheme accepted");
+	CHECK(sig_open("DIR:/tmp", &o) == NULL, "scheme `DIR' accepted");
+	CHECK(sig_open("di:/tmp", &o) == NULL, "scheme `di' accepted");
+	CHECK(sig_open("dirx:/tmp", &o) == NULL, "scheme `dirx' accepted");
+	CHECK(sig_open(":/tmp", &o) == NULL, "empty scheme accepted");
+	CHECK(sig_open(tmp, &o) == NULL, "URL without a colon accepted");
+	CHECK(sig_open("dir", &o) == NULL, "`dir' without a colon accepted");
+	CHECK(sig_open("", &o) == NULL, "empty URL accepted");
+
+	/* dir:PATH creates the missing directories. */
+	pathf(sub, sizeof sub, "%s/a/b/c", tmp);
+	pathf(path, sizeof path, "dir:%s", sub);
+	s = sig_open(path, &o);
+	CHECK(s != NULL, "sig_open(%s) failed", path);
+	CHECK(stat(sub, &st) == 0 && S_ISDIR(st.st_mode), "%s not created", sub);
+	sig_close(s);
+
+	/* Too long: PATH_MAX bytes of path cannot fit. */
+	longurl = malloc(PATH_MAX + 64);
+	REQUIRE(longurl != NULL, "malloc");
+	memcpy(longurl, "dir:/", 5);
+	memset(longurl + 5, 'p', PATH_MAX + 10);
+	longurl[PATH_MAX + 15] = '\0';
+	CHECK(sig_open(longurl, &o) == NULL, "over-long dir: path accepted");
+	longurl[0] = '/';
+	memset(longurl + 1, 'x', PATH_MAX - 5);
+	longurl[PATH_MAX - 4] = '\0';
+	CHECK(open_default(longurl) == NULL,
+	    "over-long XDG_RUNTIME_DIR accepted");
+	free(longurl);
+
+	/* dir: alone: XDG_RUNTIME_DIR/p2pcat, created 0700 and usable. */
+	pathf(sub, sizeof sub, "%s/xdg", tmp);
+	pathf(root, sizeof root, "%s/p2pcat", sub);
+	CHECK(mkdir(sub, 0755) == 0, "mkdir %s", sub);
+	s = open_default(sub);
+	CHECK(s != NULL, "dir: with XDG_RUNTIME_DIR=%s failed", sub);
+	memset(&st, 0, sizeof st);
+	CHECK(lstat(root, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (st.st_mode & 07777) == 0700 && st.st_uid == geteuid(),
+	    "%s: not a 0700 directory (mode %o)", root, (unsigned)st.st_mode);
+	if (s) {
+		new_id(id);
+		CHECK(sig_offer(s, "bob", id, "x", 1, unix_ms() + FUTURE_MS) == 0,
+		    "offer under the default directory failed");
+		box_path(path, sizeof path, root, "bob", "offers", id);
+		CHECK(exists(path), "offer not at %s", path);
+		sig_close(s);
+	}
+	s = open_default(sub);	/* again: the existing private one is fine */
+	CHECK(s != NULL, "reopening the default directory failed");
+	sig_close(s);
+
+	/* Refused: group or world access, a symlink, a plain file. */
+	{
+		static const mode_t modes[] = { 0750, 0770, 0705, 0701, 0710, 0777 };
+		size_t i;
+
+		for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+			pathf(sub, sizeof sub, "%s/xdg-mode-%o", tmp, (unsigned)modes[i]);
+			pathf(path, sizeof path, "%s/p2pcat", sub);
+			CHECK(mkdir(sub, 0700) == 0 && mkdir(path, 0700) == 0 &&
+			    chmod(path, modes[i]) == 0, "set up %s", path);
+			s = open_default(sub);
+			CHECK(s == NULL, "default directory with mode %o accepted",
+			    (unsigned)modes[i]);
+			sig_close(s);
+		}
+	}
+	pathf(sub, sizeof sub, "%s/xdg-link", tmp);
+	pathf(path, sizeof path, "%s/real", sub);
+	CHECK(mkdir(sub, 0700) == 0 && mkdir(path, 0700) == 0, "mkdir %s", path);
+	pathf(path, sizeof path, "%s/p2pcat", sub);
+	CHECK(symlink("real", path) == 0, "symlink %s", path);
+	s = open_default(sub);
+	CHECK(s == NULL, "symlinked default directory accepted");
+	sig_close(s);
+
+	pathf(sub, sizeof sub, "%s/xdg-file", tmp);
+	pathf(path, sizeof path, "%s/p2pcat", sub);
+	CHECK(mkdir(sub, 0700) == 0 && put_file(path, "", 0) == 0 &&
+	    chmod(path, 0600) == 0, "set up %s", path);
+	s = open_default(sub);
+	CHECK(s == NULL, "a plain file as the default directory accepted");
+	sig_close(s);
+
+	if (saved)
+		setenv("XDG_RUNTIME_DIR", saved, 1);
+	else
+		unsetenv("XDG_RUNTIME_DIR");
+	free(saved);
+}
+
+/* Offer blob from a to b under a fresh id, take it, answer, take that. */
+static void
+roundtrip(struct sig *a, struct sig *b, const char *tmp, const void *blob,
+    size_t len, const char *what)
+{
+	static struct sig_msg m;
+	char id[SIG_ID_LEN + 1], path[PATH_MAX];
+	uint64_t exp = unix_ms() + FUTURE_MS;
+
+	new_id(id);
+	REQUIRE(sig_offer(a, "bob", id, blob, len, exp) == 0, "%s: offer failed", what);
+	box_path(path, sizeof path, tmp, "bob", "offers", id);
+	CHECK(exists(path), "%s: offer file %s missing", what, path);
+	memset(&m, 0xa5, sizeof m);
+	REQUIRE(sig_wait_offer(b, "bob", &m, unix_ms() + 1000) == 0,
+	    "%s: wait_offer did not get the offer", what);
+	CHECK(strcmp(m.id, id) == 0, "%s: offer id `%.32s', want `%s'", what, m.id, id);
+	CHECK(m.len == len, "%s: offer of %zu bytes, want %zu", what, m.len, len);
+	CHECK(m.len == len && memcmp(m.blob, blob, len) == 0,
+	    "%s: offer blob differs", what);
+	CHECK(!exists(path), "%s: offer file left after it was taken", what);
+
+	REQUIRE(sig_answer(b, "bob", id, blob, len, exp) == 0, "%s: answer failed", what);
+	box_path(path, sizeof path, tmp, "bob", "answers", id);
+	CHECK(exists(path), "%s: answer file %s missing", what, path);
+	memset(&m, 0x5a, sizeof m);
+	REQUIRE(sig_wait_answer(a, "bob", id, &m, unix_ms() + 1000) == 0,
+	    "%s: wait_answer did not get the answer", what);
+	CHECK(strcmp(m.id, id) == 0, "%s: answer id `%.32s', want `%s'", what, m.id, id);
+	CHECK(m.len == len && memcmp(m.blob, blob, len) == 0,
+	    "%s: answer blob differs (%zu bytes, want %zu)", what, m.len, len);
+	CHECK(!exists(path), "%s: answer file left after it was taken", what);
+	CHECK(sig_wait_answer(a, "bob", id, &m, unix_ms() + 50) == 1,
+	    "%s: answer taken twice", what);
+}
+
+static void
+case_roundtrip(const char *tmp)
+{
+	static unsigned char big[SIG_MAX_BLOB + 1], buf[8192];
+	static struct sig_msg m;
+	static const char *badids[] = {
+		"", "0", "0123456789abcdef0123456789abcde",
+		"0123456789abcdef0123456789abcdef0",
+		"0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcdeg",
+		"0123456789abcdef 123456789abcdef", "../../../escape0123456789abcdef",
+		"x/../0123456789abcdef0123456789a",
+	};
+	static const char *badnames[] = { "", ".", "..", "../bob", "a/b" };
+	char id[SIG_ID_LEN + 1], path[PATH_MAX], host[256], want[600];
+	struct sig *a = open_dir(tmp), *b = open_dir(tmp);
+	uint64_t exp = unix_ms() + FUTURE_MS;
+	unsigned char bin[512];
+	size_t i, hl;
+	ssize_t n;
+
+	REQUIRE(a && b, "sig_open(dir:%s) failed", tmp);
+	for (i = 0; i < sizeof bin; i++)
+		bin[i] = (unsigned char)(i * 7 % 256);
+	bin[0] = bin[100] = bin[511] = 0;
+	for (i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i ^ (i >> 8));
+
+	roundtrip(a, b, tmp, "hello", 5, "text");
+	roundtrip(a, b, tmp, "\0", 1, "one NUL");
+	roundtrip(a, b, tmp, "\n\n", 2, "blank line");
+	roundtrip(a, b, tmp, bin, sizeof bin, "binary");
+	roundtrip(a, b, tmp, big, SIG_MAX_BLOB, "SIG_MAX_BLOB bytes");
+
+	/* The file on disk: the documented header, then the blob. */
+	new_id(id);
+	hostname(host);
+	REQUIRE(sig_offer(a, "carol", id, bin, sizeof bin, exp) == 0, "offer to carol");
+	box_path(path, sizeof path, tmp, "carol", "offers", id);
+	n = get_file(path, buf, sizeof buf);
+	hl = (size_t)snprintf(want, sizeof want,
+	    "p2pcat-sig 1\nexpire %" PRIu64 "\npid %ld\nhost %s\n\n", exp, (long)getpid(), host);
+	CHECK(n == (ssize_t)(hl + sizeof bin) && memcmp(buf, want, hl) == 0 &&
+	    memcmp(buf + hl, bin, sizeof bin) == 0,
+	    "offer file %s is not header+blob (%zd bytes)", path, n);
+	box_path(path, sizeof path, tmp, "carol", "offers", NULL);
+	CHECK(count_entries(path) == 1, "offer left temporary files in %s", path);
+	sig_withdraw(a, "carol", id);
+
+	/* One byte too many: refused, nothing written. */
+	new_id(id);
+	errno = 0;
+	CHECK(sig_offer(a, "dave", id, big, SIG_MAX_BLOB + 1, exp) == -1 && errno == EMSGSIZE,
+	    "offer of SIG_MAX_BLOB+1 bytes not refused with EMSGSIZE");
+	box_path(path, sizeof path, tmp, "dave", "offers", id);
+	CHECK(!exists(path), "oversized offer written to %s", path);
+	errno = 0;
+	CHECK(sig_answer(b, "dave", id, big, SIG_MAX_BLOB + 1, exp) == -1 && errno == EMSGSIZE,
+	    "answer of SIG_MAX_BLOB+1 bytes not refused with EMSGSIZE");
+	box_path(path, sizeof path, tmp, "dave", "answers", id);
+	CHECK(!exists(path), "oversized answer written to %s", path);
+
+	/* Never overwritten: the first offer and answer stay. */
+	new_id(id);
+	CHECK(sig_offer(a, "bob", id, "first", 5, exp) == 0, "first offer failed");
+	errno = 0;
+	CHECK(sig_offer(a, "bob", id, "second", 6, exp) == -1 && errno == EEXIST,
+	    "second offer under one id: not -1/EEXIST (errno %d)", errno);
+	CHECK(sig_offer(b, "bob", id, "third", 5, exp) == -1,
+	    "offer under a taken id from another handle not refused");
+	CHECK(sig_wait_offer(b, "bob", &m, unix_ms() + 1000) == 0 && m.len == 5 &&
+	    memcmp(m.blob, "first", 5) == 0 && strcmp(m.id, id) == 0,
+	    "first offer not intact after refused overwrites");
+	CHECK(sig_answer(b, "bob", id, "ans1", 4, exp) == 0, "first answer failed");
+	errno = 0;
+	CHECK(sig_answer(b, "bob", id, "ans2!", 5, exp) == -1 && errno == EEXIST,
+	    "second answer to one id: not -1/EEXIST (errno %d)", errno);
+	CHECK(sig_wait_answer(a, "bob", id, &m, unix_ms() + 1000) == 0 && m.len == 4 &&
+	    memcmp(m.blob, "ans1", 4) == 0, "first answer not intact after refused overwrite");
+	box_path(path, sizeof path, tmp, "bob", "offers", NULL);
+	CHECK(count_entries(path) == 0, "%s not empty", path);
+	box_path(path, sizeof path, tmp, "bob", "answers", NULL);
+	CHECK(count_entries(path) == 0, "%s not empty", path);
+
+	/* Bad ids and names: refused, and nothing lands anywhere. */
+	for (i = 0; i < sizeof badids / sizeof badids[0]; i++) {
+		CHECK(sig_answer(b, "erin", badids[i], "x", 1, exp) == -1,
+		    "answer with bad id `%s' accepted", badids[i]);
+		CHECK(sig_wait_answer(a, "erin", badids[i], &m, unix_ms() + 10) == -1,
+		    "wait_answer with bad id `%s' not an error", badids[i]);
+		/* dir_offer checks the id as dir_answer does: nothing outside the inbox. */
+		CHECK(sig_offer(a, "erin", badids[i], "x", 1, exp) == -1,
+		    "offer with bad id `%s' accepted", badids[i]);
+	}
+	pathf(path, sizeof path, "%s/escape0123456789abcdef", tmp);
+	CHECK(!exists(path), "an offer id wrote outside the inbox: %s", path);
+	box_path(path, sizeof path, tmp, "erin", "offers", NULL);
+	CHECK(count_entries(path) <= 0, "bad offer ids wrote into %s", path);
+	box_path(path, sizeof path, tmp, "erin", "answers", NULL);
+	CHECK(count_entries(path) <= 0, "bad answer ids wrote into %s", path);
+	new_id(id);
+	for (i = 0; i < sizeof badnames / sizeof badnames[0]; i++) {
+		CHECK(sig_offer(a, badnames[i], id, "x", 1, exp) == -1,
+		    "offer to bad name `%s' accepted", badnames[i]);
+		CHECK(sig_answer(b, badnames[i], id, "x", 1, exp) == -1,
+		    "answer from bad name `%s' accepted", badnames[i]);
+		CHECK(sig_wait_offer(b, badnames[i], &m, unix_ms() + 10) == -1,
+		    "wait_offer for bad name `%s' not an error", badnames[i]);
+		CHECK(sig_wait_answer(a, badnames[i], id, &m, unix_ms() + 10) == -1,
+		    "wait_answer from bad name `%s' not an error", badnames[i]);
+	}
+	pathf(path, sizeof path, "%s/offers", tmp);
+	CHECK(!exists(path), "a bad name wrote into %s", tmp);
+	pathf(path, sizeof path, "%s/inbox/offers", tmp);
+	CHECK(!exists(path), "a bad name wrote into %s/inbox", tmp);
+
+	sig_close(a);
+	sig_close(b);
+}
+
+static void
+case_consume(const char *tmp)
+{
+	static struct sig_msg m;
+	char id[SIG_ID_LEN + 1], path[PATH_MAX];
+	struct sig *s = open_dir(tmp);
+	uint64_t t0, dt;
+
+	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	new_id(id);
+	REQUIRE(sig_offer(s, "bob", id, "one", 3, unix_ms() + FUTURE_MS) == 0, "offer");
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 1000) == 0 && strcmp(m.id, id) == 0,
+	    "first wait did not take the offer");
+	t0 = mono_ms();
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 300) == 1,
+	    "second wait did not time out");
+	dt = mono_ms() - t0;
+	CHECK(dt + SLACK_MS >= 300 && dt <= 300 + SLACK_MS,
+	    "300 ms deadline took %" PRIu64 " ms", dt);
+	box_path(path, sizeof path, tmp, "bob", "offers", NULL);
+	CHECK(count_entries(path) == 0, "%s not empty after the offer was taken", path);
+
+	/* A deadline already past, and an unanswered wait_answer. */
+	t0 = mono_ms();
+	CHECK(sig_wait_offer(s, "bob", &m, 0) == 1, "past deadline: not a timeout");
+	CHECK(mono_ms() - t0 <= SLACK_MS, "past deadline: took %" PRIu64 " ms",
+	    mono_ms() - t0);
+	t0 = mono_ms();
+	CHECK(sig_wait_answer(s, "bob", id, &m, unix_ms() + 400) == 1,
+	    "wait_answer with no answer did not time out");
+	dt = mono_ms() - t0;
+	CHECK(dt + SLACK_MS >= 400 && dt <= 400 + SLACK_MS,
+	    "400 ms wait_answer deadline took %" PRIu64 " ms", dt);
+
+	/* Several offers: each is taken once, then the inbox is empty. */
+	{
+		char ids[5][SIG_ID_LEN + 1];
+		int got[5] = { 0 }, i, j;
+
+		for (i = 0; i < 5; i++) {
+			new_id(ids[i]);
+			CHECK(sig_offer(s, "bob", ids[i], ids[i], SIG_ID_LEN,
+			    unix_ms() + FUTURE_MS) == 0, "offer %d", i);
+		}
+		for (i = 0; i < 5; i++) {
+			CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 1000) == 0,
+			    "wait %d of 5 failed", i);
+			for (j = 0; j < 5; j++)
+				if (strcmp(m.id, ids[j]) == 0 && m.len == SIG_ID_LEN &&
+				    memcmp(m.blob, ids[j], SIG_ID_LEN) == 0)
+					got[j]++;
+		}
+		for (j = 0; j < 5; j++)
+			CHECK(got[j] == 1, "offer %d taken %d times", j, got[j]);
+		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 100) == 1,
+		    "a sixth offer appeared");
+	}
+	sig_close(s);
+}
+
+static void
+case_stale(const char *tmp)
+{
+	static struct sig_msg m;
+	static char buf[8192], big[SIG_MAX_BLOB + 100];
+	char id[SIG_ID_LEN + 1], path[PATH_MAX], dir[PATH_MAX], host[256];
+	char hdr[1400];
+	struct sig *s = open_dir(tmp);
+	uint64_t exp = unix_ms() + FUTURE_MS;
+	pid_t kid;
+	size_t n, i;
+
+	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	hostname(host);
+	box_path(dir, sizeof dir, tmp, "bob", "offers", NULL);
+
+	/* Expired: already, and shortly after posting. */
+	new_id(id);
+	CHECK(sig_offer(s, "bob", id, "old", 3, unix_ms() - 1) == 0, "expired offer");
+	new_id(id);
+	CHECK(sig_offer(s, "bob", id, "old", 3, unix_ms() + 100) == 0, "short offer");
+	poll(NULL, 0, 150);
+	CHECK(count_entries(dir) == 2, "two expired offers not in place");
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 1, "expired offer taken");
+	CHECK(count_entries(dir) == 0, "expired offers not removed from %s", dir);
+
+	/* A dead writer on this host: removed.  On another host: kept. */
+	kid = fork();
+	REQUIRE(kid != -1, "fork");
+	if (kid == 0)
+		_exit(0);
+	REQUIRE(waitpid(kid, NULL, 0) == kid, "waitpid");
+	new_id(id);
+	box_path(path, sizeof path, tmp, "bob", "offers", id);
+	n = message(buf, sizeof buf, exp, (long)kid, host, "dead", 4);
+	REQUIRE(put_file(path, buf, n) == 0, "write %s", path);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 1,
+	    "offer of dead pid %ld taken", (long)kid);
+	CHECK(!exists(path), "offer of dead pid %ld not removed", (long)kid);
+
+	n = message(buf, sizeof buf, exp, (long)kid, "elsewhere.invalid", "away", 4);
+	REQUIRE(put_file(path, buf, n) == 0, "write %s", path);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 0 && m.len == 4 &&
+	    memcmp(m.blob, "away", 4) == 0 && strcmp(m.id, id) == 0,
+	    "offer of a pid on another host not taken");
+
+	/* The hand-made format is the real one: a live writer's is taken. */
+	n = message(buf, sizeof buf, exp, (long)getpid(), host, "live\0!", 6);
+	REQUIRE(put_file(path, buf, n) == 0, "write %s", path);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 0 && m.len == 6 &&
+	    memcmp(m.blob, "live\0!", 6) == 0 && strcmp(m.id, id) == 0,
+	    "hand-written offer not taken");
+	/* No host line: the pid cannot be judged; taken. */
+	n = (size_t)snprintf(buf, sizeof buf, "p2pcat-sig 1\nexpire %" PRIu64 "\npid %ld\n\nnohost",
+	    exp, (long)kid);
+	REQUIRE(put_file(path, buf, n) == 0, "write %s", path);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 0 && m.len == 6 &&
+	    memcmp(m.blob, "nohost", 6) == 0, "offer without a host line not taken");
+
+	/* Malformed contents under valid names: all removed. */
+	{
+		static const char *bad[] = {
+			"",
+			"garbage",
+			"p2pcat-sig 1\n",
+			"p2pcat-sig 2\nexpire 99999999999999\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid 1\nhost h\nblob",
+			"p2pcat-sig 1\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid 0\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid -5\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid 12x\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999x\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire -99999999999999\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire \npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 0\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 999999999999999999999999\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid 1\nhostless\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid 1\nhost h\n\n",
+			"P2PCAT-SIG 1\nexpire 99999999999999\npid 1\nhost h\n\nblob",
+		};
+		char ids[sizeof bad / sizeof bad[0]][SIG_ID_LEN + 1];
+
+		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			new_id(ids[i]);
+			box_path(path, sizeof path, tmp, "bob", "offers", ids[i]);
+			CHECK(put_file(path, bad[i], strlen(bad[i])) == 0, "write %s", path);
+		}
+		/* A header beyond DIR_HDR_MAX (512) bytes. */
+		new_id(id);
+		n = (size_t)snprintf(hdr, sizeof hdr, "p2pcat-sig 1\nexpire %" PRIu64
+		    "\npid %ld\nhost %s\nx %600s\n\nblob", exp, (long)getpid(), host, "pad");
+		box_path(path, sizeof path, tmp, "bob", "offers", id);
+		CHECK(put_file(path, hdr, n) == 0, "write %s", path);
+		CHECK(count_entries(dir) == (int)(sizeof bad / sizeof bad[0]) + 1,
+		    "malformed offers not in place");
+		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 1,
+		    "a malformed offer was taken (`%.*s')", (int)m.len, (char *)m.blob);
+		CHECK(count_entries(dir) == 0, "malformed offers left in %s (%d)", dir,
+		    count_entries(dir));
+	}
+
+	/* Oversized by one byte: removed; exactly SIG_MAX_BLOB: taken. */
+	memset(big, 'B', sizeof big);
+	new_id(id);
+	box_path(path, sizeof path, tmp, "bob", "offers", id);
+	n = message(buf, sizeof buf, exp, (long)getpid(), host, big, SIG_MAX_BLOB + 1);
+	REQUIRE(put_file(path, buf, n) == 0, "write %s", path);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 1, "oversized offer taken");
+	CHECK(!exists(path), "oversized offer not removed");
+	n = message(buf, sizeof buf, exp, (long)getpid(), host, big, SIG_MAX_BLOB + 90);
+	REQUIRE(put_file(path, buf, n) == 0, "write %s", path);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 1, "oversized offer taken");
+	CHECK(!exists(path), "much oversized offer not removed");
+	n = message(buf, sizeof buf, exp, (long)getpid(), host, big, SIG_MAX_BLOB);
+	REQUIRE(put_file(path, buf, n) == 0, "write %s", path);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 0 && m.len == SIG_MAX_BLOB &&
+	    memcmp(m.blob, big, SIG_MAX_BLOB) == 0, "offer of SIG_MAX_BLOB bytes not taken");
+
+	/* Misnamed files: removed, a good offer beside them taken. */
+	{
+		static const char *names[] = {
+			"hello", "0123456789ABCDEF0123456789ABCDEF",
+			"0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0",
+			"0123456789abcdef0123456789abcdeg", "0123456789abcdef0123456789abcdef~",
+		};
+
+		n = message(buf, sizeof buf, exp, (long)getpid(), host, "misnamed", 8);
+		for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+			box_path(path, sizeof path, tmp, "bob", "offers", names[i]);
+			CHECK(put_file(path, buf, n) == 0, "write %s", path);
+		}
+		new_id(id);
+		REQUIRE(sig_offer(s, "bob", id, "good", 4, exp) == 0, "offer");
+		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 0 &&
+		    strcmp(m.id, id) == 0 && m.len == 4 && memcmp(m.blob, "good", 4) == 0,
+		    "good offer among misnamed ones not taken");
+		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 100) == 1,
+		    "a misnamed offer was taken");
+		CHECK(count_entries(dir) == 0, "misnamed offers left in %s", dir);
+	}
+
+	/* Leftovers of crashed writers and listeners: swept when old. */
+	{
+		static const char *names[] = {
+			".tmp-1-0123456789abcdef0123456789abcdef",
+			".claimed-1-0123456789abcdef0123456789abcdef",
+		};
+		char oldp[PATH_MAX], fresh[PATH_MAX];
+
+		for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+			box_path(oldp, sizeof oldp, tmp, "bob", "offers", names[i]);
+			pathf(fresh, sizeof fresh, "%s-fresh", oldp);
+			n = message(buf, sizeof buf, exp, (long)getpid(), host, "left", 4);
+			CHECK(put_file(oldp, buf, n) == 0 && put_file(fresh, buf, n) == 0 &&
+			    age(oldp, 11 * 60) == 0 && age(fresh, 60) == 0,
+			    "set up %s", oldp);
+			CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 100) == 1,
+			    "leftover %s taken as an offer", names[i]);
+			CHECK(!exists(oldp), "old leftover %s not swept", names[i]);
+			CHECK(exists(fresh), "fresh leftover %s-fresh removed", names[i]);
+			unlink(fresh);
+		}
+		/* An old dot-directory is not a leftover file. */
+		box_path(oldp, sizeof oldp, tmp, "bob", "offers", ".tmp-dir");
+		CHECK(mkdir(oldp, 0755) == 0 && age(oldp, 3600) == 0, "mkdir %s", oldp);
+		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 100) == 1, "wait");
+		CHECK(exists(oldp), "old directory %s removed", oldp);
+	}
+	sig_close(s);
+}
+
+static void
+case_deadline(const char *tmp)
+{
+	static struct sig_msg m;
+	struct sig_opts o = opts();
+	char url[PATH_MAX + 8];
+	uint64_t t0, dt;
+	struct sig *s;
+	int ms;
+
+	/* Poll intervals longer than the wait must not overshoot it. */
+	o.poll_ms = 1000;
+	pathf(url, sizeof url, "dir:%s", tmp);
+	s = sig_open(url, &o);
+	REQUIRE(s, "sig_open(%s) failed", url);
+	for (ms = 0; ms <= 600; ms += 300) {
+		t0 = mono_ms();
+		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + ms) == 1, "wait %d ms", ms);
+		dt = mono_ms() - t0;
+		CHECK(dt + SLACK_MS >= (uint64_t)ms && dt <= (uint64_t)ms + SLACK_MS,
+		    "%d ms deadline with 1 s polls took %" PRIu64 " ms", ms, dt);
+	}
+	sig_close(s);
+}
+
+/* One racing listener: report each offer id taken on fd; exit status 0,
+ * or 1 when a wait failed or an offer's blob was not its id. */
+static void
+race_kid(const char *tmp, int fd)
+{
+	static struct sig_msg m;
+	struct sig *s = open_dir(tmp);
+	int r = 0, bad = s == NULL;
+
+	while (s && (r = sig_wait_offer(s, "bob", &m, unix_ms() + 1500)) == 0) {
+		if (m.len != SIG_ID_LEN || memcmp(m.blob, m.id, SIG_ID_LEN) != 0)
+			bad = 1;
+		if (write(fd, m.id, SIG_ID_LEN + 1) != SIG_ID_LEN + 1)
+			bad = 1;
+	}
+	if (s && r == -1)
+		bad = 1;
+	sig_close(s);
+	_exit(bad);
+}
+
+static void
+case_race(const char *tmp)
+{
+	static char ids[RACE_OFFERS][SIG_ID_LEN + 1];
+	char got[SIG_ID_LEN + 1], dir[PATH_MAX];
+	int seen[RACE_OFFERS] = { 0 };
+	pid_t kids[RACE_KIDS];
+	int fds[2], i, j, st, total = 0, dup = 0, stray = 0;
+	struct sig *s = open_dir(tmp);
+
+	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	REQUIRE(pipe(fds) == 0, "pipe");
+	fflush(NULL);
+	for (i = 0; i < RACE_KIDS; i++) {
+		REQUIRE((kids[i] = fork()) != -1, "fork");
+		if (kids[i] == 0) {
+			close(fds[0]);
+			race_kid(tmp, fds[1]);
+		}
+	}
+	close(fds[1]);
+	for (i = 0; i < RACE_OFFERS; i++) {
+		new_id(ids[i]);
+		CHECK(sig_offer(s, "bob", ids[i], ids[i], SIG_ID_LEN,
+		    unix_ms() + FUTURE_MS) == 0, "race offer %d", i);
+		if (i % 20 == 0)
+			poll(NULL, 0, 5);
+	}
+	while (read(fds[0], got, sizeof got) == (ssize_t)sizeof got) {
+		total++;
+		for (j = 0; j < RACE_OFFERS; j++)
+			if (strcmp(got, ids[j]) == 0)
+				break;
+		if (j == RACE_OFFERS)
+			stray++;
+		else if (seen[j]++)
+			dup++;
+	}
+	close(fds[0]);
+	for (i = 0; i < RACE_KIDS; i++) {
+		CHECK(waitpid(kids[i], &st, 0) == kids[i] && WIFEXITED(st) &&
+		    WEXITSTATUS(st) == 0, "listener %d failed (status %#x)", i, st);
+	}
+	for (j = 0; j < RACE_OFFERS; j++)
+		if (seen[j] == 0)
+			break;
+	CHECK(j == RACE_OFFERS, "offer %d never taken", j);
+	CHECK(dup == 0, "%d offers taken twice", dup);
+	CHECK(stray == 0, "%d unknown ids reported", stray);
+	CHECK(total == RACE_OFFERS, "%d offers taken, want %d", total, RACE_OFFERS);
+	box_path(dir, sizeof dir, tmp, "bob", "offers", NULL);
+	CHECK(count_entries(dir) == 0, "%s not empty after the race (%d)", dir,
+	    count_entries(dir));
+	sig_close(s);
+}
+
+static void
+case_withdraw(const char *tmp)
+{
+	static struct sig_msg m;
+	char id[SIG_ID_LEN + 1], other[SIG_ID_LEN + 1], bad[128];
+	char offer[PATH_MAX], answer[PATH_MAX], offer2[PATH_MAX], answer2[PATH_MAX];
+	struct sig *s = open_dir(tmp);
+	uint64_t exp = unix_ms() + FUTURE_MS;
+
+	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	new_id(id);
+	new_id(other);
+	box_path(offer, sizeof offer, tmp, "bob", "offers", id);
+	box_path(answer, sizeof answer, tmp, "bob", "answers", id);
+	box_path(offer2, sizeof offer2, tmp, "bob", "offers", other);
+	box_path(answer2, sizeof answer2, tmp, "bob", "answers", other);
+
+	sig_withdraw(s, "bob", id);	/* nothing there: a no-op */
+	sig_unanswer(s, "bob", id);
+	sig_withdraw(s, "nobody", id);
+	CHECK(sig_offer(s, "bob", id, "o", 1, exp) == 0 &&
+	    sig_answer(s, "bob", id, "a", 1, exp) == 0 &&
+	    sig_offer(s, "bob", other, "o2", 2, exp) == 0 &&
+	    sig_answer(s, "bob", other, "a2", 2, exp) == 0, "set up offers and answers");
+
+	sig_unanswer(s, "bob", id);
+	CHECK(!exists(answer), "sig_unanswer left the answer");
+	CHECK(exists(offer), "sig_unanswer removed the offer");
+	sig_unanswer(s, "bob", id);	/* again: a no-op */
+	CHECK(exists(offer), "second sig_unanswer removed the offer");
+	CHECK(sig_wait_answer(s, "bob", id, &m, unix_ms() + 50) == 1,
+	    "an unanswered answer was delivered");
+
+	CHECK(sig_answer(s, "bob", id, "a", 1, exp) == 0, "answer again after unanswer");
+	sig_withdraw(s, "bob", id);
+	CHECK(!exists(offer) && !exists(answer), "sig_withdraw left files");
+	sig_withdraw(s, "bob", id);	/* again: a no-op */
+	sig_unanswer(s, "bob", id);
+	CHECK(exists(offer2) && exists(answer2), "another offer's files were removed");
+
+	sig_withdraw(s, "../x", other);	/* bad names: refused */
+	sig_unanswer(s, "", other);
+	CHECK(exists(offer2) && exists(answer2), "bad names removed files");
+
+	/* An id must not climb out of the inbox. */
+	pathf(bad, sizeof bad, "../offers/%s", other);
+	sig_unanswer(s, "bob", bad);
+	CHECK(exists(offer2), "sig_unanswer with bad id `%s' removed an offer", bad);
+	pathf(bad, sizeof bad, "../answers/%s", other);
+	sig_withdraw(s, "bob", bad);
+	CHECK(exists(answer2), "sig_withdraw with bad id `%s' removed an answer", bad);
+	sig_close(s);
+}
+
+static void
+case_stop(const char *tmp)
+{
+	static struct sig_msg m;
+	struct sig_opts o = opts();
+	struct itimerval it;
+	struct sigaction sa;
+	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1];
+	unsigned polls[] = { 0, 10, 5000 };
+	uint64_t t0, dt;
+	struct sig *s;
+	size_t i;
+	int r;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
+	pathf(url, sizeof url, "dir:%s", tmp);
+	new_id(id);
+	for (i = 0; i < 2 * sizeof polls / sizeof polls[0]; i++) {
+		int answer = i % 2;
+
+		o.poll_ms = polls[i / 2];
+		s = sig_open(url, &o);
+		REQUIRE(s, "sig_open(%s) failed", url);
+		stop_flag = 0;
+		memset(&it, 0, sizeof it);
+		it.it_value.tv_usec = 200000;
+		REQUIRE(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
+		t0 = mono_ms();
+		r = answer ? sig_wait_answer(s, "bob", id, &m, UINT64_MAX) :
+		    sig_wait_offer(s, "bob", &m, UINT64_MAX);
+		dt = mono_ms() - t0;
+		CHECK(r == 1, "%s (poll %u ms): %d after stop, want 1",
+		    answer ? "wait_answer" : "wait_offer", o.poll_ms, r);
+		CHECK(stop_flag == 1 && dt >= 150 && dt < 200 + 500,
+		    "%s (poll %u ms): returned %" PRIu64 " ms after start, stop at 200",
+		    answer ? "wait_answer" : "wait_offer", o.poll_ms, dt);
+		sig_close(s);
+	}
+	/* Already stopped: an empty inbox returns at once. */
+	s = open_dir(tmp);
+	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	stop_flag = 1;
+	t0 = mono_ms();
+	CHECK(sig_wait_offer(s, "bob", &m, UINT64_MAX) == 1, "wait_offer when stopped");
+	CHECK(mono_ms() - t0 < 100, "stopped wait_offer took %" PRIu64 " ms",
+	    mono_ms() - t0);
+	stop_flag = 0;
+	sig_close(s);
+	signal(SIGALRM, SIG_DFL);
+}
+
+static void
+case_counts(const char *tmp)
+{
+	static struct sig_msg m;
+	char id[SIG_ID_LEN + 1];
+	struct sig *s = open_dir(tmp), *t = open_dir(tmp);
+	uint64_t exp = unix_ms() + FUTURE_MS;
+	unsigned long r0, w0, r1, w1;
+
+	REQUIRE(s && t, "sig_open(dir:%s) failed", tmp);
+	sig_counts(s, &r0, &w0);
+	CHECK(r0 == 0 && w0 == 0, "fresh handle counts %lu reads %lu writes", r0, w0);
+	new_id(id);
+	CHECK(sig_offer(s, "bob", id, "x", 1, exp) == 0, "offer");
+	sig_counts(s, &r1, &w1);
+	CHECK(w1 == 1, "offer counted %lu writes, want 1", w1);
+	CHECK(sig_offer(s, "bob", id, "x", 1, exp) == -1, "duplicate offer");
+	sig_counts(s, &r1, &w1);
+	CHECK(w1 == 1, "a refused offer counted as a write (%lu)", w1);
+	sig_counts(t, &r0, &w0);
+	CHECK(r0 == 0 && w0 == 0, "the other handle's counts moved");
+	CHECK(sig_wait_offer(t, "bob", &m, unix_ms() + 500) == 0, "wait_offer");
+	sig_counts(t, &r1, &w1);
+	CHECK(r1 > r0 && w1 == 0, "wait_offer counted %lu reads %lu writes", r1, w1);
+	r0 = r1;
+	CHECK(sig_wait_offer(t, "bob", &m, unix_ms() + 100) == 1, "empty wait");
+	sig_counts(t, &r1, &w1);
+	CHECK(r1 > r0, "polling an empty inbox counted no reads (%lu)", r1);
+	CHECK(sig_answer(t, "bob", id, "y", 1, exp) == 0, "answer");
+	sig_counts(t, &r0, &w0);
+	CHECK(w0 == 1, "answer counted %lu writes, want 1", w0);
+	sig_counts(s, &r0, &w0);
+	CHECK(sig_wait_answer(s, "bob", id, &m, unix_ms() + 500) == 0, "wait_answer");
+	sig_counts(s, &r1, &w1);
+	CHECK(r1 > r0 && w1 == w0, "wait_answer counted %lu reads", r1 - r0);
+	sig_close(s);
+	sig_close(t);
+}
+
+/* Test driver. */
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(const char *tmp);
+} cases[] = {
+	{ "names", case_names },
+	{ "open", case_open },
+	{ "roundtrip", case_roundtrip },
+	{ "consume", case_consume },
+	{ "deadline", case_deadline },
+	{ "stale", case_stale },
+	{ "race", case_race },
+	{ "withdraw", case_withdraw },
+	{ "stop", case_stop },
+	{ "counts", case_counts },
+};
+
+int
+main(int argc, char **argv)
+{
+	const char *base = getenv("TMPDIR");
+	char tmp[PATH_MAX];
+	size_t i;
+	int ran = 0;
+
+	umask(022);
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int before = failures;
+
+		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
+			continue;
+		cur = cases[i].name;
+		pathf(tmp, sizeof tmp, "%s/unit_signal.XXXXXX", base);
+		if (mkdtemp(tmp) == NULL) {
+			fprintf(stderr, "unit_signal: mkdtemp %s: %s\n", tmp, strerror(errno));
+			return 1;
+		}
+		cases[i].fn(tmp);
+		if (nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+			fprintf(stderr, "unit_signal: cannot remove %s\n", tmp);
+		printf("%s %s\n", failures == before ? "ok  " : "FAIL", cur);
+		ran++;
+	}
+	if (ran == 0) {
+		fprintf(stderr, "unit_signal: no case `%s'\n", argv[1]);
+		return 1;
+	}
+	printf("unit_signal: %d checks, %d failed\n", checks, failures);
+	return failures ? 1 : 0;
+}
