@@ -293,7 +293,9 @@ lab_run() {
 
 lab_bg() {
 	_n=$1; shift
-	ip netns exec "$LAB-$_n" env HOME="$LAB_DIR/home/$_n" "$@" &
+	# <&0: without an explicit redirection an asynchronous command reads
+	# /dev/null (POSIX), so `lab_bg a cmd < file' would lose its input.
+	ip netns exec "$LAB-$_n" env HOME="$LAB_DIR/home/$_n" "$@" <&0 &
 	LAB_PID=$!
 }
 
