@@ -293,10 +293,13 @@ lab_run() {
 
 lab_bg() {
 	_n=$1; shift
-	# <&0: without an explicit redirection an asynchronous command reads
-	# /dev/null (POSIX), so `lab_bg a cmd < file' would lose its input.
-	ip netns exec "$LAB-$_n" env HOME="$LAB_DIR/home/$_n" "$@" <&0 &
+	# An asynchronous command reads /dev/null unless its stdin is
+	# redirected (POSIX), and dash applies that even to `<&0': hand the
+	# function's stdin over on fd 9, so `lab_bg a cmd < file' works.
+	exec 9<&0
+	ip netns exec "$LAB-$_n" env HOME="$LAB_DIR/home/$_n" "$@" <&9 9<&- &
 	LAB_PID=$!
+	exec 9<&-
 }
 
 _lab_udp_listening() { [ -n "$(_lab_in "$1" ss -Hlun "sport = :$2")" ]; }
