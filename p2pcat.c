@@ -55,7 +55,7 @@
 #define RCVBUF		(16 << 20)
 
 struct opts {
-	bool listen, keep, send_only, recv_only, show_id;
+	bool listen, keep, send_only, recv_only, show_id, udp;
 	int verbose, port;
 	double wait_s, idle_s, poll_s;
 	const char *peer;		/* caller: whom to call; listener: our name */
@@ -82,10 +82,10 @@ usage(int status)
 	FILE *f = status ? stderr : stdout;
 
 	fprintf(f,
-	    "usage: p2pcat [-v] [-p port] [-S url] [-w secs] [--idle secs]\n"
+	    "usage: p2pcat [-uv] [-p port] [-S url] [-w secs] [--idle secs]\n"
 	    "              [--stun host:port] [--turn url] [--peer-key key]\n"
 	    "              [--secret-file file] [--recv-only | --send-only] peer\n"
-	    "       p2pcat -l [-kv] [-p port] [-S url] [-w secs] [--idle secs]\n"
+	    "       p2pcat -l [-kuv] [-p port] [-S url] [-w secs] [--idle secs]\n"
 	    "              [--stun host:port] [--turn url] [--poll secs]\n"
 	    "              [--allow file] [--secret-file file]\n"
 	    "              [--recv-only | --send-only] [name]\n"
@@ -666,7 +666,12 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 				started = true;
 				log_v(1, "connected: %s", sess_describe(s, desc, sizeof desc));
 			}
-			while (inoff < inlen) {
+			if (o->udp && inoff < inlen) {
+				/* -u: one read, one datagram (reads are cut to fit). */
+				if (stream_dgram_send(st, inbuf, inlen) != 0)
+					inoff = inlen;
+			}
+			while (!o->udp && inoff < inlen) {
 				size_t w = stream_write(st, inbuf + inoff, inlen - inoff);
 
 				if (w == 0)
@@ -676,6 +681,14 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 			if ((stdin_eof || o->recv_only) && inoff == inlen && !wclosed) {
 				stream_close_write(st);
 				wclosed = true;
+			}
+			if (o->udp && outoff == outlen) {
+				ssize_t d = stream_dgram_recv(st, outbuf, sizeof outbuf);
+
+				outoff = 0;
+				outlen = d > 0 ? (size_t)d : 0;
+				if (o->send_only)
+					outlen = 0;
 			}
 			while (outoff == outlen && (outlen = stream_read(st, outbuf, sizeof outbuf)) > 0) {
 				outoff = 0;
@@ -746,7 +759,7 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 		}
 		(void)sp;
 		if (ip != -1 && pfd[ip].revents) {
-			ssize_t r = read(0, inbuf, sizeof inbuf);
+			ssize_t r = read(0, inbuf, o->udp ? stream_dgram_max(st) : sizeof inbuf);
 
 			if (r > 0) {
 				inlen = r;
@@ -953,6 +966,7 @@ main(int argc, char *argv[])
 		{ "signal",	required_argument,	NULL, 'S' },
 		{ "stun",	required_argument,	NULL, 'U' },
 		{ "turn",	required_argument,	NULL, 'N' },
+		{ "udp",	no_argument,		NULL, 'u' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "version",	no_argument,		NULL, 'V' },
 		{ "wait",	required_argument,	NULL, 'w' },
@@ -968,7 +982,7 @@ main(int argc, char *argv[])
 
 	sanitize_fds();
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt_long(argc, argv, "hklp:S:vw:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "hklp:S:uvw:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'A':
 			o.allow = optarg;
@@ -1030,6 +1044,9 @@ main(int argc, char *argv[])
 			free(o.turn);
 			o.turn = xstrdup(optarg);
 			g.turn = true;
+			break;
+		case 'u':
+			o.udp = true;
 			break;
 		case 'v':
 			o.verbose++;

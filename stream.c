@@ -24,9 +24,12 @@
  *             peer has acknowledged all of ours: both directions are
  *             finished, so the peer may take all it sent as acknowledged
  *             and leave as soon as it has acknowledged this
+ *   DATAGRAM  0x31 length(v) data[length]  an unreliable message (RFC 9221
+ *             §4, the form with a length): ack-eliciting and congestion
+ *             controlled, but never sent again when lost
  *
- * A payload holds at least one frame, at most one ACK and at most one
- * STREAM frame; anything else, a truncated frame, an ACK of a packet never
+ * A payload holds at least one frame, at most one ACK, one STREAM and
+ * one DATAGRAM frame; anything else, a truncated frame, an ACK of a packet never
  * sent or data beyond the offered window makes the payload malformed.
  *
  * Inside, the FIN counts as one virtual byte at the final offset, so that
@@ -48,6 +51,7 @@
 #define FT_MAX_DATA	0x10
 #define FT_CLOSE	0x1c
 #define FT_DONE		0x1d
+#define FT_DATAGRAM	0x31
 
 /* RFC 9000 §16: varints encode "values up to 2^62-1". */
 #define VARINT_MAX	((1ULL << 62) - 1)
@@ -163,6 +167,17 @@ struct ivs {
 enum { PKT_FREE, PKT_OUT, PKT_ACKED, PKT_LOST };
 #define PF_MAX_DATA 0x01
 #define PF_DONE	0x02
+/* Datagrams queued to send and received but not yet read: a bound on the
+ * memory they take, and on how far the sender runs ahead of the path. */
+#define DGRAM_TX_SLOTS	64
+#define DGRAM_RX_SLOTS	256
+
+/* A queue of datagrams, each in a slot of mtu bytes. */
+struct dgq {
+	uint8_t *buf;
+	uint16_t *len;
+	unsigned slots, head, n;
+};
 
 /* An ack-eliciting packet we sent, in a ring indexed by packet number. */
 struct sent {
@@ -255,6 +270,9 @@ struct stream {
 	bool max_data_due;
 	struct ivs ooo;			/* received above rcv_nxt */
 
+	/* Datagrams. */
+	struct dgq dtx, drx;
+
 	/* Acknowledgements we owe. */
 	struct ivs rx;			/* packet numbers received */
 	uint64_t rx_floor;		/* below: too old to tell, ignored */
@@ -283,6 +301,9 @@ struct frames {
 	uint64_t max;
 	bool close, done;
 	uint32_t code;
+	bool dgram;
+	uint64_t dglen;
+	const uint8_t *dg;
 };
 
 struct rd {
@@ -1066,6 +1087,16 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 			    r.p[3];
 			r.p += 4;
 			break;
+		case FT_DATAGRAM:
+			if (f->dgram)
+				return bad("two DATAGRAM frames", pn);
+			if (get_varint(&r, &f->dglen) == -1 ||
+			    f->dglen > (uint64_t)(r.end - r.p))
+				return bad("truncated DATAGRAM", pn);
+			f->dgram = f->elicit = true;
+			f->dg = r.p;
+			r.p += f->dglen;
+			break;
 		case FT_DONE:
 			/* The peer cannot have all of ours before we sent
 			 * it. */
@@ -1182,6 +1213,24 @@ on_done(struct stream *s)
 	s->hist_n = 0;
 }
 
+/* A DATAGRAM frame: queued for the reader, or dropped when the queue is
+ * full (it is unreliable: the reader is too slow). */
+static void
+on_dgram(struct stream *s, const struct frames *f)
+{
+	struct dgq *q = &s->drx;
+
+	if (q->n == q->slots || f->dglen > s->conf.mtu) {
+		s->st.dgrams_dropped++;
+		return;
+	}
+	memcpy(q->buf + (size_t)((q->head + q->n) % q->slots) * s->conf.mtu, f->dg,
+	    f->dglen);
+	q->len[(q->head + q->n) % q->slots] = f->dglen;
+	q->n++;
+	s->st.dgrams_recv++;
+}
+
 int
 stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
     size_t len)
@@ -1253,6 +1302,8 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		s->peer_max = umax(s->peer_max, f.max);
 	if (f.stream)
 		on_stream(s, &f);
+	if (f.dgram)
+		on_dgram(s, &f);
 	if (f.done)
 		on_done(s);
 	/* Like a closing endpoint (RFC 9000 §10.2.1), answer what still
@@ -1417,7 +1468,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
     size_t cap)
 {
 	size_t room = umin(cap, s->conf.mtu), n = 0, len;
-	bool probe, ping, max_data, data, ack, done, again = false;
+	bool probe, ping, max_data, data, ack, done, dgram, again = false;
 	uint64_t a = 0, b = 0, sent = 0, acked_to = 0;
 	struct sent *r;
 
@@ -1451,8 +1502,9 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	data = ring_room(s) && pick_data(s, probe, &a, &b, &again);
 	done = ring_room(s) && (done_pending(s) || (probe && s->done_sent &&
 	    !s->done_acked && !s->peer_done));
+	dgram = ring_room(s) && s->dtx.n > 0 && (probe || (cc_open(s) && s->tokens > 0));
 	ack = s->rx_elicit > 0 && now >= s->ack_due;
-	if (!probe && !ping && !max_data && !data && !ack && !done)
+	if (!probe && !ping && !max_data && !data && !ack && !done && !dgram)
 		return 0;
 
 	if (s->rx_new && (n = put_ack(s, now, buf,
@@ -1477,12 +1529,27 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		} else
 			done = false;
 	}
+	if (dgram) {
+		const uint8_t *d = s->dtx.buf + (size_t)s->dtx.head * s->conf.mtu;
+		size_t dl = s->dtx.len[s->dtx.head];
+
+		if (n + 1 + varint_len(dl) + dl <= room) {
+			buf[n++] = FT_DATAGRAM;
+			n += put_varint(buf + n, dl);
+			memcpy(buf + n, d, dl);
+			n += dl;
+			s->dtx.head = (s->dtx.head + 1) % s->dtx.slots;
+			s->dtx.n--;
+			s->st.dgrams_sent++;
+		} else
+			dgram = false;
+	}
 	if (data) {
 		len = put_stream(s, a, b, buf + n, room - n, &sent);
 		n += len;
 		data = len > 0;
 	}
-	if ((probe || ping) && !data && !max_data && !done && n < room)
+	if ((probe || ping) && !data && !max_data && !done && !dgram && n < room)
 		buf[n++] = FT_PING;
 	else
 		ping = false;
@@ -1492,7 +1559,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	*pn = s->next_pn++;
 	s->last_send_us = now;
 	s->st.pkts_sent++;
-	if (!data && !max_data && !ping && !done)
+	if (!data && !max_data && !ping && !done && !dgram)
 		return n;
 
 	/* Ack-eliciting: tracked until acknowledged or lost.  Any such
@@ -1578,7 +1645,7 @@ stream_deadline(const struct stream *s)
 	if (ring_room(s)) {
 		if (s->max_data_due || s->probes > 0)
 			return 0;
-		if (cc_open(s) && (s->lost.n > 0 ||
+		if (cc_open(s) && (s->lost.n > 0 || s->dtx.n > 0 ||
 		    s->snd_nxt < send_limit(s))) {
 			if (s->tokens > 0)
 				return 0;
@@ -1595,6 +1662,16 @@ stream_deadline(const struct stream *s)
 	    linger_end(s) > s->last_output_us)
 		d = umin(d, linger_end(s));
 	return d;
+}
+
+static int
+dgq_init(struct dgq *q, unsigned slots, size_t mtu)
+{
+	q->slots = slots;
+	if ((q->buf = malloc(slots * mtu)) == NULL ||
+	    (q->len = calloc(slots, sizeof *q->len)) == NULL)
+		return -1;
+	return 0;
 }
 
 struct stream *
@@ -1627,7 +1704,9 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	    ivs_init(&s->acked, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->lost, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->ooo, 2 * s->conf.rcvbuf / conf->mtu + 64) == -1 ||
-	    ivs_init(&s->rx, ACK_RANGES_MAX) == -1) {
+	    ivs_init(&s->rx, ACK_RANGES_MAX) == -1 ||
+	    dgq_init(&s->dtx, DGRAM_TX_SLOTS, conf->mtu) == -1 ||
+	    dgq_init(&s->drx, DGRAM_RX_SLOTS, conf->mtu) == -1) {
 		stream_free(s);
 		errno = ENOMEM;
 		return NULL;
@@ -1665,6 +1744,10 @@ stream_free(struct stream *s)
 	ivs_free(&s->lost);
 	ivs_free(&s->ooo);
 	ivs_free(&s->rx);
+	free(s->dtx.buf);
+	free(s->dtx.len);
+	free(s->drx.buf);
+	free(s->drx.len);
 	free(s);
 }
 
@@ -1760,4 +1843,45 @@ void
 stream_ping(struct stream *s)
 {
 	s->ping_due = true;
+}
+
+int
+stream_dgram_send(struct stream *s, const void *buf, size_t len)
+{
+	struct dgq *q = &s->dtx;
+	size_t at;
+
+	/* The frame must fit a packet: type, length, data. */
+	if (len > s->conf.mtu - 1 - varint_len(s->conf.mtu)) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (q->n == q->slots || s->closing || s->err != STREAM_OK)
+		return 0;
+	at = (q->head + q->n) % q->slots;
+	memcpy(q->buf + at * s->conf.mtu, buf, len);
+	q->len[at] = len;
+	q->n++;
+	return 1;
+}
+
+size_t
+stream_dgram_max(const struct stream *s)
+{
+	return s->conf.mtu - 1 - varint_len(s->conf.mtu);
+}
+
+ssize_t
+stream_dgram_recv(struct stream *s, void *buf, size_t cap)
+{
+	struct dgq *q = &s->drx;
+	size_t len;
+
+	if (q->n == 0)
+		return -1;
+	len = umin(cap, q->len[q->head]);
+	memcpy(buf, q->buf + (size_t)q->head * s->conf.mtu, len);
+	q->head = (q->head + 1) % q->slots;
+	q->n--;
+	return len;
 }

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 struct stream;
 
 struct stream_conf {
@@ -41,6 +43,8 @@ struct stream_stats {
 	uint64_t pkts_bad;		/* payloads stream_input refused */
 	uint64_t snd_buffered;		/* bytes held for sending, <= sndbuf */
 	uint64_t rcv_buffered;		/* span held for the reader, <= rcvbuf */
+	uint64_t dgrams_sent, dgrams_recv;	/* datagrams (-u) */
+	uint64_t dgrams_dropped;	/* received with the reader's queue full */
 };
 
 /* A new stream, or NULL (errno ENOMEM, or EINVAL when mtu is outside
@@ -58,6 +62,16 @@ size_t stream_read(struct stream *s, void *buf, size_t cap);
 bool stream_eof(const struct stream *s);		/* peer's FIN and all bytes read */
 bool stream_send_done(const struct stream *s);	/* everything and our FIN acked */
 void stream_abort(struct stream *s, uint32_t code);	/* send CLOSE, stop */
+/* Datagrams (RFC 9221): unreliable, unordered messages on the same
+ * packets, congestion controlled but never sent again.
+ * stream_dgram_send queues one: 1 queued, 0 the queue is full (try after
+ * output), -1 (EMSGSIZE) larger than stream_dgram_max.  stream_dgram_recv
+ * takes the next received one (truncated to cap): its length, or -1 when
+ * none is waiting. */
+int stream_dgram_send(struct stream *s, const void *buf, size_t len);
+size_t stream_dgram_max(const struct stream *s);
+ssize_t stream_dgram_recv(struct stream *s, void *buf, size_t cap);
+
 /* Send an ack-eliciting packet at the next stream_output, even with no
  * data: the session uses it to answer a handshake. */
 void stream_ping(struct stream *s);

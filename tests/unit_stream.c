@@ -20,6 +20,7 @@
  * window, and that stream_deadline never stays in the past.
  * `unit_stream NAME' runs one scenario.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -968,6 +969,118 @@ test_keepalive(void)
 
 /* stream_ping on a quiet stream: an ack-eliciting packet at once, which
  * the peer acknowledges. */
+/* The length of test datagram id: 4 to max bytes. */
+static size_t
+dg_len(unsigned id, size_t max)
+{
+	size_t len = 1 + id % (max - 4);
+
+	return len < 4 ? 4 : len;
+}
+
+/* Datagrams: 2000 through a link that loses 5 % and reorders; each one
+ * that arrives is intact and arrives once, none is sent twice, and the
+ * size limit and the queue bound hold. */
+static int
+test_dgram(void)
+{
+	struct stream_conf c = conf_default();
+	struct stream *a = stream_new(&c, 0), *b = stream_new(&c, 0);
+	static uint8_t seen[2000];
+	uint8_t buf[MTU], msg[MTU], held[8][MTU];
+	size_t heldlen[8], nheld = 0, big = 0;
+	uint64_t now = 0, pn, heldpn[8];
+	struct stream_stats st;
+	unsigned next = 0, got = 0, lost = 0;
+	int rc = 0;
+	ssize_t n;
+
+	if (a == NULL || b == NULL) {
+		fail("dgram: stream_new");
+		return -1;
+	}
+	big = stream_dgram_max(a) + 1;
+	if (stream_dgram_send(a, msg, big) != -1 || errno != EMSGSIZE) {
+		fail("dgram: %zu bytes accepted, max is %zu", big, big - 1);
+		rc = -1;
+	}
+	for (; now < 20000000; now += 500) {
+		stream_get_stats(a, &st);
+		if (st.dgrams_sent == 2000 && nheld == 0)
+			break;
+		/* The sender keeps its queue full; the queue must say no
+		 * rather than grow. */
+		while (next < 2000) {
+			size_t len = dg_len(next, stream_dgram_max(a));
+
+			memset(msg, next & 0xff, len);
+			memcpy(msg, &next, sizeof next);
+			if (stream_dgram_send(a, msg, len) == 0)
+				break;
+			next++;
+		}
+		while ((n = stream_output(a, now, &pn, buf, sizeof buf)) > 0) {
+			if (rndf() < 0.05) {
+				lost++;
+				continue;
+			}
+			/* Hold a few and let them out in reverse: reordering. */
+			memcpy(held[nheld], buf, n);
+			heldlen[nheld] = n;
+			heldpn[nheld++] = pn;
+			if (nheld == 8)
+				break;
+		}
+		while (nheld > 0) {
+			nheld--;
+			stream_input(b, now, heldpn[nheld], held[nheld], heldlen[nheld]);
+		}
+		while ((n = stream_output(b, now, &pn, buf, sizeof buf)) > 0)
+			stream_input(a, now, pn, buf, n);
+		while ((n = stream_dgram_recv(b, msg, sizeof msg)) >= 0) {
+			unsigned id;
+			ssize_t k;
+
+			memcpy(&id, msg, sizeof id);
+			if (n < 4 || id >= 2000 || seen[id]++) {
+				fail("dgram: bad or repeated datagram %u", id);
+				rc = -1;
+				break;
+			}
+			for (k = 4; k < n; k++)
+				if (msg[k] != (id & 0xff))
+					break;
+			if (k != n || (size_t)n != dg_len(id, stream_dgram_max(a))) {
+				fail("dgram: datagram %u corrupted", id);
+				rc = -1;
+			}
+			got++;
+		}
+	}
+	stream_get_stats(a, &st);
+	if (next != 2000 || got == 0 || got > 2000 || st.bytes_retrans != 0) {
+		fail("dgram: sent %u, received %u, %llu bytes retransmitted", next,
+		    got, (unsigned long long)st.bytes_retrans);
+		rc = -1;
+	}
+	/* Every datagram the link did not drop arrived; some were dropped. */
+	if (st.dgrams_sent != 2000 || got < 2000 - lost || got == 2000) {
+		fail("dgram: %u of 2000 arrived with %u packets dropped", got, lost);
+		rc = -1;
+	}
+	{
+		struct stream_stats sb;
+
+		stream_get_stats(b, &sb);
+		printf("dgram: %u of 2000 datagrams arrived intact and once, %u packets "
+		    "dropped by the link, 0 sent twice, %llu dropped by the receiver\n",
+		    got, lost, (unsigned long long)sb.dgrams_dropped);
+	}
+	stream_free(a);
+	stream_free(b);
+	return rc;
+}
+
 static int
 test_ping(void)
 {
@@ -1208,6 +1321,7 @@ main(int argc, char **argv)
 		{ "linger", test_linger },
 		{ "keepalive", test_keepalive },
 		{ "ping", test_ping },
+		{ "dgram", test_dgram },
 		{ "idle", test_idle },
 		{ "close", test_close },
 		{ "fuzz", test_fuzz },

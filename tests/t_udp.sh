@@ -1,0 +1,45 @@
+#!/bin/sh
+# -u: each read is one datagram, each datagram one write; intact, once,
+# and end of input still ends both sides with status 0.  On a lossy path
+# (root, NAT lab) some datagrams are lost and none is sent again.
+. "$(dirname "$0")/lib.sh"
+export P2PCAT_SIGNAL="dir:$T/rv"
+H="python3 $SRCDIR/tests/udp_harness.py"
+
+# check_records SENT GOT MIN: every received record is one that was sent,
+# none twice, at least MIN of them.
+check_records() {
+	python3 - "$1" "$2" "$3" <<'PY' || fail "records: see above"
+import sys
+sent = set(open(sys.argv[1]).read().split())
+got = open(sys.argv[2]).read().split()
+bad = [g for g in got if g not in sent]
+dup = len(got) - len(set(got))
+print(f"{len(got)} of {len(sent)} datagrams arrived, {len(bad)} not sent, {dup} twice")
+sys.exit(1 if bad or dup or len(got) < int(sys.argv[3]) else 0)
+PY
+}
+
+# Loopback: nothing is lost, so all 300 arrive, whole.
+$H listen "$T/got" -- "$P2PCAT" -u -l --recv-only u 2> "$T/l.err" & lp=$!
+$H call 300 1 -- "$P2PCAT" -u -v u > "$T/sent" 2> "$T/c.err" || fail "caller: $(cat "$T/c.err")"
+wait_exit $lp 10 || fail "listener hung"
+check_eq "listener status ($(cat "$T/l.err"))" $RC 0
+check_records "$T/sent" "$T/got" 300
+# In order too, on loopback.
+cmp -s "$T/sent" "$T/got" || fail "loopback datagrams out of order"
+
+[ "$(id -u)" -eq 0 ] || { echo "lossy part needs root"; exit 0; }
+. "$SRCDIR/tests/natlab.sh"
+lab_public a || fail lab
+lab_public b || fail lab
+lab_loss 5 || fail "lab_loss"
+lab_run a $H listen "$T/got2" -- "$P2PCAT" -u -l --recv-only lossy 2> "$T/l.err" & lp=$!
+lab_run b $H call 2000 2 -- "$P2PCAT" -u -v -w 20 lossy > "$T/sent2" 2> "$T/c.err" ||
+	fail "lossy caller: $(tail -3 "$T/c.err")"
+wait_exit $lp 30 || fail "lossy listener hung"
+check_eq "lossy listener status ($(tail -3 "$T/l.err"))" $RC 0
+check_records "$T/sent2" "$T/got2" 1600
+n=$(wc -l < "$T/got2")
+[ "$n" -lt 2000 ] || fail "all 2000 datagrams arrived through 5 % loss: were they sent twice?"
+grep -h "retransmitted" "$T/c.err"
