@@ -4,7 +4,7 @@
 # prints the exact command and fails.
 set -u
 BUILD="gcc make pkg-config libcurl4-openssl-dev libcjson-dev libsodium-dev"
-TEST="$BUILD coturn iproute2 iptables conntrack python3 mandoc nodejs npm netcat-openbsd iperf3 procps"
+TEST="$BUILD coturn iproute2 iptables conntrack python3 mandoc nodejs npm netcat-openbsd iperf3 procps time"
 
 case "${1:-build}" in
 build) want=$BUILD ;;
