@@ -76,11 +76,9 @@ static volatile sig_atomic_t stop_sig;
 static bool stdin_eof;			/* stays at EOF across -k sessions */
 static int stdout_flags = -1;		/* restored at exit */
 
-static void __attribute__((noreturn))
-usage(int status)
+static void
+usage(FILE *f)
 {
-	FILE *f = status ? stderr : stdout;
-
 	fprintf(f,
 	    "usage: p2pcat [-uv] [-p port] [-S url] [-w secs] [--idle secs]\n"
 	    "              [--stun host:port] [--turn url] [--peer-key key]\n"
@@ -91,7 +89,6 @@ usage(int status)
 	    "              [--recv-only | --send-only] [name]\n"
 	    "       p2pcat --id\n"
 	    "       p2pcat -h | --version\n");
-	exit(status);
 }
 
 static void
@@ -975,10 +972,10 @@ main(int argc, char *argv[])
 	struct opts o = { .wait_s = DEF_WAIT_S, .idle_s = DEF_IDLE_S };
 	struct given g = { 0 };
 	struct sig_opts so = { 0 };
-	struct crypto_identity id;
+	struct crypto_identity id = { 0 };
 	struct sigaction sa;
 	struct sig *sig;
-	int ch, ret;
+	int ch, ret = EXIT_USAGE;
 
 	sanitize_fds();
 	signal(SIGPIPE, SIG_IGN);
@@ -994,18 +991,20 @@ main(int argc, char *argv[])
 			o.secret_file = optarg;
 			break;
 		case 'h':
-			usage(EXIT_OK);
+			usage(stdout);
+			ret = EXIT_OK;
+			goto out;
 		case 'K':
 			if (!valid_key_text(optarg)) {
 				log_err("bad key `%s': want what p2pcat --id prints, or a "
 				    "SHA256: fingerprint", optarg);
-				return EXIT_USAGE;
+				goto fail;
 			}
 			o.peer_key = optarg;
 			break;
 		case 'I':
 			if ((o.idle_s = parse_secs("idle timeout", optarg, 1, 86400)) < 0)
-				return EXIT_USAGE;
+				goto fail;
 			g.idle = true;
 			break;
 		case 'k':
@@ -1016,12 +1015,12 @@ main(int argc, char *argv[])
 			break;
 		case 'P':
 			if ((o.poll_s = parse_secs("poll interval", optarg, 0.01, 3600)) < 0)
-				return EXIT_USAGE;
+				goto fail;
 			g.poll = true;
 			break;
 		case 'p':
 			if ((o.port = parse_port(optarg)) < 0)
-				return EXIT_USAGE;
+				goto fail;
 			g.port = true;
 			break;
 		case 'R':
@@ -1037,7 +1036,7 @@ main(int argc, char *argv[])
 			break;
 		case 'U':
 			if (add_stun(&o, optarg) == -1)
-				return EXIT_USAGE;
+				goto fail;
 			g.stun = true;
 			break;
 		case 'N':
@@ -1053,74 +1052,81 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf("p2pcat %s\n", P2PCAT_VERSION);
-			return EXIT_OK;
+			ret = EXIT_OK;
+			goto out;
 		case 'w':
 			if ((o.wait_s = parse_secs("wait", optarg, 0.1, 86400)) < 0)
-				return EXIT_USAGE;
+				goto fail;
 			g.wait = true;
 			break;
 		default:
-			usage(EXIT_USAGE);
+			usage(stderr);
+			goto fail;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	log_verbose = o.verbose;
 
-	if (argc > 1)
-		usage(EXIT_USAGE);
+	if (argc > 1) {
+		usage(stderr);
+		goto fail;
+	}
 	if (crypto_init() == -1)
-		return EXIT_USAGE;
+		goto fail;
 	if (o.show_id) {
 		char key[CRYPTO_KEY_B64_LEN + 1], fp[CRYPTO_FP_LEN + 1];
 
 		if (argc || o.listen) {
 			log_err("--id takes no other arguments");
-			return EXIT_USAGE;
+			goto fail;
 		}
 		if (load_identity(&id) == -1)
-			return EXIT_USAGE;
+			goto fail;
 		crypto_key_to_text(id.pub, key);
 		crypto_fingerprint(id.pub, fp);
 		crypto_identity_wipe(&id);
 		printf("%s\n", key);
 		log_v(1, "fingerprint %s", fp);
-		return EXIT_OK;
+		ret = EXIT_OK;
+		goto out;
 	}
 	if (o.send_only && o.recv_only) {
 		log_err("--send-only and --recv-only exclude each other");
-		return EXIT_USAGE;
+		goto fail;
 	}
 	if (!o.listen && (o.keep || g.poll || o.allow)) {
 		log_err("%s goes with -l", o.keep ? "-k" : g.poll ? "--poll" : "--allow");
-		return EXIT_USAGE;
+		goto fail;
 	}
 	if (o.listen && o.peer_key) {
 		log_err("--peer-key is for calling; a listener takes --allow");
-		return EXIT_USAGE;
+		goto fail;
 	}
 	if (settle(&o, &g) == -1)
-		return EXIT_USAGE;
+		goto fail;
 	if (argc == 1)
 		o.peer = argv[0];
 	else if (o.listen && o.name)
 		o.peer = o.name;
 	else if (o.listen) {
 		log_err("no name to listen as: give one, or set P2PCAT_NAME or `name' in the config");
-		return EXIT_USAGE;
-	} else
-		usage(EXIT_USAGE);
+		goto fail;
+	} else {
+		usage(stderr);
+		goto fail;
+	}
 	if (!sig_valid_name(o.peer)) {
 		log_err("bad peer name `%s': want 1-%d of A-Z a-z 0-9 . _ -, not starting with `.'",
 		    o.peer, SIG_MAX_NAME);
-		return EXIT_USAGE;
+		goto fail;
 	}
 	if (o.name && !sig_valid_name(o.name)) {
 		log_err("bad name `%s' in P2PCAT_NAME or the config", o.name);
-		return EXIT_USAGE;
+		goto fail;
 	}
 	if (read_secret(&o) == -1 || load_identity(&id) == -1)
-		return EXIT_USAGE;
+		goto fail;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -1132,14 +1138,16 @@ main(int argc, char *argv[])
 	so.poll_ms = (unsigned)(o.poll_s * 1000);
 	so.stop = &stop_sig;
 	so.api_key_file = o.api_key_file;
-	if ((sig = sig_open(o.signal, &so)) == NULL) {
-		crypto_identity_wipe(&id);
-		return EXIT_USAGE;
-	}
+	if ((sig = sig_open(o.signal, &so)) == NULL)
+		goto fail;
 	stdout_nonblock();
 	ret = o.listen ? listener(&o, sig, &id) : caller(&o, sig, &id);
 	stdout_restore();
 	sig_close(sig);
+	goto out;
+fail:
+	ret = EXIT_USAGE;
+out:
 	crypto_identity_wipe(&id);
 	if (o.secret)
 		sodium_memzero(o.secret, o.secretlen);
