@@ -81,6 +81,7 @@ struct session {
 	struct stream_conf sconf;
 	int err;
 	bool keyed;			/* Split() done */
+	bool verified;			/* a data packet from the peer opened */
 	uint64_t rx_max_pn;
 	bool rx_any;
 	size_t pendlen;			/* a packet the socket refused (EAGAIN) */
@@ -563,10 +564,13 @@ sess_events(const struct session *s)
 	return POLLIN | (s->pendlen ? POLLOUT : 0);
 }
 
+/* Connected once the peer has proved it holds the session keys: the
+ * handshake alone does not show that in passphrase mode, where the keys
+ * also depend on the passphrase. */
 bool
 sess_connected(const struct session *s)
 {
-	return s->st != NULL;
+	return s->verified;
 }
 
 int
@@ -674,6 +678,7 @@ data_input(struct session *s, uint64_t now, uint8_t *pkt, size_t len,
 		punch_confirm(s->punch, now, from, via);
 	}
 	s->rx_any = true;
+	s->verified = true;
 	if (start_stream(s, now) == -1)
 		return -1;
 	if (stream_input(s->st, now, pn, plain, len - DATA_OVERHEAD) == -1)
