@@ -105,6 +105,7 @@ struct fs {
 	char *idt;			/* ".../identitytoolkit.googleapis.com/v1/" */
 	char *sts;			/* ".../securetoken.googleapis.com/v1/" */
 	unsigned poll_ms;
+	int page;			/* offers listed per poll */
 	const volatile sig_atomic_t *stop;
 	int auth;
 	char key[FS_MAX_KEY + 1];
@@ -654,10 +655,9 @@ fs_http_err(struct fs *b, int code, const char *what, const char *coll)
 		log_err("firestore: %s in `%s': not authenticated (%s)", what,
 		    coll, b->msg);
 	else if (code == 403 || strcmp(b->status, "PERMISSION_DENIED") == 0)
-		log_err("firestore: the security rules refuse %s in `%s'%s%s",
+		log_err("firestore: the security rules refuse %s in `%s'%s",
 		    what, coll, b->auth == FS_AUTH_NONE ?
-		    " (no API key given: anonymous sign-in not used)" : "",
-		    "");
+		    " (no API key given, so no sign-in)" : "");
 	else if (code == 404 || strcmp(b->status, "NOT_FOUND") == 0)
 		log_err("firestore: project `%s' or its database `%s' does "
 		    "not exist (%s)", b->project, b->database, b->msg);
@@ -1181,6 +1181,7 @@ fs_open(const char *rest, const struct sig_opts *o)
 	}
 	b->stop = o->stop;
 	b->poll_ms = o->poll_ms ? o->poll_ms : FS_POLL_MS;
+	b->page = FS_PAGE;
 	slash = strchr(rest, '/');
 	plen = slash ? (size_t)(slash - rest) : strlen(rest);
 	for (i = 0; i < plen; i++)
@@ -1416,7 +1417,9 @@ fs_wait_answer(void *v, const char *to, const char *id, struct sig_msg *ans,
 				goto out;
 			} else if (r == 1 || r == -1)
 				fs_delete(b, path, 0, unix_ms() + FS_CLEAN_MS);
-		} else if (code != 404 || !fs_doc_missing(b)) {
+		} else if (code == 0)	/* too large to be ours */
+			fs_delete(b, path, 0, unix_ms() + FS_CLEAN_MS);
+		else if (code != 404 || !fs_doc_missing(b)) {
 			fs_http_err(b, code, "get", coll);
 			goto out;
 		}
@@ -1470,9 +1473,10 @@ fs_poll_offers(struct fs *b, const char *name, const char *coll,
 	uint64_t exp;
 	int code, r, ret = FS_ERR, n, junk = 0;
 
+	/* Only our fields: junk in others is not even downloaded. */
 	if ((url = fs_asprintf("%s%s/%s?pageSize=%d&mask.fieldPaths=to&"
 	    "mask.fieldPaths=blob&mask.fieldPaths=expireAt", b->base, b->docs,
-	    coll, FS_PAGE)) == NULL)
+	    coll, b->page)) == NULL)
 		goto out;
 	code = fs_call(b, "GET", url, NULL, NULL, FS_READ, deadline);
 	if (code < 0) {
@@ -1480,7 +1484,10 @@ fs_poll_offers(struct fs *b, const char *name, const char *coll,
 		goto out;
 	}
 	if (code == 0) {
-		ret = 1;
+		/* Too large: look at one document at a time, to delete the
+		 * big ones (a document is at most 1 MiB). */
+		ret = b->page > 1 ? 2 : 1;
+		b->page = 1;
 		goto out;
 	}
 	if (code != 200) {
@@ -1537,6 +1544,8 @@ fs_poll_offers(struct fs *b, const char *name, const char *coll,
 	}
 	if (junk)
 		ret = 2;
+	else
+		b->page = FS_PAGE;
 out:
 	cJSON_Delete(j);
 	free(url);

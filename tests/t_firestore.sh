@@ -28,7 +28,7 @@ start_server() {
 	FIRESTORE_EMULATOR_HOST=127.0.0.1:$FS_PORT
 	export FS_PORT FIRESTORE_EMULATOR_HOST
 }
-at_exit '[ -n "${SPID:-}" ] && kill $SPID'
+at_exit '[ -n "${SPID:-}" ] && kill $SPID 2>/dev/null'
 
 docs() { $REST dump | wc -l | tr -d ' '; }
 reset() { $REST control POST reset '{}'; }
@@ -47,7 +47,7 @@ start_server
 python3 "$SRCDIR/tests/fsserver.py" --port 0 --port-file "$T/port2" \
     2>>"$T/server2.log" &
 SPID2=$!
-at_exit 'kill $SPID2'
+at_exit 'kill $SPID2 2>/dev/null'
 wait_for 10 test -s "$T/port2" || fail "second fsserver.py did not start"
 FIRESTORE_EMULATOR_HOST=127.0.0.1:$(cat "$T/port2") \
     "$U" waitans bob $ID3 280000 >"$T/budget.out" 2>"$T/budget.err" &
@@ -224,6 +224,27 @@ wait_for 10 sh -c "[ \$($REST count GET /inbox/bob/offers) -ge 1 ]" || fail "no 
 kill -INT $P
 wait_exit $P 2 || fail "SIGINT did not end a listener inside a slow request"
 check_eq "listener stopped" "$RC" 1
+
+# Broken answers (not JSON, wrong shapes, a document from elsewhere, too
+# large) are skipped with a warning; the valid offer and answer that follow
+# are still taken.
+python3 "$SRCDIR/tests/firestore_junk.py" "$T/port3" &
+JPID=$!
+at_exit 'kill $JPID 2>/dev/null'
+wait_for 10 test -s "$T/port3" || fail "firestore_junk.py did not start"
+FIRESTORE_EMULATOR_HOST=127.0.0.1:$(cat "$T/port3") V=1 run j1 -p 100 listen bob 10000
+[ $RC -eq 0 ] || { cat "$T/j1.err" >&2; fail "listen through junk answers: exit $RC"; }
+check_eq "offer after junk" "$(cat "$T/j1.out")" "$ID1 abcd"
+for w in "not a JSON object" "documents is not an array" "without a name" \
+    "field to is not" "larger than" "not in \`projects/p2pcat-test/"; do
+	errhas j1 "$w"
+done
+FIRESTORE_EMULATOR_HOST=127.0.0.1:$(cat "$T/port3") V=1 run j2 waitans bob $ID1 10000
+[ $RC -eq 0 ] || { cat "$T/j2.err" >&2; fail "answer through junk: exit $RC"; }
+check_eq "answer after junk" "$(cat "$T/j2.out")" "0102"
+errhas j2 "invalid JSON"
+errhas j2 "larger than"
+kill $JPID
 
 # Cost.  An idle listener at the default interval: 3 lists in 13 s means
 # polls more than 4.33 s apart, so at most 86,400 / 4.33 < 20,000 reads a day.
