@@ -823,10 +823,11 @@ report_session(const struct session *s)
 		return;
 	stream_get_stats(str, &st);
 	log_v(1, "sent %llu packets (%llu bytes retransmitted), received %llu; "
-	    "rtt %.1f ms; %llu forged or replayed packets dropped",
+	    "rtt %.1f ms; payload %llu bytes a packet; %llu forged or replayed "
+	    "packets dropped",
 	    (unsigned long long)st.pkts_sent, (unsigned long long)st.bytes_retrans,
 	    (unsigned long long)st.pkts_recv, st.srtt_us / 1000.0,
-	    (unsigned long long)sess_dropped(s));
+	    (unsigned long long)st.mtu, (unsigned long long)sess_dropped(s));
 }
 
 static int

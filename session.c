@@ -62,6 +62,9 @@
 #define HELLO_HDR	(WIRE_HDR + 4)
 #define IO_BATCH	64	/* packets per direction per sess_io */
 #define BLOB_MAX	2048	/* our blobs; SIG_MAX_BLOB is larger */
+/* Path MTU probing goes up to a datagram that a 1500-byte link carries
+ * over IPv6 (1500 - 40 - 8) and so over IPv4. */
+#define PMTU_MAX	1452
 
 struct session {
 	bool caller;
@@ -123,6 +126,17 @@ get64(const uint8_t *p)
 	return (uint64_t)get32(p) << 32 | get32(p + 4);
 }
 
+/* Don't fragment, and ignore what the kernel thinks the path MTU is:
+ * the stream finds it by probing (RFC 8899), which needs DF set. */
+static void
+set_df(int fd)
+{
+	int v4 = IP_PMTUDISC_PROBE, v6 = IPV6_PMTUDISC_PROBE;
+
+	setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof v4);
+	setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof v6);
+}
+
 struct session *
 sess_new(const struct sess_conf *c)
 {
@@ -137,10 +151,13 @@ sess_new(const struct sess_conf *c)
 	s->sconf = c->stream;
 	if (s->sconf.mtu == 0)
 		s->sconf.mtu = WIRE_MTU - DATA_OVERHEAD;
+	if (s->sconf.max_mtu == 0)
+		s->sconf.max_mtu = PMTU_MAX - DATA_OVERHEAD;
 	if ((s->punch = punch_new(&c->punch)) == NULL) {
 		free(s);
 		return NULL;
 	}
+	set_df(punch_fd(s->punch));
 	do
 		s->my_cid = randombytes_random();
 	while (s->my_cid == 0);
@@ -752,7 +769,7 @@ send_all(struct session *s, uint64_t now)
 			return r;
 	}
 	for (i = 0; i < IO_BATCH; i++) {
-		n = stream_output(s->st, now, &pn, pkt + HDR_LEN, s->sconf.mtu);
+		n = stream_output(s->st, now, &pn, pkt + HDR_LEN, sizeof pkt - DATA_OVERHEAD);
 		if (n == 0)
 			break;
 		pkt[0] = WIRE_MAGIC;

@@ -167,15 +167,23 @@ struct ivs {
 enum { PKT_FREE, PKT_OUT, PKT_ACKED, PKT_LOST };
 #define PF_MAX_DATA 0x01
 #define PF_DONE	0x02
+#define PF_PMTU	0x04	/* a path MTU probe */
+/* RFC 8899 §5.1.2: "MAX_PROBES: The MAX_PROBES is the maximum value of
+ * the PROBE_COUNT counter ... The default value of MAX_PROBES is 3." */
+#define PMTU_MAX_PROBES	3
+/* The search stops when the interval left is narrower than this. */
+#define PMTU_STEP	16
 /* Datagrams queued to send and received but not yet read: a bound on the
  * memory they take, and on how far the sender runs ahead of the path. */
 #define DGRAM_TX_SLOTS	64
 #define DGRAM_RX_SLOTS	256
 
-/* A queue of datagrams, each in a slot of mtu bytes. */
+/* A queue of datagrams, each in a slot of the stream's first mtu bytes
+ * (the MTU may grow later; datagrams stay as large as at the start). */
 struct dgq {
 	uint8_t *buf;
 	uint16_t *len;
+	size_t slot;
 	unsigned slots, head, n;
 };
 
@@ -272,6 +280,12 @@ struct stream {
 
 	/* Datagrams. */
 	struct dgq dtx, drx;
+
+	/* Path MTU search (RFC 8899 DPLPMTUD): conf.mtu works, pmtu_hi may. */
+	size_t pmtu_hi;			/* above: does not work */
+	size_t pmtu_try;		/* next size to probe; 0: done */
+	size_t pmtu_probe;		/* size in flight, or 0 */
+	unsigned pmtu_fails;
 
 	/* Acknowledgements we owe. */
 	struct ivs rx;			/* packet numbers received */
@@ -815,6 +829,35 @@ ack_pruned(struct stream *s, uint64_t largest)
 	}
 }
 
+/* The middle of what is left to search, or 0 when it is narrow enough. */
+static size_t
+pmtu_mid(const struct stream *s)
+{
+	if (s->pmtu_hi < s->conf.mtu + PMTU_STEP)
+		return 0;
+	return (s->conf.mtu + s->pmtu_hi + 1) / 2;
+}
+
+/* A probe of size bytes was acknowledged (ok) or lost: raise the MTU, or
+ * after PMTU_MAX_PROBES losses lower the ceiling; then search on. */
+static void
+pmtu_result(struct stream *s, size_t size, bool ok)
+{
+	if (size != s->pmtu_probe)
+		return;
+	s->pmtu_probe = 0;
+	if (ok) {
+		s->conf.mtu = size;
+		s->pmtu_fails = 0;
+		s->pmtu_try = pmtu_mid(s);
+		log_v(2, "stream: path MTU now %zu bytes of payload", size);
+	} else if (++s->pmtu_fails >= PMTU_MAX_PROBES) {
+		s->pmtu_hi = size - 1;
+		s->pmtu_fails = 0;
+		s->pmtu_try = pmtu_mid(s);
+	}
+}
+
 /* A packet of ours is newly acknowledged. */
 static void
 pkt_acked(struct stream *s, struct sent *r, uint64_t now)
@@ -829,6 +872,10 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 		ack_pruned(s, r->acked_to - 1);
 	if (r->flags & PF_DONE)
 		s->done_acked = true;
+	if (r->flags & PF_PMTU) {
+		pmtu_result(s, r->size, true);
+		return;
+	}
 	cc_ack(s, r->sent_us, r->size, flight, now);
 }
 
@@ -847,6 +894,12 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 		s->max_data_due = true;
 	if (r->flags & PF_DONE)
 		s->done_due = true;
+	/* RFC 8899 §3: "Loss of a probe packet ... SHOULD NOT be treated as
+	 * an indication of congestion". */
+	if (r->flags & PF_PMTU) {
+		pmtu_result(s, r->size, false);
+		return;
+	}
 	cc_congestion(s, r->sent_us, now);
 	if (s->hist_n == LOSS_HISTORY) {
 		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
@@ -1220,11 +1273,11 @@ on_dgram(struct stream *s, const struct frames *f)
 {
 	struct dgq *q = &s->drx;
 
-	if (q->n == q->slots || f->dglen > s->conf.mtu) {
+	if (q->n == q->slots || f->dglen > q->slot) {
 		s->st.dgrams_dropped++;
 		return;
 	}
-	memcpy(q->buf + (size_t)((q->head + q->n) % q->slots) * s->conf.mtu, f->dg,
+	memcpy(q->buf + (size_t)((q->head + q->n) % q->slots) * q->slot, f->dg,
 	    f->dglen);
 	q->len[(q->head + q->n) % q->slots] = f->dglen;
 	q->n++;
@@ -1463,6 +1516,41 @@ done_pending(const struct stream *s)
 	return s->done_due && s->done_sent && !s->done_acked && !s->peer_done;
 }
 
+/* A path MTU probe, PING and PADDING up to the size being tried, when
+ * one is due and the window has room: its length, or 0.  Probes go out
+ * only while there is data waiting for the larger packets. */
+static size_t
+pmtu_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
+    size_t cap)
+{
+	size_t size = s->pmtu_try;
+	struct sent *r;
+
+	if (size == 0 || s->pmtu_probe || size > cap || !ring_room(s) ||
+	    !s->have_rtt || !cc_open(s) || s->tokens <= 0 ||
+	    (s->snd_nxt >= s->snd_end && s->dtx.n == 0))
+		return 0;
+	buf[0] = FT_PING;
+	memset(buf + 1, FT_PADDING, size - 1);
+	*pn = s->next_pn++;
+	s->last_send_us = now;
+	s->st.pkts_sent++;
+	r = slot(s, *pn);
+	r->pn = *pn;
+	r->sent_us = now;
+	r->off = r->len = 0;
+	r->size = size;
+	r->state = PKT_OUT;
+	r->flags = PF_PMTU;
+	r->acked_to = 0;
+	s->in_flight += size;
+	s->elicit_out++;
+	s->last_elicit_us = now;
+	s->tokens -= size;
+	s->pmtu_probe = size;
+	return size;
+}
+
 size_t
 stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
     size_t cap)
@@ -1494,6 +1582,8 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		s->done_sent = s->done_due = true;
 
 	ring_advance(s);
+	if ((n = pmtu_output(s, now, pn, buf, cap)) > 0)
+		return n;
 	probe = s->probes > 0 && ring_room(s);
 	ping = ring_room(s) && (probe || s->ping_due ||
 	    (s->conf.keepalive_us > 0 &&
@@ -1530,7 +1620,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 			done = false;
 	}
 	if (dgram) {
-		const uint8_t *d = s->dtx.buf + (size_t)s->dtx.head * s->conf.mtu;
+		const uint8_t *d = s->dtx.buf + (size_t)s->dtx.head * s->dtx.slot;
 		size_t dl = s->dtx.len[s->dtx.head];
 
 		if (n + 1 + varint_len(dl) + dl <= room) {
@@ -1668,6 +1758,7 @@ static int
 dgq_init(struct dgq *q, unsigned slots, size_t mtu)
 {
 	q->slots = slots;
+	q->slot = mtu;
 	if ((q->buf = malloc(slots * mtu)) == NULL ||
 	    (q->len = calloc(slots, sizeof *q->len)) == NULL)
 		return -1;
@@ -1729,6 +1820,11 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	s->time_thresh8 = TIME_THRESH_8;
 	s->tokens = s->cwnd;
 	s->pace_us = s->last_send_us = s->last_recv_us = now;
+	/* Most paths carry a full Ethernet frame: try the top first. */
+	if (conf->max_mtu > conf->mtu) {
+		s->pmtu_hi = umin(conf->max_mtu, MAX_MTU);
+		s->pmtu_try = s->pmtu_hi;
+	}
 	return s;
 }
 
@@ -1837,6 +1933,7 @@ stream_get_stats(const struct stream *s, struct stream_stats *st)
 	st->cwnd = (uint64_t)s->cwnd;
 	st->snd_buffered = s->snd_end - umin(s->snd_una, s->snd_end);
 	st->rcv_buffered = s->rcv_high - s->rcv_read;
+	st->mtu = s->conf.mtu;
 }
 
 void
@@ -1851,24 +1948,24 @@ stream_dgram_send(struct stream *s, const void *buf, size_t len)
 	struct dgq *q = &s->dtx;
 	size_t at;
 
-	/* The frame must fit a packet: type, length, data. */
-	if (len > s->conf.mtu - 1 - varint_len(s->conf.mtu)) {
+	if (len > stream_dgram_max(s)) {
 		errno = EMSGSIZE;
 		return -1;
 	}
 	if (q->n == q->slots || s->closing || s->err != STREAM_OK)
 		return 0;
 	at = (q->head + q->n) % q->slots;
-	memcpy(q->buf + at * s->conf.mtu, buf, len);
+	memcpy(q->buf + at * q->slot, buf, len);
 	q->len[at] = len;
 	q->n++;
 	return 1;
 }
 
+/* The frame must fit the first packet size: type, length, data. */
 size_t
 stream_dgram_max(const struct stream *s)
 {
-	return s->conf.mtu - 1 - varint_len(s->conf.mtu);
+	return s->dtx.slot - 1 - varint_len(s->dtx.slot);
 }
 
 ssize_t
@@ -1880,7 +1977,7 @@ stream_dgram_recv(struct stream *s, void *buf, size_t cap)
 	if (q->n == 0)
 		return -1;
 	len = umin(cap, q->len[q->head]);
-	memcpy(buf, q->buf + (size_t)q->head * s->conf.mtu, len);
+	memcpy(buf, q->buf + (size_t)q->head * q->slot, len);
 	q->head = (q->head + 1) % q->slots;
 	q->n--;
 	return len;

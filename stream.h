@@ -21,7 +21,8 @@
 struct stream;
 
 struct stream_conf {
-	size_t mtu;		/* largest payload stream_output may make */
+	size_t mtu;		/* largest payload that surely gets through */
+	size_t max_mtu;		/* probe up to this (RFC 8899); 0: no probing */
 	size_t sndbuf;		/* our bytes kept until acknowledged */
 	size_t rcvbuf;		/* bytes the peer may send ahead of our reader;
 				 * at least 64 KiB, the window a peer assumes
@@ -45,6 +46,7 @@ struct stream_stats {
 	uint64_t rcv_buffered;		/* span held for the reader, <= rcvbuf */
 	uint64_t dgrams_sent, dgrams_recv;	/* datagrams (-u) */
 	uint64_t dgrams_dropped;	/* received with the reader's queue full */
+	uint64_t mtu;			/* payload bytes per packet now (RFC 8899) */
 };
 
 /* A new stream, or NULL (errno ENOMEM, or EINVAL when mtu is outside
