@@ -1,0 +1,269 @@
+#!/bin/sh
+# Identity and trust on loopback, each user with its own HOME:
+#   a) the key file: 0600 in a 0700 directory, --id prints it (44-character
+#      base64, the same twice), a group- or world-readable key is refused
+#   b) known_peers: first contact recorded and announced, second contact
+#      silent, a new key under a known name refused (exit 4, no byte out)
+#   c) --peer-key: the right key and its fingerprint pass, another fails (4)
+#   d) --allow: a listed caller passes, an unlisted one is refused
+#   e) passphrase mode: same secret connects whatever known_peers says,
+#      a private secret file only, P2PCAT_SECRET, the secret never printed
+#      nor put in the rendezvous; a wrong secret connects nothing
+. "$(dirname "$0")/lib.sh"
+export P2PCAT_SIGNAL="dir:$T/rv"
+
+# as USER [VAR=VALUE...] CMD...: run CMD as USER, with USER's own keys
+# (in the foreground: a background job is started with env itself, so that
+# its pid is p2pcat's).
+as() {
+	_u=$1; shift
+	env HOME="$T/$_u" XDG_CONFIG_HOME="$T/$_u/.config" "$@"
+}
+key_of() { as "$1" "$P2PCAT" --id 2>/dev/null; }
+fp_of() { as "$1" "$P2PCAT" -v --id 2>&1 >/dev/null | sed -n 's/^p2pcat: fingerprint //p'; }
+mode() { stat -c %a "$1"; }
+
+# Extra environment for the next listener (LENV) and caller (CENV).
+LENV= CENV=
+# listen USER ARGS...: USER listens as `bob' in the background (sets LP),
+# stdin $T/lin, stdout $T/l.out, stderr $T/l.err.
+listen() {
+	_u=$1; shift
+	env HOME="$T/$_u" XDG_CONFIG_HOME="$T/$_u/.config" $LENV "$P2PCAT" -l "$@" bob \
+		< "$T/lin" > "$T/l.out" 2> "$T/l.err" &
+	LP=$!
+}
+# call USER ARGS...: USER calls `bob' (at most 30 s); sets CRC.
+call() {
+	_u=$1; shift
+	env HOME="$T/$_u" XDG_CONFIG_HOME="$T/$_u/.config" $CENV "$P2PCAT" "$@" bob \
+		< "$T/cin" > "$T/c.out" 2> "$T/c.err" &
+	wait_exit $! 30 || fail "caller $_u $* hung: $(cat "$T/c.err")"
+	CRC=$RC
+}
+# listener_done SECS: the listener exits within SECS; sets LRC.
+listener_done() {
+	wait_exit $LP "$1" || fail "listener did not exit: $(cat "$T/l.err"); caller: $(cat "$T/c.err")"
+	LRC=$RC
+}
+# stop_listener: a listener still waiting for callers is interrupted.
+stop_listener() {
+	exited $LP && fail "the listener exited: $(cat "$T/l.err")"
+	kill -TERM $LP
+	listener_done 5
+	check_eq "listener status after SIGTERM ($(cat "$T/l.err"))" $LRC 143
+}
+# session_ok WHAT: both exited 0, both messages intact.
+session_ok() {
+	listener_done 10
+	check_eq "$1: caller status ($(cat "$T/c.err"))" $CRC 0
+	check_eq "$1: listener status ($(cat "$T/l.err"))" $LRC 0
+	cmp -s "$T/cin" "$T/l.out" || fail "$1: listener got \`$(cat "$T/l.out")'"
+	cmp -s "$T/lin" "$T/c.out" || fail "$1: caller got \`$(cat "$T/c.out")'"
+	echo "$1: ok"
+}
+no_output() { [ ! -s "$1" ] || fail "$2: \`$(head -c 200 "$1")' was written"; }
+has() { grep -qF -- "$2" "$1" || fail "no \`$2' in: $(cat "$1")"; }
+
+printf 'from alice %s\n' "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$T/cin"
+echo "from bob: the listener's data" > "$T/lin"
+
+echo "== a) identity"
+out=$(as alice "$P2PCAT" --id 2> "$T/err") || fail "--id: $(cat "$T/err")"
+has "$T/err" "created a new key in \`$T/alice/.config/p2pcat/key'"
+echo "$out" | grep -Eqx '[A-Za-z0-9+/]{43}=' || fail "--id printed \`$out'"
+check_eq "--id lines" "$(echo "$out" | wc -l)" 1
+check_eq "key file mode" "$(mode "$T/alice/.config/p2pcat/key")" 600
+check_eq "key directory mode" "$(mode "$T/alice/.config/p2pcat")" 700
+check_eq "key file size" "$(stat -c %s "$T/alice/.config/p2pcat/key")" 45
+out2=$(as alice "$P2PCAT" --id 2> "$T/err") || fail "second --id: $(cat "$T/err")"
+check_eq "--id a second time" "$out2" "$out"
+no_output "$T/err" "second --id on stderr"
+ALICE=$out
+fp=$(fp_of alice)
+echo "$fp" | grep -Eqx 'SHA256:[A-Za-z0-9+/]{43}' || fail "-v --id fingerprint \`$fp'"
+for m in 644 640 604; do
+	chmod $m "$T/alice/.config/p2pcat/key"
+	as alice "$P2PCAT" --id > "$T/out" 2> "$T/err"
+	check_eq "--id with a key of mode $m" $? 1
+	no_output "$T/out" "--id with a key of mode $m"
+	has "$T/err" "\`$T/alice/.config/p2pcat/key'"
+	as alice "$P2PCAT" -w 1 nobody < /dev/null > /dev/null 2> "$T/err"
+	check_eq "calling with a key of mode $m" $? 1
+	has "$T/err" "\`$T/alice/.config/p2pcat/key'"
+done
+chmod 600 "$T/alice/.config/p2pcat/key"
+check_eq "--id after chmod 600" "$(key_of alice)" "$ALICE"
+BOB=$(key_of bob) BOBFP=$(fp_of bob)
+BOB2=$(key_of bob2) MALLORY=$(key_of mallory) CAROL=$(key_of carol) CAROLFP=$(fp_of carol)
+[ "$BOB" != "$BOB2" ] && [ "$BOB" != "$ALICE" ] || fail "two users got one key"
+echo "identity: ok"
+
+echo "== b) known_peers"
+KP=$T/alice/.config/p2pcat/known_peers
+listen bob
+call alice
+session_ok "first contact"
+has "$T/c.err" "first contact with \`bob': trusting its key $BOBFP (added to \`$KP')"
+check_eq "known_peers after the first contact" "$(cat "$KP")" "bob $BOB"
+check_eq "known_peers mode" "$(mode "$KP")" 600
+
+# Second contact, the caller named (P2PCAT_NAME): silent on the caller's
+# side; the listener records the caller by that name.
+listen bob
+CENV=P2PCAT_NAME=alice
+call alice
+CENV=
+session_ok "second contact"
+no_output "$T/c.err" "second contact on the caller's stderr"
+check_eq "known_peers after the second contact" "$(cat "$KP")" "bob $BOB"
+has "$T/l.err" "first contact with \`alice'"
+check_eq "bob's known_peers" "$(cat "$T/bob/.config/p2pcat/known_peers")" "alice $ALICE"
+
+# Someone else (another key) listens as bob: exit 4, nothing printed, and
+# the listener gets nothing from us.
+echo "from the impostor" > "$T/lin.imp"
+cp "$T/lin" "$T/lin.bob"; cp "$T/lin.imp" "$T/lin"
+listen bob2 -w 2
+call alice
+check_eq "caller status on a changed key ($(cat "$T/c.err"))" $CRC 4
+has "$T/c.err" "KEY MISMATCH"
+has "$T/c.err" "\`$KP'"
+no_output "$T/c.out" "caller on a changed key"
+# The listener gives up on that caller after -w and waits for the next.
+wait_for 10 grep -q "did not connect" "$T/l.err" || fail "listener: $(cat "$T/l.err")"
+stop_listener
+no_output "$T/l.out" "the impostor"
+check_eq "known_peers after the mismatch" "$(cat "$KP")" "bob $BOB"
+cp "$T/lin.bob" "$T/lin"
+echo "known_peers: ok"
+
+echo "== c) --peer-key"
+listen bob
+call carol --peer-key "$BOB"
+session_ok "--peer-key with bob's key"
+[ -e "$T/carol/.config/p2pcat/known_peers" ] && fail "--peer-key wrote known_peers"
+listen bob
+call carol --peer-key "$BOBFP"
+session_ok "--peer-key with bob's fingerprint"
+for k in "$MALLORY" "$CAROLFP"; do
+	listen bob -w 2
+	call carol --peer-key "$k"
+	check_eq "caller status with --peer-key $k ($(cat "$T/c.err"))" $CRC 4
+	has "$T/c.err" "not the one given with --peer-key"
+	no_output "$T/c.out" "caller with the wrong --peer-key"
+	wait_for 10 grep -q "did not connect" "$T/l.err" || fail "listener: $(cat "$T/l.err")"
+	stop_listener
+	no_output "$T/l.out" "listener of a caller with the wrong --peer-key"
+done
+for k in "${BOB%=}" "x$BOB" "SHA256:abc" "$BOB "; do
+	as carol "$P2PCAT" --peer-key "$k" -w 1 bob < /dev/null > /dev/null 2> "$T/err"
+	check_eq "status with --peer-key \`$k'" $? 1
+	has "$T/err" "bad key"
+done
+echo "--peer-key: ok"
+
+echo "== d) --allow"
+printf '# who may call\n  %s  # alice\n%s\n\n' "$ALICE" "$CAROLFP" > "$T/allow"
+listen bob --allow "$T/allow"
+call alice
+session_ok "--allow, a listed key"
+listen bob --allow "$T/allow"
+call carol
+session_ok "--allow, a listed fingerprint"
+# Mallory is not listed: the listener refuses her (exit 4, EXIT STATUS);
+# she hears nothing back and gives up after -w (exit 2).
+listen bob --allow "$T/allow"
+call mallory -w 3
+listener_done 10
+check_eq "unlisted caller status ($(cat "$T/c.err"))" $CRC 2
+check_eq "listener status for an unlisted caller ($(cat "$T/l.err"))" $LRC 4
+has "$T/l.err" "refusing the caller: key $(fp_of mallory) is not in \`$T/allow'"
+no_output "$T/l.out" "listener of an unlisted caller"
+no_output "$T/c.out" "unlisted caller"
+echo "--allow: ok"
+
+echo "== e) passphrase mode"
+SECRET='correct horse battery staple 7Qx'
+printf '%s\n' "$SECRET" > "$T/secret"
+chmod 600 "$T/secret"
+cp "$T/secret" "$T/secret.b"
+# bob2 now listens as bob: alice's known_peers says otherwise, but the
+# passphrase is what authenticates.
+listen bob2 --secret-file "$T/secret.b"
+call alice --secret-file "$T/secret"
+session_ok "same passphrase, another key than known_peers has"
+grep -q "KEY MISMATCH" "$T/c.err" && fail "known_peers consulted in passphrase mode"
+check_eq "known_peers after passphrase mode" "$(cat "$KP")" "bob $BOB"
+# P2PCAT_SECRET on both sides, then one side each way; no trailing newline.
+ESECRET='tr0ub4dor-and-3'
+LENV=P2PCAT_SECRET=$ESECRET CENV=P2PCAT_SECRET=$ESECRET
+listen bob2
+call alice
+session_ok "P2PCAT_SECRET"
+printf '%s\n' "$ESECRET" > "$T/esecret"; chmod 600 "$T/esecret"
+LENV=
+listen bob2 --secret-file "$T/esecret"
+call alice
+session_ok "P2PCAT_SECRET and the same passphrase in a file"
+CENV=
+# A secret file others can read is refused.
+for m in 644 640; do
+	cp "$T/secret" "$T/secret.$m"; chmod $m "$T/secret.$m"
+	as alice "$P2PCAT" --secret-file "$T/secret.$m" -w 1 bob < /dev/null > "$T/out" 2> "$T/err"
+	check_eq "status with a secret file of mode $m" $? 1
+	has "$T/err" "\`$T/secret.$m'"
+	grep -qF "$SECRET" "$T/err" && fail "the secret was printed"
+done
+
+# The secret in neither -v -v output nor the rendezvous: the caller is
+# stopped once its offer is posted, so the answer stays in the directory
+# long enough to be copied.
+rm -rf "$T/rv"
+env HOME="$T/alice" XDG_CONFIG_HOME="$T/alice/.config" "$P2PCAT" -v -v \
+	--secret-file "$T/secret" bob < "$T/cin" > "$T/c.out" 2> "$T/c.err" & cp=$!
+offer_file() { set -- "$T"/rv/inbox/bob/offers/*; [ -f "$1" ] && OFFER=$1; }
+wait_for 10 offer_file || fail "no offer: $(cat "$T/c.err")"
+kill -STOP $cp
+cp "$OFFER" "$T/offer.copy"
+listen bob2 -v -v --secret-file "$T/secret.b"
+answer_file() { set -- "$T"/rv/inbox/bob/answers/*; [ -f "$1" ] && ANSWER=$1; }
+wait_for 10 answer_file || { kill -CONT $cp; fail "no answer: $(cat "$T/l.err")"; }
+cp "$ANSWER" "$T/answer.copy"
+find "$T/rv" -type f -exec cat {} + > "$T/rv.copy"
+kill -CONT $cp
+wait_exit $cp 30 || fail "caller hung: $(cat "$T/c.err")"
+CRC=$RC
+session_ok "passphrase mode with -v -v"
+head -n 1 "$T/offer.copy" | grep -qx "p2pcat-sig 1" || fail "offer copy: $(head -n 1 "$T/offer.copy")"
+head -n 1 "$T/answer.copy" | grep -qx "p2pcat-sig 1" || fail "answer copy"
+for f in "$T/c.err" "$T/l.err" "$T/offer.copy" "$T/answer.copy" "$T/rv.copy"; do
+	[ -s "$f" ] || fail "$f is empty"
+	grep -aqF "$SECRET" "$f" && fail "the secret is in $f"
+	grep -aqF "horse battery" "$f" && fail "part of the secret is in $f"
+done
+grep -raqF "$SECRET" "$T/rv" && fail "the secret is in the rendezvous directory"
+has "$T/c.err" "proved the passphrase"
+echo "secret kept: ok"
+
+# Different passphrases: the caller connects to nothing (exit 2 after -w),
+# and no byte crosses either way.
+echo "wrong secret" > "$T/secret.w"; chmod 600 "$T/secret.w"
+listen bob2 -w 3 --idle 2 --secret-file "$T/secret.b"
+call alice -w 3 --secret-file "$T/secret.w"
+check_eq "caller status with another passphrase ($(cat "$T/c.err"))" $CRC 2
+no_output "$T/c.out" "caller with another passphrase"
+no_output "$T/l.out" "listener of a caller with another passphrase"
+# Documented (DESCRIPTION): "A caller that never connects is not a session
+# served: the listener goes on waiting."  The listener must still be there
+# and serve the next caller, who has the passphrase.
+# KNOWN PRODUCT BUG (reported): the listener counts a caller that sent
+# Noise message 3 as connected, although in passphrase mode nothing proved
+# the passphrase yet; it reports "connected" and exits 3 after --idle.
+settled() { grep -q "did not connect" "$T/l.err" || exited $LP; }
+wait_for 15 settled || fail "listener neither gave up on the caller nor exited: $(cat "$T/l.err")"
+exited $LP && { listener_done 1; fail "KNOWN PRODUCT BUG: after a caller with another passphrase the listener exited $LRC instead of waiting: $(cat "$T/l.err")"; }
+call alice --secret-file "$T/secret"
+session_ok "the right passphrase after a wrong one"
+echo "passphrase mode: ok"
+echo "trust: ok"
