@@ -255,14 +255,13 @@ check_eq "caller status with another passphrase ($(cat "$T/c.err"))" $CRC 2
 no_output "$T/c.out" "caller with another passphrase"
 no_output "$T/l.out" "listener of a caller with another passphrase"
 # Documented (DESCRIPTION): "A caller that never connects is not a session
-# served: the listener goes on waiting."  The listener must still be there
-# and serve the next caller, who has the passphrase.
-# KNOWN PRODUCT BUG (reported): the listener counts a caller that sent
-# Noise message 3 as connected, although in passphrase mode nothing proved
-# the passphrase yet; it reports "connected" and exits 3 after --idle.
+# served: the listener goes on waiting."  Without the passphrase nothing
+# the caller sends opens, so the listener must give up on it after -w and
+# serve the next caller, who has the passphrase.
 settled() { grep -q "did not connect" "$T/l.err" || exited $LP; }
 wait_for 15 settled || fail "listener neither gave up on the caller nor exited: $(cat "$T/l.err")"
-exited $LP && { listener_done 1; fail "KNOWN PRODUCT BUG: after a caller with another passphrase the listener exited $LRC instead of waiting: $(cat "$T/l.err")"; }
+exited $LP && { listener_done 1; fail "after a caller with another passphrase the listener exited $LRC instead of waiting: $(cat "$T/l.err")"; }
+grep -q "connected" "$T/l.err" && fail "listener connected to a caller without the passphrase"
 call alice --secret-file "$T/secret"
 session_ok "the right passphrase after a wrong one"
 echo "passphrase mode: ok"
