@@ -14,13 +14,15 @@ only.  MODE is one of:
   tlvlen    the first TLV's length set to 0xffff (runs past the end)
   trailer   64 random bytes after the last TLV
   soup      the version byte, then random TLVs of random types
+  cand      the port of the first candidate (TLV 2) plus one: a valid
+            blob whose contents changed
 Prints what it did on stdout.  Exit 0, or 2 on misuse.
 """
 import random
 import sys
 
 MODES = ("keep", "flip", "fliptail", "trunc", "garbage", "version",
-         "tlvlen", "trailer", "soup")
+         "tlvlen", "trailer", "soup", "cand")
 
 
 def main():
@@ -61,6 +63,16 @@ def main():
             v = bytes(rnd.getrandbits(8) for _ in range(rnd.choice([0, 1, 4, 8, 20, 32, 48, 96])))
             out += bytes([rnd.randint(0, 8)]) + len(v).to_bytes(2, "big") + v
         b = out
+    elif mode == "cand":
+        off = 1
+        while off + 3 <= len(b) and b[off] != 2:
+            off += 3 + int.from_bytes(b[off + 1:off + 3], "big")
+        if off + 7 > len(b):
+            sys.stderr.write("attack_mutate.py: no candidate in %s\n" % src)
+            return 2
+        port = int.from_bytes(b[off + 5:off + 7], "big")
+        b[off + 5:off + 7] = ((port + 1) & 0xffff).to_bytes(2, "big")
+        what += " port %d to %d" % (port, (port + 1) & 0xffff)
     open(dst, "wb").write(b)
     print(what)
     return 0

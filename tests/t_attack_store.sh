@@ -14,6 +14,9 @@
 #      is written, and the listener gives up on it after -w and goes on
 #      waiting (DESCRIPTION: a caller that never connects is not a session
 #      served), then serves a real caller.
+#   d) changes a live offer (another candidate port), or moves it and its
+#      answer to another name: the handshake is bound to both (prologue),
+#      so the caller refuses the answer (exit 2) and nothing crosses.
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null 2>&1 || skip "no python3"
 RV=$T/rv
@@ -241,4 +244,36 @@ wait_exit $lp 10 || fail "listener hung after the real caller"
 check_eq "listener status after the replay ($(tail -n 3 "$T/l.err"))" $RC 0
 cmp -s "$T/a.msg" "$T/l.out" && cmp -s "$T/b.msg" "$T/c.out" || fail "session after the replay: data"
 check_eq "files left" "$(find "$RV" -type f | wc -l)" 0
+echo "replayed offer: answered, never connected, then a real session worked"
+
+echo "== d) a live offer changed, or moved to another name"
+for how in changed moved; do
+	bg alice "$T/a.msg" "$T/c.out" "$T/c.err" -w 8 bob; cp=$BG
+	wait_for 10 files_in offers || fail "no offer: $(cat "$T/c.err")"
+	kill -STOP $cp
+	f=$(first_file offers) id=$(basename "$(first_file offers)")
+	if [ $how = changed ]; then
+		what=$($MUTATE cand 0 "$f" "$T/blob") || fail "attack_mutate.py cand"
+		plant offers "$id" "$T/blob"
+		bg bob "$T/b.msg" "$T/l.out" "$T/l.err" -v -w 3 -l bob; lp=$BG
+		wait_for 10 test -f "$RV/inbox/bob/answers/$id" || fail "no answer: $(cat "$T/l.err")"
+	else
+		what="offer and answer moved through carol's inbox"
+		mkdir -p "$RV/inbox/carol/offers" "$RV/inbox/carol/answers"
+		mv "$f" "$RV/inbox/carol/offers/$id"
+		bg carol "$T/b.msg" "$T/l.out" "$T/l.err" -v -w 3 -l carol; lp=$BG
+		wait_for 10 test -f "$RV/inbox/carol/answers/$id" || fail "no answer: $(cat "$T/l.err")"
+		mkdir -p "$RV/inbox/bob/answers"
+		mv "$RV/inbox/carol/answers/$id" "$RV/inbox/bob/answers/$id"
+	fi
+	kill -CONT $cp
+	wait_exit $cp 15 || fail "caller hung ($what)"
+	check_eq "caller status ($what; $(cat "$T/c.err"))" $RC 2
+	has "$T/c.err" "does not check out"
+	wait_for 10 grep -q "did not connect" "$T/l.err" || fail "listener: $(cat "$T/l.err")"
+	interrupt $lp "$T/l.err" "listener ($what)"
+	no_output "$T/c.out" "caller ($what)"
+	no_output "$T/l.out" "listener ($what)"
+	echo "$what: refused"
+done
 echo "attack_store: ok"

@@ -94,6 +94,13 @@ for m in 644 640 604; do
 done
 chmod 600 "$T/alice/.config/p2pcat/key"
 check_eq "--id after chmod 600" "$(key_of alice)" "$ALICE"
+# A key file that is a symbolic link (to a good key) is refused too.
+mkdir -p "$T/dave/.config/p2pcat"
+ln -s "$T/alice/.config/p2pcat/key" "$T/dave/.config/p2pcat/key"
+as dave "$P2PCAT" --id > "$T/out" 2> "$T/err"
+check_eq "--id with a symbolic link as the key" $? 1
+no_output "$T/out" "--id with a symbolic link as the key"
+has "$T/err" "\`$T/dave/.config/p2pcat/key'"
 BOB=$(key_of bob) BOBFP=$(fp_of bob)
 BOB2=$(key_of bob2) MALLORY=$(key_of mallory) CAROL=$(key_of carol) CAROLFP=$(fp_of carol)
 [ "$BOB" != "$BOB2" ] && [ "$BOB" != "$ALICE" ] || fail "two users got one key"
@@ -250,8 +257,12 @@ echo "secret kept: ok"
 # and no byte crosses either way.
 echo "wrong secret" > "$T/secret.w"; chmod 600 "$T/secret.w"
 listen bob2 -w 3 --idle 2 --secret-file "$T/secret.b"
+start=$(date +%s)
 call alice -w 3 --secret-file "$T/secret.w"
+took=$(( $(date +%s) - start ))
 check_eq "caller status with another passphrase ($(cat "$T/c.err"))" $CRC 2
+[ $took -ge 2 ] && [ $took -le 10 ] || fail "the caller with another passphrase gave up after $took s, want -w 3"
+has "$T/c.err" "within 3 s"
 no_output "$T/c.out" "caller with another passphrase"
 no_output "$T/l.out" "listener of a caller with another passphrase"
 # Documented (DESCRIPTION): "A caller that never connects is not a session
