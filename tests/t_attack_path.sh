@@ -11,6 +11,7 @@
 #      the attacker sent it that its record layer must count: N > 0, N no
 #      more than that, and no less than 90 % of it (the rest the network
 #      may lose: the kernel drops when a socket buffer is full).
+#      What it saw holds none of the data and neither peer's public key.
 #   b) the same attacker also injects a bit-flipped copy of every HELLO
 #      (Noise message 3) ahead of the real one: no byte is delivered that
 #      was not sent, nothing crashes; either the session survives it, or
@@ -77,7 +78,7 @@ randfile "$T/fa" 8
 randfile "$T/fb" 8
 
 echo "== a) flips, truncations, forgeries and replays, 8 MiB each way"
-mitm_on -s "${LAB_SEED:-1}" -f 1 -t 0.5 -b 1 -n 2 -r 2
+mitm_on -s "${LAB_SEED:-1}" -f 1 -t 0.5 -b 1 -n 2 -r 2 -w "$T/wire"
 session
 mitm_off
 cat "$T/mitm.log"
@@ -103,6 +104,15 @@ for side in a b; do
 	done
 done
 [ "$(field reflect "$IPA")$(field reflect "$IPB")" != 00 ] || fail "no reflected replays"
+
+# What the attacker saw: neither file's bytes, nor either peer's public key
+# (Noise XX sends static keys encrypted).
+FIND="python3 $SRCDIR/tests/attack_find.py"
+[ "$(stat -c %s "$T/wire")" -gt $((16 << 20)) ] || fail "captured only $(stat -c %s "$T/wire") bytes"
+$FIND "$T/fa" -w "$T/fa" > /dev/null && fail "attack_find.py does not find a file in itself"
+KA=$(lab_run a env XDG_CONFIG_HOME="$T/a" "$P2PCAT" --id) KB=$(lab_run b env XDG_CONFIG_HOME="$T/b" "$P2PCAT" --id)
+$FIND "$T/wire" -k "$KA" -k "$KB" -w "$T/fa" -w "$T/fb" || fail "the wire shows the above"
+echo "the wire ($(stat -c %s "$T/wire") bytes) shows no plaintext and no static key"
 
 echo "== b) a forged copy of every HELLO sent ahead of it"
 mitm_on -s "${LAB_SEED:-1}" -H 100 -f 1 -n 2 -r 2

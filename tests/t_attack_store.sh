@@ -1,9 +1,11 @@
 #!/bin/sh
-# An attacker who can write the rendezvous store (dir: on loopback):
+# An attacker who can write the rendezvous store (dir: on loopback).  What
+# it reads of a real session holds neither peer's static key nor data.
 #   a) races the real bob with a forged answer: mallory listens as bob
 #      with her own key.  The caller, who knows bob's key (known_peers or
 #      --peer-key), exits 4 and prints nothing; mallory gets none of its
-#      bytes.  With bob and mallory both listening, every call either
+#      bytes; in passphrase mode, without the passphrase, she is never
+#      heard (the caller exits 2).  With bob and mallory both listening, every call either
 #      reaches bob intact or fails with 4, and mallory still gets nothing.
 #   b) plants garbage, truncated, bit-flipped, replayed and odd answers
 #      and offers: neither side crashes, the caller fails with status 2
@@ -94,11 +96,30 @@ check_eq "first listener status ($(cat "$T/l.err"))" $RC 0
 cmp -s "$T/a.msg" "$T/l.out" && cmp -s "$T/b.msg" "$T/c.out" || fail "first session data"
 has "$T/c.err" "first contact with \`bob'"
 check_eq "files left" "$(find "$RV" -type f | wc -l)" 0
+# The store sees ephemeral keys only: neither static key, nor the data.
+ALICE=$(as alice "$P2PCAT" --id 2>/dev/null)
+for f in "$T/offer.orig" "$T/answer.orig"; do
+	python3 "$SRCDIR/tests/attack_find.py" "$f" -k "$ALICE" -k "$BOB" -w "$T/a.msg" -w "$T/b.msg" ||
+		fail "the rendezvous shows the above"
+done
 
 echo "== a) a forged answer from mallory, listening as bob"
-for how in known_peers peer-key; do
-	bg mallory "$T/m.msg" "$T/m.out" "$T/m.err" -w 1 -l bob; mp=$BG
-	if [ $how = known_peers ]; then
+printf 'the real passphrase\n' > "$T/secret"
+printf 'a guess\n' > "$T/guess"
+chmod 600 "$T/secret" "$T/guess"
+for how in known_peers peer-key passphrase; do
+	if [ $how = passphrase ]; then
+		bg mallory "$T/m.msg" "$T/m.out" "$T/m.err" -w 1 --secret-file "$T/guess" -l bob; mp=$BG
+	else
+		bg mallory "$T/m.msg" "$T/m.out" "$T/m.err" -w 1 -l bob; mp=$BG
+	fi
+	if [ $how = passphrase ]; then
+		# Without the passphrase mallory can answer but not be heard:
+		# the caller finds no path (2, after -w).
+		fg alice "$T/a.msg" "$T/c.out" "$T/c.err" -w 3 --secret-file "$T/secret" bob
+		check_eq "caller status against mallory ($how; $(cat "$T/c.err"))" $RC 2
+		has "$T/c.err" "no path answered within 3 s"
+	elif [ $how = known_peers ]; then
 		fg alice "$T/a.msg" "$T/c.out" "$T/c.err" -w 10 bob
 		check_eq "caller status against mallory ($how; $(cat "$T/c.err"))" $RC 4
 		has "$T/c.err" "KEY MISMATCH"

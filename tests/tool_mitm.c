@@ -25,6 +25,10 @@
  *     -H  send, just before the original, a copy with 1 to 3 bits flipped
  *         in its Noise message (default 0: the handshake is left alone)
  *
+ * With -w FILE every p2pcat payload seen (as it arrived, before any
+ * attack) is appended to FILE: what an eavesdropper gets, for tests that
+ * look for plaintext or identities in it.
+ *
  * Every attack is counted per destination address, split into what the
  * receiver's record layer sees and must count as "forged or replayed"
  * (a DATA packet for its connection id at least 30 bytes long: header,
@@ -39,7 +43,7 @@
  * less what the network loses).
  *
  * Usage: tool_mitm [-b pct] [-f pct] [-H pct] [-i ifname] [-n pct]
- *                  [-r pct] [-s seed] [-t pct]
+ *                  [-r pct] [-s seed] [-t pct] [-w file]
  * Exit status: 0 after a signal, 1 on misuse or a setup error.
  */
 #include <arpa/inet.h>
@@ -104,6 +108,7 @@ static struct dst dsts[MAX_DSTS];
 static size_t ndsts;
 static uint64_t st_in, st_out, st_werr;
 static int tun;
+static FILE *capture;
 
 static void on_signal(int sig)
 {
@@ -339,6 +344,10 @@ static void handle(unsigned char *pkt, size_t len)
 		put_out(pkt, len);
 		return;
 	}
+	if (capture && fwrite(pay, 1, plen, capture) != plen) {
+		perror("tool_mitm: capture");
+		exit(1);
+	}
 	unsigned type = pay[1] & ~PHASE;
 	if (type == T_HELLO || type == T_KNOCK) {
 		if (type == T_HELLO && plen > HDR + 4 && chance(opt.hello)) {
@@ -452,7 +461,7 @@ static double pct(const char *s)
 static void usage(FILE *f)
 {
 	fputs("usage: tool_mitm [-b pct] [-f pct] [-H pct] [-i ifname] [-n pct]\n"
-	    "                 [-r pct] [-s seed] [-t pct]\n", f);
+	    "                 [-r pct] [-s seed] [-t pct] [-w file]\n", f);
 }
 
 /* Creates the TUN device, sets its MTU and brings it up; returns its fd. */
@@ -500,7 +509,7 @@ int main(int argc, char **argv)
 	uint64_t seed = 1;
 	int c;
 
-	while ((c = getopt(argc, argv, "b:f:H:hi:n:r:s:t:")) != -1) {
+	while ((c = getopt(argc, argv, "b:f:H:hi:n:r:s:t:w:")) != -1) {
 		switch (c) {
 		case 'b': opt.badtag = pct(optarg); break;
 		case 'f': opt.flip = pct(optarg); break;
@@ -517,6 +526,12 @@ int main(int argc, char **argv)
 		case 'r': opt.replay = pct(optarg); break;
 		case 's': seed = strtoull(optarg, NULL, 10); break;
 		case 't': opt.trunc = pct(optarg); break;
+		case 'w':
+			if ((capture = fopen(optarg, "ae")) == NULL) {
+				perror(optarg);
+				return 1;
+			}
+			break;
 		default: usage(stderr); return 1;
 		}
 	}
@@ -577,5 +592,9 @@ int main(int argc, char **argv)
 		}
 	}
 	print_stats();
+	if (capture && fclose(capture) != 0) {
+		perror("tool_mitm: capture");
+		return 1;
+	}
 	return 0;
 }
