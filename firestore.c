@@ -99,7 +99,6 @@ struct fs {
 	CURL *curl;
 	char project[FS_MAX_ID + 1];
 	char database[FS_MAX_ID + 1];
-	char host[300];			/* for "cannot reach" */
 	char *base;			/* ".../v1/" */
 	char *docs;			/* "projects/P/databases/D/documents" */
 	char *idt;			/* ".../identitytoolkit.googleapis.com/v1/" */
@@ -463,6 +462,17 @@ fs_log_url(const char *method, const char *url)
 		log_v(2, "firestore: %s %s", method, url);
 }
 
+/* The host[:port] of url, into dst. */
+static void
+fs_url_host(char *dst, size_t n, const char *url)
+{
+	const char *p = strstr(url, "://"), *e;
+
+	p = p != NULL ? p + 3 : url;
+	e = p + strcspn(p, "/?#");
+	snprintf(dst, n, "%.*s", (int)(e - p), p);
+}
+
 /*
  * One REST call with retries until deadline (Unix ms).  kind says how it is
  * billed (FS_READ, FS_WRITE) or that it is a sign-in (FS_AUTHREQ: no
@@ -476,13 +486,14 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
     const char *body, int kind, uint64_t deadline)
 {
 	struct curl_slist *h = NULL, *n;
-	char hdr[FS_MAX_TOKEN + 64], err[CURL_ERROR_SIZE];
+	char hdr[FS_MAX_TOKEN + 64], err[CURL_ERROR_SIZE], host[300];
 	uint64_t now, first = unix_ms(), delay = FS_RETRY_MS, left, d;
 	int ret = FS_ERR, refreshed = 0, rc;
 	CURLcode cc;
 
 	b->attempts = 0;
 	b->unsure = 0;
+	fs_url_host(host, sizeof host, url);
 	for (;;) {
 		if (b->stop != NULL && *b->stop) {
 			ret = FS_STOPPED;
@@ -497,7 +508,7 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
 		left = deadline > now ? deadline - now : 0;
 		if (left == 0) {
 			log_err("firestore: %s %s: timed out", method,
-			    b->host);
+			    host);
 			goto out;
 		}
 		curl_easy_reset(b->curl);
@@ -562,7 +573,7 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
 		}
 		if (cc == CURLE_WRITE_ERROR && b->resp.over) {
 			log_v(1, "firestore: %s %s: answer larger than %d "
-			    "bytes, ignored", method, b->host, FS_MAX_BODY);
+			    "bytes, ignored", method, host, FS_MAX_BODY);
 			b->http = 0;
 			ret = 0;	/* the caller sees an unusable answer */
 			goto out;
@@ -594,28 +605,28 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
 				goto out;
 			}
 			log_v(1, "firestore: %s %s: HTTP %ld %s, retrying",
-			    method, b->host, b->http, b->status);
+			    method, host, b->http, b->status);
 			b->unsure = 1;
 		} else if (fs_unreachable(cc)) {
 			if (unix_ms() - first >= FS_UNREACH_MS ||
 			    unix_ms() + delay * 3 / 2 >= deadline) {
 				log_err("firestore: cannot reach %s: %s",
-				    b->host, err[0] ? err :
+				    host, err[0] ? err :
 				    curl_easy_strerror(cc));
 				goto out;
 			}
 			log_v(1, "firestore: cannot reach %s: %s, retrying",
-			    b->host, err[0] ? err : curl_easy_strerror(cc));
+			    host, err[0] ? err : curl_easy_strerror(cc));
 		} else if (cc == CURLE_OPERATION_TIMEDOUT ||
 		    cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
 		    cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE ||
 		    cc == CURLE_HTTP2 || cc == CURLE_HTTP2_STREAM ||
 		    cc == CURLE_SSL_CONNECT_ERROR) {
 			log_v(1, "firestore: %s %s: %s, retrying", method,
-			    b->host, err[0] ? err : curl_easy_strerror(cc));
+			    host, err[0] ? err : curl_easy_strerror(cc));
 			b->unsure = 1;
 		} else {
-			log_err("firestore: %s %s: %s", method, b->host,
+			log_err("firestore: %s %s: %s", method, host,
 			    err[0] ? err : curl_easy_strerror(cc));
 			goto out;
 		}
@@ -626,7 +637,7 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
 				goto out;
 			}
 			log_err("firestore: %s %s: %s%s", fs_unreachable(cc) ?
-			    "cannot reach" : method, b->host, err[0] ? err :
+			    "cannot reach" : method, host, err[0] ? err :
 			    curl_easy_strerror(cc), fs_unreachable(cc) ? "" :
 			    "; gave up at the deadline");
 			goto out;
@@ -1229,13 +1240,10 @@ fs_open(const char *rest, const struct sig_opts *o)
 		    emu : aemu));
 		goto fail;
 	}
-	if (emu != NULL) {
-		snprintf(b->host, sizeof b->host, "%s", emu);
+	if (emu != NULL)
 		b->base = fs_asprintf("http://%s/v1/", emu);
-	} else {
-		snprintf(b->host, sizeof b->host, "firestore.googleapis.com");
+	else
 		b->base = fs_asprintf("%s/v1/", FS_HOST);
-	}
 	if (aemu != NULL) {
 		b->idt = fs_asprintf("http://%s/identitytoolkit.googleapis.com/v1/",
 		    aemu);

@@ -150,7 +150,8 @@ offline(void)
 	struct sig *s;
 	struct sig_msg m;
 	const char *err;
-	char env[64], keyfile[] = "/tmp/unit_firestore_key.XXXXXX";
+	char env[64], aenv[64], want[96];
+	char keyfile[] = "/tmp/unit_firestore_key.XXXXXX";
 	unsigned char blob[16] = "hello";
 	uint64_t t0;
 	int fd;
@@ -231,6 +232,26 @@ offline(void)
 		CHECK(strstr(err, "cannot reach") == NULL);
 		sig_close(s);
 	}
+	/* Sign-in goes to the Auth emulator: "cannot reach" names it. */
+	snprintf(aenv, sizeof aenv, "127.0.0.1:%d", dead_port());
+	setenv("FIREBASE_AUTH_EMULATOR_HOST", aenv, 1);
+	setenv("P2PCAT_API_KEY", "AIzaSECRETKEY123", 1);
+	CHECK((s = sig_open("firestore:proj", &o)) != NULL);
+	if (s != NULL) {
+		capture_begin();
+		log_verbose = 2;	/* and the key is not in -v output */
+		CHECK(sig_offer(s, "bob", "0123456789abcdef0123456789abcdef",
+		    blob, 5, unix_ms() + 60000) == -1);
+		log_verbose = 0;
+		err = capture_end();
+		snprintf(want, sizeof want, "cannot reach %s:", aenv);
+		CHECK(strstr(err, want) != NULL);
+		CHECK(strstr(err, "SECRETKEY") == NULL);
+		sig_close(s);
+	}
+	unsetenv("P2PCAT_API_KEY");
+	unsetenv("FIREBASE_AUTH_EMULATOR_HOST");
+
 	/* A stop flag ends a wait at once. */
 	stop = 1;
 	CHECK((s = sig_open("firestore:proj", &o)) != NULL);
