@@ -1,0 +1,71 @@
+#!/bin/sh
+# p2pcat itself over the firestore: rendezvous, against tests/fsserver.py:
+# a message each way through the emulator (owner token), then through
+# anonymous sign-in with an API key named in the config file.  Each time:
+# the data intact, status 0, the store left empty, the caller's reads
+# within a connection attempt's budget, and no secret in -v -v output.
+. "$(dirname "$0")/lib.sh"
+command -v python3 >/dev/null || skip "no python3"
+[ -f "$SRCDIR/tests/fsserver.py" ] || skip "no tests/fsserver.py"
+[ -x "$P2PCAT" ] || fail "no $P2PCAT: run make"
+REST="python3 $SRCDIR/tests/firestore_rest.py"
+
+# serve ARGS...: a fresh fsserver.py; sets FS_PORT and FIRESTORE_EMULATOR_HOST.
+serve() {
+	[ -n "${SPID:-}" ] && { kill "$SPID"; wait "$SPID"; }
+	rm -f "$T/port"
+	python3 "$SRCDIR/tests/fsserver.py" --port 0 --port-file "$T/port" \
+	    --project p2pcat-test "$@" 2>>"$T/server.log" &
+	SPID=$!
+	wait_for 10 test -s "$T/port" || fail "fsserver.py did not start"
+	FS_PORT=$(cat "$T/port")
+	FIRESTORE_EMULATOR_HOST=127.0.0.1:$FS_PORT
+	export FS_PORT FIRESTORE_EMULATOR_HOST
+}
+at_exit '[ -n "${SPID:-}" ] && kill $SPID 2>/dev/null'
+
+# transfer WHAT: "hello, bob" to a listener and "hello, alice" back.
+transfer() {
+	echo "hello, bob" > "$T/to-bob"
+	echo "hello, alice" > "$T/to-alice"
+	"$P2PCAT" -v -v -l --poll 0.2 bob < "$T/to-alice" > "$T/bob.got" \
+	    2> "$T/l.err" & lp=$!
+	"$P2PCAT" -v -v bob < "$T/to-bob" > "$T/alice.got" 2> "$T/c.err" & cp=$!
+	wait_exit $cp 60 || fail "$1: caller hung: $(tail -5 "$T/c.err")"
+	crc=$RC
+	wait_exit $lp 30 || fail "$1: listener hung: $(tail -5 "$T/l.err")"
+	check_eq "$1: caller status ($(tail -3 "$T/c.err"))" $crc 0
+	check_eq "$1: listener status ($(tail -3 "$T/l.err"))" $RC 0
+	check_eq "$1: to bob" "$(cat "$T/bob.got")" "hello, bob"
+	check_eq "$1: to alice" "$(cat "$T/alice.got")" "hello, alice"
+	check_eq "$1: documents left" "$($REST dump | wc -l | tr -d ' ')" 0
+	r=$(sed -n 's/.*rendezvous: \([0-9]*\) reads.*/\1/p' "$T/c.err")
+	[ -n "$r" ] && [ "$r" -ge 1 ] && [ "$r" -le 60 ] ||
+	    fail "$1: caller's reads \`$r' (want 1..60)"
+}
+
+export P2PCAT_SIGNAL=firestore:p2pcat-test
+serve
+transfer "emulator"
+grep -q "emulator owner" "$T/c.err" || fail "emulator: owner token not used"
+
+# API key from the config file; the server accepts only its own tokens.
+unset P2PCAT_SIGNAL
+KEY=AIzaE2e-key_9876543210
+serve --auth issued --api-key "$KEY"
+export FIREBASE_AUTH_EMULATOR_HOST=$FIRESTORE_EMULATOR_HOST
+mkdir -p "$XDG_CONFIG_HOME/p2pcat"
+printf '%s\n' "$KEY" > "$XDG_CONFIG_HOME/p2pcat/firebase-key"
+chmod 600 "$XDG_CONFIG_HOME/p2pcat/firebase-key"
+printf 'signal = firestore:p2pcat-test\napi-key-file = %s\n' \
+    "$XDG_CONFIG_HOME/p2pcat/firebase-key" > "$XDG_CONFIG_HOME/p2pcat/config"
+transfer "api key"
+grep -q "signed in anonymously\|cached sign-in" "$T/c.err" || fail "api key: no sign-in"
+for tok in "$KEY" $(python3 -c 'import json,sys
+for f in sys.argv[1:]:
+    d = json.load(open(f)); print(d["idToken"]); print(d["refreshToken"])' \
+    "$XDG_CACHE_HOME"/p2pcat/firestore-*.json); do
+	! grep -qF -- "$tok" "$T/c.err" "$T/l.err" || fail "a secret in -v -v output"
+done
+check_eq "owner tokens used" "$($REST control GET log | grep -c '"auth": "owner"')" 0
+exit 0
