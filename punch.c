@@ -1,28 +1,59 @@
 /*
  * punch.c: candidates, paths and hole punching.
  *
- * Every candidate of the peer is probed at once; each probe that leaves
- * opens our NAT for the answer.  The caller's probes are HELLOs made by
- * the session (they carry the last handshake message, so they are
- * authenticated); the listener's are KNOCKs,
+ * Gathering (punch_gather) asks every STUN server for our public address
+ * (RFC 8489 Binding, FINGERPRINT checked): two servers that see one port
+ * mean an endpoint-independent mapping (a "cone" NAT), two ports a
+ * symmetric one.  The same Binding is also sent with TTL 1, 2, ... and
+ * the ICMP time-exceeded errors name the routers on the way: the first
+ * one with a public address is the hop past our outermost NAT, and
+ * that hop count is the TTL of our first punches.  A TURN server, if
+ * given, lends us a relayed address (RFC 8656 Allocate with long-term
+ * credentials).  STUN, TURN and p2pcat share the one socket, told apart
+ * by their first byte (RFC 7983 §7).
+ *
+ * Every candidate of the peer is then probed at once; each probe that
+ * leaves opens our NAT for the answer.  The caller's probes are HELLOs
+ * made by the session (they carry the last handshake message, so they
+ * are authenticated); the listener's are KNOCKs,
  *
  *	hdr(6) | src conn id(4)
  *
  * which carry nothing to trust: they only open the listener's NAT, and a
  * KNOCK from an address we did not know teaches the caller a
- * peer-reflexive candidate (RFC 8445 §7.3.1.3) to send HELLOs to.  A path
- * is chosen only when the session has authenticated a packet that came
- * over it; the latest such address wins, so the session follows a peer
- * whose NAT changed its port.
- */#include <sys/socket.h>
+ * peer-reflexive candidate (RFC 8445 §7.3.1.3) to send HELLOs to.
+ *
+ * The netfilter port clash: the listener learns the caller's address
+ * first, so its packets could reach the caller's NAT before the caller
+ * has sent anything; a Linux NAT whose router accepts them then gives the
+ * caller's own packets another public port, and nothing matches.  So the
+ * listener's KNOCKs leave with the low TTL (they open its NATs and die
+ * before the caller's), and so do the caller's first HELLOs; later
+ * probes have the full TTL.
+ *
+ * The peer's relayed candidate is probed only after RELAY_DELAY_US (at
+ * once when either side is behind a symmetric NAT), so a direct path
+ * wins when there is one.  Our own relayed address needs no probing:
+ * the peer's probes reach us through it, once we have installed a
+ * permission for each of the peer's addresses.
+ *
+ * A path is chosen only when the session has authenticated a packet that
+ * came over it; the latest such address wins, so the session follows a
+ * peer whose NAT changed its port (but a relayed packet does not take
+ * the place of a direct path that worked a moment ago).
+ */
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/errqueue.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +62,7 @@
 #include <sodium.h>
 
 #include "punch.h"
+#include "stun.h"
 #include "util.h"
 #include "wire.h"
 
@@ -41,26 +73,122 @@
 #define PROBE_MAX	(WIRE_MAX_PKT)
 #define SOCK_BUF	(4 << 20)	/* room for a window of packets */
 
+/* Gathering: STUN answers within this, TURN's two round trips a bit more. */
+#define GATHER_STUN_US	1500000
+#define GATHER_TURN_US	2500000
+/* The TTL probes: hops 1..TTL_MAX.  Routers nearer than the STUN server
+ * answer before it does, so ICMP errors still missing once the Bindings
+ * are answered are waited for only this long (routers rate-limit them:
+ * Linux sends about one a second to a host, after a burst of 6). */
+#define TTL_MAX		8
+#define TTL_WAIT_US	30000
+/* Without a measurement (no STUN server, no ICMP): one NAT, as at home. */
+#define TTL_DEFAULT	2
+/* The caller's first HELLOs per pair that use the low TTL; the listener
+ * uses it for LISTENER_LOW_US, then on every other KNOCK. */
+#define CALLER_LOW	1
+#define LISTENER_LOW_US	3000000
+/* The peer's relayed candidate is probed this long after the start. */
+#define RELAY_DELAY_US	1000000
+/* A relayed packet does not replace a direct path confirmed this recently. */
+#define DIRECT_HOLD_US	3000000
+
+/* RFC 8656 §3.7: allocations live 600 s by default; §9: "permissions
+ * ... expire after 5 minutes"; §12: channel bindings last 10 minutes.
+ * Each is refreshed a minute early. */
+#define TURN_LIFETIME_S		600
+#define TURN_EARLY_US		60000000ULL
+#define TURN_PERM_US		(300000000ULL - TURN_EARLY_US)
+#define TURN_CHAN_US		(600000000ULL - TURN_EARLY_US)
+#define TURN_MAX_PERM		PUNCH_MAX_CANDS
+#define TURN_MAX_CHAN		8
+/* RFC 8489 §9.2.5: 438 Stale Nonce: retry with the new NONCE. */
+#define STUN_ERR_UNAUTH		401
+#define STUN_ERR_STALE		438
+
+#define MAX_TXN		48
+
+/* How a packet travels: from our socket, or through our TURN allocation. */
+#define VIA_DIRECT	0
+#define VIA_RELAY	1
+
+enum tx_kind { TX_BIND, TX_TTL, TX_ALLOC, TX_REFRESH, TX_PERM, TX_CHAN };
+
+/* A STUN transaction in flight (RFC 8489 §6.2.1 retransmissions). */
+struct txn {
+	bool live;
+	uint8_t kind;			/* enum tx_kind */
+	int arg;			/* server, TTL, permission or channel index */
+	int attempt;
+	uint64_t start, next;
+	struct sockaddr_storage to;
+	struct stun_msg m;
+};
+
 struct pair {
 	struct cand c;
 	uint64_t next;		/* when to probe next */
 	unsigned sent;
 };
 
+struct chan {
+	uint16_t num;
+	bool bound;
+	struct sockaddr_storage peer;
+	uint64_t refresh;	/* when to bind again */
+};
+
+struct turn {
+	struct sockaddr_storage server;
+	char hostport[300];		/* for messages: no credentials */
+	char user[256], pass[256], realm[256], nonce[256];
+	uint8_t key[STUN_LT_KEY_LEN];
+	bool keyed;
+	int state;			/* TS_* */
+	struct sockaddr_storage relayed, mapped;
+	uint64_t refresh;		/* when to refresh the allocation */
+	int nperm;
+	struct sockaddr_storage perm[TURN_MAX_PERM];	/* ports ignored */
+	uint64_t perm_refresh;
+	int nchan;
+	struct chan chan[TURN_MAX_CHAN];
+};
+enum { TS_NONE, TS_ALLOCATING, TS_READY, TS_FAILED };
+
 struct punch {
 	int fd;
 	bool caller;
 	int nlocal;
 	struct cand local[PUNCH_MAX_CANDS];
+	/* STUN */
+	int nstun;
+	struct sockaddr_storage stun[PUNCH_MAX_STUN];
+	char stun_name[PUNCH_MAX_STUN][256];
+	bool mapped_ok[PUNCH_MAX_STUN];
+	struct sockaddr_storage mapped[PUNCH_MAX_STUN];
+	int nat;			/* NAT_* */
+	int ttl_answered;		/* lowest TTL a Binding came back for */
+	struct sockaddr_storage hop[TTL_MAX + 1];	/* ICMP senders by TTL */
+	int low_ttl;
+	bool have_turn;
+	struct turn turn;
+	struct txn tx[MAX_TXN];
+	/* punching */
 	uint32_t my_cid, peer_cid;
 	punch_probe_fn probe;
 	void *ctx;
 	bool started;
+	uint64_t start;
+	bool peer_symmetric;
 	int n;
 	struct pair pairs[PUNCH_MAX_CANDS];
 	bool ready;
 	struct sockaddr_storage path;
+	int path_via;
+	uint64_t last_direct;		/* last confirmed direct packet */
+	char why[96];
 };
+enum { NAT_UNKNOWN, NAT_NONE, NAT_CONE, NAT_SYMMETRIC };
 
 /* The socket's family: IPv4 addresses go out v4-mapped on an IPv6 socket. */
 static int sock_af = AF_INET;
@@ -269,21 +397,160 @@ gather_host(int fd, struct cand *c, int max)
 	return n;
 }
 
+static void
+put32(uint8_t *b, uint32_t v)
+{
+	b[0] = v >> 24;
+	b[1] = v >> 16;
+	b[2] = v >> 8;
+	b[3] = v;
+}
+
+static uint32_t
+get32(const uint8_t *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static bool
+same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* Private, shared (CGNAT), link-local or loopback: not the internet. */
+static bool
+is_private(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET) {
+		uint32_t x = ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr);
+
+		return (x >> 24) == 10 || (x >> 20) == (172 << 4 | 1) ||
+		    (x >> 16) == (192 << 8 | 168) || (x >> 22) == (100 << 2 | 1) ||
+		    (x >> 16) == (169 << 8 | 254) || (x >> 24) == 127;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+
+		return IN6_IS_ADDR_LINKLOCAL(x) || IN6_IS_ADDR_LOOPBACK(x) ||
+		    (x->s6_addr[0] & 0xfe) == 0xfc;
+	}
+	return true;
+}
+
+/* Set the TTL (or hop limit) for packets to family af; -1: the default. */
+static void
+set_ttl(int fd, int af, int ttl)
+{
+	if (af == AF_INET)
+		setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+	else
+		setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
+}
+
+/* "host:port" into an address of a family our socket can reach; 0 or -1
+ * after printing why. */
+static int
+resolve(const char *hostport, int defport, struct sockaddr_storage *out)
+{
+	char host[256], port[16];
+	struct addrinfo hints, *res, *ai;
+	const char *colon, *h = hostport;
+	size_t hl;
+	int e;
+
+	if (*h == '[' && (colon = strchr(h, ']')) != NULL) {
+		hl = colon - h - 1;
+		h++;
+		colon = colon[1] == ':' ? colon + 1 : NULL;
+	} else {
+		colon = strrchr(h, ':');
+		hl = colon ? (size_t)(colon - h) : strlen(h);
+	}
+	if (hl == 0 || hl >= sizeof host) {
+		log_err("bad server address `%s'", hostport);
+		return -1;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	snprintf(port, sizeof port, "%s", colon ? colon + 1 : "");
+	if (!colon)
+		snprintf(port, sizeof port, "%d", defport);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	hints.ai_family = sock_af == AF_INET6 ? AF_UNSPEC : AF_INET;
+	if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
+		log_err("cannot resolve `%s': %s", hostport, gai_strerror(e));
+		return -1;
+	}
+	/* IPv4 first: NATs are an IPv4 affair. */
+	for (ai = res; ai && ai->ai_family != AF_INET; ai = ai->ai_next)
+		;
+	if (ai == NULL)
+		ai = res;
+	memset(out, 0, sizeof *out);
+	memcpy(out, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* "turn://user:pass@host:port"; 0 or -1 after printing why (never the
+ * credentials). */
+static int
+parse_turn(struct turn *t, const char *url)
+{
+	const char *r = url, *at, *colon;
+
+	if (strncmp(r, "turn://", 7) == 0)
+		r += 7;
+	else if (strncmp(r, "turn:", 5) == 0)
+		r += 5;
+	if ((at = strrchr(r, '@')) == NULL || (colon = memchr(r, ':', at - r)) == NULL ||
+	    (size_t)(colon - r) >= sizeof t->user ||
+	    (size_t)(at - colon - 1) >= sizeof t->pass || at == r) {
+		log_err("bad TURN URL (want turn://USER:PASS@HOST:PORT)");
+		return -1;
+	}
+	memcpy(t->user, r, colon - r);
+	t->user[colon - r] = '\0';
+	memcpy(t->pass, colon + 1, at - colon - 1);
+	t->pass[at - colon - 1] = '\0';
+	snprintf(t->hostport, sizeof t->hostport, "%s", at + 1);
+	return resolve(t->hostport, 3478, &t->server);
+}
+
 struct punch *
 punch_new(const struct punch_conf *c)
 {
 	struct punch *p;
+	int i;
 
 	if ((p = calloc(1, sizeof *p)) == NULL) {
 		log_errno("calloc");
 		return NULL;
 	}
 	p->caller = c->caller;
+	p->low_ttl = TTL_DEFAULT;
 	if ((p->fd = make_socket(c->port)) == -1) {
 		free(p);
 		return NULL;
 	}
 	p->nlocal = gather_host(p->fd, p->local, PUNCH_MAX_CANDS);
+	for (i = 0; i < c->nstun && p->nstun < PUNCH_MAX_STUN; i++) {
+		if (resolve(c->stun[i], 3478, &p->stun[p->nstun]) == -1)
+			continue;	/* said why; the others may do */
+		snprintf(p->stun_name[p->nstun], sizeof p->stun_name[0], "%s", c->stun[i]);
+		p->nstun++;
+	}
+	if (c->turn && parse_turn(&p->turn, c->turn) == 0)
+		p->have_turn = true;
 	return p;
 }
 
@@ -293,14 +560,651 @@ punch_free(struct punch *p)
 	if (p == NULL)
 		return;
 	close(p->fd);
+	sodium_memzero(&p->turn, sizeof p->turn);
 	free(p);
+}
+
+/* --- STUN transactions --- */
+
+static struct txn *
+tx_find(struct punch *p, const uint8_t *txid)
+{
+	int i;
+
+	for (i = 0; i < MAX_TXN; i++)
+		if (p->tx[i].live && memcmp(stun_txid(&p->tx[i].m), txid, STUN_TXID_LEN) == 0)
+			return &p->tx[i];
+	return NULL;
+}
+
+/* Send m to `to' as a new transaction; the slot, or NULL when full. */
+static struct txn *
+tx_start(struct punch *p, uint64_t now, int kind, int arg,
+    const struct sockaddr_storage *to, const struct stun_msg *m)
+{
+	struct txn *t = NULL;
+	int i;
+
+	for (i = 0; i < MAX_TXN && !t; i++)
+		if (!p->tx[i].live)
+			t = &p->tx[i];
+	if (t == NULL || m->err)
+		return NULL;
+	t->live = true;
+	t->kind = kind;
+	t->arg = arg;
+	t->attempt = 0;
+	t->start = now;
+	t->next = now + stun_retrans_deadline(0, STUN_RTO_US);
+	t->to = *to;
+	t->m = *m;
+	if (kind == TX_TTL) {
+		set_ttl(p->fd, to->ss_family, arg);
+		t->next = now + GATHER_STUN_US;
+	}
+	/* With IP_RECVERR on, sendto reports an earlier ICMP error instead
+	 * of sending: try again. */
+	for (i = 0; i < 4 && send_to(p->fd, m->buf, m->len, to) == -1 &&
+	    (errno == EHOSTUNREACH || errno == ENETUNREACH || errno == ECONNREFUSED ||
+	    errno == EHOSTDOWN); i++)
+		;
+	if (kind == TX_TTL)
+		set_ttl(p->fd, to->ss_family, -1);
+	return t;
+}
+
+static void turn_failed(struct punch *p, const char *why);
+
+/* Retransmit what is due; give up on what has run out of attempts. */
+static void
+tx_output(struct punch *p, uint64_t now)
+{
+	int i;
+
+	for (i = 0; i < MAX_TXN; i++) {
+		struct txn *t = &p->tx[i];
+
+		if (!t->live || t->next > now)
+			continue;
+		if (t->kind == TX_TTL || t->attempt >= STUN_RC - 1) {
+			t->live = false;
+			if (t->kind == TX_ALLOC)
+				turn_failed(p, "no answer");
+			else if (t->kind == TX_REFRESH)
+				log_v(1, "TURN: no answer to Refresh");
+			continue;
+		}
+		t->attempt++;
+		t->next = t->start + stun_retrans_deadline(t->attempt, STUN_RTO_US);
+		send_to(p->fd, t->m.buf, t->m.len, &t->to);
+	}
+}
+
+static uint64_t
+tx_deadline(const struct punch *p)
+{
+	uint64_t d = UINT64_MAX;
+	int i;
+
+	for (i = 0; i < MAX_TXN; i++)
+		if (p->tx[i].live && p->tx[i].next < d)
+			d = p->tx[i].next;
+	return d;
+}
+
+static bool
+tx_pending(const struct punch *p, int kind)
+{
+	int i;
+
+	for (i = 0; i < MAX_TXN; i++)
+		if (p->tx[i].live && p->tx[i].kind == kind)
+			return true;
+	return false;
+}
+
+/* --- TURN (RFC 8656) --- */
+
+static void
+turn_failed(struct punch *p, const char *why)
+{
+	if (p->turn.state != TS_FAILED)
+		log_v(1, "TURN server %s: %s; no relay", p->turn.hostport, why);
+	p->turn.state = TS_FAILED;
+}
+
+static int
+copy_text(const struct stun_view *v, uint16_t attr, char *out, size_t size)
+{
+	const uint8_t *s;
+	size_t len;
+
+	if ((s = stun_get(v, attr, &len)) == NULL || len >= size)
+		return -1;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return 0;
+}
+
+/* Build and send a TURN request of kind (with arg) as a new transaction. */
+static void
+turn_request(struct punch *p, uint64_t now, int kind, int arg)
+{
+	struct turn *t = &p->turn;
+	struct stun_msg m;
+	static const uint16_t method[] = {
+		[TX_ALLOC] = STUN_ALLOCATE, [TX_REFRESH] = STUN_REFRESH,
+		[TX_PERM] = STUN_CREATE_PERMISSION, [TX_CHAN] = STUN_CHANNEL_BIND,
+	};
+
+	stun_init(&m, STUN_TYPE(method[kind], STUN_REQUEST), NULL);
+	switch (kind) {
+	case TX_ALLOC:
+		stun_add_u32(&m, STUN_ATTR_REQUESTED_TRANSPORT, STUN_TRANSPORT_UDP);
+		stun_add(&m, STUN_ATTR_DONT_FRAGMENT, NULL, 0);
+		break;
+	case TX_REFRESH:
+		stun_add_u32(&m, STUN_ATTR_LIFETIME, TURN_LIFETIME_S);
+		break;
+	case TX_PERM:
+		stun_add_addr(&m, STUN_ATTR_XOR_PEER_ADDRESS,
+		    (const struct sockaddr *)&t->perm[arg]);
+		break;
+	case TX_CHAN:
+		stun_add_u32(&m, STUN_ATTR_CHANNEL_NUMBER, (uint32_t)t->chan[arg].num << 16);
+		stun_add_addr(&m, STUN_ATTR_XOR_PEER_ADDRESS,
+		    (const struct sockaddr *)&t->chan[arg].peer);
+		break;
+	}
+	if (t->keyed) {
+		stun_add(&m, STUN_ATTR_USERNAME, t->user, strlen(t->user));
+		stun_add(&m, STUN_ATTR_REALM, t->realm, strlen(t->realm));
+		stun_add(&m, STUN_ATTR_NONCE, t->nonce, strlen(t->nonce));
+	}
+	if (stun_finish(&m, t->keyed ? t->key : NULL, sizeof t->key, STUN_FINGERPRINT) == -1 ||
+	    tx_start(p, now, kind, arg, &t->server, &m) == NULL)
+		log_v(1, "TURN: cannot send a request");
+}
+
+/* A response to one of our TURN requests. */
+static void
+turn_response(struct punch *p, uint64_t now, struct txn *x, const struct stun_view *v)
+{
+	struct turn *t = &p->turn;
+	const char *reason = "";
+	size_t rlen = 0;
+	uint32_t life = TURN_LIFETIME_S;
+	char a[64];
+	int code = 0;
+
+	x->live = false;
+	if (v->cls == STUN_ERROR) {
+		stun_get_error(v, &code, &reason, &rlen);
+		if ((code == STUN_ERR_UNAUTH && !t->keyed) || code == STUN_ERR_STALE) {
+			if (copy_text(v, STUN_ATTR_NONCE, t->nonce, sizeof t->nonce) == -1 ||
+			    (code == STUN_ERR_UNAUTH &&
+			    copy_text(v, STUN_ATTR_REALM, t->realm, sizeof t->realm) == -1)) {
+				turn_failed(p, "401 without REALM or NONCE");
+				return;
+			}
+			if (!t->keyed) {
+				stun_lt_key(t->key, t->user, t->realm, t->pass);
+				t->keyed = true;
+			}
+			turn_request(p, now, x->kind, x->arg);
+			return;
+		}
+		if (x->kind == TX_ALLOC) {
+			char why[160];
+
+			snprintf(why, sizeof why, "error %d %.*s", code, (int)rlen, reason);
+			turn_failed(p, why);
+		} else {
+			log_v(1, "TURN: request %d refused: %d %.*s", x->kind, code,
+			    (int)rlen, reason);
+		}
+		return;
+	}
+	/* RFC 8489 §9.2.4: a success to a signed request must be signed. */
+	if (!t->keyed || stun_check_integrity(v, t->key, sizeof t->key) == -1) {
+		if (x->kind == TX_ALLOC)
+			turn_failed(p, "a response without valid MESSAGE-INTEGRITY");
+		return;
+	}
+	stun_get_u32(v, STUN_ATTR_LIFETIME, &life);
+	switch (x->kind) {
+	case TX_ALLOC:
+		if (stun_get_addr(v, STUN_ATTR_XOR_RELAYED_ADDRESS, &t->relayed) == -1) {
+			turn_failed(p, "no XOR-RELAYED-ADDRESS");
+			return;
+		}
+		normalize(&t->relayed);
+		if (stun_get_addr(v, STUN_ATTR_XOR_MAPPED_ADDRESS, &t->mapped) == 0)
+			normalize(&t->mapped);
+		t->state = TS_READY;
+		t->refresh = now + (life > 120 ? life * 1000000ULL - TURN_EARLY_US :
+		    life * 500000ULL);
+		log_v(1, "TURN: relayed address %s (lifetime %u s)",
+		    punch_addrstr(&t->relayed, a, sizeof a), life);
+		break;
+	case TX_REFRESH:
+		t->refresh = now + (life > 120 ? life * 1000000ULL - TURN_EARLY_US :
+		    life * 500000ULL);
+		break;
+	case TX_CHAN:
+		t->chan[x->arg].bound = true;
+		t->chan[x->arg].refresh = now + TURN_CHAN_US;
+		log_v(2, "TURN: channel %#x bound to %s", t->chan[x->arg].num,
+		    punch_addrstr(&t->chan[x->arg].peer, a, sizeof a));
+		break;
+	}
+}
+
+/* Install a permission for the IP of addr (RFC 8656 §9), once. */
+static void
+turn_permit(struct punch *p, uint64_t now, const struct sockaddr_storage *addr)
+{
+	struct turn *t = &p->turn;
+	int i;
+
+	/* coturn refuses loopback peers, and one refusal fails a request. */
+	if (t->state != TS_READY || addr->ss_family != t->relayed.ss_family ||
+	    (addr->ss_family == AF_INET &&
+	    ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24 == 127))
+		return;
+	for (i = 0; i < t->nperm; i++)
+		if (same_ip(&t->perm[i], addr))
+			return;
+	if (t->nperm == TURN_MAX_PERM)
+		return;
+	t->perm[t->nperm] = *addr;
+	turn_request(p, now, TX_PERM, t->nperm++);
+	t->perm_refresh = now + TURN_PERM_US;
+}
+
+/* The channel bound (or being bound) to peer; binds one if there is room.
+ * NULL when there is none yet. */
+static struct chan *
+turn_channel(struct punch *p, uint64_t now, const struct sockaddr_storage *peer)
+{
+	struct turn *t = &p->turn;
+	int i;
+
+	for (i = 0; i < t->nchan; i++)
+		if (punch_same_addr(&t->chan[i].peer, peer))
+			return t->chan[i].bound ? &t->chan[i] : NULL;
+	if (t->nchan == TURN_MAX_CHAN || t->state != TS_READY)
+		return NULL;
+	t->chan[t->nchan].num = STUN_CHANNEL_MIN + t->nchan;
+	t->chan[t->nchan].peer = *peer;
+	t->chan[t->nchan].bound = false;
+	turn_request(p, now, TX_CHAN, t->nchan++);
+	return NULL;
+}
+
+/* Keep the allocation, permissions and channels alive. */
+static void
+turn_output(struct punch *p, uint64_t now)
+{
+	struct turn *t = &p->turn;
+	int i;
+
+	if (t->state != TS_READY)
+		return;
+	if (now >= t->refresh && !tx_pending(p, TX_REFRESH)) {
+		t->refresh = now + TURN_EARLY_US;	/* until the answer */
+		turn_request(p, now, TX_REFRESH, 0);
+	}
+	if (t->nperm && now >= t->perm_refresh) {
+		t->perm_refresh = now + TURN_PERM_US;
+		for (i = 0; i < t->nperm; i++)
+			turn_request(p, now, TX_PERM, i);
+	}
+	for (i = 0; i < t->nchan; i++)
+		if (t->chan[i].bound && now >= t->chan[i].refresh) {
+			t->chan[i].refresh = now + TURN_CHAN_US;
+			turn_request(p, now, TX_CHAN, i);
+		}
+}
+
+static uint64_t
+turn_deadline(const struct punch *p)
+{
+	const struct turn *t = &p->turn;
+	uint64_t d = UINT64_MAX;
+	int i;
+
+	if (t->state != TS_READY)
+		return d;
+	d = t->refresh;
+	if (t->nperm && t->perm_refresh < d)
+		d = t->perm_refresh;
+	for (i = 0; i < t->nchan; i++)
+		if (t->chan[i].bound && t->chan[i].refresh < d)
+			d = t->chan[i].refresh;
+	return d;
+}
+
+/* Send pkt to peer through our allocation: ChannelData when a channel
+ * is bound, else a Send indication.  As sendto(2). */
+static ssize_t
+turn_send(struct punch *p, uint64_t now, const struct sockaddr_storage *peer,
+    const uint8_t *pkt, size_t len)
+{
+	struct chan *c = turn_channel(p, now, peer);
+	struct stun_msg m;
+
+	if (c) {
+		uint8_t frame[WIRE_MAX_PKT + 8];
+		ssize_t n = stun_channel_frame(frame, sizeof frame, c->num, pkt, len);
+
+		if (n < 0)
+			return -1;
+		return send_to(p->fd, frame, n, &p->turn.server);
+	}
+	stun_init(&m, STUN_TYPE(STUN_SEND, STUN_INDICATION), NULL);
+	stun_add_addr(&m, STUN_ATTR_XOR_PEER_ADDRESS, (const struct sockaddr *)peer);
+	stun_add(&m, STUN_ATTR_DATA, pkt, len);
+	if (stun_finish(&m, NULL, 0, 0) == -1) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return send_to(p->fd, m.buf, m.len, &p->turn.server);
+}
+
+/* --- gathering --- */
+
+/* A STUN message arrived (from, buf[0, len)).  If it is a Data
+ * indication, its payload is moved to buf[0, *inner) with the peer in
+ * *from and 1 returned; else 0. */
+static int
+stun_input(struct punch *p, uint64_t now, uint8_t *buf, size_t len,
+    struct sockaddr_storage *from, size_t *inner)
+{
+	struct stun_view v;
+	struct txn *x;
+	const uint8_t *d;
+	size_t dlen;
+
+	if (stun_parse(buf, len, &v) == -1)
+		return 0;
+	/* RFC 8489 §7.3: a FINGERPRINT that does not match: not STUN. */
+	if (stun_get(&v, STUN_ATTR_FINGERPRINT, NULL) && stun_check_fingerprint(&v) == -1)
+		return 0;
+	if (v.cls == STUN_INDICATION && v.method == STUN_DATA && p->have_turn &&
+	    punch_same_addr(from, &p->turn.server)) {
+		struct sockaddr_storage peer;
+
+		if (stun_get_addr(&v, STUN_ATTR_XOR_PEER_ADDRESS, &peer) == -1 ||
+		    (d = stun_get(&v, STUN_ATTR_DATA, &dlen)) == NULL)
+			return 0;
+		normalize(&peer);
+		memmove(buf, d, dlen);
+		*inner = dlen;
+		*from = peer;
+		return 1;
+	}
+	if ((v.cls != STUN_SUCCESS && v.cls != STUN_ERROR) ||
+	    (x = tx_find(p, v.txid)) == NULL || !punch_same_addr(from, &x->to))
+		return 0;
+	switch (x->kind) {
+	case TX_BIND:
+	case TX_TTL:
+		x->live = false;
+		if (v.cls != STUN_SUCCESS)
+			return 0;
+		if (x->kind == TX_TTL) {
+			if (p->ttl_answered == 0 || x->arg < p->ttl_answered)
+				p->ttl_answered = x->arg;
+			return 0;
+		}
+		if (stun_get_addr(&v, STUN_ATTR_XOR_MAPPED_ADDRESS, &p->mapped[x->arg]) == 0 ||
+		    stun_get_addr(&v, STUN_ATTR_MAPPED_ADDRESS, &p->mapped[x->arg]) == 0) {
+			normalize(&p->mapped[x->arg]);
+			p->mapped_ok[x->arg] = true;
+		}
+		return 0;
+	default:
+		turn_response(p, now, x, &v);
+		return 0;
+	}
+}
+
+/* ICMP errors queued on the socket (IP_RECVERR): time-exceeded answers
+ * to our TTL probes tell which router is at which hop. */
+static void
+read_errqueue(struct punch *p)
+{
+	uint8_t data[STUN_MSG_MAX], cbuf[512];
+	struct sockaddr_storage name;
+	struct iovec iov;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	int i;
+
+	for (;;) {
+		memset(&mh, 0, sizeof mh);
+		iov.iov_base = data;
+		iov.iov_len = sizeof data;
+		mh.msg_name = &name;
+		mh.msg_namelen = sizeof name;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof cbuf;
+		ssize_t n = recvmsg(p->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+
+		if (n < 0)
+			return;
+		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			struct sock_extended_err *ee;
+			struct sockaddr_storage off;
+			struct txn *x;
+
+			if (!((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+			    (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)))
+				continue;
+			ee = (struct sock_extended_err *)CMSG_DATA(c);
+			/* ICMP time exceeded is type 11; ICMPv6's is 3. */
+			if (!((ee->ee_origin == SO_EE_ORIGIN_ICMP && ee->ee_type == 11) ||
+			    (ee->ee_origin == SO_EE_ORIGIN_ICMP6 && ee->ee_type == 3)))
+				continue;
+			if (n < STUN_HEADER_LEN || (x = tx_find(p, data + 8)) == NULL ||
+			    x->kind != TX_TTL)
+				continue;
+			memset(&off, 0, sizeof off);
+			i = SO_EE_OFFENDER(ee)->sa_family == AF_INET ?
+			    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+			memcpy(&off, SO_EE_OFFENDER(ee), i);
+			normalize(&off);
+			p->hop[x->arg] = off;
+			x->live = false;
+		}
+	}
+}
+
+static void
+set_recverr(int fd, int on)
+{
+	setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+	if (sock_af == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
+}
+
+/* The low TTL: the first hop with a public address is past our NATs
+ * (a router that sent no ICMP error counts as that hop: at worst the
+ * punch dies a hop early).  It never reaches the STUN server's hop.  A
+ * host with no NAT has nothing to open: 1.  Behind a NAT, 1 would die
+ * on our own router before it maps anything: at least 2. */
+static int
+find_low_ttl(const struct punch *p)
+{
+	int h;
+
+	if (p->nat == NAT_NONE)
+		return 1;
+	for (h = 1; h <= TTL_MAX; h++)
+		if (p->hop[h].ss_family == 0 || !is_private(&p->hop[h]))
+			break;
+	if (h > TTL_MAX)
+		h = TTL_DEFAULT;
+	if (p->ttl_answered && h >= p->ttl_answered)
+		h = p->ttl_answered - 1;
+	return h < 2 ? 2 : h;
+}
+
+static bool
+ttl_known(const struct punch *p)
+{
+	int h;
+
+	for (h = 1; h <= TTL_MAX && p->hop[h].ss_family; h++)
+		if (!is_private(&p->hop[h]))
+			return true;
+	return p->ttl_answered && h >= p->ttl_answered;
+}
+
+static bool
+binds_done(const struct punch *p)
+{
+	return !tx_pending(p, TX_BIND);
+}
+
+static void
+gather_report(struct punch *p)
+{
+	char a[64], b[64];
+	int i, first = -1, second = -1;
+
+	for (i = 0; i < p->nstun; i++) {
+		if (!p->mapped_ok[i]) {
+			log_v(1, "STUN server %s did not answer", p->stun_name[i]);
+			continue;
+		}
+		log_v(2, "STUN server %s sees us at %s", p->stun_name[i],
+		    punch_addrstr(&p->mapped[i], a, sizeof a));
+		if (first == -1)
+			first = i;
+		else if (second == -1 && !punch_same_addr(&p->stun[i], &p->stun[first]))
+			second = i;
+	}
+	p->nat = NAT_UNKNOWN;
+	if (first != -1) {
+		for (i = 0; i < p->nlocal; i++)
+			if (p->local[i].type == CAND_HOST &&
+			    punch_same_addr(&p->local[i].addr, &p->mapped[first]))
+				p->nat = NAT_NONE;
+	}
+	if (p->nat == NAT_NONE)
+		log_v(1, "NAT: none (our address is public)");
+	else if (second != -1 && punch_same_addr(&p->mapped[first], &p->mapped[second]))
+		p->nat = NAT_CONE;
+	else if (second != -1)
+		p->nat = NAT_SYMMETRIC;
+	if (p->nat == NAT_CONE)
+		log_v(1, "NAT: endpoint-independent mapping (cone): %s for two servers",
+		    punch_addrstr(&p->mapped[first], a, sizeof a));
+	else if (p->nat == NAT_SYMMETRIC)
+		log_v(1, "NAT: address-dependent mapping (symmetric): %s and %s",
+		    punch_addrstr(&p->mapped[first], a, sizeof a),
+		    punch_addrstr(&p->mapped[second], b, sizeof b));
+	else if (first != -1 && p->nat == NAT_UNKNOWN)
+		log_v(1, "NAT: mapping unknown (one STUN server answered); public address %s",
+		    punch_addrstr(&p->mapped[first], a, sizeof a));
+	p->low_ttl = find_low_ttl(p);
+	if (p->nstun)
+		log_v(1, "NAT: first punches with TTL %d%s", p->low_ttl,
+		    ttl_known(p) ? "" : " (hop count not measured)");
 }
 
 int
 punch_gather(struct punch *p, uint64_t deadline)
 {
-	(void)p;
-	(void)deadline;
+	uint64_t now = now_us(), stun_end, turn_end, binds_at = 0;
+	uint8_t buf[WIRE_MAX_PKT + 1];
+	struct stun_msg m;
+	int i;
+
+	if (p->nstun == 0 && !p->have_turn)
+		return 0;
+	stun_end = now + GATHER_STUN_US < deadline ? now + GATHER_STUN_US : deadline;
+	turn_end = now + GATHER_TURN_US < deadline ? now + GATHER_TURN_US : deadline;
+	set_recverr(p->fd, 1);
+	for (i = 0; i < p->nstun; i++) {
+		stun_init(&m, STUN_TYPE(STUN_BINDING, STUN_REQUEST), NULL);
+		stun_finish(&m, NULL, 0, STUN_FINGERPRINT);
+		tx_start(p, now, TX_BIND, i, &p->stun[i], &m);
+	}
+	/* A traceroute to the first server: which hop is past our NATs. */
+	for (i = 1; i <= TTL_MAX && (p->nstun || p->have_turn); i++) {
+		stun_init(&m, STUN_TYPE(STUN_BINDING, STUN_REQUEST), NULL);
+		stun_finish(&m, NULL, 0, STUN_FINGERPRINT);
+		tx_start(p, now, TX_TTL, i, p->nstun ? &p->stun[0] : &p->turn.server, &m);
+	}
+	if (p->have_turn) {
+		p->turn.state = TS_ALLOCATING;
+		turn_request(p, now, TX_ALLOC, 0);
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+		struct sockaddr_storage from;
+		uint64_t t, end;
+		ssize_t n;
+		size_t inner;
+
+		now = now_us();
+		if (binds_done(p) && binds_at == 0)
+			binds_at = now;
+		end = p->turn.state == TS_ALLOCATING ? turn_end : stun_end;
+		if ((binds_done(p) && (ttl_known(p) || now >= binds_at + TTL_WAIT_US) &&
+		    p->turn.state != TS_ALLOCATING) || now >= end)
+			break;
+		tx_output(p, now);
+		t = tx_deadline(p);
+		if (t > end)
+			t = end;
+		if (binds_at && binds_at + TTL_WAIT_US < t)
+			t = binds_at + TTL_WAIT_US;
+		poll(&pfd, 1, t > now ? (int)((t - now + 999) / 1000) : 0);
+		read_errqueue(p);
+		while ((n = punch_recv(p->fd, buf, sizeof buf, &from)) >= 0 ||
+		    (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			if (n < 0) {
+				read_errqueue(p);
+				continue;
+			}
+			if (n > 0 && buf[0] < 4)
+				stun_input(p, now, buf, n, &from, &inner);
+		}
+	}
+	/* What did not answer by now will not help this session. */
+	for (i = 0; i < MAX_TXN; i++)
+		if (p->tx[i].kind == TX_BIND || p->tx[i].kind == TX_TTL)
+			p->tx[i].live = false;
+	if (p->turn.state == TS_ALLOCATING) {
+		for (i = 0; i < MAX_TXN; i++)
+			if (p->tx[i].kind == TX_ALLOC)
+				p->tx[i].live = false;
+		turn_failed(p, "no answer in time");
+	}
+	set_recverr(p->fd, 0);
+	read_errqueue(p);
+	for (i = 0; i < p->nstun; i++) {
+		struct cand c = { .type = CAND_SRFLX, .addr = p->mapped[i] };
+
+		if (p->mapped_ok[i])
+			p->nlocal = add_unique(p->local, p->nlocal, PUNCH_MAX_CANDS, &c);
+	}
+	if (p->turn.state == TS_READY) {
+		struct cand c = { .type = CAND_SRFLX, .addr = p->turn.mapped };
+
+		if (c.addr.ss_family)
+			p->nlocal = add_unique(p->local, p->nlocal, PUNCH_MAX_CANDS, &c);
+		c.type = CAND_RELAY;
+		c.addr = p->turn.relayed;
+		p->nlocal = add_unique(p->local, p->nlocal, PUNCH_MAX_CANDS, &c);
+	}
+	gather_report(p);
 	return 0;
 }
 
@@ -319,8 +1223,15 @@ punch_local(const struct punch *p, struct cand *c, int max)
 	return n;
 }
 
+static const char *
+cand_kind(int type)
+{
+	return type == CAND_PRFLX ? "peer-reflexive" : type == CAND_SRFLX ?
+	    "server-reflexive" : type == CAND_RELAY ? "relayed" : "host";
+}
+
 static void
-add_pair(struct punch *p, const struct cand *c)
+add_pair(struct punch *p, const struct cand *c, uint64_t next)
 {
 	char a[64];
 	int i;
@@ -334,47 +1245,84 @@ add_pair(struct punch *p, const struct cand *c)
 		return;
 	memset(&p->pairs[p->n], 0, sizeof p->pairs[p->n]);
 	p->pairs[p->n].c = *c;
+	p->pairs[p->n].next = next;
 	p->n++;
 	log_v(2, "peer candidate %s (%s)", punch_addrstr(&c->addr, a, sizeof a),
-	    c->type == CAND_PRFLX ? "peer-reflexive" : c->type == CAND_SRFLX ?
-	    "server-reflexive" : c->type == CAND_RELAY ? "relayed" : "host");
+	    cand_kind(c->type));
 }
 
 void
 punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
     const struct cand *remote, int n, punch_probe_fn fn, void *ctx)
 {
-	int i;
+	uint64_t now = now_us(), relay_at;
+	int i, j;
 
 	p->my_cid = my_cid;
 	p->peer_cid = peer_cid;
 	p->probe = fn;
 	p->ctx = ctx;
 	p->started = true;
+	p->start = now;
+	/* Two server-reflexive ports on one address: the peer's NAT is
+	 * symmetric (it asked two servers). */
 	for (i = 0; i < n; i++)
-		add_pair(p, &remote[i]);
+		for (j = i + 1; j < n; j++)
+			if (remote[i].type == CAND_SRFLX && remote[j].type == CAND_SRFLX &&
+			    same_ip(&remote[i].addr, &remote[j].addr) &&
+			    !punch_same_addr(&remote[i].addr, &remote[j].addr))
+				p->peer_symmetric = true;
+	relay_at = p->nat == NAT_SYMMETRIC || p->peer_symmetric ? now : now + RELAY_DELAY_US;
+	if (p->nat == NAT_SYMMETRIC || p->peer_symmetric)
+		log_v(1, "%s NAT is symmetric: trying the relay at once",
+		    p->nat == NAT_SYMMETRIC ? "our" : "the peer's");
+	for (i = 0; i < n; i++) {
+		add_pair(p, &remote[i], remote[i].type == CAND_RELAY ? relay_at : now);
+		turn_permit(p, now, &remote[i].addr);
+	}
 }
 
-static void
-put32(uint8_t *b, uint32_t v)
+/* Which of the peer's candidates addr is: its type, or -1. */
+static int
+pair_type(const struct punch *p, const struct sockaddr_storage *addr)
 {
-	b[0] = v >> 24;
-	b[1] = v >> 16;
-	b[2] = v >> 8;
-	b[3] = v;
-}
+	int i;
 
-static uint32_t
-get32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	for (i = 0; i < p->n; i++)
+		if (punch_same_addr(&p->pairs[i].c.addr, addr))
+			return p->pairs[i].c.type;
+	return -1;
 }
 
 int
 punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
     struct sockaddr_storage *from, int *via)
 {
-	*via = 0;
+	*via = VIA_DIRECT;
+	if (*len == 0)
+		return 0;
+	if (buf[0] < 4) {
+		if (stun_input(p, now, buf, *len, from, len) != 1)
+			return 0;
+		*via = VIA_RELAY;
+	} else if (buf[0] >= 0x40 && buf[0] <= 0x4f) {
+		const uint8_t *d;
+		uint16_t ch;
+		size_t dlen;
+		int i;
+
+		if (!p->have_turn || !punch_same_addr(from, &p->turn.server) ||
+		    stun_channel_parse(buf, *len, &ch, &d, &dlen) == -1)
+			return 0;
+		for (i = 0; i < p->turn.nchan && p->turn.chan[i].num != ch; i++)
+			;
+		if (i == p->turn.nchan)
+			return 0;
+		memmove(buf, d, dlen);
+		*len = dlen;
+		*from = p->turn.chan[i].peer;
+		*via = VIA_RELAY;
+	}
 	if (*len < WIRE_HDR || buf[0] != WIRE_MAGIC || !p->started)
 		return 0;
 	if (get32(buf + 2) != p->my_cid)
@@ -382,12 +1330,12 @@ punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
 	if ((buf[1] & 0x7f) != WIRE_KNOCK)
 		return 1;
 	/* A KNOCK: the listener's NAT is open towards us from there. */
-	if (p->caller && *len == KNOCK_LEN && get32(buf + WIRE_HDR) == p->peer_cid &&
-	    !p->ready) {
+	if (p->caller && *via == VIA_DIRECT && *len == KNOCK_LEN &&
+	    get32(buf + WIRE_HDR) == p->peer_cid && !p->ready) {
 		struct cand c = { .type = CAND_PRFLX, .addr = *from };
 		int before = p->n;
 
-		add_pair(p, &c);
+		add_pair(p, &c, now);
 		if (p->n != before)
 			punch_output(p, now);
 	}
@@ -399,27 +1347,59 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
     int via)
 {
 	char a[64];
+	int type;
 
-	(void)now;
-	(void)via;
-	if (p->ready && punch_same_addr(from, &p->path))
+	if (via == VIA_DIRECT)
+		p->last_direct = now;
+	if (p->ready && punch_same_addr(from, &p->path) && via == p->path_via)
 		return;
-	log_v(1, "%s %s", p->ready ? "peer moved to" : "path to the peer:",
-	    punch_addrstr(from, a, sizeof a));
+	/* The relay echoes what the direct path carried a moment ago. */
+	if (p->ready && via == VIA_RELAY && p->path_via == VIA_DIRECT &&
+	    now - p->last_direct < DIRECT_HOLD_US)
+		return;
+	type = pair_type(p, from);
+	if (!p->ready) {
+		uint64_t ms = (now - p->start) / 1000;
+
+		if (via == VIA_RELAY)
+			snprintf(p->why, sizeof p->why, "the peer reached our TURN relay after %llu ms",
+			    (unsigned long long)ms);
+		else if (type == CAND_RELAY)
+			snprintf(p->why, sizeof p->why, "the peer's TURN relay answered after %llu ms",
+			    (unsigned long long)ms);
+		else
+			snprintf(p->why, sizeof p->why, "%s candidate, answered first after %llu ms",
+			    type == -1 ? "peer-reflexive" : cand_kind(type),
+			    (unsigned long long)ms);
+	}
+	log_v(1, "%s %s%s", p->ready ? "peer moved to" : "path to the peer:",
+	    punch_addrstr(from, a, sizeof a), via == VIA_RELAY ? " (through our TURN relay)" : "");
 	p->path = *from;
+	p->path_via = via;
 	p->ready = true;
+	if (via == VIA_RELAY)
+		turn_channel(p, now, from);
 }
 
 int
 punch_send(struct punch *p, const uint8_t *pkt, size_t len)
 {
-	if (!p->ready || send_to(p->fd, pkt, len, &p->path) >= 0)
+	ssize_t r;
+
+	if (!p->ready)
+		return 1;
+	if (p->path_via == VIA_RELAY)
+		r = turn_send(p, now_us(), &p->path, pkt, len);
+	else
+		r = send_to(p->fd, pkt, len, &p->path);
+	if (r >= 0)
 		return 1;
 	if (errno == EAGAIN || errno == ENOBUFS)
 		return 0;
-	/* ICMP errors while a path opens or a NAT forgets: UDP may lose. */
+	/* ICMP errors while a path opens or a NAT forgets: UDP may lose.
+	 * EMSGSIZE: a path MTU probe larger than the link, lost as such. */
 	if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
-	    errno == EINTR)
+	    errno == EINTR || errno == EMSGSIZE)
 		return 1;
 	log_errno("sendto");
 	return -1;
@@ -435,6 +1415,17 @@ make_knock(const struct punch *p, uint8_t *buf)
 	return KNOCK_LEN;
 }
 
+/* Whether this probe to pair x leaves with the low TTL. */
+static bool
+low_ttl(const struct punch *p, const struct pair *x, uint64_t now)
+{
+	if (x->c.type == CAND_RELAY)
+		return false;	/* a TURN server clashes with nothing */
+	if (p->caller)
+		return x->sent < CALLER_LOW;
+	return now - p->start < LISTENER_LOW_US || x->sent % 2 == 0;
+}
+
 void
 punch_output(struct punch *p, uint64_t now)
 {
@@ -442,10 +1433,13 @@ punch_output(struct punch *p, uint64_t now)
 	size_t len = 0;
 	int i;
 
+	tx_output(p, now);
+	turn_output(p, now);
 	if (!p->started || p->ready)
 		return;
 	for (i = 0; i < p->n; i++) {
 		struct pair *x = &p->pairs[i];
+		bool low;
 
 		if (x->next > now)
 			continue;
@@ -453,8 +1447,12 @@ punch_output(struct punch *p, uint64_t now)
 			len = p->probe ? p->probe(p->ctx, pkt, sizeof pkt) : make_knock(p, pkt);
 		if (len == 0)
 			return;
+		if ((low = low_ttl(p, x, now)))
+			set_ttl(p->fd, x->c.addr.ss_family, p->low_ttl);
 		/* ECONNREFUSED (an ICMP error while the path opens) is normal. */
 		send_to(p->fd, pkt, len, &x->c.addr);
+		if (low)
+			set_ttl(p->fd, x->c.addr.ss_family, -1);
 		x->sent++;
 		x->next = now + (x->sent < PROBE_FAST ? PROBE_FAST_US : PROBE_SLOW_US);
 	}
@@ -463,9 +1461,11 @@ punch_output(struct punch *p, uint64_t now)
 uint64_t
 punch_deadline(const struct punch *p)
 {
-	uint64_t t = UINT64_MAX;
+	uint64_t t = tx_deadline(p), u = turn_deadline(p);
 	int i;
 
+	if (u < t)
+		t = u;
 	if (!p->started || p->ready)
 		return t;
 	for (i = 0; i < p->n; i++)
@@ -485,6 +1485,14 @@ punch_describe(const struct punch *p, char *buf, size_t size)
 {
 	char a[64];
 
-	snprintf(buf, size, "direct path to %s", punch_addrstr(&p->path, a, sizeof a));
+	if (p->path_via == VIA_RELAY)
+		snprintf(buf, size, "relayed path to %s through our TURN server %s (%s)",
+		    punch_addrstr(&p->path, a, sizeof a), p->turn.hostport, p->why);
+	else if (pair_type(p, &p->path) == CAND_RELAY)
+		snprintf(buf, size, "relayed path through the peer's TURN relay %s (%s)",
+		    punch_addrstr(&p->path, a, sizeof a), p->why);
+	else
+		snprintf(buf, size, "direct path to %s (%s)",
+		    punch_addrstr(&p->path, a, sizeof a), p->why);
 	return buf;
 }

@@ -1,0 +1,167 @@
+#!/bin/sh
+# t_nat: the real p2pcat across real NATs (tests/natlab.sh), one function
+# per scenario.  Each sends 8 MiB of random bytes both ways at once with
+# both peers in their own namespace and HOME, checks both sha256 sums and
+# both exit statuses, and where it matters the kind of path chosen (from
+# -v: "connected: direct path ..." or "connected: relayed path ...").
+# coturn on the public host "stun" serves STUN on two addresses and TURN.
+#   t_nat.sh [SCENARIO...]   default: all of them
+. "$(dirname "$0")/lib.sh"
+need_root
+for c in ip iptables conntrack ss awk turnserver; do
+	command -v $c >/dev/null 2>&1 || skip "no $c"
+done
+. "$SRCDIR/tests/natlab.sh"
+
+MIB=${NAT_MIB:-8}
+randfile "$T/a" "$MIB"
+randfile "$T/b" "$MIB"
+lab_public stun
+lab_turn stun || fail "coturn did not start"
+STUN="--stun $(lab_ip stun):3478 --stun $(lab_ip2 stun):3478"
+TURN="--turn turn://u:p@$(lab_ip stun):3478"
+N=0
+
+# pathkind FILE: direct or relayed, from a -v log.
+pathkind() {
+	sed -n 's/.*connected: \([a-z]*\) path.*/\1/p' "$1" | head -n 1
+}
+
+# p2p HOST ARGS...: p2pcat in HOST's namespace with its own HOME and config.
+p2p() {
+	_h=$1; shift
+	lab_run "$_h" env XDG_CONFIG_HOME="$LAB_DIR/home/$_h/.config" \
+		XDG_CACHE_HOME="$LAB_DIR/home/$_h/.cache" "$P2PCAT" "$@"
+}
+
+# tfail MSG: both logs, then fail.
+tfail() {
+	echo "--- listener:"; cat "$_d/l.err"; echo "--- caller:"; cat "$_d/c.err"
+	fail "$*"
+}
+
+tcheck() { [ "$2" = "$3" ] || tfail "$1: got \`$2', want \`$3'"; }
+
+# transfer NAME LISTENER CALLER [WANT_KIND] [HOOK]: both ways at once;
+# HOOK (a function) runs once half of each side's input has gone out,
+# and the rest is held back until it returns.
+transfer() {
+	_name=$1 _l=$2 _c=$3 _want=${4:-} _hook=${5:-}
+	N=$((N + 1))
+	_d=$T/$N; mkdir -p "$_d"
+	_rv="dir:$_d/rv"
+	_half=$((MIB * 524288))
+	feed() {	# feed FILE: the first half, then the rest after the hook
+		if [ -n "$_hook" ]; then
+			head -c $_half "$1"
+			wait_for 60 test -e "$_d/go" || return 1
+			tail -c +$((_half + 1)) "$1"
+		else
+			cat "$1"
+		fi
+	}
+	feed "$T/b" | P2PCAT_SIGNAL="$_rv" p2p "$_l" -vv -w 20 $STUN $TURN \
+		-l "p$N" > "$_d/a.got" 2> "$_d/l.err" &
+	_lp=$!
+	feed "$T/a" | P2PCAT_SIGNAL="$_rv" p2p "$_c" -vv -w 20 $STUN $TURN \
+		"p$N" > "$_d/b.got" 2> "$_d/c.err" &
+	_cp=$!
+	if [ -n "$_hook" ]; then
+		half() { [ "$(stat -c %s "$_d/a.got")" -ge $_half ] &&
+			[ "$(stat -c %s "$_d/b.got")" -ge $_half ]; }
+		wait_for 60 half || fail "$_name: the first halves did not arrive"
+		$_hook
+		touch "$_d/go"
+	fi
+	wait_exit $_cp 120 || tfail "$_name: caller hung"
+	_crc=$RC
+	wait_exit $_lp 30 || tfail "$_name: listener hung"
+	tcheck "$_name: caller status ($(cat "$_d/c.err"))" $_crc 0
+	tcheck "$_name: listener status ($(cat "$_d/l.err"))" $RC 0
+	tcheck "$_name: caller to listener sha256" "$(sha "$_d/a.got")" "$(sha "$T/a")"
+	tcheck "$_name: listener to caller sha256" "$(sha "$_d/b.got")" "$(sha "$T/b")"
+	_kc=$(pathkind "$_d/c.err") _kl=$(pathkind "$_d/l.err")
+	if [ -n "$_want" ]; then
+		tcheck "$_name: caller's path ($(grep connected: "$_d/c.err"))" "$_kc" "$_want"
+		tcheck "$_name: listener's path ($(grep connected: "$_d/l.err"))" "$_kl" "$_want"
+	fi
+	echo "ok $_name: $(grep 'NAT:' "$_d/c.err" | head -n 1 | sed 's/.*NAT: //')" \
+		"| caller $(sed -n 's/.*connected: //p' "$_d/c.err")" \
+		"| listener $(sed -n 's/.*connected: //p' "$_d/l.err")"
+}
+
+s_samehost() {
+	lab_public sh
+	transfer samehost sh sh
+}
+
+s_lan() {
+	lab_nat lr cone accept; lab_host la lr; lab_host lb lr
+	transfer lan la lb direct
+}
+
+s_cone_accept() {
+	lab_nat caa cone accept; lab_host ca caa
+	lab_nat cab cone accept; lab_host cb cab
+	transfer cone-accept ca cb direct
+}
+
+s_cone_drop() {
+	lab_nat cda cone drop; lab_host cd cda
+	lab_nat cdb cone drop; lab_host ce cdb
+	transfer cone-drop cd ce direct
+}
+
+s_cone_public() {
+	lab_nat cpa cone accept; lab_host cp cpa
+	lab_public pp
+	transfer cone-public cp pp direct
+	transfer public-cone pp cp direct
+}
+
+s_two_layers() {
+	lab_nat tlo cone accept; lab_nat tli cone accept via=tlo; lab_host tl tli
+	lab_nat tlp cone accept; lab_host tp tlp
+	transfer two-layers tl tp direct
+	transfer two-layers-caller tp tl direct
+}
+
+s_sym_cone() {
+	lab_nat sca symmetric accept; lab_host sc sca
+	lab_nat scb cone accept; lab_host sd scb
+	transfer symmetric-cone sc sd
+	transfer cone-symmetric sd sc
+}
+
+s_sym_sym() {
+	lab_nat ssa symmetric drop; lab_host ss ssa
+	lab_nat ssb symmetric accept; lab_host st ssb
+	transfer symmetric-symmetric ss st relayed
+}
+
+s_netem() {
+	lab_nat nea cone accept; lab_host ne nea
+	lab_nat neb cone accept; lab_host nf neb
+	lab_netem 40 5 2 1 || fail "lab_netem"
+	transfer netem ne nf direct
+	lab_netem_off
+}
+
+s_rebind() {
+	lab_nat rba cone accept; lab_host rb rba
+	lab_public rp
+	rebind() { lab_rebind rba; }
+	# The public side must have followed the NAT side to its new port.
+	transfer rebind-caller rp rb direct rebind
+	grep -q "peer moved to $(lab_pubip rb):2" "$T/$N/l.err" || tfail "rebind-caller: not followed"
+	transfer rebind-listener rb rp direct rebind
+	grep -q "peer moved to $(lab_pubip rb):2" "$T/$N/c.err" || tfail "rebind-listener: not followed"
+	lab_flush rba
+}
+
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind"
+for s in ${*:-$ALL}; do
+	start=$(date +%s)
+	"s_$s"
+	echo "   ($s: $(( $(date +%s) - start )) s)"
+done
