@@ -12,7 +12,9 @@
 #      more than that, and no less than 90 % of it (the rest the network
 #      may lose: the kernel drops when a socket buffer is full).
 #      What it saw holds none of the data and neither peer's public key.
-#   b) the same attacker also injects a bit-flipped copy of every HELLO
+#   b) the same between two hosts behind cone NATs, which learn their
+#      public addresses from STUN (coturn; left out when not installed).
+#   c) the same attacker also injects a bit-flipped copy of every HELLO
 #      (Noise message 3) ahead of the real one: no byte is delivered that
 #      was not sent, nothing crashes; either the session survives it, or
 #      the caller finds no path (2, after -w) and the listener goes on
@@ -56,15 +58,18 @@ field() {
 }
 dropped() { sed -n 's/.* \([0-9]*\) forged or replayed packets dropped$/\1/p' "$1"; }
 
-# session: a listens as bob, b calls it, each sends its file; sets LRC, CRC.
+# session [LISTENER CALLER [ARGS...]]: LISTENER (a) listens as bob, CALLER
+# (b) calls it, each sends its file, both with ARGS; sets LRC, CRC.
 session() {
-	lab_bg a env XDG_CONFIG_HOME="$T/a" "$P2PCAT" -v -w 20 -l bob \
-		< "$T/fa" > "$T/fb.got" 2> "$T/a.err"; lp=$LAB_PID
-	lab_bg b env XDG_CONFIG_HOME="$T/b" "$P2PCAT" -v -w 20 bob \
-		< "$T/fb" > "$T/fa.got" 2> "$T/b.err"; cp=$LAB_PID
-	wait_exit $cp 180 || fail "caller hung: $(cat "$T/b.err")"
+	_l=${1:-a} _c=${2:-b}
+	[ $# -ge 2 ] && shift 2
+	lab_bg $_l env XDG_CONFIG_HOME="$T/$_l" "$P2PCAT" -v -w 20 "$@" -l bob \
+		< "$T/fa" > "$T/fb.got" 2> "$T/$_l.err"; lp=$LAB_PID
+	lab_bg $_c env XDG_CONFIG_HOME="$T/$_c" "$P2PCAT" -v -w 20 "$@" bob \
+		< "$T/fb" > "$T/fa.got" 2> "$T/$_c.err"; cp=$LAB_PID
+	wait_exit $cp 180 || fail "caller hung: $(cat "$T/$_c.err")"
 	CRC=$RC
-	wait_exit $lp 30 || fail "listener hung: $(cat "$T/a.err")"
+	wait_exit $lp 30 || fail "listener hung: $(cat "$T/$_l.err")"
 	LRC=$RC
 }
 # is_prefix GOT FULL: GOT is a prefix of FULL (nothing that was not sent).
@@ -114,7 +119,39 @@ KA=$(lab_run a env XDG_CONFIG_HOME="$T/a" "$P2PCAT" --id) KB=$(lab_run b env XDG
 $FIND "$T/wire" -k "$KA" -k "$KB" -w "$T/fa" -w "$T/fb" || fail "the wire shows the above"
 echo "the wire ($(stat -c %s "$T/wire") bytes) shows no plaintext and no static key"
 
-echo "== b) a forged copy of every HELLO sent ahead of it"
+echo "== b) the same between two hosts behind cone NATs (STUN)"
+# Replays from another source port die at the receiver's NAT (no mapping
+# for that port), so they are not in what it must count; reflections look
+# like the peer's packets to the NAT and reach the sender, which drops them
+# for their connection id.
+if command -v turnserver >/dev/null 2>&1; then
+	lab_public stun
+	lab_turn stun || fail "coturn did not start"
+	lab_nat ra cone; lab_host ha ra
+	lab_nat rb cone; lab_host hb rb
+	mitm_on -s "${LAB_SEED:-1}" -f 1 -t 0.5 -b 1 -n 2 -r 2
+	session ha hb --stun "$(lab_ip stun):3478" --stun "$(lab_ip2 stun):3478"
+	mitm_off
+	cat "$T/mitm.log"
+	check_eq "caller status ($(cat "$T/hb.err"))" $CRC 0
+	check_eq "listener status ($(cat "$T/ha.err"))" $LRC 0
+	check_eq "hb to ha sha256" "$(sha "$T/fb.got")" "$(sha "$T/fb")"
+	check_eq "ha to hb sha256" "$(sha "$T/fa.got")" "$(sha "$T/fa")"
+	for side in ha hb; do
+		grep -q "connected: direct path" "$T/$side.err" || fail "$side: not direct: $(cat "$T/$side.err")"
+		ip=$(lab_pubip $side)
+		n=$(dropped "$T/$side.err")
+		want=$(( $(field counted "$ip") - $(field port "$ip") ))
+		echo "$side (behind $ip): dropped $n; the attacker sent $want it must count"
+		[ "$want" -gt 0 ] && [ "$n" -gt 0 ] || fail "$side: no attack counted"
+		[ "$n" -le "$want" ] || fail "$side: dropped $n, more than the $want forged or replayed"
+		[ $((n * 10)) -ge $((want * 9)) ] || fail "$side: dropped only $n of $want: $(cat "$T/$side.err")"
+	done
+else
+	echo "no turnserver (coturn): no STUN server for the NAT case"
+fi
+
+echo "== c) a forged copy of every HELLO sent ahead of it"
 mitm_on -s "${LAB_SEED:-1}" -H 100 -f 1 -n 2 -r 2
 lab_bg a env XDG_CONFIG_HOME="$T/a" "$P2PCAT" -v -w 5 -l bob \
 	< "$T/fa" > "$T/fb.got" 2> "$T/a.err"; lp=$LAB_PID
