@@ -1534,7 +1534,9 @@ fs_poll_offers(struct fs *b, const char *name, const char *coll,
 			goto out;
 		}
 		if (r != 0) {
-			junk = 1;
+			/* Look again at once only if it went: junk we may
+			 * not delete must not multiply the polls. */
+			junk |= code == 200;
 			continue;
 		}
 		if (code == 200 || (code == 404 && b->unsure)) {
