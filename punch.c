@@ -31,9 +31,19 @@
  * before the caller's), and so do the caller's first HELLOs; later
  * probes have the full TTL.
  *
+ * A symmetric NAT facing a cone one: birthday-paradox probing.  The
+ * symmetric side opens BDAY_SOCKS more sockets, each sending low-TTL
+ * probes to the peer's public address (each gets its own public port,
+ * and none reaches the peer's NAT), while the cone side sprays probes at
+ * random ports of the symmetric side's public address; each has a
+ * BDAY_SOCKS / 64512 chance to hit a mapping.  punch_fd is then an epoll
+ * fd over every socket, until a path is chosen.  A side learns that the
+ * peer's NAT is symmetric from its candidates: two server-reflexive
+ * ports on one address.
+ *
  * The peer's relayed candidate is probed only after RELAY_DELAY_US (at
- * once when either side is behind a symmetric NAT), so a direct path
- * wins when there is one.  Our own relayed address needs no probing:
+ * once when both sides are behind symmetric NATs, after BDAY_RELAY_US
+ * when one is), so a direct path wins when there is one.  Our own relayed address needs no probing:
  * the peer's probes reach us through it, once we have installed a
  * permission for each of the peer's addresses.
  *
@@ -42,6 +52,7 @@
  * peer whose NAT changed its port (but a relayed packet does not take
  * the place of a direct path that worked a moment ago).
  */
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -90,6 +101,16 @@
 #define LISTENER_LOW_US	3000000
 /* The peer's relayed candidate is probed this long after the start. */
 #define RELAY_DELAY_US	1000000
+/* Birthday probing: sockets on the symmetric side, each probing every
+ * BDAY_REPEAT_US; the cone side sprays SPRAY_BURST random ports every
+ * SPRAY_US, at most SPRAY_MAX.  The relay waits BDAY_RELAY_US. */
+#define BDAY_SOCKS	256
+#define BDAY_REPEAT_US	1000000
+#define SPRAY_BURST	16
+#define SPRAY_US	10000
+#define SPRAY_MAX	8192
+#define BDAY_RELAY_US	2000000
+#define PORT_MIN	1024
 /* A relayed packet does not replace a direct path confirmed this recently. */
 #define DIRECT_HOLD_US	3000000
 
@@ -108,9 +129,11 @@
 
 #define MAX_TXN		48
 
-/* How a packet travels: from our socket, or through our TURN allocation. */
+/* How a packet travels: from our socket, through our TURN allocation,
+ * or from birthday socket i (VIA_BDAY + i). */
 #define VIA_DIRECT	0
 #define VIA_RELAY	1
+#define VIA_BDAY	2
 
 enum tx_kind { TX_BIND, TX_TTL, TX_ALLOC, TX_REFRESH, TX_PERM, TX_CHAN };
 
@@ -127,6 +150,7 @@ struct txn {
 
 struct pair {
 	struct cand c;
+	int sock;		/* -1: the main socket, else a birthday socket */
 	uint64_t next;		/* when to probe next */
 	unsigned sent;
 };
@@ -182,6 +206,16 @@ struct punch {
 	bool peer_symmetric;
 	int n;
 	struct pair pairs[PUNCH_MAX_CANDS];
+	/* birthday probing */
+	int ep;				/* epoll fd over every socket, or -1 */
+	int nb;
+	int bsock[BDAY_SOCKS];
+	uint64_t bday_next;
+	int nrdy;			/* sockets epoll said were readable */
+	int rdy[64];			/* -1 main, else birthday index */
+	struct sockaddr_storage spray_to;
+	int spray_left;
+	uint64_t spray_next;
 	bool ready;
 	struct sockaddr_storage path;
 	int path_via;
@@ -253,8 +287,14 @@ normalize(struct sockaddr_storage *a)
 	memcpy(a, &s4, sizeof s4);
 }
 
-ssize_t
-punch_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *from)
+/* The one punch of this process (punch_recv and punch_input have no
+ * punch argument), and the socket of the last datagram punch_recv
+ * returned: -1 the main one, else a birthday socket's index. */
+static struct punch *live;
+static int rx_sock = -1;
+
+static ssize_t
+recv1(int fd, void *buf, size_t cap, struct sockaddr_storage *from)
 {
 	socklen_t len = sizeof *from;
 	ssize_t n;
@@ -263,6 +303,49 @@ punch_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *from)
 	if (n >= 0)
 		normalize(from);
 	return n;
+}
+
+/* A datagram from whichever socket epoll finds readable. */
+static ssize_t
+recv_any(struct punch *p, void *buf, size_t cap, struct sockaddr_storage *from)
+{
+	struct epoll_event ev[64];
+	ssize_t n;
+	int i, k;
+
+	for (;;) {
+		if (p->nrdy == 0) {
+			if ((k = epoll_wait(p->ep, ev, 64, 0)) <= 0) {
+				errno = EAGAIN;
+				return -1;
+			}
+			for (i = 0; i < k; i++)
+				p->rdy[p->nrdy++] = (int)ev[i].data.u32 - 1;
+		}
+		i = p->rdy[p->nrdy - 1];
+		if ((n = recv1(i == -1 ? p->fd : p->bsock[i], buf, cap, from)) >= 0) {
+			rx_sock = i;
+			return n;
+		}
+		if (errno != EINTR)
+			p->nrdy--;	/* drained, or an ICMP error: next one */
+	}
+}
+
+ssize_t
+punch_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *from)
+{
+	struct punch *p = live;
+	int i;
+
+	rx_sock = -1;
+	if (p && p->ep != -1 && fd == p->ep)
+		return recv_any(p, buf, cap, from);
+	if (p && fd != p->fd)
+		for (i = 0; i < p->nb; i++)
+			if (p->bsock[i] == fd)
+				rx_sock = i;
+	return recv1(fd, buf, cap, from);
 }
 
 static ssize_t
@@ -538,6 +621,7 @@ punch_new(const struct punch_conf *c)
 	}
 	p->caller = c->caller;
 	p->low_ttl = TTL_DEFAULT;
+	p->ep = -1;
 	if ((p->fd = make_socket(c->port)) == -1) {
 		free(p);
 		return NULL;
@@ -551,7 +635,27 @@ punch_new(const struct punch_conf *c)
 	}
 	if (c->turn && parse_turn(&p->turn, c->turn) == 0)
 		p->have_turn = true;
+	live = p;
 	return p;
+}
+
+/* Close the birthday sockets but keep (the winner), and the epoll fd. */
+static void
+bday_close(struct punch *p, int keep)
+{
+	int i, n = 0;
+
+	for (i = 0; i < p->nb; i++) {
+		if (i == keep)
+			p->bsock[n++] = p->bsock[i];
+		else
+			close(p->bsock[i]);
+	}
+	p->nb = n;
+	if (p->ep != -1)
+		close(p->ep);
+	p->ep = -1;
+	p->nrdy = 0;
 }
 
 void
@@ -559,7 +663,10 @@ punch_free(struct punch *p)
 {
 	if (p == NULL)
 		return;
+	bday_close(p, -1);
 	close(p->fd);
+	if (live == p)
+		live = NULL;
 	sodium_memzero(&p->turn, sizeof p->turn);
 	free(p);
 }
@@ -1211,7 +1318,22 @@ punch_gather(struct punch *p, uint64_t deadline)
 int
 punch_fd(const struct punch *p)
 {
+	if (p->ep != -1)
+		return p->ep;
+	if (p->ready && p->path_via >= VIA_BDAY && p->nb == 1)
+		return p->bsock[0];
 	return p->fd;
+}
+
+/* The socket a packet for path via leaves from. */
+static int
+via_fd(const struct punch *p, int via)
+{
+	if (via < VIA_BDAY)
+		return p->fd;
+	if (p->ep == -1)
+		return p->bsock[0];	/* the winner, once the others are gone */
+	return p->bsock[via - VIA_BDAY];
 }
 
 int
@@ -1231,7 +1353,7 @@ cand_kind(int type)
 }
 
 static void
-add_pair(struct punch *p, const struct cand *c, uint64_t next)
+add_pair(struct punch *p, const struct cand *c, int sock, uint64_t next)
 {
 	char a[64];
 	int i;
@@ -1239,16 +1361,44 @@ add_pair(struct punch *p, const struct cand *c, uint64_t next)
 	if (c->addr.ss_family == AF_INET6 && sock_af != AF_INET6)
 		return;
 	for (i = 0; i < p->n; i++)
-		if (punch_same_addr(&p->pairs[i].c.addr, &c->addr))
+		if (punch_same_addr(&p->pairs[i].c.addr, &c->addr) && p->pairs[i].sock == sock)
 			return;
 	if (p->n == PUNCH_MAX_CANDS)
 		return;
 	memset(&p->pairs[p->n], 0, sizeof p->pairs[p->n]);
 	p->pairs[p->n].c = *c;
+	p->pairs[p->n].sock = sock;
 	p->pairs[p->n].next = next;
 	p->n++;
 	log_v(2, "peer candidate %s (%s)", punch_addrstr(&c->addr, a, sizeof a),
 	    cand_kind(c->type));
+}
+
+/* Open the birthday sockets (as many as we can, up to BDAY_SOCKS) and
+ * the epoll fd over them and the main socket. */
+static void
+bday_open(struct punch *p, uint64_t now)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int fd, ttl = p->low_ttl;
+
+	if ((p->ep = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		log_errno("epoll_create1");
+		return;
+	}
+	ev.data.u32 = 0;
+	epoll_ctl(p->ep, EPOLL_CTL_ADD, p->fd, &ev);
+	while (p->nb < BDAY_SOCKS && (fd = make_socket(0)) != -1) {
+		/* Their probes only open our NAT: low TTL until they hit. */
+		setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+		ev.data.u32 = p->nb + 1;
+		if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) == -1) {
+			close(fd);
+			break;
+		}
+		p->bsock[p->nb++] = fd;
+	}
+	p->bday_next = now;
 }
 
 void
@@ -1272,12 +1422,27 @@ punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
 			    same_ip(&remote[i].addr, &remote[j].addr) &&
 			    !punch_same_addr(&remote[i].addr, &remote[j].addr))
 				p->peer_symmetric = true;
-	relay_at = p->nat == NAT_SYMMETRIC || p->peer_symmetric ? now : now + RELAY_DELAY_US;
-	if (p->nat == NAT_SYMMETRIC || p->peer_symmetric)
-		log_v(1, "%s NAT is symmetric: trying the relay at once",
-		    p->nat == NAT_SYMMETRIC ? "our" : "the peer's");
+	relay_at = now + RELAY_DELAY_US;
+	if (p->nat == NAT_SYMMETRIC && p->peer_symmetric) {
+		log_v(1, "both NATs are symmetric: trying the relay at once");
+		relay_at = now;
+	} else if (p->nat == NAT_SYMMETRIC) {
+		log_v(1, "our NAT is symmetric: birthday probing from %d sockets",
+		    BDAY_SOCKS);
+		bday_open(p, now);
+		relay_at = now + BDAY_RELAY_US;
+	} else if (p->peer_symmetric) {
+		for (i = 0; i < n && remote[i].type != CAND_SRFLX; i++)
+			;
+		p->spray_to = remote[i].addr;
+		p->spray_left = SPRAY_MAX;
+		p->spray_next = now;
+		log_v(1, "the peer's NAT is symmetric: birthday probing, up to %d ports",
+		    SPRAY_MAX);
+		relay_at = now + BDAY_RELAY_US;
+	}
 	for (i = 0; i < n; i++) {
-		add_pair(p, &remote[i], remote[i].type == CAND_RELAY ? relay_at : now);
+		add_pair(p, &remote[i], -1, remote[i].type == CAND_RELAY ? relay_at : now);
 		turn_permit(p, now, &remote[i].addr);
 	}
 }
@@ -1298,9 +1463,14 @@ int
 punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
     struct sockaddr_storage *from, int *via)
 {
-	*via = VIA_DIRECT;
+	int sock = rx_sock;
+
+	rx_sock = -1;
+	*via = sock == -1 ? VIA_DIRECT : VIA_BDAY + sock;
 	if (*len == 0)
 		return 0;
+	if (sock != -1 && buf[0] != WIRE_MAGIC)
+		return 0;	/* STUN and TURN use the main socket */
 	if (buf[0] < 4) {
 		if (stun_input(p, now, buf, *len, from, len) != 1)
 			return 0;
@@ -1329,13 +1499,19 @@ punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
 		return 0;
 	if ((buf[1] & 0x7f) != WIRE_KNOCK)
 		return 1;
-	/* A KNOCK: the listener's NAT is open towards us from there. */
-	if (p->caller && *via == VIA_DIRECT && *len == KNOCK_LEN &&
+	/* A KNOCK: the listener's NAT is open towards us from there (to
+	 * that birthday socket, if it came in on one). */
+	if (p->caller && *via != VIA_RELAY && *len == KNOCK_LEN &&
 	    get32(buf + WIRE_HDR) == p->peer_cid && !p->ready) {
 		struct cand c = { .type = CAND_PRFLX, .addr = *from };
 		int before = p->n;
 
-		add_pair(p, &c, now);
+		if (sock != -1) {
+			int ttl = -1;
+
+			setsockopt(p->bsock[sock], IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+		}
+		add_pair(p, &c, sock, now);
 		if (p->n != before)
 			punch_output(p, now);
 	}
@@ -1349,14 +1525,17 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 	char a[64];
 	int type;
 
-	if (via == VIA_DIRECT)
+	if (via != VIA_RELAY)
 		p->last_direct = now;
 	if (p->ready && punch_same_addr(from, &p->path) && via == p->path_via)
 		return;
 	/* The relay echoes what the direct path carried a moment ago. */
-	if (p->ready && via == VIA_RELAY && p->path_via == VIA_DIRECT &&
+	if (p->ready && via == VIA_RELAY && p->path_via != VIA_RELAY &&
 	    now - p->last_direct < DIRECT_HOLD_US)
 		return;
+	/* Once the birthday sockets are gone, only the winner is left. */
+	if (p->ready && via >= VIA_BDAY && p->ep == -1)
+		via = p->path_via;
 	type = pair_type(p, from);
 	if (!p->ready) {
 		uint64_t ms = (now - p->start) / 1000;
@@ -1367,6 +1546,9 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 		else if (type == CAND_RELAY)
 			snprintf(p->why, sizeof p->why, "the peer's TURN relay answered after %llu ms",
 			    (unsigned long long)ms);
+		else if (via >= VIA_BDAY || p->spray_to.ss_family)
+			snprintf(p->why, sizeof p->why, "birthday probing hit after %llu ms",
+			    (unsigned long long)ms);
 		else
 			snprintf(p->why, sizeof p->why, "%s candidate, answered first after %llu ms",
 			    type == -1 ? "peer-reflexive" : cand_kind(type),
@@ -1374,6 +1556,11 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 	}
 	log_v(1, "%s %s%s", p->ready ? "peer moved to" : "path to the peer:",
 	    punch_addrstr(from, a, sizeof a), via == VIA_RELAY ? " (through our TURN relay)" : "");
+	if (via >= VIA_BDAY) {
+		int ttl = -1;	/* the winner carries the session now */
+
+		setsockopt(via_fd(p, via), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+	}
 	p->path = *from;
 	p->path_via = via;
 	p->ready = true;
@@ -1391,7 +1578,7 @@ punch_send(struct punch *p, const uint8_t *pkt, size_t len)
 	if (p->path_via == VIA_RELAY)
 		r = turn_send(p, now_us(), &p->path, pkt, len);
 	else
-		r = send_to(p->fd, pkt, len, &p->path);
+		r = send_to(via_fd(p, p->path_via), pkt, len, &p->path);
 	if (r >= 0)
 		return 1;
 	if (errno == EAGAIN || errno == ENOBUFS)
@@ -1419,8 +1606,9 @@ make_knock(const struct punch *p, uint8_t *buf)
 static bool
 low_ttl(const struct punch *p, const struct pair *x, uint64_t now)
 {
-	if (x->c.type == CAND_RELAY)
-		return false;	/* a TURN server clashes with nothing */
+	if (x->c.type == CAND_RELAY || x->sock != -1)
+		return false;	/* a TURN server clashes with nothing; a
+				   birthday socket that was hit is open */
 	if (p->caller)
 		return x->sent < CALLER_LOW;
 	return now - p->start < LISTENER_LOW_US || x->sent % 2 == 0;
@@ -1435,10 +1623,17 @@ punch_output(struct punch *p, uint64_t now)
 
 	tx_output(p, now);
 	turn_output(p, now);
+	if (p->ready && p->ep != -1) {
+		/* The path is chosen: the birthday sockets are done. */
+		bday_close(p, p->path_via >= VIA_BDAY ? p->path_via - VIA_BDAY : -1);
+		if (p->path_via >= VIA_BDAY)
+			p->path_via = VIA_BDAY;
+	}
 	if (!p->started || p->ready)
 		return;
 	for (i = 0; i < p->n; i++) {
 		struct pair *x = &p->pairs[i];
+		int fd = x->sock == -1 ? p->fd : p->bsock[x->sock];
 		bool low;
 
 		if (x->next > now)
@@ -1448,13 +1643,45 @@ punch_output(struct punch *p, uint64_t now)
 		if (len == 0)
 			return;
 		if ((low = low_ttl(p, x, now)))
-			set_ttl(p->fd, x->c.addr.ss_family, p->low_ttl);
+			set_ttl(fd, x->c.addr.ss_family, p->low_ttl);
 		/* ECONNREFUSED (an ICMP error while the path opens) is normal. */
-		send_to(p->fd, pkt, len, &x->c.addr);
+		send_to(fd, pkt, len, &x->c.addr);
 		if (low)
-			set_ttl(p->fd, x->c.addr.ss_family, -1);
+			set_ttl(fd, x->c.addr.ss_family, -1);
 		x->sent++;
 		x->next = now + (x->sent < PROBE_FAST ? PROBE_FAST_US : PROBE_SLOW_US);
+	}
+	if (((p->ep != -1 && now >= p->bday_next) ||
+	    (p->spray_left > 0 && now >= p->spray_next)) && len == 0 &&
+	    (len = p->probe ? p->probe(p->ctx, pkt, sizeof pkt) : make_knock(p, pkt)) == 0)
+		return;
+	if (p->ep != -1 && now >= p->bday_next) {
+		/* Each birthday socket opens a mapping towards the peer's
+		 * public addresses (the sockets keep the low TTL). */
+		p->bday_next = now + BDAY_REPEAT_US;
+		for (i = 0; i < p->n; i++) {
+			int k;
+
+			if (p->pairs[i].c.type != CAND_SRFLX || p->pairs[i].sock != -1)
+				continue;
+			for (k = 0; k < p->nb; k++)
+				send_to(p->bsock[k], pkt, len, &p->pairs[i].c.addr);
+		}
+	}
+	if (p->spray_left > 0 && now >= p->spray_next) {
+		/* Random ports of the symmetric side's public address. */
+		struct sockaddr_storage to = p->spray_to;
+
+		p->spray_next = now + SPRAY_US;
+		for (i = 0; i < SPRAY_BURST && p->spray_left > 0; i++, p->spray_left--) {
+			in_port_t port = htons(PORT_MIN + randombytes_uniform(65536 - PORT_MIN));
+
+			if (to.ss_family == AF_INET)
+				((struct sockaddr_in *)&to)->sin_port = port;
+			else
+				((struct sockaddr_in6 *)&to)->sin6_port = port;
+			send_to(p->fd, pkt, len, &to);
+		}
 	}
 }
 
@@ -1466,11 +1693,17 @@ punch_deadline(const struct punch *p)
 
 	if (u < t)
 		t = u;
+	if (p->ready && p->ep != -1)
+		return 0;	/* close the birthday sockets */
 	if (!p->started || p->ready)
 		return t;
 	for (i = 0; i < p->n; i++)
 		if (p->pairs[i].next < t)
 			t = p->pairs[i].next;
+	if (p->ep != -1 && p->bday_next < t)
+		t = p->bday_next;
+	if (p->spray_left > 0 && p->spray_next < t)
+		t = p->spray_next;
 	return t;
 }
 

@@ -129,8 +129,8 @@ s_two_layers() {
 s_sym_cone() {
 	lab_nat sca symmetric accept; lab_host sc sca
 	lab_nat scb cone accept; lab_host sd scb
-	transfer symmetric-cone sc sd
-	transfer cone-symmetric sd sc
+	transfer symmetric-cone sc sd direct
+	transfer cone-symmetric sd sc direct
 }
 
 s_sym_sym() {
