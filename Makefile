@@ -63,7 +63,7 @@ check:
 bench:
 	@sh tests/deps.sh test
 	@$(MAKE) --no-print-directory all tests
-	@sh tests/bench.sh
+	@for b in tests/bench*.sh; do sh $$b || exit 1; done
 
 deps:
 	@sh tests/deps.sh test

@@ -483,6 +483,17 @@ crypto_hs_new(const char *protocol, bool initiator, const void *prologue,
 	return hs;
 }
 
+struct crypto_hs *
+crypto_hs_dup(const struct crypto_hs *hs)
+{
+	struct crypto_hs *d;
+
+	if ((d = sodium_malloc(sizeof *d)) == NULL)
+		return NULL;
+	memcpy(d, hs, sizeof *d);	/* flat: its pointers are to constants */
+	return d;
+}
+
 void
 crypto_hs_free(struct crypto_hs *hs)
 {

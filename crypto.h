@@ -83,6 +83,10 @@ struct crypto_hs *crypto_hs_new(const char *protocol, bool initiator,
     const void *prologue, size_t prologue_len,
     const uint8_t s[CRYPTO_KEY_LEN], const uint8_t rs[CRYPTO_KEY_LEN]);
 void crypto_hs_free(struct crypto_hs *hs);
+/* A copy of hs (freed by crypto_hs_free), or NULL on ENOMEM: read a
+ * message that may be forged on a copy, and keep it only if it checks
+ * out, so that a forgery cannot kill the handshake. */
+struct crypto_hs *crypto_hs_dup(const struct crypto_hs *hs);
 
 /* true when it is our turn to write the next handshake message. */
 bool crypto_hs_our_turn(const struct crypto_hs *hs);

@@ -446,7 +446,8 @@ trust_peer(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
 	crypto_fingerprint(pub, fp);
 	crypto_key_to_text(pub, key);
 	if (o->secret) {
-		log_v(1, "%s proved the passphrase; its key is %s", who, fp);
+		/* The passphrase is proved later, by the keys it went into. */
+		log_v(1, "passphrase mode: %s has key %s", who, fp);
 		return 0;
 	}
 	if (o->peer_key) {
@@ -933,9 +934,11 @@ listener(const struct opts *o, struct sig *sig, const struct crypto_identity *id
 		sess_free(s);
 		if (stop_sig)
 			break;
-		/* A caller that never arrived is no session served. */
-		if (ret == EXIT_NOCONN) {
-			log_err("the caller of offer %s did not connect", offer->id);
+		/* A caller that never arrived, or that we refused, is no
+		 * session served: a stranger cannot end the listener. */
+		if (ret == EXIT_NOCONN || ret == EXIT_AUTH) {
+			log_err("the caller of offer %s %s", offer->id,
+			    ret == EXIT_AUTH ? "was refused" : "did not connect");
 			continue;
 		}
 		if (!o->keep)

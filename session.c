@@ -46,6 +46,7 @@
 #include "crypto.h"
 #include "punch.h"
 #include "session.h"
+#include "signal.h"
 #include "util.h"
 #include "wire.h"
 
@@ -85,6 +86,7 @@ struct session {
 	int err;
 	bool keyed;			/* Split() done */
 	bool verified;			/* a data packet from the peer opened */
+	uint64_t forged;		/* HELLOs that failed the handshake */
 	uint64_t rx_max_pn;
 	bool rx_any;
 	size_t pendlen;			/* a packet the socket refused (EAGAIN) */
@@ -304,10 +306,16 @@ parse_tlvs(const uint8_t *b, size_t off, size_t len, struct parsed *p)
 				p->ncand++;
 			break;
 		case TLV_NAME:
-			if (l > 64)
-				return -1;
-			memcpy(p->name, b + off + 3, l);
-			p->name[l] = '\0';
+			/* The caller's own word, shown and written into
+			 * known_peers: only what a name may be, else none. */
+			if (l <= SIG_MAX_NAME) {
+				memcpy(p->name, b + off + 3, l);
+				p->name[l] = '\0';
+				if (!sig_valid_name(p->name)) {
+					log_v(1, "ignoring a malformed caller name");
+					p->name[0] = '\0';
+				}
+			}
 			break;
 		case TLV_CPACE:
 			if (l != CRYPTO_CPACE_SHARE_LEN || p->cpace)
@@ -614,9 +622,9 @@ sess_dropped(const struct session *s)
 	struct crypto_rx_stats st;
 
 	if (s->rx == NULL)
-		return 0;
+		return s->forged;
 	crypto_rx_get_stats(s->rx, &st);
-	return st.auth + st.replay + st.old + st.malformed;
+	return s->forged + st.auth + st.replay + st.old + st.malformed;
 }
 
 /* The stream starts with the first authenticated packet, so its idle
@@ -641,6 +649,7 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 {
 	const uint8_t *m = pkt + HELLO_HDR;
 	size_t mlen = len - HELLO_HDR;
+	struct crypto_hs *try;
 	uint8_t pay[64];
 	size_t paylen;
 
@@ -656,13 +665,18 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 		stream_ping(s->st);
 		return 0;
 	}
-	if (mlen > sizeof s->msg3 ||
-	    crypto_hs_read(s->hs, m, mlen, pay, sizeof pay, &paylen) == -1) {
-		/* The handshake is dead now: a forgery killed it. */
-		log_err("a forged or broken handshake arrived from the caller");
-		s->err = SESS_FAIL;
-		return -1;
+	/* Anyone on the path can send a HELLO: read it on a copy of the
+	 * handshake, so a forgery is dropped and the real one still works. */
+	if (mlen > sizeof s->msg3 || (try = crypto_hs_dup(s->hs)) == NULL)
+		return 0;
+	if (crypto_hs_read(try, m, mlen, pay, sizeof pay, &paylen) == -1) {
+		crypto_hs_free(try);
+		s->forged++;
+		log_v(1, "dropped a forged handshake message");
+		return 0;
 	}
+	crypto_hs_free(s->hs);
+	s->hs = try;
 	if (check_peer(s, s->peer_name) == -1)
 		return -1;
 	memcpy(s->msg3, m, mlen);
