@@ -159,7 +159,24 @@ s_rebind() {
 	lab_flush rba
 }
 
-ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind"
+# Routers that forget a UDP mapping after 20 s without packets (Linux
+# keeps one 30 s, or 120 s once it has seen both ways), and 45 s of
+# silence mid-transfer: only keepalives keep the path, direct or relayed.
+s_idle() {
+	lab_nat ida cone drop; lab_host ia ida
+	lab_nat idb cone drop; lab_host ib idb
+	lab_nat idc symmetric drop; lab_host ic idc
+	lab_nat idd symmetric drop; lab_host id idd
+	for r in ida idb idc idd; do
+		ip netns exec "$LAB-$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=20 \
+			net.netfilter.nf_conntrack_udp_timeout_stream=20 || fail "sysctl in $r"
+	done
+	silence() { sleep 45; }
+	transfer idle-direct ia ib direct silence
+	transfer idle-relayed ic id relayed silence
+}
+
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind idle"
 for s in ${*:-$ALL}; do
 	start=$(date +%s)
 	"s_$s"
