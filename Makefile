@@ -45,6 +45,7 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 tests/unit_stun: hash.o
 tests/tool_stunc: stun.o util.o hash.o
 tests/unit_firestore: signal.o
+tests/unit_session: punch.o crypto.o stream.o stun.o hash.o signal.o firestore.o
 tests/unit_signal: firestore.o
 
 tests: $(UNITS) $(TOOLS)

@@ -902,20 +902,21 @@ listener(const struct opts *o, struct sig *sig, const struct crypto_identity *id
 		size_t len;
 		int r;
 
+		log_v(1, "listening as `%s'", o->peer);
+		r = sig_wait_offer(sig, o->peer, offer, UINT64_MAX);
+		if (stop_sig || r != 0) {
+			ret = stop_sig ? EXIT_SIGNAL + stop_sig : EXIT_NOCONN;
+			break;
+		}
+		log_v(1, "offer %s received", offer->id);
+		/* Gather now, not before the wait: a NAT forgets an idle
+		 * mapping within a minute, and with it our public address. */
 		if ((s = sess_new(&sc)) == NULL)
 			break;
 		if (sess_gather(s, now_us() + secs_us(o->wait_s)) == -1) {
 			sess_free(s);
 			break;
 		}
-		log_v(1, "listening as `%s'", o->peer);
-		r = sig_wait_offer(sig, o->peer, offer, UINT64_MAX);
-		if (stop_sig || r != 0) {
-			ret = stop_sig ? EXIT_SIGNAL + stop_sig : EXIT_NOCONN;
-			sess_free(s);
-			break;
-		}
-		log_v(1, "offer %s received", offer->id);
 		if ((len = sess_take_offer(s, o->peer, offer->id, offer->blob, offer->len,
 		    blob, sizeof blob)) == 0) {
 			log_err("ignoring offer %s", offer->id);

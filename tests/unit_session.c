@@ -1,0 +1,297 @@
+/*
+ * unit_session: two sessions in one process, on loopback.  The handshake
+ * through the blobs and HELLO, a transfer both ways; an offer moved to
+ * another name or id, a refused key, another passphrase; and every
+ * mutation of the blobs, which must be refused, never crash, never
+ * connect.
+ */
+#include <sys/stat.h>
+
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypto.h"
+#include "session.h"
+#include "util.h"
+
+#define ID	"0123456789abcdef0123456789abcdef"
+
+static int failures, checks;
+static char dir[] = "/tmp/unit_session.XXXXXX";
+static struct crypto_identity ida, idb;
+
+static void
+check(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	checks++;
+	if (ok)
+		return;
+	failures++;
+	fprintf(stderr, "FAIL: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int refuse;
+
+static int
+trust(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
+{
+	(void)ctx;
+	(void)name;
+	(void)pub;
+	return refuse ? -1 : 0;
+}
+
+static void
+conf(struct sess_conf *c, bool caller, const char *secret)
+{
+	memset(c, 0, sizeof *c);
+	c->caller = caller;
+	c->self = caller ? "alice" : NULL;
+	c->id = caller ? &ida : &idb;
+	c->secret = secret;
+	c->secretlen = secret ? strlen(secret) : 0;
+	c->trust = trust;
+	c->punch.caller = caller;
+	c->stream.sndbuf = 1 << 20;
+	c->stream.rcvbuf = 1 << 20;
+	c->stream.keepalive_us = 15000000;
+	c->stream.idle_us = 30000000;
+}
+
+/* Run both sessions until cond(a, b) or ms pass; whether cond held. */
+static bool
+pump(struct session *a, struct session *b, int ms,
+    bool (*cond)(struct session *, struct session *))
+{
+	uint64_t end = now_us() + (uint64_t)ms * 1000;
+	struct pollfd p[2];
+
+	while (now_us() < end) {
+		if (sess_io(a, now_us()) == -1 || sess_io(b, now_us()) == -1)
+			return false;
+		if (cond(a, b))
+			return true;
+		p[0].fd = sess_fd(a);
+		p[1].fd = sess_fd(b);
+		p[0].events = p[1].events = POLLIN;
+		poll(p, 2, 5);
+	}
+	return false;
+}
+
+static bool
+both_connected(struct session *a, struct session *b)
+{
+	return sess_connected(a) && sess_connected(b);
+}
+
+static size_t got_a, got_b;
+static uint8_t buf_a[300000], buf_b[300000];
+
+static bool
+both_read(struct session *a, struct session *b)
+{
+	got_a += stream_read(sess_stream(a), buf_a + got_a, sizeof buf_a - got_a);
+	got_b += stream_read(sess_stream(b), buf_b + got_b, sizeof buf_b - got_b);
+	return stream_eof(sess_stream(a)) && stream_eof(sess_stream(b));
+}
+
+/* A full session: offer, answer, HELLO, 300 kB each way.  name/id: what
+ * the listener thinks the offer was for.  Returns 1 connected and
+ * delivered, 0 refused or never connected. */
+static int
+session(const char *name, const char *id, const char *sa_secret,
+    const char *sb_secret, bool expect_answer)
+{
+	static uint8_t src_a[300000], src_b[300000];
+	uint8_t offer[4096], answer[4096];
+	struct sess_conf ca, cb;
+	struct session *a, *b;
+	size_t olen, alen;
+	int ok = 0;
+
+	conf(&ca, true, sa_secret);
+	conf(&cb, false, sb_secret);
+	a = sess_new(&ca);
+	b = sess_new(&cb);
+	check(a && b, "sess_new");
+	if (!a || !b)
+		goto out;
+	olen = sess_offer(a, "bob", ID, offer, sizeof offer);
+	check(olen > 0, "sess_offer");
+	alen = sess_take_offer(b, name, id, offer, olen, answer, sizeof answer);
+	check(alen > 0, "sess_take_offer");
+	check(strcmp(sess_peer_name(b), "alice") == 0, "caller's name `%s'",
+	    sess_peer_name(b));
+	if (sess_take_answer(a, answer, alen) == -1) {
+		check(!expect_answer, "sess_take_answer refused a good answer");
+		goto out;
+	}
+	check(expect_answer, "sess_take_answer took a bad answer");
+	if (!pump(a, b, 2000, both_connected))
+		goto out;
+	randombytes_buf(src_a, sizeof src_a);
+	randombytes_buf(src_b, sizeof src_b);
+	check(stream_write(sess_stream(a), src_a, sizeof src_a) == sizeof src_a, "write a");
+	check(stream_write(sess_stream(b), src_b, sizeof src_b) == sizeof src_b, "write b");
+	stream_close_write(sess_stream(a));
+	stream_close_write(sess_stream(b));
+	got_a = got_b = 0;
+	check(pump(a, b, 10000, both_read), "transfer did not finish");
+	check(got_b == sizeof src_a && memcmp(buf_b, src_a, got_b) == 0, "a to b");
+	check(got_a == sizeof src_b && memcmp(buf_a, src_b, got_a) == 0, "b to a");
+	ok = 1;
+out:
+	sess_free(a);
+	sess_free(b);
+	return ok;
+}
+
+/* Every single-byte change of a valid answer must be refused. */
+static void
+mutate_answer(void)
+{
+	uint8_t offer[4096], answer[4096], bad[4096];
+	struct sess_conf ca, cb;
+	struct session *a, *b;
+	size_t olen, alen, i;
+	int taken = 0;
+
+	conf(&ca, true, NULL);
+	conf(&cb, false, NULL);
+	b = sess_new(&cb);
+	a = sess_new(&ca);
+	olen = sess_offer(a, "bob", ID, offer, sizeof offer);
+	alen = sess_take_offer(b, "bob", ID, offer, olen, answer, sizeof answer);
+	sess_free(a);
+	for (i = 0; i < alen; i++) {
+		/* A fresh caller each time: a failed read kills a handshake. */
+		a = sess_new(&ca);
+		olen = sess_offer(a, "bob", ID, offer, sizeof offer);
+		sess_free(b);
+		b = sess_new(&cb);
+		alen = sess_take_offer(b, "bob", ID, offer, olen, answer, sizeof answer);
+		memcpy(bad, answer, alen);
+		bad[i] ^= 1 << (i % 8);
+		taken += sess_take_answer(a, bad, alen) == 0;
+		sess_free(a);
+	}
+	sess_free(b);
+	check(taken == 0, "%d of %zu one-bit changes of an answer were taken", taken, alen);
+	printf("answer: all %zu one-bit changes refused\n", alen);
+}
+
+/* Offers cut short, flipped, or random: refused or answered, never a crash. */
+static void
+mutate_offer(void)
+{
+	uint8_t offer[4096], bad[4096], answer[4096];
+	struct sess_conf ca, cb;
+	struct session *a, *b;
+	size_t olen, i;
+	int refused = 0, n = 0;
+
+	conf(&ca, true, NULL);
+	conf(&cb, false, NULL);
+	a = sess_new(&ca);
+	olen = sess_offer(a, "bob", ID, offer, sizeof offer);
+	sess_free(a);
+	for (i = 0; i < 3000; i++, n++) {
+		size_t len = olen;
+
+		memcpy(bad, offer, olen);
+		if (i < olen) {
+			len = i;			/* truncated */
+		} else if (i < 2 * olen) {
+			bad[i - olen] ^= 0xff;		/* one byte flipped */
+		} else {
+			len = randombytes_uniform(sizeof bad);
+			randombytes_buf(bad, len);	/* noise */
+			if (len > 0 && i % 2)
+				bad[0] = 1;		/* ... with a valid version */
+		}
+		b = sess_new(&cb);
+		refused += sess_take_offer(b, "bob", ID, bad, len, answer, sizeof answer) == 0;
+		sess_free(b);
+	}
+	check(refused > n / 2, "only %d of %d broken offers refused", refused, n);
+	printf("offer: %d broken offers, %d refused, the rest answered harmlessly\n",
+	    n, refused);
+}
+
+static int
+make_id(const char *name, struct crypto_identity *id)
+{
+	char path[256];
+	bool created;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return crypto_load_or_create_identity(path, id, &created);
+}
+
+int
+main(void)
+{
+	if (crypto_init() == -1 || mkdtemp(dir) == NULL ||
+	    make_id("a", &ida) == -1 || make_id("b", &idb) == -1) {
+		fprintf(stderr, "unit_session: setup failed\n");
+		return 1;
+	}
+	check(session("bob", ID, NULL, NULL, true) == 1, "a plain session");
+	printf("session: handshake over the blobs and HELLO, 300 kB each way\n");
+	check(session("carol", ID, NULL, NULL, false) == 0,
+	    "an offer moved to another name connected");
+	check(session("bob", "ffffffffffffffffffffffffffffffff", NULL, NULL, false) == 0,
+	    "an offer replayed under another id connected");
+	printf("binding: an offer moved to another name or id is refused\n");
+	refuse = 1;
+	{
+		uint8_t offer[4096], answer[4096];
+		struct sess_conf ca, cb;
+		struct session *a, *b;
+		size_t olen, alen;
+
+		conf(&ca, true, NULL);
+		conf(&cb, false, NULL);
+		a = sess_new(&ca);
+		b = sess_new(&cb);
+		olen = sess_offer(a, "bob", ID, offer, sizeof offer);
+		alen = sess_take_offer(b, "bob", ID, offer, olen, answer, sizeof answer);
+		check(sess_take_answer(a, answer, alen) == -1 && sess_error(a) == SESS_AUTH,
+		    "a refused key is not SESS_AUTH");
+		sess_free(a);
+		sess_free(b);
+	}
+	refuse = 0;
+	printf("trust: a refused key ends the caller's session as SESS_AUTH\n");
+	check(session("bob", ID, "same secret", "same secret", true) == 1,
+	    "the same passphrase did not connect");
+	check(session("bob", ID, "one secret", "another secret", true) == 0,
+	    "different passphrases connected");
+	printf("passphrase: the same connects, different ones never do\n");
+	mutate_answer();
+	mutate_offer();
+	crypto_identity_wipe(&ida);
+	crypto_identity_wipe(&idb);
+	{
+		char cmd[64];
+
+		snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "unit_session: cannot remove %s\n", dir);
+	}
+	printf("unit_session: %d checks, %d failed\n", checks, failures);
+	return failures ? 1 : 0;
+}
