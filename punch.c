@@ -93,11 +93,22 @@
  * Linux sends about one a second to a host, after a burst of 6). */
 #define TTL_MAX		8
 #define TTL_WAIT_US	30000
+/* Hops still unknown are probed again this often, this many times in
+ * all: a busy host may have spent its ICMP budget (Linux: 1000 a second
+ * for all its namespaces, in bursts of 50). */
+#define TTL_ROUNDS	3
+#define TTL_ROUND_US	20000
 /* Without a measurement (no STUN server, no ICMP): one NAT, as at home. */
 #define TTL_DEFAULT	2
 /* The caller's first HELLOs per pair that use the low TTL; the listener
- * uses it for LISTENER_LOW_US, then on every other KNOCK. */
+ * sends LISTENER_LOW low-TTL KNOCKs, then one every LISTENER_LOW_EVERY_US
+ * until LISTENER_LOW_US, then full and low ones in turn.  Each low-TTL
+ * packet costs the router where it dies an ICMP error, and routers
+ * ration those per host: a stream of them would starve our hop count
+ * next time. */
 #define CALLER_LOW	1
+#define LISTENER_LOW	3
+#define LISTENER_LOW_EVERY_US	1000000
 #define LISTENER_LOW_US	3000000
 /* The peer's relayed candidate is probed this long after the start. */
 #define RELAY_DELAY_US	1000000
@@ -105,7 +116,7 @@
  * BDAY_REPEAT_US; the cone side sprays SPRAY_BURST random ports every
  * SPRAY_US, at most SPRAY_MAX.  The relay waits BDAY_RELAY_US. */
 #define BDAY_SOCKS	256
-#define BDAY_REPEAT_US	1000000
+#define BDAY_REPEAT_US	5000000
 #define SPRAY_BURST	16
 #define SPRAY_US	10000
 #define SPRAY_MAX	8192
@@ -1138,37 +1149,48 @@ set_recverr(int fd, int on)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
 }
 
-/* The low TTL: the first hop with a public address is past our NATs
- * (a router that sent no ICMP error counts as that hop: at worst the
- * punch dies a hop early).  It never reaches the STUN server's hop.  A
- * host with no NAT has nothing to open: 1.  Behind a NAT, 1 would die
+/* The low TTL: the first hop with a public address is past our NATs.
+ * Routers rate-limit ICMP errors (Linux: about one a second to a host,
+ * after a burst of 6), so some hops may be unknown: then one past the
+ * last hop known to be private.  It never reaches the STUN server's hop.
+ * A host with no NAT has nothing to open: 1.  Behind a NAT, 1 would die
  * on our own router before it maps anything: at least 2. */
 static int
 find_low_ttl(const struct punch *p)
 {
-	int h;
+	int h, last = 0;
 
 	if (p->nat == NAT_NONE)
 		return 1;
-	for (h = 1; h <= TTL_MAX; h++)
-		if (p->hop[h].ss_family == 0 || !is_private(&p->hop[h]))
+	for (h = 1; h <= TTL_MAX; h++) {
+		if (p->hop[h].ss_family && !is_private(&p->hop[h]))
 			break;
+		if (p->hop[h].ss_family)
+			last = h;
+	}
 	if (h > TTL_MAX)
-		h = TTL_DEFAULT;
+		h = last + 1;
 	if (p->ttl_answered && h >= p->ttl_answered)
 		h = p->ttl_answered - 1;
 	return h < 2 ? 2 : h;
 }
 
+/* Whether the hops past our NATs are known: a public one answered, or
+ * every one before the server did. */
 static bool
 ttl_known(const struct punch *p)
 {
 	int h;
 
-	for (h = 1; h <= TTL_MAX && p->hop[h].ss_family; h++)
-		if (!is_private(&p->hop[h]))
+	for (h = 1; h <= TTL_MAX; h++)
+		if (p->hop[h].ss_family && !is_private(&p->hop[h]))
 			return true;
-	return p->ttl_answered && h >= p->ttl_answered;
+	if (p->ttl_answered == 0)
+		return false;
+	for (h = 1; h < p->ttl_answered; h++)
+		if (p->hop[h].ss_family == 0)
+			return false;
+	return true;
 }
 
 static bool
@@ -1219,6 +1241,15 @@ gather_report(struct punch *p)
 		log_v(1, "NAT: mapping unknown (one STUN server answered); public address %s",
 		    punch_addrstr(&p->mapped[first], a, sizeof a));
 	p->low_ttl = find_low_ttl(p);
+	if (log_verbose >= 2) {
+		char hops[TTL_MAX * 24] = "", *e = hops;
+
+		for (i = 1; i <= TTL_MAX && (!p->ttl_answered || i < p->ttl_answered); i++)
+			e += snprintf(e, hops + sizeof hops - e, " %d:%s", i,
+			    p->hop[i].ss_family ? punch_addrstr(&p->hop[i], a, sizeof a) : "?");
+		log_v(2, "NAT: routers on the way (TTL:address):%s; server at TTL %d",
+		    hops, p->ttl_answered);
+	}
 	if (p->nstun)
 		log_v(1, "NAT: first punches with TTL %d%s", p->low_ttl,
 		    ttl_known(p) ? "" : " (hop count not measured)");
@@ -1227,7 +1258,8 @@ gather_report(struct punch *p)
 int
 punch_gather(struct punch *p, uint64_t deadline)
 {
-	uint64_t now = now_us(), stun_end, turn_end, binds_at = 0;
+	uint64_t now = now_us(), stun_end, turn_end, binds_at = 0, round_at = now;
+	int rounds = 0;
 	uint8_t buf[WIRE_MAX_PKT + 1];
 	struct stun_msg m;
 	int i;
@@ -1242,12 +1274,6 @@ punch_gather(struct punch *p, uint64_t deadline)
 		stun_finish(&m, NULL, 0, STUN_FINGERPRINT);
 		tx_start(p, now, TX_BIND, i, &p->stun[i], &m);
 	}
-	/* A traceroute to the first server: which hop is past our NATs. */
-	for (i = 1; i <= TTL_MAX && (p->nstun || p->have_turn); i++) {
-		stun_init(&m, STUN_TYPE(STUN_BINDING, STUN_REQUEST), NULL);
-		stun_finish(&m, NULL, 0, STUN_FINGERPRINT);
-		tx_start(p, now, TX_TTL, i, p->nstun ? &p->stun[0] : &p->turn.server, &m);
-	}
 	if (p->have_turn) {
 		p->turn.state = TS_ALLOCATING;
 		turn_request(p, now, TX_ALLOC, 0);
@@ -1260,10 +1286,25 @@ punch_gather(struct punch *p, uint64_t deadline)
 		size_t inner;
 
 		now = now_us();
+		if (rounds < TTL_ROUNDS && now >= round_at && !ttl_known(p)) {
+			/* A traceroute to the first server: which hop is past
+			 * our NATs (hops not yet heard from). */
+			for (i = 1; i <= TTL_MAX && (!p->ttl_answered || i < p->ttl_answered); i++) {
+				if (p->hop[i].ss_family)
+					continue;
+				stun_init(&m, STUN_TYPE(STUN_BINDING, STUN_REQUEST), NULL);
+				stun_finish(&m, NULL, 0, STUN_FINGERPRINT);
+				tx_start(p, now, TX_TTL, i, p->nstun ? &p->stun[0] :
+				    &p->turn.server, &m);
+			}
+			rounds++;
+			round_at = now + TTL_ROUND_US;
+		}
 		if (binds_done(p) && binds_at == 0)
 			binds_at = now;
 		end = p->turn.state == TS_ALLOCATING ? turn_end : stun_end;
-		if ((binds_done(p) && (ttl_known(p) || now >= binds_at + TTL_WAIT_US) &&
+		if ((binds_done(p) && (ttl_known(p) || (now >= binds_at + TTL_WAIT_US &&
+		    (rounds == TTL_ROUNDS && now >= round_at))) &&
 		    p->turn.state != TS_ALLOCATING) || now >= end)
 			break;
 		tx_output(p, now);
@@ -1272,6 +1313,10 @@ punch_gather(struct punch *p, uint64_t deadline)
 			t = end;
 		if (binds_at && binds_at + TTL_WAIT_US < t)
 			t = binds_at + TTL_WAIT_US;
+		if (rounds < TTL_ROUNDS && round_at < t)
+			t = round_at;
+		if (rounds == TTL_ROUNDS && round_at > now && round_at < t)
+			t = round_at;
 		poll(&pfd, 1, t > now ? (int)((t - now + 999) / 1000) : 0);
 		read_errqueue(p);
 		while ((n = punch_recv(p->fd, buf, sizeof buf, &from)) >= 0 ||
@@ -1650,6 +1695,9 @@ punch_output(struct punch *p, uint64_t now)
 			set_ttl(fd, x->c.addr.ss_family, -1);
 		x->sent++;
 		x->next = now + (x->sent < PROBE_FAST ? PROBE_FAST_US : PROBE_SLOW_US);
+		if (low && !p->caller && x->sent >= LISTENER_LOW &&
+		    now - p->start < LISTENER_LOW_US)
+			x->next = now + LISTENER_LOW_EVERY_US;
 	}
 	if (((p->ep != -1 && now >= p->bday_next) ||
 	    (p->spray_left > 0 && now >= p->spray_next)) && len == 0 &&

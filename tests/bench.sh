@@ -49,6 +49,9 @@ connect_row() {
 	while [ $_i -lt "$RUNS" ]; do
 		connect_once "$2" "$3" >> "$T/times"
 		_i=$((_i + 1))
+		# Routers send about one ICMP error a second to a host (after
+		# a burst of 6); faster runs would starve the hop count.
+		sleep 1
 	done
 	sort -n "$T/times" | awk -v name="$1" '
 		{ t[NR] = $1; k[$2]++ }
