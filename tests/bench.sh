@@ -30,6 +30,7 @@ p2p() {
 connect_once() {
 	_d=$T/c$$.$1.$2; rm -rf "$_d"; mkdir -p "$_d"
 	_o="-v $CT_STUN $CT_TURN"
+	: > "$_d/l.err"
 	P2PCAT_SIGNAL="dir:$_d/rv" p2p "$1" $_o -l "ct$1" < /dev/null 2> "$_d/l.err" |
 		{ head -c 1 > /dev/null; date +%s%N > "$_d/first"; cat > /dev/null; } &
 	_lp=$!
