@@ -159,6 +159,23 @@ s_rebind() {
 	lab_flush rba
 }
 
+# Servers that do not answer (a public host with nothing on 3478) cost
+# at most the gathering bound and are reported; the session goes on.
+s_deadserver() {
+	lab_public dead
+	lab_nat dsa cone drop; lab_host da dsa
+	lab_nat dsb cone drop; lab_host db dsb
+	_stun=$STUN _turn=$TURN
+	STUN="--stun $(lab_ip dead):3478 $STUN" TURN="--turn turn://u:p@$(lab_ip dead):3478"
+	transfer deadserver da db direct
+	STUN=$_stun TURN=$_turn
+	for f in l c; do
+		grep -q "STUN server $(lab_ip dead):3478 did not answer" "$T/$N/$f.err" &&
+			grep -q "TURN server $(lab_ip dead):3478: no answer in time; no relay" "$T/$N/$f.err" ||
+			tfail "deadserver: not reported"
+	done
+}
+
 # Routers that forget a UDP mapping after 20 s without packets (Linux
 # keeps one 30 s, or 120 s once it has seen both ways), and 45 s of
 # silence mid-transfer: only keepalives keep the path, direct or relayed.
@@ -176,7 +193,7 @@ s_idle() {
 	transfer idle-relayed ic id relayed silence
 }
 
-ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind idle"
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind deadserver idle"
 for s in ${*:-$ALL}; do
 	start=$(date +%s)
 	"s_$s"
