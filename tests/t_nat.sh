@@ -159,6 +159,16 @@ s_rebind() {
 	lab_flush rba
 }
 
+# A conntrack flush mid-transfer between two cone NATs whose routers drop
+# unsolicited packets: the NAT maps the port again when our next packet
+# leaves (it is free), and the path carries on.
+s_flush() {
+	lab_nat fla cone drop; lab_host fa fla
+	lab_nat flb cone drop; lab_host fb flb
+	flush() { lab_flush fla; lab_flush flb; }
+	transfer flush fa fb direct flush
+}
+
 # Servers that do not answer (a public host with nothing on 3478) cost
 # at most the gathering bound and are reported; the session goes on.
 s_deadserver() {
@@ -193,7 +203,7 @@ s_idle() {
 	transfer idle-relayed ic id relayed silence
 }
 
-ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind deadserver idle"
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind flush deadserver idle"
 for s in ${*:-$ALL}; do
 	start=$(date +%s)
 	"s_$s"
