@@ -47,6 +47,9 @@ struct stream_stats {
 	uint64_t dgrams_sent, dgrams_recv;	/* datagrams (-u) */
 	uint64_t dgrams_dropped;	/* received with the reader's queue full */
 	uint64_t mtu;			/* payload bytes per packet now (RFC 8899) */
+	uint64_t bw;			/* congestion control's estimate of the
+					 * bottleneck rate, bytes per second */
+	uint64_t pacing_rate;		/* bytes per second */
 };
 
 /* A new stream, or NULL (errno ENOMEM, or EINVAL when mtu is outside

@@ -7,6 +7,9 @@
  *   clean, lossy, reorder, dup, long, fast: MiBs both ways (or one way)
  *	at once arrive byte-identical with FIN/EOF, above a goodput floor;
  *	clean also bounds pacing bursts
+ *   bbr_lossy, bbr_queue, bbr_change: the congestion controller (BBR):
+ *	goodput at 1 % random loss on a 50 ms path, a bounded queue on a
+ *	clean one, following a bottleneck that halves and doubles
  *   garbage: refused payloads injected during a transfer change nothing
  *   slow_reader: MAX_DATA holds the sender; buffers stay within bounds
  *   empty, linger: zero-length streams; short transfers at 20% loss where
@@ -184,6 +187,8 @@ struct link {
 	bool cut;		/* drop everything */
 	uint64_t free_ns;	/* bottleneck busy until, in ns */
 	uint64_t sent, dropped, queued_out;
+	uint64_t qwatch_us;	/* from then on... */
+	uint64_t qmax_ns;	/* ...the longest wait in the queue */
 };
 
 struct pkt {
@@ -258,6 +263,9 @@ link_send(struct link *l, uint64_t now, int to, uint64_t pn,
 		l->queued_out++;
 		return;
 	}
+	if (l->qwatch_us != 0 && now >= l->qwatch_us &&
+	    start - now * 1000 > l->qmax_ns)
+		l->qmax_ns = start - now * 1000;
 	l->free_ns = start + (len + OVERHEAD) * 1000000000 / l->bw;
 	t = (l->free_ns + 999) / 1000 + l->delay_us;
 	if (rndf() < l->reorder)
@@ -808,6 +816,133 @@ test_fast(void)
 	l.queue = 2500000;
 	return transfer_buf("10 Gbit/s, 2 ms RTT", &l, 128 << 20, 0, 0.6,
 	    8 << 20, true);
+}
+
+/*
+ * BBR on the issue's lossy path: 25 ms each way, 1 % random loss each
+ * way, a queue of a BDP.  A loss-based controller is held near the
+ * Mathis bound there (CUBIC moved 0.3 MB/s); random loss must not slow
+ * BBR: at least 60 % of the link, at 12.5 MB/s both ways and at 100 MB/s.
+ */
+static int
+test_bbr_lossy(void)
+{
+	struct link l = lan;
+
+	l.delay_us = 25000;
+	l.loss = 0.01;
+	l.queue = 625000;
+	if (transfer_buf("50 ms RTT, 1% loss", &l, 48 << 20, 0, 0.6, 4 << 20,
+	    false) == -1)
+		return -1;
+	l.bw = 100000000;
+	l.queue = 5000000;
+	return transfer_buf("50 ms RTT, 1% loss, 100 MB/s", &l, 256 << 20, 0,
+	    0.6, 16 << 20, true);
+}
+
+/*
+ * A clean 10 ms RTT path with a deep queue (80 ms of it): BBR fills the
+ * link, not the queue.  After Startup and Drain (the first second) no
+ * packet waits in the queue long enough to make the RTT 2.5 times the
+ * minimum.
+ */
+static int
+test_bbr_queue(void)
+{
+	struct stream_conf c = conf_default();
+	struct link l = lan;
+	size_t bytes = 64 << 20;
+	uint8_t *a = malloc(bytes);
+	struct sim m;
+	double rate, rtt_min, rtt_max;
+	int rc;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	l.delay_us = 5000;
+	l.queue = 1000000;
+	c.sndbuf = c.rcvbuf = 4 << 20;
+	sim_init(&m, &c, &c, a, bytes, NULL, 0, &l);
+	m.link[0].qwatch_us = m.start + 1000000;
+	rc = run_done(&m, "queue");
+	if (rc == 0)
+		rc = check_transfer(&m);
+	report("10 ms RTT, deep queue", &m, bytes);
+	rate = bytes / ((double)(m.done_at - m.start) / 1e6);
+	rtt_min = 2 * l.delay_us / 1e3;
+	rtt_max = rtt_min + m.link[0].qmax_ns / 1e6;
+	printf("    RTT after the first second: at most %.1f ms (%.2f times "
+	    "the minimum)\n", rtt_max, rtt_max / rtt_min);
+	if (rc == 0 && rate < 0.9 * l.bw) {
+		fail("queue: goodput %.2f MB/s, below 90%% of the link",
+		    rate / 1e6);
+		rc = -1;
+	}
+	if (rc == 0 && rtt_max >= 2.5 * rtt_min) {
+		fail("queue: RTT up to %.1f ms, min %.1f ms", rtt_max, rtt_min);
+		rc = -1;
+	}
+	sim_free(&m);
+	free(a);
+	return rc;
+}
+
+/*
+ * The bottleneck halves at 4 s and doubles back at 8 s (20 ms RTT): two
+ * seconds after each change, goodput over the next two seconds is at
+ * least 80 % of the new rate and the estimate of the rate follows it.
+ */
+static int
+test_bbr_change(void)
+{
+	static const double rates[] = { 12500000, 6250000, 12500000 };
+	struct stream_conf c = conf_default();
+	struct link l = lan;
+	size_t bytes = 160 << 20, got;
+	uint8_t *a = malloc(bytes);
+	struct stream_stats st;
+	struct sim m;
+	double rate;
+	int i, rc = 0;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	c.sndbuf = c.rcvbuf = 4 << 20;
+	sim_init(&m, &c, &c, a, bytes, NULL, 0, &l);
+	for (i = 0; i < 3 && rc == 0; i++) {
+		m.link[0].bw = rates[i];
+		m.limit_us = (4 * i + 2) * 1000000;
+		if (run(&m) != 1) {
+			fail("change: ended early");
+			rc = -1;
+			break;
+		}
+		got = m.side[1].got;
+		m.limit_us += 2000000;
+		if (run(&m) != 1) {
+			fail("change: ended early");
+			rc = -1;
+			break;
+		}
+		rate = (m.side[1].got - got) / 2.0;
+		stream_get_stats(m.side[0].s, &st);
+		printf("change: link %.2f MB/s from %d s: goodput %.2f MB/s in "
+		    "%d..%d s, estimate %.2f MB/s, srtt %.1f ms\n",
+		    rates[i] / 1e6, 4 * i, rate / 1e6, 4 * i + 2, 4 * i + 4,
+		    st.bw / 1e6, st.srtt_us / 1e3);
+		if (rate < 0.8 * rates[i] || st.bw < 0.7 * rates[i] ||
+		    st.bw > 1.4 * rates[i]) {
+			fail("change: at %.2f MB/s, goodput %.2f MB/s, estimate "
+			    "%.2f MB/s", rates[i] / 1e6, rate / 1e6, st.bw / 1e6);
+			rc = -1;
+		}
+	}
+	sim_free(&m);
+	free(a);
+	return rc;
 }
 
 static int
@@ -1375,6 +1510,9 @@ main(int argc, char **argv)
 		{ "reorder", test_reorder },
 		{ "long", test_long },
 		{ "fast", test_fast },
+		{ "bbr_lossy", test_bbr_lossy },
+		{ "bbr_queue", test_bbr_queue },
+		{ "bbr_change", test_bbr_change },
 		{ "garbage", test_garbage },
 		{ "slow_reader", test_slow_reader },
 		{ "empty", test_empty },
