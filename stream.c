@@ -874,15 +874,24 @@ bbr_on_send(struct stream *s, struct sent *r)
 		r->flags |= PF_PROBING;
 }
 
-/* Marks the sender app-limited when it has nothing to send and room in
+/*
+ * Marks the sender app-limited when it has nothing to send and room in
  * the window: rate samples until what is in flight now is delivered say
- * how much we sent, not what the path carries.  A peer's flow control
- * window limits us like the application does. */
+ * how much we sent, not what the path carries.  The peer's flow control
+ * window limits us like the application does, except with a BDP in
+ * flight already: the path is full then, so its samples do measure it
+ * (and Startup, which ignores app-limited rounds, can see the pipe full).
+ */
 static void
-bbr_check_app_limited(struct stream *s, bool have_data)
+bbr_check_app_limited(struct stream *s)
 {
-	if (!have_data && (double)(s->in_flight + s->conf.mtu) <= s->cwnd)
-		s->bbr.app_limited = umax(s->bbr.delivered + s->in_flight, 1);
+	if (s->lost.n > 0 || s->dtx.n > 0 || s->snd_nxt < send_limit(s) ||
+	    (double)(s->in_flight + s->conf.mtu) > s->cwnd)
+		return;
+	if (s->snd_nxt < s->snd_end + s->fin &&
+	    (double)s->in_flight >= bbr_bdp(s, 1.0, INFINITY))
+		return;
+	s->bbr.app_limited = umax(s->bbr.delivered + s->in_flight, 1);
 }
 
 /* A packet newly acknowledged: delivered, and perhaps the sample's. */
@@ -906,7 +915,7 @@ bbr_on_acked(struct stream *s, const struct sent *r, uint64_t now)
 	rs->ack_elapsed = now - umin(now, r->delivered_us);
 	rs->tx_in_flight = r->tx_in_flight;
 	rs->prior_lost = r->lost;
-	rs->rtt = now - umin(now, r->sent_us);
+	rs->rtt = umax(now - umin(now, r->sent_us), 1);
 	b->first_sent_us = r->sent_us;
 }
 
@@ -1141,7 +1150,7 @@ bbr_on_ack(struct stream *s, uint64_t prior_in_flight, uint64_t now)
 		bbr_too_high(s, (double)rs->tx_in_flight, now);
 
 	expired = now > b->min_rtt_us + BBR_MIN_RTT_US;
-	if (rs->rtt > 0 && (rs->rtt < b->min_rtt || (expired &&
+	if ((rs->rtt < b->min_rtt || (expired &&
 	    b->state != BBR_PROBE_RTT))) {
 		b->min_rtt = rs->rtt;
 		b->min_rtt_us = now;
@@ -1669,6 +1678,11 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 	struct frames f;
 	uint64_t largest;
 
+	/* RFC 9000 §10.2.1: "An endpoint in the closing state sends a packet
+	 * containing a CONNECTION_CLOSE frame in response to any incoming
+	 * packet": our CLOSE may have been lost. */
+	if (s->closing && s->err == STREAM_OK && s->close_left == 0)
+		s->close_left = 1;
 	if (s->err != STREAM_OK || s->closing)
 		return 0;
 	if (pn > VARINT_MAX)
@@ -1960,8 +1974,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		s->done_sent = s->done_due = true;
 
 	ring_advance(s);
-	bbr_check_app_limited(s, s->lost.n > 0 || s->dtx.n > 0 ||
-	    s->snd_nxt < send_limit(s));
+	bbr_check_app_limited(s);
 	if ((n = pmtu_output(s, now, pn, buf, cap)) > 0)
 		return n;
 	probe = s->probes > 0 && ring_room(s);
