@@ -123,7 +123,11 @@
 #define BDAY_RELAY_US	2000000
 #define PORT_MIN	1024
 /* A relayed packet does not replace a direct path confirmed this recently. */
-#define DIRECT_HOLD_US	3000000
+#define DIRECT_HOLD_US	2000000
+/* A direct path on which we have sent for this long without an
+ * authenticated answer is dead (a NAT changed its port and the other
+ * NAT filters the new one): the session moves to the peer's relay. */
+#define FAILOVER_US	3000000
 
 /* RFC 8656 §3.7: allocations live 600 s by default; §9: "permissions
  * ... expire after 5 minutes"; §12: channel bindings last 10 minutes.
@@ -139,6 +143,14 @@
 #define STUN_ERR_STALE		438
 
 #define MAX_TXN		48
+
+/* The largest datagram we send: one that still fits a 1500-byte link
+ * when a TURN server relays it as a Data indication (RFC 8656 §11: 36
+ * bytes more, 8 for a FINGERPRINT the server may add, and 28 of IPv4 and
+ * UDP; coturn drops 1436-byte ones, relays 1430).  A path may move to a
+ * relay at any time, and fragments rarely survive NATs: larger ones
+ * count as lost, so the stream's path MTU search (RFC 8899) stops here. */
+#define DGRAM_MAX	(1500 - 28 - 36 - 8)
 
 /* How a packet travels: from our socket, through our TURN allocation,
  * or from birthday socket i (VIA_BDAY + i). */
@@ -231,6 +243,7 @@ struct punch {
 	struct sockaddr_storage path;
 	int path_via;
 	uint64_t last_direct;		/* last confirmed direct packet */
+	uint64_t unanswered;		/* first send since the last confirm */
 	char why[96];
 };
 enum { NAT_UNKNOWN, NAT_NONE, NAT_CONE, NAT_SYMMETRIC };
@@ -1572,6 +1585,7 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 
 	if (via != VIA_RELAY)
 		p->last_direct = now;
+	p->unanswered = 0;
 	if (p->ready && punch_same_addr(from, &p->path) && via == p->path_via)
 		return;
 	/* The relay echoes what the direct path carried a moment ago. */
@@ -1613,15 +1627,43 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 		turn_channel(p, now, from);
 }
 
+/* The direct path went silent: send to the peer's relayed candidate,
+ * whose permissions cover our address on any port; the peer follows
+ * once our packets reach it through there. */
+static void
+failover(struct punch *p, uint64_t now)
+{
+	char a[64];
+	int i;
+
+	p->unanswered = now;
+	if (p->path_via == VIA_RELAY || pair_type(p, &p->path) == CAND_RELAY)
+		return;
+	for (i = 0; i < p->n && p->pairs[i].c.type != CAND_RELAY; i++)
+		;
+	if (i == p->n)
+		return;
+	log_v(1, "no answer on the direct path for %d s: moving to the peer's TURN relay %s",
+	    FAILOVER_US / 1000000, punch_addrstr(&p->pairs[i].c.addr, a, sizeof a));
+	p->path = p->pairs[i].c.addr;
+	p->path_via = VIA_DIRECT;
+	snprintf(p->why, sizeof p->why, "the direct path went silent");
+}
+
 int
 punch_send(struct punch *p, const uint8_t *pkt, size_t len)
 {
+	uint64_t now = now_us();
 	ssize_t r;
 
-	if (!p->ready)
+	if (!p->ready || len > DGRAM_MAX)
 		return 1;
+	if (p->unanswered == 0)
+		p->unanswered = now;
+	else if (now - p->unanswered > FAILOVER_US)
+		failover(p, now);
 	if (p->path_via == VIA_RELAY)
-		r = turn_send(p, now_us(), &p->path, pkt, len);
+		r = turn_send(p, now, &p->path, pkt, len);
 	else
 		r = send_to(via_fd(p, p->path_via), pkt, len, &p->path);
 	if (r >= 0)

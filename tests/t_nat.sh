@@ -169,6 +169,18 @@ s_flush() {
 	transfer flush fa fb direct flush
 }
 
+# The same with a new public port (lab_rebind): the other NAT filters it,
+# so the direct path dies; after 3 s without answers the session moves
+# to a TURN relay and carries on.
+s_rebind_nat() {
+	lab_nat rna cone drop; lab_host ra1 rna
+	lab_nat rnb cone drop; lab_host rb1 rnb
+	rebind() { lab_rebind rna; }
+	transfer rebind-two-nats ra1 rb1 direct rebind
+	grep -q "moving to the peer's TURN relay" "$T/$N/l.err" "$T/$N/c.err" ||
+		tfail "rebind-two-nats: no move to the relay"
+}
+
 # Servers that do not answer (a public host with nothing on 3478) cost
 # at most the gathering bound and are reported; the session goes on.
 s_deadserver() {
@@ -203,7 +215,7 @@ s_idle() {
 	transfer idle-relayed ic id relayed silence
 }
 
-ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind flush deadserver idle"
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle"
 for s in ${*:-$ALL}; do
 	start=$(date +%s)
 	"s_$s"
