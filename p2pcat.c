@@ -49,7 +49,8 @@
 #define DEF_IDLE_S	30.0	/* --idle */
 #define KEEPALIVE_US	15000000	/* well inside common NAT timeouts (30 s) */
 #define IOBUF		65536
-#define ABORT_FLUSH_US	100000	/* time given to a CLOSE to leave */
+#define ABORT_LINGER_US	1000000	/* at most, after aborting */
+#define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
 #define SECRET_MAX	1024
 #define SNDBUF		(8 << 20)
 #define RCVBUF		(16 << 20)
@@ -597,22 +598,32 @@ close_reason(uint32_t code)
 	}
 }
 
-/* Abort the session with code, give the CLOSE a chance to leave (the
- * socket may be full), and return status. */
+/* Abort the session with code and return status.  The CLOSE may be lost
+ * (the peer's socket full of our data): stay a little, answering what
+ * still arrives with another CLOSE, until the peer falls silent. */
 static int
 abort_session(struct session *s, uint32_t code, int status)
 {
-	uint64_t end = now_us() + ABORT_FLUSH_US, now;
+	uint64_t end = now_us() + ABORT_LINGER_US, quiet = 0, now;
 	struct pollfd pfd;
 
 	if (!sess_connected(s))
 		return status;
 	stream_abort(sess_stream(s), code);
-	while ((now = now_us()) < end && sess_io(s, now) == 0 &&
-	    !stream_can_close(sess_stream(s), now)) {
+	while ((now = now_us()) < end && sess_io(s, now) == 0) {
+		uint64_t t = end;
+
+		if (stream_can_close(sess_stream(s), now) && !(sess_events(s) & POLLOUT)) {
+			if (quiet == 0)
+				quiet = now + ABORT_QUIET_US;
+			if (now >= quiet)
+				break;
+			t = quiet;
+		}
 		pfd.fd = sess_fd(s);
 		pfd.events = sess_events(s);
-		poll(&pfd, 1, timeout_ms(end, now));
+		if (poll(&pfd, 1, timeout_ms(t, now)) > 0)
+			quiet = 0;	/* the peer still talks */
 	}
 	return status;
 }
