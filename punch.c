@@ -43,14 +43,17 @@
  *
  * The peer's relayed candidate is probed only after RELAY_DELAY_US (at
  * once when both sides are behind symmetric NATs, after BDAY_RELAY_US
- * when one is), so a direct path wins when there is one.  Our own relayed address needs no probing:
- * the peer's probes reach us through it, once we have installed a
- * permission for each of the peer's addresses.
+ * when one is), so a direct path wins when there is one.  Our own
+ * relayed address needs no probing: the peer's probes reach us through
+ * it, once we have installed a permission for each of the peer's
+ * addresses.
  *
  * A path is chosen only when the session has authenticated a packet that
  * came over it; the latest such address wins, so the session follows a
  * peer whose NAT changed its port (but a relayed packet does not take
- * the place of a direct path that worked a moment ago).
+ * the place of a direct path that worked a moment ago).  A direct path
+ * that stays silent while we send (the peer's NAT filters our new port)
+ * is left for the peer's relayed candidate after FAILOVER_US.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -1614,7 +1617,8 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 			    (unsigned long long)ms);
 	}
 	log_v(1, "%s %s%s", p->ready ? "peer moved to" : "path to the peer:",
-	    punch_addrstr(from, a, sizeof a), via == VIA_RELAY ? " (through our TURN relay)" : "");
+	    punch_addrstr(from, a, sizeof a),
+	    via == VIA_RELAY ? " (through our TURN relay)" : "");
 	if (via >= VIA_BDAY) {
 		int ttl = -1;	/* the winner carries the session now */
 
