@@ -277,6 +277,7 @@ struct bbr {
 	uint64_t bw_round[BBR_BW_ROUNDS];
 	double max_bw;
 	uint64_t min_rtt, min_rtt_us;	/* UINT64_MAX: none yet */
+	uint64_t stale_min_rtt;		/* min_rtt before it last expired */
 	bool filled_pipe;
 	double full_bw;
 	unsigned full_bw_cnt;
@@ -1023,9 +1024,14 @@ bbr_cycle(struct stream *s, uint64_t prior_in_flight, uint64_t now)
 		bbr_cycle_to(s, b->cycle_idx + 1, now);
 }
 
-/* ProbeRTT: enter when min_rtt has not been seen for BBR_MIN_RTT_US, hold
+/*
+ * ProbeRTT: enter when min_rtt has not been seen for BBR_MIN_RTT_US, hold
  * the flight at BBR_PROBE_RTT_CWND_GAIN BDP for BBR_PROBE_RTT_US and a
- * round, then go back. */
+ * round, then go back.  When the path's delay has grown beyond what
+ * cwnd_gain covers (a new route), the window was too small for it ever
+ * since, so the bandwidth measured meanwhile is no measure of the path:
+ * search again from Startup rather than probe up 25 % at a time.
+ */
 static void
 bbr_probe_rtt(struct stream *s, bool expired, uint64_t now)
 {
@@ -1058,6 +1064,12 @@ bbr_probe_rtt(struct stream *s, bool expired, uint64_t now)
 	b->min_rtt_us = now;
 	if (s->cwnd < b->prior_cwnd)
 		s->cwnd = b->prior_cwnd;
+	if ((double)b->min_rtt > BBR_CWND_GAIN * (double)b->stale_min_rtt) {
+		b->filled_pipe = false;
+		b->full_bw = 0;
+		b->full_bw_cnt = b->lossy_rounds = 0;
+		b->inflight_hi = INFINITY;
+	}
 	if (b->filled_pipe)
 		bbr_enter_probe_bw(s, now);
 	else
@@ -1152,6 +1164,8 @@ bbr_on_ack(struct stream *s, uint64_t prior_in_flight, uint64_t now)
 	expired = now > b->min_rtt_us + BBR_MIN_RTT_US;
 	if ((rs->rtt < b->min_rtt || (expired &&
 	    b->state != BBR_PROBE_RTT))) {
+		if (expired && b->state != BBR_PROBE_RTT)
+			b->stale_min_rtt = b->min_rtt;
 		b->min_rtt = rs->rtt;
 		b->min_rtt_us = now;
 	}
@@ -1678,11 +1692,6 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 	struct frames f;
 	uint64_t largest;
 
-	/* RFC 9000 §10.2.1: "An endpoint in the closing state sends a packet
-	 * containing a CONNECTION_CLOSE frame in response to any incoming
-	 * packet": our CLOSE may have been lost. */
-	if (s->closing && s->err == STREAM_OK && s->close_left == 0)
-		s->close_left = 1;
 	if (s->err != STREAM_OK || s->closing)
 		return 0;
 	if (pn > VARINT_MAX)
@@ -2212,7 +2221,7 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	/* BBRInitPacingRate: "nominal_bandwidth = InitialCwnd / (SRTT ?
 	 * SRTT : 1ms)", times the Startup gain. */
 	s->bbr.pacing_rate = BBR_STARTUP_PACING_GAIN * s->cwnd / 1000.0;
-	s->bbr.min_rtt = UINT64_MAX;
+	s->bbr.min_rtt = s->bbr.stale_min_rtt = UINT64_MAX;
 	s->bbr.min_rtt_us = s->bbr.delivered_us = s->bbr.first_sent_us = now;
 	s->bbr.inflight_hi = INFINITY;
 	s->bbr.rng = now ^ 0x9e3779b97f4a7c15ULL;

@@ -9,7 +9,8 @@
  *	clean also bounds pacing bursts
  *   bbr_lossy, bbr_queue, bbr_change: the congestion controller (BBR):
  *	goodput at 1 % random loss on a 50 ms path, a bounded queue on a
- *	clean one, following a bottleneck that halves and doubles
+ *	clean one, following a bottleneck that halves and doubles and a
+ *	delay that triples (min_rtt expiry, ProbeRTT)
  *   garbage: refused payloads injected during a transfer change nothing
  *   slow_reader: MAX_DATA holds the sender; buffers stay within bounds
  *   empty, linger: zero-length streams; short transfers at 20% loss where
@@ -960,6 +961,61 @@ test_bbr_change(void)
 	return rc;
 }
 
+/*
+ * The path's delay triples at 2 s (a route change: 20 ms RTT to 60 ms).
+ * BBR's min_rtt (10 s) then holds the window to a third of the new BDP
+ * until it expires and ProbeRTT measures again; from then on goodput is
+ * back to 80 % of the link.
+ */
+static int
+test_bbr_rtt(void)
+{
+	struct stream_conf c = conf_default();
+	struct link l = lan;
+	size_t bytes = 256 << 20, got;
+	uint8_t *a = malloc(bytes);
+	struct stream_stats st;
+	struct sim m;
+	double rate;
+	int rc = 0;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	l.queue = 1000000;
+	c.sndbuf = c.rcvbuf = 8 << 20;
+	sim_init(&m, &c, &c, a, bytes, NULL, 0, &l);
+	m.limit_us = 2000000;
+	if (run(&m) != 1)
+		rc = -1;
+	m.link[0].delay_us = m.link[1].delay_us = 30000;
+	m.limit_us = 14000000;
+	if (rc == 0 && run(&m) != 1)
+		rc = -1;
+	got = m.side[1].got;
+	m.limit_us = 16000000;
+	if (rc == 0 && run(&m) != 1)
+		rc = -1;
+	if (rc == -1) {
+		fail("rtt: ended early");
+		sim_free(&m);
+		free(a);
+		return -1;
+	}
+	rate = (m.side[1].got - got) / 2.0;
+	stream_get_stats(m.side[0].s, &st);
+	printf("rtt: 20 ms RTT, 60 ms from 2 s: goodput %.2f MB/s in 14..16 s "
+	    "of %.2f MB/s, srtt %.1f ms\n", rate / 1e6, l.bw / 1e6,
+	    st.srtt_us / 1e3);
+	if (rate < 0.8 * l.bw) {
+		fail("rtt: goodput %.2f MB/s after the RTT grew", rate / 1e6);
+		rc = -1;
+	}
+	sim_free(&m);
+	free(a);
+	return rc;
+}
+
 static int
 test_dup(void)
 {
@@ -1528,6 +1584,7 @@ main(int argc, char **argv)
 		{ "bbr_lossy", test_bbr_lossy },
 		{ "bbr_queue", test_bbr_queue },
 		{ "bbr_change", test_bbr_change },
+		{ "bbr_rtt", test_bbr_rtt },
 		{ "garbage", test_garbage },
 		{ "slow_reader", test_slow_reader },
 		{ "empty", test_empty },
