@@ -692,46 +692,14 @@ fs_doc_missing(struct fs *b)
 static int
 fs_read_key_file(struct fs *b, const char *path)
 {
-	struct stat st;
-	char buf[FS_MAX_KEY + 2], q[80];
-	ssize_t n;
-	int fd, ret = -1;
+	char buf[FS_MAX_KEY + 2];
+	long n;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		log_errno("firestore: api key file `%s'",
-		    fs_q(q, sizeof q, path));
-		return -1;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		log_err("firestore: api key file `%s' is not a regular file",
-		    fs_q(q, sizeof q, path));
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		log_err("firestore: api key file `%s' is readable by others "
-		    "(chmod 600 it)", fs_q(q, sizeof q, path));
-		goto out;
-	}
-	if ((n = read(fd, buf, sizeof buf - 1)) < 0) {
-		log_errno("firestore: api key file `%s'",
-		    fs_q(q, sizeof q, path));
-		goto out;
-	}
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
-	    buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		n--;
-	buf[n] = '\0';
-	if (n == 0 || n > FS_MAX_KEY) {
-		log_err("firestore: api key file `%s' does not hold a Web API "
-		    "key", fs_q(q, sizeof q, path));
-		goto out;
-	}
-	memcpy(b->key, buf, (size_t)n + 1);
-	ret = 0;
-out:
+	n = util_read_private(path, "firestore: api key file", buf, sizeof buf);
+	if (n > 0)
+		memcpy(b->key, buf, (size_t)n + 1);
 	sodium_memzero(buf, sizeof buf);
-	close(fd);
-	return ret;
+	return n > 0 ? 0 : -1;
 }
 
 /* 1 when s looks like a Web API key: [A-Za-z0-9_-]. */

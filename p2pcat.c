@@ -307,9 +307,8 @@ read_secret(struct opts *o)
 {
 	const char *env = getenv("P2PCAT_SECRET");
 	char buf[SECRET_MAX + 2];
-	struct stat st;
-	ssize_t n;
-	int fd, ret = -1;
+	long n;
+	int ret = -1;
 
 	if (o->secret_file == NULL) {
 		if (env == NULL || *env == '\0')
@@ -322,36 +321,15 @@ read_secret(struct opts *o)
 		o->secretlen = strlen(env);
 		return 0;
 	}
-	if ((fd = open(o->secret_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		log_errno("cannot read secret file `%s'", o->secret_file);
-		return -1;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
-		log_err("secret file `%s' must be a regular file that only you can read "
-		    "(chmod 600)", o->secret_file);
-		goto out;
-	}
-	if ((n = read(fd, buf, sizeof buf - 1)) < 0) {
-		log_errno("cannot read secret file `%s'", o->secret_file);
-		goto out;
-	}
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	if (n == 0 || n > SECRET_MAX) {
-		log_err("secret file `%s' must hold 1 to %d bytes", o->secret_file, SECRET_MAX);
-		goto out;
-	}
-	if ((o->secret = malloc(n + 1)) == NULL) {
+	n = util_read_private(o->secret_file, "secret file", buf, sizeof buf);
+	if (n > 0 && (o->secret = malloc(n + 1)) == NULL)
 		log_errno("malloc");
-		goto out;
+	else if (n > 0) {
+		memcpy(o->secret, buf, n + 1);
+		o->secretlen = n;
+		ret = 0;
 	}
-	memcpy(o->secret, buf, n);
-	o->secret[n] = '\0';
-	o->secretlen = n;
-	ret = 0;
-out:
 	sodium_memzero(buf, sizeof buf);
-	close(fd);
 	return ret;
 }
 

@@ -507,21 +507,6 @@ gather_host(int fd, struct cand *c, int max)
 	return n;
 }
 
-static void
-put32(uint8_t *b, uint32_t v)
-{
-	b[0] = v >> 24;
-	b[1] = v >> 16;
-	b[2] = v >> 8;
-	b[3] = v;
-}
-
-static uint32_t
-get32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
 static bool
 same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {

@@ -463,25 +463,34 @@ dir_nap(const struct sig_dir *d, uint64_t deadline_ms)
 	return d->stop && *d->stop;
 }
 
+/* Post blob as name's kind/id (an offer or an answer: what), never
+ * overwriting; 0 or -1. */
 static int
-dir_offer(void *b, const char *to, const char *id, const void *blob,
-    size_t len, uint64_t expire_ms)
+dir_post(struct sig_dir *d, const char *name, const char *kind,
+    const char *what, const char *id, const void *blob, size_t len,
+    uint64_t expire_ms)
 {
-	struct sig_dir *d = b;
 	char path[PATH_MAX];
 
 	if (!valid_id(id)) {
 		log_err("bad offer id `%s'", id);
 		return -1;
 	}
-	if (dir_path(d, path, sizeof path, to, "offers", id) == -1)
+	if (dir_path(d, path, sizeof path, name, kind, id) == -1)
 		return -1;
 	if (dir_put(d, path, blob, len, expire_ms) == -1) {
 		if (errno == EEXIST)
-			log_err("offer `%s' exists already", id);
+			log_err("%s `%s' exists already", what, id);
 		return -1;
 	}
 	return 0;
+}
+
+static int
+dir_offer(void *b, const char *to, const char *id, const void *blob,
+    size_t len, uint64_t expire_ms)
+{
+	return dir_post(b, to, "offers", "offer", id, blob, len, expire_ms);
 }
 
 static int
@@ -616,21 +625,7 @@ static int
 dir_answer(void *b, const char *name, const char *id, const void *blob,
     size_t len, uint64_t expire_ms)
 {
-	struct sig_dir *d = b;
-	char path[PATH_MAX];
-
-	if (!valid_id(id)) {
-		log_err("bad offer id `%s'", id);
-		return -1;
-	}
-	if (dir_path(d, path, sizeof path, name, "answers", id) == -1)
-		return -1;
-	if (dir_put(d, path, blob, len, expire_ms) == -1) {
-		if (errno == EEXIST)
-			log_err("answer to `%s' exists already", id);
-		return -1;
-	}
-	return 0;
+	return dir_post(b, name, "answers", "answer", id, blob, len, expire_ms);
 }
 
 static void

@@ -1,9 +1,13 @@
 /* util.c: diagnostics and clocks shared by every module. */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -71,4 +75,37 @@ unix_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+long
+util_read_private(const char *path, const char *what, char *buf, size_t cap)
+{
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		log_errno("cannot read %s `%s'", what, path);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		log_err("%s `%s' must be a regular file that only you can read "
+		    "(chmod 600 it)", what, path);
+		goto out;
+	}
+	if ((n = read(fd, buf, cap - 1)) < 0) {
+		log_errno("cannot read %s `%s'", what, path);
+		goto out;
+	}
+	while (n > 0 && strchr(" \t\r\n", buf[n - 1]))
+		n--;
+	buf[n] = '\0';
+	/* A file that fills buf may hold more than we read: too long. */
+	if (n == 0 || (size_t)n > cap - 2) {
+		log_err("%s `%s' must hold 1 to %zu bytes", what, path, cap - 2);
+		n = -1;
+	}
+out:
+	close(fd);
+	return n;
 }

@@ -14,9 +14,58 @@ void log_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Printed only when -v was given at least level times. */
 void log_v(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Read the secret in the private file path (what names it in messages)
+ * into buf (cap bytes, NUL-terminated), trailing white space dropped: its
+ * length (1 to cap - 2), or -1 after printing why.  A symbolic link, a
+ * file that is not regular, or one that group or others may access is
+ * refused.  The caller wipes buf. */
+long util_read_private(const char *path, const char *what, char *buf, size_t cap);
+
 /* Microseconds on CLOCK_MONOTONIC, for every timer. */
 uint64_t now_us(void);
 /* Milliseconds since the Unix epoch, for expiry times shared with peers. */
 uint64_t unix_ms(void);
+
+/* Big-endian (network order) integers in byte buffers. */
+static inline uint16_t
+get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t
+get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+static inline void
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+static inline void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+static inline void
+put64(uint8_t *p, uint64_t v)
+{
+	put32(p, v >> 32);
+	put32(p + 4, (uint32_t)v);
+}
 
 #endif

@@ -199,7 +199,7 @@ offline(void)
 	capture_begin();
 	s = sig_open("firestore:proj", &o);
 	err = capture_end();
-	CHECK(s == NULL && strstr(err, "readable by others") != NULL &&
+	CHECK(s == NULL && strstr(err, "only you can read") != NULL &&
 	    strstr(err, "SECRETKEY") == NULL);
 	chmod(keyfile, 0600);
 	s = sig_open("firestore:proj", &o);
