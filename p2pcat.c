@@ -632,7 +632,7 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 
 	for (;;) {
 		uint64_t now = now_us(), t;
-		int n, ip = -1, op = -1, sp;
+		int n, ip = -1, op = -1;
 
 		if (stop_sig)
 			return abort_session(s, CLOSE_SIGNAL, EXIT_SIGNAL + stop_sig);
@@ -654,7 +654,7 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 				log_v(1, "connected: %s", sess_describe(s, desc, sizeof desc));
 			}
 			if (o->udp && inoff < inlen) {
-				/* -u: one read, one datagram (reads are cut to fit). */
+				/* -u: one read, one datagram (reads are no longer). */
 				if (stream_dgram_send(st, inbuf, inlen) != 0)
 					inoff = inlen;
 			}
@@ -724,7 +724,7 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 		n = 0;
 		pfd[n].fd = sess_fd(s);
 		pfd[n].events = sess_events(s);
-		sp = n++;
+		n++;
 		if (st && !stdin_eof && !o->recv_only && inoff == inlen) {
 			pfd[n].fd = 0;
 			pfd[n].events = POLLIN;
@@ -744,7 +744,6 @@ run(struct session *s, const struct opts *o, uint64_t connect_deadline)
 			log_errno("poll");
 			return abort_session(s, CLOSE_IO, EXIT_LOST);
 		}
-		(void)sp;
 		if (ip != -1 && pfd[ip].revents) {
 			ssize_t r = read(0, inbuf, o->udp ? stream_dgram_max(st) : sizeof inbuf);
 
