@@ -134,14 +134,14 @@
 #define BBR_STARTUP_PACING_GAIN	2.77
 /* "BBRStartupCwndGain = 2", and "BBRDefaultCwndGain = 2" afterwards. */
 #define BBR_CWND_GAIN	2.0
-/* "BBRDrainPacingGain = 0.35": about 1/2.77, so Drain empties in about a
- * round the queue Startup built in its last one. */
+/* "BBRDrainPacingGain = 0.35" (draft -01; any gain up to 1/cwnd_gain
+ * works): Drain empties in about a round the queue Startup built. */
 #define BBR_DRAIN_PACING_GAIN 0.35
 /* "BBRPacingMarginPercent = 1": pace a little below the estimate so that
  * the bottleneck queue drains. */
 #define BBR_PACING_MARGIN 0.01
-/* Startup ends when the bandwidth has not grown by "at least 25%" for
- * "three ... rounds" (BBRStartupFullBwThresh, BBRStartupFullBwCnt). */
+/* BBRCheckFullBWReached: Startup ends after three rounds in a row in
+ * which the bandwidth grew by less than 25 %. */
 #define BBR_FULL_BW_THRESH 1.25
 #define BBR_FULL_BW_CNT	3
 /* "BBRLossThresh = 2%": the loss rate the path is allowed while probing;
@@ -780,6 +780,7 @@ bbr_quantum(const struct stream *s)
 	return q > 2 * mss(s) ? q : 2 * mss(s);
 }
 
+/* "BBR.pacing_rate = pacing_gain * bw", less the margin. */
 static void
 bbr_set_pacing(struct stream *s)
 {
@@ -1028,9 +1029,11 @@ bbr_cycle(struct stream *s, uint64_t prior_in_flight, uint64_t now)
  * ProbeRTT: enter when min_rtt has not been seen for BBR_MIN_RTT_US, hold
  * the flight at BBR_PROBE_RTT_CWND_GAIN BDP for BBR_PROBE_RTT_US and a
  * round, then go back.  When the path's delay has grown beyond what
- * cwnd_gain covers (a new route), the window was too small for it ever
- * since, so the bandwidth measured meanwhile is no measure of the path:
- * search again from Startup rather than probe up 25 % at a time.
+ * cwnd_gain covers (a new route; by more than the timer granularity, so
+ * that jitter on a sub-millisecond path does not count), the window was
+ * too small for it ever since, so the bandwidth measured meanwhile is no
+ * measure of the path: search again from Startup rather than probe up
+ * 25 % at a time.
  */
 static void
 bbr_probe_rtt(struct stream *s, bool expired, uint64_t now)
@@ -1064,7 +1067,8 @@ bbr_probe_rtt(struct stream *s, bool expired, uint64_t now)
 	b->min_rtt_us = now;
 	if (s->cwnd < b->prior_cwnd)
 		s->cwnd = b->prior_cwnd;
-	if ((double)b->min_rtt > BBR_CWND_GAIN * (double)b->stale_min_rtt) {
+	if ((double)b->min_rtt > BBR_CWND_GAIN * (double)b->stale_min_rtt +
+	    GRANULARITY_US) {
 		b->filled_pipe = false;
 		b->full_bw = 0;
 		b->full_bw_cnt = b->lossy_rounds = 0;
@@ -1162,10 +1166,11 @@ bbr_on_ack(struct stream *s, uint64_t prior_in_flight, uint64_t now)
 		bbr_too_high(s, (double)rs->tx_in_flight, now);
 
 	expired = now > b->min_rtt_us + BBR_MIN_RTT_US;
-	if ((rs->rtt < b->min_rtt || (expired &&
-	    b->state != BBR_PROBE_RTT))) {
-		if (expired && b->state != BBR_PROBE_RTT)
-			b->stale_min_rtt = b->min_rtt;
+	if (expired && b->state != BBR_PROBE_RTT) {
+		b->stale_min_rtt = b->min_rtt;
+		b->min_rtt = rs->rtt;
+		b->min_rtt_us = now;
+	} else if (rs->rtt < b->min_rtt) {
 		b->min_rtt = rs->rtt;
 		b->min_rtt_us = now;
 	}
