@@ -12,8 +12,9 @@ mkfifo "$T/out"
 /usr/bin/time -f %M -o "$T/rss.l" "$P2PCAT" -l --recv-only m > "$T/out" 2> "$T/l.err" & lp=$!
 /usr/bin/time -f %M -o "$T/rss.c" "$P2PCAT" --send-only m < "$T/src" 2> "$T/c.err" & cp=$!
 cat "$T/out" > "$T/got" & rp=$!
+# /usr/bin/time starts p2pcat: wait until it has.
+wait_for 10 pgrep -P $cp p2pcat > /dev/null || fail "no caller process"
 caller=$(pgrep -P $cp p2pcat)
-[ -n "$caller" ] || fail "no caller process"
 
 # Let the transfer start, then freeze the reader.
 wait_for 20 sh -c "[ \$(stat -c %s '$T/got' 2>/dev/null || echo 0) -gt 1048576 ]" ||
