@@ -2,9 +2,15 @@
 # Install what p2pcat needs: `deps.sh build' for building, `deps.sh test'
 # for building and the test suite.  As root it runs apt-get; otherwise it
 # prints the exact command and fails.
+#
+# Each need is PACKAGE or PACKAGE:COMMAND; with a COMMAND, that command on
+# the PATH is enough, whoever packaged it (NodeSource's nodejs, say, brings
+# its own npm and conflicts with Debian's).
 set -u
-BUILD="gcc make pkg-config libcurl4-openssl-dev libcjson-dev libsodium-dev"
-TEST="$BUILD coturn iproute2 iptables conntrack python3 mandoc nodejs npm netcat-openbsd iperf3 procps time"
+BUILD="gcc:gcc make:make pkg-config:pkg-config libcurl4-openssl-dev libcjson-dev libsodium-dev"
+TEST="$BUILD coturn:turnserver iproute2:ip iptables:iptables conntrack:conntrack
+	python3:python3 mandoc:mandoc nodejs:node npm:npm netcat-openbsd
+	iperf3:iperf3 procps:pgrep time:/usr/bin/time"
 
 case "${1:-build}" in
 build) want=$BUILD ;;
@@ -12,10 +18,19 @@ test)  want=$TEST ;;
 *) echo "usage: deps.sh build|test" >&2; exit 1 ;;
 esac
 
+installed() {
+	dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
 missing=
-for p in $want; do
-	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-		missing="$missing $p"
+for need in $want; do
+	pkg=${need%%:*}
+	cmd=
+	case $need in *:*) cmd=${need#*:} ;; esac
+	if [ -n "$cmd" ] && command -v "$cmd" >/dev/null 2>&1; then
+		continue
+	fi
+	installed "$pkg" || missing="$missing $pkg"
 done
 [ -z "$missing" ] && exit 0
 
