@@ -2,6 +2,7 @@
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/p2pcat
 PKG_CONFIG ?= pkg-config
 PKGS = libcurl libcjson libsodium
 
@@ -73,9 +74,12 @@ install: p2pcat
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 p2pcat $(DESTDIR)$(BINDIR)/p2pcat
 	install -m 644 man/p2pcat.1 $(DESTDIR)$(MANDIR)/man1/p2pcat.1
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 644 p2pcat.conf.example firestore.rules $(DESTDIR)$(DOCDIR)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/p2pcat $(DESTDIR)$(MANDIR)/man1/p2pcat.1
+	rm -f $(DESTDIR)$(DOCDIR)/p2pcat.conf.example $(DESTDIR)$(DOCDIR)/firestore.rules
 
 clean:
 	rm -f p2pcat *.o *.d tests/*.o tests/*.d $(UNITS) $(TOOLS)

@@ -1120,6 +1120,9 @@ main(int argc, char *argv[])
 	}
 	if (read_secret(&o) == -1 || load_identity(&id) == -1)
 		goto fail;
+	if (o.nstun == 0)
+		log_v(1, "no STUN server: only local addresses are offered, no NAT "
+		    "is crossed (see --stun, and p2pcat.conf.example)");
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;

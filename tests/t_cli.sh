@@ -65,4 +65,11 @@ wait_for 5 grep -q "listening as \`fromenv'" "$T/lerr" || fail "P2PCAT_NAME not 
 kill $lp; wait $lp
 rc=$?
 check_eq "listener's status after SIGTERM" $rc 143
+# The shipped sample config parses.  Checked with a listener that has no
+# name, which stops after reading the config, before any network use
+# (the sample names public STUN servers that a test must never contact).
+cp "$SRCDIR/p2pcat.conf.example" "$XDG_CONFIG_HOME/p2pcat/config"
+unset P2PCAT_NAME
+expect 1 "$P2PCAT" -l
+grep -q "no name to listen as" "$T/err" || fail "sample config: $(cat "$T/err")"
 echo "cli: ok"
