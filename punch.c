@@ -206,6 +206,8 @@ struct turn {
 enum { TS_NONE, TS_ALLOCATING, TS_READY, TS_FAILED };
 
 struct punch {
+	int rx_sock;		/* where punch_recv's datagram came from:
+				 * -1 the main socket, else a birthday one */
 	int fd;
 	bool caller;
 	int nlocal;
@@ -314,12 +316,6 @@ normalize(struct sockaddr_storage *a)
 	memcpy(a, &s4, sizeof s4);
 }
 
-/* The one punch of this process (punch_recv and punch_input have no
- * punch argument), and the socket of the last datagram punch_recv
- * returned: -1 the main one, else a birthday socket's index. */
-static struct punch *live;
-static int rx_sock = -1;
-
 static ssize_t
 recv1(int fd, void *buf, size_t cap, struct sockaddr_storage *from)
 {
@@ -351,7 +347,7 @@ recv_any(struct punch *p, void *buf, size_t cap, struct sockaddr_storage *from)
 		}
 		i = p->rdy[p->nrdy - 1];
 		if ((n = recv1(i == -1 ? p->fd : p->bsock[i], buf, cap, from)) >= 0) {
-			rx_sock = i;
+			p->rx_sock = i;
 			return n;
 		}
 		if (errno != EINTR)
@@ -360,18 +356,17 @@ recv_any(struct punch *p, void *buf, size_t cap, struct sockaddr_storage *from)
 }
 
 ssize_t
-punch_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *from)
+punch_recv(struct punch *p, void *buf, size_t cap, struct sockaddr_storage *from)
 {
-	struct punch *p = live;
-	int i;
+	int fd = punch_fd(p), i;
 
-	rx_sock = -1;
-	if (p && p->ep != -1 && fd == p->ep)
+	p->rx_sock = -1;
+	if (p->ep != -1 && fd == p->ep)
 		return recv_any(p, buf, cap, from);
-	if (p && fd != p->fd)
+	if (fd != p->fd)
 		for (i = 0; i < p->nb; i++)
 			if (p->bsock[i] == fd)
-				rx_sock = i;
+				p->rx_sock = i;
 	return recv1(fd, buf, cap, from);
 }
 
@@ -647,7 +642,7 @@ punch_new(const struct punch_conf *c)
 	}
 	if (c->turn && parse_turn(&p->turn, c->turn) == 0)
 		p->have_turn = true;
-	live = p;
+	p->rx_sock = -1;
 	return p;
 }
 
@@ -677,8 +672,6 @@ punch_free(struct punch *p)
 		return;
 	bday_close(p, -1);
 	close(p->fd);
-	if (live == p)
-		live = NULL;
 	sodium_memzero(&p->turn, sizeof p->turn);
 	free(p);
 }
@@ -1320,7 +1313,7 @@ punch_gather(struct punch *p, uint64_t deadline)
 			t = round_at;
 		poll(&pfd, 1, t > now ? (int)((t - now + 999) / 1000) : 0);
 		read_errqueue(p);
-		while ((n = punch_recv(p->fd, buf, sizeof buf, &from)) >= 0 ||
+		while ((n = recv1(p->fd, buf, sizeof buf, &from)) >= 0 ||
 		    (errno != EAGAIN && errno != EWOULDBLOCK)) {
 			if (n < 0) {
 				read_errqueue(p);
@@ -1509,9 +1502,9 @@ int
 punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
     struct sockaddr_storage *from, int *via)
 {
-	int sock = rx_sock;
+	int sock = p->rx_sock;
 
-	rx_sock = -1;
+	p->rx_sock = -1;
 	*via = sock == -1 ? VIA_DIRECT : VIA_BDAY + sock;
 	if (*len == 0)
 		return 0;

@@ -80,8 +80,11 @@ bool punch_ready(const struct punch *p);
 /* The chosen path and why, for -v. */
 const char *punch_describe(const struct punch *p, char *buf, size_t size);
 
+/* The next datagram on the punch's sockets, for punch_input to take. */
+ssize_t punch_recv(struct punch *p, void *buf, size_t cap,
+    struct sockaddr_storage *from);
+
 /* Helpers on addresses. */
-ssize_t punch_recv(int fd, void *buf, size_t cap, struct sockaddr_storage *from);
 bool punch_same_addr(const struct sockaddr_storage *a,
     const struct sockaddr_storage *b);
 /* "1.2.3.4:5" or "[::1]:5" into buf (64 bytes will do); returns buf. */

@@ -693,7 +693,7 @@ recv_all(struct session *s, uint64_t now)
 	int i, via, r = 0;
 
 	for (i = 0; i < IO_BATCH && r == 0; i++) {
-		if ((n = punch_recv(sess_fd(s), pkt, sizeof pkt, &from)) == -1) {
+		if ((n = punch_recv(s->punch, pkt, sizeof pkt, &from)) == -1) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNREFUSED)
 				return 0;
 			log_errno("recvfrom");
