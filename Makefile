@@ -14,7 +14,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Build targets need the libraries; the others (clean, deps, ...) must not.
-NODEPS_GOALS = clean distclean deps uninstall demo check bench
+NODEPS_GOALS = clean distclean deps uninstall demo check bench fuzz
 ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) && echo ok),ok)
 $(error missing build libraries; run `sh tests/deps.sh build' (as root it installs them))
@@ -51,6 +51,15 @@ tests/unit_signal: firestore.o
 
 tests: $(UNITS) $(TOOLS)
 
+# libFuzzer harnesses (clang): make fuzz, then e.g.
+# ./tests/fuzz_stun -max_total_time=60
+FUZZ := $(patsubst %.c,%,$(sort $(wildcard tests/fuzz_*.c)))
+FUZZ_CC ?= clang
+fuzz: $(FUZZ)
+tests/fuzz_stun: tests/fuzz_stun.c stun.c hash.c util.c
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libsodium)
+
 # The two commands of the README's quick start.
 demo:
 	@sh tests/deps.sh build
@@ -82,8 +91,8 @@ uninstall:
 	rm -f $(DESTDIR)$(DOCDIR)/p2pcat.conf.example $(DESTDIR)$(DOCDIR)/firestore.rules
 
 clean:
-	rm -f p2pcat *.o *.d tests/*.o tests/*.d $(UNITS) $(TOOLS)
+	rm -f p2pcat *.o *.d tests/*.o tests/*.d $(UNITS) $(TOOLS) $(FUZZ)
 
-.PHONY: all tests demo check bench deps install uninstall clean
+.PHONY: all tests fuzz demo check bench deps install uninstall clean
 
 -include $(SRCS:.c=.d) $(UNITS:=.d) $(TOOLS:=.d)
