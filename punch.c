@@ -206,6 +206,7 @@ struct turn {
 enum { TS_NONE, TS_ALLOCATING, TS_READY, TS_FAILED };
 
 struct punch {
+	uint64_t first_us;	/* from punch_start to the first path */
 	int rx_sock;		/* where punch_recv's datagram came from:
 				 * -1 the main socket, else a birthday one */
 	int fd;
@@ -1580,6 +1581,7 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 	if (!p->ready) {
 		uint64_t ms = (now - p->start) / 1000;
 
+		p->first_us = now - p->start;
 		if (via == VIA_RELAY)
 			snprintf(p->why, sizeof p->why, "the peer reached our TURN relay after %llu ms",
 			    (unsigned long long)ms);
@@ -1777,6 +1779,12 @@ punch_deadline(const struct punch *p)
 	if (p->spray_left > 0 && p->spray_next < t)
 		t = p->spray_next;
 	return t;
+}
+
+uint64_t
+punch_first_us(const struct punch *p)
+{
+	return p->first_us;
 }
 
 bool

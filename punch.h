@@ -75,6 +75,9 @@ int punch_send(struct punch *p, const uint8_t *pkt, size_t len);
 void punch_output(struct punch *p, uint64_t now);
 /* When punch_output must run next (UINT64_MAX: never). */
 uint64_t punch_deadline(const struct punch *p);
+/* The time from punch_start to the first confirmed path (µs); for the
+ * caller, whose probe the listener answered, one round trip. */
+uint64_t punch_first_us(const struct punch *p);
 /* true once a path has been confirmed. */
 bool punch_ready(const struct punch *p);
 /* The chosen path and why, for -v. */

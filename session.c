@@ -600,6 +600,10 @@ start_stream(struct session *s, uint64_t now)
 {
 	if (s->st)
 		return 0;
+	/* The caller's HELLO was answered: one round trip, at least 1 ms. */
+	if (s->caller && punch_first_us(s->punch) > 0)
+		s->sconf.initial_rtt_us = punch_first_us(s->punch) > 1000 ?
+		    punch_first_us(s->punch) : 1000;
 	if ((s->st = stream_new(&s->sconf, now)) == NULL) {
 		log_errno("cannot start the stream");
 		s->err = SESS_FAIL;

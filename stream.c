@@ -2218,8 +2218,11 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	s->max_data_due = true;
 	s->ack_due = UINT64_MAX;
 	s->ack_every = ACK_ELICIT_THRESHOLD;
-	s->srtt = INITIAL_RTT_US;
-	s->rttvar = INITIAL_RTT_US / 2;
+	/* RFC 9002 §6.2.2: the initial RTT "SHOULD be set to 333
+	 * milliseconds" when "no previous RTT is available"; the handshake's
+	 * round trip is one, as QUIC's own handshake gives it. */
+	s->srtt = conf->initial_rtt_us ? conf->initial_rtt_us : INITIAL_RTT_US;
+	s->rttvar = s->srtt / 2;
 	s->cwnd = umin(INITIAL_WINDOW_PKTS * conf->mtu,
 	    umax(INITIAL_WINDOW_BYTES, MIN_WINDOW_PKTS * conf->mtu));
 	bbr_enter_startup(s);

@@ -23,6 +23,7 @@ struct stream;
 struct stream_conf {
 	size_t mtu;		/* largest payload that surely gets through */
 	size_t max_mtu;		/* probe up to this (RFC 8899); 0: no probing */
+	uint64_t initial_rtt_us;	/* measured by the handshake; 0: unknown */
 	size_t sndbuf;		/* our bytes kept until acknowledged */
 	size_t rcvbuf;		/* bytes the peer may send ahead of our reader;
 				 * at least 64 KiB, the window a peer assumes
