@@ -721,6 +721,12 @@ tx_start(struct punch *p, uint64_t now, int kind, int arg,
 	    (errno == EHOSTUNREACH || errno == ENETUNREACH || errno == ECONNREFUSED ||
 	    errno == EHOSTDOWN); i++)
 		;
+	/* Gathering waits for these answers before the offer or answer can
+	 * go: a second copy at once means one lost packet costs nothing
+	 * instead of an RTO of 500 ms (RFC 8489 §6.2.1).  The duplicate's
+	 * answer comes after the transaction ended and is ignored. */
+	if (kind == TX_BIND || kind == TX_ALLOC)
+		send_to(p->fd, m->buf, m->len, to);
 	if (kind == TX_TTL)
 		set_ttl(p->fd, to->ss_family, -1);
 	return t;
