@@ -67,6 +67,7 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,20 @@
 #define PROBE_SLOW_US	250000		/* then: enough to keep NATs open */
 #define PROBE_MAX	(WIRE_MAX_PKT)
 #define SOCK_BUF	(4 << 20)	/* room for a window of packets */
+/* Batched receiving: recvmmsg(2) into RX_SLOTS buffers, each large enough
+ * for what UDP GRO coalesces (segments of one flow, at most 64 KB). */
+#define RX_SLOTS	8
+#define RX_SLOT		65536
+/* UDP GSO (UDP_SEGMENT): at most this many segments and bytes per send;
+ * the kernel's limit was 64 segments before Linux 6.9. */
+#define GSO_SEGS	64
+#define GSO_BYTES	64000
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT	103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO		104
+#endif
 
 /* Gathering: STUN answers within this, TURN's two round trips a bit more. */
 #define GATHER_STUN_US	1500000
@@ -205,10 +220,22 @@ struct turn {
 };
 enum { TS_NONE, TS_ALLOCATING, TS_READY, TS_FAILED };
 
+/* Datagrams read in one batch, handed out one at a time. */
+struct rxq {
+	uint8_t *buf;			/* RX_SLOTS * RX_SLOT */
+	int n, i;			/* messages read, the one being handed out */
+	size_t off;			/* how far into message i */
+	int sock;			/* where they came from: -1 main, else birthday */
+	size_t len[RX_SLOTS], seg[RX_SLOTS];	/* seg: GRO segment size, or 0 */
+	struct sockaddr_storage from[RX_SLOTS];
+};
+
 struct punch {
 	uint64_t first_us;	/* from punch_start to the first path */
 	int rx_sock;		/* where punch_recv's datagram came from:
 				 * -1 the main socket, else a birthday one */
+	struct rxq rx;
+	bool gso;		/* UDP_SEGMENT works on this path */
 	int fd;
 	bool caller;
 	int nlocal;
@@ -261,7 +288,8 @@ static int
 make_socket(int port)
 {
 	struct sockaddr_storage ss;
-	int fd, off = 0, buf = SOCK_BUF;
+	int fd, off = 0, one = 1, buf = SOCK_BUF;
+	int v4 = IP_PMTUDISC_PROBE, v6 = IPV6_PMTUDISC_PROBE;
 	socklen_t len;
 
 	memset(&ss, 0, sizeof ss);
@@ -297,6 +325,14 @@ make_socket(int port)
 	/* Best effort: a larger buffer rides out bursts at high rates. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+	/* Don't fragment, and ignore what the kernel thinks the path MTU is:
+	 * the stream finds it by probing (RFC 8899), which needs DF set. */
+	setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof v4);
+	if (sock_af == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof v6);
+	/* Let the kernel hand over runs of datagrams at once (Linux 5.0);
+	 * punch_recv splits them. */
+	setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
 	return fd;
 }
 
@@ -317,24 +353,86 @@ normalize(struct sockaddr_storage *a)
 	memcpy(a, &s4, sizeof s4);
 }
 
-static ssize_t
-recv1(int fd, void *buf, size_t cap, struct sockaddr_storage *from)
+/* Read a batch of datagrams from socket sock (-1: the main one) into
+ * the queue: how many, or -1 with errno (EAGAIN: none waiting). */
+static int
+rx_fill(struct punch *p, int sock)
 {
-	socklen_t len = sizeof *from;
-	ssize_t n;
+	struct rxq *q = &p->rx;
+	struct mmsghdr mm[RX_SLOTS];
+	struct iovec iov[RX_SLOTS];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl[RX_SLOTS];
+	struct cmsghdr *cm;
+	int i, n;
 
-	n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)from, &len);
-	if (n >= 0)
-		normalize(from);
+	memset(mm, 0, sizeof mm);
+	for (i = 0; i < RX_SLOTS; i++) {
+		iov[i].iov_base = q->buf + (size_t)i * RX_SLOT;
+		iov[i].iov_len = RX_SLOT;
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_name = &q->from[i];
+		mm[i].msg_hdr.msg_namelen = sizeof q->from[i];
+		mm[i].msg_hdr.msg_control = ctl[i].buf;
+		mm[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
+	}
+	q->n = q->i = 0;
+	q->off = 0;
+	if ((n = recvmmsg(sock == -1 ? p->fd : p->bsock[sock], mm, RX_SLOTS, 0, NULL)) <= 0)
+		return n == 0 ? (errno = EAGAIN, -1) : -1;
+	for (i = 0; i < n; i++) {
+		q->len[i] = mm[i].msg_len;
+		q->seg[i] = 0;
+		/* Truncated: more than UDP carries, so not ours; drop it. */
+		if (mm[i].msg_hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+			q->len[i] = 0;
+		for (cm = CMSG_FIRSTHDR(&mm[i].msg_hdr); cm; cm = CMSG_NXTHDR(&mm[i].msg_hdr, cm)) {
+			int seg;
+
+			if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_GRO ||
+			    cm->cmsg_len < CMSG_LEN(sizeof seg))
+				continue;
+			memcpy(&seg, CMSG_DATA(cm), sizeof seg);
+			if (seg > 0)
+				q->seg[i] = seg;
+		}
+		normalize(&q->from[i]);
+	}
+	q->n = n;
+	q->sock = sock;
 	return n;
 }
 
-/* A datagram from whichever socket epoll finds readable. */
-static ssize_t
-recv_any(struct punch *p, void *buf, size_t cap, struct sockaddr_storage *from)
+/* The next datagram in the queue, or 0 when it is empty. */
+static size_t
+rx_next(struct punch *p, uint8_t **pkt, struct sockaddr_storage *from)
+{
+	struct rxq *q = &p->rx;
+	size_t k;
+
+	for (; q->i < q->n; q->i++, q->off = 0) {
+		if (q->off >= q->len[q->i])
+			continue;
+		k = q->len[q->i] - q->off;
+		if (q->seg[q->i] && k > q->seg[q->i])
+			k = q->seg[q->i];
+		*pkt = q->buf + (size_t)q->i * RX_SLOT + q->off;
+		*from = q->from[q->i];
+		q->off += k;
+		p->rx_sock = q->sock;
+		return k;
+	}
+	return 0;
+}
+
+/* Refill the queue from whichever socket epoll finds readable. */
+static int
+rx_fill_any(struct punch *p)
 {
 	struct epoll_event ev[64];
-	ssize_t n;
 	int i, k;
 
 	for (;;) {
@@ -346,53 +444,71 @@ recv_any(struct punch *p, void *buf, size_t cap, struct sockaddr_storage *from)
 			for (i = 0; i < k; i++)
 				p->rdy[p->nrdy++] = (int)ev[i].data.u32 - 1;
 		}
-		i = p->rdy[p->nrdy - 1];
-		if ((n = recv1(i == -1 ? p->fd : p->bsock[i], buf, cap, from)) >= 0) {
-			p->rx_sock = i;
-			return n;
-		}
+		if (rx_fill(p, p->rdy[p->nrdy - 1]) > 0)
+			return 0;
 		if (errno != EINTR)
 			p->nrdy--;	/* drained, or an ICMP error: next one */
 	}
 }
 
 ssize_t
-punch_recv(struct punch *p, void *buf, size_t cap, struct sockaddr_storage *from)
+punch_recv(struct punch *p, uint8_t **pkt, struct sockaddr_storage *from)
 {
-	int fd = punch_fd(p), i;
+	int fd, i, sock = -1;
+	size_t n;
 
 	p->rx_sock = -1;
-	if (p->ep != -1 && fd == p->ep)
-		return recv_any(p, buf, cap, from);
-	if (fd != p->fd)
+	for (;;) {
+		if ((n = rx_next(p, pkt, from)) > 0)
+			return n;
+		fd = punch_fd(p);
+		if (p->ep != -1 && fd == p->ep) {
+			if (rx_fill_any(p) == -1)
+				return -1;
+			continue;
+		}
 		for (i = 0; i < p->nb; i++)
 			if (p->bsock[i] == fd)
-				p->rx_sock = i;
-	return recv1(fd, buf, cap, from);
+				sock = i;
+		if (rx_fill(p, sock) == -1)
+			return -1;
+	}
+}
+
+/* The destination as the socket wants it: v4-mapped on an IPv6 socket;
+ * its length, or 0 (an IPv6 address and an IPv4 socket). */
+static socklen_t
+sock_addr(const struct sockaddr_storage *to, struct sockaddr_storage *out)
+{
+	if (to->ss_family == AF_INET && sock_af == AF_INET6) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)to;
+		struct sockaddr_in6 *m = (struct sockaddr_in6 *)out;
+
+		memset(out, 0, sizeof *out);
+		m->sin6_family = AF_INET6;
+		m->sin6_port = s4->sin_port;
+		m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&m->sin6_addr.s6_addr[12], &s4->sin_addr, 4);
+		return sizeof *m;
+	}
+	if (to->ss_family == AF_INET6 && sock_af == AF_INET)
+		return 0;
+	*out = *to;
+	return to->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
 }
 
 static ssize_t
 send_to(int fd, const void *buf, size_t len, const struct sockaddr_storage *to)
 {
-	struct sockaddr_in6 m;
+	struct sockaddr_storage a;
+	socklen_t alen = sock_addr(to, &a);
 
-	if (to->ss_family == AF_INET && sock_af == AF_INET6) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)to;
-
-		memset(&m, 0, sizeof m);
-		m.sin6_family = AF_INET6;
-		m.sin6_port = s4->sin_port;
-		m.sin6_addr.s6_addr[10] = m.sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&m.sin6_addr.s6_addr[12], &s4->sin_addr, 4);
-		return sendto(fd, buf, len, 0, (struct sockaddr *)&m, sizeof m);
-	}
-	if (to->ss_family == AF_INET6 && sock_af == AF_INET) {
+	if (alen == 0) {
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
-	return sendto(fd, buf, len, 0, (const struct sockaddr *)to,
-	    to->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
-	    sizeof(struct sockaddr_in6));
+	return sendto(fd, buf, len, 0, (struct sockaddr *)&a, alen);
 }
 
 bool
@@ -630,9 +746,22 @@ punch_new(const struct punch_conf *c)
 	p->caller = c->caller;
 	p->low_ttl = TTL_DEFAULT;
 	p->ep = -1;
-	if ((p->fd = make_socket(c->port)) == -1) {
+	if ((p->rx.buf = malloc((size_t)RX_SLOTS * RX_SLOT)) == NULL) {
+		log_errno("malloc");
 		free(p);
 		return NULL;
+	}
+	if ((p->fd = make_socket(c->port)) == -1) {
+		free(p->rx.buf);
+		free(p);
+		return NULL;
+	}
+	/* UDP GSO (Linux 4.18): the option is there to be read. */
+	{
+		int seg = 0;
+		socklen_t sl = sizeof seg;
+
+		p->gso = getsockopt(p->fd, SOL_UDP, UDP_SEGMENT, &seg, &sl) == 0;
 	}
 	p->nlocal = gather_host(p->fd, p->local, PUNCH_MAX_CANDS);
 	for (i = 0; i < c->nstun && p->nstun < PUNCH_MAX_STUN; i++) {
@@ -644,6 +773,7 @@ punch_new(const struct punch_conf *c)
 	if (c->turn && parse_turn(&p->turn, c->turn) == 0)
 		p->have_turn = true;
 	p->rx_sock = -1;
+	p->rx.sock = -1;
 	return p;
 }
 
@@ -664,6 +794,12 @@ bday_close(struct punch *p, int keep)
 		close(p->ep);
 	p->ep = -1;
 	p->nrdy = 0;
+	/* Datagrams still queued: the winner is now socket 0; those of the
+	 * sockets gone are dropped, as a full socket buffer would. */
+	if (p->rx.sock != -1 && p->rx.sock == keep)
+		p->rx.sock = 0;
+	else if (p->rx.sock != -1)
+		p->rx.n = p->rx.i = 0;
 }
 
 void
@@ -674,6 +810,7 @@ punch_free(struct punch *p)
 	bday_close(p, -1);
 	close(p->fd);
 	sodium_memzero(&p->turn, sizeof p->turn);
+	free(p->rx.buf);
 	free(p);
 }
 
@@ -1261,7 +1398,7 @@ punch_gather(struct punch *p, uint64_t deadline)
 {
 	uint64_t now = now_us(), stun_end, turn_end, binds_at = 0, round_at = now;
 	int rounds = 0;
-	uint8_t buf[WIRE_MAX_PKT + 1];
+	uint8_t *pkt;
 	struct stun_msg m;
 	int i;
 
@@ -1320,14 +1457,14 @@ punch_gather(struct punch *p, uint64_t deadline)
 			t = round_at;
 		poll(&pfd, 1, t > now ? (int)((t - now + 999) / 1000) : 0);
 		read_errqueue(p);
-		while ((n = recv1(p->fd, buf, sizeof buf, &from)) >= 0 ||
+		while ((n = punch_recv(p, &pkt, &from)) >= 0 ||
 		    (errno != EAGAIN && errno != EWOULDBLOCK)) {
 			if (n < 0) {
 				read_errqueue(p);
 				continue;
 			}
-			if (n > 0 && buf[0] < 4)
-				stun_input(p, now, buf, n, &from, &inner);
+			if (n > 0 && pkt[0] < 4)
+				stun_input(p, now, pkt, n, &from, &inner);
 		}
 	}
 	/* What did not answer by now will not help this session. */
@@ -1640,25 +1777,12 @@ failover(struct punch *p, uint64_t now)
 	snprintf(p->why, sizeof p->why, "the direct path went silent");
 }
 
-int
-punch_send(struct punch *p, const uint8_t *pkt, size_t len)
+/* What a failed send means: 1 the datagram is gone (UDP may lose it),
+ * 0 the socket is full, -1 a real error (said). */
+static int
+send_failed(void)
 {
-	uint64_t now = now_us();
-	ssize_t r;
-
-	if (!p->ready || len > DGRAM_MAX)
-		return 1;
-	if (p->unanswered == 0)
-		p->unanswered = now;
-	else if (now - p->unanswered > FAILOVER_US)
-		failover(p, now);
-	if (p->path_via == VIA_RELAY)
-		r = turn_send(p, now, &p->path, pkt, len);
-	else
-		r = send_to(via_fd(p, p->path_via), pkt, len, &p->path);
-	if (r >= 0)
-		return 1;
-	if (errno == EAGAIN || errno == ENOBUFS)
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
 		return 0;
 	/* ICMP errors while a path opens or a NAT forgets: UDP may lose.
 	 * EMSGSIZE: a path MTU probe larger than the link, lost as such. */
@@ -1667,6 +1791,130 @@ punch_send(struct punch *p, const uint8_t *pkt, size_t len)
 		return 1;
 	log_errno("sendto");
 	return -1;
+}
+
+/* Send run r one datagram at a time, from where it stands: 1 all of it
+ * went, 0 the socket filled (r advanced past what went), -1 error. */
+static int
+send_each(struct punch *p, uint64_t now, struct punch_run *r)
+{
+	while (r->len > 0) {
+		size_t k = r->len < r->seg ? r->len : r->seg;
+		ssize_t n;
+		int f;
+
+		if (k > DGRAM_MAX)
+			n = k;		/* larger than any path we use: lost */
+		else if (p->path_via == VIA_RELAY)
+			n = turn_send(p, now, &p->path, r->buf, k);
+		else
+			n = send_to(via_fd(p, p->path_via), r->buf, k, &p->path);
+		if (n < 0 && (f = send_failed()) != 1)
+			return f;
+		r->buf += k;
+		r->len -= k;
+	}
+	return 1;
+}
+
+/*
+ * Send the runs with UDP GSO: sendmmsg(2), one message per run, each
+ * cut into r->seg-byte datagrams by the kernel (or the NIC), so a run
+ * costs the stack about what one datagram does.  Returns the runs sent.
+ */
+static int
+send_gso(struct punch *p, uint64_t now, struct punch_run *r, int n)
+{
+	struct mmsghdr mm[PUNCH_MAX_RUNS];
+	struct iovec iov[PUNCH_MAX_RUNS];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl[PUNCH_MAX_RUNS];
+	struct sockaddr_storage to;
+	socklen_t tolen = sock_addr(&p->path, &to);
+	int fd = via_fd(p, p->path_via), i, k, done = 0, f;
+
+	if (tolen == 0) {
+		errno = EAFNOSUPPORT;
+		return send_failed();
+	}
+	memset(mm, 0, sizeof mm);
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = (void *)r[i].buf;
+		iov[i].iov_len = r[i].len;
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_name = &to;
+		mm[i].msg_hdr.msg_namelen = tolen;
+		if (r[i].len > r[i].seg) {
+			struct cmsghdr *cm;
+			uint16_t seg = r[i].seg;
+
+			mm[i].msg_hdr.msg_control = ctl[i].buf;
+			mm[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
+			cm = CMSG_FIRSTHDR(&mm[i].msg_hdr);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof seg);
+			memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+		}
+	}
+	while (done < n) {
+		if ((k = sendmmsg(fd, mm + done, n - done, 0)) > 0) {
+			done += k;
+			continue;
+		}
+		if (errno == EIO || errno == EINVAL || errno == EMSGSIZE || errno == EOPNOTSUPP) {
+			/* GSO refused this run: a segment too large for the
+			 * link (a path MTU probe), or no checksum offload
+			 * (EIO: none for this socket from now on).  Send its
+			 * datagrams one by one, each with its own fate. */
+			if (errno == EIO || errno == EOPNOTSUPP) {
+				log_v(2, "UDP GSO refused (%s): sending datagrams one by one",
+				    strerror(errno));
+				p->gso = false;
+			}
+			if ((f = send_each(p, now, &r[done])) != 1)
+				return f == 0 ? done : -1;
+			done++;
+			continue;
+		}
+		if ((f = send_failed()) != 1)
+			return f == 0 ? done : -1;
+		r[done].len = 0;	/* lost, as UDP may */
+		done++;
+	}
+	return done;
+}
+
+int
+punch_sendv(struct punch *p, struct punch_run *r, int n)
+{
+	uint64_t now = now_us();
+	int i, f;
+
+	if (!p->ready)
+		return n;
+	if (p->unanswered == 0)
+		p->unanswered = now;
+	else if (now - p->unanswered > FAILOVER_US)
+		failover(p, now);
+	for (i = 0; i < n && r[i].seg <= DGRAM_MAX; i++)
+		;
+	if (p->gso && p->path_via != VIA_RELAY && i == n) {
+		for (i = 0; i < n; i += f) {
+			int k = n - i < PUNCH_MAX_RUNS ? n - i : PUNCH_MAX_RUNS;
+
+			if ((f = send_gso(p, now, r + i, k)) < k)
+				return f < 0 ? -1 : i + f;
+		}
+		return n;
+	}
+	for (i = 0; i < n; i++)
+		if ((f = send_each(p, now, &r[i])) != 1)
+			return f == 0 ? i : -1;
+	return n;
 }
 
 static size_t

@@ -68,9 +68,22 @@ int punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
  * that path works, and the peer is there now. */
 void punch_confirm(struct punch *p, uint64_t now,
     const struct sockaddr_storage *from, int via);
-/* Send pkt to the peer on the best working path: 1 sent (or lost, as UDP
- * may), 0 the socket is full (retry when POLLOUT), -1 error. */
-int punch_send(struct punch *p, const uint8_t *pkt, size_t len);
+/* A run of datagrams back to back: seg bytes each, the last one may be
+ * shorter.  UDP GSO sends a run in one go where the kernel can. */
+struct punch_run {
+	const uint8_t *buf;
+	size_t len, seg;
+};
+#define PUNCH_MAX_RUNS	64
+/* A run's bounds: what one UDP GSO send may carry (Linux before 6.9
+ * takes at most 64 segments; one IP packet's worth of bytes). */
+#define PUNCH_RUN_SEGS	64
+#define PUNCH_RUN_BYTES	64000
+/* Send n runs to the peer on the best working path: how many went whole
+ * (or were lost, as UDP may).  Fewer than n: the socket is full, and run
+ * [return] has been advanced past what went; retry the rest on POLLOUT.
+ * -1: error. */
+int punch_sendv(struct punch *p, struct punch_run *r, int n);
 /* Send what is due (probes, knocks, keepalives of the relay). */
 void punch_output(struct punch *p, uint64_t now);
 /* When punch_output must run next (UINT64_MAX: never). */
@@ -83,9 +96,12 @@ bool punch_ready(const struct punch *p);
 /* The chosen path and why, for -v. */
 const char *punch_describe(const struct punch *p, char *buf, size_t size);
 
-/* The next datagram on the punch's sockets, for punch_input to take. */
-ssize_t punch_recv(struct punch *p, void *buf, size_t cap,
-    struct sockaddr_storage *from);
+/* The next datagram on the punch's sockets, for punch_input to take:
+ * its length, with *pkt pointing into the punch's buffer (writable, valid
+ * until the next call), or -1 with errno (EAGAIN: nothing waiting).
+ * Datagrams are read in batches (recvmmsg) and runs the kernel coalesced
+ * (UDP GRO) are split here, so each call returns one datagram. */
+ssize_t punch_recv(struct punch *p, uint8_t **pkt, struct sockaddr_storage *from);
 
 /* Helpers on addresses. */
 bool punch_same_addr(const struct sockaddr_storage *a,

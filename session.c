@@ -62,6 +62,7 @@
 #define DATA_OVERHEAD	(HDR_LEN + CRYPTO_TAG_LEN)
 #define HELLO_HDR	(WIRE_HDR + 4)
 #define IO_BATCH	64	/* packets per direction per sess_io */
+_Static_assert(IO_BATCH <= PUNCH_MAX_RUNS, "a round's runs fit one punch_sendv");
 #define BLOB_MAX	2048	/* our blobs; SIG_MAX_BLOB is larger */
 /* Path MTU probing goes up to 1428-byte datagrams: what a TURN relay
  * still passes wrapped in a Data indication (punch.c drops larger ones),
@@ -90,20 +91,12 @@ struct session {
 	uint64_t forged;		/* HELLOs that failed the handshake */
 	uint64_t rx_max_pn;
 	bool rx_any;
-	size_t pendlen;			/* a packet the socket refused (EAGAIN) */
-	uint8_t pend[WIRE_MAX_PKT];
+	/* Packets sealed in one round, back to back, as runs for the punch
+	 * to send; runs [txfirst, ntx) wait for the socket (EAGAIN). */
+	int txfirst, ntx;
+	struct punch_run run[IO_BATCH];
+	uint8_t txbuf[IO_BATCH * WIRE_MAX_PKT];
 };
-
-/* Don't fragment, and ignore what the kernel thinks the path MTU is:
- * the stream finds it by probing (RFC 8899), which needs DF set. */
-static void
-set_df(int fd)
-{
-	int v4 = IP_PMTUDISC_PROBE, v6 = IPV6_PMTUDISC_PROBE;
-
-	setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof v4);
-	setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof v6);
-}
 
 struct session *
 sess_new(const struct sess_conf *c)
@@ -125,7 +118,6 @@ sess_new(const struct sess_conf *c)
 		free(s);
 		return NULL;
 	}
-	set_df(punch_fd(s->punch));
 	do
 		s->my_cid = randombytes_random();
 	while (s->my_cid == 0);
@@ -552,7 +544,7 @@ sess_fd(const struct session *s)
 short
 sess_events(const struct session *s)
 {
-	return POLLIN | (s->pendlen ? POLLOUT : 0);
+	return POLLIN | (s->txfirst < s->ntx ? POLLOUT : 0);
 }
 
 /* Connected once the peer has proved it holds the session keys: the
@@ -691,13 +683,13 @@ static int
 recv_all(struct session *s, uint64_t now)
 {
 	struct sockaddr_storage from;
-	uint8_t pkt[WIRE_MAX_PKT + 1];
+	uint8_t *pkt;
 	ssize_t n;
 	size_t len;
 	int i, via, r = 0;
 
 	for (i = 0; i < IO_BATCH && r == 0; i++) {
-		if ((n = punch_recv(s->punch, pkt, sizeof pkt, &from)) == -1) {
+		if ((n = punch_recv(s->punch, &pkt, &from)) == -1) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNREFUSED)
 				return 0;
 			log_errno("recvfrom");
@@ -719,41 +711,41 @@ recv_all(struct session *s, uint64_t now)
 	return r;
 }
 
-/* Send pkt; 1 sent, 0 kept pending (the socket is full), -1 error. */
+/* Send the runs waiting: 1 all sent, 0 the socket is full, -1 error. */
 static int
-send_pkt(struct session *s, const uint8_t *pkt, size_t len)
+flush_runs(struct session *s)
 {
-	int r = punch_send(s->punch, pkt, len);
+	int k = punch_sendv(s->punch, s->run + s->txfirst, s->ntx - s->txfirst);
 
-	if (r == 0) {
-		memcpy(s->pend, pkt, len);
-		s->pendlen = len;
-	} else if (r == -1) {
+	if (k == -1) {
 		s->err = SESS_FAIL;
+		return -1;
 	}
-	return r;
+	s->txfirst += k;
+	return s->txfirst == s->ntx;
 }
 
+/* Seal what the stream has to send, up to IO_BATCH packets back to back
+ * in txbuf, as runs of equal-sized packets (the last of a run may be
+ * shorter) for UDP GSO, and send them. */
 static int
 send_all(struct session *s, uint64_t now)
 {
-	uint8_t pkt[WIRE_MAX_PKT];
+	struct punch_run *r = NULL;
+	size_t n, len, off = 0;
 	uint64_t pn;
-	size_t n;
-	int i, r;
+	int i;
 
 	punch_output(s->punch, now);
 	if (s->st == NULL || !punch_ready(s->punch))
 		return 0;
-	if (s->pendlen) {
-		size_t len = s->pendlen;
-
-		s->pendlen = 0;
-		if ((r = send_pkt(s, s->pend, len)) != 1)
-			return r;
-	}
+	if (s->txfirst < s->ntx && flush_runs(s) != 1)
+		return s->err == SESS_OK ? 0 : -1;
+	s->txfirst = s->ntx = 0;
 	for (i = 0; i < IO_BATCH; i++) {
-		n = stream_output(s->st, now, &pn, pkt + HDR_LEN, sizeof pkt - DATA_OVERHEAD);
+		uint8_t *pkt = s->txbuf + off;
+
+		n = stream_output(s->st, now, &pn, pkt + HDR_LEN, WIRE_MAX_PKT - DATA_OVERHEAD);
 		if (n == 0)
 			break;
 		pkt[0] = WIRE_MAGIC;
@@ -766,10 +758,20 @@ send_all(struct session *s, uint64_t now)
 			s->err = SESS_FAIL;
 			return -1;
 		}
-		if ((r = send_pkt(s, pkt, HDR_LEN + n + CRYPTO_TAG_LEN)) != 1)
-			return r;
+		len = HDR_LEN + n + CRYPTO_TAG_LEN;
+		off += len;
+		/* Joins the run if no larger than its packets, the run has
+		 * no short one yet, and the run stays within GSO's bounds. */
+		if (r && len <= r->seg && r->len % r->seg == 0 &&
+		    r->len + len <= PUNCH_RUN_BYTES && r->len / r->seg < PUNCH_RUN_SEGS) {
+			r->len += len;
+			continue;
+		}
+		r = &s->run[s->ntx++];
+		r->buf = pkt;
+		r->len = r->seg = len;
 	}
-	return 0;
+	return s->ntx == 0 || flush_runs(s) != -1 ? 0 : -1;
 }
 
 int
@@ -785,7 +787,7 @@ sess_deadline(const struct session *s)
 {
 	uint64_t t = punch_deadline(s->punch);
 
-	if (s->st && punch_ready(s->punch) && !s->pendlen) {
+	if (s->st && punch_ready(s->punch) && s->txfirst == s->ntx) {
 		uint64_t u = stream_deadline(s->st);
 
 		if (u < t)
