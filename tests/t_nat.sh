@@ -215,7 +215,27 @@ s_idle() {
 	transfer idle-relayed ic id relayed silence
 }
 
-ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle"
+# A host whose link carries at most 1300-byte IP packets: its own larger
+# datagrams fail at sendmsg (EMSGSIZE, and UDP GSO runs holding a path
+# MTU probe are refused whole), the peer's vanish on the way in.  Both
+# path MTU searches (RFC 8899, 16-byte steps) must end within a step
+# below the 1272 bytes of UDP payload that fit, less the 30 bytes of
+# header and tag a packet carries.
+s_mtu() {
+	lab_nat mua cone drop; lab_host mu mua
+	lab_nat mub cone drop; lab_host mv mub
+	ip -n "$LAB-mu" link set eth0 mtu 1300 || fail "mtu"
+	ip -n "$LAB-mua" link set p-mu mtu 1300 || fail "mtu"
+	transfer mtu mu mv direct
+	for f in l c; do
+		_p=$(sed -n 's/.*payload \([0-9]*\) bytes a packet.*/\1/p' "$T/$N/$f.err")
+		[ -n "$_p" ] && [ "$_p" -le 1242 ] && [ "$_p" -gt $((1242 - 16)) ] ||
+			tfail "mtu: $f's payload a packet is \`$_p', want 1227-1242"
+	done
+	echo "   payload a packet: $_p bytes"
+}
+
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle mtu"
 for s in ${*:-$ALL}; do
 	start=$(date +%s)
 	"s_$s"
