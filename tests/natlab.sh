@@ -33,12 +33,17 @@
 #                               drop = INPUT drops them (default);
 #                               FORWARD passes WAN->LAN only
 #                               ESTABLISHED,RELATED; via= puts it behind
-#                               ROUTER (default: on inet)
+#                               ROUTER (default: on inet); ipv6 also
+#                               routes 2001:db8:N::/64 to its LAN, no
+#                               NAT66, behind a stateful ip6tables
+#                               firewall of the same accept/drop policy
+#                               (a home router; on inet only)
 #   lab_host NAME ROUTER        host on ROUTER's LAN (several may share one)
 #   lab_router NAME             the router NAME sits behind ("inet" if none)
 #   lab_ip NAME                 address of a host (LAN address behind a NAT),
 #                               or a router's WAN address
 #   lab_ip2 NAME                second address of a public host
+#   lab_ip6 NAME                IPv6 address of a host on an ipv6 router
 #   lab_pubip NAME              the address the internet sees for NAME (its
 #                               outermost router's WAN address)
 #   lab_depth NAME              NAT layers between NAME and inet (0 public)
@@ -153,6 +158,10 @@ _lab_mkns() {
 	_lab_in "$1" ip link set lo up
 	_lab_in "$1" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
 		net.ipv4.conf.default.rp_filter=0 >/dev/null
+	# No duplicate address detection: a link-local address would be
+	# tentative for a second or two, and IPv6 not routed meanwhile.
+	_lab_in "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+		net.ipv6.conf.default.accept_dad=0 >/dev/null 2>&1
 }
 
 # The core router, made on first use.
@@ -204,15 +213,19 @@ _lab_lanport() {
 lab_nat() {
 	_name=$1; shift
 	_lab_name_ok "$_name" || return 1
-	_mode=cone _input=drop _via=inet
+	_mode=cone _input=drop _via=inet _v6=
 	for _a; do
 		case $_a in
 		cone|symmetric) _mode=$_a ;;
 		accept|drop) _input=$_a ;;
 		via=*) _via=${_a#via=} ;;
+		ipv6) _v6=1 ;;
 		*) _lab_err "lab_nat: bad argument \`$_a'"; return 1 ;;
 		esac
 	done
+	if [ -n "$_v6" ] && [ "$_via" != inet ]; then
+		_lab_err "lab_nat: ipv6 only on inet"; return 1
+	fi
 	_lab_inet || return 1
 	if [ "$_via" != inet ] && [ "$(_lab_get kind "$_via")" != nat ]; then
 		_lab_err "lab_nat: \`$_via' is not a router"; return 1
@@ -265,6 +278,37 @@ lab_nat() {
 		_lab_ipt -A INPUT -i lan -j ACCEPT
 		_lab_ipt -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 	fi
+	[ -z "$_v6" ] || _lab_nat6 "$_name" "$_lab_nlan" "$((_lab_nlink - 1))" "$_input"
+}
+
+# _lab_nat6 ROUTER N LINK INPUT: IPv6 for router N on inet link LINK:
+# 2001:db8:ffff:LINK::/64 on the WAN, 2001:db8:N::/64 on the LAN, a
+# stateful firewall between them.
+_lab_nat6() {
+	_r=$1 _w=2001:db8:ffff:$3 _p=2001:db8:$2
+	if [ -z "$(_lab_get v6 inet)" ]; then
+		_lab_in inet sysctl -qw net.ipv6.conf.all.forwarding=1 >/dev/null || return 1
+		_lab_set v6 inet 1
+	fi
+	_lab_in "$_r" sysctl -qw net.ipv6.conf.all.forwarding=1 >/dev/null || return 1
+	ip -n "$LAB-inet" addr add "$_w::1/64" dev "v-$_r" nodad || return 1
+	ip -n "$LAB-inet" -6 route add "$_p::/64" via "$_w::2" || return 1
+	ip -n "$LAB-$_r" addr add "$_w::2/64" dev wan nodad || return 1
+	ip -n "$LAB-$_r" -6 route add default via "$_w::1" || return 1
+	ip -n "$LAB-$_r" addr add "$_p::1/64" dev lan nodad || return 1
+	_lab_set lan6 "$_r" "$_p"
+	_lab_ip6t() { _lab_in "$_r" ip6tables -w "$@"; }
+	_lab_ip6t -P FORWARD DROP
+	_lab_ip6t -A FORWARD -i lan -o lan -j ACCEPT
+	_lab_ip6t -A FORWARD -i lan -o wan -j ACCEPT
+	_lab_ip6t -A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	if [ "$4" = drop ]; then
+		_lab_ip6t -P INPUT DROP
+		_lab_ip6t -A INPUT -i lo -j ACCEPT
+		_lab_ip6t -A INPUT -i lan -j ACCEPT
+		_lab_ip6t -A INPUT -p ipv6-icmp -j ACCEPT	# neighbour discovery
+		_lab_ip6t -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	fi
 }
 
 lab_host() {
@@ -275,6 +319,12 @@ lab_host() {
 	_lab_set kind "$1" host
 	_lab_set up "$1" "$2"
 	_lab_set ip "$1" "$_addr"
+	_p=$(_lab_get lan6 "$2")
+	if [ -n "$_p" ]; then
+		ip -n "$LAB-$1" addr add "$_p::${_addr##*.}/64" dev eth0 nodad || return 1
+		ip -n "$LAB-$1" -6 route add default via "$_p::1" || return 1
+		_lab_set ip6 "$1" "$_p::${_addr##*.}"
+	fi
 	_lab_set depth "$1" $(( $(_lab_get depth "$2") + 1 ))
 	_lab_set top "$1" "$(_lab_get top "$2")"
 }
@@ -282,6 +332,7 @@ lab_host() {
 lab_router() { _lab_get up "$1"; }
 lab_ip() { _lab_get ip "$1"; }
 lab_ip2() { _lab_get ip2 "$1"; }
+lab_ip6() { _lab_get ip6 "$1"; }
 lab_pubip() { _lab_get ip "$(_lab_get top "$1")"; }
 lab_depth() { _lab_get depth "$1"; }
 lab_hops() { echo $(( $(_lab_get depth "$1") + 1 )); }

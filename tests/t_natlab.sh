@@ -11,6 +11,8 @@
 #   d) tool_netem delay, jitter/reordering, loss, duplication; iptables
 #      statistic loss; throughput through tool_netem
 #   e) conntrack flush and forced rebinding; coturn STUN; cleanup
+#   f) IPv6 behind home routers: global addresses, no translation, and
+#      the firewall drops what was not asked for until we send out
 . "$(dirname "$0")/lib.sh"
 need_root
 for c in ip iptables conntrack ss awk; do
@@ -245,6 +247,41 @@ o=$(map hs)
 o=${o% }
 [ "$o" != "$*" ] || fail "symmetric NAT kept ports $o after flush"
 echo "symmetric: ports $* -> $o after flush"
+# udp6 HOST PORT DEST|- SECS: in HOST, from UDP port PORT send "hi" to
+# DEST ([addr]:port; -: nothing), then print the source address of the
+# first datagram within SECS (0: do not wait); exit 2 if none came.
+cat > "$T/udp6.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", int(sys.argv[1])))
+if sys.argv[2] != "-":
+    a, p = sys.argv[2].rsplit(":", 1)
+    s.sendto(b"hi", (a.strip("[]"), int(p)))
+if float(sys.argv[3]) > 0:
+    s.settimeout(float(sys.argv[3]))
+    try:
+        print(s.recvfrom(100)[1][0])
+    except socket.timeout:
+        sys.exit(2)
+PY
+udp6() { _h=$1; shift; lab_run "$_h" python3 "$T/udp6.py" "$@"; }
+lab_nat r6a cone drop ipv6; lab_host h6a r6a
+lab_nat r6b cone accept ipv6; lab_host h6b r6b
+A6=$(lab_ip6 h6a) B6=$(lab_ip6 h6b)
+# Unsolicited: the router drops it, whatever its INPUT policy.
+udp6 h6a 5002 - 1 > /dev/null & u6=$!
+lab_wait_udp h6a 5002 || fail "IPv6: no listener"
+udp6 h6b 5002 "[$A6]:5002" 0
+wait $u6; check_eq "IPv6 unsolicited packet (2: none came)" $? 2
+# Once h6a has sent to h6b, h6b's answer comes in, from its own address.
+udp6 h6a 5000 "[$B6]:5000" 5 > "$T/u6" & u6=$!
+wait_for 5 sh -c "ip netns exec $LAB-r6a conntrack -L -f ipv6 2>/dev/null | grep -q 'dport=5000'" ||
+	fail "IPv6: h6a's packet made no conntrack entry"
+udp6 h6b 5000 "[$A6]:5000" 0
+wait $u6 || fail "IPv6: the answer did not get through"
+check_eq "IPv6 source seen, no translation" "$(cat "$T/u6")" "$B6"
+echo "IPv6: unsolicited packet dropped; after h6a sent, $B6 came in untranslated"
+
 if command -v turnserver >/dev/null 2>&1; then
 	lab_turn stun || fail "coturn"
 	# It then waits for an RFC 5780 answer from the other address, which
