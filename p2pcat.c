@@ -1121,8 +1121,9 @@ main(int argc, char *argv[])
 	if (read_secret(&o) == -1 || load_identity(&id) == -1)
 		goto fail;
 	if (o.nstun == 0)
-		log_v(1, "no STUN server: only local addresses are offered, no NAT "
-		    "is crossed (see --stun, and p2pcat.conf.example)");
+		log_v(1, "no STUN server: only this host's addresses are offered, "
+		    "so no NAT is crossed; IPv6 ones may still meet through "
+		    "firewalls (see --stun, and p2pcat.conf.example)");
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;

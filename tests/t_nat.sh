@@ -235,7 +235,28 @@ s_mtu() {
 	echo "   payload a packet: $_p bytes"
 }
 
-ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle mtu"
+# IPv6 behind home routers: global addresses, no NAT66, stateful
+# firewalls dropping what was not asked for.  Without STUN or TURN only
+# the IPv6 host candidates can meet, through both firewalls (each opens
+# for the other's probes once its own went out); with them, the IPv4
+# NATs offer paths too and either family may win.
+s_ipv6() {
+	lab_nat v6a cone drop ipv6; lab_host v6h v6a
+	lab_nat v6b cone drop ipv6; lab_host v6i v6b
+	_stun=$STUN _turn=$TURN
+	STUN= TURN=
+	transfer ipv6 v6h v6i direct
+	STUN=$_stun TURN=$_turn
+	for f in l c; do
+		grep -q "connected: direct path to \[2001:db8:" "$T/$N/$f.err" ||
+			tfail "ipv6: not over IPv6"
+	done
+	grep -q "connected: direct path to \[$(lab_ip6 v6h)\]:" "$T/$N/c.err" ||
+		tfail "ipv6: the caller is not at the listener's address"
+	transfer ipv6-dual v6h v6i direct
+}
+
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle mtu ipv6"
 for s in ${*:-$ALL}; do
 	start=$(date +%s)
 	"s_$s"
