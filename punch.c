@@ -146,6 +146,12 @@
  * authenticated answer is dead (a NAT changed its port and the other
  * NAT filters the new one): the session moves to the peer's relay. */
 #define FAILOVER_US	3000000
+/* On a relay, the direct path that worked before is tried again this
+ * often: one of the session's packets goes there too (ICE's checks go on
+ * after nomination for the same reason, RFC 8445 §8.1).  The first
+ * authenticated packet that comes back that way moves the session back
+ * (punch_confirm follows the freshest packet). */
+#define RECHECK_US	1000000
 
 /* RFC 8656 §3.7: allocations live 600 s by default; §9: "permissions
  * ... expire after 5 minutes"; §12: channel bindings last 10 minutes.
@@ -277,6 +283,10 @@ struct punch {
 	int path_via;
 	uint64_t last_direct;		/* last confirmed direct packet */
 	uint64_t unanswered;		/* first send since the last confirm */
+	bool have_direct;		/* on a relay, with a direct path to retry: */
+	struct sockaddr_storage direct;
+	int direct_via;
+	uint64_t recheck;		/* when to send there next */
 	char why[96];
 };
 enum { NAT_UNKNOWN, NAT_NONE, NAT_CONE, NAT_SYMMETRIC };
@@ -1701,6 +1711,33 @@ punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
 	return 0;
 }
 
+/* Whether (addr, via) goes through a TURN relay, ours or the peer's. */
+static bool
+relayed(const struct punch *p, const struct sockaddr_storage *addr, int via)
+{
+	return via == VIA_RELAY || pair_type(p, addr) == CAND_RELAY;
+}
+
+/* The path is about to become (to, via): leaving a direct path for a
+ * relay, remember it to try again; back on a direct one, stop. */
+static void
+path_change(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via)
+{
+	char a[64];
+
+	if (!relayed(p, to, via)) {
+		if (p->have_direct && p->ready && relayed(p, &p->path, p->path_via))
+			log_v(1, "back on a direct path, to %s",
+			    punch_addrstr(to, a, sizeof a));
+		p->have_direct = false;
+	} else if (p->ready && !relayed(p, &p->path, p->path_via)) {
+		p->have_direct = true;
+		p->direct = p->path;
+		p->direct_via = p->path_via;
+		p->recheck = now + RECHECK_US;
+	}
+}
+
 void
 punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from,
     int via)
@@ -1747,6 +1784,7 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 
 		setsockopt(via_fd(p, via), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
 	}
+	path_change(p, now, from, via);
 	p->path = *from;
 	p->path_via = via;
 	p->ready = true;
@@ -1772,6 +1810,7 @@ failover(struct punch *p, uint64_t now)
 		return;
 	log_v(1, "no answer on the direct path for %d s: moving to the peer's TURN relay %s",
 	    FAILOVER_US / 1000000, punch_addrstr(&p->pairs[i].c.addr, a, sizeof a));
+	path_change(p, now, &p->pairs[i].c.addr, VIA_DIRECT);
 	p->path = p->pairs[i].c.addr;
 	p->path_via = VIA_DIRECT;
 	snprintf(p->why, sizeof p->why, "the direct path went silent");
@@ -1888,6 +1927,12 @@ send_gso(struct punch *p, uint64_t now, struct punch_run *r, int n)
 	return done;
 }
 
+bool
+punch_recheck(const struct punch *p, uint64_t now)
+{
+	return p->ready && p->have_direct && now >= p->recheck;
+}
+
 int
 punch_sendv(struct punch *p, struct punch_run *r, int n)
 {
@@ -1900,6 +1945,14 @@ punch_sendv(struct punch *p, struct punch_run *r, int n)
 		p->unanswered = now;
 	else if (now - p->unanswered > FAILOVER_US)
 		failover(p, now);
+	if (n > 0 && punch_recheck(p, now)) {
+		/* A copy of the first datagram: whichever copy the peer
+		 * opens second is dropped there as a replay. */
+		size_t k = r[0].len < r[0].seg ? r[0].len : r[0].seg;
+
+		send_to(via_fd(p, p->direct_via), r[0].buf, k, &p->direct);
+		p->recheck = now + RECHECK_US;
+	}
 	for (i = 0; i < n && r[i].seg <= DGRAM_MAX; i++)
 		;
 	if (p->gso && p->path_via != VIA_RELAY && i == n) {
@@ -2023,6 +2076,8 @@ punch_deadline(const struct punch *p)
 		t = u;
 	if (p->ready && p->ep != -1)
 		return 0;	/* close the birthday sockets */
+	if (p->ready && p->have_direct && p->recheck < t)
+		t = p->recheck;
 	if (!p->started || p->ready)
 		return t;
 	for (i = 0; i < p->n; i++)

@@ -84,6 +84,11 @@ struct punch_run {
  * [return] has been advanced past what went; retry the rest on POLLOUT.
  * -1: error. */
 int punch_sendv(struct punch *p, struct punch_run *r, int n);
+/* true when the session should send a packet now (stream_ping, if it
+ * has nothing else): on a relay, the direct path that worked before is
+ * due to be tried again, and punch_sendv sends a copy of the next
+ * datagram there. */
+bool punch_recheck(const struct punch *p, uint64_t now);
 /* Send what is due (probes, knocks, keepalives of the relay). */
 void punch_output(struct punch *p, uint64_t now);
 /* When punch_output must run next (UINT64_MAX: never). */

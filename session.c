@@ -742,6 +742,8 @@ send_all(struct session *s, uint64_t now)
 	if (s->txfirst < s->ntx && flush_runs(s) != 1)
 		return s->err == SESS_OK ? 0 : -1;
 	s->txfirst = s->ntx = 0;
+	if (punch_recheck(s->punch, now))
+		stream_ping(s->st);
 	for (i = 0; i < IO_BATCH; i++) {
 		uint8_t *pkt = s->txbuf + off;
 

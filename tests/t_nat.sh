@@ -256,7 +256,54 @@ s_ipv6() {
 	transfer ipv6-dual v6h v6i direct
 }
 
-ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle mtu ipv6"
+# An outage of the direct path only (inet drops what the two NATs send
+# each other; the TURN server stays reachable): after 3 s without answers
+# both sides move to a relay; once the path is back, the copies of a
+# packet a second sent there bring both back to it.  Data trickles both
+# ways throughout, so each side has something to send; both streams
+# must arrive whole.
+s_heal() {
+	lab_nat hla cone drop; lab_host hl hla
+	lab_nat hlb cone drop; lab_host hm hlb
+	N=$((N + 1)); _d=$T/$N; mkdir -p "$_d"
+	A=$(lab_pubip hl) B=$(lab_pubip hm)
+	# trickle FILE: a numbered line every 20 ms until $_d/stop, then FILE.
+	trickle() {
+		_i=0
+		while [ ! -e "$_d/stop" ]; do
+			echo "line $_i"; _i=$((_i + 1)); sleep 0.02
+		done
+		cat "$1"
+	}
+	trickle "$T/b" | tee "$_d/b.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p hl -vv -w 20 \
+		$STUN $TURN -l heal > "$_d/a.got" 2> "$_d/l.err" &
+	_lp=$!
+	trickle "$T/a" | tee "$_d/a.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p hm -vv -w 20 \
+		$STUN $TURN heal > "$_d/b.got" 2> "$_d/c.err" &
+	_cp=$!
+	both() { grep -q "$1" "$_d/l.err" && grep -q "$1" "$_d/c.err"; }
+	wait_for 20 both "connected: direct path" || tfail "heal: no direct path"
+	outage() {
+		ip netns exec "$LAB-inet" iptables -w "$1" FORWARD -s "$A" -d "$B" -j DROP &&
+		ip netns exec "$LAB-inet" iptables -w "$1" FORWARD -s "$B" -d "$A" -j DROP
+	}
+	outage -I || fail "heal: iptables"
+	wait_for 20 both "peer moved to .*(through our TURN relay)\|moving to the peer's TURN relay" ||
+		tfail "heal: did not move to a relay"
+	outage -D || fail "heal: iptables"
+	wait_for 20 both "back on a direct path" || tfail "heal: did not come back"
+	touch "$_d/stop"
+	wait_exit $_cp 60 || tfail "heal: caller hung"
+	_crc=$RC
+	wait_exit $_lp 30 || tfail "heal: listener hung"
+	tcheck "heal: caller status" $_crc 0
+	tcheck "heal: listener status" $RC 0
+	tcheck "heal: caller to listener sha256" "$(sha "$_d/a.got")" "$(sha "$_d/a.sent")"
+	tcheck "heal: listener to caller sha256" "$(sha "$_d/b.got")" "$(sha "$_d/b.sent")"
+	echo "ok heal: $(grep -h "back on a direct path" "$_d/l.err" "$_d/c.err" | tr '\n' ' ')"
+}
+
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle mtu ipv6 heal"
 for s in ${*:-$ALL}; do
 	start=$(date +%s)
 	"s_$s"
