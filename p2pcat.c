@@ -878,6 +878,7 @@ listener(const struct opts *o, struct sig *sig, const struct crypto_identity *id
 	unsigned char blob[SIG_MAX_BLOB];
 	struct sig_msg *offer;
 	struct sess_conf sc;
+	struct punch_budget spray = { 0 };
 	int ret = EXIT_NOCONN;
 
 	if ((offer = malloc(sizeof *offer)) == NULL) {
@@ -885,6 +886,7 @@ listener(const struct opts *o, struct sig *sig, const struct crypto_identity *id
 		return EXIT_NOCONN;
 	}
 	sess_setup(&sc, o, id, false);
+	sc.punch.spray = &spray;	/* one budget for every offer we take */
 	for (;;) {
 		struct session *s;
 		size_t len;

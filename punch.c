@@ -138,6 +138,8 @@
 #define SPRAY_BURST	16
 #define SPRAY_US	10000
 #define SPRAY_MAX	8192
+/* A process's sprays refill at SPRAY_MAX a minute (struct punch_budget). */
+#define SPRAY_REFILL_US	60000000
 #define BDAY_RELAY_US	2000000
 #define PORT_MIN	1024
 /* A relayed packet does not replace a direct path confirmed this recently. */
@@ -276,6 +278,7 @@ struct punch {
 	int nrdy;			/* sockets epoll said were readable */
 	int rdy[64];			/* -1 main, else birthday index */
 	struct sockaddr_storage spray_to;
+	struct punch_budget *budget;	/* the process's, or NULL */
 	int spray_left;
 	uint64_t spray_next;
 	bool ready;
@@ -754,6 +757,7 @@ punch_new(const struct punch_conf *c)
 		return NULL;
 	}
 	p->caller = c->caller;
+	p->budget = c->spray;
 	p->low_ttl = TTL_DEFAULT;
 	p->ep = -1;
 	if ((p->rx.buf = malloc((size_t)RX_SLOTS * RX_SLOT)) == NULL) {
@@ -1970,6 +1974,34 @@ punch_sendv(struct punch *p, struct punch_run *r, int n)
 	return n;
 }
 
+/* One probe from the process's spray budget: true if it may go. */
+static bool
+spray_take(struct punch *p, uint64_t now)
+{
+	struct punch_budget *b = p->budget;
+
+	if (b == NULL)
+		return true;
+	if (!b->init) {
+		b->init = true;
+		b->tokens = SPRAY_MAX;
+		b->at = now;
+	}
+	b->tokens += (double)(now - b->at) * SPRAY_MAX / SPRAY_REFILL_US;
+	if (b->tokens > SPRAY_MAX)
+		b->tokens = SPRAY_MAX;
+	b->at = now;
+	if (b->tokens < 1) {
+		if (p->spray_left > 0)
+			log_v(1, "birthday probing: this process's budget of %d probes "
+			    "a minute is spent", SPRAY_MAX);
+		p->spray_left = 0;
+		return false;
+	}
+	b->tokens -= 1;
+	return true;
+}
+
 static size_t
 make_knock(const struct punch *p, uint8_t *buf)
 {
@@ -2054,7 +2086,8 @@ punch_output(struct punch *p, uint64_t now)
 		struct sockaddr_storage to = p->spray_to;
 
 		p->spray_next = now + SPRAY_US;
-		for (i = 0; i < SPRAY_BURST && p->spray_left > 0; i++, p->spray_left--) {
+		for (i = 0; i < SPRAY_BURST && p->spray_left > 0 && spray_take(p, now);
+		    i++, p->spray_left--) {
 			in_port_t port = htons(PORT_MIN + randombytes_uniform(65536 - PORT_MIN));
 
 			if (to.ss_family == AF_INET)

@@ -29,12 +29,23 @@ struct cand {
 	struct sockaddr_storage addr;	/* AF_INET or AF_INET6 */
 };
 
+/* Birthday probes a process may send at guessed ports, across all its
+ * sessions (a token bucket; zeroed is full).  An offer that claims a
+ * symmetric NAT makes the listener spray its address: offers forged one
+ * after another must not turn a listener into a flood. */
+struct punch_budget {
+	bool init;
+	double tokens;
+	uint64_t at;
+};
+
 struct punch_conf {
 	int port;			/* local UDP port; 0: any */
 	bool caller;			/* we made the offer */
 	int nstun;
 	const char *stun[PUNCH_MAX_STUN];	/* "host:port" STUN servers */
 	const char *turn;		/* "turn://user:pass@host:port" or NULL */
+	struct punch_budget *spray;	/* shared by sessions, or NULL */
 };
 
 /* Builds the caller's probe into buf: its length, or 0. */
