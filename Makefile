@@ -48,6 +48,8 @@ tests/tool_stunc: stun.o util.o hash.o
 tests/unit_firestore: signal.o
 tests/unit_session: punch.o crypto.o stream.o stun.o hash.o signal.o firestore.o
 tests/unit_signal: firestore.o
+# tests/tun.c: the TUN device, signals and random stream of the TUN tools.
+tests/tool_netem tests/tool_mitm: tests/tun.o
 
 tests: $(UNITS) $(TOOLS)
 
@@ -95,4 +97,4 @@ clean:
 
 .PHONY: all tests fuzz demo check bench deps install uninstall clean
 
--include $(SRCS:.c=.d) $(UNITS:=.d) $(TOOLS:=.d)
+-include $(SRCS:.c=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d

@@ -63,3 +63,22 @@ check_eq() { [ "$2" = "$3" ] || fail "$1: got \`$2', want \`$3'"; }
 
 # randfile PATH MIB: MIB mebibytes of random bytes.
 randfile() { head -c $(( $2 * 1048576 )) /dev/urandom > "$1"; }
+
+# fs_serve ARGS...: a fresh tests/fsserver.py for project p2pcat-test, with
+# ARGS, its stderr appended to $T/server.log; stops the one it started
+# before.  Sets SPID, FS_PORT and FIRESTORE_EMULATOR_HOST (exported).
+fs_serve() {
+	if [ -n "${SPID:-}" ]; then
+		kill "$SPID"; wait "$SPID"
+	else
+		at_exit '[ -n "${SPID:-}" ] && kill $SPID 2>/dev/null'
+	fi
+	rm -f "$T/port"
+	python3 "$SRCDIR/tests/fsserver.py" --port 0 --port-file "$T/port" \
+	    --project p2pcat-test "$@" 2>>"$T/server.log" &
+	SPID=$!
+	wait_for 10 test -s "$T/port" || fail "fsserver.py did not start"
+	FS_PORT=$(cat "$T/port")
+	FIRESTORE_EMULATOR_HOST=127.0.0.1:$FS_PORT
+	export FS_PORT FIRESTORE_EMULATOR_HOST
+}

@@ -16,20 +16,6 @@ ID3=00000000000000000000000000000003
 ID9=ffffffffffffffffffffffffffffffff
 D=inbox
 
-# start_server ARGS...: a fresh server; sets FS_PORT and FIRESTORE_EMULATOR_HOST.
-start_server() {
-	[ -n "${SPID:-}" ] && { kill "$SPID"; wait "$SPID"; }
-	rm -f "$T/port"
-	python3 "$SRCDIR/tests/fsserver.py" --port 0 --port-file "$T/port" \
-	    --project p2pcat-test "$@" 2>>"$T/server.log" &
-	SPID=$!
-	wait_for 10 test -s "$T/port" || fail "fsserver.py did not start"
-	FS_PORT=$(cat "$T/port")
-	FIRESTORE_EMULATOR_HOST=127.0.0.1:$FS_PORT
-	export FS_PORT FIRESTORE_EMULATOR_HOST
-}
-at_exit '[ -n "${SPID:-}" ] && kill $SPID 2>/dev/null'
-
 docs() { $REST dump | wc -l | tr -d ' '; }
 reset() { $REST control POST reset '{}'; }
 fault() { $REST control POST faults "$1"; }
@@ -41,7 +27,7 @@ run() {
 errhas() { grep -q -- "$2" "$T/$1.err" || { cat "$T/$1.err" >&2; fail "$1: no \`$2' in its stderr"; }; }
 reads_of() { sed -n 's/^reads \([0-9]*\) writes.*/\1/p' "$T/$1.err"; }
 
-start_server
+fs_serve
 
 # The long one first, on a server of its own: a caller's 280 s wait.
 python3 "$SRCDIR/tests/fsserver.py" --port 0 --port-file "$T/port2" \
@@ -258,7 +244,7 @@ check_eq "idle listener's billed reads (server)" "$($REST reads /inbox/nobody/of
 # API-key mode against the server's Auth emulator: anonymous sign-up, the
 # token cached 0600, refreshed after a 401 and before it expires.
 KEY=AIzaTest-key_0123456789
-start_server --auth issued --api-key "$KEY"
+fs_serve --auth issued --api-key "$KEY"
 export FIREBASE_AUTH_EMULATOR_HOST=$FIRESTORE_EMULATOR_HOST
 printf '%s\n' "$KEY" >"$T/key"
 chmod 600 "$T/key"

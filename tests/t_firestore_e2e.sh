@@ -10,20 +10,6 @@ command -v python3 >/dev/null || skip "no python3"
 [ -x "$P2PCAT" ] || fail "no $P2PCAT: run make"
 REST="python3 $SRCDIR/tests/firestore_rest.py"
 
-# serve ARGS...: a fresh fsserver.py; sets FS_PORT and FIRESTORE_EMULATOR_HOST.
-serve() {
-	[ -n "${SPID:-}" ] && { kill "$SPID"; wait "$SPID"; }
-	rm -f "$T/port"
-	python3 "$SRCDIR/tests/fsserver.py" --port 0 --port-file "$T/port" \
-	    --project p2pcat-test "$@" 2>>"$T/server.log" &
-	SPID=$!
-	wait_for 10 test -s "$T/port" || fail "fsserver.py did not start"
-	FS_PORT=$(cat "$T/port")
-	FIRESTORE_EMULATOR_HOST=127.0.0.1:$FS_PORT
-	export FS_PORT FIRESTORE_EMULATOR_HOST
-}
-at_exit '[ -n "${SPID:-}" ] && kill $SPID 2>/dev/null'
-
 # transfer WHAT: "hello, bob" to a listener and "hello, alice" back.
 transfer() {
 	echo "hello, bob" > "$T/to-bob"
@@ -45,14 +31,14 @@ transfer() {
 }
 
 export P2PCAT_SIGNAL=firestore:p2pcat-test
-serve
+fs_serve
 transfer "emulator"
 grep -q "emulator owner" "$T/c.err" || fail "emulator: owner token not used"
 
 # API key from the config file; the server accepts only its own tokens.
 unset P2PCAT_SIGNAL
 KEY=AIzaE2e-key_9876543210
-serve --auth issued --api-key "$KEY"
+fs_serve --auth issued --api-key "$KEY"
 export FIREBASE_AUTH_EMULATOR_HOST=$FIRESTORE_EMULATOR_HOST
 mkdir -p "$XDG_CONFIG_HOME/p2pcat"
 printf '%s\n' "$KEY" > "$XDG_CONFIG_HOME/p2pcat/firebase-key"

@@ -45,29 +45,20 @@
  * Usage: tool_mitm [-b pct] [-f pct] [-H pct] [-i ifname] [-n pct]
  *                  [-r pct] [-s seed] [-t pct] [-w file]
  * Exit status: 0 after a signal, 1 on misuse or a setup error.
+ * The TUN device, the signals and the random numbers are tests/tun.c's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#define SLOT_SIZE	2048	/* > the MTU we set, so a read never truncates */
-#define TUN_MTU		1500
-#define BATCH		64	/* packets read per poll wakeup */
-#define TUN_QLEN	4096	/* the kernel's queue toward us (default 500) */
+#include "tun.h"
+
 #define HIST		4096	/* packets kept per flow for replays */
 #define MAX_FLOWS	16
 #define MAX_DSTS	16
@@ -91,7 +82,7 @@ struct flow {
 	bool have_pn;
 	size_t nhist, next;
 	uint16_t hlen[HIST];
-	unsigned char (*hist)[SLOT_SIZE];	/* whole IP packets */
+	unsigned char (*hist)[TUN_SLOT];	/* whole IP packets */
 };
 
 struct dst {
@@ -100,8 +91,6 @@ struct dst {
 	uint64_t replay, port, reflect, hello;
 };
 
-static volatile sig_atomic_t stop, dump;
-static uint64_t rng_state;
 static struct flow flows[MAX_FLOWS];
 static size_t nflows;
 static struct dst dsts[MAX_DSTS];
@@ -110,41 +99,16 @@ static uint64_t st_in, st_out, st_werr;
 static int tun;
 static FILE *capture;
 
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		dump = 1;
-	else
-		stop = 1;
-}
-
-/* splitmix64: small, fast, and reproducible from -s. */
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* True with probability p (0..1). */
-static bool chance(double p)
-{
-	if (p <= 0)
-		return false;
-	return (double)(rnd() >> 11) * 0x1.0p-53 < p;
-}
-
 /* A uniform number in [lo, hi]. */
 static uint64_t between(uint64_t lo, uint64_t hi)
 {
-	return lo + rnd() % (hi - lo + 1);
+	return lo + tun_rand() % (hi - lo + 1);
 }
 
 static void fill(unsigned char *p, size_t n)
 {
 	while (n--)
-		*p++ = (unsigned char)rnd();
+		*p++ = (unsigned char)tun_rand();
 }
 
 /* The Internet checksum's running sum of p (n bytes) added to s. */
@@ -203,7 +167,7 @@ static size_t fixup(unsigned char *pkt, size_t ihl, size_t plen)
 	uint16_t c;
 
 	put16(pkt + 2, (uint16_t)len);
-	put16(pkt + 4, (uint16_t)rnd());
+	put16(pkt + 4, (uint16_t)tun_rand());
 	put16(pkt + 10, 0);
 	put16(pkt + 10, fold(sum16(0, pkt, ihl)));
 	put16(pkt + ihl + 4, (uint16_t)(plen + 8));
@@ -251,7 +215,7 @@ static struct flow *flow_of(const unsigned char *pkt, size_t ihl)
 	if (nflows == MAX_FLOWS)
 		return NULL;
 	f = &flows[nflows];
-	if ((f->hist = calloc(HIST, SLOT_SIZE)) == NULL)
+	if ((f->hist = calloc(HIST, TUN_SLOT)) == NULL)
 		return NULL;
 	nflows++;
 	f->sip = sip, f->dip = dip, f->sport = sport, f->dport = dport;
@@ -291,7 +255,7 @@ static struct {
 /* Replay an earlier packet of flow f. */
 static void replay(struct flow *f, struct dst *d, bool data)
 {
-	unsigned char buf[SLOT_SIZE];
+	unsigned char buf[TUN_SLOT];
 	size_t i, len, ihl;
 	const unsigned char *pay;
 	size_t plen;
@@ -303,7 +267,7 @@ static void replay(struct flow *f, struct dst *d, bool data)
 	memcpy(buf, f->hist[i], len);
 	if (!parse(buf, len, &ihl, &pay, &plen))
 		return;
-	uint64_t how = data ? rnd() % 4 : 0;
+	uint64_t how = data ? tun_rand() % 4 : 0;
 	if (how <= 1) {
 		d->replay++;
 		put_out(buf, len);
@@ -333,7 +297,7 @@ static void replay(struct flow *f, struct dst *d, bool data)
 /* Attack (or forward) one packet read from the TUN. */
 static void handle(unsigned char *pkt, size_t len)
 {
-	unsigned char buf[SLOT_SIZE];
+	unsigned char buf[TUN_SLOT];
 	const unsigned char *pay;
 	size_t ihl, plen;
 	struct flow *f;
@@ -350,7 +314,7 @@ static void handle(unsigned char *pkt, size_t len)
 	}
 	unsigned type = pay[1] & ~PHASE;
 	if (type == T_HELLO || type == T_KNOCK) {
-		if (type == T_HELLO && plen > HDR + 4 && chance(opt.hello)) {
+		if (type == T_HELLO && plen > HDR + 4 && tun_chance(opt.hello)) {
 			memcpy(buf, pkt, len);
 			flip_bits(buf + ihl + 8, HDR + 4, plen);
 			d->hello++;
@@ -358,7 +322,7 @@ static void handle(unsigned char *pkt, size_t len)
 		}
 		put_out(pkt, len);
 		remember(f, pkt, len);
-		if (chance(opt.replay))
+		if (tun_chance(opt.replay))
 			replay(f, d, false);
 		return;
 	}
@@ -373,9 +337,9 @@ static void handle(unsigned char *pkt, size_t len)
 		f->pn = pn;
 	f->have_pn = true;
 
-	if (chance(opt.inject)) {
+	if (tun_chance(opt.inject)) {
 		/* Mostly long enough to be checked, some not. */
-		size_t n = chance(0.1) ? between(HDR, COUNTED_MIN - 1) :
+		size_t n = tun_chance(0.1) ? between(HDR, COUNTED_MIN - 1) :
 		    between(COUNTED_MIN, PAYLOAD_MAX);
 		unsigned char *p = buf + ihl + 8;
 		int64_t delta = (int64_t)between(0, 6000) - 3000;
@@ -383,7 +347,7 @@ static void handle(unsigned char *pkt, size_t len)
 		memcpy(buf, pkt, ihl + 8);
 		fill(p, n);
 		p[0] = MAGIC;
-		p[1] = (unsigned char)(T_DATA | (chance(0.5) ? PHASE : 0));
+		p[1] = (unsigned char)(T_DATA | (tun_chance(0.5) ? PHASE : 0));
 		memcpy(p + 2, f->cid, 4);
 		if (n >= PN_END)
 			put64(p + HDR, delta < 0 && (uint64_t)-delta > f->pn ? 0 : f->pn + delta);
@@ -393,7 +357,7 @@ static void handle(unsigned char *pkt, size_t len)
 			d->inj_u++;
 		put_out(buf, fixup(buf, ihl, n));
 	}
-	if (chance(opt.flip)) {
+	if (tun_chance(opt.flip)) {
 		memcpy(buf, pkt, len);
 		flip_bits(buf + ihl + 8, 0, plen);
 		if (counted(buf + ihl + 8, plen, f->cid))
@@ -401,7 +365,7 @@ static void handle(unsigned char *pkt, size_t len)
 		else
 			d->flip_u++;
 		put_out(buf, fixup(buf, ihl, plen));
-	} else if (chance(opt.trunc)) {
+	} else if (tun_chance(opt.trunc)) {
 		size_t n = between(1, plen - 1);
 
 		memcpy(buf, pkt, len);
@@ -411,7 +375,7 @@ static void handle(unsigned char *pkt, size_t len)
 			d->trunc_u++;
 		put_out(buf, fixup(buf, ihl, n));
 	} else {
-		if (plen >= COUNTED_MIN && chance(opt.badtag)) {
+		if (plen >= COUNTED_MIN && tun_chance(opt.badtag)) {
 			memcpy(buf, pkt, len);
 			fill(buf + len - TAG, TAG);
 			d->badtag++;
@@ -420,7 +384,7 @@ static void handle(unsigned char *pkt, size_t len)
 		put_out(pkt, len);
 		remember(f, pkt, len);
 	}
-	if (chance(opt.replay))
+	if (tun_chance(opt.replay))
 		replay(f, d, true);
 }
 
@@ -464,45 +428,6 @@ static void usage(FILE *f)
 	    "                 [-r pct] [-s seed] [-t pct] [-w file]\n", f);
 }
 
-/* Creates the TUN device, sets its MTU and brings it up; returns its fd. */
-static int tun_open(const char *name)
-{
-	struct ifreq ifr;
-	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		perror("tool_mitm: /dev/net/tun");
-		return -1;
-	}
-	memset(&ifr, 0, sizeof ifr);
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		fprintf(stderr, "tool_mitm: TUNSETIFF `%s': %s\n", name, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0) {
-		perror("tool_mitm: socket");
-		close(fd);
-		return -1;
-	}
-	ifr.ifr_mtu = TUN_MTU;
-	int ok = ioctl(s, SIOCSIFMTU, &ifr) == 0;
-	ifr.ifr_qlen = TUN_QLEN;
-	ok = ok && ioctl(s, SIOCSIFTXQLEN, &ifr) == 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
-	ifr.ifr_flags |= IFF_UP;
-	ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
-	if (!ok) {
-		fprintf(stderr, "tool_mitm: configuring `%s': %s\n", name, strerror(errno));
-		close(s);
-		close(fd);
-		return -1;
-	}
-	close(s);
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	const char *ifname = "mt0";
@@ -515,13 +440,7 @@ int main(int argc, char **argv)
 		case 'f': opt.flip = pct(optarg); break;
 		case 'H': opt.hello = pct(optarg); break;
 		case 'h': usage(stdout); return 0;
-		case 'i':
-			if (strlen(optarg) >= IFNAMSIZ) {
-				fprintf(stderr, "tool_mitm: bad interface `%s'\n", optarg);
-				return 1;
-			}
-			ifname = optarg;
-			break;
+		case 'i': ifname = optarg; break;
 		case 'n': opt.inject = pct(optarg); break;
 		case 'r': opt.replay = pct(optarg); break;
 		case 's': seed = strtoull(optarg, NULL, 10); break;
@@ -539,54 +458,22 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	rng_state = seed;
-
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sigset_t block, waitmask;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &block, &waitmask);
-	sigdelset(&waitmask, SIGTERM);
-	sigdelset(&waitmask, SIGINT);
-	sigdelset(&waitmask, SIGUSR1);
-
-	if ((tun = tun_open(ifname)) < 0)
+	if ((tun = tun_start(ifname, seed)) < 0)
 		return 1;
-	struct pollfd pfd = { .fd = tun, .events = POLLIN };
-	unsigned char pkt[SLOT_SIZE];
+	unsigned char pkt[TUN_SLOT];
 
-	while (!stop) {
-		if (dump) {
-			dump = 0;
-			print_stats();
-		}
-		int n = ppoll(&pfd, 1, NULL, &waitmask);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			perror("tool_mitm: poll");
+	while (!tun_stop) {
+		int n = tun_wait(tun, NULL, print_stats);
+		if (n < 0)
 			return 1;
-		}
-		if (!(pfd.revents & POLLIN))
+		if (n == 0)
 			continue;
-		for (int b = 0; b < BATCH; b++) {
-			ssize_t len = read(tun, pkt, sizeof pkt);
-			if (len < 0) {
-				if (errno != EAGAIN && errno != EINTR) {
-					perror("tool_mitm: read");
-					return 1;
-				}
-				break;
-			}
+		for (int b = 0; b < TUN_BATCH; b++) {
+			ssize_t len = tun_read(tun, pkt, sizeof pkt);
+			if (len < 0)
+				return 1;
 			if (len == 0)
-				continue;
+				break;
 			st_in++;
 			handle(pkt, (size_t)len);
 		}

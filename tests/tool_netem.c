@@ -17,68 +17,31 @@
  * (CLOCK_MONOTONIC); the poll timeout is the earliest one.  Counters are
  * printed on stderr at exit (SIGTERM, SIGINT) and on SIGUSR1.
  * Exit status: 0 after a signal, 1 on misuse or a setup error.
+ * The TUN device, the signals and the random numbers are tests/tun.c's.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SLOT_SIZE 2048      /* > the MTU we set, so a read never truncates */
-#define TUN_MTU 1500
-#define BATCH 64            /* packets read per poll wakeup */
-#define TUN_QLEN 4096       /* the kernel's queue toward us (default 500) */
+#include "tun.h"
 
 struct pkt {
 	uint64_t due;       /* ns on CLOCK_MONOTONIC */
 	uint64_t seq;       /* FIFO among equal due times */
 	uint16_t len;
-	unsigned char data[SLOT_SIZE];
+	unsigned char data[TUN_SLOT];
 };
-
-static volatile sig_atomic_t stop, dump;
-static uint64_t rng_state;
 
 static struct {
 	uint64_t in, out, lost, dup, reordered, overflow, werr;
 } st;
-
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		dump = 1;
-	else
-		stop = 1;
-}
-
-/* splitmix64: small, fast, and reproducible from -s. */
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* True with probability p (0..1). */
-static bool chance(double p)
-{
-	if (p <= 0)
-		return false;
-	return (double)(rnd() >> 11) * 0x1.0p-53 < p;
-}
 
 static uint64_t now_ns(void)
 {
@@ -176,48 +139,6 @@ static void usage(FILE *f)
 	    "[-s seed]\n", f);
 }
 
-/* Creates the TUN device, sets its MTU and brings it up; returns its fd. */
-static int tun_open(const char *name)
-{
-	struct ifreq ifr;
-	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		perror("tool_netem: /dev/net/tun");
-		return -1;
-	}
-	memset(&ifr, 0, sizeof ifr);
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		fprintf(stderr, "tool_netem: TUNSETIFF `%s': %s\n", name,
-		    strerror(errno));
-		close(fd);
-		return -1;
-	}
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0) {
-		perror("tool_netem: socket");
-		close(fd);
-		return -1;
-	}
-	ifr.ifr_mtu = TUN_MTU;
-	int ok = ioctl(s, SIOCSIFMTU, &ifr) == 0;
-	ifr.ifr_qlen = TUN_QLEN;
-	ok = ok && ioctl(s, SIOCSIFTXQLEN, &ifr) == 0 &&
-	    ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
-	ifr.ifr_flags |= IFF_UP;
-	ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
-	if (!ok) {
-		fprintf(stderr, "tool_netem: configuring `%s': %s\n", name,
-		    strerror(errno));
-		close(s);
-		close(fd);
-		return -1;
-	}
-	close(s);
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	const char *ifname = "nm0";
@@ -233,13 +154,7 @@ int main(int argc, char **argv)
 		case 'R': rate_kbit = num("rate", optarg, 0, 1e8); break;
 		case 'd': delay_ms = num("delay", optarg, 0, 60000); break;
 		case 'h': usage(stdout); return 0;
-		case 'i':
-			if (strlen(optarg) >= IFNAMSIZ) {
-				fprintf(stderr, "tool_netem: bad interface `%s'\n", optarg);
-				return 1;
-			}
-			ifname = optarg;
-			break;
+		case 'i': ifname = optarg; break;
 		case 'j': jitter_ms = num("jitter", optarg, 0, 60000); break;
 		case 'l': loss = num("loss %", optarg, 0, 100) / 100; break;
 		case 'q': limit = (size_t)num("limit", optarg, 1, 1000000); break;
@@ -252,23 +167,6 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	rng_state = seed;
-
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sigset_t block, waitmask;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &block, &waitmask);
-	sigdelset(&waitmask, SIGTERM);
-	sigdelset(&waitmask, SIGINT);
-	sigdelset(&waitmask, SIGUSR1);
 
 	/* One extra slot is the read buffer of the next packet. */
 	struct pkt *pool = calloc(limit + 1, sizeof *pool);
@@ -281,7 +179,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i <= limit; i++)
 		freelist[nfree++] = &pool[i];
 
-	int fd = tun_open(ifname);
+	int fd = tun_start(ifname, seed);
 	if (fd < 0)
 		return 1;
 
@@ -289,9 +187,8 @@ int main(int argc, char **argv)
 	const uint64_t jitter = (uint64_t)(jitter_ms * 1e6);
 	const double ns_per_byte = rate_kbit > 0 ? 8e6 / rate_kbit : 0;
 	uint64_t seq = 0, link_free = 0;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-	while (!stop) {
+	while (!tun_stop) {
 		uint64_t now = now_ns();
 		while (nheap > 0 && heap[0]->due <= now) {
 			struct pkt *p = heap_pop();
@@ -305,41 +202,28 @@ int main(int argc, char **argv)
 			ts.tv_nsec = (long)(wait % 1000000000u);
 			tsp = &ts;
 		}
-		if (dump) {
-			dump = 0;
-			print_stats();
-		}
-		int n = ppoll(&pfd, 1, tsp, &waitmask);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			perror("tool_netem: poll");
+		int n = tun_wait(fd, tsp, print_stats);
+		if (n < 0)
 			return 1;
-		}
-		if (n == 0 || !(pfd.revents & POLLIN))
+		if (n == 0)
 			continue;
 		now = now_ns();
-		for (int b = 0; b < BATCH; b++) {
+		for (int b = 0; b < TUN_BATCH; b++) {
 			struct pkt *p = freelist[nfree - 1];
-			ssize_t len = read(fd, p->data, sizeof p->data);
-			if (len < 0) {
-				if (errno != EAGAIN && errno != EINTR) {
-					perror("tool_netem: read");
-					return 1;
-				}
-				break;
-			}
+			ssize_t len = tun_read(fd, p->data, sizeof p->data);
+			if (len < 0)
+				return 1;
 			if (len == 0)
-				continue;
+				break;
 			st.in++;
 			p->len = (uint16_t)len;
-			if (chance(loss)) {
+			if (tun_chance(loss)) {
 				st.lost++;
 				continue;
 			}
 			struct pkt *copy[2] = { p, NULL };
 			int copies = 1;
-			if (chance(dup)) {
+			if (tun_chance(dup)) {
 				st.dup++;
 				if (nfree >= 2) {
 					copy[1] = freelist[nfree - 2];
@@ -352,14 +236,14 @@ int main(int argc, char **argv)
 			}
 			for (int k = 0; k < copies; k++) {
 				struct pkt *q = copy[k];
-				if (chance(reorder)) {
+				if (tun_chance(reorder)) {
 					st.reordered++;
 					put_out(fd, q->data, q->len);
 					continue;
 				}
 				uint64_t due = now + delay;
 				if (jitter > 0) {
-					int64_t j = (int64_t)(rnd() % (2 * jitter + 1)) - (int64_t)jitter;
+					int64_t j = (int64_t)(tun_rand() % (2 * jitter + 1)) - (int64_t)jitter;
 					due = (j < 0 && (uint64_t)-j > delay) ? now : due + (uint64_t)j;
 				}
 				if (ns_per_byte > 0) {
