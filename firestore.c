@@ -69,6 +69,9 @@
 #define FS_RETRY_MS	100	/* first backoff; Google's clients: 0.1 s, x1.3 */
 #define FS_RETRY_MAX_MS	5000	/* backoff cap (theirs is 60 s; we have deadlines) */
 #define FS_UNREACH_MS	3000	/* how long "cannot connect" is retried */
+/* A listener whose store stops answering (the network is down) keeps
+ * listening: it tries again after a poll interval, doubling up to this. */
+#define FS_OUTAGE_MAX_MS 60000
 #define FS_CONNECT_TO_MS 5000	/* curl connect timeout */
 #define FS_REQ_TO_MS	30000	/* curl total timeout */
 #define FS_OP_MS	20000	/* deadline of offer/answer */
@@ -121,6 +124,10 @@ struct fs {
 	char msg[256];			/* its error message, cleaned */
 	int attempts;			/* of the last request */
 	int unsure;			/* an earlier attempt may have landed */
+	int lost;			/* the last request failed on the way:
+					   no answer, or only "try later" */
+	int quiet;			/* say such failures with -v only */
+	int polled;			/* an inbox poll has worked */
 	uint64_t req_deadline;		/* for the progress callback */
 };
 
@@ -493,6 +500,7 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
 
 	b->attempts = 0;
 	b->unsure = 0;
+	b->lost = 0;
 	fs_url_host(host, sizeof host, url);
 	for (;;) {
 		if (b->stop != NULL && *b->stop) {
@@ -610,7 +618,8 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
 		} else if (fs_unreachable(cc)) {
 			if (unix_ms() - first >= FS_UNREACH_MS ||
 			    unix_ms() + delay * 3 / 2 >= deadline) {
-				log_err("firestore: cannot reach %s: %s",
+				b->lost = 1;
+				log_v(b->quiet ? 1 : 0, "firestore: cannot reach %s: %s",
 				    host, err[0] ? err :
 				    curl_easy_strerror(cc));
 				goto out;
@@ -632,11 +641,12 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
 		}
 		d = delay / 2 + randombytes_uniform((uint32_t)delay + 1);
 		if (unix_ms() + d >= deadline) {
+			b->lost = 1;
 			if (b->http != 0) {
 				ret = (int)b->http;
 				goto out;
 			}
-			log_err("firestore: %s %s: %s%s", fs_unreachable(cc) ?
+			log_v(b->quiet ? 1 : 0, "firestore: %s %s: %s%s", fs_unreachable(cc) ?
 			    "cannot reach" : method, host, err[0] ? err :
 			    curl_easy_strerror(cc), fs_unreachable(cc) ? "" :
 			    "; gave up at the deadline");
@@ -1467,7 +1477,10 @@ fs_poll_offers(struct fs *b, const char *name, const char *coll,
 		goto out;
 	}
 	if (code != 200) {
-		fs_http_err(b, code, "list", coll);
+		if (b->lost && b->quiet)
+			log_v(1, "firestore: list of `%s': HTTP %d", coll, code);
+		else
+			fs_http_err(b, code, "list", coll);
 		goto out;
 	}
 	if ((j = fs_parse_body(b)) == NULL || !cJSON_IsObject(j)) {
@@ -1536,7 +1549,7 @@ fs_wait_offer(void *v, const char *name, struct sig_msg *offer,
 {
 	struct fs *b = v;
 	char coll[SIG_MAX_NAME + 32], prefix[600], q[80];
-	uint64_t rdl, next;
+	uint64_t rdl, next, t0, down = 0, wait = 0;
 	int r, again = 0;
 
 	if (!sig_valid_name(name)) {
@@ -1546,15 +1559,41 @@ fs_wait_offer(void *v, const char *name, struct sig_msg *offer,
 	snprintf(coll, sizeof coll, "inbox/%s/offers", name);
 	snprintf(prefix, sizeof prefix, "%s/%s/", b->docs, coll);
 	for (;;) {
-		rdl = unix_ms() + FS_MIN_REQ_MS;
+		t0 = unix_ms();
+		rdl = t0 + FS_MIN_REQ_MS;
+		/* Once the store has answered, a failure on the way is the
+		 * network's, not our setup's: a listener rides it out. */
+		b->quiet = b->polled;
 		r = fs_poll_offers(b, name, coll, prefix, offer,
 		    deadline_ms > rdl ? deadline_ms : rdl);
-		if (r == 0)
-			return 0;
+		b->quiet = 0;
+		if (r == FS_ERR && b->polled && b->lost) {
+			if (down == 0) {
+				down = t0;
+				wait = b->poll_ms;
+				log_err("firestore: the store does not answer; "
+				    "still listening, and trying again");
+			} else if ((wait *= 2) > FS_OUTAGE_MAX_MS) {
+				wait = FS_OUTAGE_MAX_MS;
+			}
+			next = unix_ms() + wait;
+			if (fs_sleep(b, next < deadline_ms ? next : deadline_ms) != 0 ||
+			    next > deadline_ms)
+				return 1;
+			continue;
+		}
 		if (r == FS_STOPPED)
 			return 1;
 		if (r == FS_ERR)
 			return -1;
+		b->polled = 1;
+		if (down) {
+			log_err("firestore: the store answers again, after %llu s",
+			    (unsigned long long)((unix_ms() - down + 500) / 1000));
+			down = 0;
+		}
+		if (r == 0)
+			return 0;
 		if (r == 2 && again++ < 4)
 			continue;
 		again = 0;

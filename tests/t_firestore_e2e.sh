@@ -35,6 +35,29 @@ fs_serve
 transfer "emulator"
 grep -q "emulator owner" "$T/c.err" || fail "emulator: owner token not used"
 
+# The store goes away under a listener that has polled it (the server
+# stops: connections refused) and comes back on the same port: the
+# listener says both, once each, keeps listening, then serves a caller.
+"$P2PCAT" -l --poll 0.2 bob < "$T/to-alice" > "$T/bob.got" 2> "$T/l.err" & lp=$!
+polled() { $REST control GET log | grep -q '"GET".*inbox/bob/offers'; }
+wait_for 10 polled || fail "outage: the listener did not poll: $(cat "$T/l.err")"
+kill "$SPID"; wait "$SPID"; SPID=
+wait_for 30 grep -q "the store does not answer" "$T/l.err" ||
+	fail "outage: not reported: $(cat "$T/l.err")"
+exited $lp && fail "outage: the listener gave up: $(cat "$T/l.err")"
+fs_serve --port "$FS_PORT"
+wait_for 60 grep -q "the store answers again" "$T/l.err" ||
+	fail "outage: recovery not reported: $(cat "$T/l.err")"
+"$P2PCAT" bob < "$T/to-bob" > "$T/alice.got" 2> "$T/c.err" & cp=$!
+wait_exit $cp 60 || fail "outage: caller hung: $(tail -5 "$T/c.err")"
+check_eq "outage: caller status ($(cat "$T/c.err"))" $RC 0
+wait_exit $lp 30 || fail "outage: listener hung: $(cat "$T/l.err")"
+check_eq "outage: listener status ($(cat "$T/l.err"))" $RC 0
+check_eq "outage: to bob" "$(cat "$T/bob.got")" "hello, bob"
+check_eq "outage: to alice" "$(cat "$T/alice.got")" "hello, alice"
+check_eq "outage: lines on the listener's stderr" "$(wc -l < "$T/l.err" | tr -d ' ')" 2
+echo "outage: $(tr '\n' ' ' < "$T/l.err")"
+
 # API key from the config file; the server accepts only its own tokens.
 unset P2PCAT_SIGNAL
 KEY=AIzaE2e-key_9876543210
