@@ -64,11 +64,12 @@
 #                               NAT keeps a port that is still free
 #   lab_rebind ROUTER           force NEW public ports: move MASQUERADE to a
 #                               fresh port range (--to-ports), then flush
-#   lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT]]]
+#   lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT [LIMIT]]]]
 #                               every packet crossing inet goes through
 #                               tests/tool_netem (user-space netem: this
 #                               kernel has no netem qdisc), so a round trip
 #                               between two sites is delayed 2 x DELAY_MS;
+#                               LIMIT packets held at most (20000);
 #                               seed from LAB_SEED (default 1)
 #   lab_netem_off               stop it; its counters are in $LAB_NETEM_LOG
 #   lab_loss PCT / lab_loss_off pure random loss in inet's FORWARD with
@@ -392,12 +393,13 @@ lab_rebind() {
 _lab_nm_up() { _lab_in inet ip link show nm0 up 2>/dev/null | grep -q UP; }
 
 lab_netem() {
-	[ $# -ge 3 ] || { _lab_err "usage: lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT]]]"; return 1; }
+	[ $# -ge 3 ] || { _lab_err "usage: lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT [LIMIT]]]]"; return 1; }
 	[ -x "$LAB_NETEM" ] || { _lab_err "no $LAB_NETEM (make tests)"; return 1; }
 	_lab_inet || return 1
 	lab_netem_off
 	_rate=
 	[ "${6:-0}" != 0 ] && _rate="-R $6"
+	[ -n "${7:-}" ] && _rate="$_rate -q $7"
 	ip netns exec "$LAB-inet" "$LAB_NETEM" -i nm0 -s "${LAB_SEED:-1}" -d "$1" -j "$2" -l "$3" \
 		-r "${4:-0}" -D "${5:-0}" $_rate 2>"$LAB_NETEM_LOG" &
 	_lab_netem_pid=$!
