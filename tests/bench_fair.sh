@@ -24,10 +24,12 @@ lab_nat ra cone drop && lab_nat rb cone drop && lab_host a ra && lab_host b rb |
 lab_wait_udp stun 3478 || fail "coturn did not start"
 B=$(lab_pubip b)
 STUN="--stun $(lab_ip stun):3478"
-ip netns exec "$LAB-rb" iptables -w -t nat -A PREROUTING -i wan -p tcp --dport 5001 \
-    -j DNAT --to-destination "$(lab_ip b):5001" &&
-ip netns exec "$LAB-rb" iptables -w -A FORWARD -i wan -o lan -p tcp --dport 5001 -j ACCEPT ||
-	fail "port forward"
+for port in 5001 5002; do
+	ip netns exec "$LAB-rb" iptables -w -t nat -A PREROUTING -i wan -p tcp --dport $port \
+	    -j DNAT --to-destination "$(lab_ip b):$port" &&
+	ip netns exec "$LAB-rb" iptables -w -A FORWARD -i wan -o lan -p tcp --dport $port \
+	    -j ACCEPT || fail "port forward"
+done
 lab_netem 10 0 0 0 0 $((MBIT * 1000)) "$QUEUE" || fail netem
 
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
@@ -54,11 +56,11 @@ flow() {
 		head -c 100G /dev/zero | lab_run a "$P2PCAT" $STUN --send-only "f$2" 2>/dev/null &
 		FLOWS="$FLOWS $!"
 	else
-		lab_run b sh -c "exec nc -l -p 5001 > $T/got.$2" &
+		lab_run b sh -c "exec nc -l -p 500$2 > $T/got.$2" &
 		FLOWS="$FLOWS $!"
-		wait_for 5 sh -c "ip netns exec $LAB-b ss -Hltn 'sport = :5001' | grep -q ." ||
+		wait_for 5 sh -c "ip netns exec $LAB-b ss -Hltn 'sport = :500$2' | grep -q ." ||
 			fail "nc did not listen"
-		lab_run a python3 "$T/tcpsend.py" "$B" 5001 "$1" 2>/dev/null &
+		lab_run a python3 "$T/tcpsend.py" "$B" 500$2 "$1" 2>/dev/null &
 		FLOWS="$FLOWS $!"
 	fi
 }
