@@ -4,8 +4,10 @@
 command -v mandoc >/dev/null || skip "mandoc is not installed"
 page=$SRCDIR/man/p2pcat.1
 
-# mandoc's notes about this machine's outdated man index are not ours.
-mandoc -Tlint "$page" 2>&1 | grep -v 'mandoc.db' > "$T/lint"
+# mandoc's notes about this machine's man index, and about pages of SEE
+# ALSO that this machine lacks (socat(1) need not be installed), are
+# about the machine, not the page.
+mandoc -Tlint "$page" 2>&1 | grep -v 'mandoc.db\|referenced manual not found' > "$T/lint"
 [ -s "$T/lint" ] && fail "mandoc -Tlint: $(cat "$T/lint")"
 
 for s in NAME SYNOPSIS DESCRIPTION ENVIRONMENT FILES "EXIT STATUS" EXAMPLES "SEE ALSO" CAVEATS; do
