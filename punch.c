@@ -91,10 +91,6 @@
  * for what UDP GRO coalesces (segments of one flow, at most 64 KB). */
 #define RX_SLOTS	8
 #define RX_SLOT		65536
-/* UDP GSO (UDP_SEGMENT): at most this many segments and bytes per send;
- * the kernel's limit was 64 segments before Linux 6.9. */
-#define GSO_SEGS	64
-#define GSO_BYTES	64000
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT	103
 #endif

@@ -24,12 +24,7 @@ lab_nat ra cone drop && lab_nat rb cone drop && lab_host a ra && lab_host b rb |
 lab_wait_udp stun 3478 || fail "coturn did not start"
 B=$(lab_pubip b)
 STUN="--stun $(lab_ip stun):3478"
-for port in 5001 5002; do
-	ip netns exec "$LAB-rb" iptables -w -t nat -A PREROUTING -i wan -p tcp --dport $port \
-	    -j DNAT --to-destination "$(lab_ip b):$port" &&
-	ip netns exec "$LAB-rb" iptables -w -A FORWARD -i wan -o lan -p tcp --dport $port \
-	    -j ACCEPT || fail "port forward"
-done
+for port in 5001 5002; do lab_forward b tcp $port || fail "port forward"; done
 lab_netem 10 0 0 0 0 $((MBIT * 1000)) "$QUEUE" || fail netem
 
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }

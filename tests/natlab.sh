@@ -55,6 +55,9 @@
 #   lab_run NAME CMD...         run CMD in NAME's namespace with its own HOME
 #   lab_bg NAME CMD...          the same in the background; sets LAB_PID
 #   lab_wait_udp NAME PORT [S]  wait up to S s (5) for a UDP listener
+#   lab_forward HOST PROTO PORT a port forward on HOST's router: PROTO
+#                               (tcp|udp) to PORT of its WAN address goes
+#                               to HOST:PORT
 #   lab_turn NAME               coturn (STUN on 3478 and TURN, user u:p,
 #                               realm r) on both addresses of public host
 #                               NAME; sets LAB_PID
@@ -356,6 +359,14 @@ lab_bg() {
 
 _lab_udp_listening() { [ -n "$(_lab_in "$1" ss -Hlun "sport = :$2")" ]; }
 lab_wait_udp() { _lab_poll "${3:-5}" _lab_udp_listening "$1" "$2"; }
+
+lab_forward() {
+	_r=$(_lab_get up "$1")
+	[ "$(_lab_get kind "$_r")" = nat ] || { _lab_err "lab_forward: \`$1' is not behind a router"; return 1; }
+	_lab_in "$_r" iptables -w -t nat -A PREROUTING -i wan -p "$2" --dport "$3" \
+		-j DNAT --to-destination "$(lab_ip "$1"):$3" &&
+	_lab_in "$_r" iptables -w -A FORWARD -i wan -o lan -p "$2" --dport "$3" -j ACCEPT
+}
 
 lab_turn() {
 	[ "$(_lab_get kind "$1")" = public ] || { _lab_err "lab_turn: \`$1' is not a public host"; return 1; }
