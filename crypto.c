@@ -20,8 +20,13 @@
 #define DHLEN		32
 /* Noise section 5.1: nonce 2^64-1 is reserved, for Rekey(). */
 #define NONCE_MAX	UINT64_MAX
-/* Noise section 12.3: ChaChaPoly's 96-bit nonce. */
+/* Noise sections 12.3 and 12.4: both ciphers take a 96-bit nonce. */
 #define NONCE_LEN	crypto_aead_chacha20poly1305_ietf_NPUBBYTES
+_Static_assert(NONCE_LEN == crypto_aead_aes256gcm_NPUBBYTES, "one nonce size");
+_Static_assert(CRYPTO_KEY_LEN == crypto_aead_aes256gcm_KEYBYTES &&
+    CRYPTO_KEY_LEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES, "one key size");
+_Static_assert(CRYPTO_TAG_LEN == crypto_aead_aes256gcm_ABYTES &&
+    CRYPTO_TAG_LEN == crypto_aead_chacha20poly1305_ietf_ABYTES, "one tag size");
 #define HASH_BLOCK_MAX	128
 
 /* Noise section 12.5: the hash functions, with HMAC's block length. */
@@ -65,6 +70,13 @@ static const struct pattern patterns[] = {
 	{ "XX", false, 3, { { TOK_E }, { TOK_E, TOK_EE, TOK_S, TOK_ES }, { TOK_S, TOK_SE } } },
 };
 
+/* A key of the record layer, with AESGCM's expanded key schedule (so
+ * that it is computed once per key, not once per packet). */
+struct aead_key {
+	crypto_aead_aes256gcm_state aes;	/* AESGCM only */
+	uint8_t k[CRYPTO_KEY_LEN];
+};
+
 /* Noise section 5.1. */
 struct cipher {
 	uint8_t k[CRYPTO_KEY_LEN];
@@ -74,6 +86,7 @@ struct cipher {
 
 struct crypto_hs {
 	const struct hash_alg *hash;
+	int cipher;		/* enum crypto_cipher */
 	const struct pattern *pat;
 	bool initiator;
 	bool dead;		/* failed, or split: every call fails */
@@ -94,7 +107,8 @@ struct crypto_hs {
 #define WINDOW_WORDS	(CRYPTO_REPLAY_WINDOW / 64 + 1)
 
 struct crypto_tx {
-	uint8_t key[CRYPTO_KEY_LEN];
+	struct aead_key key;
+	int cipher;
 	unsigned phase;
 	bool sealed;		/* last_pn is valid */
 	uint64_t last_pn;
@@ -104,7 +118,8 @@ struct crypto_tx {
 };
 
 struct crypto_rx {
-	uint8_t cur[CRYPTO_KEY_LEN], prev[CRYPTO_KEY_LEN], next[CRYPTO_KEY_LEN];
+	struct aead_key cur, prev, next;
+	int cipher;
 	bool has_prev, has_next;
 	unsigned phase;		/* of cur */
 	uint64_t cur_min_pn;	/* lowest pn opened with cur; 0 before any rekey */
@@ -228,51 +243,109 @@ hkdf2(const struct hash_alg *a, const uint8_t *ck, const uint8_t *ikm, size_t ik
 	sodium_memzero(o1, sizeof o1);
 }
 
-/* Cipher functions: ChaChaPoly with Noise's nonce (section 12.3). */
+/* Cipher functions (Noise section 12.3, ChaChaPoly; 12.4, AESGCM). */
 
+bool
+crypto_cipher_available(int c)
+{
+	return c == CRYPTO_CHACHAPOLY || (c == CRYPTO_AESGCM && crypto_aead_aes256gcm_is_available());
+}
+
+const char *
+crypto_cipher_name(int c)
+{
+	return c == CRYPTO_CHACHAPOLY ? "ChaChaPoly" : c == CRYPTO_AESGCM ? "AESGCM" : NULL;
+}
+
+/* The 96-bit nonce: 32 zero bits, then n, little-endian for ChaChaPoly
+ * and big-endian for AESGCM. */
 static void
-nonce_bytes(uint8_t nonce[NONCE_LEN], uint64_t n)
+nonce_bytes(int c, uint8_t nonce[NONCE_LEN], uint64_t n)
 {
 	int i;
 
 	memset(nonce, 0, 4);
 	for (i = 0; i < 8; i++)
-		nonce[4 + i] = (uint8_t)(n >> (8 * i));
+		nonce[c == CRYPTO_AESGCM ? 11 - i : 4 + i] = (uint8_t)(n >> (8 * i));
 }
 
-/* Writes len + CRYPTO_TAG_LEN bytes to out (which may be pt). */
+void
+crypto_encrypt(int c, const uint8_t k[CRYPTO_KEY_LEN], uint64_t n, const uint8_t *ad,
+    size_t adlen, const uint8_t *pt, size_t len, uint8_t *out)
+{
+	uint8_t nonce[NONCE_LEN];
+
+	nonce_bytes(c, nonce, n);
+	if (c == CRYPTO_AESGCM)
+		crypto_aead_aes256gcm_encrypt(out, NULL, pt, len, ad, adlen, NULL, nonce, k);
+	else
+		crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, pt, len, ad, adlen,
+		    NULL, nonce, k);
+}
+
+int
+crypto_decrypt(int c, const uint8_t k[CRYPTO_KEY_LEN], uint64_t n, const uint8_t *ad,
+    size_t adlen, const uint8_t *ct, size_t len, uint8_t *out)
+{
+	uint8_t nonce[NONCE_LEN];
+
+	if (len < CRYPTO_TAG_LEN)
+		return -1;
+	nonce_bytes(c, nonce, n);
+	if (c == CRYPTO_AESGCM)
+		return crypto_aead_aes256gcm_decrypt(out, NULL, NULL, ct, len, ad, adlen,
+		    nonce, k) == 0 ? 0 : -1;
+	return crypto_aead_chacha20poly1305_ietf_decrypt(out, NULL, NULL, ct, len,
+	    ad, adlen, nonce, k) == 0 ? 0 : -1;
+}
+
+/* The record layer's keys: ENCRYPT and DECRYPT with the key schedule
+ * computed once. */
 static void
-aead_seal(const uint8_t k[CRYPTO_KEY_LEN], uint64_t n, const uint8_t *ad, size_t adlen,
+key_set(int c, struct aead_key *ak, const uint8_t k[CRYPTO_KEY_LEN])
+{
+	memcpy(ak->k, k, CRYPTO_KEY_LEN);
+	if (c == CRYPTO_AESGCM)
+		crypto_aead_aes256gcm_beforenm(&ak->aes, k);
+}
+
+static void
+key_seal(int c, const struct aead_key *ak, uint64_t n, const uint8_t *ad, size_t adlen,
     const uint8_t *pt, size_t len, uint8_t *out)
 {
 	uint8_t nonce[NONCE_LEN];
 
-	nonce_bytes(nonce, n);
-	crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, pt, len, ad, adlen,
-	    NULL, nonce, k);
+	if (c != CRYPTO_AESGCM) {
+		crypto_encrypt(c, ak->k, n, ad, adlen, pt, len, out);
+		return;
+	}
+	nonce_bytes(c, nonce, n);
+	crypto_aead_aes256gcm_encrypt_afternm(out, NULL, pt, len, ad, adlen, NULL, nonce,
+	    &ak->aes);
 }
 
-/* len includes the tag; writes len - CRYPTO_TAG_LEN bytes.  0 or -1. */
 static int
-aead_open(const uint8_t k[CRYPTO_KEY_LEN], uint64_t n, const uint8_t *ad, size_t adlen,
+key_open(int c, const struct aead_key *ak, uint64_t n, const uint8_t *ad, size_t adlen,
     const uint8_t *ct, size_t len, uint8_t *out)
 {
 	uint8_t nonce[NONCE_LEN];
 
-	nonce_bytes(nonce, n);
-	return crypto_aead_chacha20poly1305_ietf_decrypt(out, NULL, NULL, ct, len,
-	    ad, adlen, nonce, k) == 0 ? 0 : -1;
+	if (c != CRYPTO_AESGCM)
+		return crypto_decrypt(c, ak->k, n, ad, adlen, ct, len, out);
+	nonce_bytes(c, nonce, n);
+	return crypto_aead_aes256gcm_decrypt_afternm(out, NULL, NULL, ct, len, ad, adlen,
+	    nonce, &ak->aes) == 0 ? 0 : -1;
 }
 
 /* Noise section 4.2: REKEY(k), the first 32 bytes of ENCRYPT(k, 2^64-1,
  * empty, 32 zero bytes). */
 static void
-rekey(uint8_t k[CRYPTO_KEY_LEN])
+key_rekey(int c, struct aead_key *ak)
 {
 	uint8_t zeros[CRYPTO_KEY_LEN] = { 0 }, out[CRYPTO_KEY_LEN + CRYPTO_TAG_LEN];
 
-	aead_seal(k, NONCE_MAX, NULL, 0, zeros, sizeof zeros, out);
-	memcpy(k, out, CRYPTO_KEY_LEN);
+	key_seal(c, ak, NONCE_MAX, NULL, 0, zeros, sizeof zeros, out);
+	key_set(c, ak, out);
 	sodium_memzero(out, sizeof out);
 }
 
@@ -314,7 +387,8 @@ encrypt_and_hash(struct crypto_hs *hs, const uint8_t *pt, size_t len, uint8_t *o
 	} else {
 		if (hs->cs.n == NONCE_MAX)
 			return -1;
-		aead_seal(hs->cs.k, hs->cs.n++, hs->h, hs->hash->len, pt, len, out);
+		crypto_encrypt(hs->cipher, hs->cs.k, hs->cs.n++, hs->h, hs->hash->len,
+		    pt, len, out);
 		*outlen = len + CRYPTO_TAG_LEN;
 	}
 	mix_hash(hs, out, *outlen);
@@ -332,7 +406,8 @@ decrypt_and_hash(struct crypto_hs *hs, const uint8_t *ct, size_t len, uint8_t *o
 	} else {
 		if (len < CRYPTO_TAG_LEN || hs->cs.n == NONCE_MAX)
 			return -1;
-		if (aead_open(hs->cs.k, hs->cs.n, hs->h, hs->hash->len, ct, len, out) < 0) {
+		if (crypto_decrypt(hs->cipher, hs->cs.k, hs->cs.n, hs->h, hs->hash->len,
+		    ct, len, out) < 0) {
 			sodium_memzero(out, len - CRYPTO_TAG_LEN);
 			return -1;
 		}
@@ -421,18 +496,25 @@ crypto_hs_new(const char *protocol, bool initiator, const void *prologue,
 	const struct pattern *p = NULL;
 	char name[64];
 	size_t i, j, len;
+	int c, cipher = 0;
 
 	for (i = 0; i < sizeof patterns / sizeof patterns[0] && !a; i++)
-		for (j = 0; j < sizeof hashes / sizeof hashes[0] && !a; j++) {
-			snprintf(name, sizeof name, "Noise_%s_25519_ChaChaPoly_%s",
-			    patterns[i].name, hashes[j].name);
-			if (strcmp(name, protocol) == 0) {
-				p = &patterns[i];
-				a = &hashes[j];
+		for (j = 0; j < sizeof hashes / sizeof hashes[0] && !a; j++)
+			for (c = CRYPTO_CHACHAPOLY; c <= CRYPTO_AESGCM && !a; c++) {
+				snprintf(name, sizeof name, "Noise_%s_25519_%s_%s",
+				    patterns[i].name, crypto_cipher_name(c), hashes[j].name);
+				if (strcmp(name, protocol) == 0) {
+					p = &patterns[i];
+					a = &hashes[j];
+					cipher = c;
+				}
 			}
-		}
 	if (!a) {
 		log_err("unsupported Noise protocol `%s'", protocol);
+		return NULL;
+	}
+	if (!crypto_cipher_available(cipher)) {
+		log_err("%s: this CPU has no AES instructions", protocol);
 		return NULL;
 	}
 	if (needs_static(p, initiator) != (s != NULL)) {
@@ -451,6 +533,7 @@ crypto_hs_new(const char *protocol, bool initiator, const void *prologue,
 	}
 	memset(hs, 0, sizeof *hs);
 	hs->hash = a;
+	hs->cipher = cipher;
 	hs->pat = p;
 	hs->initiator = initiator;
 
@@ -532,9 +615,11 @@ hs_kill(struct crypto_hs *hs)
 	const struct pattern *p = hs->pat;
 	bool initiator = hs->initiator;
 	unsigned msg = hs->msg;
+	int cipher = hs->cipher;
 
 	sodium_memzero(hs, sizeof *hs);
 	hs->hash = a;
+	hs->cipher = cipher;
 	hs->pat = p;
 	hs->initiator = initiator;
 	hs->msg = msg;
@@ -666,15 +751,25 @@ crypto_hs_split(struct crypto_hs *hs, uint8_t h[CRYPTO_HASH_MAX], size_t *hlen,
 
 /* Record layer. */
 
+/* sodium_malloc puts an allocation at the end of its pages: a multiple
+ * of 16 bytes keeps AESGCM's state aligned as libsodium needs it. */
+_Static_assert(sizeof(struct crypto_tx) % 16 == 0 && sizeof(struct crypto_rx) % 16 == 0,
+    "record states stay 16-byte aligned in sodium_malloc'd memory");
+
 struct crypto_tx *
-crypto_tx_new(const uint8_t key[CRYPTO_KEY_LEN], uint64_t now)
+crypto_tx_new(int cipher, const uint8_t key[CRYPTO_KEY_LEN], uint64_t now)
 {
 	struct crypto_tx *tx;
 
+	if (!crypto_cipher_available(cipher)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	if (!(tx = sodium_malloc(sizeof *tx)))
 		return NULL;
 	memset(tx, 0, sizeof *tx);
-	memcpy(tx->key, key, CRYPTO_KEY_LEN);
+	tx->cipher = cipher;
+	key_set(cipher, &tx->key, key);
 	tx->since = now;
 	tx->lim_pkts = CRYPTO_REKEY_PKTS;
 	tx->lim_bytes = CRYPTO_REKEY_BYTES;
@@ -713,7 +808,7 @@ crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uin
 		return -1;
 	if (tx->pkts > 0 && (tx->pkts >= tx->lim_pkts || len > tx->lim_bytes - tx->bytes ||
 	    (now > tx->since && now - tx->since >= tx->lim_us))) {
-		rekey(tx->key);
+		key_rekey(tx->cipher, &tx->key);
 		tx->phase ^= 1;
 		tx->pkts = tx->bytes = 0;
 		tx->since = now;
@@ -722,7 +817,7 @@ crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uin
 	hdr[CRYPTO_HDR_PHASE_BYTE] &= (uint8_t)~CRYPTO_HDR_PHASE;
 	if (tx->phase)
 		hdr[CRYPTO_HDR_PHASE_BYTE] |= CRYPTO_HDR_PHASE;
-	aead_seal(tx->key, pn, hdr, hdrlen, plain, len, out);
+	key_seal(tx->cipher, &tx->key, pn, hdr, hdrlen, plain, len, out);
 	tx->pkts++;
 	tx->bytes = len > tx->lim_bytes - tx->bytes ? tx->lim_bytes : tx->bytes + len;
 	tx->last_pn = pn;
@@ -731,14 +826,19 @@ crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uin
 }
 
 struct crypto_rx *
-crypto_rx_new(const uint8_t key[CRYPTO_KEY_LEN])
+crypto_rx_new(int cipher, const uint8_t key[CRYPTO_KEY_LEN])
 {
 	struct crypto_rx *rx;
 
+	if (!crypto_cipher_available(cipher)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	if (!(rx = sodium_malloc(sizeof *rx)))
 		return NULL;
 	memset(rx, 0, sizeof *rx);
-	memcpy(rx->cur, key, CRYPTO_KEY_LEN);
+	rx->cipher = cipher;
+	key_set(cipher, &rx->cur, key);
 	return rx;
 }
 
@@ -797,7 +897,7 @@ crypto_open(struct crypto_rx *rx, uint64_t now, const uint8_t *hdr, size_t hdrle
     uint64_t pn, const uint8_t *ct, size_t len, uint8_t *out)
 {
 	enum { KEY_CUR, KEY_PREV, KEY_NEXT } which;
-	const uint8_t *key;
+	const struct aead_key *key;
 	unsigned phase;
 
 	if (hdrlen <= CRYPTO_HDR_PHASE_BYTE || len < CRYPTO_TAG_LEN || pn == NONCE_MAX) {
@@ -814,7 +914,7 @@ crypto_open(struct crypto_rx *rx, uint64_t now, const uint8_t *hdr, size_t hdrle
 	}
 	if (rx->has_prev && now > rx->prev_since &&
 	    now - rx->prev_since >= CRYPTO_PREV_KEY_US) {
-		sodium_memzero(rx->prev, sizeof rx->prev);
+		sodium_memzero(&rx->prev, sizeof rx->prev);
 		rx->has_prev = false;
 	}
 
@@ -827,33 +927,33 @@ crypto_open(struct crypto_rx *rx, uint64_t now, const uint8_t *hdr, size_t hdrle
 	phase = (hdr[CRYPTO_HDR_PHASE_BYTE] & CRYPTO_HDR_PHASE) ? 1 : 0;
 	if (phase == rx->phase) {
 		which = KEY_CUR;
-		key = rx->cur;
+		key = &rx->cur;
 	} else if (pn < rx->cur_min_pn) {
 		if (!rx->has_prev) {
 			rx->st.auth++;
 			return -1;
 		}
 		which = KEY_PREV;
-		key = rx->prev;
+		key = &rx->prev;
 	} else {
 		if (!rx->has_next) {
-			memcpy(rx->next, rx->cur, CRYPTO_KEY_LEN);
-			rekey(rx->next);
+			rx->next = rx->cur;
+			key_rekey(rx->cipher, &rx->next);
 			rx->has_next = true;
 		}
 		which = KEY_NEXT;
-		key = rx->next;
+		key = &rx->next;
 	}
-	if (aead_open(key, pn, hdr, hdrlen, ct, len, out) < 0) {
+	if (key_open(rx->cipher, key, pn, hdr, hdrlen, ct, len, out) < 0) {
 		rx->st.auth++;
 		return -1;
 	}
 	window_commit(rx, pn);
 	rx->st.ok++;
 	if (which == KEY_NEXT) {
-		memcpy(rx->prev, rx->cur, CRYPTO_KEY_LEN);
-		memcpy(rx->cur, rx->next, CRYPTO_KEY_LEN);
-		sodium_memzero(rx->next, sizeof rx->next);
+		rx->prev = rx->cur;
+		rx->cur = rx->next;
+		sodium_memzero(&rx->next, sizeof rx->next);
 		rx->has_next = false;
 		rx->has_prev = true;
 		rx->prev_since = now;

@@ -4,15 +4,18 @@
  *
  * Handshake: the Noise Protocol Framework, revision 34, for the patterns
  * NN, IK and XX with 25519, ChaChaPoly and BLAKE2b (p2pcat's suite,
- * CRYPTO_PROTOCOL); SHA256 and SHA512 are accepted too so that the
- * published test vectors of those suites can be run.  PSKs are not
+ * CRYPTO_PROTOCOL); AESGCM, SHA256 and SHA512 are accepted too so that
+ * the published test vectors of those suites can be run.  PSKs are not
  * implemented.
  *
- * Record layer: each direction has its own key from Split().  A sealed
- * packet is  header || ciphertext || 16-byte tag.  The header is the
- * caller's (the session's) and is the AEAD's additional data; it must
- * carry the packet number, which is also the AEAD nonce (Noise's nonce
- * encoding: 4 zero bytes || 64-bit little-endian counter).  Bit 7 of the
+ * Record layer: each direction has its own key from Split(), used with
+ * the cipher the peers agreed on in the handshake (ChaChaPoly, or AESGCM
+ * where both CPUs have AES instructions: it costs half as much there).
+ * A sealed packet is  header || ciphertext || 16-byte tag.  The header is
+ * the caller's (the session's) and is the AEAD's additional data; it must
+ * carry the packet number, which is also the AEAD nonce (the cipher's
+ * Noise nonce encoding: 4 zero bytes || 64-bit counter, little-endian for
+ * ChaChaPoly, big-endian for AESGCM).  Bit 7 of the
  * header's second byte (wire.h's type) is the key phase and belongs to
  * this module: the sender rekeys (Noise Rekey()) after CRYPTO_REKEY_PKTS
  * packets, CRYPTO_REKEY_BYTES bytes or CRYPTO_REKEY_US, whichever comes
@@ -27,7 +30,7 @@
  *   byte 1      type (WIRE_DATA); bit 7 = key phase (CRYPTO_HDR_PHASE)
  *   bytes 2-5   the receiver's connection id
  *   bytes 6-13  packet number, 64-bit big-endian
- *   bytes 14-   ciphertext, then the 16-byte Poly1305 tag
+ *   bytes 14-   ciphertext, then the 16-byte tag
  * Bytes 0-13 are the additional data.
  *
  * Passphrase mode: CPace, a PAKE, whose output can bind a Noise handshake.
@@ -54,8 +57,8 @@
 #include <stdint.h>
 
 #define CRYPTO_PROTOCOL		"Noise_XX_25519_ChaChaPoly_BLAKE2b"
-#define CRYPTO_KEY_LEN		32	/* X25519 keys, ChaCha20 keys */
-#define CRYPTO_TAG_LEN		16	/* Poly1305 */
+#define CRYPTO_KEY_LEN		32	/* X25519 keys, cipher keys */
+#define CRYPTO_TAG_LEN		16	/* Poly1305's, GCM's */
 #define CRYPTO_HASH_MAX		64	/* the handshake hash, BLAKE2b */
 #define CRYPTO_MSG_MAX		65535	/* Noise section 3: largest message */
 #define CRYPTO_KEY_B64_LEN	44	/* base64 of a key, with padding */
@@ -71,6 +74,23 @@
 
 /* sodium_init; 0 or -1.  Call once before anything else here. */
 int crypto_init(void);
+
+/* The ciphers (Noise sections 12.3 and 12.4), numbered as on the wire.
+ * AESGCM is AES-256-GCM, which libsodium provides only on CPUs with
+ * AES-NI and PCLMUL. */
+enum crypto_cipher { CRYPTO_CHACHAPOLY = 1, CRYPTO_AESGCM = 2 };
+/* true if cipher c can be used here. */
+bool crypto_cipher_available(int c);
+/* Its name in Noise protocol names ("ChaChaPoly", "AESGCM"), or NULL. */
+const char *crypto_cipher_name(int c);
+/* Noise's ENCRYPT(k, n, ad, plaintext) for cipher c (available): writes
+ * len + CRYPTO_TAG_LEN bytes to out (which may be pt).  DECRYPT: ct is
+ * len bytes, tag included; writes len - CRYPTO_TAG_LEN bytes to out (which
+ * may be ct); 0, or -1 when not authentic. */
+void crypto_encrypt(int c, const uint8_t k[CRYPTO_KEY_LEN], uint64_t n, const uint8_t *ad,
+    size_t adlen, const uint8_t *pt, size_t len, uint8_t *out);
+int crypto_decrypt(int c, const uint8_t k[CRYPTO_KEY_LEN], uint64_t n, const uint8_t *ad,
+    size_t adlen, const uint8_t *ct, size_t len, uint8_t *out);
 
 /* Handshake.  crypto_hs_new starts a handshake for protocol (a full Noise
  * name such as CRYPTO_PROTOCOL) as initiator or responder, bound to the
@@ -120,13 +140,14 @@ int crypto_hs_split(struct crypto_hs *hs, uint8_t h[CRYPTO_HASH_MAX], size_t *hl
 int crypto_test_set_ephemeral(struct crypto_hs *hs, const uint8_t e[CRYPTO_KEY_LEN]);
 
 /* Record layer.  crypto_tx_new/crypto_rx_new copy a key from
- * crypto_hs_split (the caller wipes its copy); now, here and below, is
- * CLOCK_MONOTONIC in microseconds (now_us()).  NULL on ENOMEM.  Freed and
- * wiped by crypto_tx_free/crypto_rx_free, no-ops on NULL. */
+ * crypto_hs_split (the caller wipes its copy), for cipher (enum
+ * crypto_cipher); now, here and below, is CLOCK_MONOTONIC in microseconds
+ * (now_us()).  NULL on ENOMEM, or EINVAL for a cipher not available.
+ * Freed and wiped by crypto_tx_free/crypto_rx_free, no-ops on NULL. */
 struct crypto_tx;
 struct crypto_rx;
-struct crypto_tx *crypto_tx_new(const uint8_t key[CRYPTO_KEY_LEN], uint64_t now);
-struct crypto_rx *crypto_rx_new(const uint8_t key[CRYPTO_KEY_LEN]);
+struct crypto_tx *crypto_tx_new(int cipher, const uint8_t key[CRYPTO_KEY_LEN], uint64_t now);
+struct crypto_rx *crypto_rx_new(int cipher, const uint8_t key[CRYPTO_KEY_LEN]);
 void crypto_tx_free(struct crypto_tx *tx);
 void crypto_rx_free(struct crypto_rx *rx);
 

@@ -71,6 +71,7 @@ struct opts {
 	const char *secret_file;	/* --secret-file */
 	char *secret;			/* passphrase mode */
 	size_t secretlen;
+	int cipher;			/* P2PCAT_CIPHER; 0: the fastest both have */
 };
 
 static volatile sig_atomic_t stop_sig;
@@ -292,6 +293,20 @@ settle(struct opts *o, struct given *g)
 	if (o->turn == NULL && (e = getenv("P2PCAT_TURN")) != NULL && *e) {
 		o->turn = xstrdup(e);
 		g->turn = true;
+	}
+	if ((e = getenv("P2PCAT_CIPHER")) != NULL && *e) {
+		if (strcmp(e, "chacha20-poly1305") == 0) {
+			o->cipher = CRYPTO_CHACHAPOLY;
+		} else if (strcmp(e, "aes256-gcm") == 0) {
+			o->cipher = CRYPTO_AESGCM;
+			if (!crypto_cipher_available(o->cipher)) {
+				log_err("P2PCAT_CIPHER is aes256-gcm, but this CPU has no AES instructions");
+				return -1;
+			}
+		} else {
+			log_err("bad P2PCAT_CIPHER `%s' (chacha20-poly1305 or aes256-gcm)", e);
+			return -1;
+		}
 	}
 	if (read_config(o, g) == -1)
 		return -1;
@@ -780,6 +795,7 @@ sess_setup(struct sess_conf *sc, const struct opts *o,
 	sc->id = id;
 	sc->secret = o->secret;
 	sc->secretlen = o->secretlen;
+	sc->cipher = o->cipher;
 	sc->trust = trust_peer;
 	sc->trust_ctx = (void *)o;
 	sc->punch.port = o->port;

@@ -4,9 +4,10 @@
  * The handshake is Noise_XX_25519_ChaChaPoly_BLAKE2b (crypto.c) spread
  * over the rendezvous and the path:
  *
- *	offer  (store)	version | CID | NAME? | CAND... | CPACE? | NOISE(msg 1: e)
+ *	offer  (store)	version | CID | NAME? | CAND... | CIPHERS | CPACE? |
+ *			NOISE(msg 1: e)
  *	answer (store)	version | CPACE? | NOISE(msg 2: e, ee, s, es; payload
- *			CID | CAND...)
+ *			CID | CAND... | CIPHER)
  *	HELLO  (UDP)	hdr | caller's cid | msg 3 (s, se)
  *
  * Blobs are a version byte and TLVs (type 1 byte, length 2 bytes); NOISE
@@ -19,6 +20,13 @@
  * probes, so the handshake costs no extra trip through the store; the
  * listener, once message 3 checks out, answers with an authenticated
  * packet, and only authenticated packets choose a path.
+ *
+ * The record layer's cipher is negotiated as TLS 1.3 negotiates its
+ * suite: the offer lists the caller's (CIPHERS, in its order of
+ * preference: AESGCM first where the CPU has AES instructions), the
+ * listener takes the first it can use too and says which inside message
+ * 2 (CIPHER).  The offer is in the prologue, so nobody can strip a cipher
+ * from it unnoticed; an offer without CIPHERS means ChaChaPoly.
  *
  * In passphrase mode both sides also run CPace (shares in the CPACE TLVs,
  * the offer id as its session id) and mix its key into Split()'s keys:
@@ -56,6 +64,9 @@
 #define TLV_NAME	3	/* the caller's name */
 #define TLV_CPACE	4	/* CPace share */
 #define TLV_NOISE	5	/* a Noise handshake message; last */
+#define TLV_CIPHERS	6	/* the caller's record ciphers, 1 byte each */
+#define TLV_CIPHER	7	/* in message 2: the one the listener chose */
+#define MAX_CIPHERS	8	/* in an offer */
 #define PROLOGUE	"p2pcat/1"
 #define PN_LEN		8
 #define HDR_LEN		(WIRE_HDR + PN_LEN)	/* the AEAD's additional data */
@@ -81,6 +92,9 @@ struct session {
 	bool have_isk;
 	uint8_t msg3[256];		/* caller: sent in HELLOs; listener: as received */
 	size_t msg3len;
+	int cipher;			/* the record layer's, once agreed */
+	uint8_t ciphers[MAX_CIPHERS];	/* caller: the ones offered */
+	size_t nciphers;
 	struct crypto_tx *tx;
 	struct crypto_rx *rx;
 	struct stream *st;
@@ -230,6 +244,9 @@ struct parsed {
 	int ncand;
 	struct cand cand[PUNCH_MAX_CANDS];
 	char name[65];
+	const uint8_t *ciphers;		/* TLV_CIPHERS, or NULL */
+	size_t nciphers;
+	int cipher;			/* TLV_CIPHER, or 0 */
 	const uint8_t *cpace, *noise;
 	size_t noiselen;
 	size_t noise_at;		/* offset of the NOISE TLV */
@@ -280,6 +297,17 @@ parse_tlvs(const uint8_t *b, size_t off, size_t len, struct parsed *p)
 				return -1;
 			p->cpace = b + off + 3;
 			break;
+		case TLV_CIPHERS:
+			if (l == 0 || l > MAX_CIPHERS || p->ciphers)
+				return -1;
+			p->ciphers = b + off + 3;
+			p->nciphers = l;
+			break;
+		case TLV_CIPHER:
+			if (l != 1 || p->cipher || b[off + 3] == 0)
+				return -1;
+			p->cipher = b[off + 3];
+			break;
 		case TLV_NOISE:
 			p->noise = b + off + 3;
 			p->noiselen = l;
@@ -319,6 +347,13 @@ cpace_start(struct session *s, const char *name, const char *id,
 	return s->cpace ? 0 : -1;
 }
 
+/* May we use cipher c (conf->cipher 0: any this machine can)? */
+static bool
+cipher_ok(const struct session *s, int c)
+{
+	return crypto_cipher_available(c) && (s->conf->cipher == 0 || s->conf->cipher == c);
+}
+
 size_t
 sess_offer(struct session *s, const char *to, const char *id, uint8_t *buf,
     size_t cap)
@@ -331,6 +366,12 @@ sess_offer(struct session *s, const char *to, const char *id, uint8_t *buf,
 	put_cands(s, &w);
 	if (s->conf->self)
 		wr_tlv(&w, TLV_NAME, s->conf->self, strlen(s->conf->self));
+	/* Ours, the fastest first. */
+	if (cipher_ok(s, CRYPTO_AESGCM))
+		s->ciphers[s->nciphers++] = CRYPTO_AESGCM;
+	if (cipher_ok(s, CRYPTO_CHACHAPOLY))
+		s->ciphers[s->nciphers++] = CRYPTO_CHACHAPOLY;
+	wr_tlv(&w, TLV_CIPHERS, s->ciphers, s->nciphers);
 	if (s->conf->secret) {
 		if (cpace_start(s, to, id, share) == -1)
 			return 0;
@@ -370,11 +411,12 @@ split(struct session *s)
 		crypto_generichash(ktx, sizeof ktx, ktx, sizeof ktx, s->isk, sizeof s->isk);
 		crypto_generichash(krx, sizeof krx, krx, sizeof krx, s->isk, sizeof s->isk);
 	}
-	if ((s->tx = crypto_tx_new(ktx, now_us())) == NULL ||
-	    (s->rx = crypto_rx_new(krx)) == NULL) {
+	if ((s->tx = crypto_tx_new(s->cipher, ktx, now_us())) == NULL ||
+	    (s->rx = crypto_rx_new(s->cipher, krx)) == NULL) {
 		log_errno("cannot set up the keys");
 		goto out;
 	}
+	log_v(1, "record cipher: %s", crypto_cipher_name(s->cipher));
 	s->keyed = true;
 	ret = 0;
 out:
@@ -455,6 +497,11 @@ sess_take_answer(struct session *s, const uint8_t *blob, size_t len)
 		log_err("the peer sent no address to reach it at");
 		return -1;
 	}
+	s->cipher = p.cipher ? p.cipher : CRYPTO_CHACHAPOLY;
+	if (memchr(s->ciphers, s->cipher, s->nciphers) == NULL) {
+		log_err("the peer chose a cipher we did not offer (%d)", s->cipher);
+		return -1;
+	}
 	if (check_peer(s, "") == -1)
 		return -1;
 	s->peer_cid = p.cid;
@@ -492,6 +539,20 @@ sess_take_offer(struct session *s, const char *name, const char *id,
 		return 0;
 	}
 	snprintf(s->peer_name, sizeof s->peer_name, "%s", o.name);
+	/* The caller's first choice that we can use too. */
+	if (o.ciphers == NULL) {
+		static const uint8_t chacha = CRYPTO_CHACHAPOLY;
+
+		o.ciphers = &chacha;
+		o.nciphers = 1;
+	}
+	for (size_t i = 0; i < o.nciphers && s->cipher == 0; i++)
+		if (cipher_ok(s, o.ciphers[i]))
+			s->cipher = o.ciphers[i];
+	if (s->cipher == 0) {
+		log_err("the caller offers no cipher we can use");
+		return 0;
+	}
 	b[0] = BLOB_VERSION;
 	if (s->conf->secret) {
 		if (o.cpace == NULL) {
@@ -516,6 +577,7 @@ sess_take_offer(struct session *s, const char *name, const char *id,
 	}
 	s->peer_cid = o.cid;
 	put_cands(s, &pw);
+	wr_tlv(&pw, TLV_CIPHER, &(uint8_t){ (uint8_t)s->cipher }, 1);
 	if (pw.bad || crypto_hs_write(s->hs, pay, pw.n, msg, sizeof msg, &msglen) == -1)
 		goto fail;
 	wr_tlv(&w, TLV_NOISE, msg, msglen);
@@ -572,6 +634,12 @@ const char *
 sess_describe(const struct session *s, char *buf, size_t size)
 {
 	return punch_describe(s->punch, buf, size);
+}
+
+int
+sess_cipher(const struct session *s)
+{
+	return s->keyed ? s->cipher : 0;
 }
 
 uint64_t

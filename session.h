@@ -28,6 +28,7 @@ struct sess_conf {
 	const char *self;		/* our name, told to the listener; may be NULL */
 	const struct crypto_identity *id;	/* our static key */
 	const char *secret;		/* passphrase mode: the shared secret, or NULL */
+	int cipher;			/* the only record cipher to use; 0: any */
 	size_t secretlen;
 	sess_trust_fn trust;
 	void *trust_ctx;
@@ -70,6 +71,8 @@ int sess_error(const struct session *s);		/* enum sess_err */
 struct stream *sess_stream(struct session *s);
 /* One line about the path for -v, into buf. */
 const char *sess_describe(const struct session *s, char *buf, size_t size);
+/* The record cipher agreed on (enum crypto_cipher), 0 before. */
+int sess_cipher(const struct session *s);
 /* Packets dropped because they failed authentication or were replayed. */
 uint64_t sess_dropped(const struct session *s);
 

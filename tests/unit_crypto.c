@@ -1,10 +1,12 @@
 /*
  * tests/unit_crypto.c: crypto.c against the published Noise test vectors
  * in tests/noise_vectors.txt and the CPace draft's ristretto255 vectors,
- * then the record layer (tampering, replay, reordering, rekeying) and the
+ * then the record layer with each cipher (tampering, replay, reordering,
+ * rekeying, and that it is Noise's ENCRYPT and REKEY) and the
  * identity key file and text forms.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,10 +71,11 @@ run_vector(const struct vector *v)
 {
 	struct crypto_hs *ini, *res, *snd, *rcv;
 	uint8_t buf[VEC_MAX_BYTES + 128], pl[VEC_MAX_BYTES + 128], pub[32], rs[32];
-	uint8_t is[32], ir[32], rsend[32], rrecv[32], hi[64], hr[64], nonce[12];
+	uint8_t is[32], ir[32], rsend[32], rrecv[32], hi[64], hr[64];
 	size_t n, m, hil, hrl, i;
 	uint64_t ni = 0, nr = 0, *ctr;
 	int bad = failures;
+	int c = strstr(v->name, "_AESGCM_") ? CRYPTO_AESGCM : CRYPTO_CHACHAPOLY;
 
 	ini = crypto_hs_new(v->name, true, v->iprologue.b, v->iprologue.len,
 	    v->istatic.set ? v->istatic.b : NULL, v->iremote.set ? v->iremote.b : NULL);
@@ -108,22 +111,18 @@ run_vector(const struct vector *v)
 	CHECK(hil == hrl && memcmp(hi, hr, hil) == 0);
 	CHECK(memcmp(is, rrecv, 32) == 0 && memcmp(ir, rsend, 32) == 0);
 
-	/* Transport messages: ENCRYPT(k, n, empty ad) with Split()'s keys. */
+	/* Transport messages: ENCRYPT(k, n, empty ad) with Split()'s keys,
+	 * through the functions the record layer uses. */
 	for (; i < v->nmsg; i++) {
 		const uint8_t *ks = i % 2 ? rsend : is, *kr = i % 2 ? ir : rrecv;
 
 		ctr = i % 2 ? &nr : &ni;
-		memset(nonce, 0, sizeof nonce);
-		for (n = 0; n < 8; n++)
-			nonce[4 + n] = (uint8_t)(*ctr >> (8 * n));
-		(*ctr)++;
-		crypto_aead_chacha20poly1305_ietf_encrypt(buf, NULL, v->payload[i].b,
-		    v->payload[i].len, NULL, 0, NULL, nonce, ks);
+		crypto_encrypt(c, ks, *ctr, NULL, 0, v->payload[i].b, v->payload[i].len, buf);
 		n = v->payload[i].len + 16;
 		CHECK(n == v->ct[i].len && memcmp(buf, v->ct[i].b, n) == 0);
-		CHECK(crypto_aead_chacha20poly1305_ietf_decrypt(pl, NULL, NULL, v->ct[i].b,
-		    v->ct[i].len, NULL, 0, nonce, kr) == 0);
+		CHECK(crypto_decrypt(c, kr, *ctr, NULL, 0, v->ct[i].b, v->ct[i].len, pl) == 0);
 		CHECK(memcmp(pl, v->payload[i].b, v->payload[i].len) == 0);
+		(*ctr)++;
 	}
 out:
 	crypto_hs_free(ini);
@@ -179,6 +178,10 @@ test_vectors(const char *argv0)
 			continue;
 		}
 		if (strcmp(key, "end") == 0) {
+			if (strstr(v.name, "_AESGCM_") && !crypto_cipher_available(CRYPTO_AESGCM)) {
+				printf("skip %s: this CPU has no AES instructions\n", v.name);
+				continue;
+			}
 			run_vector(&v);
 			count++;
 			continue;
@@ -231,7 +234,7 @@ test_handshake(void)
 	CHECK(!crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, NULL, NULL));
 	CHECK(!crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, si, pr));
 	CHECK(!crypto_hs_new("Noise_IK_25519_ChaChaPoly_BLAKE2b", true, pro, sizeof pro, si, NULL));
-	CHECK(!crypto_hs_new("Noise_XX_25519_AESGCM_BLAKE2b", true, pro, sizeof pro, si, NULL));
+	CHECK(!crypto_hs_new("Noise_XX_25519_ChaChaPoly_BLAKE2s", true, pro, sizeof pro, si, NULL));
 	CHECK(!crypto_hs_new("Noise_XX_25519_ChaChaPoly_BLAKE2b ", true, pro, sizeof pro, si, NULL));
 
 	ini = crypto_hs_new(CRYPTO_PROTOCOL, true, pro, sizeof pro, si, NULL);
@@ -381,7 +384,7 @@ open_pkt(struct crypto_rx *rx, uint64_t now, const uint8_t *pkt, size_t len, uin
 }
 
 static void
-test_record(void)
+test_record(int c)
 {
 	uint8_t key[32], key2[32], pkt[256], copy[256], out[256], msg[64];
 	uint8_t store[40][128];
@@ -395,8 +398,8 @@ test_record(void)
 
 	randombytes_buf(key, 32);
 	randombytes_buf(msg, sizeof msg);
-	tx = crypto_tx_new(key, now);
-	rx = crypto_rx_new(key);
+	tx = crypto_tx_new(c, key, now);
+	rx = crypto_rx_new(c, key);
 	CHECK(tx && rx);
 	if (!tx || !rx)
 		goto out;
@@ -472,7 +475,7 @@ test_record(void)
 	/* Wrong key: authentication failure. */
 	randombytes_buf(key2, 32);
 	crypto_rx_free(rx);
-	rx = crypto_rx_new(key2);
+	rx = crypto_rx_new(c, key2);
 	CHECK(open_pkt(rx, now, store[4], lens[4], out) < 0);
 	crypto_rx_get_stats(rx, &st);
 	CHECK(st.auth == 1 && st.ok == 0);
@@ -482,7 +485,7 @@ out:
 }
 
 static void
-test_rekey(void)
+test_rekey(int c)
 {
 	uint8_t key[32], msg[100], pkts[40][160], out[160];
 	size_t lens[40];
@@ -496,8 +499,8 @@ test_rekey(void)
 	randombytes_buf(msg, sizeof msg);
 
 	/* By packets: a new key every 5 packets, followed in order. */
-	tx = crypto_tx_new(key, now);
-	rx = crypto_rx_new(key);
+	tx = crypto_tx_new(c, key, now);
+	rx = crypto_rx_new(c, key);
 	crypto_test_set_limits(tx, 5, CRYPTO_REKEY_BYTES, CRYPTO_REKEY_US);
 	for (i = 0; i < 20; i++) {
 		CHECK((lens[i] = seal(tx, now, (uint64_t)i, msg, 10, pkts[i])) != 0);
@@ -511,8 +514,8 @@ test_rekey(void)
 	crypto_rx_free(rx);
 
 	/* Reordered across a key change: the old key is kept a while. */
-	tx = crypto_tx_new(key, now);
-	rx = crypto_rx_new(key);
+	tx = crypto_tx_new(c, key, now);
+	rx = crypto_rx_new(c, key);
 	crypto_test_set_limits(tx, 5, CRYPTO_REKEY_BYTES, CRYPTO_REKEY_US);
 	for (i = 0; i < 15; i++)
 		CHECK((lens[i] = seal(tx, now, (uint64_t)i, msg, 10, pkts[i])) != 0);
@@ -541,8 +544,8 @@ test_rekey(void)
 	crypto_rx_free(rx);
 
 	/* By bytes: 100-byte packets, a new key after 250 bytes. */
-	tx = crypto_tx_new(key, now);
-	rx = crypto_rx_new(key);
+	tx = crypto_tx_new(c, key, now);
+	rx = crypto_rx_new(c, key);
 	crypto_test_set_limits(tx, CRYPTO_REKEY_PKTS, 250, CRYPTO_REKEY_US);
 	for (i = 0; i < 9; i++) {
 		CHECK((lens[i] = seal(tx, now, (uint64_t)i, msg, 100, pkts[i])) != 0);
@@ -553,8 +556,8 @@ test_rekey(void)
 	crypto_rx_free(rx);
 
 	/* By time, with the default limits. */
-	tx = crypto_tx_new(key, now);
-	rx = crypto_rx_new(key);
+	tx = crypto_tx_new(c, key, now);
+	rx = crypto_rx_new(c, key);
 	for (i = 0; i < 6; i++) {
 		uint64_t t = now + (uint64_t)i * (CRYPTO_REKEY_US / 2);
 
@@ -566,6 +569,50 @@ test_rekey(void)
 	CHECK(st.rekeys == 2 && st.ok == 6);
 	crypto_tx_free(tx);
 	crypto_rx_free(rx);
+}
+
+/*
+ * The record layer is Noise's ENCRYPT(k, pn, header) with cipher c (the
+ * function the vectors checked), and its rekeying is Noise's REKEY(k);
+ * a packet does not open under the other cipher with the same key.
+ */
+static void
+test_record_cipher(int c)
+{
+	uint8_t key[32], k2[32], zeros[32] = { 0 }, tmp[48], msg[200], pkt[256], want[256];
+	uint8_t out[256], first[256];
+	struct crypto_tx *tx = NULL;
+	struct crypto_rx *rx = NULL;
+	int other = c == CRYPTO_AESGCM ? CRYPTO_CHACHAPOLY : CRYPTO_AESGCM;
+	size_t len, flen;
+
+	randombytes_buf(key, 32);
+	randombytes_buf(msg, sizeof msg);
+	tx = crypto_tx_new(c, key, 0);
+	CHECK(tx != NULL);
+	if (!tx)
+		return;
+	crypto_test_set_limits(tx, 1, CRYPTO_REKEY_BYTES, CRYPTO_REKEY_US);
+	CHECK((flen = seal(tx, 0, 0x0102030405060708ULL, msg, sizeof msg, first)) != 0);
+	crypto_encrypt(c, key, 0x0102030405060708ULL, first, HDR, msg, sizeof msg, want);
+	CHECK(memcmp(first + HDR, want, sizeof msg + 16) == 0);
+	/* The second packet goes under REKEY(key), with the phase bit set. */
+	crypto_encrypt(c, key, UINT64_MAX, NULL, 0, zeros, 32, tmp);
+	memcpy(k2, tmp, 32);
+	CHECK((len = seal(tx, 0, 0x0102030405060709ULL, msg, 50, pkt)) != 0);
+	CHECK(phase_of(pkt) == 1);
+	crypto_encrypt(c, k2, 0x0102030405060709ULL, pkt, HDR, msg, 50, want);
+	CHECK(memcmp(pkt + HDR, want, 50 + 16) == 0);
+	if (crypto_cipher_available(other)) {
+		rx = crypto_rx_new(other, key);
+		CHECK(rx && open_pkt(rx, 0, first, flen, out) < 0);
+		crypto_rx_free(rx);
+	}
+	rx = crypto_rx_new(c, key);
+	CHECK(rx && open_pkt(rx, 0, first, flen, out) == 0 && memcmp(out, msg, sizeof msg) == 0);
+	CHECK(rx && open_pkt(rx, 0, pkt, len, out) == 0 && memcmp(out, msg, 50) == 0);
+	crypto_rx_free(rx);
+	crypto_tx_free(tx);
 }
 
 /* CPace, against draft-irtf-cfrg-cpace-21 appendix B.3 (ristretto255,
@@ -762,18 +809,31 @@ test_identity(void)
 int
 main(int argc, char **argv)
 {
-	int n;
+	bool aes;
+	int n, c;
 
 	(void)argc;
 	if (crypto_init() < 0)
 		return 1;
 	fprintf(stderr, "(the diagnostics below come from inputs refused on purpose)\n");
+	aes = crypto_cipher_available(CRYPTO_AESGCM);
 	n = test_vectors(argv[0]);
 	printf("%d Noise vectors\n", n);
-	CHECK(n >= 17);
+	CHECK(n == (aes ? 35 : 17));
 	test_handshake();
-	test_record();
-	test_rekey();
+	for (c = CRYPTO_CHACHAPOLY; c <= CRYPTO_AESGCM; c++) {
+		if (!crypto_cipher_available(c)) {
+			printf("skip the record layer with %s: this CPU has no AES instructions\n",
+			    crypto_cipher_name(c));
+			continue;
+		}
+		test_record(c);
+		test_rekey(c);
+		test_record_cipher(c);
+		printf("record layer with %s: done\n", crypto_cipher_name(c));
+	}
+	CHECK(!crypto_cipher_available(0) && !crypto_cipher_available(3));
+	CHECK(crypto_tx_new(7, (uint8_t[32]){ 0 }, 0) == NULL && errno == EINVAL);
 	test_cpace();
 	test_identity();
 	if (failures) {

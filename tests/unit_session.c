@@ -1,7 +1,8 @@
 /*
  * unit_session: two sessions in one process, on loopback.  The handshake
  * through the blobs and HELLO, a transfer both ways; an offer moved to
- * another name or id, a refused key, another passphrase; and every
+ * another name or id, a refused key, another passphrase; the record
+ * cipher's negotiation and a downgrade of it; and every
  * mutation of the blobs, which must be refused, never crash, never
  * connect.
  */
@@ -43,6 +44,9 @@ check(int ok, const char *fmt, ...)
 }
 
 static int refuse;
+/* The record cipher each side may use (0: any), and the one a session
+ * must agree on. */
+static int cipher_a, cipher_b, want_cipher = CRYPTO_CHACHAPOLY;
 
 static int
 trust(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
@@ -62,6 +66,7 @@ conf(struct sess_conf *c, bool caller, const char *secret)
 	c->id = caller ? &ida : &idb;
 	c->secret = secret;
 	c->secretlen = secret ? strlen(secret) : 0;
+	c->cipher = caller ? cipher_a : cipher_b;
 	c->trust = trust;
 	c->punch.caller = caller;
 	c->stream.sndbuf = 1 << 20;
@@ -142,6 +147,8 @@ session(const char *name, const char *id, const char *sa_secret,
 	check(expect_answer, "sess_take_answer took a bad answer");
 	if (!pump(a, b, 2000, both_connected))
 		goto out;
+	check(sess_cipher(a) == want_cipher && sess_cipher(b) == want_cipher,
+	    "cipher %d and %d, not %d", sess_cipher(a), sess_cipher(b), want_cipher);
 	randombytes_buf(src_a, sizeof src_a);
 	randombytes_buf(src_b, sizeof src_b);
 	check(stream_write(sess_stream(a), src_a, sizeof src_a) == sizeof src_a, "write a");
@@ -231,6 +238,86 @@ mutate_offer(void)
 	    n, refused);
 }
 
+/* Where the offer's TLV of type t starts (its type byte), or 0. */
+static size_t
+find_tlv(const uint8_t *b, size_t len, int t)
+{
+	size_t off = 1;
+
+	while (off + 3 <= len) {
+		if (b[off] == t)
+			return off;
+		off += 3 + ((size_t)b[off + 1] << 8 | b[off + 2]);
+	}
+	return 0;
+}
+
+/* The record cipher: the caller's first choice the listener can use, on
+ * both sides; none in common, no session; and an offer whose list was
+ * cut to ChaChaPoly on the way (a downgrade) is answered, but the answer
+ * never checks out at the caller, whose list is in the prologue. */
+static void
+ciphers(void)
+{
+	uint8_t offer[4096], answer[4096];
+	struct sess_conf ca, cb;
+	struct session *a, *b;
+	size_t olen, alen, at;
+	bool aes = crypto_cipher_available(CRYPTO_AESGCM);
+
+	cipher_a = cipher_b = CRYPTO_CHACHAPOLY;
+	want_cipher = CRYPTO_CHACHAPOLY;
+	check(session("bob", ID, NULL, NULL, true) == 1, "ChaChaPoly both sides");
+	if (!aes) {
+		printf("cipher: skip AESGCM: this CPU has no AES instructions\n");
+		cipher_a = cipher_b = 0;
+		return;
+	}
+	cipher_a = cipher_b = 0;
+	want_cipher = CRYPTO_AESGCM;
+	check(session("bob", ID, NULL, NULL, true) == 1, "AESGCM by default");
+	check(session("bob", ID, "a secret", "a secret", true) == 1, "AESGCM, passphrase");
+	cipher_b = CRYPTO_CHACHAPOLY;
+	want_cipher = CRYPTO_CHACHAPOLY;
+	check(session("bob", ID, NULL, NULL, true) == 1, "a listener without AESGCM");
+	cipher_a = CRYPTO_CHACHAPOLY;
+	cipher_b = 0;
+	check(session("bob", ID, NULL, NULL, true) == 1, "a caller without AESGCM");
+
+	/* Nothing in common: the listener does not answer. */
+	cipher_a = CRYPTO_AESGCM;
+	cipher_b = CRYPTO_CHACHAPOLY;
+	conf(&ca, true, NULL);
+	conf(&cb, false, NULL);
+	a = sess_new(&ca);
+	b = sess_new(&cb);
+	olen = sess_offer(a, "bob", ID, offer, sizeof offer);
+	check(olen > 0 && sess_take_offer(b, "bob", ID, offer, olen, answer,
+	    sizeof answer) == 0, "answered with no cipher in common");
+	sess_free(a);
+	sess_free(b);
+
+	/* The downgrade. */
+	cipher_a = cipher_b = 0;
+	conf(&ca, true, NULL);
+	conf(&cb, false, NULL);
+	a = sess_new(&ca);
+	b = sess_new(&cb);
+	olen = sess_offer(a, "bob", ID, offer, sizeof offer);
+	at = find_tlv(offer, olen, 6);
+	check(at > 0 && offer[at + 2] == 2 && offer[at + 3] == CRYPTO_AESGCM &&
+	    offer[at + 4] == CRYPTO_CHACHAPOLY, "the offer lists AESGCM, ChaChaPoly");
+	if (at > 0)
+		offer[at + 3] = CRYPTO_CHACHAPOLY;
+	alen = sess_take_offer(b, "bob", ID, offer, olen, answer, sizeof answer);
+	check(alen > 0, "the listener refused the downgraded offer");
+	check(sess_take_answer(a, answer, alen) == -1, "a downgraded offer connected");
+	sess_free(a);
+	sess_free(b);
+	printf("cipher: AESGCM where both can, else ChaChaPoly; a downgrade is caught\n");
+	want_cipher = CRYPTO_AESGCM;
+}
+
 static int
 make_id(const char *name, struct crypto_identity *id)
 {
@@ -249,6 +336,9 @@ main(void)
 		fprintf(stderr, "unit_session: setup failed\n");
 		return 1;
 	}
+	if (crypto_cipher_available(CRYPTO_AESGCM))
+		want_cipher = CRYPTO_AESGCM;
+	ciphers();
 	check(session("bob", ID, NULL, NULL, true) == 1, "a plain session");
 	printf("session: handshake over the blobs and HELLO, 300 kB each way\n");
 	check(session("carol", ID, NULL, NULL, false) == 0,
