@@ -88,7 +88,8 @@
 #define PROBE_MAX	(WIRE_MAX_PKT)
 #define SOCK_BUF	(4 << 20)	/* room for a window of packets */
 /* Batched receiving: recvmmsg(2) into RX_SLOTS buffers, each large enough
- * for what UDP GRO coalesces (segments of one flow, at most 64 KB). */
+ * for what UDP GRO coalesces by default (segments of one flow, at most
+ * 64 KB; a larger gro_max_size loses what does not fit a slot). */
 #define RX_SLOTS	8
 #define RX_SLOT		65536
 #ifndef UDP_SEGMENT
@@ -395,9 +396,6 @@ rx_fill(struct punch *p, int sock)
 	for (i = 0; i < n; i++) {
 		q->len[i] = mm[i].msg_len;
 		q->seg[i] = 0;
-		/* Truncated: more than UDP carries, so not ours; drop it. */
-		if (mm[i].msg_hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-			q->len[i] = 0;
 		for (cm = CMSG_FIRSTHDR(&mm[i].msg_hdr); cm; cm = CMSG_NXTHDR(&mm[i].msg_hdr, cm)) {
 			int seg;
 
@@ -408,11 +406,29 @@ rx_fill(struct punch *p, int sock)
 			if (seg > 0)
 				q->seg[i] = seg;
 		}
+		/* Truncated: a datagram larger than UDP carries is not ours;
+		 * of a coalesced run, the whole segments that fit are kept. */
+		if (mm[i].msg_hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+			q->len[i] = q->seg[i] && !(mm[i].msg_hdr.msg_flags & MSG_CTRUNC) ?
+			    RX_SLOT - RX_SLOT % q->seg[i] : 0;
 		normalize(&q->from[i]);
 	}
 	q->n = n;
 	q->sock = sock;
 	return n;
+}
+
+/* Are datagrams read but not handed out yet?  poll(2) cannot see them. */
+static bool
+rx_pending(const struct punch *p)
+{
+	const struct rxq *q = &p->rx;
+	int i;
+
+	for (i = q->i; i < q->n; i++)
+		if ((i == q->i ? q->off : 0) < q->len[i])
+			return true;
+	return false;
 }
 
 /* The next datagram in the queue, or 0 when it is empty. */
@@ -464,12 +480,20 @@ ssize_t
 punch_recv(struct punch *p, uint8_t **pkt, struct sockaddr_storage *from)
 {
 	int fd, i, sock = -1;
+	bool filled = false;
 	size_t n;
 
 	p->rx_sock = -1;
-	for (;;) {
+	for (;; filled = true) {
 		if ((n = rx_next(p, pkt, from)) > 0)
 			return n;
+		/* A batch of nothing but empty or truncated datagrams: a flood
+		 * of them must not keep the caller here (EAGAIN; poll says
+		 * when there is more). */
+		if (filled) {
+			errno = EAGAIN;
+			return -1;
+		}
 		fd = punch_fd(p);
 		if (p->ep != -1 && fd == p->ep) {
 			if (rx_fill_any(p) == -1)
@@ -1828,7 +1852,7 @@ send_failed(void)
 	if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
 	    errno == EINTR || errno == EMSGSIZE)
 		return 1;
-	log_errno("sendto");
+	log_errno("cannot send to the peer");
 	return -1;
 }
 
@@ -1909,7 +1933,7 @@ send_gso(struct punch *p, uint64_t now, struct punch_run *r, int n)
 			 * link (a path MTU probe), or no checksum offload
 			 * (EIO: none for this socket from now on).  Send its
 			 * datagrams one by one, each with its own fate. */
-			if (errno == EIO || errno == EOPNOTSUPP) {
+			if ((errno == EIO || errno == EOPNOTSUPP) && p->gso) {
 				log_v(2, "UDP GSO refused (%s): sending datagrams one by one",
 				    strerror(errno));
 				p->gso = false;
@@ -2101,6 +2125,8 @@ punch_deadline(const struct punch *p)
 	uint64_t t = tx_deadline(p), u = turn_deadline(p);
 	int i;
 
+	if (rx_pending(p))
+		return 0;	/* datagrams wait in the queue */
 	if (u < t)
 		t = u;
 	if (p->ready && p->ep != -1)
