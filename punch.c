@@ -145,12 +145,15 @@
  * authenticated answer is dead (a NAT changed its port and the other
  * NAT filters the new one): the session moves to the peer's relay. */
 #define FAILOVER_US	3000000
-/* On a relay, the direct path that worked before is tried again this
- * often: one of the session's packets goes there too (ICE's checks go on
- * after nomination for the same reason, RFC 8445 §8.1).  The first
- * authenticated packet that comes back that way moves the session back
- * (punch_confirm follows the freshest packet). */
+/* On a relay, the direct path that worked before is tried again, after
+ * RECHECK_US and then at doubling intervals up to RECHECK_MAX_US: the
+ * session sends a PATH_CHALLENGE there (RFC 9000 §8.2; ICE's checks go on
+ * after nomination for the same reason, RFC 8445 §8.1), and only the
+ * PATH_RESPONSE that comes back that way, which proves the path works
+ * both ways, moves it back (punch_confirm).  A packet the peer sent
+ * there proves only the way to us. */
 #define RECHECK_US	1000000
+#define RECHECK_MAX_US	16000000
 
 /* RFC 8656 §3.7: allocations live 600 s by default; §9: "permissions
  * ... expire after 5 minutes"; §12: channel bindings last 10 minutes.
@@ -287,6 +290,7 @@ struct punch {
 	struct sockaddr_storage direct;
 	int direct_via;
 	uint64_t recheck;		/* when to send there next */
+	uint64_t recheck_us;		/* and how long after that */
 	char why[96];
 };
 enum { NAT_UNKNOWN, NAT_NONE, NAT_CONE, NAT_SYMMETRIC };
@@ -1758,7 +1762,8 @@ path_change(struct punch *p, uint64_t now, const struct sockaddr_storage *to, in
 		p->have_direct = true;
 		p->direct = p->path;
 		p->direct_via = p->path_via;
-		p->recheck = now + RECHECK_US;
+		p->recheck_us = RECHECK_US;
+		p->recheck = now + p->recheck_us;
 	}
 }
 
@@ -1957,6 +1962,25 @@ punch_recheck(const struct punch *p, uint64_t now)
 	return p->ready && p->have_direct && now >= p->recheck;
 }
 
+void
+punch_probe(struct punch *p, uint64_t now, const uint8_t *buf, size_t len)
+{
+	if (!p->have_direct)
+		return;
+	send_to(via_fd(p, p->direct_via), buf, len, &p->direct);
+	p->recheck = now + p->recheck_us;
+	if ((p->recheck_us *= 2) > RECHECK_MAX_US)
+		p->recheck_us = RECHECK_MAX_US;
+}
+
+void
+punch_reply(struct punch *p, const struct sockaddr_storage *to, int via,
+    const uint8_t *buf, size_t len)
+{
+	if (via != VIA_RELAY)
+		send_to(via_fd(p, via), buf, len, to);
+}
+
 int
 punch_sendv(struct punch *p, struct punch_run *r, int n)
 {
@@ -1969,14 +1993,6 @@ punch_sendv(struct punch *p, struct punch_run *r, int n)
 		p->unanswered = now;
 	else if (now - p->unanswered > FAILOVER_US)
 		failover(p, now);
-	if (n > 0 && punch_recheck(p, now)) {
-		/* A copy of the first datagram: whichever copy the peer
-		 * opens second is dropped there as a replay. */
-		size_t k = r[0].len < r[0].seg ? r[0].len : r[0].seg;
-
-		send_to(via_fd(p, p->direct_via), r[0].buf, k, &p->direct);
-		p->recheck = now + RECHECK_US;
-	}
 	for (i = 0; i < n && r[i].seg <= DGRAM_MAX; i++)
 		;
 	if (p->gso && p->path_via != VIA_RELAY && i == n) {

@@ -95,11 +95,17 @@ struct punch_run {
  * [return] has been advanced past what went; retry the rest on POLLOUT.
  * -1: error. */
 int punch_sendv(struct punch *p, struct punch_run *r, int n);
-/* true when the session should send a packet now (stream_ping, if it
- * has nothing else): on a relay, the direct path that worked before is
- * due to be tried again, and punch_sendv sends a copy of the next
- * datagram there. */
+/* true when, on a relay, the direct path that worked before is due to
+ * be tried again: the session then hands punch_probe a sealed
+ * PATH_CHALLENGE, which goes there.  The PATH_RESPONSE that comes back
+ * that way is what the session confirms (punch_confirm), not a packet
+ * that only shows the way from the peer to us. */
 bool punch_recheck(const struct punch *p, uint64_t now);
+void punch_probe(struct punch *p, uint64_t now, const uint8_t *buf, size_t len);
+/* Send a PATH_RESPONSE back the way its challenge came (from, via, as
+ * punch_input gave them); challenges never come over our relay. */
+void punch_reply(struct punch *p, const struct sockaddr_storage *to, int via,
+    const uint8_t *buf, size_t len);
 /* Send what is due (probes, knocks, keepalives of the relay). */
 void punch_output(struct punch *p, uint64_t now);
 /* When punch_output must run next (UINT64_MAX: never). */

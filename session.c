@@ -105,6 +105,9 @@ struct session {
 	uint64_t forged;		/* HELLOs that failed the handshake */
 	uint64_t rx_max_pn;
 	bool rx_any;
+	/* The PATH_CHALLENGE out on the direct path being rechecked. */
+	uint8_t challenge[STREAM_PATH_DATA];
+	bool challenged;
 	/* Packets sealed in one round, back to back, as runs for the punch
 	 * to send; runs [txfirst, ntx) wait for the socket (EAGAIN). */
 	int txfirst, ntx;
@@ -721,12 +724,54 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 }
 
 /* Open and deliver one DATA packet; 0, or -1 when the session failed. */
+/* Seal the stream payload of n bytes at pkt + HDR_LEN as packet pn,
+ * header included: the datagram's length, or 0 after failing the
+ * session. */
+static size_t
+seal_pkt(struct session *s, uint64_t now, uint8_t *pkt, size_t n, uint64_t pn)
+{
+	pkt[0] = WIRE_MAGIC;
+	pkt[1] = WIRE_DATA;
+	put32(pkt + 2, s->peer_cid);
+	put64(pkt + WIRE_HDR, pn);
+	if (crypto_seal(s->tx, now, pkt, HDR_LEN, pn, pkt + HDR_LEN, n,
+	    pkt + HDR_LEN) == -1) {
+		log_err("cannot seal packet %llu", (unsigned long long)pn);
+		s->err = SESS_FAIL;
+		return 0;
+	}
+	return HDR_LEN + n + CRYPTO_TAG_LEN;
+}
+
+/* A PATH_CHALLENGE (type) to the direct path being rechecked, or a
+ * PATH_RESPONSE back to (to, via).  0 or -1. */
+static int
+send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_PATH_DATA],
+    const struct sockaddr_storage *to, int via)
+{
+	uint8_t pkt[DATA_OVERHEAD + 1 + STREAM_PATH_DATA];
+	uint64_t pn;
+	size_t n;
+
+	if ((n = stream_path_packet(s->st, type, data, &pn, pkt + HDR_LEN,
+	    sizeof pkt - DATA_OVERHEAD)) == 0)
+		return 0;
+	if ((n = seal_pkt(s, now, pkt, n, pn)) == 0)
+		return -1;
+	if (type == STREAM_PATH_CHALLENGE)
+		punch_probe(s->punch, now, pkt, n);
+	else
+		punch_reply(s->punch, to, via, pkt, n);
+	return 0;
+}
+
 static int
 data_input(struct session *s, uint64_t now, uint8_t *pkt, size_t len,
     const struct sockaddr_storage *from, int via)
 {
-	uint8_t plain[WIRE_MAX_PKT];
+	uint8_t plain[WIRE_MAX_PKT], data[STREAM_PATH_DATA];
 	uint64_t pn;
+	bool fresh;
 
 	if (!s->keyed || len < DATA_OVERHEAD)
 		return 0;
@@ -734,16 +779,30 @@ data_input(struct session *s, uint64_t now, uint8_t *pkt, size_t len,
 	if (crypto_open(s->rx, now, pkt, HDR_LEN, pn, pkt + HDR_LEN, len - HDR_LEN,
 	    plain) == -1)
 		return 0;	/* counted by the record layer */
-	if (!s->rx_any || pn > s->rx_max_pn) {
+	if ((fresh = !s->rx_any || pn > s->rx_max_pn))
 		s->rx_max_pn = pn;
-		punch_confirm(s->punch, now, from, via);
-	}
 	s->rx_any = true;
 	s->verified = true;
 	if (start_stream(s, now) == -1)
 		return -1;
 	if (stream_input(s->st, now, pn, plain, len - DATA_OVERHEAD) == -1)
 		log_v(2, "dropped a malformed packet %llu", (unsigned long long)pn);
+	switch (stream_path_frame(s->st, data)) {
+	case STREAM_PATH_CHALLENGE:
+		/* The peer tests a path: answer that way.  It shows only
+		 * that the way to us works, not where to send. */
+		return send_path(s, now, STREAM_PATH_RESPONSE, data, from, via);
+	case STREAM_PATH_RESPONSE:
+		/* Our challenge went there and this came back: the path
+		 * works both ways. */
+		if (s->challenged && sodium_memcmp(data, s->challenge, sizeof data) == 0) {
+			s->challenged = false;
+			punch_confirm(s->punch, now, from, via);
+		}
+		return 0;
+	}
+	if (fresh)
+		punch_confirm(s->punch, now, from, via);
 	return 0;
 }
 
@@ -810,25 +869,20 @@ send_all(struct session *s, uint64_t now)
 	if (s->txfirst < s->ntx && flush_runs(s) != 1)
 		return s->err == SESS_OK ? 0 : -1;
 	s->txfirst = s->ntx = 0;
-	if (punch_recheck(s->punch, now))
-		stream_ping(s->st);
+	if (punch_recheck(s->punch, now)) {
+		randombytes_buf(s->challenge, sizeof s->challenge);
+		s->challenged = true;
+		if (send_path(s, now, STREAM_PATH_CHALLENGE, s->challenge, NULL, 0) == -1)
+			return -1;
+	}
 	for (i = 0; i < IO_BATCH; i++) {
 		uint8_t *pkt = s->txbuf + off;
 
 		n = stream_output(s->st, now, &pn, pkt + HDR_LEN, WIRE_MAX_PKT - DATA_OVERHEAD);
 		if (n == 0)
 			break;
-		pkt[0] = WIRE_MAGIC;
-		pkt[1] = WIRE_DATA;
-		put32(pkt + 2, s->peer_cid);
-		put64(pkt + WIRE_HDR, pn);
-		if (crypto_seal(s->tx, now, pkt, HDR_LEN, pn, pkt + HDR_LEN, n,
-		    pkt + HDR_LEN) == -1) {
-			log_err("cannot seal packet %llu", (unsigned long long)pn);
-			s->err = SESS_FAIL;
+		if ((len = seal_pkt(s, now, pkt, n, pn)) == 0)
 			return -1;
-		}
-		len = HDR_LEN + n + CRYPTO_TAG_LEN;
 		off += len;
 		/* Joins the run if no larger than its packets, the run has
 		 * no short one yet, and the run stays within GSO's bounds. */

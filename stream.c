@@ -50,6 +50,10 @@
 #define FT_STREAM	0x0e
 #define FT_STREAM_FIN	0x0f
 #define FT_MAX_DATA	0x10
+/* RFC 9000 §19.17-18, each with 8 bytes of data; here they travel alone,
+ * in packets that are neither acknowledged nor congestion controlled. */
+#define FT_PATH_CHALLENGE	0x1a
+#define FT_PATH_RESPONSE	0x1b
 #define FT_CLOSE	0x1c
 #define FT_DONE		0x1d
 #define FT_DATAGRAM	0x31
@@ -375,6 +379,8 @@ struct stream {
 
 	uint64_t last_send_us, last_recv_us, last_output_us;
 	bool ping_due;			/* stream_ping was called */
+	int path_frame;			/* in the last input: enum stream_path */
+	uint8_t path_data[STREAM_PATH_DATA];
 	struct stream_stats st;
 };
 
@@ -394,6 +400,8 @@ struct frames {
 	bool dgram;
 	uint64_t dglen;
 	const uint8_t *dg;
+	int path;			/* enum stream_path */
+	const uint8_t *path_data;
 };
 
 struct rd {
@@ -1554,6 +1562,17 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 			f->dg = r.p;
 			r.p += f->dglen;
 			break;
+		case FT_PATH_CHALLENGE:
+		case FT_PATH_RESPONSE:
+			if (f->path)
+				return bad("two path frames", pn);
+			if (r.end - r.p < STREAM_PATH_DATA)
+				return bad("truncated path frame", pn);
+			f->path = type == FT_PATH_CHALLENGE ? STREAM_PATH_CHALLENGE :
+			    STREAM_PATH_RESPONSE;
+			f->path_data = r.p;
+			r.p += STREAM_PATH_DATA;
+			break;
 		case FT_DONE:
 			/* The peer cannot have all of ours before we sent
 			 * it. */
@@ -1697,6 +1716,7 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 	struct frames f;
 	uint64_t largest;
 
+	s->path_frame = STREAM_PATH_NONE;
 	if (s->err != STREAM_OK || s->closing)
 		return 0;
 	if (pn > VARINT_MAX)
@@ -1754,6 +1774,10 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		s->peer_code = f.code;
 		log_v(1, "stream: peer closed with code %u", f.code);
 		return 0;
+	}
+	if (f.path) {
+		s->path_frame = f.path;
+		memcpy(s->path_data, f.path_data, STREAM_PATH_DATA);
 	}
 	if (f.ack)
 		on_ack(s, &f, now);
@@ -2359,6 +2383,28 @@ void
 stream_ping(struct stream *s)
 {
 	s->ping_due = true;
+}
+
+size_t
+stream_path_packet(struct stream *s, int type, const uint8_t data[STREAM_PATH_DATA],
+    uint64_t *pn, uint8_t *buf, size_t cap)
+{
+	if (cap < 1 + STREAM_PATH_DATA || s->err != STREAM_OK ||
+	    (type != STREAM_PATH_CHALLENGE && type != STREAM_PATH_RESPONSE))
+		return 0;
+	buf[0] = type == STREAM_PATH_CHALLENGE ? FT_PATH_CHALLENGE : FT_PATH_RESPONSE;
+	memcpy(buf + 1, data, STREAM_PATH_DATA);
+	*pn = s->next_pn++;
+	s->st.pkts_sent++;
+	return 1 + STREAM_PATH_DATA;
+}
+
+int
+stream_path_frame(const struct stream *s, uint8_t data[STREAM_PATH_DATA])
+{
+	if (s->path_frame != STREAM_PATH_NONE)
+		memcpy(data, s->path_data, STREAM_PATH_DATA);
+	return s->path_frame;
 }
 
 int

@@ -81,6 +81,19 @@ ssize_t stream_dgram_recv(struct stream *s, void *buf, size_t cap);
 /* Send an ack-eliciting packet at the next stream_output, even with no
  * data: the session uses it to answer a handshake. */
 void stream_ping(struct stream *s);
+/* Path validation (RFC 9000 §8.2), for the session, which knows the
+ * paths.  stream_path_packet builds a payload holding only a
+ * PATH_CHALLENGE or PATH_RESPONSE (type) with data, and its packet
+ * number: its length, or 0 (cap too small, or the stream has failed).
+ * Such packets are not acknowledged, not congestion controlled and never
+ * sent again: the session sends each on the path it tests.
+ * stream_path_frame tells what the payload of the last stream_input call
+ * held, the data in data. */
+#define STREAM_PATH_DATA	8
+enum stream_path { STREAM_PATH_NONE, STREAM_PATH_CHALLENGE, STREAM_PATH_RESPONSE };
+size_t stream_path_packet(struct stream *s, int type, const uint8_t data[STREAM_PATH_DATA],
+    uint64_t *pn, uint8_t *buf, size_t cap);
+int stream_path_frame(const struct stream *s, uint8_t data[STREAM_PATH_DATA]);
 int stream_error(const struct stream *s);		/* enum stream_err */
 uint32_t stream_close_code(const struct stream *s);	/* the peer's CLOSE code */
 void stream_get_stats(const struct stream *s, struct stream_stats *st);

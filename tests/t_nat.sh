@@ -258,8 +258,8 @@ s_ipv6() {
 
 # An outage of the direct path only (inet drops what the two NATs send
 # each other; the TURN server stays reachable): after 3 s without answers
-# both sides move to a relay; once the path is back, the copies of a
-# packet a second sent there bring both back to it.  Data trickles both
+# both sides move to a relay; once the path is back, a PATH_CHALLENGE
+# sent there and its PATH_RESPONSE bring both back to it.  Data trickles both
 # ways throughout, so each side has something to send; both streams
 # must arrive whole.
 s_heal() {
@@ -303,7 +303,63 @@ s_heal() {
 	echo "ok heal: $(grep -h "back on a direct path" "$_d/l.err" "$_d/c.err" | tr '\n' ' ')"
 }
 
-ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle mtu ipv6 heal"
+# One direction of the direct path dies (inet drops what one NAT sends
+# the other; the TURN server and the other direction stay): the side
+# whose packets vanish must move to a relay even though the peer's
+# packets, and its rechecks of the direct path, still reach it there,
+# and neither may go back to that path; both streams must arrive whole
+# with the drop still in place.
+s_oneway() {
+	lab_nat owa cone drop; lab_host ow owa
+	lab_nat owb cone drop; lab_host ox owb
+	for dir in caller listener; do
+		N=$((N + 1)); _d=$T/$N; mkdir -p "$_d"
+		trickle() {
+			_i=0
+			while [ ! -e "$_d/stop" ]; do
+				echo "line $_i"; _i=$((_i + 1)); sleep 0.02
+			done
+			cat "$1"
+		}
+		trickle "$T/b" | tee "$_d/b.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p ow -vv -w 20 \
+			$STUN $TURN -l oneway > "$_d/a.got" 2> "$_d/l.err" &
+		_lp=$!
+		trickle "$T/a" | tee "$_d/a.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p ox -vv -w 20 \
+			$STUN $TURN oneway > "$_d/b.got" 2> "$_d/c.err" &
+		_cp=$!
+		both() { grep -q "$1" "$_d/l.err" && grep -q "$1" "$_d/c.err"; }
+		wait_for 20 both "connected: direct path" || tfail "oneway: no direct path"
+		if [ $dir = caller ]; then
+			_rule="FORWARD -s $(lab_pubip ox) -d $(lab_pubip ow) -j DROP"
+		else
+			_rule="FORWARD -s $(lab_pubip ow) -d $(lab_pubip ox) -j DROP"
+		fi
+		# shellcheck disable=SC2086
+		ip netns exec "$LAB-inet" iptables -w -I $_rule || fail "oneway: iptables"
+		_s1=$(stat -c %s "$_d/a.got") _s2=$(stat -c %s "$_d/b.got")
+		# Lines still arrive both ways, through a relay.
+		grown() { [ "$(stat -c %s "$_d/a.got")" -gt $((_s1 + 2000)) ] &&
+			[ "$(stat -c %s "$_d/b.got")" -gt $((_s2 + 2000)) ]; }
+		wait_for 20 grown || tfail "oneway ($dir to listener dead): the data stopped"
+		touch "$_d/stop"
+		wait_exit $_cp 60 || tfail "oneway: caller hung"
+		_crc=$RC
+		wait_exit $_lp 30 || tfail "oneway: listener hung"
+		# shellcheck disable=SC2086
+		ip netns exec "$LAB-inet" iptables -w -D $_rule
+		tcheck "oneway: caller status" $_crc 0
+		tcheck "oneway: listener status" $RC 0
+		tcheck "oneway: caller to listener sha256" "$(sha "$_d/a.got")" "$(sha "$_d/a.sent")"
+		tcheck "oneway: listener to caller sha256" "$(sha "$_d/b.got")" "$(sha "$_d/b.sent")"
+		# Only a PATH_RESPONSE brings a side back, and none can come.
+		grep -q "back on a direct path" "$_d/l.err" "$_d/c.err" &&
+			tfail "oneway: back on a path that works one way only"
+		echo "ok oneway, the $dir's direction dead:" \
+		    "$(grep -h "moving to the peer's TURN relay\|through our TURN relay" "$_d/l.err" "$_d/c.err" | sort -u | tr '\n' ' ')"
+	done
+}
+
+ALL="samehost lan cone_accept cone_drop cone_public two_layers sym_cone sym_sym netem rebind rebind_nat flush deadserver idle mtu ipv6 heal oneway"
 for s in ${*:-$ALL}; do
 	start=$(date +%s)
 	"s_$s"

@@ -17,6 +17,7 @@
  *	each side leaves as soon as stream_can_close allows
  *   keepalive, ping, idle, close: PING interval, stream_ping,
  *	STREAM_IDLE timing, CLOSE code
+ *   path: PATH_CHALLENGE and PATH_RESPONSE packets, and broken ones
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
  *
  * Every run checks that packet numbers never repeat, that every payload
@@ -1391,6 +1392,73 @@ test_ping(void)
 	return rc;
 }
 
+/* PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 §19.17-18): a packet of
+ * each reaches the peer's stream_path_frame with its data, the next
+ * packet shows none, and two path frames in one packet or a truncated
+ * one are refused. */
+static int
+test_path(void)
+{
+	static const uint8_t data[STREAM_PATH_DATA] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	struct stream_conf c = conf_default();
+	uint8_t buf[MTU], got[STREAM_PATH_DATA], two[2 * (1 + STREAM_PATH_DATA)];
+	struct stream *a, *b;
+	struct sim m;
+	uint64_t pn;
+	size_t n;
+	int type, rc = 0;
+
+	sim_init(&m, &c, &c, NULL, 0, NULL, 0, &lan);
+	m.side[0].fin_sent = m.side[1].fin_sent = true;
+	m.limit_us = 1000000;
+	if (run(&m) != 1) {
+		sim_free(&m);
+		return -1;
+	}
+	a = m.side[0].s;
+	b = m.side[1].s;
+	for (type = STREAM_PATH_CHALLENGE; type <= STREAM_PATH_RESPONSE; type++) {
+		n = stream_path_packet(a, type, data, &pn, buf, sizeof buf);
+		memset(got, 0, sizeof got);
+		if (n != 1 + STREAM_PATH_DATA || stream_input(b, m.now, pn, buf, n) != 0 ||
+		    stream_path_frame(b, got) != type || memcmp(got, data, sizeof got) != 0) {
+			fail("path: a %s did not arrive as one", type == STREAM_PATH_CHALLENGE ?
+			    "PATH_CHALLENGE" : "PATH_RESPONSE");
+			rc = -1;
+		}
+		memcpy(two, buf, n);
+		memcpy(two + n, buf, n);
+	}
+	if (stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, 8) != 0) {
+		fail("path: a packet built into 8 bytes");
+		rc = -1;
+	}
+	stream_ping(a);
+	n = stream_output(a, m.now, &pn, buf, sizeof buf);
+	if (n == 0 || stream_input(b, m.now, pn, buf, n) != 0 ||
+	    stream_path_frame(b, got) != STREAM_PATH_NONE) {
+		fail("path: a PING is taken for a path frame");
+		rc = -1;
+	}
+	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, sizeof buf);
+	if (stream_input(b, m.now, pn, two, sizeof two) != -1 ||
+	    stream_path_frame(b, got) != STREAM_PATH_NONE) {
+		fail("path: two path frames in one packet taken");
+		rc = -1;
+	}
+	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, sizeof buf);
+	if (stream_input(b, m.now, pn, buf, STREAM_PATH_DATA) != -1 ||
+	    stream_path_frame(b, got) != STREAM_PATH_NONE) {
+		fail("path: a truncated PATH_CHALLENGE taken");
+		rc = -1;
+	}
+	if (rc == 0)
+		printf("path: PATH_CHALLENGE and PATH_RESPONSE arrive with their data; "
+		    "two in a packet, or a short one, refused\n");
+	sim_free(&m);
+	return rc;
+}
+
 /* The peer goes silent in the middle of a transfer. */
 static int
 test_idle(void)
@@ -1591,6 +1659,7 @@ main(int argc, char **argv)
 		{ "linger", test_linger },
 		{ "keepalive", test_keepalive },
 		{ "ping", test_ping },
+		{ "path", test_path },
 		{ "dgram", test_dgram },
 		{ "pmtu", test_pmtu },
 		{ "idle", test_idle },
