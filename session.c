@@ -723,7 +723,6 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 	return 0;
 }
 
-/* Open and deliver one DATA packet; 0, or -1 when the session failed. */
 /* Seal the stream payload of n bytes at pkt + HDR_LEN as packet pn,
  * header included: the datagram's length, or 0 after failing the
  * session. */
@@ -765,6 +764,7 @@ send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_P
 	return 0;
 }
 
+/* Open and deliver one DATA packet; 0, or -1 when the session failed. */
 static int
 data_input(struct session *s, uint64_t now, uint8_t *pkt, size_t len,
     const struct sockaddr_storage *from, int via)
