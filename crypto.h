@@ -67,6 +67,7 @@
 #define CRYPTO_HDR_PHASE_BYTE	1	/* the header byte with the key phase */
 #define CRYPTO_HDR_PHASE	0x80	/* key phase bit in that byte */
 #define CRYPTO_REPLAY_WINDOW	2048	/* packets accepted out of order */
+/* Well inside AES-GCM's limit of 2^23 packets a key (RFC 9001 §6.6). */
 #define CRYPTO_REKEY_PKTS	(1ULL << 20)
 #define CRYPTO_REKEY_BYTES	(1ULL << 30)
 #define CRYPTO_REKEY_US		(120ULL * 1000000)
