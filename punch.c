@@ -281,6 +281,7 @@ struct punch {
 	struct punch_budget *budget;	/* the process's, or NULL */
 	int spray_left;
 	uint64_t spray_next;
+	bool spray_spent;		/* the budget ran dry (said once) */
 	bool ready;
 	struct sockaddr_storage path;
 	int path_via;
@@ -2027,11 +2028,12 @@ spray_take(struct punch *p, uint64_t now)
 	if (b->tokens > SPRAY_MAX)
 		b->tokens = SPRAY_MAX;
 	b->at = now;
+	/* Dry: go on at the rate it refills, as the tokens come. */
 	if (b->tokens < 1) {
-		if (p->spray_left > 0)
+		if (!p->spray_spent)
 			log_v(1, "birthday probing: this process's budget of %d probes "
-			    "a minute is spent", SPRAY_MAX);
-		p->spray_left = 0;
+			    "a minute is spent; going on as it refills", SPRAY_MAX);
+		p->spray_spent = true;
 		return false;
 	}
 	b->tokens -= 1;
