@@ -19,9 +19,7 @@ SECS=${FAIR_SECS:-20}
 WARM=5
 export P2PCAT_SIGNAL="dir:$T/rv"
 
-lab_public stun && lab_turn stun || fail lab
-lab_nat ra cone drop && lab_nat rb cone drop && lab_host a ra && lab_host b rb || fail lab
-lab_wait_udp stun 3478 || fail "coturn did not start"
+lab_cone_cone || fail lab
 B=$(lab_pubip b)
 STUN="--stun $(lab_ip stun):3478"
 for port in 5001 5002; do lab_forward b tcp $port || fail "port forward"; done

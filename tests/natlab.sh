@@ -55,6 +55,9 @@
 #   lab_run NAME CMD...         run CMD in NAME's namespace with its own HOME
 #   lab_bg NAME CMD...          the same in the background; sets LAB_PID
 #   lab_wait_udp NAME PORT [S]  wait up to S s (5) for a UDP listener
+#   lab_cone_cone               the benches' topology: coturn on public host
+#                               stun, hosts a and b behind cone NATs ra and
+#                               rb that drop unsolicited packets
 #   lab_forward HOST PROTO PORT a port forward on HOST's router: PROTO
 #                               (tcp|udp) to PORT of its WAN address goes
 #                               to HOST:PORT
@@ -359,6 +362,11 @@ lab_bg() {
 
 _lab_udp_listening() { [ -n "$(_lab_in "$1" ss -Hlun "sport = :$2")" ]; }
 lab_wait_udp() { _lab_poll "${3:-5}" _lab_udp_listening "$1" "$2"; }
+
+lab_cone_cone() {
+	lab_public stun && lab_turn stun &&
+	lab_nat ra cone drop && lab_nat rb cone drop && lab_host a ra && lab_host b rb
+}
 
 lab_forward() {
 	_r=$(_lab_get up "$1")

@@ -256,18 +256,12 @@ s_ipv6() {
 	transfer ipv6-dual v6h v6i direct
 }
 
-# An outage of the direct path only (inet drops what the two NATs send
-# each other; the TURN server stays reachable): after 3 s without answers
-# both sides move to a relay; once the path is back, a PATH_CHALLENGE
-# sent there and its PATH_RESPONSE bring both back to it.  Data trickles both
-# ways throughout, so each side has something to send; both streams
-# must arrive whole.
-s_heal() {
-	lab_nat hla cone drop; lab_host hl hla
-	lab_nat hlb cone drop; lab_host hm hlb
+# trickle_start NAME LISTENER CALLER: both peers at once in a new $_d,
+# each sending a numbered line every 20 ms until $_d/stop, then its
+# file; returns once both are on a direct path.  trickle_end NAME: stop
+# the lines; both must exit 0 with everything delivered.
+trickle_start() {
 	N=$((N + 1)); _d=$T/$N; mkdir -p "$_d"
-	A=$(lab_pubip hl) B=$(lab_pubip hm)
-	# trickle FILE: a numbered line every 20 ms until $_d/stop, then FILE.
 	trickle() {
 		_i=0
 		while [ ! -e "$_d/stop" ]; do
@@ -275,14 +269,37 @@ s_heal() {
 		done
 		cat "$1"
 	}
-	trickle "$T/b" | tee "$_d/b.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p hl -vv -w 20 \
-		$STUN $TURN -l heal > "$_d/a.got" 2> "$_d/l.err" &
+	trickle "$T/b" | tee "$_d/b.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p "$2" -vv -w 20 \
+		$STUN $TURN -l "$1" > "$_d/a.got" 2> "$_d/l.err" &
 	_lp=$!
-	trickle "$T/a" | tee "$_d/a.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p hm -vv -w 20 \
-		$STUN $TURN heal > "$_d/b.got" 2> "$_d/c.err" &
+	trickle "$T/a" | tee "$_d/a.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p "$3" -vv -w 20 \
+		$STUN $TURN "$1" > "$_d/b.got" 2> "$_d/c.err" &
 	_cp=$!
-	both() { grep -q "$1" "$_d/l.err" && grep -q "$1" "$_d/c.err"; }
-	wait_for 20 both "connected: direct path" || tfail "heal: no direct path"
+	wait_for 20 both "connected: direct path" || tfail "$1: no direct path"
+}
+both() { grep -q "$1" "$_d/l.err" && grep -q "$1" "$_d/c.err"; }
+trickle_end() {
+	touch "$_d/stop"
+	wait_exit $_cp 60 || tfail "$1: caller hung"
+	_crc=$RC
+	wait_exit $_lp 30 || tfail "$1: listener hung"
+	tcheck "$1: caller status" $_crc 0
+	tcheck "$1: listener status" $RC 0
+	tcheck "$1: caller to listener sha256" "$(sha "$_d/a.got")" "$(sha "$_d/a.sent")"
+	tcheck "$1: listener to caller sha256" "$(sha "$_d/b.got")" "$(sha "$_d/b.sent")"
+}
+
+# An outage of the direct path only (inet drops what the two NATs send
+# each other; the TURN server stays reachable): after 3 s without answers
+# both sides move to a relay; once the path is back, a PATH_CHALLENGE
+# sent there and its PATH_RESPONSE bring both back to it.  Data trickles
+# both ways throughout, so each side has something to send; both
+# streams must arrive whole.
+s_heal() {
+	lab_nat hla cone drop; lab_host hl hla
+	lab_nat hlb cone drop; lab_host hm hlb
+	A=$(lab_pubip hl) B=$(lab_pubip hm)
+	trickle_start heal hl hm
 	outage() {
 		ip netns exec "$LAB-inet" iptables -w "$1" FORWARD -s "$A" -d "$B" -j DROP &&
 		ip netns exec "$LAB-inet" iptables -w "$1" FORWARD -s "$B" -d "$A" -j DROP
@@ -292,14 +309,7 @@ s_heal() {
 		tfail "heal: did not move to a relay"
 	outage -D || fail "heal: iptables"
 	wait_for 20 both "back on a direct path" || tfail "heal: did not come back"
-	touch "$_d/stop"
-	wait_exit $_cp 60 || tfail "heal: caller hung"
-	_crc=$RC
-	wait_exit $_lp 30 || tfail "heal: listener hung"
-	tcheck "heal: caller status" $_crc 0
-	tcheck "heal: listener status" $RC 0
-	tcheck "heal: caller to listener sha256" "$(sha "$_d/a.got")" "$(sha "$_d/a.sent")"
-	tcheck "heal: listener to caller sha256" "$(sha "$_d/b.got")" "$(sha "$_d/b.sent")"
+	trickle_end heal
 	echo "ok heal: $(grep -h "back on a direct path" "$_d/l.err" "$_d/c.err" | tr '\n' ' ')"
 }
 
@@ -313,22 +323,7 @@ s_oneway() {
 	lab_nat owa cone drop; lab_host ow owa
 	lab_nat owb cone drop; lab_host ox owb
 	for dir in caller listener; do
-		N=$((N + 1)); _d=$T/$N; mkdir -p "$_d"
-		trickle() {
-			_i=0
-			while [ ! -e "$_d/stop" ]; do
-				echo "line $_i"; _i=$((_i + 1)); sleep 0.02
-			done
-			cat "$1"
-		}
-		trickle "$T/b" | tee "$_d/b.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p ow -vv -w 20 \
-			$STUN $TURN -l oneway > "$_d/a.got" 2> "$_d/l.err" &
-		_lp=$!
-		trickle "$T/a" | tee "$_d/a.sent" | P2PCAT_SIGNAL="dir:$_d/rv" p2p ox -vv -w 20 \
-			$STUN $TURN oneway > "$_d/b.got" 2> "$_d/c.err" &
-		_cp=$!
-		both() { grep -q "$1" "$_d/l.err" && grep -q "$1" "$_d/c.err"; }
-		wait_for 20 both "connected: direct path" || tfail "oneway: no direct path"
+		trickle_start oneway ow ox
 		if [ $dir = caller ]; then
 			_rule="FORWARD -s $(lab_pubip ox) -d $(lab_pubip ow) -j DROP"
 		else
@@ -341,16 +336,9 @@ s_oneway() {
 		grown() { [ "$(stat -c %s "$_d/a.got")" -gt $((_s1 + 2000)) ] &&
 			[ "$(stat -c %s "$_d/b.got")" -gt $((_s2 + 2000)) ]; }
 		wait_for 20 grown || tfail "oneway ($dir to listener dead): the data stopped"
-		touch "$_d/stop"
-		wait_exit $_cp 60 || tfail "oneway: caller hung"
-		_crc=$RC
-		wait_exit $_lp 30 || tfail "oneway: listener hung"
+		trickle_end "oneway ($dir to listener dead)"
 		# shellcheck disable=SC2086
 		ip netns exec "$LAB-inet" iptables -w -D $_rule
-		tcheck "oneway: caller status" $_crc 0
-		tcheck "oneway: listener status" $RC 0
-		tcheck "oneway: caller to listener sha256" "$(sha "$_d/a.got")" "$(sha "$_d/a.sent")"
-		tcheck "oneway: listener to caller sha256" "$(sha "$_d/b.got")" "$(sha "$_d/b.sent")"
 		# Only a PATH_RESPONSE brings a side back, and none can come.
 		grep -q "back on a direct path" "$_d/l.err" "$_d/c.err" &&
 			tfail "oneway: back on a path that works one way only"
