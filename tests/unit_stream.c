@@ -1140,6 +1140,21 @@ test_linger(void)
 }
 
 /* Nothing to send: PINGs at the keepalive interval keep both alive. */
+/* Two streams on the LAN that never finish (no side writes its FIN),
+ * run for limit_us: 0, or -1 (freed) when the run failed. */
+static int
+open_pair(struct sim *m, const struct stream_conf *c, uint64_t limit_us)
+{
+	sim_init(m, c, c, NULL, 0, NULL, 0, &lan);
+	m->side[0].fin_sent = m->side[1].fin_sent = true;
+	m->limit_us = limit_us;
+	if (run(m) != 1) {
+		sim_free(m);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 test_keepalive(void)
 {
@@ -1149,14 +1164,8 @@ test_keepalive(void)
 
 	c.keepalive_us = 1000000;
 	c.idle_us = 5000000;
-	sim_init(&m, &c, &c, NULL, 0, NULL, 0, &lan);
-	/* Never finished: no side writes its FIN. */
-	m.side[0].fin_sent = m.side[1].fin_sent = true;
-	m.limit_us = 30000000;
-	if (run(&m) != 1) {
-		sim_free(&m);
+	if (open_pair(&m, &c, 30000000) == -1)
 		return -1;
-	}
 	for (i = 0; i < 2; i++) {
 		struct side *sd = &m.side[i];
 
@@ -1360,13 +1369,8 @@ test_ping(void)
 	size_t n;
 	int rc = 0;
 
-	sim_init(&m, &c, &c, NULL, 0, NULL, 0, &lan);
-	m.side[0].fin_sent = m.side[1].fin_sent = true;
-	m.limit_us = 1000000;
-	if (run(&m) != 1) {
-		sim_free(&m);
+	if (open_pair(&m, &c, 1000000) == -1)
 		return -1;
-	}
 	stream_get_stats(m.side[1].s, &st0);
 	stream_ping(m.side[0].s);
 	n = stream_output(m.side[0].s, m.now, &pn, buf, sizeof buf);
@@ -1408,13 +1412,8 @@ test_path(void)
 	size_t n;
 	int type, rc = 0;
 
-	sim_init(&m, &c, &c, NULL, 0, NULL, 0, &lan);
-	m.side[0].fin_sent = m.side[1].fin_sent = true;
-	m.limit_us = 1000000;
-	if (run(&m) != 1) {
-		sim_free(&m);
+	if (open_pair(&m, &c, 1000000) == -1)
 		return -1;
-	}
 	a = m.side[0].s;
 	b = m.side[1].s;
 	for (type = STREAM_PATH_CHALLENGE; type <= STREAM_PATH_RESPONSE; type++) {
