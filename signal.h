@@ -25,6 +25,12 @@ struct sig_opts {
 	unsigned poll_ms;			/* listener's poll interval; 0: default */
 	const volatile sig_atomic_t *stop;	/* set by SIGINT/SIGTERM: give up */
 	const char *api_key_file;		/* Web API key file (config), or NULL */
+	/* A descriptor that ends a wait early when it becomes readable
+	 * (sig_wait_offer and sig_wait_answer then return 1, reading
+	 * nothing from it), or 0 for none: fd 0 is stdin, never a wake
+	 * descriptor.  A listener that serves several sessions wakes on
+	 * its children this way. */
+	int wake_fd;
 };
 
 struct sig_msg {
@@ -44,7 +50,7 @@ int sig_valid_name(const char *name);
 /* Caller.  sig_offer posts blob to `to' under the fresh id (never
  * overwriting), valid until expire_ms (Unix time, ms); 0 or -1.
  * sig_wait_answer waits until deadline_ms (Unix time) for the answer to
- * id and consumes it: 0 got it, 1 timed out or stopped, -1 error.
+ * id and consumes it: 0 got it, 1 timed out, stopped or woken, -1 error.
  * sig_withdraw deletes the offer and any answer to it, best effort. */
 int sig_offer(struct sig *s, const char *to, const char *id,
     const void *blob, size_t len, uint64_t expire_ms);
@@ -53,8 +59,8 @@ int sig_wait_answer(struct sig *s, const char *to, const char *id,
 void sig_withdraw(struct sig *s, const char *to, const char *id);
 
 /* Listener.  sig_wait_offer waits until deadline_ms (UINT64_MAX: forever)
- * for an unexpired offer to name and consumes it: 0 got one, 1 timed out
- * or stopped, -1 error.  sig_answer posts the answer to offer id; 0 or -1.
+ * for an unexpired offer to name and consumes it: 0 got one, 1 timed out,
+ * stopped or woken (wake_fd), -1 error.  sig_answer posts the answer to offer id; 0 or -1.
  * sig_unanswer deletes that answer if the caller never took it. */
 int sig_wait_offer(struct sig *s, const char *name, struct sig_msg *offer,
     uint64_t deadline_ms);
