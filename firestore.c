@@ -40,6 +40,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -109,6 +110,7 @@ struct fs {
 	unsigned poll_ms;
 	int page;			/* offers listed per poll */
 	const volatile sig_atomic_t *stop;
+	int wake_fd;			/* sig_opts.wake_fd */
 	int auth;
 	char key[FS_MAX_KEY + 1];
 	char *cache;			/* token cache path */
@@ -358,11 +360,12 @@ fs_progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	return b->stop != NULL && *b->stop;
 }
 
-/* Sleep until Unix ms `until', waking for opts->stop: 0, or FS_STOPPED. */
+/* Sleep until Unix ms `until', waking for opts->stop and the wake
+ * descriptor: 0, or FS_STOPPED (the wait is over for either). */
 static int
 fs_sleep(struct fs *b, uint64_t until)
 {
-	struct timespec ts;
+	struct pollfd pfd = { .fd = b->wake_fd ? b->wake_fd : -1, .events = POLLIN };
 	uint64_t now, d;
 
 	for (;;) {
@@ -373,9 +376,8 @@ fs_sleep(struct fs *b, uint64_t until)
 		d = until - now;
 		if (d > 100)
 			d = 100;
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)d * 1000000;
-		nanosleep(&ts, NULL);
+		if (poll(&pfd, 1, (int)d) == 1 && pfd.revents)
+			return FS_STOPPED;
 	}
 }
 
@@ -1169,6 +1171,7 @@ fs_open(const char *rest, const struct sig_opts *o)
 		return NULL;
 	}
 	b->stop = o->stop;
+	b->wake_fd = o->wake_fd;
 	b->poll_ms = o->poll_ms ? o->poll_ms : FS_POLL_MS;
 	b->page = FS_PAGE;
 	slash = strchr(rest, '/');

@@ -51,6 +51,7 @@ struct sig_dir {
 	char host[256];
 	unsigned poll_ms;
 	const volatile sig_atomic_t *stop;
+	int wake_fd;			/* sig_opts.wake_fd */
 	unsigned long reads, writes;
 };
 
@@ -229,6 +230,7 @@ dir_open(const char *rest, const struct sig_opts *o)
 		return NULL;
 	}
 	d->stop = o->stop;
+	d->wake_fd = o->wake_fd;
 	d->poll_ms = o->poll_ms ? o->poll_ms : DIR_POLL_MS;
 	if (*rest != '\0') {
 		if (snprintf(d->root, sizeof d->root, "%s", rest) >= (int)sizeof d->root)
@@ -448,10 +450,12 @@ stale:
 	return 2;
 }
 
-/* Sleep one poll interval; 1 when it is time to give up, else 0. */
+/* Sleep one poll interval; 1 when it is time to give up (the deadline,
+ * a stop or the wake descriptor), else 0. */
 static int
 dir_nap(const struct sig_dir *d, uint64_t deadline_ms)
 {
+	struct pollfd pfd = { .fd = d->wake_fd ? d->wake_fd : -1, .events = POLLIN };
 	uint64_t now = unix_ms();
 	uint64_t ms = d->poll_ms;
 
@@ -459,7 +463,8 @@ dir_nap(const struct sig_dir *d, uint64_t deadline_ms)
 		return 1;
 	if (deadline_ms - now < ms)
 		ms = deadline_ms - now;
-	poll(NULL, 0, (int)ms);
+	if (poll(&pfd, 1, (int)ms) == 1 && pfd.revents)
+		return 1;
 	return d->stop && *d->stop;
 }
 
