@@ -771,6 +771,17 @@ parse_turn(struct turn *t, const char *url)
 	return resolve(t->hostport, 3478, &t->server);
 }
 
+int
+punch_port_check(int port)
+{
+	int fd = make_socket(port);
+
+	if (fd == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 struct punch *
 punch_new(const struct punch_conf *c)
 {
@@ -2011,23 +2022,23 @@ punch_sendv(struct punch *p, struct punch_run *r, int n)
 	return n;
 }
 
-/* One probe from the process's spray budget: true if it may go. */
+/* One probe from the budget b, under its lock: true if it may go.  A
+ * process's budget: its sessions share it (a listener's children too). */
 static bool
-spray_take(struct punch *p, uint64_t now)
+budget_take(struct punch *p, struct punch_budget *b, uint64_t now)
 {
-	struct punch_budget *b = p->budget;
-
-	if (b == NULL)
-		return true;
 	if (!b->init) {
 		b->init = true;
 		b->tokens = SPRAY_MAX;
 		b->at = now;
 	}
-	b->tokens += (double)(now - b->at) * SPRAY_MAX / SPRAY_REFILL_US;
-	if (b->tokens > SPRAY_MAX)
-		b->tokens = SPRAY_MAX;
-	b->at = now;
+	/* Another process may have taken from it after our `now'. */
+	if (now > b->at) {
+		b->tokens += (double)(now - b->at) * SPRAY_MAX / SPRAY_REFILL_US;
+		if (b->tokens > SPRAY_MAX)
+			b->tokens = SPRAY_MAX;
+		b->at = now;
+	}
 	/* Dry: go on at the rate it refills, as the tokens come. */
 	if (b->tokens < 1) {
 		if (!p->spray_spent)
@@ -2038,6 +2049,23 @@ spray_take(struct punch *p, uint64_t now)
 	}
 	b->tokens -= 1;
 	return true;
+}
+
+/* One probe from the process's spray budget: true if it may go. */
+static bool
+spray_take(struct punch *p, uint64_t now)
+{
+	struct punch_budget *b = p->budget;
+	bool ok;
+
+	if (b == NULL)
+		return true;
+	if (b->lock)
+		util_mutex_lock(b->lock);
+	ok = budget_take(p, b, now);
+	if (b->lock)
+		pthread_mutex_unlock(b->lock);
+	return ok;
 }
 
 static size_t

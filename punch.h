@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <pthread.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +39,9 @@ struct punch_budget {
 	bool init;
 	double tokens;
 	uint64_t at;
+	/* Where the budget is shared by processes (a listener's children),
+	 * the process-shared robust mutex that guards it; else NULL. */
+	pthread_mutex_t *lock;
 };
 
 struct punch_conf {
@@ -60,6 +65,8 @@ void punch_free(struct punch *p);
 /* Gather server-reflexive and relayed candidates (STUN, TURN), waiting at
  * most until deadline (now_us() time): 0, or -1 after printing why. */
 int punch_gather(struct punch *p, uint64_t deadline);
+/* Whether UDP port (not 0) can be bound now: 0, or -1 after printing why. */
+int punch_port_check(int port);
 int punch_fd(const struct punch *p);
 /* Our candidates to advertise: their count (at most max). */
 int punch_local(const struct punch *p, struct cand *c, int max);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,4 +109,27 @@ util_read_private(const char *path, const char *what, char *buf, size_t cap)
 out:
 	close(fd);
 	return n;
+}
+
+uint64_t
+secs_us(double s)
+{
+	return (uint64_t)(s * 1e6);
+}
+
+int
+timeout_ms(uint64_t t, uint64_t now)
+{
+	if (t == UINT64_MAX)
+		return -1;
+	if (t <= now)
+		return 0;
+	return (t - now + 999) / 1000 > INT_MAX ? INT_MAX : (int)((t - now + 999) / 1000);
+}
+
+void
+util_mutex_lock(pthread_mutex_t *mu)
+{
+	if (pthread_mutex_lock(mu) == EOWNERDEAD)
+		pthread_mutex_consistent(mu);
 }

@@ -2,6 +2,7 @@
 #ifndef UTIL_H
 #define UTIL_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* How much -v was given; diagnostics above it are not printed. */
@@ -21,10 +22,19 @@ void log_v(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  * refused.  The caller wipes buf. */
 long util_read_private(const char *path, const char *what, char *buf, size_t cap);
 
+/* Lock a robust mutex; one whose holder died is taken over (what it
+ * guards is a few counters, consistent enough for that). */
+void util_mutex_lock(pthread_mutex_t *mu);
+
 /* Microseconds on CLOCK_MONOTONIC, for every timer. */
 uint64_t now_us(void);
 /* Milliseconds since the Unix epoch, for expiry times shared with peers. */
 uint64_t unix_ms(void);
+/* Seconds (non-negative) as microseconds. */
+uint64_t secs_us(double s);
+/* The poll(2) timeout to reach deadline t from now (both now_us() time),
+ * rounded up; -1 for t == UINT64_MAX. */
+int timeout_ms(uint64_t t, uint64_t now);
 
 /* Big-endian (network order) integers in byte buffers. */
 static inline uint16_t
