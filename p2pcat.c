@@ -1,10 +1,10 @@
 /*
  * p2pcat: netcat for hosts behind NAT.
  *
- * This file holds the options, the exit status and the event loop that
- * moves stdin to the peer and the peer's bytes to stdout.  The rendezvous
- * is in signal.c, the path in session.c and punch.c, the byte stream in
- * stream.c.
+ * This file holds the options, the settings and the caller.  The listener
+ * is in serve.c, the loop that moves stdin to the peer and the peer's
+ * bytes to stdout in pump.c, the rendezvous in signal.c, the path in
+ * session.c and punch.c, the byte stream in stream.c.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -14,7 +14,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,32 +24,18 @@
 #include <sodium.h>
 
 #include "crypto.h"
+#include "p2pcat.h"
+#include "pump.h"
+#include "serve.h"
 #include "session.h"
 #include "signal.h"
-#include "stream.h"
 #include "util.h"
 
 #define P2PCAT_VERSION	"0.1"
 
-/* Exit status: documented in p2pcat(1), EXIT STATUS. */
-#define EXIT_OK		0	/* both directions delivered */
-#define EXIT_USAGE	1	/* bad option or configuration */
-#define EXIT_NOCONN	2	/* could not connect */
-#define EXIT_LOST	3	/* connection lost, or the peer aborted */
-#define EXIT_AUTH	4	/* the peer's key is not the one we trust */
-#define EXIT_SIGNAL	128	/* + the signal: interrupted */
-
-/* CLOSE codes on the wire. */
-#define CLOSE_DONE	0	/* --send-only finished: bye */
-#define CLOSE_SIGNAL	1	/* the user interrupted the peer */
-#define CLOSE_IO	2	/* the peer's stdin or stdout failed */
-
 #define DEF_WAIT_S	30.0	/* -w */
 #define DEF_IDLE_S	30.0	/* --idle */
 #define KEEPALIVE_US	15000000	/* well inside common NAT timeouts (30 s) */
-#define IOBUF		65536
-#define ABORT_LINGER_US	1000000	/* at most, after aborting */
-#define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
 #define SECRET_MAX	1024
 #define SNDBUF		(8 << 20)
 #define RCVBUF		(16 << 20)
@@ -75,8 +60,7 @@ struct opts {
 };
 
 static volatile sig_atomic_t stop_sig;
-static bool stdin_eof;			/* stays at EOF across -k sessions */
-static int stdout_flags = -1;		/* restored at exit */
+static bool stdin_eof;
 
 static void
 usage(FILE *f)
@@ -525,266 +509,6 @@ sanitize_fds(void)
 		close(fd);
 }
 
-/* A pipe or socket on stdout goes non-blocking, so a slow reader cannot
- * stall the loop (and with it our acknowledgements); restored at exit. */
-static void
-stdout_nonblock(void)
-{
-	struct stat st;
-
-	if (fstat(1, &st) == -1 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
-		return;
-	if ((stdout_flags = fcntl(1, F_GETFL)) != -1)
-		fcntl(1, F_SETFL, stdout_flags | O_NONBLOCK);
-}
-
-static void
-stdout_restore(void)
-{
-	if (stdout_flags != -1)
-		fcntl(1, F_SETFL, stdout_flags);
-	stdout_flags = -1;
-}
-
-/* The peer's data has ended: let go of stdout, so whoever reads it sees
- * end-of-file now, while our other direction may still be running.  fd 1
- * stays open on /dev/null. */
-static void
-stdout_close(void)
-{
-	int fd;
-
-	stdout_restore();
-	if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1)
-		return;
-	dup2(fd, 1);
-	close(fd);
-}
-
-static uint64_t
-secs_us(double s)
-{
-	return (uint64_t)(s * 1e6);
-}
-
-/* The poll timeout to reach deadline t (µs) from now, rounded up. */
-static int
-timeout_ms(uint64_t t, uint64_t now)
-{
-	if (t == UINT64_MAX)
-		return -1;
-	if (t <= now)
-		return 0;
-	return (t - now + 999) / 1000 > INT_MAX ? INT_MAX : (int)((t - now + 999) / 1000);
-}
-
-static const char *
-close_reason(uint32_t code)
-{
-	switch (code) {
-	case CLOSE_SIGNAL:
-		return "the peer was interrupted";
-	case CLOSE_IO:
-		return "the peer's input or output failed";
-	default:
-		return "the peer aborted";
-	}
-}
-
-/* Abort the session with code and return status.  The CLOSE may be lost
- * (the peer's socket full of our data): stay a little, answering what
- * still arrives with another CLOSE, until the peer falls silent. */
-static int
-abort_session(struct session *s, uint32_t code, int status)
-{
-	uint64_t end = now_us() + ABORT_LINGER_US, quiet = 0, now;
-	struct pollfd pfd;
-
-	if (!sess_connected(s))
-		return status;
-	stream_abort(sess_stream(s), code);
-	while ((now = now_us()) < end && sess_io(s, now) == 0) {
-		uint64_t t = end;
-
-		if (stream_can_close(sess_stream(s), now) && !(sess_events(s) & POLLOUT)) {
-			if (quiet == 0)
-				quiet = now + ABORT_QUIET_US;
-			if (now >= quiet)
-				break;
-			t = quiet;
-		}
-		pfd.fd = sess_fd(s);
-		pfd.events = sess_events(s);
-		if (poll(&pfd, 1, timeout_ms(t, now)) > 0)
-			quiet = 0;	/* the peer still talks */
-	}
-	return status;
-}
-
-/* The exit status for a session that failed in sess_io. */
-static int
-sess_status(const struct session *s)
-{
-	if (sess_error(s) == SESS_AUTH)
-		return EXIT_AUTH;
-	return sess_connected(s) ? EXIT_LOST : EXIT_NOCONN;
-}
-
-/*
- * The session's event loop, after nc's readwrite(): one buffer per
- * direction, poll(2) on stdin, stdout and the socket, the timeout is the
- * next deadline.  Returns the exit status.
- */
-static int
-run(struct session *s, const struct opts *o, uint64_t connect_deadline)
-{
-	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
-	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
-	bool wclosed = false, started = false, oclosed = false;
-	struct stream *st = NULL;
-	struct pollfd pfd[3];
-	char desc[128];
-
-	for (;;) {
-		uint64_t now = now_us(), t;
-		int n, ip = -1, op = -1;
-
-		if (stop_sig)
-			return abort_session(s, CLOSE_SIGNAL, EXIT_SIGNAL + stop_sig);
-		if (!sess_connected(s) && now >= connect_deadline) {
-			log_err("could not reach the peer: no path answered within %g s",
-			    o->wait_s);
-			return EXIT_NOCONN;
-		}
-		if (sess_io(s, now) == -1)
-			return sess_status(s);
-
-		if (sess_connected(s)) {
-			bool in_done, out_done;
-			int err;
-
-			st = sess_stream(s);
-			if (!started) {
-				started = true;
-				log_v(1, "connected: %s", sess_describe(s, desc, sizeof desc));
-			}
-			if (o->udp && inoff < inlen) {
-				/* -u: one read, one datagram (reads are no longer). */
-				if (stream_dgram_send(st, inbuf, inlen) != 0)
-					inoff = inlen;
-			}
-			while (!o->udp && inoff < inlen) {
-				size_t w = stream_write(st, inbuf + inoff, inlen - inoff);
-
-				if (w == 0)
-					break;
-				inoff += w;
-			}
-			if ((stdin_eof || o->recv_only) && inoff == inlen && !wclosed) {
-				stream_close_write(st);
-				wclosed = true;
-			}
-			if (o->udp && outoff == outlen) {
-				ssize_t d = stream_dgram_recv(st, outbuf, sizeof outbuf);
-
-				outoff = 0;
-				outlen = d > 0 ? (size_t)d : 0;
-				if (o->send_only)
-					outlen = 0;
-			}
-			while (outoff == outlen && (outlen = stream_read(st, outbuf, sizeof outbuf)) > 0) {
-				outoff = 0;
-				if (!o->send_only)
-					break;
-				outlen = 0;	/* --send-only: received data is dropped */
-			}
-			if (outlen == 0)
-				outoff = 0;
-			in_done = o->send_only || (stream_eof(st) && outoff == outlen);
-			/* With -k, stdout carries one session after another. */
-			if (in_done && !oclosed && !o->send_only && !o->keep) {
-				stdout_close();
-				oclosed = true;
-			}
-			out_done = wclosed && stream_send_done(st);
-			err = stream_error(st);
-			if (err == STREAM_ABORTED && stream_close_code(st) == CLOSE_DONE) {
-				/* A --send-only peer is done: all it sent is
-				 * here, only our output may still be draining. */
-				if (in_done)
-					return EXIT_OK;
-				if (outoff == outlen && !stream_eof(st)) {
-					log_err("the peer closed before its data ended");
-					return EXIT_LOST;
-				}
-			} else if (err == STREAM_ABORTED) {
-				log_err("%s", close_reason(stream_close_code(st)));
-				return EXIT_LOST;
-			} else if (err == STREAM_IDLE) {
-				log_err("connection lost: nothing from the peer for %g s", o->idle_s);
-				return EXIT_LOST;
-			} else if (err != STREAM_OK) {
-				log_err("connection failed: the peer broke the protocol");
-				return abort_session(s, CLOSE_IO, EXIT_LOST);
-			} else if (in_done && o->send_only && out_done) {
-				/* Tell the peer we are gone, not lost. */
-				stream_abort(st, CLOSE_DONE);
-			} else if (in_done && out_done && stream_can_close(st, now)) {
-				return EXIT_OK;
-			}
-			if (o->send_only && out_done && stream_can_close(st, now))
-				return EXIT_OK;
-		}
-
-		n = 0;
-		pfd[n].fd = sess_fd(s);
-		pfd[n].events = sess_events(s);
-		n++;
-		if (st && !stdin_eof && !o->recv_only && inoff == inlen) {
-			pfd[n].fd = 0;
-			pfd[n].events = POLLIN;
-			ip = n++;
-		}
-		if (st && outoff < outlen) {
-			pfd[n].fd = 1;
-			pfd[n].events = POLLOUT;
-			op = n++;
-		}
-		t = sess_deadline(s);
-		if (!sess_connected(s) && connect_deadline < t)
-			t = connect_deadline;
-		if (poll(pfd, n, timeout_ms(t, now_us())) == -1) {
-			if (errno == EINTR)
-				continue;
-			log_errno("poll");
-			return abort_session(s, CLOSE_IO, EXIT_LOST);
-		}
-		if (ip != -1 && pfd[ip].revents) {
-			ssize_t r = read(0, inbuf, o->udp ? stream_dgram_max(st) : sizeof inbuf);
-
-			if (r > 0) {
-				inlen = r;
-				inoff = 0;
-			} else if (r == 0) {
-				stdin_eof = true;
-			} else if (errno != EINTR && errno != EAGAIN) {
-				log_errno("stdin");
-				return abort_session(s, CLOSE_IO, EXIT_LOST);
-			}
-		}
-		if (op != -1 && pfd[op].revents) {
-			ssize_t w = write(1, outbuf + outoff, outlen - outoff);
-
-			if (w > 0) {
-				outoff += w;
-			} else if (w < 0 && errno != EINTR && errno != EAGAIN) {
-				log_errno("stdout");
-				return abort_session(s, CLOSE_IO, EXIT_LOST);
-			}
-		}
-	}
-}
-
 static void
 sess_setup(struct sess_conf *sc, const struct opts *o,
     const struct crypto_identity *id, bool caller)
@@ -810,29 +534,28 @@ sess_setup(struct sess_conf *sc, const struct opts *o,
 }
 
 static void
+pump_setup(struct pump_conf *pc, const struct opts *o)
+{
+	memset(pc, 0, sizeof *pc);
+	pc->in_fd = 0;
+	pc->out_fd = 1;
+	pc->udp = o->udp;
+	pc->send_only = o->send_only;
+	pc->recv_only = o->recv_only;
+	pc->keep_out = o->keep;
+	pc->wait_s = o->wait_s;
+	pc->idle_s = o->idle_s;
+	pc->stop = &stop_sig;
+	pc->in_eof = &stdin_eof;
+}
+
+static void
 report_counts(const struct sig *sig)
 {
 	unsigned long r, w;
 
 	sig_counts(sig, &r, &w);
 	log_v(1, "rendezvous: %lu reads, %lu writes", r, w);
-}
-
-static void
-report_session(const struct session *s)
-{
-	struct stream_stats st;
-	struct stream *str = sess_stream((struct session *)s);
-
-	if (str == NULL)
-		return;
-	stream_get_stats(str, &st);
-	log_v(1, "sent %llu packets (%llu bytes retransmitted), received %llu; "
-	    "rtt %.1f ms; payload %llu bytes a packet; %llu forged or replayed "
-	    "packets dropped",
-	    (unsigned long long)st.pkts_sent, (unsigned long long)st.bytes_retrans,
-	    (unsigned long long)st.pkts_recv, st.srtt_us / 1000.0,
-	    (unsigned long long)st.mtu, (unsigned long long)sess_dropped(s));
 }
 
 static int
@@ -845,6 +568,7 @@ caller(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
 	struct session *s;
 	struct sig_msg *ans = NULL;
 	struct sess_conf sc;
+	struct pump_conf pc;
 	int ret = EXIT_NOCONN, r;
 	size_t len;
 
@@ -876,11 +600,12 @@ caller(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
 	if (r == -1)
 		goto out;
 	if (sess_take_answer(s, ans->blob, ans->len) == -1) {
-		ret = sess_status(s);
+		ret = pump_status(s);
 		goto out;
 	}
-	ret = run(s, o, deadline);
-	report_session(s);
+	pump_setup(&pc, o);
+	ret = pump_run(s, &pc, deadline);
+	pump_report(s);
 out:
 	report_counts(sig);
 	free(ans);
@@ -888,70 +613,14 @@ out:
 	return ret;
 }
 
+/* Serve offers; the exit status.  sv was made before the rendezvous was
+ * opened (its wake descriptor goes with it). */
 static int
-listener(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
+listener(struct sig *sig, struct serve *sv)
 {
-	unsigned char blob[SIG_MAX_BLOB];
-	struct sig_msg *offer;
-	struct sess_conf sc;
-	struct punch_budget spray = { 0 };
-	int ret = EXIT_NOCONN;
+	int ret = serve_run(sv, sig);
 
-	if ((offer = malloc(sizeof *offer)) == NULL) {
-		log_errno("malloc");
-		return EXIT_NOCONN;
-	}
-	sess_setup(&sc, o, id, false);
-	sc.punch.spray = &spray;	/* one budget for every offer we take */
-	for (;;) {
-		struct session *s;
-		size_t len;
-		int r;
-
-		log_v(1, "listening as `%s'", o->peer);
-		r = sig_wait_offer(sig, o->peer, offer, UINT64_MAX);
-		if (stop_sig || r != 0) {
-			ret = stop_sig ? EXIT_SIGNAL + stop_sig : EXIT_NOCONN;
-			break;
-		}
-		log_v(1, "offer %s received", offer->id);
-		/* Gather now, not before the wait: a NAT forgets an idle
-		 * mapping within a minute, and with it our public address. */
-		if ((s = sess_new(&sc)) == NULL)
-			break;
-		if (sess_gather(s, now_us() + secs_us(o->wait_s)) == -1) {
-			sess_free(s);
-			break;
-		}
-		if ((len = sess_take_offer(s, o->peer, offer->id, offer->blob, offer->len,
-		    blob, sizeof blob)) == 0) {
-			log_err("ignoring offer %s", offer->id);
-			sess_free(s);
-			continue;
-		}
-		if (sig_answer(sig, o->peer, offer->id, blob, len,
-		    unix_ms() + (uint64_t)(o->wait_s * 1000)) == -1) {
-			sess_free(s);
-			continue;
-		}
-		ret = run(s, o, now_us() + secs_us(o->wait_s));
-		sig_unanswer(sig, o->peer, offer->id);
-		report_session(s);
-		report_counts(sig);
-		sess_free(s);
-		if (stop_sig)
-			break;
-		/* A caller that never arrived, or that we refused, is no
-		 * session served: a stranger cannot end the listener. */
-		if (ret == EXIT_NOCONN || ret == EXIT_AUTH) {
-			log_err("the caller of offer %s %s", offer->id,
-			    ret == EXIT_AUTH ? "was refused" : "did not connect");
-			continue;
-		}
-		if (!o->keep)
-			break;
-	}
-	free(offer);
+	report_counts(sig);
 	return ret;
 }
 
@@ -984,6 +653,10 @@ main(int argc, char *argv[])
 	struct given g = { 0 };
 	struct sig_opts so = { 0 };
 	struct crypto_identity id = { 0 };
+	struct serve_conf svc = { 0 };
+	struct serve *sv = NULL;
+	struct sess_conf sc;
+	struct pump_conf pc;
 	struct sigaction sa;
 	struct sig *sig;
 	int ch, ret = EXIT_USAGE;
@@ -1153,16 +826,32 @@ main(int argc, char *argv[])
 	so.poll_ms = (unsigned)(o.poll_s * 1000);
 	so.stop = &stop_sig;
 	so.api_key_file = o.api_key_file;
+	if (o.listen) {
+		sess_setup(&sc, &o, &id, false);
+		pump_setup(&pc, &o);
+		svc.name = o.peer;
+		svc.keep = o.keep;
+		/* Our port is one socket: one offer at a time on it. */
+		svc.max_kids = o.port ? 1 : SERVE_MAX_KIDS;
+		if (o.port && punch_port_check(o.port) == -1)
+			goto fail;
+		svc.wait_s = o.wait_s;
+		svc.sess = &sc;
+		svc.pump = &pc;
+		svc.stop = &stop_sig;
+		if ((sv = serve_new(&svc)) == NULL)
+			goto fail;
+		so.wake_fd = serve_wake_fd(sv);
+	}
 	if ((sig = sig_open(o.signal, &so)) == NULL)
 		goto fail;
-	stdout_nonblock();
-	ret = o.listen ? listener(&o, sig, &id) : caller(&o, sig, &id);
-	stdout_restore();
+	ret = o.listen ? listener(sig, sv) : caller(&o, sig, &id);
 	sig_close(sig);
 	goto out;
 fail:
 	ret = EXIT_USAGE;
 out:
+	serve_free(sv);
 	crypto_identity_wipe(&id);
 	if (o.secret)
 		sodium_memzero(o.secret, o.secretlen);

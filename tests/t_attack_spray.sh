@@ -30,7 +30,14 @@ CID=$1 CPORT=$2
 source_of "$T/b" | env HOME="$T/bob" XDG_CONFIG_HOME="$T/bob/.config" \
 	"$P2PCAT" -v -l bob > "$T/a.got" 2> "$T/l.err" & lp=$!
 # The listener's port, from ss.
-lport() { LPORT=$(ss -Hulpn | awk -v p="pid=$lp," 'index($0, p) { n = split($4, a, ":"); print a[n]; exit }'); [ -n "$LPORT" ]; }
+# The socket is its child's, which works on the offer.
+lport() {
+	for p in $(pgrep -P $lp); do
+		LPORT=$(ss -Hulpn | awk -v p="pid=$p," 'index($0, p) { n = split($4, a, ":"); print a[n]; exit }')
+		[ -n "$LPORT" ] && return 0
+	done
+	return 1
+}
 wait_for 10 lport || fail "no UDP socket of the listener in ss -ulpn"
 wait_for 30 grep -q "connected:" "$T/c.err" || fail "not connected: $(cat "$T/c.err")"
 echo "caller: cid $CID port $CPORT; listener port $LPORT"

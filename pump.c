@@ -1,0 +1,349 @@
+/*
+ * pump.c: a session's data loop, after nc's readwrite(): one buffer per
+ * direction, poll(2) on the two local descriptors and the session's
+ * socket, the timeout being the next deadline.
+ *
+ * The descriptors may be shared with other processes (the shell's stdin
+ * and stdout): their file status flags are never changed, not even for a
+ * moment, since a process killed before it could restore them would leave
+ * the next writer in the pipeline with EAGAIN.  A slow reader must not
+ * stall the loop (and our acknowledgements with it), so a pipe is
+ * reopened through /proc/self/fd, which gives a file description of our
+ * own that may be non-blocking; a socket is written with MSG_DONTWAIT.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2pcat.h"
+#include "pump.h"
+#include "session.h"
+#include "stream.h"
+#include "util.h"
+
+#define IOBUF		65536
+#define ABORT_LINGER_US	1000000	/* at most, after aborting */
+#define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
+
+/* Where the peer's bytes go. */
+struct out {
+	int fd;			/* what we write to */
+	int orig;		/* the descriptor we were given */
+	bool own;		/* fd is a file description of our own */
+	bool sock;		/* a socket: send with MSG_DONTWAIT */
+	bool fifo;		/* a pipe we could not reopen: PIPE_BUF at a time */
+};
+
+static void
+out_open(struct out *o, int fd)
+{
+	struct stat st;
+	char path[64];
+	int nfd;
+
+	memset(o, 0, sizeof *o);
+	o->fd = o->orig = fd;
+	if (fstat(fd, &st) == -1)
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		o->sock = true;
+	} else if (S_ISFIFO(st.st_mode)) {
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		if ((nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
+			/* No /proc, or no reader left: a write of PIPE_BUF
+			 * bytes cannot block once poll says there is room. */
+			o->fifo = true;
+			return;
+		}
+		o->fd = nfd;
+		o->own = true;
+	}
+}
+
+/* Write what fits now: the count, or -1 with errno (EAGAIN: nothing fit). */
+static ssize_t
+out_write(const struct out *o, const void *buf, size_t len)
+{
+	if (o->sock)
+		return send(o->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (o->fifo && len > PIPE_BUF)
+		len = PIPE_BUF;
+	return write(o->fd, buf, len);
+}
+
+/* Let go of the output, so whoever reads it sees end-of-file now, while
+ * our other direction may still be running.  A standard descriptor stays
+ * open, on /dev/null. */
+static void
+out_close(struct out *o)
+{
+	int fd;
+
+	if (o->own)
+		close(o->fd);
+	if (o->orig > 2) {
+		close(o->orig);
+	} else if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) != -1) {
+		dup2(fd, o->orig);
+		close(fd);
+	}
+	o->fd = o->orig = -1;
+	o->own = false;
+}
+
+static void
+out_release(struct out *o)
+{
+	if (o->own)
+		close(o->fd);
+	o->own = false;
+}
+
+static const char *
+close_reason(uint32_t code)
+{
+	switch (code) {
+	case CLOSE_SIGNAL:
+		return "the peer was interrupted";
+	case CLOSE_IO:
+		return "the peer's input or output failed";
+	case CLOSE_BUSY:
+		return "the listener is busy: it serves as many sessions as it may";
+	default:
+		return "the peer aborted";
+	}
+}
+
+/* Abort the session with code and return status.  The CLOSE may be lost
+ * (the peer's socket full of our data): stay a little, answering what
+ * still arrives with another CLOSE, until the peer falls silent. */
+static int
+abort_session(struct session *s, uint32_t code, int status)
+{
+	uint64_t end = now_us() + ABORT_LINGER_US, quiet = 0, now;
+	struct pollfd pfd;
+
+	if (!sess_connected(s))
+		return status;
+	stream_abort(sess_stream(s), code);
+	while ((now = now_us()) < end && sess_io(s, now) == 0) {
+		uint64_t t = end;
+
+		if (stream_can_close(sess_stream(s), now) && !(sess_events(s) & POLLOUT)) {
+			if (quiet == 0)
+				quiet = now + ABORT_QUIET_US;
+			if (now >= quiet)
+				break;
+			t = quiet;
+		}
+		pfd.fd = sess_fd(s);
+		pfd.events = sess_events(s);
+		if (poll(&pfd, 1, timeout_ms(t, now)) > 0)
+			quiet = 0;	/* the peer still talks */
+	}
+	return status;
+}
+
+int
+pump_status(const struct session *s)
+{
+	if (sess_error(s) == SESS_AUTH)
+		return EXIT_AUTH;
+	return sess_connected(s) ? EXIT_LOST : EXIT_NOCONN;
+}
+
+void
+pump_report(struct session *s)
+{
+	struct stream_stats st;
+	struct stream *str = sess_stream(s);
+
+	if (str == NULL)
+		return;
+	stream_get_stats(str, &st);
+	log_v(1, "sent %llu packets (%llu bytes retransmitted), received %llu; "
+	    "rtt %.1f ms; payload %llu bytes a packet; %llu forged or replayed "
+	    "packets dropped",
+	    (unsigned long long)st.pkts_sent, (unsigned long long)st.bytes_retrans,
+	    (unsigned long long)st.pkts_recv, st.srtt_us / 1000.0,
+	    (unsigned long long)st.mtu, (unsigned long long)sess_dropped(s));
+}
+
+/* The loop proper; pump_run opens and releases the output around it. */
+static int
+loop(struct session *s, struct pump_conf *c, struct out *out,
+    uint64_t connect_deadline)
+{
+	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
+	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
+	bool wclosed = false, started = false, oclosed = false;
+	struct stream *st = NULL;
+	struct pollfd pfd[3];
+	char desc[128];
+
+	for (;;) {
+		uint64_t now = now_us(), t;
+		int n, ip = -1, op = -1, code;
+
+		if (c->stop && *c->stop)
+			return abort_session(s, CLOSE_SIGNAL, EXIT_SIGNAL + *c->stop);
+		if (!sess_connected(s) && now >= connect_deadline) {
+			log_err("could not reach the peer: no path answered within %g s",
+			    c->wait_s);
+			return EXIT_NOCONN;
+		}
+		if (sess_io(s, now) == -1)
+			return pump_status(s);
+
+		if (sess_connected(s)) {
+			bool in_done, out_done;
+			int err;
+
+			st = sess_stream(s);
+			if (!started) {
+				started = true;
+				log_v(1, "connected: %s", sess_describe(s, desc, sizeof desc));
+				if (c->on_connect &&
+				    (code = c->on_connect(c->ctx, s, c)) != 0)
+					return abort_session(s, code, EXIT_NOCONN);
+				if (c->out_fd != out->orig) {
+					out_release(out);
+					out_open(out, c->out_fd);
+				}
+			}
+			if (c->udp && inoff < inlen) {
+				/* -u: one read, one datagram (reads are no longer). */
+				if (stream_dgram_send(st, inbuf, inlen) != 0)
+					inoff = inlen;
+			}
+			while (!c->udp && inoff < inlen) {
+				size_t w = stream_write(st, inbuf + inoff, inlen - inoff);
+
+				if (w == 0)
+					break;
+				inoff += w;
+			}
+			if ((*c->in_eof || c->recv_only) && inoff == inlen && !wclosed) {
+				stream_close_write(st);
+				wclosed = true;
+			}
+			if (c->udp && outoff == outlen) {
+				ssize_t d = stream_dgram_recv(st, outbuf, sizeof outbuf);
+
+				outoff = 0;
+				outlen = d > 0 ? (size_t)d : 0;
+				if (c->send_only)
+					outlen = 0;
+			}
+			while (outoff == outlen && (outlen = stream_read(st, outbuf, sizeof outbuf)) > 0) {
+				outoff = 0;
+				if (!c->send_only)
+					break;
+				outlen = 0;	/* --send-only: received data is dropped */
+			}
+			if (outlen == 0)
+				outoff = 0;
+			in_done = c->send_only || (stream_eof(st) && outoff == outlen);
+			/* With -k, stdout carries one session after another. */
+			if (in_done && !oclosed && !c->send_only && !c->keep_out) {
+				out_close(out);
+				oclosed = true;
+			}
+			out_done = wclosed && stream_send_done(st);
+			err = stream_error(st);
+			if (err == STREAM_ABORTED && stream_close_code(st) == CLOSE_DONE) {
+				/* A --send-only peer is done: all it sent is
+				 * here, only our output may still be draining. */
+				if (in_done)
+					return EXIT_OK;
+				if (outoff == outlen && !stream_eof(st)) {
+					log_err("the peer closed before its data ended");
+					return EXIT_LOST;
+				}
+			} else if (err == STREAM_ABORTED) {
+				log_err("%s", close_reason(stream_close_code(st)));
+				return stream_close_code(st) == CLOSE_BUSY ? EXIT_NOCONN : EXIT_LOST;
+			} else if (err == STREAM_IDLE) {
+				log_err("connection lost: nothing from the peer for %g s", c->idle_s);
+				return EXIT_LOST;
+			} else if (err != STREAM_OK) {
+				log_err("connection failed: the peer broke the protocol");
+				return abort_session(s, CLOSE_IO, EXIT_LOST);
+			} else if (in_done && c->send_only && out_done) {
+				/* Tell the peer we are gone, not lost. */
+				stream_abort(st, CLOSE_DONE);
+			} else if (in_done && out_done && stream_can_close(st, now)) {
+				return EXIT_OK;
+			}
+			if (c->send_only && out_done && stream_can_close(st, now))
+				return EXIT_OK;
+		}
+
+		n = 0;
+		pfd[n].fd = sess_fd(s);
+		pfd[n].events = sess_events(s);
+		n++;
+		if (st && !*c->in_eof && !c->recv_only && inoff == inlen) {
+			pfd[n].fd = c->in_fd;
+			pfd[n].events = POLLIN;
+			ip = n++;
+		}
+		if (st && outoff < outlen) {
+			pfd[n].fd = out->fd;
+			pfd[n].events = POLLOUT;
+			op = n++;
+		}
+		t = sess_deadline(s);
+		if (!sess_connected(s) && connect_deadline < t)
+			t = connect_deadline;
+		if (poll(pfd, n, timeout_ms(t, now_us())) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_errno("poll");
+			return abort_session(s, CLOSE_IO, EXIT_LOST);
+		}
+		if (ip != -1 && pfd[ip].revents) {
+			ssize_t r = read(c->in_fd, inbuf, c->udp ? stream_dgram_max(st) : sizeof inbuf);
+
+			if (r > 0) {
+				inlen = r;
+				inoff = 0;
+			} else if (r == 0) {
+				*c->in_eof = true;
+			} else if (errno != EINTR && errno != EAGAIN) {
+				log_errno("stdin");
+				return abort_session(s, CLOSE_IO, EXIT_LOST);
+			}
+		}
+		if (op != -1 && pfd[op].revents) {
+			ssize_t w = out_write(out, outbuf + outoff, outlen - outoff);
+
+			if (w > 0) {
+				outoff += w;
+			} else if (w < 0 && errno != EINTR && errno != EAGAIN) {
+				log_errno("stdout");
+				return abort_session(s, CLOSE_IO, EXIT_LOST);
+			}
+		}
+	}
+}
+
+int
+pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
+{
+	struct out out;
+	int ret;
+
+	out_open(&out, c->out_fd);
+	ret = loop(s, c, &out, connect_deadline);
+	out_release(&out);
+	return ret;
+}

@@ -1,0 +1,44 @@
+/*
+ * pump.h: a session's data loop, after nc's readwrite(): what is read
+ * from one local descriptor goes to the peer, what the peer sends is
+ * written to another, until both directions have ended.
+ */
+#ifndef PUMP_H
+#define PUMP_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct session;
+struct pump_conf;
+
+/* Called once, when the session is connected (the peer proved its keys),
+ * before any data moves: 0 to go on, or a CLOSE code to abort the session
+ * with (the peer is told).  It may set c->in_fd and c->out_fd. */
+typedef int (*pump_connect_fn)(void *ctx, struct session *s, struct pump_conf *c);
+
+struct pump_conf {
+	int in_fd, out_fd;		/* read for the peer; its data written here */
+	bool udp;			/* -u: one read, one datagram */
+	bool send_only, recv_only;
+	bool keep_out;			/* hold on to out_fd at the peer's EOF (-k) */
+	double wait_s, idle_s;		/* -w and --idle, for messages */
+	const volatile sig_atomic_t *stop;	/* the signal that ends us, or 0 */
+	bool *in_eof;			/* in_fd is at EOF (stays so, for -k) */
+	pump_connect_fn on_connect;	/* or NULL */
+	void *ctx;
+};
+
+/* Run the session until both directions have ended, it fails, or *stop is
+ * set; connect_deadline (now_us() time) bounds the wait for a path.
+ * Returns the exit status (p2pcat.h). */
+int pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline);
+
+/* The exit status for a session that failed before or in pump_run. */
+int pump_status(const struct session *s);
+
+/* The path, rates and drops of a session, for -v. */
+void pump_report(struct session *s);
+
+#endif

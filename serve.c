@@ -1,0 +1,480 @@
+/*
+ * serve.c: the listener.
+ *
+ * The parent process waits on the rendezvous for offers and is the only
+ * one that talks to the store.  Each offer it takes goes to a child
+ * process of its own, which gathers candidates, makes the answer, punches
+ * and runs the session; so one offer that is bogus, refused or abandoned
+ * never delays the next caller, and a child that fails takes nothing else
+ * down.  A child hands its answer to the parent over a SOCK_SEQPACKET
+ * socket, which is also the rendezvous wait's wake descriptor (SIGCHLD
+ * writes to it too), and the parent deletes the answer when the child is
+ * gone, whatever became of it.
+ *
+ * Only one session at a time may use stdin and stdout: the child that
+ * connects first takes them (a slot in memory shared by the processes),
+ * and one that connects while they are taken tells its caller that the
+ * listener is busy.  While a session has them, the parent leaves further
+ * offers in the store, as a listener that served one session at a time
+ * always did: they are taken when it ends, if their callers still wait.
+ *
+ * The children also share the budget for birthday probes (punch.h), and
+ * whether stdin has ended, which stays so across -k sessions.
+ */
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2pcat.h"
+#include "punch.h"
+#include "serve.h"
+#include "signal.h"
+#include "util.h"
+
+#define STOP_GRACE_US	2000000	/* children have this long to end on SIGTERM */
+
+/* Messages from a child to the parent. */
+enum { UP_WAKE = 'W', UP_ANSWER = 'A', UP_SLOT = 'S' };
+
+struct up_msg {
+	uint8_t type;
+	pid_t pid;
+	char id[SIG_ID_LEN + 1];
+	uint16_t len;
+	uint8_t blob[SIG_MAX_BLOB];
+};
+
+/* What the processes share, in a MAP_SHARED page. */
+struct shared {
+	pthread_mutex_t mu;		/* process-shared, robust */
+	pid_t slot;			/* the child on stdin/stdout, or 0 */
+	bool in_eof;			/* stdin has ended */
+	struct punch_budget spray;
+};
+
+struct kid {
+	pid_t pid;			/* 0: a free entry */
+	char id[SIG_ID_LEN + 1];	/* the offer it works on */
+	bool answered;			/* its answer is in the store */
+};
+
+struct serve {
+	const struct serve_conf *c;
+	struct sess_conf sess;		/* c->sess, with the shared spray budget */
+	struct shared *sh;
+	int up[2];			/* [0] the parent reads, [1] children write */
+	struct kid kid[SERVE_MAX_KIDS];
+	int nkids;
+	bool served;			/* without -k: a session took stdin/stdout */
+	pid_t served_pid;
+	int status;			/* that session's exit status */
+	bool served_done;
+};
+
+/* The parent's end of the children's socket, for the SIGCHLD handler. */
+static int chld_fd = -1;
+
+static void
+on_chld(int sig)
+{
+	int e = errno;
+	uint8_t m = UP_WAKE;
+
+	(void)sig;
+	if (chld_fd != -1)
+		send(chld_fd, &m, 1, MSG_DONTWAIT);
+	errno = e;
+}
+
+struct serve *
+serve_new(const struct serve_conf *c)
+{
+	pthread_mutexattr_t ma;
+	struct serve *sv;
+
+	if ((sv = calloc(1, sizeof *sv)) == NULL) {
+		log_errno("calloc");
+		return NULL;
+	}
+	sv->c = c;
+	sv->up[0] = sv->up[1] = -1;
+	sv->sh = mmap(NULL, sizeof *sv->sh, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sv->sh == MAP_FAILED) {
+		sv->sh = NULL;
+		log_errno("mmap");
+		goto fail;
+	}
+	memset(sv->sh, 0, sizeof *sv->sh);
+	if (pthread_mutexattr_init(&ma) != 0 ||
+	    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
+	    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) != 0 ||
+	    pthread_mutex_init(&sv->sh->mu, &ma) != 0) {
+		log_err("cannot make a shared mutex");
+		goto fail;
+	}
+	pthread_mutexattr_destroy(&ma);
+	sv->sh->in_eof = *c->pump->in_eof;
+	sv->sh->spray.lock = &sv->sh->mu;
+	sv->sess = *c->sess;
+	sv->sess.punch.spray = &sv->sh->spray;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv->up) == -1) {
+		log_errno("socketpair");
+		goto fail;
+	}
+	if (fcntl(sv->up[0], F_SETFL, O_NONBLOCK) == -1) {
+		log_errno("fcntl");
+		goto fail;
+	}
+	return sv;
+fail:
+	serve_free(sv);
+	return NULL;
+}
+
+int
+serve_wake_fd(const struct serve *sv)
+{
+	return sv->up[0];
+}
+
+void
+serve_free(struct serve *sv)
+{
+	if (sv == NULL)
+		return;
+	if (sv->up[0] != -1)
+		close(sv->up[0]);
+	if (sv->up[1] != -1)
+		close(sv->up[1]);
+	if (sv->sh)
+		munmap(sv->sh, sizeof *sv->sh);
+	free(sv);
+}
+
+/*
+ * The child.
+ */
+
+/* Tell the parent; 0 or -1. */
+static int
+up_send(struct serve *sv, struct up_msg *m)
+{
+	size_t n = m->type == UP_ANSWER ? offsetof(struct up_msg, blob) + m->len :
+	    offsetof(struct up_msg, len);
+
+	m->pid = getpid();
+	while (send(sv->up[1], m, n, MSG_NOSIGNAL) == -1) {
+		if (errno != EINTR) {
+			log_errno("cannot reach the listener's parent process");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* pump_connect_fn: take stdin and stdout, or tell the caller we are busy. */
+static int
+kid_connect(void *ctx, struct session *s, struct pump_conf *c)
+{
+	struct serve *sv = ctx;
+	struct up_msg m = { .type = UP_SLOT };
+	bool got;
+
+	(void)s;
+	(void)c;
+	util_mutex_lock(&sv->sh->mu);
+	if ((got = sv->sh->slot == 0))
+		sv->sh->slot = getpid();
+	pthread_mutex_unlock(&sv->sh->mu);
+	if (!got) {
+		log_err("refusing a caller: a session is using stdin and stdout");
+		return CLOSE_BUSY;
+	}
+	up_send(sv, &m);
+	return 0;
+}
+
+/* Work on one offer: the child's exit status. */
+static int
+kid_main(struct serve *sv, const struct sig_msg *offer)
+{
+	const struct serve_conf *c = sv->c;
+	uint64_t deadline = now_us() + secs_us(c->wait_s);
+	struct up_msg *m = NULL;
+	struct pump_conf pc = *c->pump;
+	struct session *s;
+	int ret = EXIT_NOCONN;
+
+	if ((s = sess_new(&sv->sess)) == NULL)
+		return EXIT_NOCONN;
+	if ((m = calloc(1, sizeof *m)) == NULL) {
+		log_errno("calloc");
+		goto out;
+	}
+	/* Gather now, not before the wait: a NAT forgets an idle mapping
+	 * within a minute, and with it our public address. */
+	if (sess_gather(s, deadline) == -1)
+		goto out;
+	m->type = UP_ANSWER;
+	memcpy(m->id, offer->id, sizeof m->id);
+	if ((m->len = sess_take_offer(s, c->name, offer->id, offer->blob,
+	    offer->len, m->blob, sizeof m->blob)) == 0) {
+		log_err("ignoring offer %s", offer->id);
+		goto out;
+	}
+	if (up_send(sv, m) == -1)
+		goto out;
+	pc.on_connect = kid_connect;
+	pc.ctx = sv;
+	pc.in_eof = &sv->sh->in_eof;
+	ret = pump_run(s, &pc, deadline);
+	pump_report(s);
+out:
+	free(m);
+	sess_free(s);
+	return ret;
+}
+
+/* Start a child for offer; false when none could be started. */
+static bool
+spawn(struct serve *sv, const struct sig_msg *offer)
+{
+	struct kid *k = NULL;
+	pid_t pid, parent = getpid();
+	int i;
+
+	for (i = 0; i < SERVE_MAX_KIDS && k == NULL; i++)
+		if (sv->kid[i].pid == 0)
+			k = &sv->kid[i];
+	if (k == NULL)
+		return false;
+	if ((pid = fork()) == -1) {
+		log_errno("fork");
+		return false;
+	}
+	if (pid == 0) {
+		/* A listener killed outright takes its sessions with it, as
+		 * one process would have gone. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(EXIT_NOCONN);
+		/* Nothing of the parent's but stdio and our socket: the
+		 * store's connections are the parent's alone. */
+		signal(SIGCHLD, SIG_DFL);
+		chld_fd = -1;
+		if (sv->up[1] > 3)
+			close_range(3, sv->up[1] - 1, 0);
+		close_range(sv->up[1] + 1, ~0U, 0);
+		sv->up[0] = -1;
+		_exit(kid_main(sv, offer));
+	}
+	memset(k, 0, sizeof *k);
+	k->pid = pid;
+	memcpy(k->id, offer->id, sizeof k->id);
+	sv->nkids++;
+	return true;
+}
+
+/*
+ * The parent.
+ */
+
+static struct kid *
+find_kid(struct serve *sv, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < SERVE_MAX_KIDS; i++)
+		if (sv->kid[i].pid == pid && pid != 0)
+			return &sv->kid[i];
+	return NULL;
+}
+
+/* Without -k, once a session has stdin and stdout no other will: end the
+ * other children, and let go of our copies of stdin and stdout, so that
+ * the reader sees end-of-file when the session closes its output. */
+static void
+settle_on(struct serve *sv, pid_t pid)
+{
+	int i, fd;
+
+	sv->served = true;
+	sv->served_pid = pid;
+	for (i = 0; i < SERVE_MAX_KIDS; i++)
+		if (sv->kid[i].pid != 0 && sv->kid[i].pid != pid)
+			kill(sv->kid[i].pid, SIGTERM);
+	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) != -1) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		close(fd);
+	}
+}
+
+/* What the children said. */
+static void
+take_msgs(struct serve *sv, struct sig *sig)
+{
+	struct up_msg m;
+	struct kid *k;
+	ssize_t n;
+
+	while ((n = recv(sv->up[0], &m, sizeof m, MSG_DONTWAIT)) > 0) {
+		if (n < (ssize_t)offsetof(struct up_msg, len) ||
+		    (k = find_kid(sv, m.pid)) == NULL)
+			continue;	/* a wake-up, or from a child now gone */
+		m.id[SIG_ID_LEN] = '\0';
+		if (m.type == UP_ANSWER && n == (ssize_t)offsetof(struct up_msg, blob) + m.len &&
+		    m.len <= SIG_MAX_BLOB && strcmp(m.id, k->id) == 0) {
+			if (sig_answer(sig, sv->c->name, k->id, m.blob, m.len,
+			    unix_ms() + (uint64_t)(sv->c->wait_s * 1000)) == 0)
+				k->answered = true;
+			else
+				kill(k->pid, SIGTERM);
+		} else if (m.type == UP_SLOT && !sv->c->keep) {
+			settle_on(sv, k->pid);
+		}
+	}
+}
+
+/* Reap the children that have ended and delete what they left in the
+ * store. */
+static void
+reap(struct serve *sv, struct sig *sig)
+{
+	struct kid *k;
+	pid_t pid;
+	int st, status;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if ((k = find_kid(sv, pid)) == NULL)
+			continue;
+		status = WIFEXITED(st) ? WEXITSTATUS(st) : EXIT_SIGNAL + WTERMSIG(st);
+		if (k->answered)
+			sig_unanswer(sig, sv->c->name, k->id);
+		util_mutex_lock(&sv->sh->mu);
+		if (sv->sh->slot == pid) {
+			sv->sh->slot = 0;
+			if (!sv->c->keep)
+				settle_on(sv, pid);
+		}
+		pthread_mutex_unlock(&sv->sh->mu);
+		if (sv->served && pid == sv->served_pid) {
+			sv->status = status;
+			sv->served_done = true;
+		} else if (status == EXIT_NOCONN || status == EXIT_AUTH) {
+			/* A caller that never arrived, or that we refused,
+			 * is no session served: a stranger cannot end the
+			 * listener. */
+			log_err("the caller of offer %s %s", k->id,
+			    status == EXIT_AUTH ? "was refused" : "did not connect");
+		}
+		memset(k, 0, sizeof *k);
+		sv->nkids--;
+	}
+}
+
+/* End every child (SIGTERM, then SIGKILL after a grace period). */
+static void
+stop_kids(struct serve *sv, struct sig *sig)
+{
+	uint64_t end = now_us() + STOP_GRACE_US;
+	int i;
+
+	for (i = 0; i < SERVE_MAX_KIDS; i++)
+		if (sv->kid[i].pid != 0)
+			kill(sv->kid[i].pid, SIGTERM);
+	while (sv->nkids > 0) {
+		struct pollfd pfd = { .fd = sv->up[0], .events = POLLIN };
+
+		take_msgs(sv, sig);
+		reap(sv, sig);
+		if (sv->nkids == 0)
+			break;
+		if (now_us() >= end) {
+			for (i = 0; i < SERVE_MAX_KIDS; i++)
+				if (sv->kid[i].pid != 0)
+					kill(sv->kid[i].pid, SIGKILL);
+			end = UINT64_MAX;
+		}
+		poll(&pfd, 1, end == UINT64_MAX ? 100 : timeout_ms(end, now_us()));
+	}
+}
+
+/* Whether to take an offer now. */
+static bool
+accepting(struct serve *sv)
+{
+	if (sv->served || sv->nkids >= sv->c->max_kids)
+		return false;
+	/* One session at a time on stdin/stdout: further offers wait. */
+	return sv->sh->slot == 0;
+}
+
+int
+serve_run(struct serve *sv, struct sig *sig)
+{
+	const struct serve_conf *c = sv->c;
+	struct sigaction sa;
+	struct sig_msg *offer;
+	int ret = EXIT_NOCONN, r;
+
+	if ((offer = malloc(sizeof *offer)) == NULL) {
+		log_errno("malloc");
+		return EXIT_NOCONN;
+	}
+	chld_fd = sv->up[1];
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_chld;
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGCHLD, &sa, NULL);
+	log_v(1, "listening as `%s'", c->name);
+	for (;;) {
+		take_msgs(sv, sig);
+		reap(sv, sig);
+		if (*c->stop) {
+			ret = EXIT_SIGNAL + *c->stop;
+			break;
+		}
+		if (sv->served_done) {
+			ret = sv->status;
+			break;
+		}
+		if (!accepting(sv)) {
+			struct pollfd pfd = { .fd = sv->up[0], .events = POLLIN };
+
+			if (poll(&pfd, 1, -1) == -1 && errno != EINTR) {
+				log_errno("poll");
+				break;
+			}
+			continue;
+		}
+		r = sig_wait_offer(sig, c->name, offer, UINT64_MAX);
+		if (r == -1)
+			break;
+		if (r == 1)
+			continue;
+		log_v(1, "offer %s received", offer->id);
+		if (!spawn(sv, offer))
+			log_err("dropping offer %s: cannot start a process for it",
+			    offer->id);
+	}
+	stop_kids(sv, sig);
+	signal(SIGCHLD, SIG_DFL);
+	chld_fd = -1;
+	free(offer);
+	return ret;
+}
