@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "crypto.h"
+#include "exec.h"
 #include "p2pcat.h"
 #include "pump.h"
 #include "serve.h"
@@ -35,6 +36,8 @@
 
 #define DEF_WAIT_S	30.0	/* -w */
 #define DEF_IDLE_S	30.0	/* --idle */
+#define DEF_MAX_CONNS	16	/* --max-conns */
+#define MAX_MAX_CONNS	1024
 #define KEEPALIVE_US	15000000	/* well inside common NAT timeouts (30 s) */
 #define SECRET_MAX	1024
 #define SNDBUF		(8 << 20)
@@ -57,6 +60,10 @@ struct opts {
 	char *secret;			/* passphrase mode */
 	size_t secretlen;
 	int cipher;			/* P2PCAT_CIPHER; 0: the fastest both have */
+	const char *cmd;		/* -e PROG or -c CMD */
+	bool shell;			/* it was -c */
+	bool allow_any;			/* --allow-any */
+	int max_conns;			/* --max-conns; 0: not given */
 };
 
 static volatile sig_atomic_t stop_sig;
@@ -66,12 +73,14 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: p2pcat [-uv] [-p port] [-S url] [-w secs] [--idle secs]\n"
-	    "              [--stun host:port] [--turn url] [--peer-key key]\n"
-	    "              [--secret-file file] [--recv-only | --send-only] peer\n"
-	    "       p2pcat -l [-kuv] [-p port] [-S url] [-w secs] [--idle secs]\n"
-	    "              [--stun host:port] [--turn url] [--poll secs]\n"
-	    "              [--allow file] [--secret-file file]\n"
+	    "usage: p2pcat [-uv] [-c cmd | -e prog] [-p port] [-S url] [-w secs]\n"
+	    "              [--idle secs] [--stun host:port] [--turn url]\n"
+	    "              [--peer-key key] [--secret-file file]\n"
+	    "              [--recv-only | --send-only] peer\n"
+	    "       p2pcat -l [-kuv] [-c cmd | -e prog] [-p port] [-S url] [-w secs]\n"
+	    "              [--idle secs] [--stun host:port] [--turn url]\n"
+	    "              [--poll secs] [--allow file | --allow-any]\n"
+	    "              [--peer-key key] [--max-conns n] [--secret-file file]\n"
 	    "              [--recv-only | --send-only] [name]\n"
 	    "       p2pcat --id\n"
 	    "       p2pcat -h | --version\n");
@@ -97,6 +106,22 @@ parse_secs(const char *what, const char *s, double lo, double hi)
 		return -1;
 	}
 	return v;
+}
+
+/* An integer in [lo, hi]; -1 after printing why. */
+static int
+parse_count(const char *what, const char *s, int lo, int hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno || v < lo || v > hi) {
+		log_err("bad %s `%s': want a number from %d to %d", what, s, lo, hi);
+		return -1;
+	}
+	return (int)v;
 }
 
 static int
@@ -547,6 +572,11 @@ pump_setup(struct pump_conf *pc, const struct opts *o)
 	pc->idle_s = o->idle_s;
 	pc->stop = &stop_sig;
 	pc->in_eof = &stdin_eof;
+	pc->cmd = o->cmd;
+	pc->shell = o->shell;
+	/* The caller names whom it called; a listener's command learns the
+	 * name its caller gave. */
+	pc->peer_name = o->listen ? NULL : o->peer;
 }
 
 static void
@@ -629,17 +659,21 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "allow",	required_argument,	NULL, 'A' },
+		{ "allow-any",	no_argument,		NULL, 'Y' },
+		{ "exec",	required_argument,	NULL, 'e' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "id",		no_argument,		NULL, 'D' },
 		{ "idle",	required_argument,	NULL, 'I' },
 		{ "keep-open",	no_argument,		NULL, 'k' },
 		{ "listen",	no_argument,		NULL, 'l' },
+		{ "max-conns",	required_argument,	NULL, 'M' },
 		{ "poll",	required_argument,	NULL, 'P' },
 		{ "peer-key",	required_argument,	NULL, 'K' },
 		{ "port",	required_argument,	NULL, 'p' },
 		{ "recv-only",	no_argument,		NULL, 'R' },
 		{ "secret-file", required_argument,	NULL, 'F' },
 		{ "send-only",	no_argument,		NULL, 'T' },
+		{ "sh-exec",	required_argument,	NULL, 'c' },
 		{ "signal",	required_argument,	NULL, 'S' },
 		{ "stun",	required_argument,	NULL, 'U' },
 		{ "turn",	required_argument,	NULL, 'N' },
@@ -663,10 +697,19 @@ main(int argc, char *argv[])
 
 	sanitize_fds();
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt_long(argc, argv, "hklp:S:uvw:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:e:hklp:S:uvw:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'A':
 			o.allow = optarg;
+			break;
+		case 'c':
+		case 'e':
+			if (o.cmd) {
+				log_err("one command: -e or -c, once");
+				goto fail;
+			}
+			o.cmd = optarg;
+			o.shell = ch == 'c';
 			break;
 		case 'D':
 			o.show_id = true;
@@ -693,6 +736,11 @@ main(int argc, char *argv[])
 			break;
 		case 'k':
 			o.keep = true;
+			break;
+		case 'M':
+			if ((o.max_conns = parse_count("--max-conns", optarg, 1,
+			    MAX_MAX_CONNS)) < 0)
+				goto fail;
 			break;
 		case 'l':
 			o.listen = true;
@@ -738,6 +786,9 @@ main(int argc, char *argv[])
 			printf("p2pcat %s\n", P2PCAT_VERSION);
 			ret = EXIT_OK;
 			goto out;
+		case 'Y':
+			o.allow_any = true;
+			break;
 		case 'w':
 			if ((o.wait_s = parse_secs("wait", optarg, 0.1, 86400)) < 0)
 				goto fail;
@@ -779,14 +830,26 @@ main(int argc, char *argv[])
 		log_err("--send-only and --recv-only exclude each other");
 		goto fail;
 	}
-	if (!o.listen && (o.keep || g.poll || o.allow)) {
-		log_err("%s goes with -l", o.keep ? "-k" : g.poll ? "--poll" : "--allow");
+	if (!o.listen && (o.keep || g.poll || o.allow || o.allow_any || o.max_conns)) {
+		log_err("%s goes with -l", o.keep ? "-k" : g.poll ? "--poll" :
+		    o.allow ? "--allow" : o.allow_any ? "--allow-any" : "--max-conns");
 		goto fail;
 	}
-	if (o.listen && o.peer_key) {
-		log_err("--peer-key is for calling; a listener takes --allow");
+	if (o.cmd == NULL && (o.allow_any || o.max_conns)) {
+		log_err("%s goes with -e or -c", o.allow_any ? "--allow-any" : "--max-conns");
 		goto fail;
 	}
+	if (o.cmd && (o.send_only || o.recv_only)) {
+		log_err("-e and -c connect both directions to the command: no %s",
+		    o.send_only ? "--send-only" : "--recv-only");
+		goto fail;
+	}
+	if (o.allow && o.allow_any) {
+		log_err("--allow and --allow-any exclude each other");
+		goto fail;
+	}
+	if (o.cmd && !o.shell && exec_check(o.cmd) == -1)
+		goto fail;
 	if (settle(&o, &g) == -1)
 		goto fail;
 	if (argc == 1)
@@ -809,7 +872,16 @@ main(int argc, char *argv[])
 		log_err("bad name `%s' in P2PCAT_NAME or the config", o.name);
 		goto fail;
 	}
-	if (read_secret(&o) == -1 || load_identity(&id) == -1)
+	if (read_secret(&o) == -1)
+		goto fail;
+	/* A command for every caller is a shell for every caller: say who. */
+	if (o.listen && o.cmd && !o.allow && !o.peer_key && !o.secret && !o.allow_any) {
+		log_err("%s runs a command for every caller: restrict the callers "
+		    "with --allow FILE, --peer-key KEY or a passphrase, or give "
+		    "--allow-any to serve anyone", o.shell ? "-c" : "-e");
+		goto fail;
+	}
+	if (load_identity(&id) == -1)
 		goto fail;
 	if (o.nstun == 0)
 		log_v(1, "no STUN server: only this host's addresses are offered, "
@@ -832,7 +904,10 @@ main(int argc, char *argv[])
 		svc.name = o.peer;
 		svc.keep = o.keep;
 		/* Our port is one socket: one offer at a time on it. */
-		svc.max_kids = o.port ? 1 : SERVE_MAX_KIDS;
+		svc.max_sessions = o.cmd ? (o.max_conns ? o.max_conns : DEF_MAX_CONNS) : 1;
+		svc.max_kids = o.port ? 1 : svc.max_sessions + SERVE_HANDSHAKES;
+		if (o.port)
+			svc.max_sessions = 1;
 		if (o.port && punch_port_check(o.port) == -1)
 			goto fail;
 		svc.wait_s = o.wait_s;

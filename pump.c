@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crypto.h"
+#include "exec.h"
 #include "p2pcat.h"
 #include "pump.h"
 #include "session.h"
@@ -32,6 +34,7 @@
 #define IOBUF		65536
 #define ABORT_LINGER_US	1000000	/* at most, after aborting */
 #define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
+#define CMD_GRACE_US	2000000	/* a command's time to exit once the session is over */
 
 /* Where the peer's bytes go. */
 struct out {
@@ -177,9 +180,38 @@ pump_report(struct session *s)
 	    (unsigned long long)st.mtu, (unsigned long long)sess_dropped(s));
 }
 
+/* A session's command (-e, -c), once it is running. */
+struct cmd {
+	pid_t pid;			/* -1: none */
+	bool eof;			/* its stdout has ended */
+	bool gone;			/* its stdin is closed: drop what comes */
+};
+
+/* Start the session's command, which takes the place of in_fd and
+ * out_fd: 0, or -1 after printing why. */
+static int
+cmd_start(struct session *s, struct pump_conf *c, struct cmd *cmd)
+{
+	char fp[CRYPTO_FP_LEN + 1] = "";
+	uint8_t pub[CRYPTO_KEY_LEN];
+	struct exec_env env;
+
+	if (sess_peer_key(s, pub) == 0)
+		crypto_fingerprint(pub, fp);
+	env.peer_name = c->peer_name ? c->peer_name : sess_peer_name(s);
+	env.peer_key = fp;
+	env.path = sess_relayed(s) ? "relayed" : "direct";
+	if ((cmd->pid = exec_start(c->cmd, c->shell, &env, &c->out_fd, &c->in_fd)) == -1)
+		return -1;
+	log_v(1, "running `%s' for the session (pid %ld)", c->cmd, (long)cmd->pid);
+	c->in_eof = &cmd->eof;
+	c->keep_out = false;
+	return 0;
+}
+
 /* The loop proper; pump_run opens and releases the output around it. */
 static int
-loop(struct session *s, struct pump_conf *c, struct out *out,
+loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
     uint64_t connect_deadline)
 {
 	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
@@ -214,6 +246,8 @@ loop(struct session *s, struct pump_conf *c, struct out *out,
 				if (c->on_connect &&
 				    (code = c->on_connect(c->ctx, s, c)) != 0)
 					return abort_session(s, code, EXIT_NOCONN);
+				if (c->cmd && cmd_start(s, c, cmd) == -1)
+					return abort_session(s, CLOSE_IO, EXIT_LOST);
 				if (c->out_fd != out->orig) {
 					out_release(out);
 					out_open(out, c->out_fd);
@@ -245,9 +279,11 @@ loop(struct session *s, struct pump_conf *c, struct out *out,
 			}
 			while (outoff == outlen && (outlen = stream_read(st, outbuf, sizeof outbuf)) > 0) {
 				outoff = 0;
-				if (!c->send_only)
+				if (!c->send_only && !cmd->gone)
 					break;
-				outlen = 0;	/* --send-only: received data is dropped */
+				/* --send-only, or the command stopped reading:
+				 * received data is dropped. */
+				outlen = 0;
 			}
 			if (outlen == 0)
 				outoff = 0;
@@ -319,7 +355,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out,
 			} else if (r == 0) {
 				*c->in_eof = true;
 			} else if (errno != EINTR && errno != EAGAIN) {
-				log_errno("stdin");
+				log_errno(cmd->pid > 0 ? "the command's output" : "stdin");
 				return abort_session(s, CLOSE_IO, EXIT_LOST);
 			}
 		}
@@ -328,6 +364,11 @@ loop(struct session *s, struct pump_conf *c, struct out *out,
 
 			if (w > 0) {
 				outoff += w;
+			} else if (w < 0 && errno == EPIPE && cmd->pid > 0) {
+				/* The command is done with its input, as
+				 * `head' is: not an error, the rest goes. */
+				cmd->gone = true;
+				outoff = outlen = 0;
 			} else if (w < 0 && errno != EINTR && errno != EAGAIN) {
 				log_errno("stdout");
 				return abort_session(s, CLOSE_IO, EXIT_LOST);
@@ -339,11 +380,21 @@ loop(struct session *s, struct pump_conf *c, struct out *out,
 int
 pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
 {
+	struct cmd cmd = { .pid = -1 };
 	struct out out;
 	int ret;
 
 	out_open(&out, c->out_fd);
-	ret = loop(s, c, &out, connect_deadline);
-	out_release(&out);
+	ret = loop(s, c, &out, &cmd, connect_deadline);
+	if (cmd.pid > 0) {
+		/* Its input ends, then it has a moment to exit after a
+		 * session that went well; else it is stopped at once. */
+		if (out.fd != -1)
+			out_close(&out);
+		close(c->in_fd);
+		exec_reap(cmd.pid, ret == EXIT_OK ? CMD_GRACE_US : 0);
+	} else {
+		out_release(&out);
+	}
 	return ret;
 }

@@ -28,6 +28,13 @@ struct pump_conf {
 	bool *in_eof;			/* in_fd is at EOF (stays so, for -k) */
 	pump_connect_fn on_connect;	/* or NULL */
 	void *ctx;
+	/* -e PROG or -c CMD (shell): run it once connected, and move its
+	 * stdout to the peer and the peer's data to its stdin, instead of
+	 * in_fd and out_fd.  Its environment names the peer: peer_name,
+	 * or else the name the caller gave. */
+	const char *cmd;
+	bool shell;
+	const char *peer_name;
 };
 
 /* Run the session until both directions have ended, it fails, or *stop is

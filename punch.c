@@ -2203,6 +2203,12 @@ punch_ready(const struct punch *p)
 	return p->ready;
 }
 
+bool
+punch_relayed(const struct punch *p)
+{
+	return p->path_via == VIA_RELAY || pair_type(p, &p->path) == CAND_RELAY;
+}
+
 const char *
 punch_describe(const struct punch *p, char *buf, size_t size)
 {

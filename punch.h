@@ -122,6 +122,8 @@ uint64_t punch_deadline(const struct punch *p);
 uint64_t punch_first_us(const struct punch *p);
 /* true once a path has been confirmed. */
 bool punch_ready(const struct punch *p);
+/* true when the chosen path goes through a TURN relay (ours or the peer's). */
+bool punch_relayed(const struct punch *p);
 /* The chosen path and why, for -v. */
 const char *punch_describe(const struct punch *p, char *buf, size_t size);
 

@@ -11,12 +11,14 @@
  * writes to it too), and the parent deletes the answer when the child is
  * gone, whatever became of it.
  *
- * Only one session at a time may use stdin and stdout: the child that
- * connects first takes them (a slot in memory shared by the processes),
- * and one that connects while they are taken tells its caller that the
- * listener is busy.  While a session has them, the parent leaves further
- * offers in the store, as a listener that served one session at a time
- * always did: they are taken when it ends, if their callers still wait.
+ * A child that connects takes a session slot (in memory shared by the
+ * processes), and one that connects while every slot is taken tells its
+ * caller that the listener is busy.  Sessions on stdin and stdout have
+ * one slot: while a session has them, the parent leaves further offers in
+ * the store, as a listener that served one session at a time always did,
+ * to be taken when it ends, if their callers still wait.  Sessions that
+ * run a command each (-e, -c) have --max-conns slots, and the parent goes
+ * on taking offers, so that a caller over the limit is told at once.
  *
  * The children also share the budget for birthday probes (punch.h), and
  * whether stdin has ended, which stays so across -k sessions.
@@ -57,12 +59,12 @@ struct up_msg {
 	uint8_t blob[SIG_MAX_BLOB];
 };
 
-/* What the processes share, in a MAP_SHARED page. */
+/* What the processes share, in MAP_SHARED memory. */
 struct shared {
 	pthread_mutex_t mu;		/* process-shared, robust */
-	pid_t slot;			/* the child on stdin/stdout, or 0 */
 	bool in_eof;			/* stdin has ended */
 	struct punch_budget spray;
+	pid_t slot[];			/* the children in a session, or 0 */
 };
 
 struct kid {
@@ -75,8 +77,9 @@ struct serve {
 	const struct serve_conf *c;
 	struct sess_conf sess;		/* c->sess, with the shared spray budget */
 	struct shared *sh;
+	size_t shsize;
 	int up[2];			/* [0] the parent reads, [1] children write */
-	struct kid kid[SERVE_MAX_KIDS];
+	struct kid *kid;		/* c->max_kids of them */
 	int nkids;
 	bool served;			/* without -k: a session took stdin/stdout */
 	pid_t served_pid;
@@ -111,14 +114,19 @@ serve_new(const struct serve_conf *c)
 	}
 	sv->c = c;
 	sv->up[0] = sv->up[1] = -1;
-	sv->sh = mmap(NULL, sizeof *sv->sh, PROT_READ | PROT_WRITE,
+	if ((sv->kid = calloc(c->max_kids, sizeof *sv->kid)) == NULL) {
+		log_errno("calloc");
+		goto fail;
+	}
+	sv->shsize = sizeof *sv->sh + c->max_sessions * sizeof sv->sh->slot[0];
+	sv->sh = mmap(NULL, sv->shsize, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sv->sh == MAP_FAILED) {
 		sv->sh = NULL;
 		log_errno("mmap");
 		goto fail;
 	}
-	memset(sv->sh, 0, sizeof *sv->sh);
+	memset(sv->sh, 0, sv->shsize);
 	if (pthread_mutexattr_init(&ma) != 0 ||
 	    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
 	    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) != 0 ||
@@ -161,7 +169,8 @@ serve_free(struct serve *sv)
 	if (sv->up[1] != -1)
 		close(sv->up[1]);
 	if (sv->sh)
-		munmap(sv->sh, sizeof *sv->sh);
+		munmap(sv->sh, sv->shsize);
+	free(sv->kid);
 	free(sv);
 }
 
@@ -186,22 +195,28 @@ up_send(struct serve *sv, struct up_msg *m)
 	return 0;
 }
 
-/* pump_connect_fn: take stdin and stdout, or tell the caller we are busy. */
+/* pump_connect_fn: take a session slot, or tell the caller we are busy. */
 static int
 kid_connect(void *ctx, struct session *s, struct pump_conf *c)
 {
 	struct serve *sv = ctx;
 	struct up_msg m = { .type = UP_SLOT };
-	bool got;
+	int i, n = sv->c->max_sessions;
 
 	(void)s;
 	(void)c;
 	util_mutex_lock(&sv->sh->mu);
-	if ((got = sv->sh->slot == 0))
-		sv->sh->slot = getpid();
+	for (i = 0; i < n && sv->sh->slot[i] != 0; i++)
+		;
+	if (i < n)
+		sv->sh->slot[i] = getpid();
 	pthread_mutex_unlock(&sv->sh->mu);
-	if (!got) {
-		log_err("refusing a caller: a session is using stdin and stdout");
+	if (i == n) {
+		if (sv->c->pump->cmd)
+			log_err("refusing a caller: %d sessions are running "
+			    "(--max-conns)", n);
+		else
+			log_err("refusing a caller: a session is using stdin and stdout");
 		return CLOSE_BUSY;
 	}
 	up_send(sv, &m);
@@ -257,7 +272,7 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 	pid_t pid, parent = getpid();
 	int i;
 
-	for (i = 0; i < SERVE_MAX_KIDS && k == NULL; i++)
+	for (i = 0; i < sv->c->max_kids && k == NULL; i++)
 		if (sv->kid[i].pid == 0)
 			k = &sv->kid[i];
 	if (k == NULL)
@@ -297,7 +312,7 @@ find_kid(struct serve *sv, pid_t pid)
 {
 	int i;
 
-	for (i = 0; i < SERVE_MAX_KIDS; i++)
+	for (i = 0; i < sv->c->max_kids; i++)
 		if (sv->kid[i].pid == pid && pid != 0)
 			return &sv->kid[i];
 	return NULL;
@@ -313,7 +328,7 @@ settle_on(struct serve *sv, pid_t pid)
 
 	sv->served = true;
 	sv->served_pid = pid;
-	for (i = 0; i < SERVE_MAX_KIDS; i++)
+	for (i = 0; i < sv->c->max_kids; i++)
 		if (sv->kid[i].pid != 0 && sv->kid[i].pid != pid)
 			kill(sv->kid[i].pid, SIGTERM);
 	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) != -1) {
@@ -343,7 +358,7 @@ take_msgs(struct serve *sv, struct sig *sig)
 				k->answered = true;
 			else
 				kill(k->pid, SIGTERM);
-		} else if (m.type == UP_SLOT && !sv->c->keep) {
+		} else if (m.type == UP_SLOT && !sv->c->keep && !sv->served) {
 			settle_on(sv, k->pid);
 		}
 	}
@@ -356,7 +371,7 @@ reap(struct serve *sv, struct sig *sig)
 {
 	struct kid *k;
 	pid_t pid;
-	int st, status;
+	int st, status, i;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		if ((k = find_kid(sv, pid)) == NULL)
@@ -365,9 +380,11 @@ reap(struct serve *sv, struct sig *sig)
 		if (k->answered)
 			sig_unanswer(sig, sv->c->name, k->id);
 		util_mutex_lock(&sv->sh->mu);
-		if (sv->sh->slot == pid) {
-			sv->sh->slot = 0;
-			if (!sv->c->keep)
+		for (i = 0; i < sv->c->max_sessions; i++) {
+			if (sv->sh->slot[i] != pid)
+				continue;
+			sv->sh->slot[i] = 0;
+			if (!sv->c->keep && !sv->served)
 				settle_on(sv, pid);
 		}
 		pthread_mutex_unlock(&sv->sh->mu);
@@ -393,7 +410,7 @@ stop_kids(struct serve *sv, struct sig *sig)
 	uint64_t end = now_us() + STOP_GRACE_US;
 	int i;
 
-	for (i = 0; i < SERVE_MAX_KIDS; i++)
+	for (i = 0; i < sv->c->max_kids; i++)
 		if (sv->kid[i].pid != 0)
 			kill(sv->kid[i].pid, SIGTERM);
 	while (sv->nkids > 0) {
@@ -404,7 +421,7 @@ stop_kids(struct serve *sv, struct sig *sig)
 		if (sv->nkids == 0)
 			break;
 		if (now_us() >= end) {
-			for (i = 0; i < SERVE_MAX_KIDS; i++)
+			for (i = 0; i < sv->c->max_kids; i++)
 				if (sv->kid[i].pid != 0)
 					kill(sv->kid[i].pid, SIGKILL);
 			end = UINT64_MAX;
@@ -417,10 +434,17 @@ stop_kids(struct serve *sv, struct sig *sig)
 static bool
 accepting(struct serve *sv)
 {
+	bool full;
+
 	if (sv->served || sv->nkids >= sv->c->max_kids)
 		return false;
+	if (sv->c->pump->cmd)
+		return true;	/* a caller over the limit is told */
 	/* One session at a time on stdin/stdout: further offers wait. */
-	return sv->sh->slot == 0;
+	util_mutex_lock(&sv->sh->mu);
+	full = sv->sh->slot[0] != 0;
+	pthread_mutex_unlock(&sv->sh->mu);
+	return !full;
 }
 
 int

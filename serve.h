@@ -11,7 +11,7 @@
 #include "pump.h"
 #include "session.h"
 
-#define SERVE_MAX_KIDS	16	/* offers worked on at once, at most */
+#define SERVE_HANDSHAKES	16	/* offers worked on at once besides sessions */
 
 struct sig;
 struct serve;
@@ -19,7 +19,8 @@ struct serve;
 struct serve_conf {
 	const char *name;		/* we listen as */
 	bool keep;			/* -k: serve one session after another */
-	int max_kids;			/* offers worked on at once, 1 to SERVE_MAX_KIDS */
+	int max_kids;			/* offers worked on at once (processes) */
+	int max_sessions;		/* of them connected at once (slots) */
 	double wait_s;			/* -w, for each offer */
 	const struct sess_conf *sess;	/* its punch.spray is replaced */
 	const struct pump_conf *pump;	/* in_fd/out_fd: stdin and stdout */

@@ -86,6 +86,8 @@ struct session {
 	struct punch *punch;
 	uint32_t my_cid, peer_cid;
 	char peer_name[65];
+	uint8_t peer_pub[CRYPTO_KEY_LEN];	/* its static key, once trusted */
+	bool have_peer_pub;
 	struct crypto_hs *hs;
 	struct crypto_cpace *cpace;
 	uint8_t isk[CRYPTO_CPACE_ISK_LEN];
@@ -460,6 +462,9 @@ check_peer(struct session *s, const char *name)
 		s->err = SESS_AUTH;
 		return -1;
 	}
+	/* Split() ends the handshake state, so keep the key. */
+	memcpy(s->peer_pub, rs, sizeof rs);
+	s->have_peer_pub = true;
 	return 0;
 }
 
@@ -631,6 +636,21 @@ struct stream *
 sess_stream(struct session *s)
 {
 	return s->st;
+}
+
+int
+sess_peer_key(const struct session *s, uint8_t pub[CRYPTO_KEY_LEN])
+{
+	if (!s->have_peer_pub)
+		return -1;
+	memcpy(pub, s->peer_pub, CRYPTO_KEY_LEN);
+	return 0;
+}
+
+bool
+sess_relayed(const struct session *s)
+{
+	return punch_relayed(s->punch);
 }
 
 const char *

@@ -69,6 +69,10 @@ uint64_t sess_deadline(const struct session *s);
 bool sess_connected(const struct session *s);
 int sess_error(const struct session *s);		/* enum sess_err */
 struct stream *sess_stream(struct session *s);
+/* The peer's static key, once the handshake has shown it: 0, or -1. */
+int sess_peer_key(const struct session *s, uint8_t pub[CRYPTO_KEY_LEN]);
+/* true when the path goes through a TURN relay. */
+bool sess_relayed(const struct session *s);
 /* One line about the path for -v, into buf. */
 const char *sess_describe(const struct session *s, char *buf, size_t size);
 /* The record cipher agreed on (enum crypto_cipher), 0 before. */

@@ -1,0 +1,117 @@
+#!/bin/sh
+# -e and -c: a command per session, on either side, with the peer in its
+# environment; concurrent sessions up to --max-conns, the next caller told
+# the listener is busy; access control; nothing left behind.
+. "$(dirname "$0")/lib.sh"
+export P2PCAT_SIGNAL="dir:$T/rv"
+"$P2PCAT" --id > /dev/null 2>&1 || fail "--id"
+fp=$("$P2PCAT" -v --id 2>&1 >/dev/null | sed -n 's/^p2pcat: fingerprint //p')
+[ -n "$fp" ] || fail "no fingerprint from -v --id"
+ok() { echo "$1: ok"; }
+
+# A command for every caller needs the callers restricted, or --allow-any.
+"$P2PCAT" -l -c cat svc > /dev/null 2> "$T/err" < /dev/null
+check_eq "status of -c with anyone allowed" $? 1
+grep -q -- "--allow-any" "$T/err" || fail "message: $(cat "$T/err")"
+"$P2PCAT" -l -e "/nonexistent/prog -x" --allow-any svc > /dev/null 2> "$T/err" < /dev/null
+check_eq "status of -e with no such program" $? 1
+grep -q "cannot run \`/nonexistent/prog'" "$T/err" || fail "message: $(cat "$T/err")"
+"$P2PCAT" -e cat --send-only svc > /dev/null 2> "$T/err" < /dev/null
+check_eq "status of -e with --send-only" $? 1
+"$P2PCAT" -l --max-conns 3 svc > /dev/null 2> "$T/err" < /dev/null
+check_eq "status of --max-conns without a command" $? 1
+ok "refused settings"
+
+# -e splits its words as ncat does (a backslash keeps a blank), no shell;
+# the peer's EOF closes the command's stdin, its exit ends the session.
+mkdir "$T/d x"
+printf 'abc' > "$T/d x/f"
+"$P2PCAT" -l --allow-any -e "sh -c cat\ \"\$0\"\ -\ |\ tr\ a-z\ A-Z $T/d\ x/f" svc 2> "$T/l.err" < /dev/null & lp=$!
+printf 'hello' | "$P2PCAT" svc > "$T/got" 2> "$T/c.err" || fail "caller: $(cat "$T/c.err")"
+wait_exit $lp 10 || fail "the listener did not exit after one session"
+check_eq "listener status ($(cat "$T/l.err"))" $RC 0
+check_eq "what -e made of the caller's bytes" "$(cat "$T/got")" "ABCHELLO"
+ok "-e words, EOF both ways"
+
+# The command learns who called: the name the caller gave, its key's
+# fingerprint, the kind of path.
+"$P2PCAT" -l --allow-any -c 'printf "%s|%s|%s" "$P2PCAT_PEER_NAME" "$P2PCAT_PEER_KEY" "$P2PCAT_PATH"' svc \
+    2> "$T/l.err" < /dev/null & lp=$!
+P2PCAT_NAME=alice "$P2PCAT" svc < /dev/null > "$T/got" 2> "$T/c.err" || fail "caller: $(cat "$T/c.err")"
+wait_exit $lp 10 || fail "listener hung"
+check_eq "the command's environment" "$(cat "$T/got")" "alice|$fp|direct"
+ok "environment"
+
+# On the caller's side: its command's output goes to the listener, the
+# listener's data into the command.
+echo "to the caller's command" > "$T/in"
+"$P2PCAT" -l svc < "$T/in" > "$T/lgot" 2> "$T/l.err" & lp=$!
+"$P2PCAT" -c "echo from the command; cat > $T/cgot; echo \"\$P2PCAT_PEER_NAME\" > $T/cname" svc \
+    < /dev/null > "$T/cout" 2> "$T/c.err" || fail "caller: $(cat "$T/c.err")"
+wait_exit $lp 10 || fail "listener hung"
+check_eq "listener status ($(cat "$T/l.err"))" $RC 0
+check_eq "the caller's command's output" "$(cat "$T/lgot")" "from the command"
+cmp -s "$T/in" "$T/cgot" || fail "the caller's command read \`$(cat "$T/cgot")'"
+check_eq "the caller's command's peer name" "$(cat "$T/cname")" svc
+[ -s "$T/cout" ] && fail "the caller printed on its stdout: $(cat "$T/cout")"
+ok "caller's command"
+
+# An unlisted caller's key never reaches the command: no process starts.
+"$P2PCAT" -l -k -w 5 --allow /dev/null -c "touch $T/ran; cat" svc 2> "$T/l.err" < /dev/null & lp=$!
+"$P2PCAT" -w 5 svc < /dev/null > /dev/null 2> "$T/c.err"
+rc=$?
+[ $rc -ne 0 ] || fail "an unlisted caller connected"
+[ -e "$T/ran" ] && fail "the command ran for an unlisted caller"
+kill $lp; wait $lp
+ok "unlisted caller"
+
+# Concurrent sessions, each with its command, up to --max-conns 2: a third
+# caller is told the listener is busy (status 2) while the two go on.
+"$P2PCAT" -l -k --allow-any --max-conns 2 -c 'sha256sum' svc 2> "$T/l.err" < /dev/null & lp=$!
+at_exit "kill $lp 2>/dev/null"
+# cmds: the commands the listener's sessions run.
+cmds() { for k in $(pgrep -P $lp); do pgrep -P "$k"; done; }
+randfile "$T/src1" 4
+randfile "$T/src2" 4
+mkfifo "$T/fifo1" "$T/fifo2"
+# Each caller's input stays open until the test writes it.
+"$P2PCAT" svc < "$T/fifo1" > "$T/sum1" 2> "$T/c1.err" & cp1=$!
+exec 4> "$T/fifo1"
+"$P2PCAT" svc < "$T/fifo2" > "$T/sum2" 2> "$T/c2.err" & cp2=$!
+exec 5> "$T/fifo2"
+two() { [ "$(cmds | wc -l)" -ge 2 ]; }
+wait_for 20 two || fail "two sessions did not start: $(cat "$T/l.err")"
+"$P2PCAT" -w 10 svc < /dev/null > "$T/sum3" 2> "$T/c3.err"
+check_eq "the third caller's status ($(cat "$T/c3.err"))" $? 2
+grep -q "busy" "$T/c3.err" || fail "the third caller was not told: $(cat "$T/c3.err")"
+cat "$T/src1" >&4; exec 4>&-
+cat "$T/src2" >&5; exec 5>&-
+wait $cp1; check_eq "caller 1 status ($(cat "$T/c1.err"))" $? 0
+wait $cp2; check_eq "caller 2 status ($(cat "$T/c2.err"))" $? 0
+for i in 1 2; do
+	check_eq "session $i's command's answer" "$(cut -d' ' -f1 "$T/sum$i")" "$(sha "$T/src$i")"
+done
+ok "--max-conns"
+
+# A session killed outright leaves nothing: its command goes too, no
+# zombie, no rendezvous file.
+mkfifo "$T/fifo9"
+"$P2PCAT" --idle 3 svc < "$T/fifo9" > /dev/null 2> "$T/c9.err" & cp9=$!
+exec 6> "$T/fifo9"
+one() { [ "$(cmds | wc -l)" -eq 1 ]; }
+wait_for 20 one || fail "no session: $(cat "$T/c9.err")"
+cmd=$(cmds)
+kill -9 "$(pgrep -P $lp)"
+gone() { ! kill -0 "$cmd" 2>/dev/null; }
+wait_for 10 gone || fail "the command outlived its session"
+nozombie() { ! ps -o stat= --ppid $lp | grep -q Z; }
+wait_for 10 nozombie || fail "a zombie is left: $(ps -o pid,stat,cmd --ppid $lp)"
+exec 6>&-
+wait_exit $cp9 20 || fail "the caller of the killed session hung"
+noanswer() { [ "$(find "$T/rv" -path '*answers*' -type f | wc -l)" -eq 0 ]; }
+wait_for 10 noanswer || fail "answers left: $(find "$T/rv" -type f)"
+kill $lp; wait $lp
+check_eq "listener status after SIGTERM" $? 143
+check_eq "rendezvous files left" "$(find "$T/rv" -type f | wc -l)" 0
+ok "killed session"
+echo "t_exec: ok"
