@@ -2643,6 +2643,8 @@ def apply_transform(kind, old, arg, now):
 GRPC_SERVICE = "/google.firestore.v1.Firestore/"
 LISTEN_PATH = GRPC_SERVICE + "Listen"
 MAX_GRPC_RECV = 4 * 1024 * 1024     # gRPC's default largest message received
+MAX_TARGETS = 100                   # per stream: a hostile client's bound
+MAX_QUEUE = 100000                  # messages waiting for a client not reading
 TOKEN_MAGIC = b"fsL1"               # resume tokens: magic, store epoch, time
 TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
@@ -2914,6 +2916,8 @@ class ListenStream:
             self.auto_ids = False
             if tid in self.targets:
                 raise invalid("Target id %d already exists on this stream." % tid)
+        if len(self.targets) >= MAX_TARGETS:
+            raise ApiError("RESOURCE_EXHAUSTED", "More than %d targets on one stream." % MAX_TARGETS)
         tg = ListenTarget(tid)
         tg.once = bool(t.get("once"))
         deny = self.state.config.get("deny") or []
@@ -3070,6 +3074,11 @@ class ListenStream:
         with self.cv:
             if self.finished:
                 return
+            if len(self.queue) >= MAX_QUEUE:
+                # The client does not read: end the call rather than grow.
+                self.queue.clear()
+                item = ("end", "RESOURCE_EXHAUSTED", "The client is not reading its stream.")
+                self.finished = True
             self.queue.append((time.monotonic() + lat + self.base_delay, item))
             self.cv.notify_all()
 

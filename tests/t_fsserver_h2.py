@@ -475,6 +475,18 @@ call.pump(1.0, lambda x: x.trailers is not None)
 eq("client half-close: OK", (call.trailers or {}).get("grpc-status"), "0")
 c.close()
 
+# A stream holds at most 100 targets.
+c = H.Client(HOST, PORT, settings_frame=H.settings(initial_window_size=(1 << 31) - 1))
+c.send(H.frame(H.WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
+call = H.Call(c, 1)
+c.listen(1, query("nothing", tid=1))
+c.send(b"".join(H.frame(H.DATA, 0, 1, H.grpc_msg(fs_proto.encode("ListenRequest", query("nothing", tid=i))))
+                for i in range(2, 102)))
+call.pump(2.0, lambda x: x.trailers is not None)
+eq("target 101: RESOURCE_EXHAUSTED", (call.trailers or {}).get("grpc-status"), "8")
+eq("... after 100 snapshots", (call.kinds().count("NO_CHANGE"), call.kinds().count("CURRENT:100")), (100, 1))
+c.close()
+
 # Every Value kind survives the protobuf encoding.
 vals = {"null": {"nullValue": None}, "t": {"booleanValue": True}, "f": {"booleanValue": False},
         "i": I(-9223372036854775808), "z": I(0), "d": {"doubleValue": -2.5},
