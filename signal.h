@@ -22,7 +22,7 @@ struct sig;
 
 struct sig_opts {
 	int verbose;				/* -v count */
-	unsigned poll_ms;			/* listener's poll interval; 0: default */
+	unsigned poll_ms;			/* look this often; 0: the backend's default */
 	const volatile sig_atomic_t *stop;	/* set by SIGINT/SIGTERM: give up */
 	const char *api_key_file;		/* Web API key file (config), or NULL */
 	/* A descriptor that ends a wait early when it becomes readable
@@ -90,5 +90,25 @@ struct sig_backend {
 };
 
 extern const struct sig_backend sig_dir_backend, sig_firestore_backend;
+
+/* The dir: backend's message file, exposed for tests/fuzz_dirfile.c: a
+ * header of "key value" lines after the line "p2pcat-sig 1", ended by an
+ * empty line within SIG_DIR_HDR_MAX bytes, then the blob. */
+#define SIG_DIR_HDR_MAX	512
+
+struct sig_dir_hdr {
+	uint64_t expire;	/* Unix time, ms; never 0 */
+	long pid;		/* the writer's, 1 to INT_MAX */
+	char host[256];		/* the writer's host name; "" when not given */
+};
+
+/* Parse the n bytes at buf: 0 with h and m filled (m->id untouched); 1
+ * when the header is valid (h filled) but the blob empty or larger than
+ * SIG_MAX_BLOB; -1 when buf is not such a file. */
+int sig_dir_parse(const void *buf, size_t n, struct sig_dir_hdr *h,
+    struct sig_msg *m);
+/* Write h as a header, empty line included, into buf: its length, or -1
+ * when h is invalid or the header would not fit size or SIG_DIR_HDR_MAX. */
+int sig_dir_header(char *buf, size_t size, const struct sig_dir_hdr *h);
 
 #endif

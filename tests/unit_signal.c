@@ -3,30 +3,49 @@
  * "dir:" backend, each case in a fresh temporary directory:
  *
  *   names: sig_valid_name over lengths, dots and every byte value
- *   open: URL schemes, mkdir -p, the private default directory under
- *	XDG_RUNTIME_DIR (created 0700; refused when group/world accessible,
- *	a symlink or not a directory), paths too long
+ *   open: URL schemes, only the last component of a path made, the
+ *	private default directory under XDG_RUNTIME_DIR (created 0700;
+ *	refused when group/world accessible, a symlink or not a directory;
+ *	XDG_RUNTIME_DIR itself never made), paths too long
  *   roundtrip: offer/answer blobs byte-equal (binary, SIG_MAX_BLOB, +1
  *	refused), the file format on disk, ids copied, no overwriting,
  *	bad ids and names refused
  *   consume, deadline: a taken offer is gone; timeouts within 200 ms
- *   stale: expired, dead-writer, malformed, misnamed, empty and oversized
- *	offers removed; old leftover temporary files swept, fresh ones kept
+ *   stale: expired, dead-writer and empty or oversized offers of ours
+ *	removed; malformed and misnamed files, not ours, left alone; old
+ *	leftover temporary files of ours swept, fresh ones kept
  *   race: forked listeners take every offer exactly once
  *   withdraw: sig_withdraw and sig_unanswer, also when nothing is there
  *   stop: the stop flag set from SIGALRM ends an endless wait promptly
  *   counts: sig_counts
+ *   notice: inotify ends a wait at once (polls set 5 s apart), also in
+ *	an inbox removed and made anew; another offer's answer does not
+ *   wake: sig_opts.wake_fd ends waits at once, unread; an offer waiting
+ *	comes first; a closed one neither wakes nor spins
+ *   symlink: inbox, inbox/NAME, offers or answers a symlink: errors, and
+ *	nothing outside read, written or removed; a symlinked root works
+ *   odd: a socket, FIFO, directory, symlink or unreadable file named
+ *	like an offer: skipped, reported once, kept; good offers still taken
+ *   lock: a second listener under a name is warned once; a killed
+ *	one's lock is gone
+ *   shared (root): two users with umask 077 through a sticky 1777
+ *	directory and a setgid group one, either side first: modes,
+ *	groups, data; an offer the listener cannot read; a directory that
+ *	is not shared is an error at once
  *
  * `unit_signal NAME' runs one case.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -158,6 +177,18 @@ exists(const char *path)
 	struct stat st;
 
 	return lstat(path, &st) == 0;
+}
+
+/* 1 when path exists within ms, else 0. */
+static int
+wait_exists(const char *path, int ms)
+{
+	for (; ms > 0; ms -= 10) {
+		if (exists(path))
+			return 1;
+		poll(NULL, 0, 10);
+	}
+	return exists(path);
 }
 
 /* Entries of dir other than . and ..; -1 when it cannot be read. */
@@ -326,13 +357,24 @@ case_open(const char *tmp)
 	CHECK(sig_open("dir", &o) == NULL, "`dir' without a colon accepted");
 	CHECK(sig_open("", &o) == NULL, "empty URL accepted");
 
-	/* dir:PATH creates the missing directories. */
+	/* dir:PATH creates its last component only: never a whole path. */
 	pathf(sub, sizeof sub, "%s/a/b/c", tmp);
+	pathf(path, sizeof path, "dir:%s", sub);
+	s = sig_open(path, &o);
+	CHECK(s == NULL, "sig_open(%s) made a whole path", path);
+	sig_close(s);
+	pathf(sub, sizeof sub, "%s/a", tmp);
+	CHECK(!exists(sub), "sig_open(%s) made %s", path, sub);
 	pathf(path, sizeof path, "dir:%s", sub);
 	s = sig_open(path, &o);
 	CHECK(s != NULL, "sig_open(%s) failed", path);
 	CHECK(stat(sub, &st) == 0 && S_ISDIR(st.st_mode), "%s not created", sub);
 	sig_close(s);
+	/* The default's XDG_RUNTIME_DIR must exist: only p2pcat is made. */
+	pathf(sub, sizeof sub, "%s/no/such/xdg", tmp);
+	CHECK(open_default(sub) == NULL, "missing XDG_RUNTIME_DIR %s accepted", sub);
+	pathf(sub, sizeof sub, "%s/no", tmp);
+	CHECK(!exists(sub), "the default directory made %s", sub);
 
 	/* Too long: PATH_MAX bytes of path cannot fit. */
 	longurl = malloc(PATH_MAX + 64);
@@ -684,12 +726,15 @@ case_stale(const char *tmp)
 	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 0 && m.len == 6 &&
 	    memcmp(m.blob, "nohost", 6) == 0, "offer without a host line not taken");
 
-	/* Malformed contents under valid names: all removed. */
+	/* Malformed contents under valid names: never taken.  Without a
+	 * valid header a file may not be ours: it stays.  With one (an
+	 * empty blob) it is ours, and removed. */
 	{
 		static const char *bad[] = {
 			"",
 			"garbage",
 			"p2pcat-sig 1\n",
+			"p2pcat-sig 1\n\nblob",
 			"p2pcat-sig 2\nexpire 99999999999999\npid 1\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire 99999999999999\npid 1\nhost h\nblob",
 			"p2pcat-sig 1\npid 1\nhost h\n\nblob",
@@ -697,16 +742,24 @@ case_stale(const char *tmp)
 			"p2pcat-sig 1\nexpire 99999999999999\npid 0\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire 99999999999999\npid -5\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire 99999999999999\npid 12x\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid 4294967297\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid +1\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire 99999999999999x\npid 1\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire -99999999999999\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire  99999999999999\npid 1\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire \npid 1\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire 0\npid 1\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire 999999999999999999999999\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 18446744073709551616\npid 1\nhost h\n\nblob",
 			"p2pcat-sig 1\nexpire 99999999999999\npid 1\nhostless\n\nblob",
-			"p2pcat-sig 1\nexpire 99999999999999\npid 1\nhost h\n\n",
+			"p2pcat-sig 1\nexpire 99999999999999\nexpire 99999999999999\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid 1\npid 1\nhost h\n\nblob",
+			"p2pcat-sig 1\nexpire 99999999999999\npid 1\nhost h\nhost i\n\nblob",
+			"p2pcat-sig 1\n expire 99999999999999\npid 1\nhost h\n\nblob",
 			"P2PCAT-SIG 1\nexpire 99999999999999\npid 1\nhost h\n\nblob",
 		};
 		char ids[sizeof bad / sizeof bad[0]][SIG_ID_LEN + 1];
+		char ours[SIG_ID_LEN + 1];
 
 		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 			new_id(ids[i]);
@@ -719,12 +772,25 @@ case_stale(const char *tmp)
 		    "\npid %ld\nhost %s\nx %600s\n\nblob", exp, (long)getpid(), host, "pad");
 		box_path(path, sizeof path, tmp, "bob", "offers", id);
 		CHECK(put_file(path, hdr, n) == 0, "write %s", path);
-		CHECK(count_entries(dir) == (int)(sizeof bad / sizeof bad[0]) + 1,
+		/* A valid header and no blob: ours, and useless. */
+		new_id(ours);
+		n = message(buf, sizeof buf, exp, (long)getpid(), host, "", 0);
+		box_path(path, sizeof path, tmp, "bob", "offers", ours);
+		CHECK(put_file(path, buf, n) == 0, "write %s", path);
+		CHECK(count_entries(dir) == (int)(sizeof bad / sizeof bad[0]) + 2,
 		    "malformed offers not in place");
 		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 1,
 		    "a malformed offer was taken (`%.*s')", (int)m.len, (char *)m.blob);
-		CHECK(count_entries(dir) == 0, "malformed offers left in %s (%d)", dir,
-		    count_entries(dir));
+		CHECK(!exists(path), "an empty offer with a valid header left in place");
+		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			box_path(path, sizeof path, tmp, "bob", "offers", ids[i]);
+			CHECK(exists(path), "malformed file %zu (`%.20s') removed", i, bad[i]);
+			unlink(path);
+		}
+		box_path(path, sizeof path, tmp, "bob", "offers", id);
+		CHECK(exists(path), "file with an over-long header removed");
+		unlink(path);
+		CHECK(count_entries(dir) == 0, "%s not empty (%d)", dir, count_entries(dir));
 	}
 
 	/* Oversized by one byte: removed; exactly SIG_MAX_BLOB: taken. */
@@ -744,18 +810,22 @@ case_stale(const char *tmp)
 	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == 0 && m.len == SIG_MAX_BLOB &&
 	    memcmp(m.blob, big, SIG_MAX_BLOB) == 0, "offer of SIG_MAX_BLOB bytes not taken");
 
-	/* Misnamed files: removed, a good offer beside them taken. */
+	/* Misnamed files: never ours, so left alone; a good offer beside
+	 * them is taken. */
 	{
 		static const char *names[] = {
 			"hello", "0123456789ABCDEF0123456789ABCDEF",
 			"0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0",
 			"0123456789abcdef0123456789abcdeg", "0123456789abcdef0123456789abcdef~",
+			".hidden", ".tmp-x-0123456789abcdef0123456789abcdef",
+			".tmp-1-0123456789abcdef0123456789abcdeX",
 		};
 
 		n = message(buf, sizeof buf, exp, (long)getpid(), host, "misnamed", 8);
 		for (i = 0; i < sizeof names / sizeof names[0]; i++) {
 			box_path(path, sizeof path, tmp, "bob", "offers", names[i]);
-			CHECK(put_file(path, buf, n) == 0, "write %s", path);
+			CHECK(put_file(path, buf, n) == 0 && age(path, 3600) == 0,
+			    "write %s", path);
 		}
 		new_id(id);
 		REQUIRE(sig_offer(s, "bob", id, "good", 4, exp) == 0, "offer");
@@ -764,28 +834,35 @@ case_stale(const char *tmp)
 		    "good offer among misnamed ones not taken");
 		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 100) == 1,
 		    "a misnamed offer was taken");
-		CHECK(count_entries(dir) == 0, "misnamed offers left in %s", dir);
+		for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+			box_path(path, sizeof path, tmp, "bob", "offers", names[i]);
+			CHECK(exists(path), "misnamed file `%s' removed", names[i]);
+			unlink(path);
+		}
+		CHECK(count_entries(dir) == 0, "%s not empty", dir);
 	}
 
 	/* Leftovers of crashed writers and listeners: swept when old. */
 	{
-		static const char *names[] = {
-			".tmp-1-0123456789abcdef0123456789abcdef",
-			".claimed-1-0123456789abcdef0123456789abcdef",
+		static const char *names[][2] = {
+			{ ".tmp-1-0123456789abcdef0123456789abcdef",
+			  ".tmp-2-0123456789abcdef0123456789abcdef" },
+			{ ".claimed-1-0123456789abcdef0123456789abcdef",
+			  ".claimed-2-0123456789abcdef0123456789abcdef" },
 		};
 		char oldp[PATH_MAX], fresh[PATH_MAX];
 
 		for (i = 0; i < sizeof names / sizeof names[0]; i++) {
-			box_path(oldp, sizeof oldp, tmp, "bob", "offers", names[i]);
-			pathf(fresh, sizeof fresh, "%s-fresh", oldp);
+			box_path(oldp, sizeof oldp, tmp, "bob", "offers", names[i][0]);
+			box_path(fresh, sizeof fresh, tmp, "bob", "offers", names[i][1]);
 			n = message(buf, sizeof buf, exp, (long)getpid(), host, "left", 4);
 			CHECK(put_file(oldp, buf, n) == 0 && put_file(fresh, buf, n) == 0 &&
 			    age(oldp, 11 * 60) == 0 && age(fresh, 60) == 0,
 			    "set up %s", oldp);
 			CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 100) == 1,
-			    "leftover %s taken as an offer", names[i]);
-			CHECK(!exists(oldp), "old leftover %s not swept", names[i]);
-			CHECK(exists(fresh), "fresh leftover %s-fresh removed", names[i]);
+			    "leftover %s taken as an offer", names[i][0]);
+			CHECK(!exists(oldp), "old leftover %s not swept", names[i][0]);
+			CHECK(exists(fresh), "fresh leftover %s removed", names[i][1]);
 			unlink(fresh);
 		}
 		/* An old dot-directory is not a leftover file. */
@@ -1046,6 +1123,761 @@ case_counts(const char *tmp)
 	sig_close(t);
 }
 
+/* Standard error into a file for a while, to count what was said. */
+static int saved_stderr = -1;
+
+static void
+capture_start(const char *tmp)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	pathf(path, sizeof path, "%s/stderr", tmp);
+	fflush(stderr);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) == -1 ||
+	    (saved_stderr = dup(2)) == -1 || dup2(fd, 2) == -1) {
+		fprintf(stderr, "unit_signal: capture %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	close(fd);
+}
+
+/* The captured text (NUL-terminated, in a static buffer); stderr back. */
+static const char *
+capture_end(const char *tmp)
+{
+	static char text[65536];
+	char path[PATH_MAX];
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	pathf(path, sizeof path, "%s/stderr", tmp);
+	n = get_file(path, text, sizeof text - 1);
+	text[n > 0 ? n : 0] = '\0';
+	unlink(path);
+	fputs(text, stderr);	/* still seen by whoever reads the log */
+	return text;
+}
+
+/* How often needle occurs in hay. */
+static int
+occurs(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	while ((hay = strstr(hay, needle)) != NULL) {
+		n++;
+		hay += strlen(needle);
+	}
+	return n;
+}
+
+/* A child that posts, after ms, an offer (or, with answer, an answer) to
+ * bob under id, in a handle of its own; it exits 0 when that worked. */
+static pid_t
+post_later(const char *tmp, int ms, int answer, const char *id, const char *blob)
+{
+	struct sig *s;
+	pid_t kid;
+	int r;
+
+	fflush(NULL);
+	if ((kid = fork()) != 0)
+		return kid;
+	poll(NULL, 0, ms);
+	s = open_dir(tmp);
+	r = s == NULL ? -1 : answer ?
+	    sig_answer(s, "bob", id, blob, strlen(blob), unix_ms() + FUTURE_MS) :
+	    sig_offer(s, "bob", id, blob, strlen(blob), unix_ms() + FUTURE_MS);
+	sig_close(s);
+	_exit(r == 0 ? 0 : 1);
+}
+
+static int
+reaped_ok(pid_t kid)
+{
+	int st;
+
+	return waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void
+case_notice(const char *tmp)
+{
+	static struct sig_msg m;
+	struct sig_opts o = opts();
+	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1], other[SIG_ID_LEN + 1];
+	char dir[PATH_MAX];
+	uint64_t t0, dt;
+	struct sig *s;
+	pid_t kid;
+	int r;
+
+	/* With a look every 5 s, only inotify can see a message in time. */
+	o.poll_ms = 5000;
+	pathf(url, sizeof url, "dir:%s", tmp);
+	s = sig_open(url, &o);
+	REQUIRE(s, "sig_open(%s) failed", url);
+	new_id(id);
+	kid = post_later(tmp, 200, 0, id, "now");
+	t0 = mono_ms();
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + 4000);
+	dt = mono_ms() - t0;
+	CHECK(r == 0 && strcmp(m.id, id) == 0 && m.len == 3 && memcmp(m.blob, "now", 3) == 0,
+	    "wait_offer: %d, not the offer posted", r);
+	CHECK(dt < 2500, "an offer posted after 200 ms was seen after %" PRIu64
+	    " ms (looking every 5 s): no inotify", dt);
+	CHECK(reaped_ok(kid), "posting child failed");
+
+	kid = post_later(tmp, 200, 1, id, "back");
+	t0 = mono_ms();
+	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + 4000);
+	dt = mono_ms() - t0;
+	CHECK(r == 0 && m.len == 4 && memcmp(m.blob, "back", 4) == 0,
+	    "wait_answer: %d, not the answer posted", r);
+	CHECK(dt < 2500, "an answer posted after 200 ms was seen after %" PRIu64
+	    " ms (looking every 5 s): no inotify", dt);
+	CHECK(reaped_ok(kid), "answering child failed");
+
+	/* Another offer's answer is not ours: the wait goes on to its end. */
+	new_id(other);
+	kid = post_later(tmp, 100, 1, other, "other");
+	t0 = mono_ms();
+	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + 600);
+	dt = mono_ms() - t0;
+	CHECK(r == 1 && dt + SLACK_MS >= 600, "wait_answer for %s: %d after %" PRIu64
+	    " ms, on an answer to another offer", id, r, dt);
+	CHECK(reaped_ok(kid), "answering child failed");
+	sig_unanswer(s, "bob", other);
+
+	/* The inbox removed while a listener waits: it makes a new one, and
+	 * notices an offer there at once. */
+	box_path(dir, sizeof dir, tmp, "bob", "offers", NULL);
+	fflush(NULL);
+	if ((kid = fork()) == 0) {
+		poll(NULL, 0, 150);
+		_exit(rmdir(dir) == 0 ? 0 : 1);
+	}
+	new_id(id);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 400) == 1, "wait on an empty inbox");
+	CHECK(reaped_ok(kid), "rmdir %s failed", dir);
+	CHECK(exists(dir), "the listener did not make %s again", dir);
+	kid = post_later(tmp, 200, 0, id, "again");
+	t0 = mono_ms();
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + 4000);
+	dt = mono_ms() - t0;
+	CHECK(r == 0 && strcmp(m.id, id) == 0, "offer into a new inbox: %d", r);
+	CHECK(dt < 2500, "an offer into a new inbox seen after %" PRIu64 " ms", dt);
+	CHECK(reaped_ok(kid), "posting child failed");
+	sig_close(s);
+}
+
+/* A child that writes one byte to fd after ms. */
+static pid_t
+poke_later(int fd, int ms)
+{
+	pid_t kid;
+
+	fflush(NULL);
+	if ((kid = fork()) != 0)
+		return kid;
+	poll(NULL, 0, ms);
+	_exit(write(fd, "x", 1) == 1 ? 0 : 1);
+}
+
+/* 1 when fd has something to read. */
+static int
+readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+static void
+case_wake(const char *tmp)
+{
+	static struct sig_msg m;
+	static const unsigned polls[] = { 10, 5000 };
+	struct sig_opts o = opts();
+	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1], c;
+	uint64_t t0, dt;
+	struct sig *s;
+	clock_t cpu0;
+	size_t i;
+	int p[2], r, answer;
+	pid_t kid;
+
+	REQUIRE(pipe(p) == 0, "pipe");
+	pathf(url, sizeof url, "dir:%s", tmp);
+	new_id(id);
+	for (i = 0; i < 2 * sizeof polls / sizeof polls[0]; i++) {
+		answer = i % 2;
+		o.poll_ms = polls[i / 2];
+		o.wake_fd = p[0];
+		s = sig_open(url, &o);
+		REQUIRE(s, "sig_open(%s) failed", url);
+		kid = poke_later(p[1], 200);
+		t0 = mono_ms();
+		r = answer ? sig_wait_answer(s, "bob", id, &m, unix_ms() + 4000) :
+		    sig_wait_offer(s, "bob", &m, unix_ms() + 4000);
+		dt = mono_ms() - t0;
+		CHECK(r == 1 && dt >= 150 && dt < 2000,
+		    "%s (poll %u ms): %d after %" PRIu64 " ms, woken at 200 ms",
+		    answer ? "wait_answer" : "wait_offer", o.poll_ms, r, dt);
+		CHECK(reaped_ok(kid), "poking child failed");
+		CHECK(readable(p[0]) && read(p[0], &c, 1) == 1 && c == 'x',
+		    "the wake descriptor was read from");
+		sig_close(s);
+	}
+
+	/* Readable already, with an offer waiting: the offer comes first,
+	 * then an empty inbox returns at once. */
+	o.poll_ms = 5000;
+	s = sig_open(url, &o);
+	REQUIRE(s, "sig_open(%s) failed", url);
+	CHECK(write(p[1], "y", 1) == 1, "write");
+	CHECK(sig_offer(s, "bob", id, "o", 1, unix_ms() + FUTURE_MS) == 0, "offer");
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 4000) == 0 && strcmp(m.id, id) == 0,
+	    "an offer waiting beside a readable wake descriptor not taken");
+	t0 = mono_ms();
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 4000) == 1 && mono_ms() - t0 < 500,
+	    "readable wake descriptor: wait_offer took %" PRIu64 " ms", mono_ms() - t0);
+	CHECK(read(p[0], &c, 1) == 1 && c == 'y', "the wake descriptor was read from");
+
+	/* The other end closed: end of file is readable too. */
+	close(p[1]);
+	t0 = mono_ms();
+	CHECK(sig_wait_answer(s, "bob", id, &m, unix_ms() + 4000) == 1 && mono_ms() - t0 < 500,
+	    "wake descriptor at end of file: wait_answer took %" PRIu64 " ms",
+	    mono_ms() - t0);
+	sig_close(s);
+
+	/* A descriptor that is not open cannot wake a wait, nor make it
+	 * spin: 400 ms of waiting cost next to no CPU time. */
+	close(p[0]);
+	o.wake_fd = p[0];
+	s = sig_open(url, &o);
+	REQUIRE(s, "sig_open(%s) failed", url);
+	cpu0 = clock();
+	t0 = mono_ms();
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + 400);
+	dt = mono_ms() - t0;
+	CHECK(r == 1 && dt + SLACK_MS >= 400, "closed wake descriptor: %d after %" PRIu64
+	    " ms, want 1 after 400", r, dt);
+	CHECK((clock() - cpu0) * 1000 / CLOCKS_PER_SEC < 100, "closed wake descriptor: "
+	    "%ld ms of CPU in a 400 ms wait", (long)((clock() - cpu0) * 1000 / CLOCKS_PER_SEC));
+	sig_close(s);
+}
+
+/* Make the directories above path (not path itself); 0 or -1. */
+static int
+parents(const char *path)
+{
+	char dir[PATH_MAX], *p;
+
+	pathf(dir, sizeof dir, "%s", path);
+	for (p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return 0;
+}
+
+static void
+case_symlink(const char *tmp)
+{
+	static struct sig_msg m;
+	static const char *links[] = {
+		"inbox", "inbox/bob", "inbox/bob/offers", "inbox/bob/answers",
+	};
+	static const char *files[] = {
+		"victim.txt", "0123456789abcdef0123456789abcdef",
+		"fedcba9876543210fedcba9876543210",
+		".tmp-1-00112233445566778899aabbccddeeff",
+	};
+	static char buf[8192];
+	char out[PATH_MAX], path[PATH_MAX], root[PATH_MAX], host[256];
+	char id[SIG_ID_LEN + 1];
+	uint64_t exp = unix_ms() + FUTURE_MS;
+	struct sig *s;
+	size_t i, j, n;
+
+	/* Outside the rendezvous: files a listener must neither read nor
+	 * remove, one a stale offer of ours and one an old temporary. */
+	hostname(host);
+	pathf(out, sizeof out, "%s/outside", tmp);
+	REQUIRE(mkdir(out, 0755) == 0, "mkdir %s", out);
+	pathf(path, sizeof path, "%s/%s", out, files[0]);
+	REQUIRE(put_file(path, "precious", 8) == 0, "write %s", path);
+	pathf(path, sizeof path, "%s/%s", out, files[1]);
+	REQUIRE(put_file(path, "garbage", 7) == 0, "write %s", path);
+	n = message(buf, sizeof buf, unix_ms() - 1000, (long)getpid(), host, "old", 3);
+	pathf(path, sizeof path, "%s/%s", out, files[2]);
+	REQUIRE(put_file(path, buf, n) == 0, "write %s", path);
+	pathf(path, sizeof path, "%s/%s", out, files[3]);
+	REQUIRE(put_file(path, buf, n) == 0 && age(path, 3600) == 0, "write %s", path);
+
+	for (i = 0; i < sizeof links / sizeof links[0]; i++) {
+		int offers = strcmp(links[i], "inbox/bob/answers") != 0;
+		int answers = strcmp(links[i], "inbox/bob/offers") != 0;
+
+		pathf(root, sizeof root, "%s/r%zu", tmp, i);
+		pathf(path, sizeof path, "%s/%s", root, links[i]);
+		REQUIRE(parents(path) == 0 && symlink(out, path) == 0, "symlink %s", path);
+		s = open_dir(root);
+		REQUIRE(s, "sig_open(dir:%s) failed", root);
+		new_id(id);
+		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 200) == (offers ? -1 : 1),
+		    "wait_offer through a symlinked %s: not %d", links[i], offers ? -1 : 1);
+		CHECK(sig_offer(s, "bob", id, "x", 1, exp) == (offers ? -1 : 0),
+		    "offer through a symlinked %s: not %d", links[i], offers ? -1 : 0);
+		CHECK(sig_answer(s, "bob", id, "y", 1, exp) == (answers ? -1 : 0),
+		    "answer through a symlinked %s: not %d", links[i], answers ? -1 : 0);
+		CHECK(sig_wait_answer(s, "bob", files[2], &m, unix_ms() + 100) ==
+		    (answers ? -1 : 1), "wait_answer through a symlinked %s", links[i]);
+		sig_withdraw(s, "bob", files[1]);
+		sig_withdraw(s, "bob", files[2]);
+		sig_unanswer(s, "bob", files[1]);
+		sig_close(s);
+		for (j = 0; j < sizeof files / sizeof files[0]; j++) {
+			pathf(path, sizeof path, "%s/%s", out, files[j]);
+			CHECK(exists(path), "%s symlinked: %s outside was removed",
+			    links[i], files[j]);
+		}
+		CHECK(count_entries(out) == (int)(sizeof files / sizeof files[0]),
+		    "%s symlinked: something was written outside (%d entries)",
+		    links[i], count_entries(out));
+		pathf(path, sizeof path, "%s/%s", out, files[0]);
+		CHECK(get_file(path, buf, sizeof buf) == 8 && memcmp(buf, "precious", 8) == 0,
+		    "%s symlinked: %s changed", links[i], files[0]);
+	}
+
+	/* The root itself may be a symbolic link: the user chose it. */
+	pathf(root, sizeof root, "%s/real", tmp);
+	pathf(path, sizeof path, "%s/link", tmp);
+	REQUIRE(mkdir(root, 0755) == 0 && symlink("real", path) == 0, "symlink %s", path);
+	s = open_dir(path);
+	REQUIRE(s, "a symlinked root refused");
+	roundtrip(s, s, root, "via link", 8, "symlinked root");
+	sig_close(s);
+}
+
+static void
+case_odd(const char *tmp)
+{
+	static struct sig_msg m;
+	static char buf[8192];
+	enum { SOCK, FIFO, DIR_, LINK, UNREAD, NODD };
+	static const char *what[NODD] = {
+		"a socket", "a FIFO", "a directory", "a symlink", "an unreadable file",
+	};
+	char ids[NODD][SIG_ID_LEN + 1], path[PATH_MAX], target[PATH_MAX];
+	char id[SIG_ID_LEN + 1], host[256];
+	struct sockaddr_un sun;
+	const char *said;
+	struct sig *s = open_dir(tmp);
+	int sock, i, odd = geteuid() == 0 ? UNREAD : NODD, r;
+	size_t n;
+
+	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	hostname(host);
+	n = message(buf, sizeof buf, unix_ms() + FUTURE_MS, (long)getpid(), host, "odd", 3);
+	pathf(target, sizeof target, "%s/target", tmp);
+	REQUIRE(put_file(target, buf, n) == 0, "write %s", target);
+	for (i = 0; i < odd; i++) {
+		new_id(ids[i]);
+		box_path(path, sizeof path, tmp, "bob", "offers", ids[i]);
+		REQUIRE(parents(path) == 0, "mkdir for %s", path);
+		switch (i) {
+		case SOCK:
+			memset(&sun, 0, sizeof sun);
+			sun.sun_family = AF_UNIX;
+			REQUIRE(strlen(path) < sizeof sun.sun_path, "socket path too long");
+			strcpy(sun.sun_path, path);
+			REQUIRE((sock = socket(AF_UNIX, SOCK_STREAM, 0)) != -1 &&
+			    bind(sock, (struct sockaddr *)&sun, sizeof sun) == 0, "bind %s", path);
+			close(sock);
+			break;
+		case FIFO:
+			REQUIRE(mkfifo(path, 0644) == 0, "mkfifo %s", path);
+			break;
+		case DIR_:
+			REQUIRE(mkdir(path, 0755) == 0, "mkdir %s", path);
+			break;
+		case LINK:
+			REQUIRE(symlink(target, path) == 0, "symlink %s", path);
+			break;
+		case UNREAD:	/* only without root, which reads everything */
+			REQUIRE(put_file(path, buf, n) == 0 && chmod(path, 0) == 0,
+			    "write %s", path);
+			break;
+		}
+	}
+	if (odd < NODD)
+		printf("     (root: no unreadable file)\n");
+
+	/* Each is skipped and reported once, however often the inbox is
+	 * read (every 10 ms here); the listener never gives up on them. */
+	log_verbose = 1;
+	capture_start(tmp);
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + 400);
+	said = capture_end(tmp);
+	log_verbose = 0;
+	CHECK(r == 1, "wait_offer beside odd entries: %d, want 1 (timeout)", r);
+	for (i = 0; i < odd; i++) {
+		box_path(path, sizeof path, tmp, "bob", "offers", ids[i]);
+		CHECK(exists(path), "%s named like an offer was removed", what[i]);
+		CHECK(occurs(said, ids[i]) == 1, "%s named like an offer reported %d times, "
+		    "want once", what[i], occurs(said, ids[i]));
+	}
+	CHECK(get_file(target, buf, sizeof buf) == (ssize_t)n, "symlink target changed");
+
+	/* A good offer beside them is taken. */
+	new_id(id);
+	CHECK(sig_offer(s, "bob", id, "good", 4, unix_ms() + FUTURE_MS) == 0, "offer");
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 1000) == 0 && strcmp(m.id, id) == 0,
+	    "a good offer beside odd entries not taken");
+	/* One that changes is looked at again: a FIFO becomes an offer. */
+	box_path(path, sizeof path, tmp, "bob", "offers", ids[FIFO]);
+	CHECK(unlink(path) == 0 && put_file(path, buf, n) == 0, "replace %s", path);
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 1000) == 0 &&
+	    strcmp(m.id, ids[FIFO]) == 0, "a FIFO replaced by an offer: not taken");
+	sig_close(s);
+}
+
+static void
+case_lock(const char *tmp)
+{
+	static struct sig_msg m;
+	static const char *warn = "another listener";
+	struct sig *a = open_dir(tmp), *b = open_dir(tmp), *c;
+	const char *said;
+	pid_t kid;
+
+	REQUIRE(a && b, "sig_open(dir:%s) failed", tmp);
+	capture_start(tmp);
+	sig_wait_offer(a, "bob", &m, unix_ms() + 50);
+	sig_wait_offer(a, "bob", &m, unix_ms() + 50);
+	said = capture_end(tmp);
+	CHECK(occurs(said, warn) == 0, "a lone listener was warned: %s", said);
+
+	capture_start(tmp);
+	sig_wait_offer(b, "bob", &m, unix_ms() + 50);
+	sig_wait_offer(b, "bob", &m, unix_ms() + 50);
+	said = capture_end(tmp);
+	CHECK(occurs(said, warn) == 1 && occurs(said, "`bob'") == 1,
+	    "a second listener as bob: warned %d times, want once: %s",
+	    occurs(said, warn), said);
+
+	capture_start(tmp);
+	sig_wait_offer(b, "carol", &m, unix_ms() + 50);
+	said = capture_end(tmp);
+	CHECK(occurs(said, warn) == 0, "a listener of another name was warned: %s", said);
+
+	/* The first one gone, or killed: nobody is warned. */
+	sig_close(a);
+	sig_close(b);
+	fflush(NULL);
+	if ((kid = fork()) == 0) {
+		c = open_dir(tmp);
+		sig_wait_offer(c, "bob", &m, unix_ms() + 10);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	CHECK(waitpid(kid, NULL, 0) == kid, "waitpid");
+	c = open_dir(tmp);
+	REQUIRE(c, "sig_open(dir:%s) failed", tmp);
+	capture_start(tmp);
+	sig_wait_offer(c, "bob", &m, unix_ms() + 50);
+	said = capture_end(tmp);
+	CHECK(occurs(said, warn) == 0, "a killed listener's lock held: %s", said);
+	sig_close(c);
+}
+
+/* case_shared: users who share a directory, run as children with their
+ * own ids (root only). */
+#define UID_A	64001
+#define UID_B	64002
+#define GID_G	64010
+
+enum job_kind { JOB_CALL, JOB_TAKE, JOB_LISTEN, JOB_PLANT };
+
+struct job {
+	enum job_kind kind;
+	uid_t uid;
+	const char *root, *name, *id, *blob, *reply;
+	int ms;			/* JOB_TAKE, JOB_LISTEN: how long to wait */
+	int errfd;		/* stderr, or -1 */
+	int go;			/* JOB_CALL: wait for a byte here, or -1 */
+};
+
+/* As uid (groups: its own and GID_G; umask 077):
+ *   JOB_CALL: post an offer of blob to name under id, wait for a byte on
+ *	go (the test looks at the files meanwhile), take the answer: reply;
+ *   JOB_TAKE: take an offer to name within ms: it must be id's, blob;
+ *	answer reply, and stay until the answer is taken;
+ *   JOB_LISTEN: listen as name for ms, and get no offer;
+ *   JOB_PLANT: write an offer file as an older p2pcat with umask 077 did.
+ * Exits 0 when that happened as said. */
+static void
+job_run(const struct job *j)
+{
+	static struct sig_msg m;
+	static char buf[8192];
+	struct sig_opts o = opts();
+	char url[PATH_MAX + 8], path[PATH_MAX], c;
+	gid_t groups[1] = { GID_G };
+	struct sig *s;
+	uint64_t exp = unix_ms() + FUTURE_MS;
+	int r = -1, fd;
+	size_t n;
+
+	if (j->errfd != -1)
+		dup2(j->errfd, 2);
+	if (setgroups(1, groups) == -1 || setresgid(j->uid, j->uid, j->uid) == -1 ||
+	    setresuid(j->uid, j->uid, j->uid) == -1)
+		_exit(3);
+	umask(077);
+	if (j->kind == JOB_PLANT) {
+		n = message(buf, sizeof buf, exp, 1, "elsewhere.invalid", j->blob, strlen(j->blob));
+		pathf(path, sizeof path, "%s/inbox/%s/offers/%s", j->root, j->name, j->id);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
+		_exit(fd != -1 && write(fd, buf, n) == (ssize_t)n && close(fd) == 0 ? 0 : 1);
+	}
+	pathf(url, sizeof url, "dir:%s", j->root);
+	if ((s = sig_open(url, &o)) == NULL)
+		_exit(2);
+	switch (j->kind) {
+	case JOB_CALL:
+		r = sig_offer(s, j->name, j->id, j->blob, strlen(j->blob), exp);
+		if (r == 0 && j->go != -1 && read(j->go, &c, 1) != 1)
+			r = 7;
+		if (r == 0)
+			r = sig_wait_answer(s, j->name, j->id, &m, unix_ms() + 3000);
+		if (r == 0 && (m.len != strlen(j->reply) || memcmp(m.blob, j->reply, m.len) != 0))
+			r = 4;
+		break;
+	case JOB_TAKE:
+		r = sig_wait_offer(s, j->name, &m, unix_ms() + j->ms);
+		if (r == 0 && (strcmp(m.id, j->id) != 0 || m.len != strlen(j->blob) ||
+		    memcmp(m.blob, j->blob, m.len) != 0))
+			r = 4;
+		if (r == 0)
+			r = sig_answer(s, j->name, j->id, j->reply, strlen(j->reply), exp);
+		/* Alive until the caller has it, as a listener in a session
+		 * is: a dead writer's answer is stale. */
+		pathf(path, sizeof path, "%s/inbox/%s/answers/%s", j->root, j->name, j->id);
+		for (n = 0; r == 0 && n < 300 && exists(path); n++)
+			poll(NULL, 0, 10);
+		break;
+	case JOB_LISTEN:
+		r = sig_wait_offer(s, j->name, &m, unix_ms() + j->ms) == 1 ? 0 : 5;
+		break;
+	case JOB_PLANT:
+		break;
+	}
+	sig_close(s);
+	_exit(r == 0 ? 0 : r == -1 ? 6 : r);
+}
+
+static pid_t
+job_start(const struct job *j)
+{
+	pid_t kid;
+
+	fflush(NULL);
+	if ((kid = fork()) == 0)
+		job_run(j);
+	return kid;
+}
+
+/* The job's exit status (0: it went as planned). */
+static int
+job_end(pid_t kid)
+{
+	int st;
+
+	if (waitpid(kid, &st, 0) != kid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int
+job(const struct job *j)
+{
+	return job_end(job_start(j));
+}
+
+static void
+mode_check(const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	struct stat st;
+
+	memset(&st, 0, sizeof st);
+	lstat(path, &st);
+	CHECK((st.st_mode & 07777) == mode && st.st_uid == uid && st.st_gid == gid,
+	    "%s: mode %04o uid %u gid %u, want %04o %u %u", path,
+	    (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid,
+	    (unsigned)mode, (unsigned)uid, (unsigned)gid);
+}
+
+/* What was written to fd so far, in buf; fd emptied. */
+static const char *
+drain(int fd, char *buf, size_t size)
+{
+	ssize_t n = pread(fd, buf, size - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (ftruncate(fd, 0) == -1)
+		buf[0] = '\0';
+	return buf;
+}
+
+/* Alice (A) calls name in root, bob (B) takes it and answers; the file
+ * modes on the way: the directories dmode and lmode (offers, answers),
+ * messages fmode, all of group gid (0: the writer's own). */
+static void
+share_call(const char *root, const char *name, mode_t dmode, mode_t lmode,
+    mode_t fmode, gid_t gid)
+{
+	struct job a = { .uid = UID_A, .errfd = -1, .root = root, .name = name };
+	struct job b = { .uid = UID_B, .errfd = -1, .go = -1, .root = root, .name = name };
+	char id[SIG_ID_LEN + 1], path[PATH_MAX];
+	int go[2], st;
+	pid_t kid, take;
+
+	new_id(id);
+	REQUIRE(pipe(go) == 0, "pipe");
+	a.kind = JOB_CALL, a.id = id, a.blob = "hi", a.reply = "hello", a.go = go[0];
+	kid = job_start(&a);
+	close(go[0]);
+	pathf(path, sizeof path, "%s/inbox/%s/offers/%s", root, name, id);
+	CHECK(wait_exists(path, 2000), "alice's offer to %s: no %s", name, path);
+	mode_check(path, fmode, UID_A, gid ? gid : UID_A);
+	pathf(path, sizeof path, "%s/inbox", root);
+	mode_check(path, dmode, UID_A, gid ? gid : UID_A);
+	pathf(path, sizeof path, "%s/inbox/%s", root, name);
+	mode_check(path, dmode, UID_A, gid ? gid : UID_A);
+	pathf(path, sizeof path, "%s/inbox/%s/offers", root, name);
+	mode_check(path, lmode, UID_A, gid ? gid : UID_A);
+
+	b.kind = JOB_TAKE, b.id = id, b.blob = "hi", b.reply = "hello", b.ms = 2000;
+	take = job_start(&b);
+	pathf(path, sizeof path, "%s/inbox/%s/answers/%s", root, name, id);
+	CHECK(wait_exists(path, 2000), "bob's answer as %s: no %s", name, path);
+	mode_check(path, fmode, UID_B, gid ? gid : UID_B);
+	pathf(path, sizeof path, "%s/inbox/%s/answers", root, name);
+	mode_check(path, lmode, UID_B, gid ? gid : UID_B);
+	CHECK(write(go[1], "g", 1) == 1, "write");
+	close(go[1]);
+	CHECK((st = job_end(kid)) == 0, "alice did not take bob's answer as %s (%d)", name, st);
+	CHECK((st = job_end(take)) == 0, "bob did not take alice's offer to %s (%d)", name, st);
+	pathf(path, sizeof path, "%s/inbox/%s/answers/%s", root, name, id);
+	CHECK(!exists(path), "bob's answer left after alice took it");
+	pathf(path, sizeof path, "%s/inbox/%s/offers", root, name);
+	CHECK(count_entries(path) == 0, "%s not empty", path);
+}
+
+static void
+case_shared(const char *tmp)
+{
+	char root[PATH_MAX], path[PATH_MAX], errs[PATH_MAX], buf[4096];
+	char id[SIG_ID_LEN + 1], id2[SIG_ID_LEN + 1];
+	struct job a = { .uid = UID_A, .errfd = -1, .go = -1 };
+	struct job b = { .uid = UID_B, .errfd = -1, .go = -1 };
+	const char *said;
+	pid_t kid, call;
+	int errfd, st;
+
+	if (geteuid() != 0) {
+		printf("     (not root: no other users to share with)\n");
+		return;
+	}
+	REQUIRE(chmod(tmp, 0711) == 0, "chmod %s", tmp);
+	pathf(errs, sizeof errs, "%s/errs", tmp);
+	REQUIRE((errfd = open(errs, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0644)) != -1,
+	    "open %s", errs);
+
+	/* A sticky world-writable directory, as /tmp: directories open to
+	 * all (sticky where names are, not where messages are), messages
+	 * readable by all, though both users have umask 077. */
+	pathf(root, sizeof root, "%s/world", tmp);
+	REQUIRE(mkdir(root, 0) == 0 && chmod(root, 01777) == 0, "mkdir %s", root);
+	share_call(root, "bob", 01777, 0777, 0644, 0);
+	a.root = b.root = root;
+
+	/* The listener first, this time; a second listener is warned. */
+	new_id(id);
+	b.kind = JOB_TAKE, b.name = "carol", b.id = id, b.blob = "hi carol";
+	b.reply = "hi", b.ms = 4000;
+	kid = job_start(&b);
+	pathf(path, sizeof path, "%s/inbox/carol/offers", root);
+	CHECK(wait_exists(path, 2000), "bob's listener made no %s", path);
+	mode_check(path, 0777, UID_B, UID_B);
+	a.kind = JOB_LISTEN, a.name = "carol", a.ms = 100, a.errfd = errfd;
+	CHECK((st = job(&a)) == 0, "alice's listener as carol failed (%d)", st);
+	said = drain(errfd, buf, sizeof buf);
+	CHECK(occurs(said, "another listener") == 1, "no warning for a second listener: %s",
+	    said);
+	a.errfd = -1;
+	a.kind = JOB_CALL, a.id = id, a.blob = "hi carol", a.reply = "hi";
+	CHECK((st = job(&a)) == 0, "alice's call to carol failed (%d)", st);
+	CHECK((st = job_end(kid)) == 0, "bob did not take alice's offer to carol (%d)", st);
+
+	/* A file that bob cannot read (an older p2pcat's, with umask 077):
+	 * skipped and reported once; bob takes the next offer. */
+	new_id(id);
+	new_id(id2);
+	a.kind = JOB_PLANT, a.name = "bob", a.id = id, a.blob = "private";
+	CHECK((st = job(&a)) == 0, "alice could not plant a private offer (%d)", st);
+	pathf(path, sizeof path, "%s/inbox/bob/offers/%s", root, id);
+	mode_check(path, 0600, UID_A, UID_A);
+	b.kind = JOB_LISTEN, b.name = "bob", b.ms = 300, b.errfd = errfd;
+	CHECK((st = job(&b)) == 0, "bob's listener failed beside an unreadable offer (%d)", st);
+	b.errfd = -1;
+	CHECK(exists(path), "the unreadable offer was removed");
+	said = drain(errfd, buf, sizeof buf);
+	CHECK(occurs(said, id) == 1, "unreadable offer %s reported %d times, want once: %s",
+	    id, occurs(said, id), said);
+	a.kind = JOB_CALL, a.id = id2, a.blob = "public", a.reply = "ok";
+	call = job_start(&a);
+	b.kind = JOB_TAKE, b.id = id2, b.blob = "public", b.reply = "ok", b.ms = 2000;
+	CHECK((st = job(&b)) == 0, "bob stopped at an unreadable offer (%d)", st);
+	CHECK((st = job_end(call)) == 0, "alice did not get bob's answer (%d)", st);
+
+	/* A group's setgid directory: the group's alone. */
+	pathf(root, sizeof root, "%s/group", tmp);
+	REQUIRE(mkdir(root, 0) == 0 && chown(root, 0, GID_G) == 0 &&
+	    chmod(root, 02770) == 0, "mkdir %s", root);
+	share_call(root, "dave", 02770, 02770, 0640, GID_G);
+
+	/* Alice's own directory, not shared: bob is told, not left waiting. */
+	pathf(root, sizeof root, "%s/alices", tmp);
+	REQUIRE(mkdir(root, 0755) == 0 && chown(root, UID_A, UID_A) == 0, "mkdir %s", root);
+	a.root = b.root = root;
+	new_id(id);
+	a.kind = JOB_CALL, a.name = "erin", a.id = id, a.blob = "hi erin", a.reply = "-";
+	call = job_start(&a);
+	pathf(path, sizeof path, "%s/inbox/erin/offers/%s", root, id);
+	CHECK(wait_exists(path, 2000), "alice's offer to erin: no %s", path);
+	b.kind = JOB_TAKE, b.name = "erin", b.id = id, b.blob = "hi erin", b.reply = "no";
+	b.ms = 1000, b.errfd = errfd;
+	CHECK((st = job(&b)) == 6, "bob as erin in alice's directory: status %d, want "
+	    "6 (an error)", st);
+	said = drain(errfd, buf, sizeof buf);
+	CHECK(occurs(said, root) >= 1, "bob's error does not name the directory: %s", said);
+	CHECK((st = job_end(call)) == 1, "alice's call to erin: status %d, want 1 (no answer)",
+	    st);
+	close(errfd);
+}
+
 /* Test driver. */
 
 static int
@@ -1071,6 +1903,12 @@ static const struct {
 	{ "withdraw", case_withdraw },
 	{ "stop", case_stop },
 	{ "counts", case_counts },
+	{ "notice", case_notice },
+	{ "wake", case_wake },
+	{ "symlink", case_symlink },
+	{ "odd", case_odd },
+	{ "lock", case_lock },
+	{ "shared", case_shared },
 };
 
 int
