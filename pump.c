@@ -134,7 +134,9 @@ abort_session(struct session *s, uint32_t code, int status)
 	uint64_t end = now_us() + ABORT_LINGER_US, quiet = 0, now;
 	struct pollfd pfd;
 
-	if (!sess_connected(s))
+	/* Once keyed, the peer can be told, even before it has proved its
+	 * keys to us: it may have seen ours, and would wait for the data. */
+	if (sess_stream(s) == NULL)
 		return status;
 	stream_abort(sess_stream(s), code);
 	while ((now = now_us()) < end && sess_io(s, now) == 0) {
@@ -225,6 +227,12 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 		uint64_t now = now_us(), t;
 		int n, ip = -1, op = -1, code;
 
+		/* Busy first: a listener that settled on another session
+		 * then ends this one's process too. */
+		if (c->busy && *c->busy) {
+			log_v(1, "the listener serves another session: ending this one");
+			return abort_session(s, CLOSE_BUSY, EXIT_NOCONN);
+		}
 		if (c->stop && *c->stop)
 			return abort_session(s, CLOSE_SIGNAL, EXIT_SIGNAL + *c->stop);
 		if (!sess_connected(s) && now >= connect_deadline) {

@@ -25,6 +25,9 @@ struct pump_conf {
 	bool keep_out;			/* hold on to out_fd at the peer's EOF (-k) */
 	double wait_s, idle_s;		/* -w and --idle, for messages */
 	const volatile sig_atomic_t *stop;	/* the signal that ends us, or 0 */
+	/* Set when a listener that serves one session has settled on
+	 * another: end this one, telling the peer we are busy; or NULL. */
+	const volatile sig_atomic_t *busy;
 	bool *in_eof;			/* in_fd is at EOF (stays so, for -k) */
 	pump_connect_fn on_connect;	/* or NULL */
 	void *ctx;

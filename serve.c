@@ -89,6 +89,9 @@ struct serve {
 
 /* The parent's end of the children's socket, for the SIGCHLD handler. */
 static int chld_fd = -1;
+/* A child's: the listener has settled on another session (SIGUSR1). */
+static volatile sig_atomic_t kid_busy;
+static int kid_null = -1;		/* /dev/null, for the handler */
 
 static void
 on_chld(int sig)
@@ -99,6 +102,23 @@ on_chld(int sig)
 	(void)sig;
 	if (chld_fd != -1)
 		send(chld_fd, &m, 1, MSG_DONTWAIT);
+	errno = e;
+}
+
+/* SIGUSR1, in a child: another session has stdin and stdout for good.
+ * Let go of ours at once (dup2 is async-signal-safe), so that whoever
+ * reads the session's output sees its end when it ends, and end ours. */
+static void
+on_usr1(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	if (kid_null != -1) {
+		dup2(kid_null, 0);
+		dup2(kid_null, 1);
+	}
+	kid_busy = 1;
 	errno = e;
 }
 
@@ -256,6 +276,7 @@ kid_main(struct serve *sv, const struct sig_msg *offer)
 	pc.on_connect = kid_connect;
 	pc.ctx = sv;
 	pc.in_eof = &sv->sh->in_eof;
+	pc.busy = &kid_busy;
 	ret = pump_run(s, &pc, deadline);
 	pump_report(s);
 out:
@@ -270,6 +291,8 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 {
 	struct kid *k = NULL;
 	pid_t pid, parent = getpid();
+	sigset_t usr1, old;
+	struct sigaction sa;
 	int i;
 
 	for (i = 0; i < sv->c->max_kids && k == NULL; i++)
@@ -277,8 +300,13 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 			k = &sv->kid[i];
 	if (k == NULL)
 		return false;
+	/* SIGUSR1 waits until the child can take it. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
 	if ((pid = fork()) == -1) {
 		log_errno("fork");
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		return false;
 	}
 	if (pid == 0) {
@@ -294,8 +322,15 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 			close_range(3, sv->up[1] - 1, 0);
 		close_range(sv->up[1] + 1, ~0U, 0);
 		sv->up[0] = -1;
+		kid_null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_usr1;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGUSR1, &sa, NULL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		_exit(kid_main(sv, offer));
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	memset(k, 0, sizeof *k);
 	k->pid = pid;
 	memcpy(k->id, offer->id, sizeof k->id);
@@ -318,9 +353,10 @@ find_kid(struct serve *sv, pid_t pid)
 	return NULL;
 }
 
-/* Without -k, once a session has stdin and stdout no other will: end the
- * other children, and let go of our copies of stdin and stdout, so that
- * the reader sees end-of-file when the session closes its output. */
+/* Without -k, once a session has stdin and stdout no other will: the
+ * other children let go of theirs and end, telling their callers we are
+ * busy (SIGUSR1), and we let go of ours, so that the reader sees
+ * end-of-file when the session closes its output. */
 static void
 settle_on(struct serve *sv, pid_t pid)
 {
@@ -330,7 +366,7 @@ settle_on(struct serve *sv, pid_t pid)
 	sv->served_pid = pid;
 	for (i = 0; i < sv->c->max_kids; i++)
 		if (sv->kid[i].pid != 0 && sv->kid[i].pid != pid)
-			kill(sv->kid[i].pid, SIGTERM);
+			kill(sv->kid[i].pid, SIGUSR1);
 	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) != -1) {
 		dup2(fd, 0);
 		dup2(fd, 1);

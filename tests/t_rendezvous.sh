@@ -6,7 +6,8 @@ rv=$T/rv
 export P2PCAT_SIGNAL="dir:$rv"
 
 # Two callers at once to a listener without -k: one session is served,
-# the other caller gets status 2 after -w; nothing is left behind.
+# the other caller gets status 2 (told the listener is busy, or after -w);
+# nothing is left behind.
 "$P2PCAT" -l --recv-only one > "$T/l.got" 2> "$T/l.err" & lp=$!
 echo first | "$P2PCAT" -w 3 one > /dev/null 2> "$T/c1.err" & c1=$!
 echo second | "$P2PCAT" -w 3 one > /dev/null 2> "$T/c2.err" & c2=$!
