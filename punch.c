@@ -48,12 +48,21 @@
  * it, once we have installed a permission for each of the peer's
  * addresses.
  *
- * A path is chosen only when the session has authenticated a packet that
- * came over it; the latest such address wins, so the session follows a
- * peer whose NAT changed its port (but a relayed packet does not take
- * the place of a direct path that worked a moment ago).  A direct path
- * that stays silent while we send (the peer's NAT filters our new port)
- * is left for the peer's relayed candidate after FAILOVER_US.
+ * The first path is the first one over which the session authenticated
+ * a packet.  Later, the peer's packets may come from elsewhere: its NAT
+ * gave it another port, or it moved to a relay, or an attacker who sees
+ * them sent a copy from another address that arrived first (RFC 9000
+ * §9.3.2, §9.3.3; the original is then a duplicate).  Such a packet
+ * proves only that it was made by the peer, not that the peer is there,
+ * so the path does not move yet: a PATH_CHALLENGE goes to the new
+ * address, no more than three times the bytes that came from it (RFC
+ * 9000 §8.1), and the path moves there when its PATH_RESPONSE comes
+ * back, one round trip later.  Meanwhile everything else still goes
+ * the old way (the old path stays usable, as §9.3.2 asks of a failed
+ * validation).  A relayed packet does not even start a check while the
+ * direct path worked a moment ago.  A direct path that stays silent
+ * while we send (the peer's NAT filters our new port) is left for the
+ * peer's relayed candidate after FAILOVER_US.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -149,11 +158,22 @@
  * RECHECK_US and then at doubling intervals up to RECHECK_MAX_US: the
  * session sends a PATH_CHALLENGE there (RFC 9000 §8.2; ICE's checks go on
  * after nomination for the same reason, RFC 8445 §8.1), and only the
- * PATH_RESPONSE that comes back that way, which proves the path works
- * both ways, moves it back (punch_confirm).  A packet the peer sent
+ * PATH_RESPONSE that comes back (the peer answers the way a challenge
+ * came), which proves the path works both ways, moves it back
+ * (punch_response).  A packet the peer sent
  * there proves only the way to us. */
 #define RECHECK_US	1000000
 #define RECHECK_MAX_US	16000000
+/* A new address of the peer's is checked with a PATH_CHALLENGE, sent
+ * again after CHECK_US and then at doubling intervals, in case one is
+ * lost, until CHECK_END_US: RFC 9000 §8.2.4 recommends three PTOs, and
+ * a PTO without a measured round trip is about 1 s (RFC 9002 §6.2.2:
+ * kInitialRtt 333 ms, and four times half of it).  Until it answers,
+ * what goes there is at most CHECK_FACTOR times what came from there
+ * (RFC 9000 §8.1's anti-amplification limit). */
+#define CHECK_US	250000
+#define CHECK_END_US	3000000
+#define CHECK_FACTOR	3
 
 /* RFC 8656 §3.7: allocations live 600 s by default; §9: "permissions
  * ... expire after 5 minutes"; §12: channel bindings last 10 minutes.
@@ -228,6 +248,18 @@ struct turn {
 };
 enum { TS_NONE, TS_ALLOCATING, TS_READY, TS_FAILED };
 
+/* A PATH_CHALLENGE's target (RFC 9000 §8.2.1): the same data goes with
+ * every copy, so the answer to any of them will do. */
+struct check {
+	bool on;
+	struct sockaddr_storage to;
+	int via;
+	uint8_t data[PUNCH_CHALLENGE_LEN];
+	uint64_t next, gap, end;	/* next copy, then after gap; give up at end */
+	uint64_t in, out;		/* bytes from and to it */
+};
+enum { CHECK_NONE, CHECK_MOVE, CHECK_BACK };
+
 /* Datagrams read in one batch, handed out one at a time. */
 struct rxq {
 	uint8_t *buf;			/* RX_SLOTS * RX_SLOT */
@@ -292,6 +324,9 @@ struct punch {
 	int direct_via;
 	uint64_t recheck;		/* when to send there next */
 	uint64_t recheck_us;		/* and how long after that */
+	struct check move;		/* the peer's new address, being checked */
+	struct check back;		/* the direct path, being rechecked */
+	int probing;			/* CHECK_*: where punch_probe sends */
 	char why[96];
 };
 enum { NAT_UNKNOWN, NAT_NONE, NAT_CONE, NAT_SYMMETRIC };
@@ -1680,6 +1715,13 @@ punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
 	}
 }
 
+/* Whether (a, via) is the path being checked by c. */
+static bool
+check_is(const struct check *c, const struct sockaddr_storage *a, int via)
+{
+	return c->on && c->via == via && punch_same_addr(&c->to, a);
+}
+
 /* Which of the peer's candidates addr is: its type, or -1. */
 static int
 pair_type(const struct punch *p, const struct sockaddr_storage *addr)
@@ -1730,6 +1772,9 @@ punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
 		return 0;
 	if (get32(buf + 2) != p->my_cid)
 		return 0;
+	/* What a new address sent us, for what we may send it. */
+	if (check_is(&p->move, from, *via))
+		p->move.in += *len;
 	if ((buf[1] & 0x7f) != WIRE_KNOCK)
 		return 1;
 	/* A KNOCK: the listener's NAT is open towards us from there (to
@@ -1779,27 +1824,81 @@ path_change(struct punch *p, uint64_t now, const struct sockaddr_storage *to, in
 	}
 }
 
-void
-punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from,
-    int via)
+/* The path becomes (to, via). */
+static void
+path_set(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via)
 {
 	char a[64];
+
+	log_v(1, "%s %s%s", p->ready ? "peer moved to" : "path to the peer:",
+	    punch_addrstr(to, a, sizeof a),
+	    via == VIA_RELAY ? " (through our TURN relay)" : "");
+	if (via >= VIA_BDAY) {
+		int ttl = -1;	/* the winner carries the session now */
+
+		setsockopt(via_fd(p, via), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+	}
+	path_change(p, now, to, via);
+	p->path = *to;
+	p->path_via = via;
+	p->ready = true;
+	/* RFC 9000 §9.3: checks of other addresses may end. */
+	p->move.on = false;
+	if (via == VIA_RELAY)
+		turn_channel(p, now, to);
+}
+
+void
+punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from,
+    int via, size_t len)
+{
+	char a[64];
+	bool again;
 	int type;
 
 	if (via != VIA_RELAY)
 		p->last_direct = now;
 	p->unanswered = 0;
-	if (p->ready && punch_same_addr(from, &p->path) && via == p->path_via)
+	if (p->ready) {
+		/* Once the birthday sockets are gone, only the winner is
+		 * left; before, the others are about to go. */
+		if (via >= VIA_BDAY && p->ep == -1)
+			via = p->path_via;
+		if (via >= VIA_BDAY && via != p->path_via)
+			return;
+		if (punch_same_addr(from, &p->path) && via == p->path_via) {
+			/* The peer is still where we send: a check of
+			 * another address came from an attacker's copy or
+			 * from a move the peer went back on (RFC 9000
+			 * §9.3.2). */
+			p->move.on = false;
+			return;
+		}
+		/* The relay echoes what the direct path carried a moment ago. */
+		if (via == VIA_RELAY && p->path_via != VIA_RELAY &&
+		    now - p->last_direct < DIRECT_HOLD_US)
+			return;
+		if (check_is(&p->move, from, via))
+			return;
+		/* A new address: check it before moving there (said once
+		 * for an address checked again and again). */
+		again = p->move.via == via && punch_same_addr(&p->move.to, from);
+		memset(&p->move, 0, sizeof p->move);
+		p->move.on = true;
+		p->move.to = *from;
+		p->move.via = via;
+		p->move.in = len;
+		p->move.next = now;
+		p->move.gap = CHECK_US;
+		p->move.end = now + CHECK_END_US;
+		randombytes_buf(p->move.data, sizeof p->move.data);
+		log_v(again ? 2 : 1, "the peer's packets now come from %s%s: checking that it is there",
+		    punch_addrstr(from, a, sizeof a),
+		    via == VIA_RELAY ? " (through our TURN relay)" : "");
 		return;
-	/* The relay echoes what the direct path carried a moment ago. */
-	if (p->ready && via == VIA_RELAY && p->path_via != VIA_RELAY &&
-	    now - p->last_direct < DIRECT_HOLD_US)
-		return;
-	/* Once the birthday sockets are gone, only the winner is left. */
-	if (p->ready && via >= VIA_BDAY && p->ep == -1)
-		via = p->path_via;
+	}
 	type = pair_type(p, from);
-	if (!p->ready) {
+	{
 		uint64_t ms = (now - p->start) / 1000;
 
 		p->first_us = now - p->start;
@@ -1817,20 +1916,7 @@ punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from
 			    type == -1 ? "peer-reflexive" : cand_kind(type),
 			    (unsigned long long)ms);
 	}
-	log_v(1, "%s %s%s", p->ready ? "peer moved to" : "path to the peer:",
-	    punch_addrstr(from, a, sizeof a),
-	    via == VIA_RELAY ? " (through our TURN relay)" : "");
-	if (via >= VIA_BDAY) {
-		int ttl = -1;	/* the winner carries the session now */
-
-		setsockopt(via_fd(p, via), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
-	}
-	path_change(p, now, from, via);
-	p->path = *from;
-	p->path_via = via;
-	p->ready = true;
-	if (via == VIA_RELAY)
-		turn_channel(p, now, from);
+	path_set(p, now, from, via);
 }
 
 /* The direct path went silent: send to the peer's relayed candidate,
@@ -1968,29 +2054,93 @@ send_gso(struct punch *p, uint64_t now, struct punch_run *r, int n)
 	return done;
 }
 
-bool
-punch_recheck(const struct punch *p, uint64_t now)
+/* Send buf to `to' over via (through our relay: VIA_RELAY).  As sendto(2). */
+static ssize_t
+send_via(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
+    const uint8_t *buf, size_t len)
 {
-	return p->ready && p->have_direct && now >= p->recheck;
+	if (via == VIA_RELAY)
+		return turn_send(p, now, to, buf, len);
+	return send_to(via_fd(p, via), buf, len, to);
+}
+
+bool
+punch_challenge(struct punch *p, uint64_t now, uint8_t data[PUNCH_CHALLENGE_LEN])
+{
+	struct check *c = &p->move;
+	char a[64], b[64];
+
+	p->probing = CHECK_NONE;
+	if (!p->ready)
+		return false;
+	if (c->on && now >= c->end) {
+		log_v(1, "no answer from %s: the peer stays at %s",
+		    punch_addrstr(&c->to, a, sizeof a), punch_addrstr(&p->path, b, sizeof b));
+		c->on = false;
+	}
+	if (c->on && now >= c->next) {
+		c->next = now + c->gap;
+		c->gap *= 2;
+		p->probing = CHECK_MOVE;
+	} else if (p->have_direct && now >= p->recheck) {
+		c = &p->back;
+		memset(c, 0, sizeof *c);
+		c->on = true;
+		c->to = p->direct;
+		c->via = p->direct_via;
+		randombytes_buf(c->data, sizeof c->data);
+		p->recheck = now + p->recheck_us;
+		if ((p->recheck_us *= 2) > RECHECK_MAX_US)
+			p->recheck_us = RECHECK_MAX_US;
+		p->probing = CHECK_BACK;
+	} else {
+		return false;
+	}
+	memcpy(data, c->data, sizeof c->data);
+	return true;
 }
 
 void
 punch_probe(struct punch *p, uint64_t now, const uint8_t *buf, size_t len)
 {
-	if (!p->have_direct)
+	struct check *c = p->probing == CHECK_MOVE ? &p->move : &p->back;
+	char a[64];
+
+	if (p->probing == CHECK_NONE || !c->on)
 		return;
-	send_to(via_fd(p, p->direct_via), buf, len, &p->direct);
-	p->recheck = now + p->recheck_us;
-	if ((p->recheck_us *= 2) > RECHECK_MAX_US)
-		p->recheck_us = RECHECK_MAX_US;
+	p->probing = CHECK_NONE;
+	/* The direct path worked before; a new address gets no more than
+	 * its share. */
+	if (c == &p->move && c->out + len > CHECK_FACTOR * c->in) {
+		log_v(2, "no PATH_CHALLENGE to %s: it sent us only %llu bytes",
+		    punch_addrstr(&c->to, a, sizeof a), (unsigned long long)c->in);
+		return;
+	}
+	c->out += len;
+	send_via(p, now, &c->to, c->via, buf, len);
 }
 
 void
-punch_reply(struct punch *p, const struct sockaddr_storage *to, int via,
+punch_response(struct punch *p, uint64_t now, const uint8_t data[PUNCH_CHALLENGE_LEN])
+{
+	struct check *c;
+
+	if (p->move.on && sodium_memcmp(data, p->move.data, sizeof p->move.data) == 0)
+		c = &p->move;
+	else if (p->back.on && p->have_direct &&
+	    sodium_memcmp(data, p->back.data, sizeof p->back.data) == 0)
+		c = &p->back;
+	else
+		return;
+	c->on = false;
+	path_set(p, now, &c->to, c->via);
+}
+
+void
+punch_reply(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
     const uint8_t *buf, size_t len)
 {
-	if (via != VIA_RELAY)
-		send_to(via_fd(p, via), buf, len, to);
+	send_via(p, now, to, via, buf, len);
 }
 
 int
@@ -2179,6 +2329,10 @@ punch_deadline(const struct punch *p)
 		return 0;	/* close the birthday sockets */
 	if (p->ready && p->have_direct && p->recheck < t)
 		t = p->recheck;
+	if (p->ready && p->move.on && p->move.next < t)
+		t = p->move.next;
+	if (p->ready && p->move.on && p->move.end < t)
+		t = p->move.end;
 	if (!p->started || p->ready)
 		return t;
 	for (i = 0; i < p->n; i++)
