@@ -134,6 +134,24 @@
 #define LISTENER_LOW	3
 #define LISTENER_LOW_EVERY_US	1000000
 #define LISTENER_LOW_US	3000000
+/* An offer is nobody's word until message 3 arrives, over the path:
+ * whoever can write the rendezvous chooses where a listener sends its
+ * KNOCKs.  So a listener takes at most OFFER_CANDS of an offer's
+ * candidates (RFC 8445 §6.1.2.5 bounds an ICE agent's checks by
+ * bounding its candidate pairs, 100 by default; we pair one socket, and
+ * a caller has a few addresses): relayed ones first, at most
+ * OFFER_RELAY (we use one TURN server), then server-reflexive ones, at
+ * most OFFER_SRFLX (one per STUN server and the TURN server's), then
+ * host ones.  Its KNOCKs come from a token bucket: a first LISTENER_LOW
+ * for every candidate at once, then one every KNOCK_TA_US (ICE paces
+ * its checks one per Ta, 50 ms: §14.2), KNOCK_MAX in all (ICE's 100
+ * pairs, a check each, a check being a STUN transaction of at most Rc = 7
+ * requests, RFC 8489 §6.2.1). */
+#define OFFER_CANDS	16
+#define OFFER_RELAY	1
+#define OFFER_SRFLX	(PUNCH_MAX_STUN + 1)
+#define KNOCK_TA_US	50000
+#define KNOCK_MAX	700
 /* The peer's relayed candidate is probed this long after the start. */
 #define RELAY_DELAY_US	1000000
 /* Birthday probing: sockets on the symmetric side, each probing every
@@ -313,6 +331,10 @@ struct punch {
 	struct punch_budget *budget;	/* the process's, or NULL */
 	int spray_left;
 	uint64_t spray_next;
+	/* the listener's KNOCKs: the token bucket, the pair served next */
+	unsigned knock_tokens, knock_cap, knocks;
+	uint64_t knock_at;
+	int knock_rr;
 	bool spray_spent;		/* the budget ran dry (said once) */
 	bool ready;
 	struct sockaddr_storage path;
@@ -1669,12 +1691,88 @@ bday_open(struct punch *p, uint64_t now)
 	p->bday_next = now;
 }
 
+/* Whether a is an address to KNOCK at: not one of this host's (nor
+ * loopback), not multicast or broadcast, not IPv4 inside IPv6 (which
+ * the socket would send to that IPv4 address).  A KNOCK only opens a
+ * NAT on the way out, and between two sockets of one host there is
+ * none: a caller on this host reaches us with its HELLOs, which we
+ * answer the way they came.  So there is no need to tell a caller on
+ * this host from one that only claims our addresses. */
+static bool
+knockable(const struct punch *p, const struct sockaddr_storage *a)
+{
+	int i;
+
+	if (a->ss_family == AF_INET) {
+		uint32_t x = ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr);
+
+		/* 0/8 "this network", 127/8 loopback, 224/4 multicast,
+		 * 240/4 reserved and the broadcast address */
+		if (x >> 24 == 0 || x >> 24 == 127 || x >> 28 >= 14)
+			return false;
+	} else {
+		const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(x) || IN6_IS_ADDR_UNSPECIFIED(x) ||
+		    IN6_IS_ADDR_MULTICAST(x) || IN6_IS_ADDR_V4MAPPED(x) ||
+		    IN6_IS_ADDR_V4COMPAT(x))
+			return false;
+	}
+	for (i = 0; i < p->nlocal; i++)
+		if (p->local[i].type == CAND_HOST && same_ip(&p->local[i].addr, a))
+			return false;
+	return true;
+}
+
+/* The candidates of an offer that a listener probes, into out: how many.
+ * Relayed ones first, then server-reflexive, then host (OFFER_CANDS). */
+static int
+offer_cands(const struct punch *p, const struct cand *c, int n, struct cand *out)
+{
+	static const struct { uint8_t type; int max; } take[] = {
+		{ CAND_RELAY, OFFER_RELAY }, { CAND_SRFLX, OFFER_SRFLX },
+		{ CAND_HOST, OFFER_CANDS },
+	};
+	char a[64];
+	int i, k, m, nout = 0, skipped = 0;
+
+	for (i = 0; i < n; i++)
+		if (!knockable(p, &c[i].addr))
+			log_v(1, "not probing the caller's candidate %s: this host's, "
+			    "loopback, multicast or broadcast",
+			    punch_addrstr(&c[i].addr, a, sizeof a));
+	for (k = 0; k < (int)(sizeof take / sizeof take[0]); k++)
+		for (i = m = 0; i < n; i++) {
+			if (c[i].type != take[k].type || !knockable(p, &c[i].addr))
+				continue;
+			if (m < take[k].max && nout < OFFER_CANDS) {
+				out[nout++] = c[i];
+				m++;
+			} else {
+				skipped++;
+			}
+		}
+	if (skipped)
+		log_v(1, "not probing %d more of the caller's candidates (at most %d "
+		    "relayed, %d server-reflexive, %d in all)", skipped, OFFER_RELAY,
+		    OFFER_SRFLX, OFFER_CANDS);
+	return nout;
+}
+
 void
 punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
     const struct cand *remote, int n, punch_probe_fn fn, void *ctx)
 {
 	uint64_t now = now_us(), relay_at;
+	struct cand take[PUNCH_MAX_CANDS];
 	int i, j;
+
+	if (!p->caller) {
+		n = offer_cands(p, remote, n < PUNCH_MAX_CANDS ? n : PUNCH_MAX_CANDS, take);
+		remote = take;
+		p->knock_cap = p->knock_tokens = LISTENER_LOW * (n ? n : 1);
+		p->knock_at = now;
+	}
 
 	p->my_cid = my_cid;
 	p->peer_cid = peer_cid;
@@ -2218,6 +2316,25 @@ spray_take(struct punch *p, uint64_t now)
 	return ok;
 }
 
+/* One KNOCK from the listener's bucket: true if it may go. */
+static bool
+knock_take(struct punch *p, uint64_t now)
+{
+	uint64_t k = (now - p->knock_at) / KNOCK_TA_US;
+
+	if (k > 0) {
+		p->knock_tokens = p->knock_tokens + k < p->knock_cap ?
+		    p->knock_tokens + k : p->knock_cap;
+		p->knock_at += k * KNOCK_TA_US;
+	}
+	if (p->knocks >= KNOCK_MAX || p->knock_tokens == 0)
+		return false;
+	p->knock_tokens--;
+	if (++p->knocks == KNOCK_MAX)
+		log_v(1, "sent the %d KNOCKs an offer gets", KNOCK_MAX);
+	return true;
+}
+
 static size_t
 make_knock(const struct punch *p, uint8_t *buf)
 {
@@ -2244,8 +2361,9 @@ void
 punch_output(struct punch *p, uint64_t now)
 {
 	uint8_t pkt[PROBE_MAX];
+	bool denied = false;
 	size_t len = 0;
-	int i;
+	int i, j;
 
 	tx_output(p, now);
 	turn_output(p, now);
@@ -2257,13 +2375,22 @@ punch_output(struct punch *p, uint64_t now)
 	}
 	if (!p->started || p->ready)
 		return;
-	for (i = 0; i < p->n; i++) {
-		struct pair *x = &p->pairs[i];
+	/* The listener's pairs take turns at its KNOCKs, starting with the
+	 * one the bucket last turned away. */
+	for (j = 0; j < p->n; j++) {
+		struct pair *x = &p->pairs[(i = (p->knock_rr + j) % p->n)];
 		int fd = x->sock == -1 ? p->fd : p->bsock[x->sock];
 		bool low;
 
 		if (x->next > now)
 			continue;
+		if (!p->caller && !knock_take(p, now)) {
+			if (!denied)
+				p->knock_rr = i;
+			denied = true;
+			x->next = p->knocks >= KNOCK_MAX ? UINT64_MAX : p->knock_at + KNOCK_TA_US;
+			continue;
+		}
 		if (len == 0)
 			len = p->probe ? p->probe(p->ctx, pkt, sizeof pkt) : make_knock(p, pkt);
 		if (len == 0)
