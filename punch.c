@@ -87,6 +87,7 @@
 
 #include "punch.h"
 #include "stun.h"
+#include "turnchan.h"
 #include "util.h"
 #include "wire.h"
 
@@ -194,14 +195,12 @@
 #define CHECK_FACTOR	3
 
 /* RFC 8656 §3.7: allocations live 600 s by default; §9: "permissions
- * ... expire after 5 minutes"; §12: channel bindings last 10 minutes.
- * Each is refreshed a minute early. */
+ * ... expire after 5 minutes".  Each is refreshed a minute early.
+ * Channels (§12) are turnchan.c's. */
 #define TURN_LIFETIME_S		600
 #define TURN_EARLY_US		60000000ULL
 #define TURN_PERM_US		(300000000ULL - TURN_EARLY_US)
-#define TURN_CHAN_US		(600000000ULL - TURN_EARLY_US)
 #define TURN_MAX_PERM		PUNCH_MAX_CANDS
-#define TURN_MAX_CHAN		8
 /* RFC 8489 §9.2.5: 438 Stale Nonce: retry with the new NONCE. */
 #define STUN_ERR_UNAUTH		401
 #define STUN_ERR_STALE		438
@@ -215,6 +214,10 @@
  * relay at any time, and fragments rarely survive NATs: larger ones
  * count as lost, so the stream's path MTU search (RFC 8899) stops here. */
 #define DGRAM_MAX	(1500 - 28 - 36 - 8)
+/* Until a channel is bound, such a datagram goes in a Send indication:
+ * header, XOR-PEER-ADDRESS (IPv6), DATA. */
+_Static_assert(STUN_HEADER_LEN + 4 + 20 + 4 + DGRAM_MAX <= STUN_MSG_MAX,
+    "a Send indication holds our largest datagram");
 
 /* How a packet travels: from our socket, through our TURN allocation,
  * or from birthday socket i (VIA_BDAY + i). */
@@ -242,13 +245,6 @@ struct pair {
 	unsigned sent;
 };
 
-struct chan {
-	uint16_t num;
-	bool bound;
-	struct sockaddr_storage peer;
-	uint64_t refresh;	/* when to bind again */
-};
-
 struct turn {
 	struct sockaddr_storage server;
 	char hostport[300];		/* for messages: no credentials */
@@ -261,8 +257,7 @@ struct turn {
 	int nperm;
 	struct sockaddr_storage perm[TURN_MAX_PERM];	/* ports ignored */
 	uint64_t perm_refresh;
-	int nchan;
-	struct chan chan[TURN_MAX_CHAN];
+	struct tchan_table chans;
 };
 enum { TS_NONE, TS_ALLOCATING, TS_READY, TS_FAILED };
 
@@ -995,6 +990,8 @@ tx_output(struct punch *p, uint64_t now)
 				turn_failed(p, "no answer");
 			else if (t->kind == TX_REFRESH)
 				log_v(1, "TURN: no answer to Refresh");
+			else if (t->kind == TX_CHAN)
+				tchan_answer(&p->turn.chans.c[t->arg], false, now);
 			continue;
 		}
 		t->attempt++;
@@ -1074,9 +1071,9 @@ turn_request(struct punch *p, uint64_t now, int kind, int arg)
 		    (const struct sockaddr *)&t->perm[arg]);
 		break;
 	case TX_CHAN:
-		stun_add_u32(&m, STUN_ATTR_CHANNEL_NUMBER, (uint32_t)t->chan[arg].num << 16);
+		stun_add_u32(&m, STUN_ATTR_CHANNEL_NUMBER, (uint32_t)t->chans.c[arg].num << 16);
 		stun_add_addr(&m, STUN_ATTR_XOR_PEER_ADDRESS,
-		    (const struct sockaddr *)&t->chan[arg].peer);
+		    (const struct sockaddr *)&t->chans.c[arg].peer);
 		break;
 	}
 	if (t->keyed) {
@@ -1123,6 +1120,8 @@ turn_response(struct punch *p, uint64_t now, struct txn *x, const struct stun_vi
 			snprintf(why, sizeof why, "error %d %.*s", code, (int)rlen, reason);
 			turn_failed(p, why);
 		} else {
+			if (x->kind == TX_CHAN)
+				tchan_answer(&t->chans.c[x->arg], false, now);
 			log_v(1, "TURN: request %d refused: %d %.*s", x->kind, code,
 			    (int)rlen, reason);
 		}
@@ -1155,10 +1154,9 @@ turn_response(struct punch *p, uint64_t now, struct txn *x, const struct stun_vi
 		    life * 500000ULL);
 		break;
 	case TX_CHAN:
-		t->chan[x->arg].bound = true;
-		t->chan[x->arg].refresh = now + TURN_CHAN_US;
-		log_v(2, "TURN: channel %#x bound to %s", t->chan[x->arg].num,
-		    punch_addrstr(&t->chan[x->arg].peer, a, sizeof a));
+		tchan_answer(&t->chans.c[x->arg], true, now);
+		log_v(2, "TURN: channel %#x bound to %s", t->chans.c[x->arg].num,
+		    punch_addrstr(&t->chans.c[x->arg].peer, a, sizeof a));
 		break;
 	}
 }
@@ -1185,31 +1183,24 @@ turn_permit(struct punch *p, uint64_t now, const struct sockaddr_storage *addr)
 	t->perm_refresh = now + TURN_PERM_US;
 }
 
-/* The channel bound (or being bound) to peer; binds one if there is room.
- * NULL when there is none yet. */
-static struct chan *
+/* Datagrams go to peer through our relay often (the path goes there):
+ * bind it a channel, unless it has one or none is free. */
+static void
 turn_channel(struct punch *p, uint64_t now, const struct sockaddr_storage *peer)
 {
 	struct turn *t = &p->turn;
-	int i;
+	struct tchan *c;
 
-	for (i = 0; i < t->nchan; i++)
-		if (punch_same_addr(&t->chan[i].peer, peer))
-			return t->chan[i].bound ? &t->chan[i] : NULL;
-	if (t->nchan == TURN_MAX_CHAN || t->state != TS_READY)
-		return NULL;
-	t->chan[t->nchan].num = STUN_CHANNEL_MIN + t->nchan;
-	t->chan[t->nchan].peer = *peer;
-	t->chan[t->nchan].bound = false;
-	turn_request(p, now, TX_CHAN, t->nchan++);
-	return NULL;
+	if (t->state == TS_READY && (c = tchan_want(&t->chans, peer, now)) != NULL)
+		turn_request(p, now, TX_CHAN, (int)(c - t->chans.c));
 }
 
-/* Keep the allocation, permissions and channels alive. */
+/* Keep the allocation, permissions and channels in use alive. */
 static void
 turn_output(struct punch *p, uint64_t now)
 {
 	struct turn *t = &p->turn;
+	struct tchan *c;
 	int i;
 
 	if (t->state != TS_READY)
@@ -1223,11 +1214,8 @@ turn_output(struct punch *p, uint64_t now)
 		for (i = 0; i < t->nperm; i++)
 			turn_request(p, now, TX_PERM, i);
 	}
-	for (i = 0; i < t->nchan; i++)
-		if (t->chan[i].bound && now >= t->chan[i].refresh) {
-			t->chan[i].refresh = now + TURN_CHAN_US;
-			turn_request(p, now, TX_CHAN, i);
-		}
+	while ((c = tchan_due(&t->chans, now)) != NULL)
+		turn_request(p, now, TX_CHAN, (int)(c - t->chans.c));
 }
 
 static uint64_t
@@ -1235,16 +1223,14 @@ turn_deadline(const struct punch *p)
 {
 	const struct turn *t = &p->turn;
 	uint64_t d = UINT64_MAX;
-	int i;
 
 	if (t->state != TS_READY)
 		return d;
 	d = t->refresh;
 	if (t->nperm && t->perm_refresh < d)
 		d = t->perm_refresh;
-	for (i = 0; i < t->nchan; i++)
-		if (t->chan[i].bound && t->chan[i].refresh < d)
-			d = t->chan[i].refresh;
+	if (tchan_deadline(&t->chans) < d)
+		d = tchan_deadline(&t->chans);
 	return d;
 }
 
@@ -1254,7 +1240,7 @@ static ssize_t
 turn_send(struct punch *p, uint64_t now, const struct sockaddr_storage *peer,
     const uint8_t *pkt, size_t len)
 {
-	struct chan *c = turn_channel(p, now, peer);
+	struct tchan *c = tchan_find(&p->turn.chans, peer, now);
 	struct stun_msg m;
 
 	if (c) {
@@ -1263,6 +1249,7 @@ turn_send(struct punch *p, uint64_t now, const struct sockaddr_storage *peer,
 
 		if (n < 0)
 			return -1;
+		c->used = now;
 		return send_to(p->fd, frame, n, &p->turn.server);
 	}
 	stun_init(&m, STUN_TYPE(STUN_SEND, STUN_INDICATION), NULL);
@@ -1850,20 +1837,18 @@ punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
 		*via = VIA_RELAY;
 	} else if (buf[0] >= 0x40 && buf[0] <= 0x4f) {
 		const uint8_t *d;
+		struct tchan *c;
 		uint16_t ch;
 		size_t dlen;
-		int i;
 
 		if (!p->have_turn || !punch_same_addr(from, &p->turn.server) ||
-		    stun_channel_parse(buf, *len, &ch, &d, &dlen) == -1)
+		    stun_channel_parse(buf, *len, &ch, &d, &dlen) == -1 ||
+		    (c = tchan_by_num(&p->turn.chans, ch)) == NULL)
 			return 0;
-		for (i = 0; i < p->turn.nchan && p->turn.chan[i].num != ch; i++)
-			;
-		if (i == p->turn.nchan)
-			return 0;
+		c->used = now;
 		memmove(buf, d, dlen);
 		*len = dlen;
-		*from = p->turn.chan[i].peer;
+		*from = c->peer;
 		*via = VIA_RELAY;
 	}
 	if (*len < WIRE_HDR || buf[0] != WIRE_MAGIC || !p->started)
@@ -2253,6 +2238,8 @@ punch_sendv(struct punch *p, struct punch_run *r, int n)
 		p->unanswered = now;
 	else if (now - p->unanswered > FAILOVER_US)
 		failover(p, now);
+	if (p->path_via == VIA_RELAY)
+		turn_channel(p, now, &p->path);	/* one that lapsed, or was refused */
 	for (i = 0; i < n && r[i].seg <= DGRAM_MAX; i++)
 		;
 	if (p->gso && p->path_via != VIA_RELAY && i == n) {
