@@ -1931,75 +1931,97 @@ path_set(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int v
 		turn_channel(p, now, to);
 }
 
+/* Check (to, via), which sent us len bytes, before taking it as the
+ * path (RFC 9000 §8.2): punch_challenge sends there. */
+static void
+check_start(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
+    size_t len)
+{
+	char a[64];
+	/* Said once for an address checked again and again. */
+	bool again = p->move.via == via && punch_same_addr(&p->move.to, to);
+
+	memset(&p->move, 0, sizeof p->move);
+	p->move.on = true;
+	p->move.to = *to;
+	p->move.via = via;
+	p->move.in = len;
+	p->move.next = now;
+	p->move.gap = CHECK_US;
+	p->move.end = now + CHECK_END_US;
+	randombytes_buf(p->move.data, sizeof p->move.data);
+	log_v(again ? 2 : 1, "the peer's packets %s %s%s: checking that it is there",
+	    p->ready ? "now come from" : "come from", punch_addrstr(to, a, sizeof a),
+	    via == VIA_RELAY ? " (through our TURN relay)" : "");
+}
+
+/* The first path: (to, via), and why, for -v. */
+static void
+first_path(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via)
+{
+	uint64_t ms = (now - p->start) / 1000;
+	int type = pair_type(p, to);
+
+	if (via == VIA_RELAY)
+		snprintf(p->why, sizeof p->why, "the peer reached our TURN relay after %llu ms",
+		    (unsigned long long)ms);
+	else if (type == CAND_RELAY)
+		snprintf(p->why, sizeof p->why, "the peer's TURN relay answered after %llu ms",
+		    (unsigned long long)ms);
+	else if (via >= VIA_BDAY || p->spray_to.ss_family)
+		snprintf(p->why, sizeof p->why, "birthday probing hit after %llu ms",
+		    (unsigned long long)ms);
+	else
+		snprintf(p->why, sizeof p->why, "%s candidate, answered first after %llu ms",
+		    type == -1 ? "peer-reflexive" : cand_kind(type), (unsigned long long)ms);
+	path_set(p, now, to, via);
+}
+
 void
 punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from,
     int via, size_t len)
 {
-	char a[64];
-	bool again;
 	int type;
 
 	if (via != VIA_RELAY)
 		p->last_direct = now;
 	p->unanswered = 0;
-	if (p->ready) {
-		/* Once the birthday sockets are gone, only the winner is
-		 * left; before, the others are about to go. */
-		if (via >= VIA_BDAY && p->ep == -1)
-			via = p->path_via;
-		if (via >= VIA_BDAY && via != p->path_via)
-			return;
-		if (punch_same_addr(from, &p->path) && via == p->path_via) {
-			/* The peer is still where we send: a check of
-			 * another address came from an attacker's copy or
-			 * from a move the peer went back on (RFC 9000
-			 * §9.3.2). */
-			p->move.on = false;
-			return;
-		}
-		/* The relay echoes what the direct path carried a moment ago. */
-		if (via == VIA_RELAY && p->path_via != VIA_RELAY &&
-		    now - p->last_direct < DIRECT_HOLD_US)
-			return;
-		if (check_is(&p->move, from, via))
-			return;
-		/* A new address: check it before moving there (said once
-		 * for an address checked again and again). */
-		again = p->move.via == via && punch_same_addr(&p->move.to, from);
-		memset(&p->move, 0, sizeof p->move);
-		p->move.on = true;
-		p->move.to = *from;
-		p->move.via = via;
-		p->move.in = len;
-		p->move.next = now;
-		p->move.gap = CHECK_US;
-		p->move.end = now + CHECK_END_US;
-		randombytes_buf(p->move.data, sizeof p->move.data);
-		log_v(again ? 2 : 1, "the peer's packets now come from %s%s: checking that it is there",
-		    punch_addrstr(from, a, sizeof a),
-		    via == VIA_RELAY ? " (through our TURN relay)" : "");
+	if (!p->ready) {
+		/* The caller's HELLO was answered: a round trip. */
+		if (p->first_us == 0)
+			p->first_us = now - p->start;
+		/* One of the peer's own candidates (authenticated with the
+		 * handshake), or through our relay, whose permissions let
+		 * only those in: the path.  Anything else (a NAT's new
+		 * port, or an attacker's copy of the packet, sent from a
+		 * victim's address ahead of it) is checked first. */
+		type = pair_type(p, from);
+		if (via == VIA_RELAY || (type != -1 && type != CAND_PRFLX))
+			first_path(p, now, from, via);
+		else if (!check_is(&p->move, from, via))
+			check_start(p, now, from, via, len);
 		return;
 	}
-	type = pair_type(p, from);
-	{
-		uint64_t ms = (now - p->start) / 1000;
-
-		p->first_us = now - p->start;
-		if (via == VIA_RELAY)
-			snprintf(p->why, sizeof p->why, "the peer reached our TURN relay after %llu ms",
-			    (unsigned long long)ms);
-		else if (type == CAND_RELAY)
-			snprintf(p->why, sizeof p->why, "the peer's TURN relay answered after %llu ms",
-			    (unsigned long long)ms);
-		else if (via >= VIA_BDAY || p->spray_to.ss_family)
-			snprintf(p->why, sizeof p->why, "birthday probing hit after %llu ms",
-			    (unsigned long long)ms);
-		else
-			snprintf(p->why, sizeof p->why, "%s candidate, answered first after %llu ms",
-			    type == -1 ? "peer-reflexive" : cand_kind(type),
-			    (unsigned long long)ms);
+	/* Once the birthday sockets are gone, only the winner is left;
+	 * before, the others are about to go. */
+	if (via >= VIA_BDAY && p->ep == -1)
+		via = p->path_via;
+	if (via >= VIA_BDAY && via != p->path_via)
+		return;
+	if (punch_same_addr(from, &p->path) && via == p->path_via) {
+		/* The peer is still where we send: a check of another
+		 * address came from an attacker's copy or from a move the
+		 * peer went back on (RFC 9000 §9.3.2). */
+		p->move.on = false;
+		return;
 	}
-	path_set(p, now, from, via);
+	/* The relay echoes what the direct path carried a moment ago. */
+	if (via == VIA_RELAY && p->path_via != VIA_RELAY &&
+	    now - p->last_direct < DIRECT_HOLD_US)
+		return;
+	/* A new address: check it before moving there. */
+	if (!check_is(&p->move, from, via))
+		check_start(p, now, from, via, len);
 }
 
 /* The direct path went silent: send to the peer's relayed candidate,
@@ -2154,18 +2176,20 @@ punch_challenge(struct punch *p, uint64_t now, uint8_t data[PUNCH_CHALLENGE_LEN]
 	char a[64], b[64];
 
 	p->probing = CHECK_NONE;
-	if (!p->ready)
-		return false;
 	if (c->on && now >= c->end) {
-		log_v(1, "no answer from %s: the peer stays at %s",
-		    punch_addrstr(&c->to, a, sizeof a), punch_addrstr(&p->path, b, sizeof b));
+		if (p->ready)
+			log_v(1, "no answer from %s: the peer stays at %s",
+			    punch_addrstr(&c->to, a, sizeof a),
+			    punch_addrstr(&p->path, b, sizeof b));
+		else
+			log_v(1, "no answer from %s", punch_addrstr(&c->to, a, sizeof a));
 		c->on = false;
 	}
 	if (c->on && now >= c->next) {
 		c->next = now + c->gap;
 		c->gap *= 2;
 		p->probing = CHECK_MOVE;
-	} else if (p->have_direct && now >= p->recheck) {
+	} else if (p->ready && p->have_direct && now >= p->recheck) {
 		c = &p->back;
 		memset(c, 0, sizeof *c);
 		c->on = true;
@@ -2216,7 +2240,10 @@ punch_response(struct punch *p, uint64_t now, const uint8_t data[PUNCH_CHALLENGE
 	else
 		return;
 	c->on = false;
-	path_set(p, now, &c->to, c->via);
+	if (p->ready)
+		path_set(p, now, &c->to, c->via);
+	else
+		first_path(p, now, &c->to, c->via);
 }
 
 void
@@ -2443,9 +2470,9 @@ punch_deadline(const struct punch *p)
 		return 0;	/* close the birthday sockets */
 	if (p->ready && p->have_direct && p->recheck < t)
 		t = p->recheck;
-	if (p->ready && p->move.on && p->move.next < t)
+	if (p->move.on && p->move.next < t)
 		t = p->move.next;
-	if (p->ready && p->move.on && p->move.end < t)
+	if (p->move.on && p->move.end < t)
 		t = p->move.end;
 	if (!p->started || p->ready)
 		return t;

@@ -615,13 +615,13 @@ sess_events(const struct session *s)
 	return POLLIN | (s->txfirst < s->ntx ? POLLOUT : 0);
 }
 
-/* Connected once the peer has proved it holds the session keys: the
+/* Connected once the peer has proved it holds the session keys (the
  * handshake alone does not show that in passphrase mode, where the keys
- * also depend on the passphrase. */
+ * also depend on the passphrase), and there is a path to it. */
 bool
 sess_connected(const struct session *s)
 {
-	return s->verified;
+	return s->verified && punch_ready(s->punch);
 }
 
 int
@@ -879,14 +879,17 @@ send_all(struct session *s, uint64_t now)
 	int i;
 
 	punch_output(s->punch, now);
-	if (s->st == NULL || !punch_ready(s->punch))
+	if (s->st == NULL)
+		return 0;
+	/* Also before the first path: it may be one being checked. */
+	while (punch_challenge(s->punch, now, data))
+		if (send_path(s, now, STREAM_PATH_CHALLENGE, data, NULL, 0) == -1)
+			return -1;
+	if (!punch_ready(s->punch))
 		return 0;
 	if (s->txfirst < s->ntx && flush_runs(s) != 1)
 		return s->err == SESS_OK ? 0 : -1;
 	s->txfirst = s->ntx = 0;
-	while (punch_challenge(s->punch, now, data))
-		if (send_path(s, now, STREAM_PATH_CHALLENGE, data, NULL, 0) == -1)
-			return -1;
 	for (i = 0; i < IO_BATCH; i++) {
 		uint8_t *pkt = s->txbuf + off;
 
