@@ -48,12 +48,21 @@
  * it, once we have installed a permission for each of the peer's
  * addresses.
  *
- * A path is chosen only when the session has authenticated a packet that
- * came over it; the latest such address wins, so the session follows a
- * peer whose NAT changed its port (but a relayed packet does not take
- * the place of a direct path that worked a moment ago).  A direct path
- * that stays silent while we send (the peer's NAT filters our new port)
- * is left for the peer's relayed candidate after FAILOVER_US.
+ * The first path is the first one over which the session authenticated
+ * a packet.  Later, the peer's packets may come from elsewhere: its NAT
+ * gave it another port, or it moved to a relay, or an attacker who sees
+ * them sent a copy from another address that arrived first (RFC 9000
+ * §9.3.2, §9.3.3; the original is then a duplicate).  Such a packet
+ * proves only that it was made by the peer, not that the peer is there,
+ * so the path does not move yet: a PATH_CHALLENGE goes to the new
+ * address, no more than three times the bytes that came from it (RFC
+ * 9000 §8.1), and the path moves there when its PATH_RESPONSE comes
+ * back, one round trip later.  Meanwhile everything else still goes
+ * the old way (the old path stays usable, as §9.3.2 asks of a failed
+ * validation).  A relayed packet does not even start a check while the
+ * direct path worked a moment ago.  A direct path that stays silent
+ * while we send (the peer's NAT filters our new port) is left for the
+ * peer's relayed candidate after FAILOVER_US.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -78,6 +87,7 @@
 
 #include "punch.h"
 #include "stun.h"
+#include "turnchan.h"
 #include "util.h"
 #include "wire.h"
 
@@ -125,6 +135,24 @@
 #define LISTENER_LOW	3
 #define LISTENER_LOW_EVERY_US	1000000
 #define LISTENER_LOW_US	3000000
+/* An offer is nobody's word until message 3 arrives, over the path:
+ * whoever can write the rendezvous chooses where a listener sends its
+ * KNOCKs.  So a listener takes at most OFFER_CANDS of an offer's
+ * candidates (RFC 8445 §6.1.2.5 bounds an ICE agent's checks by
+ * bounding its candidate pairs, 100 by default; we pair one socket, and
+ * a caller has a few addresses): relayed ones first, at most
+ * OFFER_RELAY (we use one TURN server), then server-reflexive ones, at
+ * most OFFER_SRFLX (one per STUN server and the TURN server's), then
+ * host ones.  Its KNOCKs come from a token bucket: a first LISTENER_LOW
+ * for every candidate at once, then one every KNOCK_TA_US (ICE paces
+ * its checks one per Ta, 50 ms: §14.2), KNOCK_MAX in all (ICE's 100
+ * pairs, a check each, a check being a STUN transaction of at most Rc = 7
+ * requests, RFC 8489 §6.2.1). */
+#define OFFER_CANDS	16
+#define OFFER_RELAY	1
+#define OFFER_SRFLX	(PUNCH_MAX_STUN + 1)
+#define KNOCK_TA_US	50000
+#define KNOCK_MAX	700
 /* The peer's relayed candidate is probed this long after the start. */
 #define RELAY_DELAY_US	1000000
 /* Birthday probing: sockets on the symmetric side, each probing every
@@ -149,21 +177,30 @@
  * RECHECK_US and then at doubling intervals up to RECHECK_MAX_US: the
  * session sends a PATH_CHALLENGE there (RFC 9000 §8.2; ICE's checks go on
  * after nomination for the same reason, RFC 8445 §8.1), and only the
- * PATH_RESPONSE that comes back that way, which proves the path works
- * both ways, moves it back (punch_confirm).  A packet the peer sent
+ * PATH_RESPONSE that comes back (the peer answers the way a challenge
+ * came), which proves the path works both ways, moves it back
+ * (punch_response).  A packet the peer sent
  * there proves only the way to us. */
 #define RECHECK_US	1000000
 #define RECHECK_MAX_US	16000000
+/* A new address of the peer's is checked with a PATH_CHALLENGE, sent
+ * again after CHECK_US and then at doubling intervals, in case one is
+ * lost, until CHECK_END_US: RFC 9000 §8.2.4 recommends three PTOs, and
+ * a PTO without a measured round trip is about 1 s (RFC 9002 §6.2.2:
+ * kInitialRtt 333 ms, and four times half of it).  Until it answers,
+ * what goes there is at most CHECK_FACTOR times what came from there
+ * (RFC 9000 §8.1's anti-amplification limit). */
+#define CHECK_US	250000
+#define CHECK_END_US	3000000
+#define CHECK_FACTOR	3
 
 /* RFC 8656 §3.7: allocations live 600 s by default; §9: "permissions
- * ... expire after 5 minutes"; §12: channel bindings last 10 minutes.
- * Each is refreshed a minute early. */
+ * ... expire after 5 minutes".  Each is refreshed a minute early.
+ * Channels (§12) are turnchan.c's. */
 #define TURN_LIFETIME_S		600
 #define TURN_EARLY_US		60000000ULL
 #define TURN_PERM_US		(300000000ULL - TURN_EARLY_US)
-#define TURN_CHAN_US		(600000000ULL - TURN_EARLY_US)
 #define TURN_MAX_PERM		PUNCH_MAX_CANDS
-#define TURN_MAX_CHAN		8
 /* RFC 8489 §9.2.5: 438 Stale Nonce: retry with the new NONCE. */
 #define STUN_ERR_UNAUTH		401
 #define STUN_ERR_STALE		438
@@ -177,6 +214,10 @@
  * relay at any time, and fragments rarely survive NATs: larger ones
  * count as lost, so the stream's path MTU search (RFC 8899) stops here. */
 #define DGRAM_MAX	(1500 - 28 - 36 - 8)
+/* Until a channel is bound, such a datagram goes in a Send indication:
+ * header, XOR-PEER-ADDRESS (IPv6), DATA. */
+_Static_assert(STUN_HEADER_LEN + 4 + 20 + 4 + DGRAM_MAX <= STUN_MSG_MAX,
+    "a Send indication holds our largest datagram");
 
 /* How a packet travels: from our socket, through our TURN allocation,
  * or from birthday socket i (VIA_BDAY + i). */
@@ -204,13 +245,6 @@ struct pair {
 	unsigned sent;
 };
 
-struct chan {
-	uint16_t num;
-	bool bound;
-	struct sockaddr_storage peer;
-	uint64_t refresh;	/* when to bind again */
-};
-
 struct turn {
 	struct sockaddr_storage server;
 	char hostport[300];		/* for messages: no credentials */
@@ -223,10 +257,21 @@ struct turn {
 	int nperm;
 	struct sockaddr_storage perm[TURN_MAX_PERM];	/* ports ignored */
 	uint64_t perm_refresh;
-	int nchan;
-	struct chan chan[TURN_MAX_CHAN];
+	struct tchan_table chans;
 };
 enum { TS_NONE, TS_ALLOCATING, TS_READY, TS_FAILED };
+
+/* A PATH_CHALLENGE's target (RFC 9000 §8.2.1): the same data goes with
+ * every copy, so the answer to any of them will do. */
+struct check {
+	bool on;
+	struct sockaddr_storage to;
+	int via;
+	uint8_t data[PUNCH_CHALLENGE_LEN];
+	uint64_t next, gap, end;	/* next copy, then after gap; give up at end */
+	uint64_t in, out;		/* bytes from and to it */
+};
+enum { CHECK_NONE, CHECK_MOVE, CHECK_BACK };
 
 /* Datagrams read in one batch, handed out one at a time. */
 struct rxq {
@@ -281,6 +326,10 @@ struct punch {
 	struct punch_budget *budget;	/* the process's, or NULL */
 	int spray_left;
 	uint64_t spray_next;
+	/* the listener's KNOCKs: the token bucket, the pair served next */
+	unsigned knock_tokens, knock_cap, knocks;
+	uint64_t knock_at;
+	int knock_rr;
 	bool spray_spent;		/* the budget ran dry (said once) */
 	bool ready;
 	struct sockaddr_storage path;
@@ -292,6 +341,9 @@ struct punch {
 	int direct_via;
 	uint64_t recheck;		/* when to send there next */
 	uint64_t recheck_us;		/* and how long after that */
+	struct check move;		/* the peer's new address, being checked */
+	struct check back;		/* the direct path, being rechecked */
+	int probing;			/* CHECK_*: where punch_probe sends */
 	char why[96];
 };
 enum { NAT_UNKNOWN, NAT_NONE, NAT_CONE, NAT_SYMMETRIC };
@@ -938,6 +990,8 @@ tx_output(struct punch *p, uint64_t now)
 				turn_failed(p, "no answer");
 			else if (t->kind == TX_REFRESH)
 				log_v(1, "TURN: no answer to Refresh");
+			else if (t->kind == TX_CHAN)
+				tchan_answer(&p->turn.chans.c[t->arg], false, now);
 			continue;
 		}
 		t->attempt++;
@@ -1017,9 +1071,9 @@ turn_request(struct punch *p, uint64_t now, int kind, int arg)
 		    (const struct sockaddr *)&t->perm[arg]);
 		break;
 	case TX_CHAN:
-		stun_add_u32(&m, STUN_ATTR_CHANNEL_NUMBER, (uint32_t)t->chan[arg].num << 16);
+		stun_add_u32(&m, STUN_ATTR_CHANNEL_NUMBER, (uint32_t)t->chans.c[arg].num << 16);
 		stun_add_addr(&m, STUN_ATTR_XOR_PEER_ADDRESS,
-		    (const struct sockaddr *)&t->chan[arg].peer);
+		    (const struct sockaddr *)&t->chans.c[arg].peer);
 		break;
 	}
 	if (t->keyed) {
@@ -1066,6 +1120,8 @@ turn_response(struct punch *p, uint64_t now, struct txn *x, const struct stun_vi
 			snprintf(why, sizeof why, "error %d %.*s", code, (int)rlen, reason);
 			turn_failed(p, why);
 		} else {
+			if (x->kind == TX_CHAN)
+				tchan_answer(&t->chans.c[x->arg], false, now);
 			log_v(1, "TURN: request %d refused: %d %.*s", x->kind, code,
 			    (int)rlen, reason);
 		}
@@ -1098,10 +1154,9 @@ turn_response(struct punch *p, uint64_t now, struct txn *x, const struct stun_vi
 		    life * 500000ULL);
 		break;
 	case TX_CHAN:
-		t->chan[x->arg].bound = true;
-		t->chan[x->arg].refresh = now + TURN_CHAN_US;
-		log_v(2, "TURN: channel %#x bound to %s", t->chan[x->arg].num,
-		    punch_addrstr(&t->chan[x->arg].peer, a, sizeof a));
+		tchan_answer(&t->chans.c[x->arg], true, now);
+		log_v(2, "TURN: channel %#x bound to %s", t->chans.c[x->arg].num,
+		    punch_addrstr(&t->chans.c[x->arg].peer, a, sizeof a));
 		break;
 	}
 }
@@ -1128,31 +1183,24 @@ turn_permit(struct punch *p, uint64_t now, const struct sockaddr_storage *addr)
 	t->perm_refresh = now + TURN_PERM_US;
 }
 
-/* The channel bound (or being bound) to peer; binds one if there is room.
- * NULL when there is none yet. */
-static struct chan *
+/* Datagrams go to peer through our relay often (the path goes there):
+ * bind it a channel, unless it has one or none is free. */
+static void
 turn_channel(struct punch *p, uint64_t now, const struct sockaddr_storage *peer)
 {
 	struct turn *t = &p->turn;
-	int i;
+	struct tchan *c;
 
-	for (i = 0; i < t->nchan; i++)
-		if (punch_same_addr(&t->chan[i].peer, peer))
-			return t->chan[i].bound ? &t->chan[i] : NULL;
-	if (t->nchan == TURN_MAX_CHAN || t->state != TS_READY)
-		return NULL;
-	t->chan[t->nchan].num = STUN_CHANNEL_MIN + t->nchan;
-	t->chan[t->nchan].peer = *peer;
-	t->chan[t->nchan].bound = false;
-	turn_request(p, now, TX_CHAN, t->nchan++);
-	return NULL;
+	if (t->state == TS_READY && (c = tchan_want(&t->chans, peer, now)) != NULL)
+		turn_request(p, now, TX_CHAN, (int)(c - t->chans.c));
 }
 
-/* Keep the allocation, permissions and channels alive. */
+/* Keep the allocation, permissions and channels in use alive. */
 static void
 turn_output(struct punch *p, uint64_t now)
 {
 	struct turn *t = &p->turn;
+	struct tchan *c;
 	int i;
 
 	if (t->state != TS_READY)
@@ -1166,11 +1214,8 @@ turn_output(struct punch *p, uint64_t now)
 		for (i = 0; i < t->nperm; i++)
 			turn_request(p, now, TX_PERM, i);
 	}
-	for (i = 0; i < t->nchan; i++)
-		if (t->chan[i].bound && now >= t->chan[i].refresh) {
-			t->chan[i].refresh = now + TURN_CHAN_US;
-			turn_request(p, now, TX_CHAN, i);
-		}
+	while ((c = tchan_due(&t->chans, now)) != NULL)
+		turn_request(p, now, TX_CHAN, (int)(c - t->chans.c));
 }
 
 static uint64_t
@@ -1178,16 +1223,14 @@ turn_deadline(const struct punch *p)
 {
 	const struct turn *t = &p->turn;
 	uint64_t d = UINT64_MAX;
-	int i;
 
 	if (t->state != TS_READY)
 		return d;
 	d = t->refresh;
 	if (t->nperm && t->perm_refresh < d)
 		d = t->perm_refresh;
-	for (i = 0; i < t->nchan; i++)
-		if (t->chan[i].bound && t->chan[i].refresh < d)
-			d = t->chan[i].refresh;
+	if (tchan_deadline(&t->chans) < d)
+		d = tchan_deadline(&t->chans);
 	return d;
 }
 
@@ -1197,7 +1240,7 @@ static ssize_t
 turn_send(struct punch *p, uint64_t now, const struct sockaddr_storage *peer,
     const uint8_t *pkt, size_t len)
 {
-	struct chan *c = turn_channel(p, now, peer);
+	struct tchan *c = tchan_find(&p->turn.chans, peer, now);
 	struct stun_msg m;
 
 	if (c) {
@@ -1206,6 +1249,7 @@ turn_send(struct punch *p, uint64_t now, const struct sockaddr_storage *peer,
 
 		if (n < 0)
 			return -1;
+		c->used = now;
 		return send_to(p->fd, frame, n, &p->turn.server);
 	}
 	stun_init(&m, STUN_TYPE(STUN_SEND, STUN_INDICATION), NULL);
@@ -1634,12 +1678,88 @@ bday_open(struct punch *p, uint64_t now)
 	p->bday_next = now;
 }
 
+/* Whether a is an address to KNOCK at: not one of this host's (nor
+ * loopback), not multicast or broadcast, not IPv4 inside IPv6 (which
+ * the socket would send to that IPv4 address).  A KNOCK only opens a
+ * NAT on the way out, and between two sockets of one host there is
+ * none: a caller on this host reaches us with its HELLOs, which we
+ * answer the way they came.  So there is no need to tell a caller on
+ * this host from one that only claims our addresses. */
+static bool
+knockable(const struct punch *p, const struct sockaddr_storage *a)
+{
+	int i;
+
+	if (a->ss_family == AF_INET) {
+		uint32_t x = ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr);
+
+		/* 0/8 "this network", 127/8 loopback, 224/4 multicast,
+		 * 240/4 reserved and the broadcast address */
+		if (x >> 24 == 0 || x >> 24 == 127 || x >> 28 >= 14)
+			return false;
+	} else {
+		const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(x) || IN6_IS_ADDR_UNSPECIFIED(x) ||
+		    IN6_IS_ADDR_MULTICAST(x) || IN6_IS_ADDR_V4MAPPED(x) ||
+		    IN6_IS_ADDR_V4COMPAT(x))
+			return false;
+	}
+	for (i = 0; i < p->nlocal; i++)
+		if (p->local[i].type == CAND_HOST && same_ip(&p->local[i].addr, a))
+			return false;
+	return true;
+}
+
+/* The candidates of an offer that a listener probes, into out: how many.
+ * Relayed ones first, then server-reflexive, then host (OFFER_CANDS). */
+static int
+offer_cands(const struct punch *p, const struct cand *c, int n, struct cand *out)
+{
+	static const struct { uint8_t type; int max; } take[] = {
+		{ CAND_RELAY, OFFER_RELAY }, { CAND_SRFLX, OFFER_SRFLX },
+		{ CAND_HOST, OFFER_CANDS },
+	};
+	char a[64];
+	int i, k, m, nout = 0, skipped = 0;
+
+	for (i = 0; i < n; i++)
+		if (!knockable(p, &c[i].addr))
+			log_v(1, "not probing the caller's candidate %s: this host's, "
+			    "loopback, multicast or broadcast",
+			    punch_addrstr(&c[i].addr, a, sizeof a));
+	for (k = 0; k < (int)(sizeof take / sizeof take[0]); k++)
+		for (i = m = 0; i < n; i++) {
+			if (c[i].type != take[k].type || !knockable(p, &c[i].addr))
+				continue;
+			if (m < take[k].max && nout < OFFER_CANDS) {
+				out[nout++] = c[i];
+				m++;
+			} else {
+				skipped++;
+			}
+		}
+	if (skipped)
+		log_v(1, "not probing %d more of the caller's candidates (at most %d "
+		    "relayed, %d server-reflexive, %d in all)", skipped, OFFER_RELAY,
+		    OFFER_SRFLX, OFFER_CANDS);
+	return nout;
+}
+
 void
 punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
     const struct cand *remote, int n, punch_probe_fn fn, void *ctx)
 {
 	uint64_t now = now_us(), relay_at;
+	struct cand take[PUNCH_MAX_CANDS];
 	int i, j;
+
+	if (!p->caller) {
+		n = offer_cands(p, remote, n < PUNCH_MAX_CANDS ? n : PUNCH_MAX_CANDS, take);
+		remote = take;
+		p->knock_cap = p->knock_tokens = LISTENER_LOW * (n ? n : 1);
+		p->knock_at = now;
+	}
 
 	p->my_cid = my_cid;
 	p->peer_cid = peer_cid;
@@ -1680,6 +1800,13 @@ punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
 	}
 }
 
+/* Whether (a, via) is the path being checked by c. */
+static bool
+check_is(const struct check *c, const struct sockaddr_storage *a, int via)
+{
+	return c->on && c->via == via && punch_same_addr(&c->to, a);
+}
+
 /* Which of the peer's candidates addr is: its type, or -1. */
 static int
 pair_type(const struct punch *p, const struct sockaddr_storage *addr)
@@ -1710,26 +1837,27 @@ punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
 		*via = VIA_RELAY;
 	} else if (buf[0] >= 0x40 && buf[0] <= 0x4f) {
 		const uint8_t *d;
+		struct tchan *c;
 		uint16_t ch;
 		size_t dlen;
-		int i;
 
 		if (!p->have_turn || !punch_same_addr(from, &p->turn.server) ||
-		    stun_channel_parse(buf, *len, &ch, &d, &dlen) == -1)
+		    stun_channel_parse(buf, *len, &ch, &d, &dlen) == -1 ||
+		    (c = tchan_by_num(&p->turn.chans, ch)) == NULL)
 			return 0;
-		for (i = 0; i < p->turn.nchan && p->turn.chan[i].num != ch; i++)
-			;
-		if (i == p->turn.nchan)
-			return 0;
+		c->used = now;
 		memmove(buf, d, dlen);
 		*len = dlen;
-		*from = p->turn.chan[i].peer;
+		*from = c->peer;
 		*via = VIA_RELAY;
 	}
 	if (*len < WIRE_HDR || buf[0] != WIRE_MAGIC || !p->started)
 		return 0;
 	if (get32(buf + 2) != p->my_cid)
 		return 0;
+	/* What a new address sent us, for what we may send it. */
+	if (check_is(&p->move, from, *via))
+		p->move.in += *len;
 	if ((buf[1] & 0x7f) != WIRE_KNOCK)
 		return 1;
 	/* A KNOCK: the listener's NAT is open towards us from there (to
@@ -1779,58 +1907,121 @@ path_change(struct punch *p, uint64_t now, const struct sockaddr_storage *to, in
 	}
 }
 
-void
-punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from,
-    int via)
+/* The path becomes (to, via). */
+static void
+path_set(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via)
 {
 	char a[64];
-	int type;
 
-	if (via != VIA_RELAY)
-		p->last_direct = now;
-	p->unanswered = 0;
-	if (p->ready && punch_same_addr(from, &p->path) && via == p->path_via)
-		return;
-	/* The relay echoes what the direct path carried a moment ago. */
-	if (p->ready && via == VIA_RELAY && p->path_via != VIA_RELAY &&
-	    now - p->last_direct < DIRECT_HOLD_US)
-		return;
-	/* Once the birthday sockets are gone, only the winner is left. */
-	if (p->ready && via >= VIA_BDAY && p->ep == -1)
-		via = p->path_via;
-	type = pair_type(p, from);
-	if (!p->ready) {
-		uint64_t ms = (now - p->start) / 1000;
-
-		p->first_us = now - p->start;
-		if (via == VIA_RELAY)
-			snprintf(p->why, sizeof p->why, "the peer reached our TURN relay after %llu ms",
-			    (unsigned long long)ms);
-		else if (type == CAND_RELAY)
-			snprintf(p->why, sizeof p->why, "the peer's TURN relay answered after %llu ms",
-			    (unsigned long long)ms);
-		else if (via >= VIA_BDAY || p->spray_to.ss_family)
-			snprintf(p->why, sizeof p->why, "birthday probing hit after %llu ms",
-			    (unsigned long long)ms);
-		else
-			snprintf(p->why, sizeof p->why, "%s candidate, answered first after %llu ms",
-			    type == -1 ? "peer-reflexive" : cand_kind(type),
-			    (unsigned long long)ms);
-	}
 	log_v(1, "%s %s%s", p->ready ? "peer moved to" : "path to the peer:",
-	    punch_addrstr(from, a, sizeof a),
+	    punch_addrstr(to, a, sizeof a),
 	    via == VIA_RELAY ? " (through our TURN relay)" : "");
 	if (via >= VIA_BDAY) {
 		int ttl = -1;	/* the winner carries the session now */
 
 		setsockopt(via_fd(p, via), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
 	}
-	path_change(p, now, from, via);
-	p->path = *from;
+	path_change(p, now, to, via);
+	p->path = *to;
 	p->path_via = via;
 	p->ready = true;
+	/* RFC 9000 §9.3: checks of other addresses may end. */
+	p->move.on = false;
 	if (via == VIA_RELAY)
-		turn_channel(p, now, from);
+		turn_channel(p, now, to);
+}
+
+/* Check (to, via), which sent us len bytes, before taking it as the
+ * path (RFC 9000 §8.2): punch_challenge sends there. */
+static void
+check_start(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
+    size_t len)
+{
+	char a[64];
+	/* Said once for an address checked again and again. */
+	bool again = p->move.via == via && punch_same_addr(&p->move.to, to);
+
+	memset(&p->move, 0, sizeof p->move);
+	p->move.on = true;
+	p->move.to = *to;
+	p->move.via = via;
+	p->move.in = len;
+	p->move.next = now;
+	p->move.gap = CHECK_US;
+	p->move.end = now + CHECK_END_US;
+	randombytes_buf(p->move.data, sizeof p->move.data);
+	log_v(again ? 2 : 1, "the peer's packets %s %s%s: checking that it is there",
+	    p->ready ? "now come from" : "come from", punch_addrstr(to, a, sizeof a),
+	    via == VIA_RELAY ? " (through our TURN relay)" : "");
+}
+
+/* The first path: (to, via), and why, for -v. */
+static void
+first_path(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via)
+{
+	uint64_t ms = (now - p->start) / 1000;
+	int type = pair_type(p, to);
+
+	if (via == VIA_RELAY)
+		snprintf(p->why, sizeof p->why, "the peer reached our TURN relay after %llu ms",
+		    (unsigned long long)ms);
+	else if (type == CAND_RELAY)
+		snprintf(p->why, sizeof p->why, "the peer's TURN relay answered after %llu ms",
+		    (unsigned long long)ms);
+	else if (via >= VIA_BDAY || p->spray_to.ss_family)
+		snprintf(p->why, sizeof p->why, "birthday probing hit after %llu ms",
+		    (unsigned long long)ms);
+	else
+		snprintf(p->why, sizeof p->why, "%s candidate, answered first after %llu ms",
+		    type == -1 ? "peer-reflexive" : cand_kind(type), (unsigned long long)ms);
+	path_set(p, now, to, via);
+}
+
+void
+punch_confirm(struct punch *p, uint64_t now, const struct sockaddr_storage *from,
+    int via, size_t len)
+{
+	int type;
+
+	if (via != VIA_RELAY)
+		p->last_direct = now;
+	p->unanswered = 0;
+	if (!p->ready) {
+		/* The caller's HELLO was answered: a round trip. */
+		if (p->first_us == 0)
+			p->first_us = now - p->start;
+		/* One of the peer's own candidates (authenticated with the
+		 * handshake), or through our relay, whose permissions let
+		 * only those in: the path.  Anything else (a NAT's new
+		 * port, or an attacker's copy of the packet, sent from a
+		 * victim's address ahead of it) is checked first. */
+		type = pair_type(p, from);
+		if (via == VIA_RELAY || (type != -1 && type != CAND_PRFLX))
+			first_path(p, now, from, via);
+		else if (!check_is(&p->move, from, via))
+			check_start(p, now, from, via, len);
+		return;
+	}
+	/* Once the birthday sockets are gone, only the winner is left;
+	 * before, the others are about to go. */
+	if (via >= VIA_BDAY && p->ep == -1)
+		via = p->path_via;
+	if (via >= VIA_BDAY && via != p->path_via)
+		return;
+	if (punch_same_addr(from, &p->path) && via == p->path_via) {
+		/* The peer is still where we send: a check of another
+		 * address came from an attacker's copy or from a move the
+		 * peer went back on (RFC 9000 §9.3.2). */
+		p->move.on = false;
+		return;
+	}
+	/* The relay echoes what the direct path carried a moment ago. */
+	if (via == VIA_RELAY && p->path_via != VIA_RELAY &&
+	    now - p->last_direct < DIRECT_HOLD_US)
+		return;
+	/* A new address: check it before moving there. */
+	if (!check_is(&p->move, from, via))
+		check_start(p, now, from, via, len);
 }
 
 /* The direct path went silent: send to the peer's relayed candidate,
@@ -1968,29 +2159,98 @@ send_gso(struct punch *p, uint64_t now, struct punch_run *r, int n)
 	return done;
 }
 
-bool
-punch_recheck(const struct punch *p, uint64_t now)
+/* Send buf to `to' over via (through our relay: VIA_RELAY).  As sendto(2). */
+static ssize_t
+send_via(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
+    const uint8_t *buf, size_t len)
 {
-	return p->ready && p->have_direct && now >= p->recheck;
+	if (via == VIA_RELAY)
+		return turn_send(p, now, to, buf, len);
+	return send_to(via_fd(p, via), buf, len, to);
+}
+
+bool
+punch_challenge(struct punch *p, uint64_t now, uint8_t data[PUNCH_CHALLENGE_LEN])
+{
+	struct check *c = &p->move;
+	char a[64], b[64];
+
+	p->probing = CHECK_NONE;
+	if (c->on && now >= c->end) {
+		if (p->ready)
+			log_v(1, "no answer from %s: the peer stays at %s",
+			    punch_addrstr(&c->to, a, sizeof a),
+			    punch_addrstr(&p->path, b, sizeof b));
+		else
+			log_v(1, "no answer from %s", punch_addrstr(&c->to, a, sizeof a));
+		c->on = false;
+	}
+	if (c->on && now >= c->next) {
+		c->next = now + c->gap;
+		c->gap *= 2;
+		p->probing = CHECK_MOVE;
+	} else if (p->ready && p->have_direct && now >= p->recheck) {
+		c = &p->back;
+		memset(c, 0, sizeof *c);
+		c->on = true;
+		c->to = p->direct;
+		c->via = p->direct_via;
+		randombytes_buf(c->data, sizeof c->data);
+		p->recheck = now + p->recheck_us;
+		if ((p->recheck_us *= 2) > RECHECK_MAX_US)
+			p->recheck_us = RECHECK_MAX_US;
+		p->probing = CHECK_BACK;
+	} else {
+		return false;
+	}
+	memcpy(data, c->data, sizeof c->data);
+	return true;
 }
 
 void
 punch_probe(struct punch *p, uint64_t now, const uint8_t *buf, size_t len)
 {
-	if (!p->have_direct)
+	struct check *c = p->probing == CHECK_MOVE ? &p->move : &p->back;
+	char a[64];
+
+	if (p->probing == CHECK_NONE || !c->on)
 		return;
-	send_to(via_fd(p, p->direct_via), buf, len, &p->direct);
-	p->recheck = now + p->recheck_us;
-	if ((p->recheck_us *= 2) > RECHECK_MAX_US)
-		p->recheck_us = RECHECK_MAX_US;
+	p->probing = CHECK_NONE;
+	/* The direct path worked before; a new address gets no more than
+	 * its share. */
+	if (c == &p->move && c->out + len > CHECK_FACTOR * c->in) {
+		log_v(2, "no PATH_CHALLENGE to %s: it sent us only %llu bytes",
+		    punch_addrstr(&c->to, a, sizeof a), (unsigned long long)c->in);
+		return;
+	}
+	c->out += len;
+	send_via(p, now, &c->to, c->via, buf, len);
 }
 
 void
-punch_reply(struct punch *p, const struct sockaddr_storage *to, int via,
+punch_response(struct punch *p, uint64_t now, const uint8_t data[PUNCH_CHALLENGE_LEN])
+{
+	struct check *c;
+
+	if (p->move.on && sodium_memcmp(data, p->move.data, sizeof p->move.data) == 0)
+		c = &p->move;
+	else if (p->back.on && p->have_direct &&
+	    sodium_memcmp(data, p->back.data, sizeof p->back.data) == 0)
+		c = &p->back;
+	else
+		return;
+	c->on = false;
+	if (p->ready)
+		path_set(p, now, &c->to, c->via);
+	else
+		first_path(p, now, &c->to, c->via);
+}
+
+void
+punch_reply(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
     const uint8_t *buf, size_t len)
 {
-	if (via != VIA_RELAY)
-		send_to(via_fd(p, via), buf, len, to);
+	send_via(p, now, to, via, buf, len);
 }
 
 int
@@ -2005,6 +2265,8 @@ punch_sendv(struct punch *p, struct punch_run *r, int n)
 		p->unanswered = now;
 	else if (now - p->unanswered > FAILOVER_US)
 		failover(p, now);
+	if (p->path_via == VIA_RELAY)
+		turn_channel(p, now, &p->path);	/* one that lapsed, or was refused */
 	for (i = 0; i < n && r[i].seg <= DGRAM_MAX; i++)
 		;
 	if (p->gso && p->path_via != VIA_RELAY && i == n) {
@@ -2068,6 +2330,25 @@ spray_take(struct punch *p, uint64_t now)
 	return ok;
 }
 
+/* One KNOCK from the listener's bucket: true if it may go. */
+static bool
+knock_take(struct punch *p, uint64_t now)
+{
+	uint64_t k = (now - p->knock_at) / KNOCK_TA_US;
+
+	if (k > 0) {
+		p->knock_tokens = p->knock_tokens + k < p->knock_cap ?
+		    p->knock_tokens + k : p->knock_cap;
+		p->knock_at += k * KNOCK_TA_US;
+	}
+	if (p->knocks >= KNOCK_MAX || p->knock_tokens == 0)
+		return false;
+	p->knock_tokens--;
+	if (++p->knocks == KNOCK_MAX)
+		log_v(1, "sent the %d KNOCKs an offer gets", KNOCK_MAX);
+	return true;
+}
+
 static size_t
 make_knock(const struct punch *p, uint8_t *buf)
 {
@@ -2094,8 +2375,9 @@ void
 punch_output(struct punch *p, uint64_t now)
 {
 	uint8_t pkt[PROBE_MAX];
+	bool denied = false;
 	size_t len = 0;
-	int i;
+	int i, j;
 
 	tx_output(p, now);
 	turn_output(p, now);
@@ -2107,13 +2389,22 @@ punch_output(struct punch *p, uint64_t now)
 	}
 	if (!p->started || p->ready)
 		return;
-	for (i = 0; i < p->n; i++) {
-		struct pair *x = &p->pairs[i];
+	/* The listener's pairs take turns at its KNOCKs, starting with the
+	 * one the bucket last turned away. */
+	for (j = 0; j < p->n; j++) {
+		struct pair *x = &p->pairs[(i = (p->knock_rr + j) % p->n)];
 		int fd = x->sock == -1 ? p->fd : p->bsock[x->sock];
 		bool low;
 
 		if (x->next > now)
 			continue;
+		if (!p->caller && !knock_take(p, now)) {
+			if (!denied)
+				p->knock_rr = i;
+			denied = true;
+			x->next = p->knocks >= KNOCK_MAX ? UINT64_MAX : p->knock_at + KNOCK_TA_US;
+			continue;
+		}
 		if (len == 0)
 			len = p->probe ? p->probe(p->ctx, pkt, sizeof pkt) : make_knock(p, pkt);
 		if (len == 0)
@@ -2179,6 +2470,10 @@ punch_deadline(const struct punch *p)
 		return 0;	/* close the birthday sockets */
 	if (p->ready && p->have_direct && p->recheck < t)
 		t = p->recheck;
+	if (p->move.on && p->move.next < t)
+		t = p->move.next;
+	if (p->move.on && p->move.end < t)
+		t = p->move.end;
 	if (!p->started || p->ready)
 		return t;
 	for (i = 0; i < p->n; i++)

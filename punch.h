@@ -7,7 +7,8 @@
  * the caller's probes are built by the session (they carry its handshake),
  * the listener's are plain KNOCKs that only open its NAT, and a path is
  * chosen only when the session says it has authenticated a packet that
- * came over it (punch_confirm).
+ * came over it (punch_confirm), and moved only to an address that
+ * answered a PATH_CHALLENGE (punch_response).
  */
 #ifndef PUNCH_H
 #define PUNCH_H
@@ -82,10 +83,13 @@ void punch_start(struct punch *p, uint32_t my_cid, uint32_t peer_cid,
  * took it (STUN, TURN, KNOCK, noise). */
 int punch_input(struct punch *p, uint64_t now, uint8_t *buf, size_t *len,
     struct sockaddr_storage *from, int *via);
-/* The session authenticated a fresh packet that arrived as (from, via):
- * that path works, and the peer is there now. */
+/* The session authenticated a fresh packet of len bytes that arrived as
+ * (from, via), one that carries more than PATH_CHALLENGE or
+ * PATH_RESPONSE frames: the peer is alive.  The first one chooses the
+ * path; a later one from elsewhere only starts checking that address
+ * (see punch_challenge), and the path moves there once it answers. */
 void punch_confirm(struct punch *p, uint64_t now,
-    const struct sockaddr_storage *from, int via);
+    const struct sockaddr_storage *from, int via, size_t len);
 /* A run of datagrams back to back: seg bytes each, the last one may be
  * shorter.  UDP GSO sends a run in one go where the kernel can. */
 struct punch_run {
@@ -102,16 +106,24 @@ struct punch_run {
  * [return] has been advanced past what went; retry the rest on POLLOUT.
  * -1: error. */
 int punch_sendv(struct punch *p, struct punch_run *r, int n);
-/* true when, on a relay, the direct path that worked before is due to
- * be tried again: the session then hands punch_probe a sealed
- * PATH_CHALLENGE, which goes there.  The PATH_RESPONSE that comes back
- * that way is what the session confirms (punch_confirm), not a packet
- * that only shows the way from the peer to us. */
-bool punch_recheck(const struct punch *p, uint64_t now);
+/*
+ * Path validation (RFC 9000 §8.2).  punch_challenge is true when a
+ * PATH_CHALLENGE is due, with its data in data: to a new address the
+ * peer's packets came from, or, on a relay, to the direct path that
+ * worked before.  The session seals it and hands it to punch_probe,
+ * which sends it there (or not, when that address has not sent us a
+ * third of it yet: RFC 9000 §8.1).  The PATH_RESPONSE with that data,
+ * whichever way it comes (§8.2.3), is what moves the path there
+ * (punch_response): it proves the peer gets what we send there, which
+ * a packet from there does not.
+ */
+#define PUNCH_CHALLENGE_LEN	8
+bool punch_challenge(struct punch *p, uint64_t now, uint8_t data[PUNCH_CHALLENGE_LEN]);
 void punch_probe(struct punch *p, uint64_t now, const uint8_t *buf, size_t len);
+void punch_response(struct punch *p, uint64_t now, const uint8_t data[PUNCH_CHALLENGE_LEN]);
 /* Send a PATH_RESPONSE back the way its challenge came (from, via, as
- * punch_input gave them); challenges never come over our relay. */
-void punch_reply(struct punch *p, const struct sockaddr_storage *to, int via,
+ * punch_input gave them), through our relay if it came that way. */
+void punch_reply(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
     const uint8_t *buf, size_t len);
 /* Send what is due (probes, knocks, keepalives of the relay). */
 void punch_output(struct punch *p, uint64_t now);

@@ -79,6 +79,7 @@ _Static_assert(IO_BATCH <= PUNCH_MAX_RUNS, "a round's runs fit one punch_sendv")
  * still passes wrapped in a Data indication (punch.c drops larger ones),
  * and within a 1500-byte link's IPv6 datagram (1500 - 40 - 8). */
 #define PMTU_MAX	1428
+_Static_assert(PUNCH_CHALLENGE_LEN == STREAM_PATH_DATA, "the punch makes the stream's challenges");
 
 struct session {
 	bool caller;
@@ -107,9 +108,6 @@ struct session {
 	uint64_t forged;		/* HELLOs that failed the handshake */
 	uint64_t rx_max_pn;
 	bool rx_any;
-	/* The PATH_CHALLENGE out on the direct path being rechecked. */
-	uint8_t challenge[STREAM_PATH_DATA];
-	bool challenged;
 	/* Packets sealed in one round, back to back, as runs for the punch
 	 * to send; runs [txfirst, ntx) wait for the socket (EAGAIN). */
 	int txfirst, ntx;
@@ -617,13 +615,13 @@ sess_events(const struct session *s)
 	return POLLIN | (s->txfirst < s->ntx ? POLLOUT : 0);
 }
 
-/* Connected once the peer has proved it holds the session keys: the
+/* Connected once the peer has proved it holds the session keys (the
  * handshake alone does not show that in passphrase mode, where the keys
- * also depend on the passphrase. */
+ * also depend on the passphrase), and there is a path to it. */
 bool
 sess_connected(const struct session *s)
 {
-	return s->verified;
+	return s->verified && punch_ready(s->punch);
 }
 
 int
@@ -714,7 +712,7 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 		if (mlen != s->msg3len || sodium_memcmp(m, s->msg3, mlen) != 0)
 			return 0;
 		if (!punch_ready(s->punch))
-			punch_confirm(s->punch, now, from, via);
+			punch_confirm(s->punch, now, from, via, len);
 		stream_ping(s->st);
 		return 0;
 	}
@@ -738,7 +736,7 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 		s->err = SESS_FAIL;
 		return -1;
 	}
-	punch_confirm(s->punch, now, from, via);
+	punch_confirm(s->punch, now, from, via, len);
 	stream_ping(s->st);
 	return 0;
 }
@@ -762,7 +760,7 @@ seal_pkt(struct session *s, uint64_t now, uint8_t *pkt, size_t n, uint64_t pn)
 	return HDR_LEN + n + CRYPTO_TAG_LEN;
 }
 
-/* A PATH_CHALLENGE (type) to the direct path being rechecked, or a
+/* A PATH_CHALLENGE (type) where the punch checks a path, or a
  * PATH_RESPONSE back to (to, via).  0 or -1. */
 static int
 send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_PATH_DATA],
@@ -780,7 +778,7 @@ send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_P
 	if (type == STREAM_PATH_CHALLENGE)
 		punch_probe(s->punch, now, pkt, n);
 	else
-		punch_reply(s->punch, to, via, pkt, n);
+		punch_reply(s->punch, now, to, via, pkt, n);
 	return 0;
 }
 
@@ -813,16 +811,12 @@ data_input(struct session *s, uint64_t now, uint8_t *pkt, size_t len,
 		 * that the way to us works, not where to send. */
 		return send_path(s, now, STREAM_PATH_RESPONSE, data, from, via);
 	case STREAM_PATH_RESPONSE:
-		/* Our challenge went there and this came back: the path
-		 * works both ways. */
-		if (s->challenged && sodium_memcmp(data, s->challenge, sizeof data) == 0) {
-			s->challenged = false;
-			punch_confirm(s->punch, now, from, via);
-		}
+		/* If it answers our challenge, the peer is where that went. */
+		punch_response(s->punch, now, data);
 		return 0;
 	}
 	if (fresh)
-		punch_confirm(s->punch, now, from, via);
+		punch_confirm(s->punch, now, from, via, len);
 	return 0;
 }
 
@@ -878,23 +872,24 @@ flush_runs(struct session *s)
 static int
 send_all(struct session *s, uint64_t now)
 {
+	uint8_t data[STREAM_PATH_DATA];
 	struct punch_run *r = NULL;
 	size_t n, len, off = 0;
 	uint64_t pn;
 	int i;
 
 	punch_output(s->punch, now);
-	if (s->st == NULL || !punch_ready(s->punch))
+	if (s->st == NULL)
+		return 0;
+	/* Also before the first path: it may be one being checked. */
+	while (punch_challenge(s->punch, now, data))
+		if (send_path(s, now, STREAM_PATH_CHALLENGE, data, NULL, 0) == -1)
+			return -1;
+	if (!punch_ready(s->punch))
 		return 0;
 	if (s->txfirst < s->ntx && flush_runs(s) != 1)
 		return s->err == SESS_OK ? 0 : -1;
 	s->txfirst = s->ntx = 0;
-	if (punch_recheck(s->punch, now)) {
-		randombytes_buf(s->challenge, sizeof s->challenge);
-		s->challenged = true;
-		if (send_path(s, now, STREAM_PATH_CHALLENGE, s->challenge, NULL, 0) == -1)
-			return -1;
-	}
 	for (i = 0; i < IO_BATCH; i++) {
 		uint8_t *pkt = s->txbuf + off;
 

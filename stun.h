@@ -14,8 +14,11 @@
 
 #define STUN_HEADER_LEN	20
 #define STUN_TXID_LEN	12
-/* RFC 8489 §6.1: with an unknown path MTU, keep IPv6 messages within 1280. */
-#define STUN_MSG_MAX	1280
+/* The largest message we build: a TURN Send indication that carries one
+ * of our largest datagrams (1428 bytes: punch.c's DGRAM_MAX) to an IPv6
+ * peer, 20 + 24 + 4 + 1428 bytes.  Our requests stay well within the
+ * 1280 that RFC 8489 §6.1 allows where the path MTU is unknown. */
+#define STUN_MSG_MAX	1476
 
 /* Methods (RFC 8489 §18.2, RFC 8656 §17) and classes (RFC 8489 §5). */
 #define STUN_BINDING		0x001

@@ -1,7 +1,8 @@
 #!/bin/sh
 # t_stun_coturn: the STUN/TURN codec (through tests/tool_stunc) against a
 # real coturn on 127.0.0.1: Binding, Allocate with long-term credentials
-# (401, then signed), CreatePermission, Send and Data indications,
+# (401, then signed), CreatePermission, Send and Data indications, a
+# Send indication with a 1428-byte datagram (p2pcat's largest),
 # ChannelBind and ChannelData both ways, Refresh to lifetime 0; then a
 # wrong password must be refused with 401.
 . "$(dirname "$0")/lib.sh"
@@ -36,10 +37,11 @@ expect 'allocate 401 realm p2pcat\.test'
 expect 'allocate relayed 127\.0\.0\.1:[0-9]+ lifetime [0-9]+'
 expect 'permission 127\.0\.0\.1:[0-9]+'
 expect 'send and data indications relayed'
+expect 'send indication of 1428 bytes relayed'
 expect 'channel 0x4000 bound'
 expect 'channel data relayed'
 expect 'refresh lifetime 0: deallocated'
-check_eq "steps" "$(wc -l <"$T/out")" 8
+check_eq "steps" "$(wc -l <"$T/out")" 9
 
 "$STUNC" $PORT alice wrong >"$T/out" 2>"$T/err" && fail "a wrong password was accepted"
 grep -q 'Allocate: error 401' "$T/err" || { cat "$T/err"; fail "a wrong password: no 401"; }

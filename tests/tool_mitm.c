@@ -25,6 +25,12 @@
  *     -H  send, just before the original, a copy with 1 to 3 bits flipped
  *         in its Noise message (default 0: the handshake is left alone)
  *
+ *   DATA packets, raced from a spoofed source (RFC 9000 §9.3.2: a copy that
+ *   arrives first makes the original a duplicate):
+ *     -S ADDR:PORT  with the -c percentage (default 100), a DATA packet
+ *         toward -D ADDR (toward any address without -D) is sent first as
+ *         a copy from ADDR:PORT, then as itself
+ *
  * With -w FILE every p2pcat payload seen (as it arrived, before any
  * attack) is appended to FILE: what an eavesdropper gets, for tests that
  * look for plaintext or identities in it.
@@ -37,13 +43,16 @@
  * exit (SIGTERM, SIGINT) and on SIGUSR1, one line per destination:
  *
  *   mitm: dst ADDR data N flip C/U trunc C/U badtag N inject C/U
- *         replay N port N reflect N hello N counted N
+ *         replay N port N reflect N hello N spoof N/B counted N
  *
  * (C/U: counted, uncounted; counted = what the receiver should count,
- * less what the network loses).
+ * less what the network loses; spoof: copies from -S and their UDP
+ * payload bytes, which the receiver drops as replays only when the
+ * original wins the race).
  *
- * Usage: tool_mitm [-b pct] [-f pct] [-H pct] [-i ifname] [-n pct]
- *                  [-r pct] [-s seed] [-t pct] [-w file]
+ * Usage: tool_mitm [-b pct] [-c pct] [-D addr] [-f pct] [-H pct]
+ *                  [-i ifname] [-n pct] [-r pct] [-S addr:port]
+ *                  [-s seed] [-t pct] [-w file]
  * Exit status: 0 after a signal, 1 on misuse or a setup error.
  * The TUN device, the signals and the random numbers are tests/tun.c's.
  */
@@ -88,7 +97,7 @@ struct flow {
 struct dst {
 	uint32_t ip;
 	uint64_t data, flip_c, flip_u, trunc_c, trunc_u, badtag, inj_c, inj_u;
-	uint64_t replay, port, reflect, hello;
+	uint64_t replay, port, reflect, hello, spoof, spoof_bytes;
 };
 
 static struct flow flows[MAX_FLOWS];
@@ -130,6 +139,7 @@ static uint16_t fold(uint32_t s)
 
 static uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static void put16(unsigned char *p, uint16_t v) { p[0] = v >> 8; p[1] = (unsigned char)v; }
+static void put32(unsigned char *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, (uint16_t)v); }
 static uint32_t get32(const unsigned char *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -249,8 +259,11 @@ static void flip_bits(unsigned char *p, size_t from, size_t len)
 }
 
 static struct {
-	double flip, trunc, badtag, inject, replay, hello;
-} opt;
+	double flip, trunc, badtag, inject, replay, hello, spoof;
+	bool spoofing;
+	uint32_t spoof_ip, spoof_dst;		/* spoof_dst 0: any */
+	uint16_t spoof_port;
+} opt = { .spoof = 1 };
 
 /* Replay an earlier packet of flow f. */
 static void replay(struct flow *f, struct dst *d, bool data)
@@ -337,6 +350,16 @@ static void handle(unsigned char *pkt, size_t len)
 		f->pn = pn;
 	f->have_pn = true;
 
+	if (opt.spoofing && (opt.spoof_dst == 0 || opt.spoof_dst == get32(pkt + 16)) &&
+	    tun_chance(opt.spoof)) {
+		memcpy(buf, pkt, len);
+		put32(buf + 12, opt.spoof_ip);
+		put16(buf + ihl, opt.spoof_port);
+		d->spoof++;
+		d->spoof_bytes += plen;
+		put_out(buf, fixup(buf, ihl, plen));
+	}
+
 	if (tun_chance(opt.inject)) {
 		/* Mostly long enough to be checked, some not. */
 		size_t n = tun_chance(0.1) ? between(HDR, COUNTED_MIN - 1) :
@@ -401,9 +424,10 @@ static void print_stats(void)
 		fprintf(stderr, "mitm: dst %s data %" PRIu64 " flip %" PRIu64 "/%" PRIu64
 		    " trunc %" PRIu64 "/%" PRIu64 " badtag %" PRIu64 " inject %" PRIu64
 		    "/%" PRIu64 " replay %" PRIu64 " port %" PRIu64 " reflect %" PRIu64
-		    " hello %" PRIu64 " counted %" PRIu64 "\n", inet_ntoa(a), d->data,
-		    d->flip_c, d->flip_u, d->trunc_c, d->trunc_u, d->badtag, d->inj_c,
-		    d->inj_u, d->replay, d->port, d->reflect, d->hello,
+		    " hello %" PRIu64 " spoof %" PRIu64 "/%" PRIu64 " counted %" PRIu64 "\n",
+		    inet_ntoa(a), d->data, d->flip_c, d->flip_u, d->trunc_c, d->trunc_u,
+		    d->badtag, d->inj_c, d->inj_u, d->replay, d->port, d->reflect, d->hello,
+		    d->spoof, d->spoof_bytes,
 		    d->flip_c + d->trunc_c + d->badtag + d->inj_c + d->replay + d->port);
 	}
 	fflush(stderr);
@@ -424,8 +448,39 @@ static double pct(const char *s)
 
 static void usage(FILE *f)
 {
-	fputs("usage: tool_mitm [-b pct] [-f pct] [-H pct] [-i ifname] [-n pct]\n"
-	    "                 [-r pct] [-s seed] [-t pct] [-w file]\n", f);
+	fputs("usage: tool_mitm [-b pct] [-c pct] [-D addr] [-f pct] [-H pct]\n"
+	    "                 [-i ifname] [-n pct] [-r pct] [-S addr:port]\n"
+	    "                 [-s seed] [-t pct] [-w file]\n", f);
+}
+
+/* An IPv4 address (with :port when port is not NULL) from s, in host
+ * order; exits on a bad one. */
+static void addr(const char *s, uint32_t *ip, uint16_t *port)
+{
+	char host[INET_ADDRSTRLEN], *colon = NULL, *end = NULL;
+	struct in_addr a;
+	unsigned long v = 1;
+	bool ok = strlen(s) < sizeof host;
+
+	if (ok) {
+		strcpy(host, s);
+		colon = strrchr(host, ':');
+		ok = (colon != NULL) == (port != NULL);
+	}
+	if (ok && colon) {
+		*colon = '\0';
+		errno = 0;
+		v = strtoul(colon + 1, &end, 10);
+		ok = errno == 0 && end != colon + 1 && *end == '\0' && v > 0 && v <= 65535;
+	}
+	if (!ok || inet_pton(AF_INET, host, &a) != 1) {
+		fprintf(stderr, "tool_mitm: bad address `%s' (want a.b.c.d%s)\n", s,
+		    port ? ":port" : "");
+		exit(1);
+	}
+	*ip = ntohl(a.s_addr);
+	if (port)
+		*port = (uint16_t)v;
 }
 
 int main(int argc, char **argv)
@@ -434,15 +489,21 @@ int main(int argc, char **argv)
 	uint64_t seed = 1;
 	int c;
 
-	while ((c = getopt(argc, argv, "b:f:H:hi:n:r:s:t:w:")) != -1) {
+	while ((c = getopt(argc, argv, "b:c:D:f:H:hi:n:r:S:s:t:w:")) != -1) {
 		switch (c) {
 		case 'b': opt.badtag = pct(optarg); break;
+		case 'c': opt.spoof = pct(optarg); break;
+		case 'D': addr(optarg, &opt.spoof_dst, NULL); break;
 		case 'f': opt.flip = pct(optarg); break;
 		case 'H': opt.hello = pct(optarg); break;
 		case 'h': usage(stdout); return 0;
 		case 'i': ifname = optarg; break;
 		case 'n': opt.inject = pct(optarg); break;
 		case 'r': opt.replay = pct(optarg); break;
+		case 'S':
+			addr(optarg, &opt.spoof_ip, &opt.spoof_port);
+			opt.spoofing = true;
+			break;
 		case 's': seed = strtoull(optarg, NULL, 10); break;
 		case 't': opt.trunc = pct(optarg); break;
 		case 'w':

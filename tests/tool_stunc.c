@@ -7,7 +7,8 @@
  * Sends a Binding request to 127.0.0.1:PORT and prints the mapped
  * address; then, as TURN, Allocates with long-term credentials (401,
  * then again with REALM and NONCE), CreatePermission for a local peer
- * socket, relays a Send indication and a Data indication, ChannelBinds
+ * socket, relays a Send indication and a Data indication, a Send
+ * indication as large as p2pcat's largest datagram, ChannelBinds
  * and relays ChannelData both ways, and ends with Refresh (lifetime 0).
  * Every response must be a success whose MESSAGE-INTEGRITY matches.
  * One line per step on stdout; exit 0 when all passed, 1 otherwise.
@@ -235,13 +236,13 @@ main(int argc, char **argv)
 {
 	struct sockaddr_storage local, peer_addr, mapped, relayed, from;
 	struct sockaddr_in server = { .sin_family = AF_INET };
-	uint8_t buf[2048];
+	uint8_t buf[2048], big[1428];
 	struct stun_view v;
 	struct stun_msg m;
 	const uint8_t *data;
 	uint32_t lifetime;
 	uint16_t ch;
-	size_t len;
+	size_t len, i;
 	ssize_t n;
 	char *end;
 	long port;
@@ -340,6 +341,24 @@ main(int argc, char **argv)
 		return 1;
 	}
 	printf("send and data indications relayed\n");
+
+	/* The largest datagram p2pcat sends (punch.c's DGRAM_MAX) fits a Send
+	 * indication, and the peer gets all of it. */
+	for (i = 0; i < sizeof big; i++)
+		big[i] = (uint8_t)(i * 7 + 1);
+	stun_init(&m, STUN_TYPE(STUN_SEND, STUN_INDICATION), NULL);
+	stun_add_addr(&m, STUN_ATTR_XOR_PEER_ADDRESS, (struct sockaddr *)&peer_addr);
+	stun_add(&m, STUN_ATTR_DATA, big, sizeof big);
+	if (stun_finish(&m, NULL, 0, 0) != 0 || send(fd, m.buf, m.len, 0) != (ssize_t)m.len) {
+		log_err("Send: a %zu-byte datagram does not fit a Send indication", sizeof big);
+		return 1;
+	}
+	if ((n = recv_until(peer, buf, sizeof(buf), RECV_TIMEOUT_US, &from)) != (ssize_t)sizeof big ||
+	    memcmp(buf, big, sizeof big) != 0 || !same_addr(&from, &relayed)) {
+		log_err("Send: the peer did not get the %zu-byte datagram", sizeof big);
+		return 1;
+	}
+	printf("send indication of %zu bytes relayed\n", sizeof big);
 
 	if (request("ChannelBind", STUN_CHANNEL_BIND, bind_attrs, &peer_addr,
 	    buf, sizeof(buf), &v) != 0)

@@ -536,6 +536,32 @@ test_attributes(void)
 	stun_init(&m, STUN_TYPE(STUN_BINDING, STUN_ERROR), NULL);
 	CHECK(stun_add_error(&m, 700, "x") == -1);
 
+	/* A Send indication with the largest datagram p2pcat sends (1428
+	 * bytes: punch.c's DGRAM_MAX) to an IPv6 peer fits, and reads back. */
+	{
+		struct sockaddr_in6 peer = { .sin6_family = AF_INET6,
+		    .sin6_port = htons(50000) };
+		struct sockaddr_storage got;
+		uint8_t dg[1428];
+		const uint8_t *d;
+		size_t dlen, i;
+
+		for (i = 0; i < sizeof dg; i++)
+			dg[i] = (uint8_t)(i * 7 + 1);
+		inet_pton(AF_INET6, "2001:db8::7", &peer.sin6_addr);
+		stun_init(&m, STUN_TYPE(STUN_SEND, STUN_INDICATION), NULL);
+		CHECK(stun_add_addr(&m, STUN_ATTR_XOR_PEER_ADDRESS,
+		    (const struct sockaddr *)&peer) == 0);
+		CHECK(stun_add(&m, STUN_ATTR_DATA, dg, sizeof dg) == 0);
+		CHECK(stun_finish(&m, NULL, 0, 0) == 0 && m.len == 20 + 24 + 4 + 1428);
+		CHECK(stun_parse(m.buf, m.len, &v) == 0);
+		CHECK(stun_get_addr(&v, STUN_ATTR_XOR_PEER_ADDRESS, &got) == 0 &&
+		    memcmp(&((struct sockaddr_in6 *)&got)->sin6_addr, &peer.sin6_addr, 16) == 0 &&
+		    ((struct sockaddr_in6 *)&got)->sin6_port == peer.sin6_port);
+		CHECK((d = stun_get(&v, STUN_ATTR_DATA, &dlen)) != NULL && dlen == sizeof dg &&
+		    memcmp(d, dg, dlen) == 0);
+	}
+
 	/* The buffer's end: the last attribute that fits, then refusal. */
 	stun_init(&m, STUN_TYPE(STUN_SEND, STUN_INDICATION), NULL);
 	CHECK(stun_add(&m, STUN_ATTR_DATA, payload, STUN_MSG_MAX - 20 - 4 - 8) == 0);
