@@ -35,6 +35,7 @@
 #define ABORT_LINGER_US	1000000	/* at most, after aborting */
 #define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
 #define CMD_GRACE_US	2000000	/* a command's time to exit once the session is over */
+#define WAIT_RECHECK_US	50000	/* how often a waiting session asks again */
 
 /* Where the peer's bytes go. */
 struct out {
@@ -182,6 +183,25 @@ pump_report(struct session *s)
 	    (unsigned long long)st.mtu, (unsigned long long)sess_dropped(s));
 }
 
+/* The peer is gone or broke the protocol (stream error err, not
+ * STREAM_OK, nor a CLOSE_DONE): say so; the exit status. */
+static int
+peer_gone(struct session *s, const struct pump_conf *c, int err)
+{
+	struct stream *st = sess_stream(s);
+
+	if (err == STREAM_ABORTED) {
+		log_err("%s", close_reason(stream_close_code(st)));
+		return stream_close_code(st) == CLOSE_BUSY ? EXIT_NOCONN : EXIT_LOST;
+	}
+	if (err == STREAM_IDLE) {
+		log_err("connection lost: nothing from the peer for %g s", c->idle_s);
+		return EXIT_LOST;
+	}
+	log_err("connection failed: the peer broke the protocol");
+	return abort_session(s, CLOSE_IO, EXIT_LOST);
+}
+
 /* A session's command (-e, -c), once it is running. */
 struct cmd {
 	pid_t pid;			/* -1: none */
@@ -219,6 +239,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
 	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
 	bool wclosed = false, started = false, oclosed = false;
+	bool granted = false, waited = false;
 	struct stream *st = NULL;
 	struct pollfd pfd[3];
 	char desc[128];
@@ -251,9 +272,20 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			if (!started) {
 				started = true;
 				log_v(1, "connected: %s", sess_describe(s, desc, sizeof desc));
-				if (c->on_connect &&
-				    (code = c->on_connect(c->ctx, s, c)) != 0)
+			}
+			if (!granted) {
+				code = c->on_connect ? c->on_connect(c->ctx, s, c) : 0;
+				if (code == PUMP_WAIT) {
+					if (!waited)
+						log_v(1, "waiting for the session before ours to end");
+					waited = true;
+					if ((err = stream_error(st)) != STREAM_OK)
+						return peer_gone(s, c, err);
+					goto wait;
+				}
+				if (code != 0)
 					return abort_session(s, code, EXIT_NOCONN);
+				granted = true;
 				if (c->cmd && cmd_start(s, c, cmd) == -1)
 					return abort_session(s, CLOSE_IO, EXIT_LOST);
 				if (c->out_fd != out->orig) {
@@ -312,15 +344,8 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					log_err("the peer closed before its data ended");
 					return EXIT_LOST;
 				}
-			} else if (err == STREAM_ABORTED) {
-				log_err("%s", close_reason(stream_close_code(st)));
-				return stream_close_code(st) == CLOSE_BUSY ? EXIT_NOCONN : EXIT_LOST;
-			} else if (err == STREAM_IDLE) {
-				log_err("connection lost: nothing from the peer for %g s", c->idle_s);
-				return EXIT_LOST;
 			} else if (err != STREAM_OK) {
-				log_err("connection failed: the peer broke the protocol");
-				return abort_session(s, CLOSE_IO, EXIT_LOST);
+				return peer_gone(s, c, err);
 			} else if (in_done && c->send_only && out_done) {
 				/* Tell the peer we are gone, not lost. */
 				stream_abort(st, CLOSE_DONE);
@@ -331,16 +356,17 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 				return EXIT_OK;
 		}
 
+wait:
 		n = 0;
 		pfd[n].fd = sess_fd(s);
 		pfd[n].events = sess_events(s);
 		n++;
-		if (st && !*c->in_eof && !c->recv_only && inoff == inlen) {
+		if (granted && !*c->in_eof && !c->recv_only && inoff == inlen) {
 			pfd[n].fd = c->in_fd;
 			pfd[n].events = POLLIN;
 			ip = n++;
 		}
-		if (st && outoff < outlen) {
+		if (granted && outoff < outlen) {
 			pfd[n].fd = out->fd;
 			pfd[n].events = POLLOUT;
 			op = n++;
@@ -348,6 +374,8 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 		t = sess_deadline(s);
 		if (!sess_connected(s) && connect_deadline < t)
 			t = connect_deadline;
+		if (waited && !granted && now_us() + WAIT_RECHECK_US < t)
+			t = now_us() + WAIT_RECHECK_US;
 		if (poll(pfd, n, timeout_ms(t, now_us())) == -1) {
 			if (errno == EINTR)
 				continue;

@@ -13,9 +13,11 @@
 struct session;
 struct pump_conf;
 
-/* Called once, when the session is connected (the peer proved its keys),
- * before any data moves: 0 to go on, or a CLOSE code to abort the session
- * with (the peer is told).  It may set c->in_fd and c->out_fd. */
+/* Called when the session is connected (the peer proved its keys), before
+ * any data moves: 0 to go on, a CLOSE code to abort the session with (the
+ * peer is told), or PUMP_WAIT to be asked again in a moment, the session
+ * kept alive meanwhile.  It may set c->in_fd and c->out_fd. */
+#define PUMP_WAIT	(-1)
 typedef int (*pump_connect_fn)(void *ctx, struct session *s, struct pump_conf *c);
 
 struct pump_conf {

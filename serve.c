@@ -16,7 +16,8 @@
  * caller that the listener is busy.  Sessions on stdin and stdout have
  * one slot: while a session has them, the parent leaves further offers in
  * the store, as a listener that served one session at a time always did,
- * to be taken when it ends, if their callers still wait.  Sessions that
+ * to be taken when it ends, if their callers still wait; with -k, a child
+ * that connects meanwhile waits for its turn, its session kept alive.  Sessions that
  * run a command each (-e, -c) have --max-conns slots, and the parent goes
  * on taking offers, so that a caller over the limit is told at once.
  *
@@ -232,6 +233,9 @@ kid_connect(void *ctx, struct session *s, struct pump_conf *c)
 		sv->sh->slot[i] = getpid();
 	pthread_mutex_unlock(&sv->sh->mu);
 	if (i == n) {
+		/* With -k, sessions on stdin and stdout take turns. */
+		if (!sv->c->pump->cmd && sv->c->keep)
+			return PUMP_WAIT;
 		if (sv->c->pump->cmd)
 			log_err("refusing a caller: %d sessions are running "
 			    "(--max-conns)", n);
