@@ -3,6 +3,7 @@
 #define UTIL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* How much -v was given; diagnostics above it are not printed. */
@@ -21,6 +22,15 @@ void log_v(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  * file that is not regular, or one that group or others may access is
  * refused.  The caller wipes buf. */
 long util_read_private(const char *path, const char *what, char *buf, size_t cap);
+
+/* Text from outside (names, keys and lines from files, file names in
+ * the store, servers' messages) made safe to show on a terminal, into
+ * buf: printable ASCII and well-formed UTF-8 stay; control characters
+ * (C0, DEL, C1), bidirectional overrides, bytes that are not UTF-8 and
+ * the backslash become C escapes (\n, \x1b, \u202e, \\).  Cut short with
+ * "..." when buf is full.  Returns buf.  Every message goes through it
+ * (log_err and the others), so a caller never needs to. */
+const char *util_escape(const char *s, char *buf, size_t size);
 
 /* Lock a robust mutex; one whose holder died is taken over (what it
  * guards is a few counters, consistent enough for that). */
