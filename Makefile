@@ -48,6 +48,7 @@ tests/tool_stunc: stun.o util.o hash.o
 tests/unit_firestore: signal.o
 tests/unit_session: punch.o turnchan.o crypto.o stream.o stun.o hash.o signal.o firestore.o
 tests/unit_turnchan: punch.o stun.o hash.o
+tests/unit_trust: crypto.o signal.o firestore.o
 tests/unit_signal: firestore.o
 # tests/tun.c: the TUN device, signals and random stream of the TUN tools.
 tests/tool_netem tests/tool_mitm: tests/tun.o

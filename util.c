@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -195,6 +196,72 @@ util_read_private(const char *path, const char *what, char *buf, size_t cap)
 out:
 	close(fd);
 	return n;
+}
+
+int
+util_read_trusted(const char *path, const char *what, int nofollow, size_t max,
+    char **buf, size_t *len)
+{
+	struct stat st;
+	char *b = NULL;
+	size_t n = 0;
+	ssize_t r;
+	int fd, ret = -1;
+
+	*buf = NULL;
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+	    (nofollow ? O_NOFOLLOW : 0))) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP && nofollow)
+			log_err("%s `%s' is a symbolic link; refusing it", what, path);
+		else
+			log_errno("cannot read %s `%s'", what, path);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		log_errno("cannot read %s `%s'", what, path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_err("%s `%s' is not a regular file", what, path);
+		goto out;
+	}
+	if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {
+		log_err("%s `%s' may be changed by others (owner %u, mode %03o): it must "
+		    "belong to you or root, and group and others must not write it "
+		    "(chmod go-w it)", what, path, (unsigned)st.st_uid,
+		    (unsigned)(st.st_mode & 0777));
+		goto out;
+	}
+	if ((b = malloc(max + 1)) == NULL) {
+		log_errno("malloc");
+		goto out;
+	}
+	/* One byte more than max tells a file that is too large. */
+	while (n <= max && (r = read(fd, b + n, max + 1 - n)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno("cannot read %s `%s'", what, path);
+			goto out;
+		}
+		n += (size_t)r;
+	}
+	if (n > max) {
+		log_err("%s `%s' is larger than %zu bytes", what, path, max);
+		goto out;
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL;
+	ret = 1;
+out:
+	free(b);
+	close(fd);
+	return ret;
 }
 
 uint64_t

@@ -23,6 +23,16 @@ void log_v(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  * refused.  The caller wipes buf. */
 long util_read_private(const char *path, const char *what, char *buf, size_t cap);
 
+/* Read a file that says whom to trust (known_peers, an --allow list)
+ * into *buf (malloc'd, NUL-terminated; *len bytes, at most max; the
+ * caller frees it): 1, 0 when it does not exist, or -1 after printing
+ * why, naming it by what.  Others may read such a file, but nobody else
+ * may change it: refused unless it is a regular file owned by us or by
+ * root that group and others cannot write, as ssh treats authorized_keys.
+ * nofollow: a symbolic link is refused too (for files p2pcat writes). */
+int util_read_trusted(const char *path, const char *what, int nofollow, size_t max,
+    char **buf, size_t *len);
+
 /* Text from outside (names, keys and lines from files, file names in
  * the store, servers' messages) made safe to show on a terminal, into
  * buf: printable ASCII and well-formed UTF-8 stay; control characters

@@ -112,20 +112,22 @@ listen bob
 call alice
 session_ok "first contact"
 has "$T/c.err" "first contact with \`bob': trusting its key $BOBFP (added to \`$KP')"
-check_eq "known_peers after the first contact" "$(cat "$KP")" "bob $BOB"
+check_eq "known_peers after the first contact" "$(cat "$KP")" "bob $BOB dir:$T/rv"
 check_eq "known_peers mode" "$(mode "$KP")" 600
 
 # Second contact, the caller named (P2PCAT_NAME): silent on the caller's
-# side; the listener records the caller by that name.
+# side; the listener records the caller by that name, in known_callers:
+# a name a caller claims is not one to call.
 listen bob
 CENV=P2PCAT_NAME=alice
 call alice
 CENV=
 session_ok "second contact"
 no_output "$T/c.err" "second contact on the caller's stderr"
-check_eq "known_peers after the second contact" "$(cat "$KP")" "bob $BOB"
-has "$T/l.err" "first contact with \`alice'"
-check_eq "bob's known_peers" "$(cat "$T/bob/.config/p2pcat/known_peers")" "alice $ALICE"
+check_eq "known_peers after the second contact" "$(cat "$KP")" "bob $BOB dir:$T/rv"
+has "$T/l.err" "first contact with \`alice', the name a caller gave"
+check_eq "bob's known_callers" "$(cat "$T/bob/.config/p2pcat/known_callers")" "alice $ALICE dir:$T/rv"
+[ -e "$T/bob/.config/p2pcat/known_peers" ] && fail "a caller's name went into bob's known_peers"
 
 # Someone else (another key) listens as bob: exit 4, nothing printed, and
 # the listener gets nothing from us.
@@ -141,7 +143,7 @@ no_output "$T/c.out" "caller on a changed key"
 wait_for 10 grep -q "did not connect" "$T/l.err" || fail "listener: $(cat "$T/l.err")"
 stop_listener
 no_output "$T/l.out" "the impostor"
-check_eq "known_peers after the mismatch" "$(cat "$KP")" "bob $BOB"
+check_eq "known_peers after the mismatch" "$(cat "$KP")" "bob $BOB dir:$T/rv"
 cp "$T/lin.bob" "$T/lin"
 echo "known_peers: ok"
 
@@ -205,7 +207,7 @@ listen bob2 --secret-file "$T/secret.b"
 call alice --secret-file "$T/secret"
 session_ok "same passphrase, another key than known_peers has"
 grep -q "KEY MISMATCH" "$T/c.err" && fail "known_peers consulted in passphrase mode"
-check_eq "known_peers after passphrase mode" "$(cat "$KP")" "bob $BOB"
+check_eq "known_peers after passphrase mode" "$(cat "$KP")" "bob $BOB dir:$T/rv"
 # P2PCAT_SECRET on both sides, then one side each way; no trailing newline.
 ESECRET='tr0ub4dor-and-3'
 LENV=P2PCAT_SECRET=$ESECRET CENV=P2PCAT_SECRET=$ESECRET
