@@ -423,6 +423,7 @@ sess_setup(struct sess_conf *sc, const struct opts *o,
 {
 	memset(sc, 0, sizeof *sc);
 	sc->caller = caller;
+	sc->dgram = o->udp;
 	sc->self = caller ? o->name : NULL;
 	sc->id = id;
 	sc->secret = o->secret;
@@ -513,6 +514,7 @@ caller(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
 	if (r == -1)
 		goto out;
 	if (sess_take_answer(s, ans->blob, ans->len) == -1) {
+		sess_cancel(s);
 		ret = pump_status(s);
 		goto out;
 	}
