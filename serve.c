@@ -28,10 +28,10 @@
  * guess.  The child that refused it exits with KID_PASSPHRASE, and the
  * parent then takes no offer for a while, twice as long after each
  * failure in a row, and works on one offer at a time until a caller
- * connects: a guesser gets the offers taken at once (max_kids), then 10
- * more in 17 minutes (pauses of 1, 2, ... 512 s), then one every
- * BACKOFF_MAX_US, 96 a day; each session that connects starts the count
- * again.  Callers cannot be told apart
+ * connects: a guesser gets at most the offers taken at once (max_kids),
+ * at most 10 more in 17 minutes (pauses of 1, 2, ... 512 s), then one
+ * every BACKOFF_MAX_US, 96 a day; each session that connects starts the
+ * count again.  Callers cannot be told apart
  * before they prove something (their addresses are their own word), so
  * the listener as a whole slows down, for everyone: who can post offers
  * can delay a listener, as who can delete them can stop it.
