@@ -924,7 +924,7 @@ sess_linger(struct session *s)
 	while ((now = now_us()) < end && now < quiet) {
 		struct pollfd pfd = { .fd = punch_fd(s->punch), .events = POLLIN };
 
-		if (poll(&pfd, 1, timeout_ms(quiet, now)) <= 0)
+		if (poll(&pfd, 1, timeout_ms(quiet < end ? quiet : end, now)) <= 0)
 			continue;
 		sent = s->nrefused;
 		recv_all(s, now_us());
