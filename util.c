@@ -69,9 +69,9 @@ util_escape(const char *str, char *buf, size_t size)
 		size_t plen;
 
 		n = 1;
-		if (*s == '\\' || *s == '\n' || *s == '\r' || *s == '\t') {
+		if (*s == '\n' || *s == '\r' || *s == '\t') {
 			e[0] = '\\';
-			e[1] = *s == '\\' ? '\\' : *s == '\n' ? 'n' : *s == '\r' ? 'r' : 't';
+			e[1] = *s == '\n' ? 'n' : *s == '\r' ? 'r' : 't';
 			e[2] = '\0';
 		} else if (*s >= 0x20 && *s < 0x7f) {
 			e[0] = *s;

@@ -36,10 +36,12 @@ int util_read_trusted(const char *path, const char *what, int nofollow, size_t m
 /* Text from outside (names, keys and lines from files, file names in
  * the store, servers' messages) made safe to show on a terminal, into
  * buf: printable ASCII and well-formed UTF-8 stay; control characters
- * (C0, DEL, C1), bidirectional overrides, bytes that are not UTF-8 and
- * the backslash become C escapes (\n, \x1b, \u202e, \\).  Cut short with
- * "..." when buf is full.  Returns buf.  Every message goes through it
- * (log_err and the others), so a caller never needs to. */
+ * (C0, DEL, C1), bidirectional overrides and bytes that are not UTF-8
+ * become C escapes (\n, \x1b, \u202e).  A backslash stays as it is: the
+ * point is a terminal that nothing acts on, and text a module quoted its
+ * own way (signal.c's \ooo) stays readable.  Cut short with "..." when
+ * buf is full.  Returns buf.  Every message goes through it (log_err and
+ * the others), so a caller never needs to. */
 const char *util_escape(const char *s, char *buf, size_t size);
 
 /* Lock a robust mutex; one whose holder died is taken over (what it

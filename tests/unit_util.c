@@ -31,11 +31,11 @@ main(void)
 {
 	esc("plain name-1.x_y", 256, "plain name-1.x_y");
 	esc("", 256, "");
-	/* C0 controls, DEL, the backslash. */
+	/* C0 controls and DEL; a backslash stays (quoting of its own). */
 	esc("a\033[2Jb", 256, "a\\x1b[2Jb");
 	esc("l1\nl2\r\t", 256, "l1\\nl2\\r\\t");
 	esc("\x01\x7f", 256, "\\x01\\x7f");
-	esc("back\\slash", 256, "back\\\\slash");
+	esc("back\\slash \\033", 256, "back\\slash \\033");
 	/* UTF-8: kept when well-formed and harmless. */
 	esc("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", 256, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
 	/* C1 controls (CSI U+009B), bidi overrides and isolates, separators. */
