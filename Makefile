@@ -48,6 +48,7 @@ tests/tool_stunc: stun.o util.o hash.o
 tests/unit_firestore: signal.o
 tests/unit_session: punch.o turnchan.o crypto.o stream.o stun.o hash.o signal.o firestore.o
 tests/unit_turnchan: punch.o stun.o hash.o
+tests/unit_trust: crypto.o signal.o firestore.o
 tests/unit_signal: firestore.o
 # tests/tun.c: the TUN device, signals and random stream of the TUN tools.
 tests/tool_netem tests/tool_mitm: tests/tun.o
@@ -64,6 +65,9 @@ tests/fuzz_stun: tests/fuzz_stun.c stun.c hash.c util.c
 	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libsodium)
 # signal.c names every backend: the fuzzer links all of the library.
 tests/fuzz_dirfile: tests/fuzz_dirfile.c $(filter-out p2pcat.c,$(SRCS))
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
+tests/fuzz_trust: tests/fuzz_trust.c $(filter-out p2pcat.c,$(SRCS))
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
 

@@ -30,6 +30,7 @@
 #include "serve.h"
 #include "session.h"
 #include "signal.h"
+#include "trust.h"
 #include "util.h"
 
 #define P2PCAT_VERSION	"0.1"
@@ -64,6 +65,8 @@ struct opts {
 	bool shell;			/* it was -c */
 	bool allow_any;			/* --allow-any */
 	int max_conns;			/* --max-conns; 0: not given */
+	struct trust_conf trust;	/* whom we talk to (trust.h) */
+	char known_peers[PATH_MAX], known_callers[PATH_MAX];
 };
 
 static volatile sig_atomic_t stop_sig;
@@ -357,151 +360,31 @@ read_secret(struct opts *o)
 	return ret;
 }
 
-/* Whether file (an --allow list: one key or fingerprint a line, `#'
- * comments) names pub: 1 yes, 0 no, -1 unreadable. */
+/* What trust.c decides by, checked now rather than when a peer is there;
+ * 0 or -1. */
 static int
-allowed(const char *file, const uint8_t pub[CRYPTO_KEY_LEN])
+trust_setup(struct opts *o)
 {
-	char line[256];
-	int found = 0;
-	FILE *f;
+	struct trust_conf *t = &o->trust;
 
-	if ((f = fopen(file, "re")) == NULL) {
-		log_errno("cannot read `%s'", file);
-		return -1;
-	}
-	while (!found && fgets(line, sizeof line, f) != NULL) {
-		char *k = line + strspn(line, " \t");
-
-		k[strcspn(k, " \t\r\n#")] = '\0';
-		found = *k && crypto_key_matches(k, pub);
-	}
-	fclose(f);
-	return found;
+	t->listener = o->listen;
+	t->called = o->peer;
+	t->store = o->signal;
+	t->pin = o->peer_key;
+	t->allow = o->allow;
+	t->passphrase = o->secret != NULL;
+	if (config_path(o->known_peers, sizeof o->known_peers, "known_peers") == 0)
+		t->known_peers = o->known_peers;
+	if (config_path(o->known_callers, sizeof o->known_callers, "known_callers") == 0)
+		t->known_callers = o->known_callers;
+	return trust_check(t);
 }
 
-/* known_peers: `name key' lines.  Whether name is known there: 1 with its
- * key text in key, 0 not known, -1 unreadable. */
-static int
-known_lookup(const char *path, const char *name, char key[CRYPTO_KEY_B64_LEN + 1])
-{
-	char line[512];
-	int found = 0;
-	FILE *f;
-
-	if ((f = fopen(path, "re")) == NULL)
-		return errno == ENOENT ? 0 : (log_errno("cannot read `%s'", path), -1);
-	while (!found && fgets(line, sizeof line, f) != NULL) {
-		char *n = strtok(line, " \t\r\n"), *k = strtok(NULL, " \t\r\n");
-
-		if (n && k && *n != '#' && strcmp(n, name) == 0 &&
-		    strlen(k) == CRYPTO_KEY_B64_LEN) {
-			memcpy(key, k, CRYPTO_KEY_B64_LEN + 1);
-			found = 1;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
-/* Record name's key in known_peers (created 0600); 0 or -1. */
-static int
-known_add(const char *path, const char *name, const char *key)
-{
-	char dir[PATH_MAX], *slash;
-	FILE *f;
-	int fd;
-
-	snprintf(dir, sizeof dir, "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL) {
-		*slash = '\0';
-		mkdir(dir, 0700);
-	}
-	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-	    0600)) == -1 || (f = fdopen(fd, "a")) == NULL) {
-		log_errno("cannot write `%s'", path);
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	fprintf(f, "%s %s\n", name, key);
-	return fclose(f) == 0 ? 0 : -1;
-}
-
-/*
- * Trust, as ssh does it: a pinned key (--peer-key) or an allow list
- * (--allow) decides alone; otherwise known_peers maps names to keys, the
- * first contact is trusted and recorded, a later mismatch refused.  A
- * caller that gave no name is anonymous: without --allow any key will do.
- * In passphrase mode the passphrase authenticates the peer.
- */
+/* sess_trust_fn: trust.c decides. */
 static int
 trust_peer(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
 {
-	const struct opts *o = ctx;
-	char fp[CRYPTO_FP_LEN + 1], key[CRYPTO_KEY_B64_LEN + 1];
-	char known[CRYPTO_KEY_B64_LEN + 1], path[PATH_MAX];
-	const char *who = o->listen ? "the caller" : "the peer";
-	int r;
-
-	if (!o->listen)
-		name = o->peer;
-	crypto_fingerprint(pub, fp);
-	crypto_key_to_text(pub, key);
-	if (o->secret) {
-		/* The passphrase is proved later, by the keys it went into. */
-		log_v(1, "passphrase mode: %s has key %s", who, fp);
-		return 0;
-	}
-	if (o->peer_key) {
-		if (crypto_key_matches(o->peer_key, pub))
-			return 0;
-		log_err("%s `%s' has key %s, not the one given with --peer-key", who, name, fp);
-		return -1;
-	}
-	if (o->allow) {
-		if ((r = allowed(o->allow, pub)) == 1) {
-			log_v(1, "%s %s is allowed by %s", who, fp, o->allow);
-			return 0;
-		}
-		if (r == 0)
-			log_err("refusing %s: key %s is not in `%s'", who, fp, o->allow);
-		return -1;
-	}
-	if (*name == '\0') {
-		log_v(1, "%s gave no name; its key is %s", who, fp);
-		return 0;
-	}
-	if (config_path(path, sizeof path, "known_peers") == -1) {
-		log_err("cannot find known_peers: set HOME or XDG_CONFIG_HOME");
-		return -1;
-	}
-	if ((r = known_lookup(path, name, known)) == -1)
-		return -1;
-	if (r == 1) {
-		if (crypto_key_matches(known, pub)) {
-			log_v(1, "%s `%s' has its known key %s", who, name, fp);
-			return 0;
-		}
-		log_err("KEY MISMATCH: `%s' is known by another key in `%s', now it "
-		    "has %s.  Someone may be impersonating it, or its key changed: if "
-		    "you know it did, remove its line from that file.", name, path, fp);
-		return -1;
-	}
-	log_err("first contact with `%s': trusting its key %s (added to `%s')",
-	    name, fp, path);
-	return known_add(path, name, key);
-}
-
-/* A public key as `p2pcat --id' prints it, or its fingerprint. */
-static bool
-valid_key_text(const char *text)
-{
-	uint8_t k[CRYPTO_KEY_LEN];
-
-	if (crypto_key_from_text(text, k) == 0)
-		return true;
-	return strncmp(text, "SHA256:", 7) == 0 && strlen(text) == CRYPTO_FP_LEN;
+	return trust_decide(ctx, name, pub);
 }
 
 /* Our long-term key: created on first use under the config directory. */
@@ -540,13 +423,14 @@ sess_setup(struct sess_conf *sc, const struct opts *o,
 {
 	memset(sc, 0, sizeof *sc);
 	sc->caller = caller;
+	sc->dgram = o->udp;
 	sc->self = caller ? o->name : NULL;
 	sc->id = id;
 	sc->secret = o->secret;
 	sc->secretlen = o->secretlen;
 	sc->cipher = o->cipher;
 	sc->trust = trust_peer;
-	sc->trust_ctx = (void *)o;
+	sc->trust_ctx = (void *)&o->trust;
 	sc->punch.port = o->port;
 	sc->punch.caller = caller;
 	sc->punch.nstun = o->nstun;
@@ -630,6 +514,7 @@ caller(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
 	if (r == -1)
 		goto out;
 	if (sess_take_answer(s, ans->blob, ans->len) == -1) {
+		sess_cancel(s);
 		ret = pump_status(s);
 		goto out;
 	}
@@ -722,7 +607,7 @@ main(int argc, char *argv[])
 			ret = EXIT_OK;
 			goto out;
 		case 'K':
-			if (!valid_key_text(optarg)) {
+			if (!trust_valid_key(optarg)) {
 				log_err("bad key `%s': want what p2pcat --id prints, or a "
 				    "SHA256: fingerprint", optarg);
 				goto fail;
@@ -872,7 +757,7 @@ main(int argc, char *argv[])
 		log_err("bad name `%s' in P2PCAT_NAME or the config", o.name);
 		goto fail;
 	}
-	if (read_secret(&o) == -1)
+	if (read_secret(&o) == -1 || trust_setup(&o) == -1)
 		goto fail;
 	/* A command for every caller is a shell for every caller: say who. */
 	if (o.listen && o.cmd && !o.allow && !o.peer_key && !o.secret && !o.allow_any) {

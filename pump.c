@@ -161,8 +161,14 @@ abort_session(struct session *s, uint32_t code, int status)
 int
 pump_status(const struct session *s)
 {
-	if (sess_error(s) == SESS_AUTH)
+	switch (sess_error(s)) {
+	case SESS_AUTH:
+	case SESS_PASSPHRASE:
+	case SESS_CANCELLED:
 		return EXIT_AUTH;
+	case SESS_MODE:
+		return EXIT_USAGE;
+	}
 	return sess_connected(s) ? EXIT_LOST : EXIT_NOCONN;
 }
 
@@ -432,5 +438,6 @@ pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
 	} else {
 		out_release(&out);
 	}
+	sess_linger(s);
 	return ret;
 }

@@ -23,6 +23,18 @@
  *
  * The children also share the budget for birthday probes (punch.h), and
  * whether stdin has ended, which stays so across -k sessions.
+ *
+ * In passphrase mode each caller that fails the passphrase is one online
+ * guess.  The child that refused it exits with KID_PASSPHRASE, and the
+ * parent then takes no offer for a while, twice as long after each
+ * failure in a row, and works on one offer at a time until a caller
+ * connects: a guesser gets at most the offers taken at once (max_kids),
+ * at most 10 more in 17 minutes (pauses of 1, 2, ... 512 s), then one
+ * every BACKOFF_MAX_US, 96 a day; each session that connects starts the
+ * count again.  Callers cannot be told apart
+ * before they prove something (their addresses are their own word), so
+ * the listener as a whole slows down, for everyone: who can post offers
+ * can delay a listener, as who can delete them can stop it.
  */
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -48,6 +60,13 @@
 #include "util.h"
 
 #define STOP_GRACE_US	2000000	/* children have this long to end on SIGTERM */
+/* A child's exit status that only the parent sees: its caller failed the
+ * passphrase.  Apart from p2pcat.h's. */
+#define KID_PASSPHRASE	64
+/* After n failed passphrases in a row, no offer is taken for
+ * BACKOFF_MIN_US * 2^(n-1), at most BACKOFF_MAX_US. */
+#define BACKOFF_MIN_US	1000000ULL
+#define BACKOFF_MAX_US	(900ULL * 1000000)
 
 /* Messages from a child to the parent. */
 enum { UP_WAKE = 'W', UP_ANSWER = 'A', UP_SLOT = 'S' };
@@ -86,6 +105,8 @@ struct serve {
 	pid_t served_pid;
 	int status;			/* that session's exit status */
 	bool served_done;
+	int failures;			/* failed passphrases in a row */
+	uint64_t backoff_until;		/* no offer is taken before (now_us()) */
 };
 
 /* The parent's end of the children's socket, for the SIGCHLD handler. */
@@ -283,6 +304,8 @@ kid_main(struct serve *sv, const struct sig_msg *offer)
 	pc.busy = &kid_busy;
 	ret = pump_run(s, &pc, deadline);
 	pump_report(s);
+	if (sess_error(s) == SESS_PASSPHRASE)
+		ret = KID_PASSPHRASE;
 out:
 	free(m);
 	sess_free(s);
@@ -398,10 +421,27 @@ take_msgs(struct serve *sv, struct sig *sig)
 				k->answered = true;
 			else
 				kill(k->pid, SIGTERM);
-		} else if (m.type == UP_SLOT && !sv->c->keep && !sv->served) {
-			settle_on(sv, k->pid);
+		} else if (m.type == UP_SLOT) {
+			/* A caller proved the passphrase (if any). */
+			sv->failures = 0;
+			if (!sv->c->keep && !sv->served)
+				settle_on(sv, k->pid);
 		}
 	}
+}
+
+/* A caller failed the passphrase: back off. */
+static void
+backoff(struct serve *sv)
+{
+	uint64_t d = BACKOFF_MAX_US;
+
+	sv->failures++;
+	if (sv->failures <= 30 && (BACKOFF_MIN_US << (sv->failures - 1)) < d)
+		d = BACKOFF_MIN_US << (sv->failures - 1);
+	sv->backoff_until = now_us() + d;
+	log_err("a caller failed the passphrase (%d in a row): taking no offer for %g s",
+	    sv->failures, d / 1e6);
 }
 
 /* Reap the children that have ended and delete what they left in the
@@ -428,15 +468,16 @@ reap(struct serve *sv, struct sig *sig)
 				settle_on(sv, pid);
 		}
 		pthread_mutex_unlock(&sv->sh->mu);
-		if (sv->served && pid == sv->served_pid) {
+		if (status == KID_PASSPHRASE) {
+			backoff(sv);
+		} else if (sv->served && pid == sv->served_pid) {
 			sv->status = status;
 			sv->served_done = true;
-		} else if (status == EXIT_NOCONN || status == EXIT_AUTH) {
-			/* A caller that never arrived, or that we refused,
-			 * is no session served: a stranger cannot end the
-			 * listener. */
-			log_err("the caller of offer %s %s", k->id,
-			    status == EXIT_AUTH ? "was refused" : "did not connect");
+		} else if (status == EXIT_NOCONN) {
+			/* A caller that never arrived, or that we refused (the
+			 * child said why), is no session served: a stranger
+			 * cannot end the listener. */
+			log_err("the caller of offer %s did not connect", k->id);
 		}
 		memset(k, 0, sizeof *k);
 		sv->nkids--;
@@ -477,6 +518,9 @@ accepting(struct serve *sv)
 	bool full;
 
 	if (sv->served || sv->nkids >= sv->c->max_kids)
+		return false;
+	/* After a failed passphrase: a pause, then one guess at a time. */
+	if (now_us() < sv->backoff_until || (sv->failures > 0 && sv->nkids > 0))
 		return false;
 	if (sv->c->pump->cmd)
 		return true;	/* a caller over the limit is told */
@@ -519,8 +563,10 @@ serve_run(struct serve *sv, struct sig *sig)
 		}
 		if (!accepting(sv)) {
 			struct pollfd pfd = { .fd = sv->up[0], .events = POLLIN };
+			uint64_t now = now_us();
 
-			if (poll(&pfd, 1, -1) == -1 && errno != EINTR) {
+			if (poll(&pfd, 1, now < sv->backoff_until ?
+			    timeout_ms(sv->backoff_until, now) : -1) == -1 && errno != EINTR) {
 				log_errno("poll");
 				break;
 			}

@@ -4,22 +4,44 @@
  * The handshake is Noise_XX_25519_ChaChaPoly_BLAKE2b (crypto.c) spread
  * over the rendezvous and the path:
  *
- *	offer  (store)	version | CID | NAME? | CAND... | CIPHERS | CPACE? |
+ *	offer  (store)	version | CID | CAND... | CIPHERS | CANCEL | CPACE? |
  *			NOISE(msg 1: e)
  *	answer (store)	version | CPACE? | NOISE(msg 2: e, ee, s, es; payload
- *			CID | CAND... | CIPHER)
- *	HELLO  (UDP)	hdr | caller's cid | msg 3 (s, se)
+ *			CID | CAND... | CIPHER | IDLE | MODE)
+ *	HELLO  (UDP)	hdr | caller's cid | msg 3 (s, se; payload NAME? | IDLE |
+ *			MODE | CONFIRM?)
  *
  * Blobs are a version byte and TLVs (type 1 byte, length 2 bytes); NOISE
  * comes last.  The prologue is "p2pcat/1", the listener's name and the
  * offer id, NUL-separated, then every offer byte before its NOISE TLV:
  * the handshake fails if anyone changed the offer, moved it to another
  * name or replayed it under another id.  The listener's candidates ride
- * encrypted in message 2, so the store sees only ephemeral keys, the
- * caller's addresses and ciphertext.  The caller sends message 3 in its
- * probes, so the handshake costs no extra trip through the store; the
- * listener, once message 3 checks out, answers with an authenticated
- * packet, and only authenticated packets choose a path.
+ * encrypted in message 2 and the caller's name in message 3, so the store
+ * sees only ephemeral keys, the caller's addresses and ciphers, a hash
+ * and ciphertext.  The caller sends message 3 in its probes, so the
+ * handshake costs no extra trip through the store; the listener, once
+ * message 3 checks out, answers with an authenticated packet, and only
+ * authenticated packets choose a path.
+ *
+ * Each side tells the other its idle timeout (IDLE, ms) and whether it
+ * wants datagrams (MODE): keepalives go at a third of the shorter
+ * timeout, so that neither side's runs out while the session is quiet,
+ * and a -u side never meets a stream side unnoticed.
+ *
+ * Neither side waits in the dark when the other refuses it.  A listener
+ * that refuses a caller after message 3 (its key, its mode, or a failed
+ * passphrase) sends REFUSE, hdr | why | BLAKE2b-128 MAC under a key from
+ * the handshake's Split() before the passphrase goes in: only the
+ * listener the caller authenticated can make it, and it works when the
+ * passphrases differ.  A caller that refuses the answer (the listener's
+ * key or mode) cannot authenticate anything without sending message 3,
+ * which would show its identity to the listener it refused; it sends
+ * CANCEL instead, hdr | why | a random token whose BLAKE2b hash its offer
+ * carried (CANCEL): only the caller knew the token, and the offer is in
+ * the prologue, so a cancel cannot be made for an offer or moved to
+ * another.  Whoever sees the token on the way can change the reason shown
+ * or cancel the same attempt again, no more: nothing a store that can
+ * delete the offer could not do.
  *
  * The record layer's cipher is negotiated as TLS 1.3 negotiates its
  * suite: the offer lists the caller's (CIPHERS, in its order of
@@ -31,7 +53,10 @@
  * In passphrase mode both sides also run CPace (shares in the CPACE TLVs,
  * the offer id as its session id) and mix its key into Split()'s keys:
  * without the passphrase nobody can make or read a packet, and the store
- * learns nothing to guess it with offline.
+ * learns nothing to guess it with offline.  The caller proves the key
+ * first, with CONFIRM in message 3 (a MAC of CPace's key), so that the
+ * listener knows a wrong guess when it sees one and can slow the next
+ * down; the listener gives nothing away before it has checked CONFIRM.
  *
  * A data packet is hdr(6) | pn(8) | sealed stream payload | tag(16), the
  * packet number being the AEAD nonce and hdr | pn the additional data
@@ -58,15 +83,32 @@
 #include "util.h"
 #include "wire.h"
 
-#define BLOB_VERSION	1
+/* 2: the caller's name in message 3, CONFIRM, IDLE, MODE and CANCEL,
+ * which a listener of version 1 could not read or would not ask for. */
+#define BLOB_VERSION	2
 #define TLV_CID		1	/* 4 bytes */
 #define TLV_CAND	2	/* type(1) family(1: 4|6) port(2) address(4|16) */
-#define TLV_NAME	3	/* the caller's name */
+#define TLV_NAME	3	/* in message 3: the caller's name */
 #define TLV_CPACE	4	/* CPace share */
 #define TLV_NOISE	5	/* a Noise handshake message; last */
 #define TLV_CIPHERS	6	/* the caller's record ciphers, 1 byte each */
 #define TLV_CIPHER	7	/* in message 2: the one the listener chose */
+#define TLV_IDLE	8	/* in messages 2 and 3: the idle timeout, ms, 4 bytes */
+#define TLV_MODE	9	/* in messages 2 and 3: 1 datagrams (-u), 0 a stream */
+#define TLV_CONFIRM	10	/* in message 3: MAC of the passphrase's key */
+#define TLV_CANCEL	11	/* in the offer: the hash of the cancel token */
 #define MAX_CIPHERS	8	/* in an offer */
+#define HASH_LEN	32	/* BLAKE2b-256: CONFIRM, CANCEL, the refusal key */
+#define TOKEN_LEN	16	/* the cancel token */
+#define TAG_LEN		16	/* the refusal's MAC */
+#define REFUSE_LEN	(WIRE_HDR + 1 + TAG_LEN)
+#define CANCEL_LEN	(WIRE_HDR + 1 + TOKEN_LEN)
+#define CANCEL_US	500000	/* the caller sends cancels this long */
+#define LINGER_US	1000000	/* the listener repeats a refusal at most this long */
+#define QUIET_US	300000	/* ... and until the caller has been silent this long */
+#define REFUSE_MAX	16	/* refusals sent, at most */
+/* Why a side refuses or gives up, in REFUSE and CANCEL. */
+enum { WHY_KEY = 1, WHY_PASSPHRASE = 2, WHY_MODE = 3 };
 #define PROLOGUE	"p2pcat/1"
 #define PN_LEN		8
 #define HDR_LEN		(WIRE_HDR + PN_LEN)	/* the AEAD's additional data */
@@ -87,12 +129,25 @@ struct session {
 	struct punch *punch;
 	uint32_t my_cid, peer_cid;
 	char peer_name[65];
-	uint8_t peer_pub[CRYPTO_KEY_LEN];	/* its static key, once trusted */
+	/* The peer's static key, once known (kept: Split() ends the
+	 * handshake state); once trusted, have_peer_pub. */
+	uint8_t peer_pub[CRYPTO_KEY_LEN];
 	bool have_peer_pub;
 	struct crypto_hs *hs;
 	struct crypto_cpace *cpace;
 	uint8_t isk[CRYPTO_CPACE_ISK_LEN];
 	bool have_isk;
+	/* Refusals: the caller's cancel token (and why it cancels), the
+	 * listener's copy of its hash, the key of REFUSE's MAC (both), the
+	 * refusal the listener sent and how often. */
+	uint8_t token[TOKEN_LEN];
+	int cancel_why;
+	uint8_t token_hash[HASH_LEN];
+	bool have_token_hash;
+	uint8_t refuse_key[HASH_LEN];
+	bool have_refuse_key;
+	int refused;
+	int nrefused;
 	uint8_t msg3[256];		/* caller: sent in HELLOs; listener: as received */
 	size_t msg3len;
 	int cipher;			/* the record layer's, once agreed */
@@ -250,6 +305,11 @@ struct parsed {
 	const uint8_t *ciphers;		/* TLV_CIPHERS, or NULL */
 	size_t nciphers;
 	int cipher;			/* TLV_CIPHER, or 0 */
+	bool have_idle;
+	uint32_t idle_ms;		/* TLV_IDLE; 0: never */
+	int mode;			/* TLV_MODE, or 0 */
+	const uint8_t *confirm;		/* TLV_CONFIRM (HASH_LEN bytes), or NULL */
+	const uint8_t *token_hash;	/* TLV_CANCEL (HASH_LEN bytes), or NULL */
 	const uint8_t *cpace, *noise;
 	size_t noiselen;
 	size_t noise_at;		/* offset of the NOISE TLV */
@@ -285,7 +345,7 @@ parse_tlvs(const uint8_t *b, size_t off, size_t len, struct parsed *p)
 			break;
 		case TLV_NAME:
 			/* The caller's own word, shown and written into
-			 * known_peers: only what a name may be, else none. */
+			 * known_callers: only what a name may be, else none. */
 			if (l <= SIG_MAX_NAME) {
 				memcpy(p->name, b + off + 3, l);
 				p->name[l] = '\0';
@@ -310,6 +370,27 @@ parse_tlvs(const uint8_t *b, size_t off, size_t len, struct parsed *p)
 			if (l != 1 || p->cipher || b[off + 3] == 0)
 				return -1;
 			p->cipher = b[off + 3];
+			break;
+		case TLV_IDLE:
+			if (l != 4 || p->have_idle)
+				return -1;
+			p->idle_ms = get32(b + off + 3);
+			p->have_idle = true;
+			break;
+		case TLV_MODE:
+			if (l != 1 || b[off + 3] > 1)
+				return -1;
+			p->mode = b[off + 3];
+			break;
+		case TLV_CONFIRM:
+			if (l != HASH_LEN || p->confirm)
+				return -1;
+			p->confirm = b + off + 3;
+			break;
+		case TLV_CANCEL:
+			if (l != HASH_LEN || p->token_hash)
+				return -1;
+			p->token_hash = b + off + 3;
 			break;
 		case TLV_NOISE:
 			p->noise = b + off + 3;
@@ -362,19 +443,21 @@ sess_offer(struct session *s, const char *to, const char *id, uint8_t *buf,
     size_t cap)
 {
 	uint8_t b[BLOB_MAX], pro[BLOB_MAX + 256], msg[256], share[CRYPTO_CPACE_SHARE_LEN];
+	uint8_t h[HASH_LEN];
 	struct wr w = { .b = b, .n = 1, .cap = sizeof b };
 	size_t prolen, msglen;
 
 	b[0] = BLOB_VERSION;
 	put_cands(s, &w);
-	if (s->conf->self)
-		wr_tlv(&w, TLV_NAME, s->conf->self, strlen(s->conf->self));
 	/* Ours, the fastest first. */
 	if (cipher_ok(s, CRYPTO_AESGCM))
 		s->ciphers[s->nciphers++] = CRYPTO_AESGCM;
 	if (cipher_ok(s, CRYPTO_CHACHAPOLY))
 		s->ciphers[s->nciphers++] = CRYPTO_CHACHAPOLY;
 	wr_tlv(&w, TLV_CIPHERS, s->ciphers, s->nciphers);
+	randombytes_buf(s->token, sizeof s->token);
+	crypto_generichash(h, sizeof h, s->token, sizeof s->token, NULL, 0);
+	wr_tlv(&w, TLV_CANCEL, h, sizeof h);
 	if (s->conf->secret) {
 		if (cpace_start(s, to, id, share) == -1)
 			return 0;
@@ -410,6 +493,12 @@ split(struct session *s)
 
 	if (crypto_hs_split(s->hs, h, &hlen, ktx, krx) == -1)
 		goto out;
+	/* The refusal's key, from the listener's sending key before the
+	 * passphrase goes in: a refusal must open when the passphrases
+	 * differ, and only the listener may make one. */
+	crypto_generichash(s->refuse_key, sizeof s->refuse_key,
+	    (const uint8_t *)"p2pcat refuse", 13, s->caller ? krx : ktx, CRYPTO_KEY_LEN);
+	s->have_refuse_key = true;
 	if (s->have_isk) {
 		crypto_generichash(ktx, sizeof ktx, ktx, sizeof ktx, s->isk, sizeof s->isk);
 		crypto_generichash(krx, sizeof krx, krx, sizeof krx, s->isk, sizeof s->isk);
@@ -445,23 +534,219 @@ make_hello(void *ctx, uint8_t *buf, size_t cap)
 	return HELLO_HDR + s->msg3len;
 }
 
-/* Ask whoever decides whether the peer's key is trusted; 0 or -1. */
-static int
-check_peer(struct session *s, const char *name)
+/* Our idle timeout and mode, for the peer (messages 2 and 3). */
+static void
+put_prefs(struct session *s, struct wr *w)
 {
-	uint8_t rs[CRYPTO_KEY_LEN];
+	uint8_t v[4];
 
-	if (crypto_hs_remote_static(s->hs, rs) == -1) {
+	put32(v, (uint32_t)(s->sconf.idle_us / 1000));
+	wr_tlv(w, TLV_IDLE, v, 4);
+	wr_tlv(w, TLV_MODE, &(uint8_t){ s->conf->dgram }, 1);
+}
+
+/* The peer's idle timeout, told in p: keepalives go at a third of the
+ * shorter of the two (and never less often than the configuration says),
+ * so a quiet session outlives both timeouts. */
+static void
+set_keepalive(struct session *s, const struct parsed *p)
+{
+	uint64_t idle = s->sconf.idle_us, peer = (uint64_t)p->idle_ms * 1000;
+
+	if (p->have_idle && peer > 0 && (idle == 0 || peer < idle))
+		idle = peer;
+	if (idle > 0 && (s->sconf.keepalive_us == 0 || idle / 3 < s->sconf.keepalive_us))
+		s->sconf.keepalive_us = idle / 3;
+	log_v(2, "keepalive every %.1f s", s->sconf.keepalive_us / 1e6);
+}
+
+/* Say that the peer's mode is not ours. */
+static void
+mode_mismatch(const struct session *s)
+{
+	log_err("%s %s, and we %s: use -u on both sides or on neither",
+	    s->caller ? "the listener" : "refusing the caller: it",
+	    s->conf->dgram ? "streams" : "sends datagrams (-u)",
+	    s->conf->dgram ? "send datagrams (-u)" : "stream");
+}
+
+/* Whether the peer's mode (p) is ours; says what differs when not. */
+static bool
+same_mode(const struct session *s, const struct parsed *p)
+{
+	if ((p->mode == 1) == s->conf->dgram)
+		return true;
+	mode_mismatch(s);
+	return false;
+}
+
+/* CONFIRM: the caller's proof that it holds CPace's key. */
+static void
+confirm_mac(const struct session *s, uint8_t out[HASH_LEN])
+{
+	crypto_generichash(out, HASH_LEN, (const uint8_t *)"p2pcat confirm", 14, s->isk,
+	    sizeof s->isk);
+}
+
+/* The caller's cancel, sent as its probe once it refuses the answer. */
+static size_t
+make_cancel(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct session *s = ctx;
+
+	if (cap < CANCEL_LEN)
+		return 0;
+	buf[0] = WIRE_MAGIC;
+	buf[1] = WIRE_CANCEL;
+	put32(buf + 2, s->peer_cid);
+	buf[WIRE_HDR] = (uint8_t)s->cancel_why;
+	memcpy(buf + WIRE_HDR + 1, s->token, TOKEN_LEN);
+	return CANCEL_LEN;
+}
+
+/* The caller refuses an answer that checked out (p), for why: its cancel
+ * goes to the listener's addresses (sess_cancel). */
+static void
+cancel_start(struct session *s, int why, const struct parsed *p)
+{
+	s->cancel_why = why;
+	punch_start(s->punch, s->my_cid, s->peer_cid, p->cand, p->ncand, make_cancel, s);
+}
+
+void
+sess_cancel(struct session *s)
+{
+	uint64_t end = now_us() + CANCEL_US, now;
+	struct sockaddr_storage from;
+	uint8_t *pkt;
+	ssize_t n;
+	size_t len;
+	int via;
+
+	if (s->cancel_why == 0)
+		return;
+	while ((now = now_us()) < end) {
+		struct pollfd pfd = { .fd = punch_fd(s->punch), .events = POLLIN };
+		uint64_t t = punch_deadline(s->punch);
+
+		punch_output(s->punch, now);
+		/* What comes in only feeds the punch: a KNOCK from the
+		 * listener shows one more address to send the cancel to. */
+		while ((n = punch_recv(s->punch, &pkt, &from)) >= 0) {
+			len = n;
+			if (len <= WIRE_MAX_PKT)
+				punch_input(s->punch, now, pkt, &len, &from, &via);
+		}
+		poll(&pfd, 1, timeout_ms(t < end ? t : end, now_us()));
+	}
+}
+
+/* The listener's REFUSE (why) to the caller, back the way its HELLO
+ * came (to, via).  It is smaller than the HELLO: nothing to amplify. */
+static void
+send_refuse(struct session *s, uint64_t now, const struct sockaddr_storage *to, int via)
+{
+	uint8_t pkt[REFUSE_LEN];
+
+	if (s->nrefused >= REFUSE_MAX)
+		return;
+	s->nrefused++;
+	pkt[0] = WIRE_MAGIC;
+	pkt[1] = WIRE_REFUSE;
+	put32(pkt + 2, s->peer_cid);
+	pkt[WIRE_HDR] = (uint8_t)s->refused;
+	crypto_generichash(pkt + WIRE_HDR + 1, TAG_LEN, pkt, WIRE_HDR + 1, s->refuse_key,
+	    sizeof s->refuse_key);
+	punch_reply(s->punch, now, to, via, pkt, sizeof pkt);
+}
+
+/* The listener refuses the caller whose message 3 came from (from, via),
+ * for why, with err; -1. */
+static int
+refuse(struct session *s, uint64_t now, int why, int err,
+    const struct sockaddr_storage *from, int via)
+{
+	s->refused = why;
+	s->err = err;
+	send_refuse(s, now, from, via);
+	return -1;
+}
+
+/* The caller hears that the listener refused it; -1 if so. */
+static int
+refuse_input(struct session *s, const uint8_t *pkt, size_t len)
+{
+	uint8_t tag[TAG_LEN];
+
+	if (!s->caller || !s->have_refuse_key || s->verified || len != REFUSE_LEN)
+		return 0;
+	crypto_generichash(tag, sizeof tag, pkt, WIRE_HDR + 1, s->refuse_key,
+	    sizeof s->refuse_key);
+	if (sodium_memcmp(tag, pkt + WIRE_HDR + 1, TAG_LEN) != 0) {
+		s->forged++;
+		return 0;
+	}
+	s->err = SESS_AUTH;
+	switch (pkt[WIRE_HDR]) {
+	case WHY_PASSPHRASE:
+		log_err("the listener refused us: the passphrases differ");
+		break;
+	case WHY_MODE:
+		mode_mismatch(s);
+		s->err = SESS_MODE;
+		break;
+	default:
+		log_err("the listener refused us: it does not accept our key (it "
+		    "lists the keys it takes, or knows the name we gave by another key)");
+	}
+	return -1;
+}
+
+/* The listener hears that the caller gave up; -1 if so. */
+static int
+cancel_input(struct session *s, const uint8_t *pkt, size_t len)
+{
+	uint8_t h[HASH_LEN];
+
+	if (s->caller || !s->have_token_hash || s->keyed || len != CANCEL_LEN)
+		return 0;
+	crypto_generichash(h, sizeof h, pkt + WIRE_HDR + 1, TOKEN_LEN, NULL, 0);
+	if (sodium_memcmp(h, s->token_hash, HASH_LEN) != 0) {
+		s->forged++;
+		return 0;
+	}
+	if (pkt[WIRE_HDR] == WHY_MODE) {
+		mode_mismatch(s);
+		s->err = SESS_MODE;
+	} else {
+		log_err("the caller gave up: it does not accept our key");
+		s->err = SESS_CANCELLED;
+	}
+	return -1;
+}
+
+/* The peer's static key, from the handshake (before Split() wipes it),
+ * into s->peer_pub; 0 or -1. */
+static int
+peer_key(struct session *s)
+{
+	if (crypto_hs_remote_static(s->hs, s->peer_pub) == -1) {
 		log_err("the peer sent no key");
 		s->err = SESS_AUTH;
 		return -1;
 	}
-	if (s->conf->trust && s->conf->trust(s->conf->trust_ctx, name, rs) == -1) {
+	return 0;
+}
+
+/* Ask whoever decides whether the peer's key s->peer_pub is trusted; 0
+ * or -1. */
+static int
+check_peer(struct session *s, const char *name)
+{
+	if (s->conf->trust && s->conf->trust(s->conf->trust_ctx, name, s->peer_pub) == -1) {
 		s->err = SESS_AUTH;
 		return -1;
 	}
-	/* Split() ends the handshake state, so keep the key. */
-	memcpy(s->peer_pub, rs, sizeof rs);
 	s->have_peer_pub = true;
 	return 0;
 }
@@ -469,7 +754,8 @@ check_peer(struct session *s, const char *name)
 int
 sess_take_answer(struct session *s, const uint8_t *blob, size_t len)
 {
-	uint8_t payload[BLOB_MAX];
+	uint8_t payload[BLOB_MAX], pay[sizeof s->msg3], mac[HASH_LEN];
+	struct wr w = { .b = pay, .n = 0, .cap = sizeof pay };
 	struct parsed a, p;
 	size_t paylen;
 
@@ -508,11 +794,29 @@ sess_take_answer(struct session *s, const uint8_t *blob, size_t len)
 		log_err("the peer chose a cipher we did not offer (%d)", s->cipher);
 		return -1;
 	}
-	if (check_peer(s, "") == -1)
-		return -1;
 	s->peer_cid = p.cid;
-	if (crypto_hs_write(s->hs, NULL, 0, s->msg3, sizeof s->msg3, &s->msg3len) == -1 ||
-	    split(s) == -1) {
+	if (peer_key(s) == -1)
+		return -1;
+	/* Refused now, the listener would punch for its whole -w: cancel. */
+	if (check_peer(s, "") == -1) {
+		cancel_start(s, WHY_KEY, &p);
+		return -1;
+	}
+	if (!same_mode(s, &p)) {
+		s->err = SESS_MODE;
+		cancel_start(s, WHY_MODE, &p);
+		return -1;
+	}
+	set_keepalive(s, &p);
+	if (s->conf->self)
+		wr_tlv(&w, TLV_NAME, s->conf->self, strlen(s->conf->self));
+	put_prefs(s, &w);
+	if (s->have_isk) {
+		confirm_mac(s, mac);
+		wr_tlv(&w, TLV_CONFIRM, mac, sizeof mac);
+	}
+	if (w.bad || crypto_hs_write(s->hs, pay, w.n, s->msg3, sizeof s->msg3,
+	    &s->msg3len) == -1 || split(s) == -1) {
 		log_err("the handshake failed");
 		return -1;
 	}
@@ -544,7 +848,10 @@ sess_take_offer(struct session *s, const char *name, const char *id,
 		log_err("the caller sent no address to reach it at");
 		return 0;
 	}
-	snprintf(s->peer_name, sizeof s->peer_name, "%s", o.name);
+	if (o.token_hash) {
+		memcpy(s->token_hash, o.token_hash, HASH_LEN);
+		s->have_token_hash = true;
+	}
 	/* The caller's first choice that we can use too. */
 	if (o.ciphers == NULL) {
 		static const uint8_t chacha = CRYPTO_CHACHAPOLY;
@@ -584,6 +891,7 @@ sess_take_offer(struct session *s, const char *name, const char *id,
 	s->peer_cid = o.cid;
 	put_cands(s, &pw);
 	wr_tlv(&pw, TLV_CIPHER, &(uint8_t){ (uint8_t)s->cipher }, 1);
+	put_prefs(s, &pw);
 	if (pw.bad || crypto_hs_write(s->hs, pay, pw.n, msg, sizeof msg, &msglen) == -1)
 		goto fail;
 	wr_tlv(&w, TLV_NOISE, msg, msglen);
@@ -601,6 +909,28 @@ const char *
 sess_peer_name(const struct session *s)
 {
 	return s->peer_name;
+}
+
+static int recv_all(struct session *s, uint64_t now);
+
+void
+sess_linger(struct session *s)
+{
+	uint64_t now = now_us(), end = now + LINGER_US, quiet = now + QUIET_US;
+	int sent;
+
+	if (!s->refused)
+		return;
+	while ((now = now_us()) < end && now < quiet) {
+		struct pollfd pfd = { .fd = punch_fd(s->punch), .events = POLLIN };
+
+		if (poll(&pfd, 1, timeout_ms(quiet < end ? quiet : end, now)) <= 0)
+			continue;
+		sent = s->nrefused;
+		recv_all(s, now_us());
+		if (s->nrefused != sent)
+			quiet = now_us() + QUIET_US;
+	}
 }
 
 int
@@ -701,12 +1031,19 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 	const uint8_t *m = pkt + HELLO_HDR;
 	size_t mlen = len - HELLO_HDR;
 	struct crypto_hs *try;
-	uint8_t pay[64];
+	uint8_t pay[sizeof s->msg3], mac[HASH_LEN];
+	struct parsed p;
 	size_t paylen;
 
 	if (s->caller || len < HELLO_HDR || get32(pkt + WIRE_HDR) != s->peer_cid ||
 	    s->hs == NULL)
 		return 0;
+	if (s->refused) {
+		/* Refused: the caller has not heard it yet. */
+		if (mlen == s->msg3len && sodium_memcmp(m, s->msg3, mlen) == 0)
+			send_refuse(s, now, from, via);
+		return 0;
+	}
 	if (s->keyed) {
 		/* The caller has not heard us yet, maybe on this path. */
 		if (mlen != s->msg3len || sodium_memcmp(m, s->msg3, mlen) != 0)
@@ -728,11 +1065,33 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 	}
 	crypto_hs_free(s->hs);
 	s->hs = try;
-	if (check_peer(s, s->peer_name) == -1)
-		return -1;
 	memcpy(s->msg3, m, mlen);
 	s->msg3len = mlen;
-	if (split(s) == -1 || start_stream(s, now) == -1) {
+	if (parse_tlvs(pay, 0, paylen, &p) == -1) {
+		log_err("malformed handshake from the caller");
+		s->err = SESS_FAIL;
+		return -1;
+	}
+	snprintf(s->peer_name, sizeof s->peer_name, "%s", p.name);
+	if (peer_key(s) == -1 || split(s) == -1) {
+		s->err = SESS_FAIL;
+		return -1;
+	}
+	/* The passphrase first: a wrong one is what a guesser sends, and it
+	 * is refused whatever the key. */
+	if (s->have_isk) {
+		confirm_mac(s, mac);
+		if (p.confirm == NULL || sodium_memcmp(mac, p.confirm, HASH_LEN) != 0) {
+			log_err("refusing the caller: it failed the passphrase");
+			return refuse(s, now, WHY_PASSPHRASE, SESS_PASSPHRASE, from, via);
+		}
+	}
+	if (!same_mode(s, &p))
+		return refuse(s, now, WHY_MODE, SESS_MODE, from, via);
+	if (check_peer(s, s->peer_name) == -1)
+		return refuse(s, now, WHY_KEY, SESS_AUTH, from, via);
+	set_keepalive(s, &p);
+	if (start_stream(s, now) == -1) {
 		s->err = SESS_FAIL;
 		return -1;
 	}
@@ -791,7 +1150,7 @@ data_input(struct session *s, uint64_t now, uint8_t *pkt, size_t len,
 	uint64_t pn;
 	bool fresh;
 
-	if (!s->keyed || len < DATA_OVERHEAD)
+	if (!s->keyed || s->refused || len < DATA_OVERHEAD)
 		return 0;
 	pn = get64(pkt + WIRE_HDR);
 	if (crypto_open(s->rx, now, pkt, HDR_LEN, pn, pkt + HDR_LEN, len - HDR_LEN,
@@ -846,6 +1205,12 @@ recv_all(struct session *s, uint64_t now)
 			break;
 		case WIRE_DATA:
 			r = data_input(s, now, pkt, len, &from, via);
+			break;
+		case WIRE_REFUSE:
+			r = refuse_input(s, pkt, len);
+			break;
+		case WIRE_CANCEL:
+			r = cancel_input(s, pkt, len);
 			break;
 		}
 	}

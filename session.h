@@ -25,6 +25,7 @@ typedef int (*sess_trust_fn)(void *ctx, const char *name,
 
 struct sess_conf {
 	bool caller;			/* we make the offer */
+	bool dgram;			/* -u: datagrams; the peer must agree */
 	const char *self;		/* our name, told to the listener; may be NULL */
 	const struct crypto_identity *id;	/* our static key */
 	const char *secret;		/* passphrase mode: the shared secret, or NULL */
@@ -36,7 +37,15 @@ struct sess_conf {
 	struct stream_conf stream;
 };
 
-enum sess_err { SESS_OK = 0, SESS_AUTH, SESS_FAIL };
+/* How a session failed.  SESS_AUTH: a key was refused, ours by the peer
+ * (who said so) or the peer's by us, or the passphrases differ (the
+ * caller, told by the listener).  SESS_MODE: one side wants datagrams
+ * (-u), the other a stream.  SESS_PASSPHRASE: the listener's caller
+ * failed the passphrase.  SESS_CANCELLED: the listener's caller gave up
+ * before it finished the handshake (it said why). */
+enum sess_err {
+	SESS_OK = 0, SESS_AUTH, SESS_FAIL, SESS_MODE, SESS_PASSPHRASE, SESS_CANCELLED
+};
 
 /* A session with its socket and candidates, or NULL after printing why.
  * Freed (socket closed, keys wiped) by sess_free, a no-op on NULL. */
@@ -47,17 +56,26 @@ int sess_gather(struct session *s, uint64_t deadline);
 
 /* Caller: the offer to `to' under offer id into buf; its length, or 0
  * after printing why.  Then the answer: 0, or -1 after printing why
- * (sess_error() tells whether the peer's key was refused). */
+ * (sess_error() tells whether the peer's key was refused).  When we
+ * refuse an answer that checks out (the listener's key, or its mode),
+ * sess_cancel tells the listener, so that it gives up at once: it sends
+ * the cancel the offer committed to, to the listener's addresses, for a
+ * fraction of a second (blocking), and is a no-op otherwise. */
 size_t sess_offer(struct session *s, const char *to, const char *id,
     uint8_t *buf, size_t cap);
 int sess_take_answer(struct session *s, const uint8_t *blob, size_t len);
+void sess_cancel(struct session *s);
 
 /* Listener: take the offer made to name under id and make the answer into
  * out; its length, or 0 after printing why. */
 size_t sess_take_offer(struct session *s, const char *name, const char *id,
     const uint8_t *blob, size_t len, uint8_t *out, size_t cap);
-/* The name the caller gave in its offer ("" if none). */
+/* The name the caller gave, once its handshake is done ("" if none). */
 const char *sess_peer_name(const struct session *s);
+/* Listener, after refusing a caller (sess_io failed): answer the caller's
+ * repeated HELLOs with the refusal for a moment (blocking), in case the
+ * first was lost.  A no-op otherwise. */
+void sess_linger(struct session *s);
 
 int sess_fd(const struct session *s);
 short sess_events(const struct session *s);	/* for poll(2) */

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,16 +16,101 @@
 
 int log_verbose;
 
+/* The length (2 to 4) of the well-formed UTF-8 sequence of more than one
+ * byte at s, with its code point in *cp; 0 if there is none there. */
+static size_t
+utf8_seq(const unsigned char *s, uint32_t *cp)
+{
+	uint32_t c = s[0], min;
+	size_t n, i;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, c &= 0x1f, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, c &= 0x0f, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, c &= 0x07, min = 0x10000;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;	/* a NUL ends the string here too */
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/* Code points a terminal acts on or that reorder the text around them:
+ * C1 controls (U+0080-U+009F; U+009B is a CSI to some terminals), line
+ * and paragraph separators, and the bidirectional marks, embeddings,
+ * overrides and isolates (Unicode UAX #9). */
+static bool
+unsafe_cp(uint32_t c)
+{
+	return c <= 0x9f || c == 0x200e || c == 0x200f || (c >= 0x2028 && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069);
+}
+
+const char *
+util_escape(const char *str, char *buf, size_t size)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t j = 0, cut = 0, n;
+	char e[16];
+	uint32_t cp;
+
+	if (size == 0)
+		return buf;
+	for (; *s != '\0'; s += n) {
+		const char *piece = e;
+		size_t plen;
+
+		n = 1;
+		if (*s == '\n' || *s == '\r' || *s == '\t') {
+			e[0] = '\\';
+			e[1] = *s == '\n' ? 'n' : *s == '\r' ? 'r' : 't';
+			e[2] = '\0';
+		} else if (*s >= 0x20 && *s < 0x7f) {
+			e[0] = *s;
+			e[1] = '\0';
+		} else if (*s < 0x80 || (n = utf8_seq(s, &cp)) == 0) {
+			n = 1;
+			snprintf(e, sizeof e, "\\x%02x", *s);
+		} else if (unsafe_cp(cp)) {
+			snprintf(e, sizeof e, "\\u%04x", (unsigned)cp);
+		} else {
+			piece = (const char *)s;
+		}
+		plen = piece == e ? strlen(e) : n;
+		if (j + 3 < size)
+			cut = j;	/* "..." still fits after what is in */
+		if (j + plen >= size) {
+			j = cut;
+			if (j + 3 < size)
+				memcpy(buf + j, "...", 3), j += 3;
+			break;
+		}
+		memcpy(buf + j, piece, plen);
+		j += plen;
+	}
+	buf[j] = '\0';
+	return buf;
+}
+
 static void
 vlog(const char *fmt, va_list ap, int err)
 {
-	char msg[1024];
+	char msg[1024], safe[4 * sizeof msg];
 
 	vsnprintf(msg, sizeof msg, fmt, ap);
+	util_escape(msg, safe, sizeof safe);
 	if (err)
-		fprintf(stderr, "p2pcat: %s: %s\n", msg, strerror(err));
+		fprintf(stderr, "p2pcat: %s: %s\n", safe, strerror(err));
 	else
-		fprintf(stderr, "p2pcat: %s\n", msg);
+		fprintf(stderr, "p2pcat: %s\n", safe);
 }
 
 void
@@ -109,6 +196,72 @@ util_read_private(const char *path, const char *what, char *buf, size_t cap)
 out:
 	close(fd);
 	return n;
+}
+
+int
+util_read_trusted(const char *path, const char *what, int nofollow, size_t max,
+    char **buf, size_t *len)
+{
+	struct stat st;
+	char *b = NULL;
+	size_t n = 0;
+	ssize_t r;
+	int fd, ret = -1;
+
+	*buf = NULL;
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+	    (nofollow ? O_NOFOLLOW : 0))) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP && nofollow)
+			log_err("%s `%s' is a symbolic link; refusing it", what, path);
+		else
+			log_errno("cannot read %s `%s'", what, path);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		log_errno("cannot read %s `%s'", what, path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_err("%s `%s' is not a regular file", what, path);
+		goto out;
+	}
+	if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {
+		log_err("%s `%s' may be changed by others (owner %u, mode %03o): it must "
+		    "belong to you or root, and group and others must not write it "
+		    "(chmod go-w it)", what, path, (unsigned)st.st_uid,
+		    (unsigned)(st.st_mode & 0777));
+		goto out;
+	}
+	if ((b = malloc(max + 1)) == NULL) {
+		log_errno("malloc");
+		goto out;
+	}
+	/* One byte more than max tells a file that is too large. */
+	while (n <= max && (r = read(fd, b + n, max + 1 - n)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno("cannot read %s `%s'", what, path);
+			goto out;
+		}
+		n += (size_t)r;
+	}
+	if (n > max) {
+		log_err("%s `%s' is larger than %zu bytes", what, path, max);
+		goto out;
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL;
+	ret = 1;
+out:
+	free(b);
+	close(fd);
+	return ret;
 }
 
 uint64_t

@@ -3,6 +3,7 @@
 #define UTIL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* How much -v was given; diagnostics above it are not printed. */
@@ -21,6 +22,27 @@ void log_v(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  * file that is not regular, or one that group or others may access is
  * refused.  The caller wipes buf. */
 long util_read_private(const char *path, const char *what, char *buf, size_t cap);
+
+/* Read a file that says whom to trust (known_peers, an --allow list)
+ * into *buf (malloc'd, NUL-terminated; *len bytes, at most max; the
+ * caller frees it): 1, 0 when it does not exist, or -1 after printing
+ * why, naming it by what.  Others may read such a file, but nobody else
+ * may change it: refused unless it is a regular file owned by us or by
+ * root that group and others cannot write, as ssh treats authorized_keys.
+ * nofollow: a symbolic link is refused too (for files p2pcat writes). */
+int util_read_trusted(const char *path, const char *what, int nofollow, size_t max,
+    char **buf, size_t *len);
+
+/* Text from outside (names, keys and lines from files, file names in
+ * the store, servers' messages) made safe to show on a terminal, into
+ * buf: printable ASCII and well-formed UTF-8 stay; control characters
+ * (C0, DEL, C1), bidirectional overrides and bytes that are not UTF-8
+ * become C escapes (\n, \x1b, \u202e).  A backslash stays as it is: the
+ * point is a terminal that nothing acts on, and text a module quoted its
+ * own way (signal.c's \ooo) stays readable.  Cut short with "..." when
+ * buf is full.  Returns buf.  Every message goes through it (log_err and
+ * the others), so a caller never needs to. */
+const char *util_escape(const char *s, char *buf, size_t size);
 
 /* Lock a robust mutex; one whose holder died is taken over (what it
  * guards is a few counters, consistent enough for that). */

@@ -21,6 +21,8 @@ enum wire_type {
 	WIRE_HELLO = 1,		/* caller's probe: src cid, Noise message 3 */
 	WIRE_KNOCK = 2,		/* listener's probe: src cid; opens its NAT */
 	WIRE_DATA = 3,		/* packet number, sealed stream payload */
+	WIRE_REFUSE = 4,	/* listener: the caller is refused; why, MAC */
+	WIRE_CANCEL = 5,	/* caller: it gave up before message 3; why, token */
 };
 
 /* RFC 9000 §14: 1200-byte datagrams cross practically every path. */

@@ -3,7 +3,7 @@
 attacker wants a listener to probe.
 
 Writes to OUT the blob of an offer (session.c's TLVs, as signal.c's dir:
-backend stores it after its header): version 1, a random connection id,
+backend stores it after its header): version 2, a random connection id,
 one CAND per argument, and a Noise message 1 (a random ephemeral key: the
 listener cannot tell it from a real caller's until message 3, which never
 comes).  Each CAND is ADDR:PORT, [ADDR6]:PORT, either with /host, /srflx or
@@ -14,6 +14,7 @@ import ipaddress
 import os
 import sys
 
+VERSION = 2  # session.c's BLOB_VERSION
 TLV_CID, TLV_CAND, TLV_NOISE = 1, 2, 5
 TYPES = {"host": 0, "srflx": 1, "relay": 2}
 
@@ -43,7 +44,7 @@ def main():
     cid = os.urandom(4)
     while cid == bytes(4):
         cid = os.urandom(4)
-    blob = bytes([1]) + tlv(TLV_CID, cid)
+    blob = bytes([VERSION]) + tlv(TLV_CID, cid)
     for c in cands:
         blob += tlv(TLV_CAND, c)
     blob += tlv(TLV_NOISE, os.urandom(32))

@@ -2,10 +2,10 @@
 # A caller who runs a modified p2pcat and names itself (the offer's NAME)
 # with what p2pcat would refuse in P2PCAT_NAME: a newline followed by
 # "carol KEY" (its own key), and terminal escape sequences.  The listener
-# records callers by that name in known_peers (DESCRIPTION), a file of
-# `name key' lines (FILES), the same file it trusts when it calls out: a
-# name that is not a name must never add a line of its own there, nor
-# reach the terminal raw.  Then, when the listener's user calls carol and
+# records callers by that name in known_callers (DESCRIPTION), a file of
+# `name key store' lines (FILES), like the known_peers it trusts when it
+# calls out: a name that is not a name must never add a line of its own
+# to either, nor reach the terminal raw.  Then, when the listener's user calls carol and
 # the attacker answers, that is a first contact, announced as one.
 # The modified caller is built here from the sources, with the check of
 # P2PCAT_NAME taken out: nothing else differs.
@@ -26,7 +26,7 @@ as() {
 	env HOME="$T/$_u" XDG_CONFIG_HOME="$T/$_u/.config" "$@"
 }
 MALLORY=$(as mallory "$P2PCAT" --id 2>/dev/null)
-KP=$T/bob/.config/p2pcat/known_peers
+KP=$T/bob/.config/p2pcat/known_peers KC=$T/bob/.config/p2pcat/known_callers
 echo "hello from mallory" > "$T/m.msg"
 NL='
 '
@@ -54,12 +54,13 @@ for name in "x${NL}carol $MALLORY" "${ESC}]0;owned${ESC}\\${ESC}[2J${ESC}[31mdav
 	if grep -q "$ESC" "$T/l.err"; then
 		fail "PRODUCT BUG: the caller's name reached the listener's stderr with its escape sequences: $(cat -A "$T/l.err")"
 	fi
-	if [ -e "$KP" ]; then
+	for f in "$KP" "$KC"; do
+		[ -e "$f" ] || continue
 		while IFS= read -r line; do
-			echo "$line" | grep -Eqx '[A-Za-z0-9._-]{1,64} [A-Za-z0-9+/]{43}=' ||
-				fail "PRODUCT BUG: the caller's name made this line of bob's known_peers: \`$line' (whole file: $(cat -A "$KP"))"
-		done < "$KP"
-	fi
+			echo "$line" | grep -Eqx "[A-Za-z0-9._-]{1,64} [A-Za-z0-9+/]{43}= dir:$T/rv" ||
+				fail "PRODUCT BUG: the caller's name made this line of $f: \`$line' (whole file: $(cat -A "$f"))"
+		done < "$f"
+	done
 done
 
 # Bob calls carol; mallory answers as carol.  Nothing recorded carol, so

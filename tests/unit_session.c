@@ -2,12 +2,15 @@
  * unit_session: two sessions in one process, on loopback.  The handshake
  * through the blobs and HELLO, a transfer both ways; an offer moved to
  * another name or id, a refused key, another passphrase; the record
- * cipher's negotiation and a downgrade of it; and every
- * mutation of the blobs, which must be refused, never crash, never
- * connect.
+ * cipher's negotiation and a downgrade of it; refusals each side hears at
+ * once (REFUSE, CANCEL) and forged ones it ignores; the modes and idle
+ * timeouts exchanged; and every mutation of the blobs, which must be
+ * refused, never crash, never connect.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include "crypto.h"
 #include "session.h"
 #include "util.h"
+#include "wire.h"
 
 #define ID	"0123456789abcdef0123456789abcdef"
 
@@ -43,18 +47,21 @@ check(int ok, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* Which side refuses the other's key: 'a' the caller, 'b' the listener. */
 static int refuse;
 /* The record cipher each side may use (0: any), and the one a session
  * must agree on. */
 static int cipher_a, cipher_b, want_cipher = CRYPTO_CHACHAPOLY;
+/* Each side's mode and idle timeout. */
+static bool dgram_a, dgram_b;
+static uint64_t idle_a = 30000000, idle_b = 30000000;
 
 static int
 trust(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
 {
-	(void)ctx;
 	(void)name;
 	(void)pub;
-	return refuse ? -1 : 0;
+	return refuse == *(const char *)ctx ? -1 : 0;
 }
 
 static void
@@ -67,12 +74,14 @@ conf(struct sess_conf *c, bool caller, const char *secret)
 	c->secret = secret;
 	c->secretlen = secret ? strlen(secret) : 0;
 	c->cipher = caller ? cipher_a : cipher_b;
+	c->dgram = caller ? dgram_a : dgram_b;
 	c->trust = trust;
+	c->trust_ctx = caller ? "a" : "b";
 	c->punch.caller = caller;
 	c->stream.sndbuf = 1 << 20;
 	c->stream.rcvbuf = 1 << 20;
 	c->stream.keepalive_us = 15000000;
-	c->stream.idle_us = 30000000;
+	c->stream.idle_us = caller ? idle_a : idle_b;
 }
 
 /* Run both sessions until cond(a, b) or ms pass; whether cond held. */
@@ -136,9 +145,11 @@ session(const char *name, const char *id, const char *sa_secret,
 		goto out;
 	olen = sess_offer(a, "bob", ID, offer, sizeof offer);
 	check(olen > 0, "sess_offer");
+	/* The caller's name travels in message 3, not in the store. */
+	check(memmem(offer, olen, "alice", 5) == NULL, "the caller's name is in the offer");
 	alen = sess_take_offer(b, name, id, offer, olen, answer, sizeof answer);
 	check(alen > 0, "sess_take_offer");
-	check(strcmp(sess_peer_name(b), "alice") == 0, "caller's name `%s'",
+	check(strcmp(sess_peer_name(b), "") == 0, "caller's name `%s' before message 3",
 	    sess_peer_name(b));
 	if (sess_take_answer(a, answer, alen) == -1) {
 		check(!expect_answer, "sess_take_answer refused a good answer");
@@ -147,6 +158,8 @@ session(const char *name, const char *id, const char *sa_secret,
 	check(expect_answer, "sess_take_answer took a bad answer");
 	if (!pump(a, b, 2000, both_connected))
 		goto out;
+	check(strcmp(sess_peer_name(b), "alice") == 0, "caller's name `%s'",
+	    sess_peer_name(b));
 	check(sess_cipher(a) == want_cipher && sess_cipher(b) == want_cipher,
 	    "cipher %d and %d, not %d", sess_cipher(a), sess_cipher(b), want_cipher);
 	randombytes_buf(src_a, sizeof src_a);
@@ -318,6 +331,218 @@ ciphers(void)
 	want_cipher = CRYPTO_AESGCM;
 }
 
+/* Run b alone until it fails or ms pass: its sess_error, or -1. */
+static int
+run_one(struct session *b, int ms)
+{
+	uint64_t end = now_us() + (uint64_t)ms * 1000;
+	struct pollfd p;
+
+	while (now_us() < end) {
+		if (sess_io(b, now_us()) == -1)
+			return sess_error(b);
+		p.fd = sess_fd(b);
+		p.events = POLLIN;
+		poll(&p, 1, 5);
+	}
+	return -1;
+}
+
+/* A datagram to b's socket on loopback, as if from the peer. */
+static void
+inject(struct session *b, const uint8_t *pkt, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (getsockname(sess_fd(b), (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			struct sockaddr_in s4 = { .sin_family = AF_INET,
+			    .sin_port = s6->sin6_port, .sin_addr.s_addr = htonl(0x7f000001) };
+
+			sendto(fd, pkt, len, 0, (struct sockaddr *)&s4, sizeof s4);
+		} else {
+			((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(0x7f000001);
+			sendto(fd, pkt, len, 0, (struct sockaddr *)&ss, sl);
+		}
+	}
+	close(fd);
+}
+
+/* The first datagram of type to reach s's socket within ms: its length
+ * into pkt (cap bytes), or 0.  Every other datagram that came by then is
+ * dropped, copies of that one included. */
+static size_t
+capture(struct session *s, int type, uint8_t *pkt, size_t cap, int ms)
+{
+	uint64_t end = now_us() + (uint64_t)ms * 1000;
+	struct pollfd p = { .fd = sess_fd(s), .events = POLLIN };
+	uint8_t junk[WIRE_MAX_PKT];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got == 0 && now_us() < end) {
+		if (poll(&p, 1, 10) <= 0)
+			continue;
+		n = recv(sess_fd(s), pkt, cap, MSG_DONTWAIT);
+		if (n > 1 && pkt[0] == WIRE_MAGIC && pkt[1] == type)
+			got = n;
+	}
+	usleep(50000);
+	while (recv(sess_fd(s), junk, sizeof junk, MSG_DONTWAIT) >= 0)
+		;
+	return got;
+}
+
+/* A caller and a listener after offer and answer. */
+struct pair {
+	struct sess_conf ca, cb;
+	struct session *a, *b;
+	int taken;			/* sess_take_answer's result */
+};
+
+static void
+pair_start(struct pair *pp, const char *sa, const char *sb)
+{
+	uint8_t offer[4096], answer[4096];
+	size_t olen, alen;
+
+	conf(&pp->ca, true, sa);
+	conf(&pp->cb, false, sb);
+	pp->a = sess_new(&pp->ca);
+	pp->b = sess_new(&pp->cb);
+	olen = sess_offer(pp->a, "bob", ID, offer, sizeof offer);
+	alen = sess_take_offer(pp->b, "bob", ID, offer, olen, answer, sizeof answer);
+	pp->taken = sess_take_answer(pp->a, answer, alen);
+}
+
+static void
+pair_end(struct pair *pp)
+{
+	sess_free(pp->a);
+	sess_free(pp->b);
+	refuse = 0;
+	dgram_a = dgram_b = false;
+}
+
+/*
+ * Refusals, heard at once by the side refused (issue 12.1):
+ *  - the caller refuses the listener's key or mode: it cancels, and the
+ *    listener gives up (SESS_CANCELLED, SESS_MODE), but not for a cancel
+ *    with another token;
+ *  - the listener refuses the caller's key, mode or passphrase: its REFUSE
+ *    ends the caller's attempt (SESS_AUTH, SESS_MODE), but not a REFUSE
+ *    with a wrong MAC.
+ */
+static void
+refusals(void)
+{
+	uint8_t pkt[WIRE_MAX_PKT];
+	struct pair pp;
+	uint64_t t0;
+	size_t n;
+	int e;
+
+	refuse = 'a';
+	pair_start(&pp, NULL, NULL);
+	check(pp.taken == -1 && sess_error(pp.a) == SESS_AUTH,
+	    "the caller's refusal is not SESS_AUTH");
+	t0 = now_us();
+	sess_cancel(pp.a);
+	check(now_us() - t0 < 1000000, "sess_cancel took %llu us",
+	    (unsigned long long)(now_us() - t0));
+	/* The cancel, with another token: ignored; as sent: heard. */
+	n = capture(pp.b, WIRE_CANCEL, pkt, sizeof pkt, 500);
+	check(n == WIRE_HDR + 1 + 16, "no cancel reached the listener");
+	pkt[n - 1] ^= 1;
+	inject(pp.b, pkt, n);
+	check(run_one(pp.b, 200) == -1, "a forged cancel ended the listener's attempt");
+	pkt[n - 1] ^= 1;
+	inject(pp.b, pkt, n);
+	e = run_one(pp.b, 500);
+	check(e == SESS_CANCELLED, "the listener did not hear the cancel (%d)", e);
+	pair_end(&pp);
+	printf("cancel: a refused listener gives up at once, not on a forged cancel\n");
+
+	dgram_a = true;
+	pair_start(&pp, NULL, NULL);
+	check(pp.taken == -1 && sess_error(pp.a) == SESS_MODE,
+	    "a -u caller took a stream listener's answer (%d)", sess_error(pp.a));
+	sess_cancel(pp.a);
+	e = run_one(pp.b, 500);
+	check(e == SESS_MODE, "the stream listener did not hear the -u caller (%d)", e);
+	pair_end(&pp);
+	dgram_b = true;
+	pair_start(&pp, NULL, NULL);
+	check(pp.taken == -1 && sess_error(pp.a) == SESS_MODE,
+	    "a stream caller took a -u listener's answer");
+	pair_end(&pp);
+	dgram_a = dgram_b = true;
+	pair_start(&pp, NULL, NULL);
+	check(pp.taken == 0, "-u on both sides refused");
+	pair_end(&pp);
+	printf("mode: -u meets -u, a stream a stream, else both sides refuse\n");
+
+	refuse = 'b';
+	pair_start(&pp, NULL, NULL);
+	check(pp.taken == 0, "the caller refused a good answer");
+	check(!pump(pp.a, pp.b, 2000, both_connected), "a refused caller connected");
+	check(sess_error(pp.b) == SESS_AUTH, "the listener's refusal: %d", sess_error(pp.b));
+	/* The refusal, with a wrong MAC: ignored; as sent: heard. */
+	n = capture(pp.a, WIRE_REFUSE, pkt, sizeof pkt, 500);
+	check(n == WIRE_HDR + 1 + 16, "no refusal reached the caller");
+	pkt[n - 1] ^= 1;
+	inject(pp.a, pkt, n);
+	check(run_one(pp.a, 200) == -1, "a forged refusal ended the caller's attempt");
+	pkt[n - 1] ^= 1;
+	inject(pp.a, pkt, n);
+	e = run_one(pp.a, 500);
+	check(e == SESS_AUTH, "the refused caller: %d", e);
+	pair_end(&pp);
+	pair_start(&pp, "one secret", "another secret");
+	check(pp.taken == 0, "the caller refused an answer with another passphrase");
+	check(!pump(pp.a, pp.b, 2000, both_connected), "different passphrases connected");
+	check(sess_error(pp.b) == SESS_PASSPHRASE, "a failed passphrase at the listener: %d",
+	    sess_error(pp.b));
+	e = run_one(pp.a, 500);
+	check(e == SESS_AUTH, "the caller told of another passphrase: %d", e);
+	pair_end(&pp);
+	printf("refuse: the listener's refusal (key, passphrase) reaches the caller\n");
+}
+
+/* Idle timeouts are exchanged: with 2 s at the listener and 30 s at the
+ * caller, a quiet session lives on for 5 s (keepalives at a third of 2 s;
+ * at a fixed 15 s the listener would give up after 2 s), and the caller
+ * needs no keepalive of its own to learn of the listener. */
+static void
+idle(void)
+{
+	struct pair pp;
+	uint64_t end;
+	bool ok = true;
+
+	idle_b = 2000000;
+	pair_start(&pp, NULL, NULL);
+	check(pp.taken == 0 && pump(pp.a, pp.b, 2000, both_connected), "idle: no session");
+	end = now_us() + 5000000;
+	while (ok && now_us() < end) {
+		struct pollfd p[2] = { { .fd = sess_fd(pp.a), .events = POLLIN },
+		    { .fd = sess_fd(pp.b), .events = POLLIN } };
+
+		ok = sess_io(pp.a, now_us()) == 0 && sess_io(pp.b, now_us()) == 0 &&
+		    stream_error(sess_stream(pp.a)) == STREAM_OK &&
+		    stream_error(sess_stream(pp.b)) == STREAM_OK;
+		poll(p, 2, 20);
+	}
+	check(ok, "idle: a quiet session with a 2 s idle timeout died (%d, %d)",
+	    stream_error(sess_stream(pp.a)), stream_error(sess_stream(pp.b)));
+	pair_end(&pp);
+	idle_b = 30000000;
+	printf("idle: the shorter timeout sets the keepalives of both\n");
+}
+
 static int
 make_id(const char *name, struct crypto_identity *id)
 {
@@ -346,31 +571,13 @@ main(void)
 	check(session("bob", "ffffffffffffffffffffffffffffffff", NULL, NULL, false) == 0,
 	    "an offer replayed under another id connected");
 	printf("binding: an offer moved to another name or id is refused\n");
-	refuse = 1;
-	{
-		uint8_t offer[4096], answer[4096];
-		struct sess_conf ca, cb;
-		struct session *a, *b;
-		size_t olen, alen;
-
-		conf(&ca, true, NULL);
-		conf(&cb, false, NULL);
-		a = sess_new(&ca);
-		b = sess_new(&cb);
-		olen = sess_offer(a, "bob", ID, offer, sizeof offer);
-		alen = sess_take_offer(b, "bob", ID, offer, olen, answer, sizeof answer);
-		check(sess_take_answer(a, answer, alen) == -1 && sess_error(a) == SESS_AUTH,
-		    "a refused key is not SESS_AUTH");
-		sess_free(a);
-		sess_free(b);
-	}
-	refuse = 0;
-	printf("trust: a refused key ends the caller's session as SESS_AUTH\n");
+	refusals();
 	check(session("bob", ID, "same secret", "same secret", true) == 1,
 	    "the same passphrase did not connect");
 	check(session("bob", ID, "one secret", "another secret", true) == 0,
 	    "different passphrases connected");
 	printf("passphrase: the same connects, different ones never do\n");
+	idle();
 	mutate_answer();
 	mutate_offer();
 	crypto_identity_wipe(&ida);
