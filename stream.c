@@ -195,8 +195,9 @@ static const double bbr_cycle_gain[BBR_CYCLE_LEN] = {
 /* CLOSE is not acknowledged (RFC 9002 §2 does not count it as
  * ack-eliciting); a few copies make its loss unlikely. */
 #define CLOSE_COPIES	3
-/* A CLOSE's type, code and reason length (one byte: reasons are short). */
-#define CLOSE_HDR	6
+/* A CLOSE's type, code and reason length (a varint of 2 bytes at most:
+ * reasons are short). */
+#define CLOSE_HDR	7
 /* What a sender may send before the peer's first MAX_DATA arrives: our
  * stand-in for QUIC's initial_max_data transport parameter.  Every
  * receive buffer is at least this big. */
@@ -2054,12 +2055,12 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		buf[2] = s->close_code >> 16;
 		buf[3] = s->close_code >> 8;
 		buf[4] = s->close_code;
-		buf[5] = why;		/* a one-byte varint: under 64 */
-		memcpy(buf + CLOSE_HDR, s->close_why, why);
+		n = 5 + put_varint(buf + 5, why);
+		memcpy(buf + n, s->close_why, why);
 		s->close_left--;
 		*pn = s->next_pn++;
 		s->st.pkts_sent++;
-		return CLOSE_HDR + why;
+		return n + why;
 	}
 	if (s->err != STREAM_OK || s->closing)
 		return 0;

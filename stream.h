@@ -70,7 +70,7 @@ bool stream_send_done(const struct stream *s);	/* everything and our FIN acked *
 void stream_abort(struct stream *s, uint32_t code);	/* send CLOSE, stop */
 /* The same, with a reason for the peer to print (truncated to
  * STREAM_REASON_MAX bytes, and to what fits in a packet). */
-#define STREAM_REASON_MAX	60
+#define STREAM_REASON_MAX	120
 void stream_abort_why(struct stream *s, uint32_t code, const char *why);
 /* Delivery: once stream_eof, the application calls stream_written when
  * it has written all the peer's bytes out and its output ended without
