@@ -149,34 +149,48 @@ opts_shown(const char *s, char buf[SHOWN_MAX + 4])
 	return buf;
 }
 
-/* Seconds in [lo, hi], fractions allowed; -1 after printing why. */
-static double
-parse_secs(const char *what, const char *s, double lo, double hi)
+/* Where a value came from, for a message: "" (the command line), or
+ * "FILE:LINE: ". */
+static const char *
+from(const char *where, char *buf, size_t size)
 {
-	char *end, b[SHOWN_MAX + 4];
+	snprintf(buf, size, "%s%s", where ? where : "", where ? ": " : "");
+	return buf;
+}
+
+/* Seconds in [lo, hi], decimal, fractions allowed (where: as for from);
+ * -1 after printing why. */
+static double
+parse_secs(const char *where, const char *what, const char *s, double lo, double hi)
+{
+	char *end, b[SHOWN_MAX + 4], w[PATH_MAX + 32];
 	double v;
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (*s == '\0' || *end != '\0' || errno || !isfinite(v) || v < lo || v > hi) {
-		log_err("bad %s `%s': want seconds from %g to %g", what, opts_shown(s, b), lo, hi);
+	/* strtod also takes blanks first, hexadecimal, inf and nan. */
+	if (strchr("0123456789.", *s) == NULL || *s == '\0' || strpbrk(s, "xX") ||
+	    *end != '\0' || errno || !isfinite(v) || v < lo || v > hi) {
+		log_err("%sbad %s `%s': want seconds from %g to %g", from(where, w, sizeof w),
+		    what, opts_shown(s, b), lo, hi);
 		return -1;
 	}
 	return v;
 }
 
-/* An integer in [lo, hi]; -1 after printing why. */
+/* A decimal integer in [lo, hi]; -1 after printing why. */
 static int
-parse_count(const char *what, const char *s, int lo, int hi)
+parse_count(const char *where, const char *what, const char *s, int lo, int hi)
 {
-	char *end, b[SHOWN_MAX + 4];
+	char *end, b[SHOWN_MAX + 4], w[PATH_MAX + 32];
 	long v;
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno || v < lo || v > hi) {
-		log_err("bad %s `%s': want a number from %d to %d", what, opts_shown(s, b),
-		    lo, hi);
+	if (strchr("0123456789", *s) == NULL || *s == '\0' || *end != '\0' || errno ||
+	    v < lo || v > hi) {
+		log_err("%sbad %s `%s': want a number from %d to %d", from(where, w, sizeof w),
+		    what, opts_shown(s, b), lo, hi);
 		return -1;
 	}
 	return (int)v;
@@ -184,9 +198,9 @@ parse_count(const char *what, const char *s, int lo, int hi)
 
 /* A local UDP port, 0 for any; -1 after printing why. */
 static int
-parse_port(const char *s)
+parse_port(const char *where, const char *s)
 {
-	return parse_count("port", s, 0, 65535);
+	return parse_count(where, "port", s, 0, 65535);
 }
 
 static char *
@@ -201,12 +215,14 @@ xstrdup(const char *s)
 	return p;
 }
 
-/* Add a STUN server; 0 or -1. */
+/* Add a STUN server (where: as for from); 0 or -1. */
 static int
-add_stun(struct opts *o, const char *hostport)
+add_stun(struct opts *o, const char *where, const char *hostport)
 {
+	char w[PATH_MAX + 32];
+
 	if (o->nstun == PUNCH_MAX_STUN) {
-		log_err("at most %d STUN servers", PUNCH_MAX_STUN);
+		log_err("%sat most %d STUN servers", from(where, w, sizeof w), PUNCH_MAX_STUN);
 		return -1;
 	}
 	o->stun[o->nstun++] = xstrdup(hostport);
@@ -318,7 +334,7 @@ opts_parse(struct opts *o, int argc, char *argv[])
 			o->show_id = true;
 			break;
 		case OPT_IDLE:
-			if ((o->idle_s = parse_secs("idle timeout", optarg, 1, 86400)) < 0)
+			if ((o->idle_s = parse_secs(NULL, "idle timeout", optarg, 1, 86400)) < 0)
 				return OPTS_BAD;
 			o->given.idle = true;
 			break;
@@ -329,7 +345,7 @@ opts_parse(struct opts *o, int argc, char *argv[])
 			o->listen = true;
 			break;
 		case OPT_MAX_CONNS:
-			if ((o->max_conns = parse_count("--max-conns", optarg, 1,
+			if ((o->max_conns = parse_count(NULL, "--max-conns", optarg, 1,
 			    MAX_MAX_CONNS)) < 0)
 				return OPTS_BAD;
 			break;
@@ -342,12 +358,12 @@ opts_parse(struct opts *o, int argc, char *argv[])
 			o->peer_key = optarg;
 			break;
 		case OPT_POLL:
-			if ((o->poll_s = parse_secs("poll interval", optarg, 0.01, 3600)) < 0)
+			if ((o->poll_s = parse_secs(NULL, "poll interval", optarg, 0.01, 3600)) < 0)
 				return OPTS_BAD;
 			o->given.poll = true;
 			break;
 		case 'p':
-			if ((o->port = parse_port(optarg)) < 0)
+			if ((o->port = parse_port(NULL, optarg)) < 0)
 				return OPTS_BAD;
 			o->given.port = true;
 			break;
@@ -369,7 +385,7 @@ opts_parse(struct opts *o, int argc, char *argv[])
 			o->send_only = true;
 			break;
 		case OPT_STUN:
-			if (add_stun(o, optarg) == -1)
+			if (add_stun(o, NULL, optarg) == -1)
 				return OPTS_BAD;
 			o->given.stun = true;
 			break;
@@ -379,7 +395,7 @@ opts_parse(struct opts *o, int argc, char *argv[])
 			free(o->turn);
 			o->turn = xstrdup(optarg);
 			hide_password(optarg);
-			o->given.turn = true;
+			o->given.turn = o->turn_argv = true;
 			break;
 		case OPT_TURN_FILE:
 			free(o->turn_file);
@@ -396,7 +412,7 @@ opts_parse(struct opts *o, int argc, char *argv[])
 			printf("p2pcat %s\n", P2PCAT_VERSION);
 			return OPTS_EXIT;
 		case 'w':
-			if ((o->wait_s = parse_secs("wait", optarg, 0.1, 86400)) < 0)
+			if ((o->wait_s = parse_secs(NULL, "wait", optarg, 0.1, 86400)) < 0)
 				return OPTS_BAD;
 			o->given.wait = true;
 			break;
@@ -454,9 +470,6 @@ opts_parse(struct opts *o, int argc, char *argv[])
 		log_err("--turn and --turn-file exclude each other");
 		return OPTS_BAD;
 	}
-	if (o->turn)
-		log_err("warning: --turn shows the TURN password to every user of "
-		    "this host (ps); use --turn-file or P2PCAT_TURN");
 	return OPTS_RUN;
 }
 
@@ -479,23 +492,23 @@ config_set(void *ctx, const char *key, const char *val, const char *where)
 		free(o->api_key_file);
 		o->api_key_file = xstrdup(val);
 	} else if (strcmp(key, "wait") == 0) {
-		if ((v = parse_secs("wait", val, 0.1, 86400)) < 0)
-			goto bad;
+		if ((v = parse_secs(where, "wait", val, 0.1, 86400)) < 0)
+			return -1;
 		if (!g->wait)
 			o->wait_s = v;
 	} else if (strcmp(key, "idle") == 0) {
-		if ((v = parse_secs("idle", val, 1, 86400)) < 0)
-			goto bad;
+		if ((v = parse_secs(where, "idle", val, 1, 86400)) < 0)
+			return -1;
 		if (!g->idle)
 			o->idle_s = v;
 	} else if (strcmp(key, "poll") == 0) {
-		if ((v = parse_secs("poll", val, 0.01, 3600)) < 0)
-			goto bad;
+		if ((v = parse_secs(where, "poll", val, 0.01, 3600)) < 0)
+			return -1;
 		if (!g->poll)
 			o->poll_s = v;
 	} else if (strcmp(key, "stun") == 0) {
-		if (!g->stun && add_stun(o, val) == -1)
-			goto bad;
+		if (!g->stun && add_stun(o, where, val) == -1)
+			return -1;
 	} else if (strcmp(key, "turn") == 0 || strcmp(key, "turn-file") == 0) {
 		if (o->turn || o->turn_file) {
 			if (g->turn)
@@ -508,15 +521,12 @@ config_set(void *ctx, const char *key, const char *val, const char *where)
 		else
 			o->turn_file = xstrdup(val);
 	} else if (strcmp(key, "port") == 0) {
-		if ((p = parse_port(val)) < 0)
-			goto bad;
+		if ((p = parse_port(where, val)) < 0)
+			return -1;
 		if (!g->port)
 			o->port = p;
 	}
 	return 0;
-bad:
-	log_err("in %s", where);
-	return -1;
 }
 
 int
@@ -590,16 +600,17 @@ read_secret(struct opts *o)
 	return 0;
 }
 
-/* Whether name will do as a peer's or our own; what says whose. */
+/* Whether name will do as a peer's or our own; what says whose, where
+ * where it came from (or ""). */
 static bool
-name_ok(const char *name, const char *what)
+name_ok(const char *name, const char *what, const char *where)
 {
 	char b[SHOWN_MAX + 4];
 
 	if (sig_valid_name(name))
 		return true;
-	log_err("bad %s `%s': want 1 to %d of A-Z a-z 0-9 . _ -, not starting with `.'",
-	    what, opts_shown(name, b), SIG_MAX_NAME);
+	log_err("bad %s `%s'%s: want 1 to %d of A-Z a-z 0-9 . _ -, not starting with `.'",
+	    what, opts_shown(name, b), where, SIG_MAX_NAME);
 	return false;
 }
 
@@ -655,7 +666,7 @@ opts_settle(struct opts *o)
 		o->signal = xstrdup("dir:");
 	if (o->show_id)
 		return 0;
-	if (o->name && !name_ok(o->name, "name in P2PCAT_NAME or the config"))
+	if (o->name && !name_ok(o->name, "name", " in P2PCAT_NAME or the config"))
 		return -1;
 	if (o->peer == NULL && o->listen && o->name == NULL) {
 		log_err("no name to listen as: give one, or set P2PCAT_NAME or `name' in the config");
@@ -663,7 +674,7 @@ opts_settle(struct opts *o)
 	}
 	if (o->peer == NULL)
 		o->peer = o->name;
-	if (!name_ok(o->peer, o->listen ? "name" : "peer name"))
+	if (!name_ok(o->peer, o->listen ? "name" : "peer name", ""))
 		return -1;
 	if (read_secret(o) == -1)
 		return -1;
@@ -680,7 +691,12 @@ opts_settle(struct opts *o)
 	}
 	if (o->cmd && !o->shell && exec_check(o->cmd) == -1)
 		return -1;
-	return check_servers(o);
+	if (check_servers(o) == -1)
+		return -1;
+	if (o->turn_argv)
+		log_err("warning: --turn shows the TURN password to every user of "
+		    "this host (ps); use --turn-file or P2PCAT_TURN");
+	return 0;
 }
 
 void

@@ -30,6 +30,7 @@ struct opts {
 	char *stun[PUNCH_MAX_STUN];	/* --stun HOST:PORT, repeatable */
 	char *turn;			/* turn://USER:PASS@HOST:PORT (a secret) */
 	char *turn_file;		/* --turn-file, or turn-file in the config */
+	bool turn_argv;			/* --turn: the password was in argv */
 	const char *peer_key;		/* --peer-key: the key the peer must have */
 	const char *allow;		/* --allow: file of callers' keys */
 	const char *secret_file;	/* --secret-file */

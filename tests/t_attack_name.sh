@@ -15,7 +15,7 @@ command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || skip "no cc 
 
 mkdir "$T/evil"
 cp "$SRCDIR"/*.c "$SRCDIR"/*.h "$SRCDIR"/Makefile "$T/evil/" || fail "cannot copy the sources"
-check='if (o->name \&\& !name_ok(o->name, "name in P2PCAT_NAME or the config"))'
+check='if (o->name \&\& !name_ok(o->name, "name", " in P2PCAT_NAME or the config"))'
 grep -q "$check" "$T/evil/opts.c" ||
 	skip "opts.c no longer checks P2PCAT_NAME as this test expects: update it"
 sed -i "s/$check/if (0)/" "$T/evil/opts.c"
