@@ -276,7 +276,8 @@ report_counts(const struct sig *sig)
 	unsigned long r, w;
 
 	sig_counts(sig, &r, &w);
-	log_v(1, "rendezvous: %lu reads, %lu writes", r, w);
+	log_v(1, "rendezvous: %lu read%s, %lu write%s", r, r == 1 ? "" : "s", w,
+	    w == 1 ? "" : "s");
 }
 
 static int

@@ -132,6 +132,11 @@ P2PCAT_SIGNAL="dir:$T/from-env2" expect 2 "$P2PCAT" -S "dir:$T/from-cli" -w 0.2 
 [ -d "$T/from-env2" ] && fail "P2PCAT_SIGNAL used despite -S"
 grep -q "within 0.2 s" "$T/err" || fail "-w does not beat the config: $(cat "$T/err")"
 
+# -v counts the rendezvous' reads and writes, in English: one offer is
+# "1 write".
+expect 2 "$P2PCAT" -v -w 0.2 -S "dir:$T/counts" somebody
+grep -Eq "^p2pcat: rendezvous: [0-9]+ reads?, 1 write$" "$T/err" || fail "counts: $(cat "$T/err")"
+
 # A listener's default name: P2PCAT_NAME beats the config's name.
 printf 'name = fromfile\nsignal = dir:%s\n' "$T/rv" > "$XDG_CONFIG_HOME/p2pcat/config"
 P2PCAT_NAME=fromenv "$P2PCAT" -l -v < /dev/null > /dev/null 2> "$T/lerr" & lp=$!
