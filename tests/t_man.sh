@@ -25,9 +25,9 @@ man:   $(cat "$T/man")
 usage: $(cat "$T/usage")"
 
 # Every exit status the code defines is documented.
-for code in 0 1 2 3 130; do
+for code in 0 1 2 3 4 129 130 131 143; do
 	awk '/^\.Sh EXIT STATUS/ { on = 1 } /^\.Sh EXAMPLES/ { on = 0 } on' "$page" |
-		grep -q "^\.It $code" || fail "exit status $code undocumented"
+		grep -Eq "^\.It ([0-9]+, )*$code(,|\$)" || fail "exit status $code undocumented"
 done
 # Every long option in the code is in the man page.
 [ "$(grep -c '{ "[a-z-]*",[[:space:]]*[a-z_]*argument' "$SRCDIR/opts.c")" -gt 20 ] ||
