@@ -8,9 +8,9 @@
 # the usage message), within seconds; no crash, no wait.
 #
 # A row marked `xfail:WHY' is one that another branch's work fixes
-# (trust: files read at startup; dirstore: the dir: rendezvous): it must
-# still fail here, and the test fails when it passes, so that the mark
-# goes once that work is in.
+# (trust: the files it reads at startup): it must still fail here, and
+# the test fails when it passes, so that the mark goes once that work
+# is in.
 . "$(dirname "$0")/lib.sh"
 export P2PCAT_SIGNAL="dir:$T/rv"
 CFG=$XDG_CONFIG_HOME/p2pcat
@@ -219,7 +219,7 @@ row "HOME and XDG_CONFIG_HOME unset" -u HOME -u XDG_CONFIG_HOME -- -w 5 x
 row "HOME relative, XDG_CONFIG_HOME unset" -u XDG_CONFIG_HOME HOME=relative -- -w 5 x
 row "XDG_RUNTIME_DIR a file" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$T/file" -- -w 5 x
 row "XDG_RUNTIME_DIR inside a file" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$T/file/x" -- -w 5 x
-row xfail:dirstore "XDG_RUNTIME_DIR missing" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$T/missing/run" -- -w 0.3 x
+row "XDG_RUNTIME_DIR missing" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$T/missing/run" -- -w 0.3 x
 if ! $ROOT; then
 	mkdir "$T/ro"
 	chmod 500 "$T/ro"
