@@ -432,14 +432,11 @@ opts_parse(struct opts *o, int argc, char *argv[])
 	}
 	if (argc == 1)
 		o->peer = argv[0];
-	if (o->show_id) {
-		if (argc || o->listen) {
-			log_err("--id takes no other arguments");
-			return OPTS_BAD;
-		}
-		return OPTS_RUN;
+	if (o->show_id && (argc || o->listen)) {
+		log_err("--id takes no other arguments");
+		return OPTS_BAD;
 	}
-	if (!o->listen && argc == 0) {
+	if (!o->show_id && !o->listen && argc == 0) {
 		usage(stderr, false);
 		return OPTS_BAD;
 	}
