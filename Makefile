@@ -70,6 +70,13 @@ tests/fuzz_dirfile: tests/fuzz_dirfile.c $(filter-out p2pcat.c,$(SRCS))
 tests/fuzz_trust: tests/fuzz_trust.c $(filter-out p2pcat.c,$(SRCS))
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
+# The settings (opts.c, config.c), and all that their checks call.
+tests/fuzz_config: tests/fuzz_config.c $(filter-out p2pcat.c,$(SRCS))
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
+tests/fuzz_options: tests/fuzz_options.c $(filter-out p2pcat.c,$(SRCS))
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
 
 # The two commands of the README's quick start.
 demo:

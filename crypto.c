@@ -257,6 +257,24 @@ crypto_cipher_name(int c)
 	return c == CRYPTO_CHACHAPOLY ? "ChaChaPoly" : c == CRYPTO_AESGCM ? "AESGCM" : NULL;
 }
 
+const char *
+crypto_cipher_label(int c)
+{
+	return c == CRYPTO_CHACHAPOLY ? "chacha20-poly1305" : c == CRYPTO_AESGCM ?
+	    "aes256-gcm" : NULL;
+}
+
+int
+crypto_cipher_by_label(const char *label)
+{
+	int c;
+
+	for (c = CRYPTO_CHACHAPOLY; c <= CRYPTO_AESGCM; c++)
+		if (strcmp(label, crypto_cipher_label(c)) == 0)
+			return c;
+	return 0;
+}
+
 /* The 96-bit nonce: 32 zero bits, then n, little-endian for ChaChaPoly
  * and big-endian for AESGCM. */
 static void

@@ -84,6 +84,11 @@ enum crypto_cipher { CRYPTO_CHACHAPOLY = 1, CRYPTO_AESGCM = 2 };
 bool crypto_cipher_available(int c);
 /* Its name in Noise protocol names ("ChaChaPoly", "AESGCM"), or NULL. */
 const char *crypto_cipher_name(int c);
+/* Its one name for users, in messages and P2PCAT_CIPHER
+ * ("chacha20-poly1305", "aes256-gcm"), or NULL; and the cipher of such
+ * a name, or 0. */
+const char *crypto_cipher_label(int c);
+int crypto_cipher_by_label(const char *label);
 /* Noise's ENCRYPT(k, n, ad, plaintext) for cipher c (available): writes
  * len + CRYPTO_TAG_LEN bytes to out (which may be pt).  DECRYPT: ct is
  * len bytes, tag included; writes len - CRYPTO_TAG_LEN bytes to out (which

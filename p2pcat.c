@@ -1,7 +1,9 @@
 /*
  * p2pcat: netcat for hosts behind NAT.
  *
- * This file holds the options, the settings and the caller.  The listener
+ * This file holds the key and the caller; the settings are in opts.c,
+ * the configuration file in config.c, the trust rules in trust.c.  The
+ * listener
  * is in serve.c, the loop that moves stdin to the peer and the peer's
  * bytes to stdout in pump.c, the rendezvous in signal.c, the path in
  * session.c and punch.c, the byte stream in stream.c.
@@ -11,9 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,8 +23,9 @@
 
 #include <sodium.h>
 
+#include "config.h"
 #include "crypto.h"
-#include "exec.h"
+#include "opts.h"
 #include "p2pcat.h"
 #include "pump.h"
 #include "serve.h"
@@ -33,61 +34,13 @@
 #include "trust.h"
 #include "util.h"
 
-#define P2PCAT_VERSION	"0.1"
-
-#define DEF_WAIT_S	30.0	/* -w */
-#define DEF_IDLE_S	30.0	/* --idle */
 #define DEF_MAX_CONNS	16	/* --max-conns */
-#define MAX_MAX_CONNS	1024
 #define KEEPALIVE_US	15000000	/* well inside common NAT timeouts (30 s) */
-#define SECRET_MAX	1024
 #define SNDBUF		(8 << 20)
 #define RCVBUF		(16 << 20)
 
-struct opts {
-	bool listen, keep, send_only, recv_only, show_id, udp;
-	int verbose, port;
-	double wait_s, idle_s, poll_s;
-	const char *peer;		/* caller: whom to call; listener: our name */
-	char *signal;			/* rendezvous URL */
-	char *name;			/* from P2PCAT_NAME or the config */
-	char *api_key_file;
-	int nstun;
-	char *stun[PUNCH_MAX_STUN];	/* --stun HOST:PORT, repeatable */
-	char *turn;			/* --turn turn://USER:PASS@HOST:PORT */
-	const char *peer_key;		/* --peer-key: the key the peer must have */
-	const char *allow;		/* --allow: file of callers' keys */
-	const char *secret_file;	/* --secret-file */
-	char *secret;			/* passphrase mode */
-	size_t secretlen;
-	int cipher;			/* P2PCAT_CIPHER; 0: the fastest both have */
-	const char *cmd;		/* -e PROG or -c CMD */
-	bool shell;			/* it was -c */
-	bool allow_any;			/* --allow-any */
-	int max_conns;			/* --max-conns; 0: not given */
-	struct trust_conf trust;	/* whom we talk to (trust.h) */
-	char known_peers[PATH_MAX], known_callers[PATH_MAX];
-};
-
 static volatile sig_atomic_t stop_sig;
 static bool stdin_eof;
-
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: p2pcat [-uv] [-c cmd | -e prog] [-p port] [-S url] [-w secs]\n"
-	    "              [--idle secs] [--stun host:port] [--turn url]\n"
-	    "              [--peer-key key] [--secret-file file]\n"
-	    "              [--recv-only | --send-only] peer\n"
-	    "       p2pcat -l [-kuv] [-c cmd | -e prog] [-p port] [-S url] [-w secs]\n"
-	    "              [--idle secs] [--stun host:port] [--turn url]\n"
-	    "              [--poll secs] [--allow file | --allow-any]\n"
-	    "              [--peer-key key] [--max-conns n] [--secret-file file]\n"
-	    "              [--recv-only | --send-only] [name]\n"
-	    "       p2pcat --id\n"
-	    "       p2pcat -h | --version\n");
-}
 
 static void
 on_signal(int sig)
@@ -95,289 +48,26 @@ on_signal(int sig)
 	stop_sig = sig;
 }
 
-/* Seconds in [lo, hi], fractions allowed; -1 after printing why. */
-static double
-parse_secs(const char *what, const char *s, double lo, double hi)
-{
-	char *end;
-	double v;
+/* What trust.c decides by, and the files it reads. */
+static struct trust_conf trust;
+static char known_peers[PATH_MAX], known_callers[PATH_MAX];
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (*s == '\0' || *end != '\0' || errno || !isfinite(v) || v < lo || v > hi) {
-		log_err("bad %s `%s': want seconds from %g to %g", what, s, lo, hi);
-		return -1;
-	}
-	return v;
-}
-
-/* An integer in [lo, hi]; -1 after printing why. */
+/* Set up trust.c from the settings, its files checked now rather than
+ * when a peer is there; 0 or -1. */
 static int
-parse_count(const char *what, const char *s, int lo, int hi)
+trust_setup(const struct opts *o)
 {
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno || v < lo || v > hi) {
-		log_err("bad %s `%s': want a number from %d to %d", what, s, lo, hi);
-		return -1;
-	}
-	return (int)v;
-}
-
-static int
-parse_port(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno || v < 0 || v > 65535) {
-		log_err("bad port `%s'", s);
-		return -1;
-	}
-	return (int)v;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL) {
-		log_errno("strdup");
-		exit(EXIT_USAGE);
-	}
-	return p;
-}
-
-/* Settings given on the command line, which beat the environment and the
- * config file. */
-struct given {
-	bool signal, wait, idle, poll, port, stun, turn;
-};
-
-/* Add a STUN server; 0 or -1. */
-static int
-add_stun(struct opts *o, const char *hostport)
-{
-	if (o->nstun == PUNCH_MAX_STUN) {
-		log_err("at most %d STUN servers", PUNCH_MAX_STUN);
-		return -1;
-	}
-	o->stun[o->nstun++] = xstrdup(hostport);
-	return 0;
-}
-
-/* Apply one config file setting unless the command line gave it; 0 or -1. */
-static int
-config_set(struct opts *o, const struct given *g, const char *key, const char *val)
-{
-	double v;
-
-	if (strcmp(key, "name") == 0) {
-		if (o->name == NULL)
-			o->name = xstrdup(val);
-	} else if (strcmp(key, "signal") == 0) {
-		if (o->signal == NULL)
-			o->signal = xstrdup(val);
-	} else if (strcmp(key, "api-key-file") == 0) {
-		if (o->api_key_file == NULL)
-			o->api_key_file = xstrdup(val);
-	} else if (strcmp(key, "wait") == 0) {
-		if ((v = parse_secs("wait", val, 0.1, 86400)) < 0)
-			return -1;
-		if (!g->wait)
-			o->wait_s = v;
-	} else if (strcmp(key, "idle") == 0) {
-		if ((v = parse_secs("idle", val, 1, 86400)) < 0)
-			return -1;
-		if (!g->idle)
-			o->idle_s = v;
-	} else if (strcmp(key, "poll") == 0) {
-		if ((v = parse_secs("poll", val, 0.01, 3600)) < 0)
-			return -1;
-		if (!g->poll)
-			o->poll_s = v;
-	} else if (strcmp(key, "stun") == 0) {
-		if (!g->stun && add_stun(o, val) == -1)
-			return -1;
-	} else if (strcmp(key, "turn") == 0) {
-		if (!g->turn && o->turn == NULL)
-			o->turn = xstrdup(val);
-	} else if (strcmp(key, "port") == 0) {
-		int p = parse_port(val);
-
-		if (p < 0)
-			return -1;
-		if (!g->port)
-			o->port = p;
-	} else {
-		log_err("unknown setting `%s'", key);
-		return -1;
-	}
-	return 0;
-}
-
-/* Read $XDG_CONFIG_HOME/p2pcat/config (or ~/.config/...): lines of
- * `key = value', `#' comments.  A missing file is fine; 0 or -1. */
-/* $XDG_CONFIG_HOME/p2pcat/file (or ~/.config/...) into buf: 0, or -1
- * when neither is set. */
-static int
-config_path(char *buf, size_t size, const char *file)
-{
-	const char *base = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-	int n;
-
-	if (base && *base == '/')
-		n = snprintf(buf, size, "%s/p2pcat/%s", base, file);
-	else if (home && *home == '/')
-		n = snprintf(buf, size, "%s/.config/p2pcat/%s", home, file);
-	else
-		return -1;
-	return n > 0 && (size_t)n < size ? 0 : -1;
-}
-
-static int
-read_config(struct opts *o, const struct given *g)
-{
-	char path[PATH_MAX], line[1024];
-	int lineno = 0, ret = 0;
-	FILE *f;
-
-	if (config_path(path, sizeof path, "config") == -1)
-		return 0;
-	if ((f = fopen(path, "re")) == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		log_errno("cannot read `%s'", path);
-		return -1;
-	}
-	while (fgets(line, sizeof line, f) != NULL) {
-		char *k = line, *eq, *v, *e;
-
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
-			log_err("%s:%d: line too long", path, lineno);
-			ret = -1;
-			break;
-		}
-		while (*k == ' ' || *k == '\t')
-			k++;
-		if (*k == '#' || *k == '\n' || *k == '\0')
-			continue;
-		if ((eq = strchr(k, '=')) == NULL) {
-			log_err("%s:%d: want `key = value'", path, lineno);
-			ret = -1;
-			break;
-		}
-		for (e = eq; e > k && (e[-1] == ' ' || e[-1] == '\t'); e--)
-			;
-		*e = '\0';
-		for (v = eq + 1; *v == ' ' || *v == '\t'; v++)
-			;
-		for (e = v + strlen(v); e > v && strchr(" \t\r\n", e[-1]); e--)
-			;
-		*e = '\0';
-		if (config_set(o, g, k, v) == -1) {
-			log_err("in %s:%d", path, lineno);
-			ret = -1;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
-}
-
-/* The environment, then the config file, fill what the command line left. */
-static int
-settle(struct opts *o, struct given *g)
-{
-	const char *e;
-
-	if (o->signal == NULL && (e = getenv("P2PCAT_SIGNAL")) != NULL && *e)
-		o->signal = xstrdup(e);
-	if ((e = getenv("P2PCAT_NAME")) != NULL && *e)
-		o->name = xstrdup(e);
-	if (o->turn == NULL && (e = getenv("P2PCAT_TURN")) != NULL && *e) {
-		o->turn = xstrdup(e);
-		g->turn = true;
-	}
-	if ((e = getenv("P2PCAT_CIPHER")) != NULL && *e) {
-		if (strcmp(e, "chacha20-poly1305") == 0) {
-			o->cipher = CRYPTO_CHACHAPOLY;
-		} else if (strcmp(e, "aes256-gcm") == 0) {
-			o->cipher = CRYPTO_AESGCM;
-			if (!crypto_cipher_available(o->cipher)) {
-				log_err("P2PCAT_CIPHER is aes256-gcm, but this CPU has no AES instructions");
-				return -1;
-			}
-		} else {
-			log_err("bad P2PCAT_CIPHER `%s' (chacha20-poly1305 or aes256-gcm)", e);
-			return -1;
-		}
-	}
-	if (read_config(o, g) == -1)
-		return -1;
-	if (o->signal == NULL)
-		o->signal = xstrdup("dir:");
-	return 0;
-}
-
-/* The passphrase from --secret-file (a private file) or P2PCAT_SECRET; a
- * trailing newline is not part of it.  0 or -1. */
-static int
-read_secret(struct opts *o)
-{
-	const char *env = getenv("P2PCAT_SECRET");
-	char buf[SECRET_MAX + 2];
-	long n;
-	int ret = -1;
-
-	if (o->secret_file == NULL) {
-		if (env == NULL || *env == '\0')
-			return 0;
-		if (strlen(env) > SECRET_MAX) {
-			log_err("P2PCAT_SECRET is longer than %d bytes", SECRET_MAX);
-			return -1;
-		}
-		o->secret = xstrdup(env);
-		o->secretlen = strlen(env);
-		return 0;
-	}
-	n = util_read_private(o->secret_file, "secret file", buf, sizeof buf);
-	if (n > 0 && (o->secret = malloc(n + 1)) == NULL)
-		log_errno("malloc");
-	else if (n > 0) {
-		memcpy(o->secret, buf, n + 1);
-		o->secretlen = n;
-		ret = 0;
-	}
-	sodium_memzero(buf, sizeof buf);
-	return ret;
-}
-
-/* What trust.c decides by, checked now rather than when a peer is there;
- * 0 or -1. */
-static int
-trust_setup(struct opts *o)
-{
-	struct trust_conf *t = &o->trust;
-
-	t->listener = o->listen;
-	t->called = o->peer;
-	t->store = o->signal;
-	t->pin = o->peer_key;
-	t->allow = o->allow;
-	t->passphrase = o->secret != NULL;
-	if (config_path(o->known_peers, sizeof o->known_peers, "known_peers") == 0)
-		t->known_peers = o->known_peers;
-	if (config_path(o->known_callers, sizeof o->known_callers, "known_callers") == 0)
-		t->known_callers = o->known_callers;
-	return trust_check(t);
+	trust.listener = o->listen;
+	trust.called = o->peer;
+	trust.store = o->signal;
+	trust.pin = o->peer_key;
+	trust.allow = o->allow;
+	trust.passphrase = o->secret != NULL;
+	if (config_path(known_peers, sizeof known_peers, "known_peers") == 0)
+		trust.known_peers = known_peers;
+	if (config_path(known_callers, sizeof known_callers, "known_callers") == 0)
+		trust.known_callers = known_callers;
+	return trust_check(&trust);
 }
 
 /* sess_trust_fn: trust.c decides. */
@@ -430,7 +120,7 @@ sess_setup(struct sess_conf *sc, const struct opts *o,
 	sc->secretlen = o->secretlen;
 	sc->cipher = o->cipher;
 	sc->trust = trust_peer;
-	sc->trust_ctx = (void *)&o->trust;
+	sc->trust_ctx = &trust;
 	sc->punch.port = o->port;
 	sc->punch.caller = caller;
 	sc->punch.nstun = o->nstun;
@@ -440,6 +130,17 @@ sess_setup(struct sess_conf *sc, const struct opts *o,
 	sc->stream.rcvbuf = RCVBUF;
 	sc->stream.keepalive_us = KEEPALIVE_US;
 	sc->stream.idle_us = secs_us(o->idle_s);
+}
+
+/* Whether to show the transfer's progress: asked for, or -v with a
+ * terminal for it that the data does not use, in the foreground. */
+static bool
+want_progress(const struct opts *o)
+{
+	if (o->progress)
+		return true;
+	return o->verbose && !o->cmd && isatty(2) && !isatty(0) && !isatty(1) &&
+	    tcgetpgrp(2) == getpgrp();
 }
 
 static void
@@ -461,6 +162,8 @@ pump_setup(struct pump_conf *pc, const struct opts *o)
 	/* The caller names whom it called; a listener's command learns the
 	 * name its caller gave. */
 	pc->peer_name = o->listen ? NULL : o->peer;
+	pc->progress = want_progress(o);
+	pc->progress_tty = isatty(2);
 }
 
 static void
@@ -469,7 +172,8 @@ report_counts(const struct sig *sig)
 	unsigned long r, w;
 
 	sig_counts(sig, &r, &w);
-	log_v(1, "rendezvous: %lu reads, %lu writes", r, w);
+	log_v(1, "rendezvous: %lu read%s, %lu write%s", r, r == 1 ? "" : "s", w,
+	    w == 1 ? "" : "s");
 }
 
 static int
@@ -542,34 +246,8 @@ listener(struct sig *sig, struct serve *sv)
 int
 main(int argc, char *argv[])
 {
-	static const struct option longopts[] = {
-		{ "allow",	required_argument,	NULL, 'A' },
-		{ "allow-any",	no_argument,		NULL, 'Y' },
-		{ "exec",	required_argument,	NULL, 'e' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ "id",		no_argument,		NULL, 'D' },
-		{ "idle",	required_argument,	NULL, 'I' },
-		{ "keep-open",	no_argument,		NULL, 'k' },
-		{ "listen",	no_argument,		NULL, 'l' },
-		{ "max-conns",	required_argument,	NULL, 'M' },
-		{ "poll",	required_argument,	NULL, 'P' },
-		{ "peer-key",	required_argument,	NULL, 'K' },
-		{ "port",	required_argument,	NULL, 'p' },
-		{ "recv-only",	no_argument,		NULL, 'R' },
-		{ "secret-file", required_argument,	NULL, 'F' },
-		{ "send-only",	no_argument,		NULL, 'T' },
-		{ "sh-exec",	required_argument,	NULL, 'c' },
-		{ "signal",	required_argument,	NULL, 'S' },
-		{ "stun",	required_argument,	NULL, 'U' },
-		{ "turn",	required_argument,	NULL, 'N' },
-		{ "udp",	no_argument,		NULL, 'u' },
-		{ "verbose",	no_argument,		NULL, 'v' },
-		{ "version",	no_argument,		NULL, 'V' },
-		{ "wait",	required_argument,	NULL, 'w' },
-		{ NULL,		0,			NULL, 0 }
-	};
-	struct opts o = { .wait_s = DEF_WAIT_S, .idle_s = DEF_IDLE_S };
-	struct given g = { 0 };
+	static const int stops[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM };
+	struct opts o;
 	struct sig_opts so = { 0 };
 	struct crypto_identity id = { 0 };
 	struct serve_conf svc = { 0 };
@@ -578,206 +256,50 @@ main(int argc, char *argv[])
 	struct pump_conf pc;
 	struct sigaction sa;
 	struct sig *sig;
-	int ch, ret = EXIT_USAGE;
+	size_t i;
+	int ret = EXIT_USAGE;
 
 	sanitize_fds();
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt_long(argc, argv, "c:e:hklp:S:uvw:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'A':
-			o.allow = optarg;
-			break;
-		case 'c':
-		case 'e':
-			if (o.cmd) {
-				log_err("one command: -e or -c, once");
-				goto fail;
-			}
-			o.cmd = optarg;
-			o.shell = ch == 'c';
-			break;
-		case 'D':
-			o.show_id = true;
-			break;
-		case 'F':
-			o.secret_file = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			ret = EXIT_OK;
-			goto out;
-		case 'K':
-			if (!trust_valid_key(optarg)) {
-				log_err("bad key `%s': want what p2pcat --id prints, or a "
-				    "SHA256: fingerprint", optarg);
-				goto fail;
-			}
-			o.peer_key = optarg;
-			break;
-		case 'I':
-			if ((o.idle_s = parse_secs("idle timeout", optarg, 1, 86400)) < 0)
-				goto fail;
-			g.idle = true;
-			break;
-		case 'k':
-			o.keep = true;
-			break;
-		case 'M':
-			if ((o.max_conns = parse_count("--max-conns", optarg, 1,
-			    MAX_MAX_CONNS)) < 0)
-				goto fail;
-			break;
-		case 'l':
-			o.listen = true;
-			break;
-		case 'P':
-			if ((o.poll_s = parse_secs("poll interval", optarg, 0.01, 3600)) < 0)
-				goto fail;
-			g.poll = true;
-			break;
-		case 'p':
-			if ((o.port = parse_port(optarg)) < 0)
-				goto fail;
-			g.port = true;
-			break;
-		case 'R':
-			o.recv_only = true;
-			break;
-		case 'S':
-			free(o.signal);
-			o.signal = xstrdup(optarg);
-			g.signal = true;
-			break;
-		case 'T':
-			o.send_only = true;
-			break;
-		case 'U':
-			if (add_stun(&o, optarg) == -1)
-				goto fail;
-			g.stun = true;
-			break;
-		case 'N':
-			free(o.turn);
-			o.turn = xstrdup(optarg);
-			g.turn = true;
-			break;
-		case 'u':
-			o.udp = true;
-			break;
-		case 'v':
-			o.verbose++;
-			break;
-		case 'V':
-			printf("p2pcat %s\n", P2PCAT_VERSION);
-			ret = EXIT_OK;
-			goto out;
-		case 'Y':
-			o.allow_any = true;
-			break;
-		case 'w':
-			if ((o.wait_s = parse_secs("wait", optarg, 0.1, 86400)) < 0)
-				goto fail;
-			g.wait = true;
-			break;
-		default:
-			usage(stderr);
-			goto fail;
-		}
+	opts_init(&o);
+	switch (opts_parse(&o, argc, argv)) {
+	case OPTS_EXIT:
+		ret = EXIT_OK;
+		goto out;
+	case OPTS_BAD:
+		goto out;
 	}
-	argc -= optind;
-	argv += optind;
 	log_verbose = o.verbose;
-
-	if (argc > 1) {
-		usage(stderr);
-		goto fail;
-	}
-	if (crypto_init() == -1)
-		goto fail;
+	if (crypto_init() == -1 || opts_settle(&o) == -1)
+		goto out;
 	if (o.show_id) {
 		char key[CRYPTO_KEY_B64_LEN + 1], fp[CRYPTO_FP_LEN + 1];
 
-		if (argc || o.listen) {
-			log_err("--id takes no other arguments");
-			goto fail;
-		}
 		if (load_identity(&id) == -1)
-			goto fail;
+			goto out;
 		crypto_key_to_text(id.pub, key);
 		crypto_fingerprint(id.pub, fp);
 		crypto_identity_wipe(&id);
 		printf("%s\n", key);
-		log_v(1, "fingerprint %s", fp);
+		/* The form messages show keys in: a user compares these. */
+		log_err("fingerprint %s", fp);
 		ret = EXIT_OK;
 		goto out;
 	}
-	if (o.send_only && o.recv_only) {
-		log_err("--send-only and --recv-only exclude each other");
-		goto fail;
-	}
-	if (!o.listen && (o.keep || g.poll || o.allow || o.allow_any || o.max_conns)) {
-		log_err("%s goes with -l", o.keep ? "-k" : g.poll ? "--poll" :
-		    o.allow ? "--allow" : o.allow_any ? "--allow-any" : "--max-conns");
-		goto fail;
-	}
-	if (o.cmd == NULL && (o.allow_any || o.max_conns)) {
-		log_err("%s goes with -e or -c", o.allow_any ? "--allow-any" : "--max-conns");
-		goto fail;
-	}
-	if (o.cmd && (o.send_only || o.recv_only)) {
-		log_err("-e and -c connect both directions to the command: no %s",
-		    o.send_only ? "--send-only" : "--recv-only");
-		goto fail;
-	}
-	if (o.allow && o.allow_any) {
-		log_err("--allow and --allow-any exclude each other");
-		goto fail;
-	}
-	if (o.cmd && !o.shell && exec_check(o.cmd) == -1)
-		goto fail;
-	if (settle(&o, &g) == -1)
-		goto fail;
-	if (argc == 1)
-		o.peer = argv[0];
-	else if (o.listen && o.name)
-		o.peer = o.name;
-	else if (o.listen) {
-		log_err("no name to listen as: give one, or set P2PCAT_NAME or `name' in the config");
-		goto fail;
-	} else {
-		usage(stderr);
-		goto fail;
-	}
-	if (!sig_valid_name(o.peer)) {
-		log_err("bad peer name `%s': want 1-%d of A-Z a-z 0-9 . _ -, not starting with `.'",
-		    o.peer, SIG_MAX_NAME);
-		goto fail;
-	}
-	if (o.name && !sig_valid_name(o.name)) {
-		log_err("bad name `%s' in P2PCAT_NAME or the config", o.name);
-		goto fail;
-	}
-	if (read_secret(&o) == -1 || trust_setup(&o) == -1)
-		goto fail;
-	/* A command for every caller is a shell for every caller: say who. */
-	if (o.listen && o.cmd && !o.allow && !o.peer_key && !o.secret && !o.allow_any) {
-		log_err("%s runs a command for every caller: restrict the callers "
-		    "with --allow FILE, --peer-key KEY or a passphrase, or give "
-		    "--allow-any to serve anyone", o.shell ? "-c" : "-e");
-		goto fail;
-	}
-	if (load_identity(&id) == -1)
-		goto fail;
+	if (trust_setup(&o) == -1 || load_identity(&id) == -1)
+		goto out;
 	if (o.nstun == 0)
 		log_v(1, "no STUN server: only this host's addresses are offered, "
 		    "so no NAT is crossed; IPv6 ones may still meet through "
 		    "firewalls (see --stun, and p2pcat.conf.example)");
 
+	/* Each ends the session as SIGTERM does: offers withdrawn, the
+	 * peer told (a closed terminal's SIGHUP too). */
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	for (i = 0; i < sizeof stops / sizeof stops[0]; i++)
+		sigaction(stops[i], &sa, NULL);
 
 	so.verbose = o.verbose;
 	so.poll_ms = (unsigned)(o.poll_s * 1000);
@@ -794,35 +316,22 @@ main(int argc, char *argv[])
 		if (o.port)
 			svc.max_sessions = 1;
 		if (o.port && punch_port_check(o.port) == -1)
-			goto fail;
+			goto out;
 		svc.wait_s = o.wait_s;
 		svc.sess = &sc;
 		svc.pump = &pc;
 		svc.stop = &stop_sig;
 		if ((sv = serve_new(&svc)) == NULL)
-			goto fail;
+			goto out;
 		so.wake_fd = serve_wake_fd(sv);
 	}
 	if ((sig = sig_open(o.signal, &so)) == NULL)
-		goto fail;
+		goto out;
 	ret = o.listen ? listener(sig, sv) : caller(&o, sig, &id);
 	sig_close(sig);
-	goto out;
-fail:
-	ret = EXIT_USAGE;
 out:
 	serve_free(sv);
 	crypto_identity_wipe(&id);
-	if (o.secret)
-		sodium_memzero(o.secret, o.secretlen);
-	free(o.secret);
-	free(o.signal);
-	free(o.name);
-	free(o.api_key_file);
-	while (o.nstun > 0)
-		free(o.stun[--o.nstun]);
-	if (o.turn)
-		sodium_memzero(o.turn, strlen(o.turn));
-	free(o.turn);
+	opts_free(&o);
 	return ret;
 }

@@ -13,7 +13,9 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/pidfd.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include "crypto.h"
 #include "exec.h"
 #include "p2pcat.h"
+#include "progress.h"
 #include "pump.h"
 #include "session.h"
 #include "stream.h"
@@ -85,22 +88,32 @@ out_write(const struct out *o, const void *buf, size_t len)
 
 /* Let go of the output, so whoever reads it sees end-of-file now, while
  * our other direction may still be running.  A standard descriptor stays
- * open, on /dev/null. */
-static void
+ * open, on /dev/null.  0, or -1 with errno when close(2) said that what
+ * we wrote did not all get through (a full disk or quota on NFS, EIO):
+ * the peer must hear of it.  Closing it ourselves, not dup2 over it,
+ * is what lets close(2) say so. */
+static int
 out_close(struct out *o)
 {
-	int fd;
+	int fd, ret = 0, e = 0;
 
-	if (o->own)
-		close(o->fd);
-	if (o->orig > 2) {
-		close(o->orig);
-	} else if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) != -1) {
+	if (o->own && close(o->fd) == -1 && errno != EINTR) {
+		ret = -1;
+		e = errno;
+	}
+	if (close(o->orig) == -1 && errno != EINTR && ret == 0) {
+		ret = -1;
+		e = errno;
+	}
+	/* open(2) takes the lowest free descriptor: the one just closed. */
+	if (o->orig <= 2 && (fd = open("/dev/null", O_WRONLY)) != -1 && fd != o->orig) {
 		dup2(fd, o->orig);
 		close(fd);
 	}
 	o->fd = o->orig = -1;
 	o->own = false;
+	errno = e;
+	return ret;
 }
 
 static void
@@ -111,10 +124,14 @@ out_release(struct out *o)
 	o->own = false;
 }
 
+/* Why the peer closed: its own words when it gave them, else what its
+ * code means. */
 static const char *
-close_reason(uint32_t code)
+close_reason(const struct stream *st)
 {
-	switch (code) {
+	if (*stream_close_why(st) != '\0')
+		return stream_close_why(st);
+	switch (stream_close_code(st)) {
 	case CLOSE_SIGNAL:
 		return "the peer was interrupted";
 	case CLOSE_IO:
@@ -126,11 +143,12 @@ close_reason(uint32_t code)
 	}
 }
 
-/* Abort the session with code and return status.  The CLOSE may be lost
- * (the peer's socket full of our data): stay a little, answering what
- * still arrives with another CLOSE, until the peer falls silent. */
+/* Abort the session with code and return status; why (or NULL) tells
+ * the peer in words ("the peer could not write its output: ...").  The CLOSE may
+ * be lost (the peer's socket full of our data): stay a little, answering
+ * what still arrives with another CLOSE, until the peer falls silent. */
 static int
-abort_session(struct session *s, uint32_t code, int status)
+abort_session(struct session *s, uint32_t code, const char *why, int status)
 {
 	uint64_t end = now_us() + ABORT_LINGER_US, quiet = 0, now;
 	struct pollfd pfd;
@@ -139,7 +157,7 @@ abort_session(struct session *s, uint32_t code, int status)
 	 * keys to us: it may have seen ours, and would wait for the data. */
 	if (sess_stream(s) == NULL)
 		return status;
-	stream_abort(sess_stream(s), code);
+	stream_abort_why(sess_stream(s), code, why);
 	while ((now = now_us()) < end && sess_io(s, now) == 0) {
 		uint64_t t = end;
 
@@ -187,6 +205,16 @@ pump_report(struct session *s)
 	    (unsigned long long)st.pkts_sent, (unsigned long long)st.bytes_retrans,
 	    (unsigned long long)st.pkts_recv, st.srtt_us / 1000.0,
 	    (unsigned long long)st.mtu, (unsigned long long)sess_dropped(s));
+	if (st.dgrams_sent + st.dgrams_recv + st.dgrams_dropped > 0)
+		log_v(1, "datagrams: %llu sent, %llu received, %llu dropped on "
+		    "arrival", (unsigned long long)st.dgrams_sent,
+		    (unsigned long long)st.dgrams_recv,
+		    (unsigned long long)st.dgrams_dropped);
+	/* -u is unreliable, but loss of our own making is not silent. */
+	if (st.dgrams_dropped > 0)
+		log_err("%llu of the peer's datagrams were dropped on arrival: "
+		    "our output took them slower than they came",
+		    (unsigned long long)st.dgrams_dropped);
 }
 
 /* The peer is gone or broke the protocol (stream error err, not
@@ -197,7 +225,7 @@ peer_gone(struct session *s, const struct pump_conf *c, int err)
 	struct stream *st = sess_stream(s);
 
 	if (err == STREAM_ABORTED) {
-		log_err("%s", close_reason(stream_close_code(st)));
+		log_err("%s", close_reason(st));
 		return stream_close_code(st) == CLOSE_BUSY ? EXIT_NOCONN : EXIT_LOST;
 	}
 	if (err == STREAM_IDLE) {
@@ -205,15 +233,30 @@ peer_gone(struct session *s, const struct pump_conf *c, int err)
 		return EXIT_LOST;
 	}
 	log_err("connection failed: the peer broke the protocol");
-	return abort_session(s, CLOSE_IO, EXIT_LOST);
+	return abort_session(s, CLOSE_IO, NULL, EXIT_LOST);
 }
 
 /* A session's command (-e, -c), once it is running. */
 struct cmd {
 	pid_t pid;			/* -1: none */
+	int pidfd;			/* readable once it has exited; -1: none */
 	bool eof;			/* its stdout has ended */
 	bool gone;			/* its stdin is closed: drop what comes */
+	bool reaped;			/* it has exited, with status */
+	int status;			/* as waitpid(2) gives it */
 };
+
+/* Reap the command if it has exited: true once it has. */
+static bool
+cmd_reap(struct cmd *cmd)
+{
+	if (!cmd->reaped && waitpid(cmd->pid, &cmd->status, WNOHANG) == cmd->pid) {
+		cmd->reaped = true;
+		close(cmd->pidfd);
+		cmd->pidfd = -1;
+	}
+	return cmd->reaped;
+}
 
 /* Start the session's command, which takes the place of in_fd and
  * out_fd: 0, or -1 after printing why. */
@@ -231,23 +274,63 @@ cmd_start(struct session *s, struct pump_conf *c, struct cmd *cmd)
 	env.path = sess_relayed(s) ? "relayed" : "direct";
 	if ((cmd->pid = exec_start(c->cmd, c->shell, &env, &c->out_fd, &c->in_fd)) == -1)
 		return -1;
+	/* Its exit status is what the peer learns of its data: the loop
+	 * waits for it on a pidfd (Linux 5.3). */
+	if ((cmd->pidfd = pidfd_open(cmd->pid, 0)) == -1) {
+		log_errno("pidfd_open");
+		return -1;
+	}
 	log_v(1, "running `%s' for the session (pid %ld)", c->cmd, (long)cmd->pid);
 	c->in_eof = &cmd->eof;
 	c->keep_out = false;
 	return 0;
 }
 
+/* Abort because our input or output failed (errno): say so here, and
+ * tell the peer in words. */
+static int
+io_failed(struct session *s, const struct cmd *cmd, bool output)
+{
+	char why[STREAM_REASON_MAX + 1];
+	int e = errno;
+
+	if (output)
+		log_errno(cmd->pid > 0 ? "the command's input" : "stdout");
+	else
+		log_errno(cmd->pid > 0 ? "the command's output" : "stdin");
+	snprintf(why, sizeof why, "the peer could not %s: %s", output ?
+	    (cmd->pid > 0 ? "write to its command" : "write its output") :
+	    (cmd->pid > 0 ? "read its command's output" : "read its input"),
+	    strerror(e));
+	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
+}
+
+/* The command ended badly: say how here and to the peer. */
+static int
+cmd_failed(struct session *s, const struct cmd *cmd)
+{
+	char how[48], why[STREAM_REASON_MAX + 1];
+
+	if (WIFEXITED(cmd->status))
+		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(cmd->status));
+	else
+		snprintf(how, sizeof how, "was killed by signal %d", WTERMSIG(cmd->status));
+	log_err("the command %s", how);
+	snprintf(why, sizeof why, "the peer's command %s", how);
+	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
+}
+
 /* The loop proper; pump_run opens and releases the output around it. */
 static int
 loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
-    uint64_t connect_deadline)
+    struct progress *prog, uint64_t connect_deadline)
 {
 	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
 	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
-	bool wclosed = false, started = false, oclosed = false;
+	bool wclosed = false, started = false, oclosed = false, written = false;
 	bool granted = false, waited = false;
 	struct stream *st = NULL;
-	struct pollfd pfd[3];
+	struct pollfd pfd[4];
 	char desc[128];
 
 	for (;;) {
@@ -258,10 +341,10 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 		 * then ends this one's process too. */
 		if (c->busy && *c->busy) {
 			log_v(1, "the listener serves another session: ending this one");
-			return abort_session(s, CLOSE_BUSY, EXIT_NOCONN);
+			return abort_session(s, CLOSE_BUSY, NULL, EXIT_NOCONN);
 		}
 		if (c->stop && *c->stop)
-			return abort_session(s, CLOSE_SIGNAL, EXIT_SIGNAL + *c->stop);
+			return abort_session(s, CLOSE_SIGNAL, NULL, EXIT_SIGNAL + *c->stop);
 		if (!sess_connected(s) && now >= connect_deadline) {
 			log_err("could not reach the peer: no path answered within %g s",
 			    c->wait_s);
@@ -290,10 +373,12 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					goto wait;
 				}
 				if (code != 0)
-					return abort_session(s, code, EXIT_NOCONN);
+					return abort_session(s, code, NULL, EXIT_NOCONN);
 				granted = true;
 				if (c->cmd && cmd_start(s, c, cmd) == -1)
-					return abort_session(s, CLOSE_IO, EXIT_LOST);
+					return abort_session(s, CLOSE_IO,
+					    "could not start its command", EXIT_LOST);
+				prog_start(prog, c->progress, c->progress_tty, now);
 				if (c->out_fd != out->orig) {
 					out_release(out);
 					out_open(out, c->out_fd);
@@ -301,8 +386,10 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			}
 			if (c->udp && inoff < inlen) {
 				/* -u: one read, one datagram (reads are no longer). */
-				if (stream_dgram_send(st, inbuf, inlen) != 0)
+				if (stream_dgram_send(st, inbuf, inlen) != 0) {
+					prog->sent += inlen;
 					inoff = inlen;
+				}
 			}
 			while (!c->udp && inoff < inlen) {
 				size_t w = stream_write(st, inbuf + inoff, inlen - inoff);
@@ -310,6 +397,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 				if (w == 0)
 					break;
 				inoff += w;
+				prog->sent += w;
 			}
 			if ((*c->in_eof || c->recv_only) && inoff == inlen && !wclosed) {
 				stream_close_write(st);
@@ -334,12 +422,27 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			if (outlen == 0)
 				outoff = 0;
 			in_done = c->send_only || (stream_eof(st) && outoff == outlen);
-			/* With -k, stdout carries one session after another. */
+			/* With -k, stdout carries one session after another:
+			 * it stays open, and every write having worked is
+			 * all there is to tell. */
 			if (in_done && !oclosed && !c->send_only && !c->keep_out) {
-				out_close(out);
 				oclosed = true;
+				if (out_close(out) == -1)
+					return io_failed(s, cmd, true);
 			}
-			out_done = wclosed && stream_send_done(st);
+			/* The peer's bytes are delivered: tell it (WRITTEN).
+			 * A command's input is delivered when it has exited
+			 * well: what it did not read, it chose not to, as
+			 * head(1) does. */
+			if (in_done && !written && !c->send_only &&
+			    (cmd->pid <= 0 || cmd_reap(cmd))) {
+				if (cmd->pid > 0 && cmd->status != 0)
+					return cmd_failed(s, cmd);
+				stream_written(st);
+				written = true;
+			}
+			/* Ours are, once the peer said so. */
+			out_done = wclosed && stream_send_done(st) && stream_peer_written(st);
 			err = stream_error(st);
 			if (err == STREAM_ABORTED && stream_close_code(st) == CLOSE_DONE) {
 				/* A --send-only peer is done: all it sent is
@@ -377,16 +480,24 @@ wait:
 			pfd[n].events = POLLOUT;
 			op = n++;
 		}
+		/* Waiting for the command to exit (its input is closed). */
+		if (oclosed && !written && cmd->pidfd != -1) {
+			pfd[n].fd = cmd->pidfd;
+			pfd[n].events = POLLIN;
+			n++;
+		}
 		t = sess_deadline(s);
 		if (!sess_connected(s) && connect_deadline < t)
 			t = connect_deadline;
 		if (waited && !granted && now_us() + WAIT_RECHECK_US < t)
 			t = now_us() + WAIT_RECHECK_US;
+		if (granted && prog_tick(prog, now_us()) < t)
+			t = prog->next;
 		if (poll(pfd, n, timeout_ms(t, now_us())) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_errno("poll");
-			return abort_session(s, CLOSE_IO, EXIT_LOST);
+			return abort_session(s, CLOSE_IO, NULL, EXIT_LOST);
 		}
 		if (ip != -1 && pfd[ip].revents) {
 			ssize_t r = read(c->in_fd, inbuf, c->udp ? stream_dgram_max(st) : sizeof inbuf);
@@ -397,8 +508,7 @@ wait:
 			} else if (r == 0) {
 				*c->in_eof = true;
 			} else if (errno != EINTR && errno != EAGAIN) {
-				log_errno(cmd->pid > 0 ? "the command's output" : "stdin");
-				return abort_session(s, CLOSE_IO, EXIT_LOST);
+				return io_failed(s, cmd, false);
 			}
 		}
 		if (op != -1 && pfd[op].revents) {
@@ -406,14 +516,14 @@ wait:
 
 			if (w > 0) {
 				outoff += w;
+				prog->recv += w;
 			} else if (w < 0 && errno == EPIPE && cmd->pid > 0) {
 				/* The command is done with its input, as
 				 * `head' is: not an error, the rest goes. */
 				cmd->gone = true;
 				outoff = outlen = 0;
 			} else if (w < 0 && errno != EINTR && errno != EAGAIN) {
-				log_errno("stdout");
-				return abort_session(s, CLOSE_IO, EXIT_LOST);
+				return io_failed(s, cmd, true);
 			}
 		}
 	}
@@ -422,19 +532,25 @@ wait:
 int
 pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
 {
-	struct cmd cmd = { .pid = -1 };
+	struct cmd cmd = { .pid = -1, .pidfd = -1 };
+	struct progress prog = { .start = 0 };
 	struct out out;
 	int ret;
 
 	out_open(&out, c->out_fd);
-	ret = loop(s, c, &out, &cmd, connect_deadline);
+	ret = loop(s, c, &out, &cmd, &prog, connect_deadline);
+	if (prog.start != 0)
+		prog_end(&prog, now_us());
 	if (cmd.pid > 0) {
 		/* Its input ends, then it has a moment to exit after a
 		 * session that went well; else it is stopped at once. */
 		if (out.fd != -1)
 			out_close(&out);
 		close(c->in_fd);
-		exec_reap(cmd.pid, ret == EXIT_OK ? CMD_GRACE_US : 0);
+		if (!cmd_reap(&cmd))
+			exec_reap(cmd.pid, ret == EXIT_OK ? CMD_GRACE_US : 0);
+		if (cmd.pidfd != -1)
+			close(cmd.pidfd);
 	} else {
 		out_release(&out);
 	}

@@ -40,6 +40,9 @@ struct pump_conf {
 	const char *cmd;
 	bool shell;
 	const char *peer_name;
+	/* The status line of the transfer (progress.h), in place on a
+	 * terminal (progress_tty). */
+	bool progress, progress_tty;
 };
 
 /* Run the session until both directions have ended, it fails, or *stop is
@@ -50,7 +53,8 @@ int pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline);
 /* The exit status for a session that failed before or in pump_run. */
 int pump_status(const struct session *s);
 
-/* The path, rates and drops of a session, for -v. */
+/* The path, rates and drops of a session, for -v; datagrams dropped
+ * on arrival (-u), always. */
 void pump_report(struct session *s);
 
 #endif

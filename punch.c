@@ -751,43 +751,71 @@ set_ttl(int fd, int af, int ttl)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
 }
 
-/* "host:port" into an address of a family our socket can reach; 0 or -1
- * after printing why. */
+/* "host:port", "[v6addr]:port", or "host" for defport, into host and
+ * port: 0, or -1 after printing why (what names it). */
 static int
-resolve(const char *hostport, int defport, struct sockaddr_storage *out)
+split_hostport(const char *what, const char *hostport, int defport,
+    char host[256], char port[8])
 {
-	char host[256], port[16];
-	struct addrinfo hints, *res, *ai;
 	const char *colon, *h = hostport;
 	size_t hl;
-	int e;
+	char *end;
+	long v;
 
 	if (*h == '[' && (colon = strchr(h, ']')) != NULL) {
 		hl = colon - h - 1;
 		h++;
+		if (colon[1] != ':' && colon[1] != '\0')
+			hl = 0;
 		colon = colon[1] == ':' ? colon + 1 : NULL;
 	} else {
 		colon = strrchr(h, ':');
 		hl = colon ? (size_t)(colon - h) : strlen(h);
+		/* An IPv6 address wants brackets, for its port. */
+		if (colon && memchr(h, ':', hl) != NULL)
+			hl = 0;
 	}
-	if (hl == 0 || hl >= sizeof host) {
-		log_err("bad server address `%s'", hostport);
+	if (hl == 0 || hl >= 256) {
+		log_err("bad %s `%s': want HOST:PORT, or [IPV6]:PORT", what, hostport);
 		return -1;
 	}
 	memcpy(host, h, hl);
 	host[hl] = '\0';
-	snprintf(port, sizeof port, "%s", colon ? colon + 1 : "");
-	if (!colon)
-		snprintf(port, sizeof port, "%d", defport);
+	if (colon == NULL) {
+		snprintf(port, 8, "%d", defport);
+		return 0;
+	}
+	errno = 0;
+	v = strtol(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno || v < 1 || v > 65535) {
+		log_err("bad %s `%s': want a port from 1 to 65535", what, hostport);
+		return -1;
+	}
+	snprintf(port, 8, "%ld", v);
+	return 0;
+}
+
+/* "host:port" into an address of family af (AF_UNSPEC: any; IPv4
+ * first: NATs are an IPv4 affair): 0; 1 when the resolver could not
+ * be reached (EAI_AGAIN); -1 otherwise; said why, either way. */
+static int
+resolve_af(const char *what, const char *hostport, int defport, int af,
+    struct sockaddr_storage *out)
+{
+	char host[256], port[8];
+	struct addrinfo hints, *res, *ai;
+	int e;
+
+	if (split_hostport(what, hostport, defport, host, port) == -1)
+		return -1;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_socktype = SOCK_DGRAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	hints.ai_family = sock_af == AF_INET6 ? AF_UNSPEC : AF_INET;
+	hints.ai_family = af;
 	if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
-		log_err("cannot resolve `%s': %s", hostport, gai_strerror(e));
-		return -1;
+		log_err("cannot resolve %s `%s': %s", what, hostport, gai_strerror(e));
+		return e == EAI_AGAIN ? 1 : -1;
 	}
-	/* IPv4 first: NATs are an IPv4 affair. */
 	for (ai = res; ai && ai->ai_family != AF_INET; ai = ai->ai_next)
 		;
 	if (ai == NULL)
@@ -798,10 +826,19 @@ resolve(const char *hostport, int defport, struct sockaddr_storage *out)
 	return 0;
 }
 
-/* "turn://user:pass@host:port"; 0 or -1 after printing why (never the
- * credentials). */
+/* "host:port" into an address of a family our socket can reach; 0 or -1
+ * after printing why. */
 static int
-parse_turn(struct turn *t, const char *url)
+resolve(const char *what, const char *hostport, int defport, struct sockaddr_storage *out)
+{
+	return resolve_af(what, hostport, defport, sock_af == AF_INET6 ? AF_UNSPEC : AF_INET,
+	    out) == 0 ? 0 : -1;
+}
+
+/* "turn://user:pass@host:port" into t's credentials and hostport: 0 or
+ * -1 after printing why (never the credentials). */
+static int
+split_turn(struct turn *t, const char *url)
 {
 	const char *r = url, *at, *colon;
 
@@ -811,7 +848,8 @@ parse_turn(struct turn *t, const char *url)
 		r += 5;
 	if ((at = strrchr(r, '@')) == NULL || (colon = memchr(r, ':', at - r)) == NULL ||
 	    (size_t)(colon - r) >= sizeof t->user ||
-	    (size_t)(at - colon - 1) >= sizeof t->pass || at == r) {
+	    (size_t)(at - colon - 1) >= sizeof t->pass || colon == r ||
+	    strlen(at + 1) >= sizeof t->hostport) {
 		log_err("bad TURN URL (want turn://USER:PASS@HOST:PORT)");
 		return -1;
 	}
@@ -820,7 +858,42 @@ parse_turn(struct turn *t, const char *url)
 	memcpy(t->pass, colon + 1, at - colon - 1);
 	t->pass[at - colon - 1] = '\0';
 	snprintf(t->hostport, sizeof t->hostport, "%s", at + 1);
-	return resolve(t->hostport, 3478, &t->server);
+	return 0;
+}
+
+/* The TURN server of url: 0 or -1 after printing why. */
+static int
+parse_turn(struct turn *t, const char *url)
+{
+	if (split_turn(t, url) == -1)
+		return -1;
+	return resolve("TURN server", t->hostport, 3478, &t->server);
+}
+
+int
+punch_check_server(const char *spec, bool turn, bool lookup)
+{
+	struct sockaddr_storage ss;
+	char host[256], port[8];
+	struct turn *t;
+	int ret = -1;
+
+	if (!turn) {
+		if (!lookup)
+			return split_hostport("STUN server", spec, 3478, host, port);
+		return resolve_af("STUN server", spec, 3478, AF_UNSPEC, &ss);
+	}
+	/* Credentials: wiped, whatever happens. */
+	if ((t = calloc(1, sizeof *t)) == NULL) {
+		log_errno("calloc");
+		return -1;
+	}
+	if (split_turn(t, spec) == 0)
+		ret = lookup ? resolve_af("TURN server", t->hostport, 3478, AF_UNSPEC, &ss) :
+		    split_hostport("TURN server", t->hostport, 3478, host, port);
+	sodium_memzero(t, sizeof *t);
+	free(t);
+	return ret;
 }
 
 int
@@ -867,7 +940,7 @@ punch_new(const struct punch_conf *c)
 	}
 	p->nlocal = gather_host(p->fd, p->local, PUNCH_MAX_CANDS);
 	for (i = 0; i < c->nstun && p->nstun < PUNCH_MAX_STUN; i++) {
-		if (resolve(c->stun[i], 3478, &p->stun[p->nstun]) == -1)
+		if (resolve("STUN server", c->stun[i], 3478, &p->stun[p->nstun]) == -1)
 			continue;	/* said why; the others may do */
 		snprintf(p->stun_name[p->nstun], sizeof p->stun_name[0], "%s", c->stun[i]);
 		p->nstun++;

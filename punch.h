@@ -66,6 +66,13 @@ void punch_free(struct punch *p);
 /* Gather server-reflexive and relayed candidates (STUN, TURN), waiting at
  * most until deadline (now_us() time): 0, or -1 after printing why. */
 int punch_gather(struct punch *p, uint64_t deadline);
+/* A STUN server ("host:port", "[v6addr]:port", or "host" for port
+ * 3478) or, with turn, a TURN URL ("turn://user:pass@host:port"), as
+ * settings give them: whether it is well formed and, with lookup,
+ * whether its host resolves.  0; 1 when the resolver could not be
+ * reached (EAI_AGAIN: each session tries again); -1 otherwise; said
+ * why, either way, never the credentials. */
+int punch_check_server(const char *spec, bool turn, bool lookup);
 /* Whether UDP port (not 0) can be bound now: 0, or -1 after printing why. */
 int punch_port_check(int port);
 int punch_fd(const struct punch *p);

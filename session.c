@@ -508,7 +508,7 @@ split(struct session *s)
 		log_errno("cannot set up the keys");
 		goto out;
 	}
-	log_v(1, "record cipher: %s", crypto_cipher_name(s->cipher));
+	log_v(1, "record cipher: %s", crypto_cipher_label(s->cipher));
 	s->keyed = true;
 	ret = 0;
 out:

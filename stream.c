@@ -20,11 +20,17 @@
  *   STREAM    0x0f the same, and the stream ends at offset+length (FIN)
  *             (RFC 9000 §19.8 with the OFF and LEN bits always set)
  *   MAX_DATA  0x10 maximum(v)  the peer may send bytes below this offset
- *   CLOSE     0x1c code(32 bits, big-endian)  abort: stop at once
+ *   CLOSE     0x1c code(32 bits, big-endian) length(v) reason[length]
+ *             abort: stop at once; the reason (printable ASCII, perhaps
+ *             empty) says why, as RFC 9000 §19.19's reason phrase does
  *   DONE      0x1d  we have the whole stream up to the peer's FIN and the
  *             peer has acknowledged all of ours: both directions are
  *             finished, so the peer may take all it sent as acknowledged
  *             and leave as soon as it has acknowledged this
+ *   WRITTEN   0x1e  all of the peer's stream, up to its FIN, is in our
+ *             application's output, which ended without error: the
+ *             peer's bytes are delivered, not only received.  Neither
+ *             side says DONE before both have said this.
  *   DATAGRAM  0x31 length(v) data[length]  an unreliable message (RFC 9221
  *             §4, the form with a length): ack-eliciting and congestion
  *             controlled, but never sent again when lost
@@ -38,6 +44,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +63,7 @@
 #define FT_PATH_RESPONSE	0x1b
 #define FT_CLOSE	0x1c
 #define FT_DONE		0x1d
+#define FT_WRITTEN	0x1e
 #define FT_DATAGRAM	0x31
 
 /* RFC 9000 §16: varints encode "values up to 2^62-1". */
@@ -187,6 +195,9 @@ static const double bbr_cycle_gain[BBR_CYCLE_LEN] = {
 /* CLOSE is not acknowledged (RFC 9002 §2 does not count it as
  * ack-eliciting); a few copies make its loss unlikely. */
 #define CLOSE_COPIES	3
+/* A CLOSE's type, code and reason length (a varint of 2 bytes at most:
+ * reasons are short). */
+#define CLOSE_HDR	7
 /* What a sender may send before the peer's first MAX_DATA arrives: our
  * stand-in for QUIC's initial_max_data transport parameter.  Every
  * receive buffer is at least this big. */
@@ -214,6 +225,7 @@ enum { PKT_FREE, PKT_OUT, PKT_ACKED, PKT_LOST };
 #define PF_PMTU	0x04	/* a path MTU probe */
 #define PF_APP_LIMITED 0x08	/* sent while the sender was app-limited */
 #define PF_PROBING 0x10	/* sent while BBR probed for bandwidth */
+#define PF_WRITTEN 0x20
 /* RFC 8899 §5.1.2: "MAX_PROBES: The MAX_PROBES is the maximum value of
  * the PROBE_COUNT counter ... The default value of MAX_PROBES is 3." */
 #define PMTU_MAX_PROBES	3
@@ -306,6 +318,12 @@ struct stream {
 	uint64_t last_done_us;
 	bool peer_done;			/* the peer said DONE */
 	uint32_t close_code;
+	char close_why[STREAM_REASON_MAX + 1];	/* ours */
+	char peer_why[STREAM_REASON_MAX + 1];	/* the peer's CLOSE reason */
+	bool written;			/* stream_written was called */
+	bool written_due;		/* WRITTEN to send (again) */
+	bool written_acked;
+	bool peer_written;		/* the peer said WRITTEN */
 
 	/* Send side: virtual offsets; snd_end+1 is the FIN once fin is set. */
 	uint8_t *sbuf;
@@ -395,8 +413,10 @@ struct frames {
 	const uint8_t *data;
 	bool max_data;
 	uint64_t max;
-	bool close, done;
+	bool close, done, written;
 	uint32_t code;
+	const uint8_t *why;		/* the CLOSE reason, whylen bytes */
+	uint64_t whylen;
 	bool dgram;
 	uint64_t dglen;
 	const uint8_t *dg;
@@ -1292,6 +1312,8 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 		ack_pruned(s, r->acked_to - 1);
 	if (r->flags & PF_DONE)
 		s->done_acked = true;
+	if (r->flags & PF_WRITTEN)
+		s->written_acked = true;
 	/* A probe's size is not the path's rate: it feeds no sample. */
 	if (r->flags & PF_PMTU)
 		pmtu_result(s, r->size, true);
@@ -1314,6 +1336,8 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 		s->max_data_due = true;
 	if (r->flags & PF_DONE)
 		s->done_due = true;
+	if (r->flags & PF_WRITTEN)
+		s->written_due = true;
 	/* RFC 8899 §3: "Loss of a probe packet ... SHOULD NOT be treated as
 	 * an indication of congestion". */
 	if (r->flags & PF_PMTU) {
@@ -1551,6 +1575,11 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 			    (uint32_t)r.p[1] << 16 | (uint32_t)r.p[2] << 8 |
 			    r.p[3];
 			r.p += 4;
+			if (get_varint(&r, &f->whylen) == -1 ||
+			    f->whylen > (uint64_t)(r.end - r.p))
+				return bad("truncated CLOSE", pn);
+			f->why = r.p;
+			r.p += f->whylen;
 			break;
 		case FT_DATAGRAM:
 			if (f->dgram)
@@ -1579,6 +1608,13 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 			if (!s->fin || s->snd_nxt != s->snd_end + 1)
 				return bad("DONE before our FIN was sent", pn);
 			f->done = f->elicit = true;
+			break;
+		case FT_WRITTEN:
+			/* The same: the peer cannot have written what we
+			 * have not finished sending. */
+			if (!s->fin || s->snd_nxt != s->snd_end + 1)
+				return bad("WRITTEN before our FIN was sent", pn);
+			f->written = f->elicit = true;
 			break;
 		default:
 			return bad("unknown frame type", pn);
@@ -1663,12 +1699,14 @@ on_stream(struct stream *s, const struct frames *f)
 	}
 }
 
-/* Both directions are finished in the network's view; the reader may
- * still be behind. */
+/* Both directions are finished in the network's view, and each side
+ * has said that it wrote the other's stream out (WRITTEN); the reader
+ * may still be behind. */
 static bool
 net_done(const struct stream *s)
 {
-	return stream_send_done(s) && s->rcv_nxt == s->rcv_fin;
+	return stream_send_done(s) && s->rcv_nxt == s->rcv_fin &&
+	    s->written_acked && s->peer_written;
 }
 
 /* The peer has everything we sent: nothing of ours is outstanding. */
@@ -1678,6 +1716,7 @@ on_done(struct stream *s)
 	uint64_t pn;
 
 	s->peer_done = true;
+	s->written_acked = true;	/* DONE comes after WRITTEN */
 	s->snd_una = s->snd_end + 1;
 	s->acked.n = s->lost.n = 0;
 	ivs_setoff(&s->acked, 0);
@@ -1770,8 +1809,15 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 	s->st.pkts_recv++;
 
 	if (f.close) {
+		size_t i, n = umin(f.whylen, STREAM_REASON_MAX);
+
 		s->err = STREAM_ABORTED;
 		s->peer_code = f.code;
+		/* Outside text, for a terminal: printable ASCII only. */
+		for (i = 0; i < n; i++)
+			s->peer_why[i] = f.why[i] >= 0x20 && f.why[i] < 0x7f ?
+			    (char)f.why[i] : '?';
+		s->peer_why[n] = '\0';
 		log_v(1, "stream: peer closed with code %u", f.code);
 		return 0;
 	}
@@ -1787,6 +1833,8 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		on_stream(s, &f);
 	if (f.dgram)
 		on_dgram(s, &f);
+	if (f.written)
+		s->peer_written = true;
 	if (f.done)
 		on_done(s);
 	/* Like a closing endpoint (RFC 9000 §10.2.1), answer what still
@@ -1946,6 +1994,13 @@ done_pending(const struct stream *s)
 	return s->done_due && s->done_sent && !s->done_acked && !s->peer_done;
 }
 
+/* A WRITTEN of ours waits to go out. */
+static bool
+written_pending(const struct stream *s)
+{
+	return s->written_due && !s->written_acked && !s->peer_done;
+}
+
 /* A path MTU probe, PING and PADDING up to the size being tried, when
  * one is due and the window has room: its length, or 0.  Probes go out
  * only while there is data waiting for the larger packets. */
@@ -1986,22 +2041,26 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
     size_t cap)
 {
 	size_t room = umin(cap, s->conf.mtu), n = 0, len;
-	bool probe, ping, max_data, data, ack, done, dgram, again = false;
+	bool probe, ping, max_data, data, ack, done, wrote, dgram, again = false;
 	uint64_t a = 0, b = 0, sent = 0, acked_to = 0;
 	struct sent *r;
 
 	if (s->close_left > 0) {
-		if (room < 5)
+		size_t why = umin(strlen(s->close_why), room - umin(room, CLOSE_HDR));
+
+		if (room < CLOSE_HDR)
 			return 0;
 		buf[0] = FT_CLOSE;
 		buf[1] = s->close_code >> 24;
 		buf[2] = s->close_code >> 16;
 		buf[3] = s->close_code >> 8;
 		buf[4] = s->close_code;
+		n = 5 + put_varint(buf + 5, why);
+		memcpy(buf + n, s->close_why, why);
 		s->close_left--;
 		*pn = s->next_pn++;
 		s->st.pkts_sent++;
-		return 5;
+		return n + why;
 	}
 	if (s->err != STREAM_OK || s->closing)
 		return 0;
@@ -2023,9 +2082,11 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	data = ring_room(s) && pick_data(s, probe, &a, &b, &again);
 	done = ring_room(s) && (done_pending(s) || (probe && s->done_sent &&
 	    !s->done_acked && !s->peer_done));
+	wrote = ring_room(s) && (written_pending(s) || (probe && s->written &&
+	    !s->written_acked && !s->peer_done));
 	dgram = ring_room(s) && s->dtx.n > 0 && (probe || (cc_open(s) && s->tokens > 0));
 	ack = s->rx_elicit > 0 && now >= s->ack_due;
-	if (!probe && !ping && !max_data && !data && !ack && !done && !dgram)
+	if (!probe && !ping && !max_data && !data && !ack && !done && !wrote && !dgram)
 		return 0;
 
 	if (s->rx_new && (n = put_ack(s, now, buf,
@@ -2050,6 +2111,13 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		} else
 			done = false;
 	}
+	if (wrote) {
+		if (n < room) {
+			buf[n++] = FT_WRITTEN;
+			s->written_due = false;
+		} else
+			wrote = false;
+	}
 	if (dgram) {
 		const uint8_t *d = s->dtx.buf + (size_t)s->dtx.head * s->dtx.slot;
 		size_t dl = s->dtx.len[s->dtx.head];
@@ -2070,7 +2138,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		n += len;
 		data = len > 0;
 	}
-	if ((probe || ping) && !data && !max_data && !done && !dgram && n < room)
+	if ((probe || ping) && !data && !max_data && !done && !wrote && !dgram && n < room)
 		buf[n++] = FT_PING;
 	else
 		ping = false;
@@ -2080,7 +2148,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	*pn = s->next_pn++;
 	s->last_send_us = now;
 	s->st.pkts_sent++;
-	if (!data && !max_data && !ping && !done && !dgram)
+	if (!data && !max_data && !ping && !done && !wrote && !dgram)
 		return n;
 
 	/* Ack-eliciting: tracked until acknowledged or lost.  Any such
@@ -2093,7 +2161,8 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	r->len = data ? sent : 0;
 	r->size = n;
 	r->state = PKT_OUT;
-	r->flags = (max_data ? PF_MAX_DATA : 0) | (done ? PF_DONE : 0);
+	r->flags = (max_data ? PF_MAX_DATA : 0) | (done ? PF_DONE : 0) |
+	    (wrote ? PF_WRITTEN : 0);
 	r->acked_to = acked_to;
 	bbr_on_send(s, r);
 	s->in_flight += n;
@@ -2175,7 +2244,7 @@ stream_deadline(const struct stream *s)
 			    (uint64_t)(-s->tokens / pacing_rate(s)));
 		}
 	}
-	if (ring_room(s) && (done_pending(s) ||
+	if (ring_room(s) && (done_pending(s) || written_pending(s) ||
 	    (!s->done_sent && !s->peer_done && net_done(s))))
 		return 0;
 	/* The moment stream_can_close turns true, unless stream_output has
@@ -2345,11 +2414,32 @@ stream_send_done(const struct stream *s)
 void
 stream_abort(struct stream *s, uint32_t code)
 {
+	stream_abort_why(s, code, NULL);
+}
+
+void
+stream_abort_why(struct stream *s, uint32_t code, const char *why)
+{
 	if (s->closing || s->err != STREAM_OK)
 		return;
 	s->closing = true;
 	s->close_code = code;
 	s->close_left = CLOSE_COPIES;
+	snprintf(s->close_why, sizeof s->close_why, "%s", why ? why : "");
+}
+
+void
+stream_written(struct stream *s)
+{
+	if (s->written || !stream_eof(s))
+		return;
+	s->written = s->written_due = true;
+}
+
+bool
+stream_peer_written(const struct stream *s)
+{
+	return s->peer_written;
 }
 
 int
@@ -2362,6 +2452,12 @@ uint32_t
 stream_close_code(const struct stream *s)
 {
 	return s->peer_code;
+}
+
+const char *
+stream_close_why(const struct stream *s)
+{
+	return s->peer_why;
 }
 
 void

@@ -68,6 +68,17 @@ size_t stream_read(struct stream *s, void *buf, size_t cap);
 bool stream_eof(const struct stream *s);		/* peer's FIN and all bytes read */
 bool stream_send_done(const struct stream *s);	/* everything and our FIN acked */
 void stream_abort(struct stream *s, uint32_t code);	/* send CLOSE, stop */
+/* The same, with a reason for the peer to print (truncated to
+ * STREAM_REASON_MAX bytes, and to what fits in a packet). */
+#define STREAM_REASON_MAX	120
+void stream_abort_why(struct stream *s, uint32_t code, const char *why);
+/* Delivery: once stream_eof, the application calls stream_written when
+ * it has written all the peer's bytes out and its output ended without
+ * error; the peer learns it (WRITTEN), and neither side can finish
+ * (stream_can_close) before both have said it.  stream_peer_written:
+ * the peer said it of our bytes. */
+void stream_written(struct stream *s);
+bool stream_peer_written(const struct stream *s);
 /* Datagrams (RFC 9221): unreliable, unordered messages on the same
  * packets, congestion controlled but never sent again.
  * stream_dgram_send queues one: 1 queued, 0 the queue is full (try after
@@ -96,6 +107,8 @@ size_t stream_path_packet(struct stream *s, int type, const uint8_t data[STREAM_
 int stream_path_frame(const struct stream *s, uint8_t data[STREAM_PATH_DATA]);
 int stream_error(const struct stream *s);		/* enum stream_err */
 uint32_t stream_close_code(const struct stream *s);	/* the peer's CLOSE code */
+/* The peer's CLOSE reason, printable ASCII, "" when it gave none. */
+const char *stream_close_why(const struct stream *s);
 void stream_get_stats(const struct stream *s, struct stream_stats *st);
 
 /* Network side.  stream_input takes one received payload with its packet
@@ -119,11 +132,12 @@ uint64_t stream_deadline(const struct stream *s);
 /*
  * Whether the session may stop calling stream_input/stream_output and
  * exit.  True at once after an error, and after stream_abort once its
- * CLOSE copies are out.  After a clean end (stream_send_done and
- * stream_eof) the side that finishes first sends DONE ("I have all of
- * yours and you have all of mine") until it is acknowledged; the other
- * side takes DONE as the acknowledgement of everything it sent and may
- * leave as soon as it has acknowledged it.  The first side may leave once
+ * CLOSE copies are out.  After a clean end (stream_send_done,
+ * stream_eof, and WRITTEN said both ways) the side that finishes first
+ * sends DONE ("I have all of yours and you have all of mine") until it
+ * is acknowledged; the other side takes DONE as the acknowledgement of
+ * everything it sent and may leave as soon as it has acknowledged it.
+ * The first side may leave once
  * DONE is acknowledged, or after lingering three PTOs (RFC 9000 §10.2)
  * since the last packet in or DONE out: the peer cannot finish without
  * our acknowledgements, so leaving earlier could make it time out.  So:

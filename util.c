@@ -99,12 +99,18 @@ util_escape(const char *str, char *buf, size_t size)
 	buf[j] = '\0';
 	return buf;
 }
+/* log_status's line is on the terminal: a message goes over it. */
+static bool status_shown;
 
 static void
 vlog(const char *fmt, va_list ap, int err)
 {
 	char msg[1024], safe[4 * sizeof msg];
 
+	if (status_shown) {
+		fputs("\r\033[K", stderr);
+		status_shown = false;
+	}
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	util_escape(msg, safe, sizeof safe);
 	if (err)
@@ -145,6 +151,29 @@ log_v(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(fmt, ap, 0);
 	va_end(ap);
+}
+
+void
+log_status(bool tty, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (*msg == '\0') {
+		if (status_shown)
+			fputs("\r\033[K", stderr);
+		status_shown = false;
+	} else if (tty) {
+		/* Back to the start of the line; then clear what the last
+		 * one left beyond this one (ECMA-48 EL). */
+		fprintf(stderr, "\rp2pcat: %s\033[K", msg);
+		status_shown = true;
+	} else {
+		fprintf(stderr, "p2pcat: %s\n", msg);
+	}
 }
 
 uint64_t

@@ -3,6 +3,7 @@
 #define UTIL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,10 @@ void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Printed only when -v was given at least level times. */
 void log_v(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A status line (progress): on a terminal (tty) drawn in place over the
+ * last one, and cleared by the next message or by an empty one; else
+ * one line each. */
+void log_status(bool tty, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Read the secret in the private file path (what names it in messages)
  * into buf (cap bytes, NUL-terminated), trailing white space dropped: its

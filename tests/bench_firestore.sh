@@ -29,7 +29,7 @@ while [ $i -lt $N ]; do
 	wait_for 30 grep -q "^call $i\$" "$T/got" || fail "call $i: nothing arrived: $(cat "$T/c.err")"
 	t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
 	wait $cp
-	set -- $(sed -n 's/.*rendezvous: \([0-9]*\) reads, \([0-9]*\) writes.*/\1 \2/p' "$T/c.err")
+	set -- $(sed -n 's/.*rendezvous: \([0-9]*\) reads*, \([0-9]*\) writes*.*/\1 \2/p' "$T/c.err")
 	printf '%-6s %12s %8s %8s\n' "$i" "$t" "${1:-?}" "${2:-?}"
 	echo "$t" >> "$T/times"
 done

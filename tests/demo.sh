@@ -9,11 +9,17 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/p2pcat-demo.XXXXXX")
 trap 'kill $lpid 2>/dev/null; rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM
 lpid=
-# A private rendezvous directory, so the demo meets nobody else.
+# A private rendezvous directory, so the demo meets nobody else, and a
+# scratch HOME, so that the keys it makes and the peer it trusts stay out
+# of the user's ~/.config/p2pcat; nothing of the user's settings either.
 export P2PCAT_SIGNAL="dir:$T/rendezvous"
+export HOME="$T/home" XDG_CONFIG_HOME="$T/home/.config" XDG_CACHE_HOME="$T/home/.cache"
+unset P2PCAT_NAME P2PCAT_SECRET P2PCAT_TURN P2PCAT_CIPHER P2PCAT_API_KEY
+mkdir -p "$HOME"
 
 say() { printf '== %s\n' "$*"; }
 
+echo "(in a scratch HOME, $HOME: your own ~/.config/p2pcat is not touched)"
 say "1. a message"
 $P2PCAT -l demo < /dev/null > "$T/msg.out" & lpid=$!
 echo "hello from the caller, $(date -u)" | $P2PCAT demo || { echo "demo: caller failed" >&2; exit 1; }

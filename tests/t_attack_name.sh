@@ -15,9 +15,10 @@ command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || skip "no cc 
 
 mkdir "$T/evil"
 cp "$SRCDIR"/*.c "$SRCDIR"/*.h "$SRCDIR"/Makefile "$T/evil/" || fail "cannot copy the sources"
-grep -q 'if (o.name && !sig_valid_name(o.name)) {' "$T/evil/p2pcat.c" ||
-	skip "p2pcat.c no longer checks P2PCAT_NAME as this test expects: update it"
-sed -i 's/if (o.name && !sig_valid_name(o.name)) {/if (0) {/' "$T/evil/p2pcat.c"
+check='if (o->name \&\& !name_ok(o->name, "name", " in P2PCAT_NAME or the config"))'
+grep -q "$check" "$T/evil/opts.c" ||
+	skip "opts.c no longer checks P2PCAT_NAME as this test expects: update it"
+sed -i "s/$check/if (0)/" "$T/evil/opts.c"
 make -s -C "$T/evil" p2pcat > "$T/evil.log" 2>&1 || skip "cannot build the modified caller: $(tail -n 3 "$T/evil.log")"
 EVIL=$T/evil/p2pcat
 

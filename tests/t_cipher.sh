@@ -35,12 +35,13 @@ used() {
 	check_eq "cipher, caller ${1:-any}, listener ${2:-any}" "$got" "$3"
 }
 
-used chacha20-poly1305 "" ChaChaPoly
-used "" chacha20-poly1305 ChaChaPoly
+# -v names the cipher as P2PCAT_CIPHER does: one name everywhere.
+used chacha20-poly1305 "" chacha20-poly1305
+used "" chacha20-poly1305 chacha20-poly1305
 if grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
-	used "" "" AESGCM
-	used aes256-gcm "" AESGCM
-	used "" aes256-gcm AESGCM
+	used "" "" aes256-gcm
+	used aes256-gcm "" aes256-gcm
+	used "" aes256-gcm aes256-gcm
 	# Held to different ciphers: the listener says so and answers
 	# nothing; the caller gives up after -w with status 2.
 	pair aes256-gcm chacha20-poly1305
@@ -48,10 +49,10 @@ if grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
 	grep -q "the caller offers no cipher we can use" "$T/l.err" ||
 		fail "listener: $(cat "$T/l.err")"
 	[ -s "$T/got" ] && fail "bytes delivered with no cipher in common"
-	echo "AESGCM by default; ChaChaPoly when either side is held to it"
+	echo "aes256-gcm by default; chacha20-poly1305 when either side is held to it"
 else
-	used "" "" ChaChaPoly
+	used "" "" chacha20-poly1305
 	P2PCAT_CIPHER=aes256-gcm "$P2PCAT" -w 0.2 x 2> "$T/err"
 	check_eq "aes256-gcm on a CPU without AES" $? 1
-	echo "this CPU has no AES instructions: ChaChaPoly only"
+	echo "this CPU has no AES instructions: chacha20-poly1305 only"
 fi

@@ -5,16 +5,17 @@ p2pcat's stdin and stdout are SOCK_SEQPACKET socket pairs: every read(2)
 p2pcat makes returns one record we wrote, and every write(2) it makes is
 one record we read.  So the records we get back are its datagrams.
 
-    udp_harness.py listen OUTFILE -- P2PCAT ARGS...   records received, one per line (hex)
+    udp_harness.py listen OUTFILE [PAUSE] -- P2PCAT ARGS...   records received,
+        one per line (hex); PAUSE seconds before each read make a slow reader
     udp_harness.py call COUNT SEED -- P2PCAT ARGS...  send COUNT random records
 Prints the records sent (call) or received (listen) as hex lines to
 OUTFILE / stdout, and exits with p2pcat's status.
 """
-import os
 import random
 import socket
 import subprocess
 import sys
+import time
 
 
 def main():
@@ -24,9 +25,11 @@ def main():
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     if mode == "listen":
         out = open(sys.argv[2], "w")
+        pause = float(sys.argv[3]) if sep > 3 else 0
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=theirs.fileno())
         theirs.close()
         while True:
+            time.sleep(pause)
             rec = mine.recv(65536)
             if not rec:
                 break

@@ -833,6 +833,12 @@ main(int argc, char **argv)
 		printf("record layer with %s: done\n", crypto_cipher_name(c));
 	}
 	CHECK(!crypto_cipher_available(0) && !crypto_cipher_available(3));
+	/* One name for users, both ways. */
+	CHECK(crypto_cipher_by_label("aes256-gcm") == CRYPTO_AESGCM);
+	CHECK(crypto_cipher_by_label("chacha20-poly1305") == CRYPTO_CHACHAPOLY);
+	CHECK(crypto_cipher_by_label("AESGCM") == 0 && crypto_cipher_by_label("") == 0);
+	CHECK(strcmp(crypto_cipher_label(CRYPTO_AESGCM), "aes256-gcm") == 0);
+	CHECK(crypto_cipher_label(3) == NULL);
 	CHECK(crypto_tx_new(7, (uint8_t[32]){ 0 }, 0) == NULL && errno == EINVAL);
 	test_cpace();
 	test_identity();

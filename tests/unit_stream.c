@@ -96,9 +96,10 @@ rnd_fill(uint8_t *p, size_t n)
 
 /* What a payload holds, read with the layout documented in stream.c. */
 struct scan {
-	bool ok, ping, stream, fin, close, ack, done;
+	bool ok, ping, stream, fin, close, ack, done, written;
 	uint64_t off, len;
 	uint32_t code;
+	char why[64];		/* the CLOSE reason */
 	size_t bounds[64];	/* frame boundaries */
 	int nbounds;
 };
@@ -164,6 +165,9 @@ scan(const uint8_t *buf, size_t len, struct scan *sc)
 		case 0x1d:
 			sc->done = true;
 			break;
+		case 0x1e:
+			sc->written = true;
+			break;
 		case 0x1c:
 			if (end - p < 4)
 				return;
@@ -171,6 +175,12 @@ scan(const uint8_t *buf, size_t len, struct scan *sc)
 			sc->code = (uint32_t)p[0] << 24 | p[1] << 16 |
 			    p[2] << 8 | p[3];
 			p += 4;
+			if (varint(&p, end, &v) || v > (uint64_t)(end - p) ||
+			    v >= sizeof sc->why)
+				return;
+			memcpy(sc->why, p, v);
+			sc->why[v] = '\0';
+			p += v;
 			break;
 		default:
 			return;
@@ -307,6 +317,9 @@ struct side {
 	uint64_t err_at;
 	uint64_t max_snd, max_rcv;
 	bool gone;		/* exited as p2pcat does, on stream_can_close */
+	bool hold_written;	/* the output is not done: no stream_written */
+	uint64_t dones, writtens;	/* DONE and WRITTEN frames sent */
+	char why[64];		/* the reason of the CLOSE it sent */
 	uint64_t burst;		/* most packets sent at one instant */
 };
 
@@ -374,6 +387,10 @@ app(struct sim *m, struct side *sd)
 	}
 	if (sd->read_chunk > 0)
 		sd->next_read = m->now + sd->read_every_us;
+	/* All of the peer's bytes are out: say so, as p2pcat does once its
+	 * output has closed. */
+	if (stream_eof(sd->s) && !sd->hold_written)
+		stream_written(sd->s);
 	stream_get_stats(sd->s, &st);
 	if (st.snd_buffered > sd->max_snd)
 		sd->max_snd = st.snd_buffered;
@@ -483,7 +500,8 @@ run(struct sim *m)
 			if (!m->side[i].gone && app(m, &m->side[i]) == -1)
 				return -1;
 		if (m->abort_at != 0 && m->now >= m->abort_at) {
-			stream_abort(m->side[0].s, 0xdeadbeef);
+			stream_abort_why(m->side[0].s, 0xdeadbeef,
+			    "could not write its output: \033[31m");
 			m->abort_at = 0;
 		}
 		for (i = 0; i < 2; i++) {
@@ -518,6 +536,10 @@ run(struct sim *m)
 					sd->max_gap = m->now - sd->last_send;
 				sd->last_send = m->now;
 				sd->pings += sc.ping;
+				sd->dones += sc.done;
+				sd->writtens += sc.written;
+				if (sc.close)
+					memcpy(sd->why, sc.why, sizeof sd->why);
 				link_send(&m->link[i], m->now, !i, pn, buf, n);
 				if (++burst > sd->burst)
 					sd->burst = burst;
@@ -532,7 +554,8 @@ run(struct sim *m)
 		for (i = 0; i < 2; i++) {
 			struct side *sd = &m->side[i];
 
-			if (sd->read_chunk > 0 && sd->next_read < t)
+			/* A side that is gone reads no more. */
+			if (!sd->gone && sd->read_chunk > 0 && sd->next_read < t)
 				t = sd->next_read;
 		}
 		if (nheap > 0 && heap[0]->t < t)
@@ -1506,7 +1529,66 @@ test_idle(void)
 	return rc;
 }
 
-/* One side aborts mid-transfer: the other learns the code. */
+/* WRITTEN: with 10 % loss both ways, B has all of A's bytes but holds
+ * back its WRITTEN (its output has not closed).  Neither side may finish
+ * or say DONE; A hears nothing of delivery.  Once B says it, WRITTEN
+ * gets through the loss and both leave. */
+static int
+test_written(void)
+{
+	struct stream_conf c = conf_default();
+	size_t bytes = 256 << 10;
+	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	struct sim m;
+	int rc = 0, r;
+
+	if (a == NULL || b == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	rnd_fill(b, bytes);
+	sim_init(&m, &c, &c, a, bytes, b, bytes, &lan);
+	m.link[0].loss = m.link[1].loss = 0.1;
+	m.side[1].hold_written = true;
+	m.limit_us = 5000000;
+	if ((r = run(&m)) != 1 || m.side[0].gone || m.side[1].gone ||
+	    m.side[1].got != bytes || m.side[0].got != bytes ||
+	    stream_peer_written(m.side[0].s) || !stream_peer_written(m.side[1].s) ||
+	    m.side[0].dones + m.side[1].dones != 0 || m.side[1].writtens != 0 ||
+	    m.side[0].writtens == 0) {
+		fail("written: held for 5 s: run %d, gone %d/%d, got %zu/%zu, "
+		    "peer_written %d/%d, DONEs %" PRIu64 "/%" PRIu64 ", WRITTENs %"
+		    PRIu64 "/%" PRIu64, r, m.side[0].gone, m.side[1].gone,
+		    m.side[0].got, m.side[1].got, stream_peer_written(m.side[0].s),
+		    stream_peer_written(m.side[1].s), m.side[0].dones,
+		    m.side[1].dones, m.side[0].writtens, m.side[1].writtens);
+		rc = -1;
+		goto out;
+	}
+	m.side[1].hold_written = false;
+	m.limit_us = 60000000;
+	if (run_done(&m, "written") == -1) {
+		rc = -1;
+	} else if (!stream_peer_written(m.side[0].s) || m.side[1].writtens == 0 ||
+	    stream_error(m.side[0].s) != STREAM_OK ||
+	    stream_error(m.side[1].s) != STREAM_OK) {
+		fail("written: A peer_written %d, B sent %" PRIu64 " WRITTEN",
+		    stream_peer_written(m.side[0].s), m.side[1].writtens);
+		rc = -1;
+	} else {
+		printf("written: held 5 s, nobody left; then both left %.3f s "
+		    "later (WRITTEN frames sent: A %" PRIu64 ", B %" PRIu64 ")\n",
+		    (m.now - m.start) / 1e6 - 5, m.side[0].writtens,
+		    m.side[1].writtens);
+	}
+out:
+	sim_free(&m);
+	free(a);
+	free(b);
+	return rc;
+}
+
+/* One side aborts mid-transfer: the other learns the code, and the
+ * reason with what a terminal would act on replaced. */
 static int
 test_close(void)
 {
@@ -1527,10 +1609,14 @@ test_close(void)
 		rc = -1;
 	else if (stream_error(m.side[1].s) != STREAM_ABORTED ||
 	    stream_close_code(m.side[1].s) != 0xdeadbeef ||
+	    strcmp(m.side[0].why, "could not write its output: \033[31m") != 0 ||
+	    strcmp(stream_close_why(m.side[1].s),
+	    "could not write its output: ?[31m") != 0 ||
 	    !stream_can_close(m.side[0].s, m.now) ||
 	    stream_write(m.side[0].s, "x", 1) != 0) {
-		fail("close: B error %d code %#x", stream_error(m.side[1].s),
-		    stream_close_code(m.side[1].s));
+		fail("close: B error %d code %#x reason `%s' (sent `%s')",
+		    stream_error(m.side[1].s), stream_close_code(m.side[1].s),
+		    stream_close_why(m.side[1].s), m.side[0].why);
 		rc = -1;
 	} else
 		printf("close: B saw CLOSE %#x %.3f s after A aborted\n",
@@ -1662,6 +1748,7 @@ main(int argc, char **argv)
 		{ "dgram", test_dgram },
 		{ "pmtu", test_pmtu },
 		{ "idle", test_idle },
+		{ "written", test_written },
 		{ "close", test_close },
 		{ "fuzz", test_fuzz },
 	};
