@@ -90,6 +90,7 @@ static void
 on_signal(int sig)
 {
 	stop_sig = sig;
+	serve_notify();		/* a listener may be waiting on its children */
 }
 
 /* Seconds in [lo, hi], fractions allowed; -1 after printing why. */

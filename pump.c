@@ -204,8 +204,11 @@ peer_gone(struct session *s, const struct pump_conf *c, int err)
 
 /* A session's command (-e, -c), once it is running. */
 struct cmd {
-	pid_t pid;			/* -1: none */
-	bool eof;			/* its stdout has ended */
+	struct exec_proc p;		/* p.pid -1: none */
+	bool exited;			/* p.reaped, and said */
+	bool failed;			/* it exited other than 0 */
+	bool out_ended;			/* its stdout read end-of-file */
+	bool eof;			/* its stdout has ended (or it has gone) */
 	bool gone;			/* its stdin is closed: drop what comes */
 };
 
@@ -223,12 +226,33 @@ cmd_start(struct session *s, struct pump_conf *c, struct cmd *cmd)
 	env.peer_name = c->peer_name ? c->peer_name : sess_peer_name(s);
 	env.peer_key = fp;
 	env.path = sess_relayed(s) ? "relayed" : "direct";
-	if ((cmd->pid = exec_start(c->cmd, c->shell, &env, &c->out_fd, &c->in_fd)) == -1)
+	if (exec_start(c->cmd, c->shell, &env, &cmd->p) == -1)
 		return -1;
-	log_v(1, "running `%s' for the session (pid %ld)", c->cmd, (long)cmd->pid);
+	log_v(1, "running `%s' for the session (pid %ld)", c->cmd, (long)cmd->p.pid);
+	c->out_fd = cmd->p.to_fd;
+	c->in_fd = cmd->p.from_fd;
 	c->in_eof = &cmd->eof;
 	c->keep_out = false;
 	return 0;
+}
+
+/* The command has exited (its pidfd is readable): 0, or -1 when it
+ * failed, after saying so.  What it wrote before it went still goes to
+ * the peer (a failure ends the session once the peer has it all); a pipe
+ * it left to a child of its own is not waited for. */
+static int
+cmd_exited(struct cmd *cmd)
+{
+	char what[64];
+
+	if (cmd->exited || exec_poll(&cmd->p) == -1)
+		return 0;
+	cmd->exited = true;
+	if (cmd->p.status == 0)
+		return 0;
+	log_err("the command failed: %s", exec_status(cmd->p.status, what, sizeof what));
+	cmd->failed = true;
+	return -1;
 }
 
 /* The loop proper; pump_run opens and releases the output around it. */
@@ -241,12 +265,12 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 	bool wclosed = false, started = false, oclosed = false;
 	bool granted = false, waited = false;
 	struct stream *st = NULL;
-	struct pollfd pfd[3];
+	struct pollfd pfd[4];
 	char desc[128];
 
 	for (;;) {
 		uint64_t now = now_us(), t;
-		int n, ip = -1, op = -1, code;
+		int n, ip = -1, op = -1, xp = -1, code;
 
 		/* Busy first: a listener that settled on another session
 		 * then ends this one's process too. */
@@ -263,6 +287,8 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 		}
 		if (sess_io(s, now) == -1)
 			return pump_status(s);
+		if (cmd->exited && cmd->out_ended)
+			*c->in_eof = true;
 
 		if (sess_connected(s)) {
 			bool in_done, out_done;
@@ -305,7 +331,15 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					break;
 				inoff += w;
 			}
-			if ((*c->in_eof || c->recv_only) && inoff == inlen && !wclosed) {
+			if (cmd->failed && *c->in_eof && inoff == inlen) {
+				struct stream_stats ss;
+
+				/* Its output is all with the peer: now the
+				 * failure, instead of our end-of-file. */
+				stream_get_stats(st, &ss);
+				if (ss.snd_buffered == 0)
+					return abort_session(s, CLOSE_IO, EXIT_LOST);
+			} else if ((*c->in_eof || c->recv_only) && inoff == inlen && !wclosed) {
 				stream_close_write(st);
 				wclosed = true;
 			}
@@ -332,6 +366,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			if (in_done && !oclosed && !c->send_only && !c->keep_out) {
 				out_close(out);
 				oclosed = true;
+				cmd->p.to_fd = -1;	/* closed with it */
 			}
 			out_done = wclosed && stream_send_done(st);
 			err = stream_error(st);
@@ -361,7 +396,8 @@ wait:
 		pfd[n].fd = sess_fd(s);
 		pfd[n].events = sess_events(s);
 		n++;
-		if (granted && !*c->in_eof && !c->recv_only && inoff == inlen) {
+		if (granted && !*c->in_eof && !c->recv_only && inoff == inlen &&
+		    !cmd->out_ended) {
 			pfd[n].fd = c->in_fd;
 			pfd[n].events = POLLIN;
 			ip = n++;
@@ -370,6 +406,11 @@ wait:
 			pfd[n].fd = out->fd;
 			pfd[n].events = POLLOUT;
 			op = n++;
+		}
+		if (cmd->p.pid > 0 && !cmd->exited) {
+			pfd[n].fd = cmd->p.pidfd;
+			pfd[n].events = POLLIN;
+			xp = n++;
 		}
 		t = sess_deadline(s);
 		if (!sess_connected(s) && connect_deadline < t)
@@ -382,16 +423,23 @@ wait:
 			log_errno("poll");
 			return abort_session(s, CLOSE_IO, EXIT_LOST);
 		}
+		/* What it wrote before it exited is still read: the end is
+		 * a read that finds nothing left. */
+		if (xp != -1 && pfd[xp].revents)
+			cmd_exited(cmd);
 		if (ip != -1 && pfd[ip].revents) {
 			ssize_t r = read(c->in_fd, inbuf, c->udp ? stream_dgram_max(st) : sizeof inbuf);
 
 			if (r > 0) {
 				inlen = r;
 				inoff = 0;
-			} else if (r == 0) {
+			} else if (r == 0 && cmd->p.pid > 0) {
+				/* Its end is its exit, with its status. */
+				cmd->out_ended = true;
+			} else if (r == 0 || (errno == EAGAIN && cmd->exited)) {
 				*c->in_eof = true;
 			} else if (errno != EINTR && errno != EAGAIN) {
-				log_errno(cmd->pid > 0 ? "the command's output" : "stdin");
+				log_errno(cmd->p.pid > 0 ? "the command's output" : "stdin");
 				return abort_session(s, CLOSE_IO, EXIT_LOST);
 			}
 		}
@@ -400,7 +448,7 @@ wait:
 
 			if (w > 0) {
 				outoff += w;
-			} else if (w < 0 && errno == EPIPE && cmd->pid > 0) {
+			} else if (w < 0 && errno == EPIPE && cmd->p.pid > 0) {
 				/* The command is done with its input, as
 				 * `head' is: not an error, the rest goes. */
 				cmd->gone = true;
@@ -416,19 +464,23 @@ wait:
 int
 pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
 {
-	struct cmd cmd = { .pid = -1 };
+	struct cmd cmd = { .p = { .pid = -1, .pidfd = -1, .to_fd = -1, .from_fd = -1 } };
 	struct out out;
-	int ret;
+	char what[64];
+	int ret, st;
 
 	out_open(&out, c->out_fd);
 	ret = loop(s, c, &out, &cmd, connect_deadline);
-	if (cmd.pid > 0) {
+	if (cmd.p.pid > 0) {
 		/* Its input ends, then it has a moment to exit after a
 		 * session that went well; else it is stopped at once. */
-		if (out.fd != -1)
-			out_close(&out);
-		close(c->in_fd);
-		exec_reap(cmd.pid, ret == EXIT_OK ? CMD_GRACE_US : 0);
+		out_release(&out);
+		st = exec_reap(&cmd.p, ret == EXIT_OK ? CMD_GRACE_US : 0);
+		if (ret == EXIT_OK && st != 0) {
+			log_err("the command failed after the session: %s",
+			    exec_status(st, what, sizeof what));
+			ret = EXIT_LOST;
+		}
 	} else {
 		out_release(&out);
 	}

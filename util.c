@@ -13,6 +13,7 @@
 #include "util.h"
 
 int log_verbose;
+const char *log_tag;
 
 static void
 vlog(const char *fmt, va_list ap, int err)
@@ -21,9 +22,11 @@ vlog(const char *fmt, va_list ap, int err)
 
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	if (err)
-		fprintf(stderr, "p2pcat: %s: %s\n", msg, strerror(err));
+		fprintf(stderr, "p2pcat: %s%s%s: %s\n", log_tag ? log_tag : "",
+		    log_tag ? ": " : "", msg, strerror(err));
 	else
-		fprintf(stderr, "p2pcat: %s\n", msg);
+		fprintf(stderr, "p2pcat: %s%s%s\n", log_tag ? log_tag : "",
+		    log_tag ? ": " : "", msg);
 }
 
 void
