@@ -7,6 +7,7 @@
  * environment says who is on the other end.  It gets nothing else of
  * ours: no other descriptor, no ignored SIGPIPE.
  */
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -116,9 +117,12 @@ child_setup(int to, int from, const struct exec_env *env, pid_t parent)
 
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
 		_exit(127);
-	if (dup2(to, 0) == -1 || dup2(from, 1) == -1)
+	/* A group of its own, so that what it starts ends with it. */
+	if (setpgid(0, 0) == -1 || dup2(to, 0) == -1 || dup2(from, 1) == -1)
 		_exit(127);
-	close_range(3, ~0U, 0);
+	if (close_range(3, ~0U, 0) == -1)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
@@ -129,14 +133,16 @@ child_setup(int to, int from, const struct exec_env *env, pid_t parent)
 		_exit(127);
 }
 
-pid_t
+int
 exec_start(const char *prog, bool shell, const struct exec_env *env,
-    int *to_fd, int *from_fd)
+    struct exec_proc *p)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
 	char **argv = NULL;
-	pid_t pid = -1, parent = getpid();
+	pid_t pid, parent = getpid();
 
+	memset(p, 0, sizeof *p);
+	p->pid = p->pidfd = p->to_fd = p->from_fd = -1;
 	if (!shell && (argv = exec_split(prog)) == NULL) {
 		log_err("bad program `%s' for -e", prog);
 		return -1;
@@ -158,13 +164,23 @@ exec_start(const char *prog, bool shell, const struct exec_env *env,
 		log_errno("cannot run `%s'", shell ? SH : argv[0]);
 		_exit(127);
 	}
+	/* Ours too, against the race with its own setpgid. */
+	setpgid(pid, pid);
 	close(in[0]);
 	close(out[1]);
-	fcntl(in[1], F_SETFL, O_NONBLOCK);	/* our own pipe, no one else's */
-	*to_fd = in[1];
-	*from_fd = out[0];
+	p->pid = pid;
+	p->to_fd = in[1];
+	p->from_fd = out[0];
 	free(argv);
-	return pid;
+	/* Our own pipes, no one else's: non-blocking is ours to set. */
+	if (fcntl(p->to_fd, F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(p->from_fd, F_SETFL, O_NONBLOCK) == -1 ||
+	    (p->pidfd = pidfd_open(pid, 0)) == -1) {
+		log_errno("cannot watch the command");
+		exec_reap(p, 0);
+		return -1;
+	}
+	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
 		if (in[i] != -1)
@@ -176,30 +192,73 @@ fail:
 	return -1;
 }
 
-/* Wait for pid until deadline (now_us() time): true once reaped. */
-static bool
-reaped_by(pid_t pid, uint64_t deadline)
+int
+exec_poll(struct exec_proc *p)
 {
-	for (;;) {
-		pid_t r = waitpid(pid, NULL, WNOHANG);
+	int st;
+	pid_t r;
 
-		if (r == pid || (r == -1 && errno != EINTR))
-			return true;
-		if (now_us() >= deadline)
-			return false;
-		poll(NULL, 0, 10);
-	}
+	if (p->reaped || p->pid <= 0)
+		return p->reaped ? p->status : -1;
+	while ((r = waitpid(p->pid, &st, WNOHANG)) == -1 && errno == EINTR)
+		;
+	if (r != p->pid)
+		return -1;
+	p->reaped = true;
+	p->status = st;
+	return st;
 }
 
-void
-exec_reap(pid_t pid, uint64_t grace_us)
+/* Wait until deadline (now_us() time) for it to exit: its wait status,
+ * or -1. */
+static int
+wait_until(struct exec_proc *p, uint64_t deadline)
 {
-	if (pid <= 0 || reaped_by(pid, now_us() + grace_us))
-		return;
-	kill(pid, SIGTERM);
-	if (reaped_by(pid, now_us() + TERM_GRACE_US))
-		return;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-		;
+	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+	int st;
+
+	while ((st = exec_poll(p)) == -1 && now_us() < deadline && p->pidfd != -1)
+		if (poll(&pfd, 1, timeout_ms(deadline, now_us())) == -1 && errno != EINTR)
+			break;
+	return st;
+}
+
+int
+exec_reap(struct exec_proc *p, uint64_t grace_us)
+{
+	int st = -1;
+
+	if (p->to_fd != -1)
+		close(p->to_fd);
+	if (p->from_fd != -1)
+		close(p->from_fd);
+	p->to_fd = p->from_fd = -1;
+	/* Its group is signalled while it is not yet reaped, so that the
+	 * group's number cannot have gone to someone else. */
+	if (p->pid > 0 && (st = wait_until(p, now_us() + grace_us)) == -1) {
+		kill(-p->pid, SIGTERM);
+		if ((st = wait_until(p, now_us() + TERM_GRACE_US)) == -1) {
+			kill(-p->pid, SIGKILL);
+			while (waitpid(p->pid, &st, 0) == -1 && errno == EINTR)
+				;
+			p->reaped = true;
+			p->status = st;
+		}
+	}
+	if (p->pidfd != -1)
+		close(p->pidfd);
+	p->pidfd = -1;
+	return p->reaped ? p->status : st;
+}
+
+const char *
+exec_status(int st, char *buf, size_t size)
+{
+	if (WIFEXITED(st))
+		snprintf(buf, size, "exit status %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(buf, size, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else
+		snprintf(buf, size, "wait status %#x", (unsigned)st);
+	return buf;
 }

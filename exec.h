@@ -5,9 +5,11 @@
 #ifndef EXEC_H
 #define EXEC_H
 
-#include <stdbool.h>
-#include <stdint.h>
 #include <sys/types.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* Who the command talks to, for its environment (P2PCAT_PEER_NAME,
  * P2PCAT_PEER_KEY, P2PCAT_PATH). */
@@ -27,15 +29,30 @@ char **exec_split(const char *cmd);
  * printing why. */
 int exec_check(const char *prog);
 
-/* Start prog (-e; shell: /bin/sh -c prog, for -c) with its standard input
- * and output on pipes: its pid, with *to_fd (its stdin, ours to write,
- * non-blocking) and *from_fd (its stdout, ours to read); -1 after
- * printing why.  The command dies with us (PR_SET_PDEATHSIG). */
-pid_t exec_start(const char *prog, bool shell, const struct exec_env *env,
-    int *to_fd, int *from_fd);
+/* A command that runs. */
+struct exec_proc {
+	pid_t pid;
+	int pidfd;			/* readable once it has exited */
+	int to_fd;			/* its stdin: ours to write, non-blocking */
+	int from_fd;			/* its stdout: ours to read, non-blocking */
+	bool reaped;			/* it has exited, with this wait status: */
+	int status;
+};
 
-/* Wait up to grace_us for pid to end, then SIGTERM it, then SIGKILL:
- * it is reaped when this returns. */
-void exec_reap(pid_t pid, uint64_t grace_us);
+/* Start prog (-e; shell: /bin/sh -c prog, for -c) with its standard input
+ * and output on pipes, in a process group of its own: 0, or -1 after
+ * printing why.  The command dies with us (PR_SET_PDEATHSIG). */
+int exec_start(const char *prog, bool shell, const struct exec_env *env,
+    struct exec_proc *p);
+
+/* Reap it if it has exited: its wait status, or -1 while it runs. */
+int exec_poll(struct exec_proc *p);
+
+/* Wait up to grace_us for it to end, then SIGTERM its process group, then
+ * SIGKILL: its wait status; its descriptors are closed. */
+int exec_reap(struct exec_proc *p, uint64_t grace_us);
+
+/* A wait status in words, into buf ("exit status 3", "signal 9"). */
+const char *exec_status(int status, char *buf, size_t size);
 
 #endif

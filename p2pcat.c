@@ -46,6 +46,7 @@ static void
 on_signal(int sig)
 {
 	stop_sig = sig;
+	serve_notify();		/* a listener may be waiting on its children */
 }
 
 /* What trust.c decides by, and the files it reads. */

@@ -13,7 +13,6 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/pidfd.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -236,27 +235,15 @@ peer_gone(struct session *s, const struct pump_conf *c, int err)
 	return abort_session(s, CLOSE_IO, NULL, EXIT_LOST);
 }
 
-/* A session's command (-e, -c), once it is running. */
+/* A session's command (-e, -c), once it is running.  Its exit, not the
+ * end of its stdout, ends what it sends: a child of its own may hold
+ * that open.  Its exit status is what the peer learns of its data. */
 struct cmd {
-	pid_t pid;			/* -1: none */
-	int pidfd;			/* readable once it has exited; -1: none */
-	bool eof;			/* its stdout has ended */
+	struct exec_proc p;		/* p.pid -1: none; p.status once p.reaped */
+	bool eof;			/* its stdout has ended, or it has exited
+					   and nothing is left in the pipe */
 	bool gone;			/* its stdin is closed: drop what comes */
-	bool reaped;			/* it has exited, with status */
-	int status;			/* as waitpid(2) gives it */
 };
-
-/* Reap the command if it has exited: true once it has. */
-static bool
-cmd_reap(struct cmd *cmd)
-{
-	if (!cmd->reaped && waitpid(cmd->pid, &cmd->status, WNOHANG) == cmd->pid) {
-		cmd->reaped = true;
-		close(cmd->pidfd);
-		cmd->pidfd = -1;
-	}
-	return cmd->reaped;
-}
 
 /* Start the session's command, which takes the place of in_fd and
  * out_fd: 0, or -1 after printing why. */
@@ -272,15 +259,11 @@ cmd_start(struct session *s, struct pump_conf *c, struct cmd *cmd)
 	env.peer_name = c->peer_name ? c->peer_name : sess_peer_name(s);
 	env.peer_key = fp;
 	env.path = sess_relayed(s) ? "relayed" : "direct";
-	if ((cmd->pid = exec_start(c->cmd, c->shell, &env, &c->out_fd, &c->in_fd)) == -1)
+	if (exec_start(c->cmd, c->shell, &env, &cmd->p) == -1)
 		return -1;
-	/* Its exit status is what the peer learns of its data: the loop
-	 * waits for it on a pidfd (Linux 5.3). */
-	if ((cmd->pidfd = pidfd_open(cmd->pid, 0)) == -1) {
-		log_errno("pidfd_open");
-		return -1;
-	}
-	log_v(1, "running `%s' for the session (pid %ld)", c->cmd, (long)cmd->pid);
+	log_v(1, "running `%s' for the session (pid %ld)", c->cmd, (long)cmd->p.pid);
+	c->out_fd = cmd->p.to_fd;
+	c->in_fd = cmd->p.from_fd;
 	c->in_eof = &cmd->eof;
 	c->keep_out = false;
 	return 0;
@@ -295,12 +278,12 @@ io_failed(struct session *s, const struct cmd *cmd, bool output)
 	int e = errno;
 
 	if (output)
-		log_errno(cmd->pid > 0 ? "the command's input" : "stdout");
+		log_errno(cmd->p.pid > 0 ? "the command's input" : "stdout");
 	else
-		log_errno(cmd->pid > 0 ? "the command's output" : "stdin");
+		log_errno(cmd->p.pid > 0 ? "the command's output" : "stdin");
 	snprintf(why, sizeof why, "the peer could not %s: %s", output ?
-	    (cmd->pid > 0 ? "write to its command" : "write its output") :
-	    (cmd->pid > 0 ? "read its command's output" : "read its input"),
+	    (cmd->p.pid > 0 ? "write to its command" : "write its output") :
+	    (cmd->p.pid > 0 ? "read its command's output" : "read its input"),
 	    strerror(e));
 	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
 }
@@ -311,10 +294,10 @@ cmd_failed(struct session *s, const struct cmd *cmd)
 {
 	char how[48], why[STREAM_REASON_MAX + 1];
 
-	if (WIFEXITED(cmd->status))
-		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(cmd->status));
+	if (WIFEXITED(cmd->p.status))
+		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(cmd->p.status));
 	else
-		snprintf(how, sizeof how, "was killed by signal %d", WTERMSIG(cmd->status));
+		snprintf(how, sizeof how, "was killed by signal %d", WTERMSIG(cmd->p.status));
 	log_err("the command %s", how);
 	snprintf(why, sizeof why, "the peer's command %s", how);
 	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
@@ -335,7 +318,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 
 	for (;;) {
 		uint64_t now = now_us(), t;
-		int n, ip = -1, op = -1, code;
+		int n, ip = -1, op = -1, xp = -1, code;
 
 		/* Busy first: a listener that settled on another session
 		 * then ends this one's process too. */
@@ -435,8 +418,8 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			 * well: what it did not read, it chose not to, as
 			 * head(1) does. */
 			if (in_done && !written && !c->send_only &&
-			    (cmd->pid <= 0 || cmd_reap(cmd))) {
-				if (cmd->pid > 0 && cmd->status != 0)
+			    (cmd->p.pid <= 0 || exec_poll(&cmd->p) != -1)) {
+				if (cmd->p.pid > 0 && cmd->p.status != 0)
 					return cmd_failed(s, cmd);
 				stream_written(st);
 				written = true;
@@ -480,11 +463,12 @@ wait:
 			pfd[n].events = POLLOUT;
 			op = n++;
 		}
-		/* Waiting for the command to exit (its input is closed). */
-		if (oclosed && !written && cmd->pidfd != -1) {
-			pfd[n].fd = cmd->pidfd;
+		/* Waiting for the command to exit, which may come before the
+		 * end of its stdout, and is the end of its input's. */
+		if (cmd->p.pid > 0 && !cmd->p.reaped) {
+			pfd[n].fd = cmd->p.pidfd;
 			pfd[n].events = POLLIN;
-			n++;
+			xp = n++;
 		}
 		t = sess_deadline(s);
 		if (!sess_connected(s) && connect_deadline < t)
@@ -499,13 +483,17 @@ wait:
 			log_errno("poll");
 			return abort_session(s, CLOSE_IO, NULL, EXIT_LOST);
 		}
-		if (ip != -1 && pfd[ip].revents) {
+		if (xp != -1 && pfd[xp].revents)
+			exec_poll(&cmd->p);
+		/* Once the command has exited, its pipe is read until it is
+		 * empty (non-blocking), whoever else still holds it. */
+		if (ip != -1 && (pfd[ip].revents || cmd->p.reaped)) {
 			ssize_t r = read(c->in_fd, inbuf, c->udp ? stream_dgram_max(st) : sizeof inbuf);
 
 			if (r > 0) {
 				inlen = r;
 				inoff = 0;
-			} else if (r == 0) {
+			} else if (r == 0 || (errno == EAGAIN && cmd->p.reaped)) {
 				*c->in_eof = true;
 			} else if (errno != EINTR && errno != EAGAIN) {
 				return io_failed(s, cmd, false);
@@ -517,7 +505,7 @@ wait:
 			if (w > 0) {
 				outoff += w;
 				prog->recv += w;
-			} else if (w < 0 && errno == EPIPE && cmd->pid > 0) {
+			} else if (w < 0 && errno == EPIPE && cmd->p.pid > 0) {
 				/* The command is done with its input, as
 				 * `head' is: not an error, the rest goes. */
 				cmd->gone = true;
@@ -532,7 +520,7 @@ wait:
 int
 pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
 {
-	struct cmd cmd = { .pid = -1, .pidfd = -1 };
+	struct cmd cmd = { .p = { .pid = -1, .pidfd = -1, .to_fd = -1, .from_fd = -1 } };
 	struct progress prog = { .start = 0 };
 	struct out out;
 	int ret;
@@ -541,16 +529,15 @@ pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
 	ret = loop(s, c, &out, &cmd, &prog, connect_deadline);
 	if (prog.start != 0)
 		prog_end(&prog, now_us());
-	if (cmd.pid > 0) {
+	if (cmd.p.pid > 0) {
 		/* Its input ends, then it has a moment to exit after a
-		 * session that went well; else it is stopped at once. */
+		 * session that went well; else it is stopped at once, with
+		 * what it started. */
 		if (out.fd != -1)
 			out_close(&out);
-		close(c->in_fd);
-		if (!cmd_reap(&cmd))
-			exec_reap(cmd.pid, ret == EXIT_OK ? CMD_GRACE_US : 0);
-		if (cmd.pidfd != -1)
-			close(cmd.pidfd);
+		out_release(&out);
+		cmd.p.to_fd = -1;	/* out_close closed it */
+		exec_reap(&cmd.p, ret == EXIT_OK ? CMD_GRACE_US : 0);
 	} else {
 		out_release(&out);
 	}

@@ -69,7 +69,12 @@
 #define BACKOFF_MAX_US	(900ULL * 1000000)
 
 /* Messages from a child to the parent. */
-enum { UP_WAKE = 'W', UP_ANSWER = 'A', UP_SLOT = 'S' };
+enum {
+	UP_WAKE = 'W',		/* nothing: SIGCHLD or a signal woke us */
+	UP_ANSWER = 'A',	/* post this answer */
+	UP_CONNECTED = 'C',	/* the caller proved its keys */
+	UP_SLOT = 'S',		/* and took a session slot */
+};
 
 struct up_msg {
 	uint8_t type;
@@ -90,7 +95,11 @@ struct shared {
 struct kid {
 	pid_t pid;			/* 0: a free entry */
 	char id[SIG_ID_LEN + 1];	/* the offer it works on */
+	uint64_t born;			/* now_us() */
 	bool answered;			/* its answer is in the store */
+	bool connected;			/* its caller took the answer */
+	bool evicted;			/* we ended it for a newer offer */
+	char tag[9];			/* its messages' tag */
 };
 
 struct serve {
@@ -107,6 +116,7 @@ struct serve {
 	bool served_done;
 	int failures;			/* failed passphrases in a row */
 	uint64_t backoff_until;		/* no offer is taken before (now_us()) */
+	bool failed;			/* the rendezvous failed: take no offer */
 };
 
 /* The parent's end of the children's socket, for the SIGCHLD handler. */
@@ -118,13 +128,8 @@ static int kid_null = -1;		/* /dev/null, for the handler */
 static void
 on_chld(int sig)
 {
-	int e = errno;
-	uint8_t m = UP_WAKE;
-
 	(void)sig;
-	if (chld_fd != -1)
-		send(chld_fd, &m, 1, MSG_DONTWAIT);
-	errno = e;
+	serve_notify();
 }
 
 /* SIGUSR1, in a child: another session has stdin and stdout for good.
@@ -195,6 +200,17 @@ fail:
 	return NULL;
 }
 
+void
+serve_notify(void)
+{
+	int e = errno;
+	uint8_t m = UP_WAKE;
+
+	if (chld_fd != -1)
+		send(chld_fd, &m, 1, MSG_DONTWAIT);
+	errno = e;
+}
+
 int
 serve_wake_fd(const struct serve *sv)
 {
@@ -241,12 +257,16 @@ up_send(struct serve *sv, struct up_msg *m)
 static int
 kid_connect(void *ctx, struct session *s, struct pump_conf *c)
 {
+	static bool said;
 	struct serve *sv = ctx;
-	struct up_msg m = { .type = UP_SLOT };
+	struct up_msg m = { .type = UP_CONNECTED };
 	int i, n = sv->c->max_sessions;
 
 	(void)s;
 	(void)c;
+	if (!said && up_send(sv, &m) == -1)
+		return CLOSE_IO;
+	said = true;
 	util_mutex_lock(&sv->sh->mu);
 	for (i = 0; i < n && sv->sh->slot[i] != 0; i++)
 		;
@@ -264,8 +284,8 @@ kid_connect(void *ctx, struct session *s, struct pump_conf *c)
 			log_err("refusing a caller: a session is using stdin and stdout");
 		return CLOSE_BUSY;
 	}
-	up_send(sv, &m);
-	return 0;
+	m.type = UP_SLOT;
+	return up_send(sv, &m) == 0 ? 0 : CLOSE_IO;
 }
 
 /* Work on one offer: the child's exit status. */
@@ -312,6 +332,20 @@ out:
 	return ret;
 }
 
+/* Close every descriptor above stderr but keep. */
+static void
+close_except(int keep)
+{
+	int fd;
+
+	if ((keep <= 3 || close_range(3, keep - 1, 0) == 0) &&
+	    close_range(keep + 1, ~0U, 0) == 0)
+		return;
+	for (fd = 3; fd < 1024; fd++)	/* a kernel before close_range */
+		if (fd != keep)
+			close(fd);
+}
+
 /* Start a child for offer; false when none could be started. */
 static bool
 spawn(struct serve *sv, const struct sig_msg *offer)
@@ -327,6 +361,10 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 			k = &sv->kid[i];
 	if (k == NULL)
 		return false;
+	memset(k, 0, sizeof *k);
+	memcpy(k->id, offer->id, sizeof k->id);
+	/* The child's messages name its offer, by the start of its id. */
+	snprintf(k->tag, sizeof k->tag, "%.8s", offer->id);
 	/* SIGUSR1 waits until the child can take it. */
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
@@ -345,10 +383,9 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 		 * store's connections are the parent's alone. */
 		signal(SIGCHLD, SIG_DFL);
 		chld_fd = -1;
-		if (sv->up[1] > 3)
-			close_range(3, sv->up[1] - 1, 0);
-		close_range(sv->up[1] + 1, ~0U, 0);
+		close_except(sv->up[1]);
 		sv->up[0] = -1;
+		log_tag = k->tag;
 		kid_null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = on_usr1;
@@ -358,9 +395,8 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 		_exit(kid_main(sv, offer));
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	memset(k, 0, sizeof *k);
 	k->pid = pid;
-	memcpy(k->id, offer->id, sizeof k->id);
+	k->born = now_us();
 	sv->nkids++;
 	return true;
 }
@@ -394,11 +430,11 @@ settle_on(struct serve *sv, pid_t pid)
 	for (i = 0; i < sv->c->max_kids; i++)
 		if (sv->kid[i].pid != 0 && sv->kid[i].pid != pid)
 			kill(sv->kid[i].pid, SIGUSR1);
-	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) != -1) {
-		dup2(fd, 0);
-		dup2(fd, 1);
+	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1 ||
+	    dup2(fd, 0) == -1 || dup2(fd, 1) == -1)
+		log_errno("cannot let go of stdin and stdout");
+	if (fd != -1)
 		close(fd);
-	}
 }
 
 /* What the children said. */
@@ -421,11 +457,12 @@ take_msgs(struct serve *sv, struct sig *sig)
 				k->answered = true;
 			else
 				kill(k->pid, SIGTERM);
-		} else if (m.type == UP_SLOT) {
-			/* A caller proved the passphrase (if any). */
+		} else if (m.type == UP_CONNECTED) {
+			/* A caller proved its keys, and the passphrase. */
+			k->connected = true;
 			sv->failures = 0;
-			if (!sv->c->keep && !sv->served)
-				settle_on(sv, k->pid);
+		} else if (m.type == UP_SLOT && !sv->c->keep && !sv->served) {
+			settle_on(sv, k->pid);
 		}
 	}
 }
@@ -457,8 +494,13 @@ reap(struct serve *sv, struct sig *sig)
 		if ((k = find_kid(sv, pid)) == NULL)
 			continue;
 		status = WIFEXITED(st) ? WEXITSTATUS(st) : EXIT_SIGNAL + WTERMSIG(st);
-		if (k->answered)
+		/* A caller that connected took its answer from the store. */
+		if (k->answered && !k->connected)
 			sig_unanswer(sig, sv->c->name, k->id);
+		if (WIFSIGNALED(st) && !k->evicted && WTERMSIG(st) != SIGTERM &&
+		    WTERMSIG(st) != SIGKILL)
+			log_err("the process for offer %s died of signal %d (%s)",
+			    k->id, WTERMSIG(st), strsignal(WTERMSIG(st)));
 		util_mutex_lock(&sv->sh->mu);
 		for (i = 0; i < sv->c->max_sessions; i++) {
 			if (sv->sh->slot[i] != pid)
@@ -473,6 +515,8 @@ reap(struct serve *sv, struct sig *sig)
 		} else if (sv->served && pid == sv->served_pid) {
 			sv->status = status;
 			sv->served_done = true;
+		} else if (k->evicted) {
+			log_v(1, "offer %s was given up for a newer one", k->id);
 		} else if (status == EXIT_NOCONN) {
 			/* A caller that never arrived, or that we refused (the
 			 * child said why), is no session served: a stranger
@@ -511,13 +555,63 @@ stop_kids(struct serve *sv, struct sig *sig)
 	}
 }
 
+/* The child that has worked longest on an offer whose caller has not
+ * connected, or NULL. */
+static struct kid *
+oldest_unconnected(struct serve *sv)
+{
+	struct kid *old = NULL;
+	int i;
+
+	for (i = 0; i < sv->c->max_kids; i++) {
+		struct kid *k = &sv->kid[i];
+
+		if (k->pid != 0 && !k->connected && !k->evicted &&
+		    (old == NULL || k->born < old->born))
+			old = k;
+	}
+	return old;
+}
+
+/* Make room for a new offer when every child is busy with one: end the
+ * one that has waited longest for its caller.  Offers cost nothing to
+ * forge, so a full house of them must not make the listener deaf; a
+ * caller that is real connects within a few round trips.  true when
+ * there is room now. */
+static bool
+make_room(struct serve *sv, struct sig *sig)
+{
+	struct kid *k;
+	pid_t pid;
+	int st;
+
+	if (sv->nkids < sv->c->max_kids)
+		return true;
+	if ((k = oldest_unconnected(sv)) == NULL)
+		return false;
+	k->evicted = true;
+	pid = k->pid;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	/* reap() will not see it again: do what it does. */
+	if (k->answered)
+		sig_unanswer(sig, sv->c->name, k->id);
+	log_v(1, "offer %s was given up for a newer one", k->id);
+	memset(k, 0, sizeof *k);
+	sv->nkids--;
+	return true;
+}
+
 /* Whether to take an offer now. */
 static bool
 accepting(struct serve *sv)
 {
 	bool full;
 
-	if (sv->served || sv->nkids >= sv->c->max_kids)
+	if (sv->served || sv->failed)
+		return false;
+	if (sv->nkids >= sv->c->max_kids && oldest_unconnected(sv) == NULL)
 		return false;
 	/* After a failed passphrase: a pause, then one guess at a time. */
 	if (now_us() < sv->backoff_until || (sv->failures > 0 && sv->nkids > 0))
@@ -561,6 +655,10 @@ serve_run(struct serve *sv, struct sig *sig)
 			ret = sv->status;
 			break;
 		}
+		if (sv->failed && sv->nkids == 0) {
+			ret = EXIT_NOCONN;
+			break;
+		}
 		if (!accepting(sv)) {
 			struct pollfd pfd = { .fd = sv->up[0], .events = POLLIN };
 			uint64_t now = now_us();
@@ -573,12 +671,19 @@ serve_run(struct serve *sv, struct sig *sig)
 			continue;
 		}
 		r = sig_wait_offer(sig, c->name, offer, UINT64_MAX);
-		if (r == -1)
-			break;
+		if (r == -1) {
+			/* The sessions that run need the store no more:
+			 * they end as they would, then so do we. */
+			sv->failed = true;
+			if (sv->nkids > 0)
+				log_err("no more offers taken: waiting for %d "
+				    "session%s to end", sv->nkids, sv->nkids == 1 ? "" : "s");
+			continue;
+		}
 		if (r == 1)
 			continue;
 		log_v(1, "offer %s received", offer->id);
-		if (!spawn(sv, offer))
+		if (!make_room(sv, sig) || !spawn(sv, offer))
 			log_err("dropping offer %s: cannot start a process for it",
 			    offer->id);
 	}

@@ -35,6 +35,10 @@ struct serve *serve_new(const struct serve_conf *c);
 int serve_wake_fd(const struct serve *sv);
 void serve_free(struct serve *sv);
 
+/* From a signal handler (async-signal-safe): wake the listener, so that
+ * it sees the flag the handler set. */
+void serve_notify(void);
+
 /* Serve until done (one session without -k), the rendezvous fails or a
  * signal stops us: the exit status (p2pcat.h). */
 int serve_run(struct serve *sv, struct sig *sig);

@@ -15,6 +15,7 @@
 #include "util.h"
 
 int log_verbose;
+const char *log_tag;
 
 /* The length (2 to 4) of the well-formed UTF-8 sequence of more than one
  * byte at s, with its code point in *cp; 0 if there is none there. */
@@ -114,9 +115,11 @@ vlog(const char *fmt, va_list ap, int err)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	util_escape(msg, safe, sizeof safe);
 	if (err)
-		fprintf(stderr, "p2pcat: %s: %s\n", safe, strerror(err));
+		fprintf(stderr, "p2pcat: %s%s%s: %s\n", log_tag ? log_tag : "",
+		    log_tag ? ": " : "", safe, strerror(err));
 	else
-		fprintf(stderr, "p2pcat: %s\n", safe);
+		fprintf(stderr, "p2pcat: %s%s%s\n", log_tag ? log_tag : "",
+		    log_tag ? ": " : "", safe);
 }
 
 void

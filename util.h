@@ -9,6 +9,9 @@
 
 /* How much -v was given; diagnostics above it are not printed. */
 extern int log_verbose;
+/* A tag after "p2pcat: " on every message, or NULL: a listener's child
+ * names the offer it works on. */
+extern const char *log_tag;
 
 /* "p2pcat: message" on stderr, for errors: always printed. */
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -94,7 +94,7 @@ done
 ok "--max-conns"
 
 # A session killed outright leaves nothing: its command goes too, no
-# zombie, no rendezvous file.
+# zombie.
 mkfifo "$T/fifo9"
 "$P2PCAT" --idle 3 svc < "$T/fifo9" > /dev/null 2> "$T/c9.err" & cp9=$!
 exec 6> "$T/fifo9"
@@ -108,10 +108,44 @@ nozombie() { ! ps -o stat= --ppid $lp | grep -q Z; }
 wait_for 10 nozombie || fail "a zombie is left: $(ps -o pid,stat,cmd --ppid $lp)"
 exec 6>&-
 wait_exit $cp9 20 || fail "the caller of the killed session hung"
-noanswer() { [ "$(find "$T/rv" -path '*answers*' -type f | wc -l)" -eq 0 ]; }
-wait_for 10 noanswer || fail "answers left: $(find "$T/rv" -type f)"
+ok "killed session"
+
+# An attempt killed before its caller took the answer: the answer is the
+# listener's to delete.  The caller posts its offer and is stopped before
+# the listener starts, so it never reads the answer.
 kill $lp; wait $lp
 check_eq "listener status after SIGTERM" $? 143
-check_eq "rendezvous files left" "$(find "$T/rv" -type f | wc -l)" 0
-ok "killed session"
+"$P2PCAT" -w 30 svc < /dev/null > /dev/null 2> "$T/c10.err" & cp10=$!
+at_exit "kill -9 $cp10 2>/dev/null"
+offered() { [ "$(find "$T/rv" -path '*offers*' -type f | wc -l)" -eq 1 ]; }
+wait_for 10 offered || fail "no offer: $(cat "$T/c10.err")"
+kill -STOP $cp10
+"$P2PCAT" -l -k --allow-any -c cat svc 2> "$T/l.err" < /dev/null & lp=$!
+answered() { [ "$(find "$T/rv" -path '*answers*' -type f | wc -l)" -eq 1 ]; }
+wait_for 10 answered || fail "no answer to the stopped caller: $(cat "$T/l.err")"
+kill -9 "$(pgrep -P $lp)"
+noanswer() { [ "$(find "$T/rv" -path '*answers*' -type f | wc -l)" -eq 0 ]; }
+wait_for 10 noanswer || fail "answers left: $(find "$T/rv" -type f)"
+kill -9 $cp10
+kill $lp; wait $lp
+ok "answer of a killed attempt"
+
+# A command that fails fails the session: both sides exit 3, though its
+# output arrives.
+"$P2PCAT" -l --allow-any -c 'printf partial; exit 3' svc 2> "$T/l.err" < /dev/null & lp=$!
+"$P2PCAT" svc < /dev/null > "$T/got" 2> "$T/c.err"
+check_eq "the caller's status when the command failed ($(cat "$T/c.err"))" $? 3
+wait_exit $lp 10 || fail "listener hung"
+check_eq "the listener's status when its command failed" $RC 3
+grep -q "the command exited with status 3" "$T/l.err" || fail "message: $(cat "$T/l.err")"
+check_eq "what the failed command wrote" "$(cat "$T/got")" partial
+
+# A command that exits while a child of its own holds its stdout still
+# ends the session when it exits.
+"$P2PCAT" -l --allow-any -c 'echo done; sleep 60 &' svc 2> "$T/l.err" < /dev/null & lp=$!
+"$P2PCAT" svc < /dev/null > "$T/got" 2> "$T/c.err" || fail "caller: $(cat "$T/c.err")"
+wait_exit $lp 10 || fail "the listener waited for its command's child"
+check_eq "listener status" $RC 0
+check_eq "what the command wrote" "$(cat "$T/got")" done
+ok "command's exit"
 echo "t_exec: ok"

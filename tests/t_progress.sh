@@ -29,7 +29,7 @@ grep -q "sent 2097152 bytes (2.00 MiB, " "$T/c.err" || fail "sender's summary: $
 grep -q "received 0 bytes (0 B, 0 B/s)" "$T/c.err" || fail "sender's summary: $(cat "$T/c.err")"
 grep -q "received 2097152 bytes (2.00 MiB, " "$T/l.err" || fail "receiver's summary: $(cat "$T/l.err")"
 # -v alone, stderr a file: no status line.
-grep -q "^p2pcat: sent [0-9.]* [KMG]*i*B (" "$T/l.err" && fail "the receiver drew a status line: $(cat "$T/l.err")"
+grep -Eq "^p2pcat: ([0-9a-f]{8}: )?sent [0-9.]* [KMG]*i*B \(" "$T/l.err" && fail "the receiver drew a status line: $(cat "$T/l.err")"
 echo "--progress: $n lines in $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }') s, bytes exact"
 
 # -v with stderr on a terminal (script(1) makes one) and the data on

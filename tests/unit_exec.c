@@ -3,6 +3,10 @@
  * environment. */
 #include <sys/wait.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +18,7 @@
 static int fails, checks;
 
 #define CHECK(c) do { checks++; if (!(c)) { fails++; \
-	fprintf(stderr, "%s:%d: CHECK(%s) failed\\n", __FILE__, __LINE__, #c); } } while (0)
+	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c); } } while (0)
 
 /* Whether cmd splits into exactly the words of want (NULL-terminated). */
 static int
@@ -28,6 +32,28 @@ splits(const char *cmd, const char *const *want)
 	ok = ok && v[i] == NULL;
 	free(v);
 	return ok;
+}
+
+/* Whether pid is gone (or a zombie, for init to reap) within ms. */
+static int
+gone_within(pid_t pid, int ms)
+{
+	char path[64], stat[256];
+	FILE *f;
+
+	for (; ms > 0; ms -= 10) {
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+		if ((f = fopen(path, "r")) == NULL)
+			return 1;
+		stat[0] = '\0';
+		if (fgets(stat, sizeof stat, f) == NULL)
+			stat[0] = '\0';
+		fclose(f);
+		if (strstr(stat, ") Z ") != NULL)
+			return 1;
+		poll(NULL, 0, 10);
+	}
+	return 0;
 }
 
 int
@@ -54,11 +80,12 @@ main(void)
 		{ "'a b'", { "'a", "b'", NULL } },	/* no quotes, no shell */
 	};
 	struct exec_env env = { "carol", "SHA256:x", "relayed" };
+	struct exec_proc p;
+	struct pollfd pfd;
 	char buf[128];
 	size_t i;
 	ssize_t n;
-	int to, from, st;
-	pid_t pid;
+	int st, leak, grandchild;
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		if (!splits(cases[i].cmd, cases[i].words)) {
@@ -75,28 +102,49 @@ main(void)
 	CHECK(exec_check("no-such-program-p2pcat") == -1);
 	CHECK(exec_check("/etc/passwd") == -1);	/* not executable */
 
-	/* The command sees its environment and our pipes, nothing else. */
-	pid = exec_start("printf '%s|%s|%s|%s' \"$P2PCAT_PEER_NAME\" \"$P2PCAT_PEER_KEY\" "
+	/* The command sees its environment and our pipes, nothing else:
+	 * not even a descriptor of ours that lacks O_CLOEXEC. */
+	leak = open("/dev/null", O_RDONLY);
+	CHECK(leak > 2);
+	CHECK(exec_start("printf '%s|%s|%s|%s' \"$P2PCAT_PEER_NAME\" \"$P2PCAT_PEER_KEY\" "
 	    "\"$P2PCAT_PATH\" $(ls /proc/self/fd | wc -l); cat >/dev/null",
-	    true, &env, &to, &from);
-	CHECK(pid > 0);
-	close(to);	/* its stdin ends: cat exits */
-	n = read(from, buf, sizeof buf - 1);
-	CHECK(n > 0);
-	buf[n > 0 ? n : 0] = '\0';
+	    true, &env, &p) == 0);
+	close(leak);
+	close(p.to_fd);	/* its stdin ends: cat exits */
+	p.to_fd = -1;
+	pfd.fd = p.from_fd;
+	pfd.events = POLLIN;
+	n = 0;
+	while (n < (ssize_t)sizeof buf - 1 && poll(&pfd, 1, 5000) == 1) {
+		ssize_t r = read(p.from_fd, buf + n, sizeof buf - 1 - n);
+
+		if (r <= 0)
+			break;
+		n += r;
+	}
+	buf[n] = '\0';
 	/* ls sees 0, 1, 2 and its own listing of /proc/self/fd. */
 	CHECK(strcmp(buf, "carol|SHA256:x|relayed|4") == 0);
-	close(from);
-	exec_reap(pid, 5000000);
-	CHECK(waitpid(pid, &st, WNOHANG) == -1);	/* reaped already */
+	st = exec_reap(&p, 5000000);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(p.reaped && exec_poll(&p) == st);
 
-	/* One that will not end is stopped. */
-	pid = exec_start("sleep 30", false, &env, &to, &from);
-	CHECK(pid > 0);
-	exec_reap(pid, 100000);
-	CHECK(kill(pid, 0) == -1);
-	close(to);
-	close(from);
+	/* Its exit status comes back as it is. */
+	CHECK(exec_start("exit 3", true, &env, &p) == 0);
+	st = exec_reap(&p, 5000000);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	CHECK(strcmp(exec_status(st, buf, sizeof buf), "exit status 3") == 0);
+
+	/* One that will not end is stopped, and what it started with it. */
+	CHECK(exec_start("sleep 30 & echo $!; wait", true, &env, &p) == 0);
+	pfd.fd = p.from_fd;
+	CHECK(poll(&pfd, 1, 5000) == 1 && (n = read(p.from_fd, buf, sizeof buf - 1)) > 0);
+	buf[n > 0 ? n : 0] = '\0';
+	grandchild = atoi(buf);
+	CHECK(grandchild > 0);
+	st = exec_reap(&p, 100000);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+	CHECK(grandchild > 0 && gone_within(grandchild, 2000));
 
 	printf("unit_exec: %d checks, %d failed\n", checks + (int)i, fails);
 	return fails ? 1 : 0;
