@@ -49,7 +49,8 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 tests/unit_stun: hash.o
 tests/tool_stunc: stun.o util.o hash.o
 tests/unit_firestore: signal.o
-tests/unit_session: punch.o turnchan.o crypto.o stream.o stun.o hash.o signal.o firestore.o
+tests/unit_stream: cc.o
+tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o hash.o signal.o firestore.o
 tests/unit_turnchan: punch.o stun.o hash.o
 tests/unit_signal: firestore.o
 # tests/tun.c: the TUN device, signals and random stream of the TUN tools;

@@ -1,8 +1,7 @@
 /*
  * stream.c: a reliable byte stream in each direction over datagrams, after
  * QUIC: RFC 9000 (frames, acknowledgements, flow control), RFC 9002 (loss
- * detection, RTT, PTO, pacing) and BBR congestion control
- * (draft-ietf-ccwg-bbr, with the delivery rate estimation it builds on).
+ * detection, RTT, PTO, pacing); the congestion controller is cc.c's.
  *
  * Payload layout.  The session carries the packet number outside the
  * payload; a payload is a sequence of frames.  (v) is a QUIC
@@ -37,10 +36,10 @@
  * acknowledging, losing and resending the FIN is the same as for data.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc.h"
 #include "stream.h"
 #include "util.h"
 
@@ -105,14 +104,6 @@
 /* RFC 9002 §6.2.4: "An endpoint MAY send up to two full-sized datagrams
  * containing ack-eliciting packets" when the PTO expires. */
 #define PTO_PROBES	2
-/* RFC 9002 §7.2: "Endpoints SHOULD use an initial congestion window of
- * ten times the maximum datagram size (max_datagram_size), while limiting
- * the window to the larger of 14,720 bytes or twice the maximum datagram
- * size." */
-#define INITIAL_WINDOW_PKTS 10
-#define INITIAL_WINDOW_BYTES 14720
-/* RFC 9002 §7.2: "The RECOMMENDED value is 2 * max_datagram_size." */
-#define MIN_WINDOW_PKTS	2
 /* RFC 9002 §7.6.1: "The RECOMMENDED value for
  * kPersistentCongestionThreshold is 3". */
 #define PERSISTENT_THRESHOLD 3
@@ -124,63 +115,6 @@
  * absorbs that. */
 #define PACING_BURST_PKTS 4
 #define PACING_BURST_US	1000
-/*
- * BBR (draft-ietf-ccwg-bbr, "BBR Congestion Control").  Its model of the
- * path is the bottleneck bandwidth (the most delivered per unit of time
- * lately) and the round-trip propagation time (the least RTT lately); it
- * paces at gain * bandwidth and keeps about cwnd_gain * BDP in flight.
- * Random losses do not shrink it: only a loss rate above BBR_LOSS_THRESH
- * while probing bounds what it keeps in flight.
- *
- * "BBRStartupPacingGain = 4*ln(2) = 2.77": the least gain that still
- * doubles the sending rate every round trip in Startup.
- */
-#define BBR_STARTUP_PACING_GAIN	2.77
-/* "BBRStartupCwndGain = 2", and "BBRDefaultCwndGain = 2" afterwards. */
-#define BBR_CWND_GAIN	2.0
-/* "BBRDrainPacingGain = 0.35" (draft -01; any gain up to 1/cwnd_gain
- * works): Drain empties in about a round the queue Startup built. */
-#define BBR_DRAIN_PACING_GAIN 0.35
-/* "BBRPacingMarginPercent = 1": pace a little below the estimate so that
- * the bottleneck queue drains. */
-#define BBR_PACING_MARGIN 0.01
-/* BBRCheckFullBWReached: Startup ends after three rounds in a row in
- * which the bandwidth grew by less than 25 %. */
-#define BBR_FULL_BW_THRESH 1.25
-#define BBR_FULL_BW_CNT	3
-/* "BBRLossThresh = 2%": the loss rate the path is allowed while probing;
- * above it, what was in flight is too much. */
-#define BBR_LOSS_THRESH	0.02
-/* "BBRStartupFullLossCnt = 6": Startup also ends after a round that lost
- * more than BBR_LOSS_THRESH in at least this many packets. */
-#define BBR_STARTUP_LOSS_CNT 6
-/* Rounds in a row that must be that lossy: see bbr_check_full_pipe. */
-#define BBR_STARTUP_LOSS_ROUNDS 2
-/* "BBRBeta = 0.7": when loss says the flight was too high, the bound on
- * it is at least this share of the BDP. */
-#define BBR_BETA	0.7
-/* "BBRMinPipeCwnd = 4 * SMSS". */
-#define BBR_MIN_PIPE_PKTS 4
-/* BBRv1's windowed max filter of the bandwidth spans 10 round trips:
- * longer than a ProbeBW gain cycle, so it keeps the last probe's result. */
-#define BBR_BW_ROUNDS	10
-/* "MinRTTFilterLen = 10 seconds", "ProbeRTTDuration = 200 ms",
- * "BBRProbeRTTCwndGain = 0.5". */
-#define BBR_MIN_RTT_US	10000000
-#define BBR_PROBE_RTT_US 200000
-#define BBR_PROBE_RTT_CWND_GAIN 0.5
-/* The send quantum is the rate of a millisecond, between 2 packets and
- * 64 KB; cwnd allows three of them more, for ACKs that come in bursts
- * (ours acknowledge up to ACK_ELICIT_MAX packets at once). */
-#define BBR_QUANTUM_US	1000
-#define BBR_QUANTUM_MAX	65536
-#define BBR_QUANTA	3
-/* ProbeBW's gain cycle, as BBRv1: a round probing for more bandwidth at
- * 1.25, one draining the queue that made at 0.75, six cruising at 1. */
-#define BBR_CYCLE_LEN	8
-static const double bbr_cycle_gain[BBR_CYCLE_LEN] = {
-	1.25, 0.75, 1, 1, 1, 1, 1, 1
-};
 /* RFC 9000 §10.2: the closing and draining states "SHOULD persist for at
  * least three times the current PTO interval". */
 #define LINGER_PTOS	3
@@ -212,8 +146,6 @@ enum { PKT_FREE, PKT_OUT, PKT_ACKED, PKT_LOST };
 #define PF_MAX_DATA 0x01
 #define PF_DONE	0x02
 #define PF_PMTU	0x04	/* a path MTU probe */
-#define PF_APP_LIMITED 0x08	/* sent while the sender was app-limited */
-#define PF_PROBING 0x10	/* sent while BBR probed for bandwidth */
 /* RFC 8899 §5.1.2: "MAX_PROBES: The MAX_PROBES is the maximum value of
  * the PROBE_COUNT counter ... The default value of MAX_PROBES is 3." */
 #define PMTU_MAX_PROBES	3
@@ -234,13 +166,11 @@ struct dgq {
 };
 
 /* An ack-eliciting packet we sent, in a ring indexed by packet number,
- * with the connection's delivery state when it left (delivery rate
- * estimation, draft-cheng-iccrg-delivery-rate-estimation). */
+ * with what the congestion controller noted when it left. */
 struct sent {
 	uint64_t pn, sent_us, off;	/* off..off+len: virtual bytes carried */
 	uint64_t acked_to;		/* 1 + largest our ACK in it had, or 0 */
-	uint64_t delivered, delivered_us, first_sent_us, lost;
-	uint64_t tx_in_flight;		/* bytes in flight with it */
+	struct cc_pkt cc;
 	uint32_t len, size;
 	uint8_t state, flags;
 };
@@ -248,50 +178,8 @@ struct sent {
 /* A packet declared lost, in case its acknowledgement still comes. */
 struct lossrec {
 	uint64_t pn, sent_us, largest;	/* largest acknowledged back then */
-	uint64_t round;			/* BBR's round count back then */
+	struct cc_pkt cc;
 	uint32_t size;
-};
-
-/* A delivery rate sample: what one ACK tells of the path, taken from the
- * last sent of the packets it newly acknowledges. */
-struct rate_sample {
-	bool have, app_limited, probing;
-	uint64_t pn, prior_delivered, send_elapsed, ack_elapsed;
-	uint64_t tx_in_flight, prior_lost, rtt;
-	uint64_t newly_acked;
-};
-
-enum { BBR_STARTUP, BBR_DRAIN, BBR_PROBE_BW, BBR_PROBE_RTT };
-
-/* BBR's state, names as in the draft; bandwidths in bytes per us. */
-struct bbr {
-	int state;
-	double pacing_gain, cwnd_gain, pacing_rate;
-	/* Delivery rate estimation: bytes delivered and lost so far, when
-	 * the last delivery and the send of the last one acked happened;
-	 * app_limited is the delivered count that ends an app-limited
-	 * stretch, or 0. */
-	uint64_t delivered, delivered_us, first_sent_us, lost, app_limited;
-	struct rate_sample rs;
-	uint64_t round_count, next_round_delivered;
-	bool round_start;
-	uint64_t round_lost, round_lost_pkts, round_delivered0;
-	unsigned lossy_rounds;		/* in a row, in Startup */
-	double bw[BBR_BW_ROUNDS];	/* max of each recent round */
-	uint64_t bw_round[BBR_BW_ROUNDS];
-	double max_bw;
-	uint64_t min_rtt, min_rtt_us;	/* UINT64_MAX: none yet */
-	uint64_t stale_min_rtt;		/* min_rtt before it last expired */
-	bool filled_pipe;
-	double full_bw;
-	unsigned full_bw_cnt;
-	double inflight_hi;		/* INFINITY: no bound from loss */
-	unsigned cycle_idx;
-	uint64_t cycle_us;
-	uint64_t probe_rtt_done_us;	/* 0: not yet low enough */
-	bool probe_rtt_round_done;
-	double prior_cwnd;
-	uint64_t rng;
 };
 
 struct stream {
@@ -336,8 +224,7 @@ struct stream {
 	uint64_t latest_rtt, min_rtt, srtt, rttvar;
 
 	/* Congestion control: the window in bytes, and BBR. */
-	double cwnd;
-	struct bbr bbr;
+	struct cc *cc;
 
 	/* Reordering: adapted loss thresholds, recent losses. */
 	uint64_t pkt_thresh, time_thresh8;
@@ -626,7 +513,7 @@ loss_delay(const struct stream *s)
 static double
 pacing_rate(const struct stream *s)
 {
-	return s->bbr.pacing_rate;
+	return cc_pacing_rate(s->cc);
 }
 
 static double
@@ -747,467 +634,6 @@ rtt_sample(struct stream *s, uint64_t latest, uint64_t ack_delay,
 	s->srtt = (7 * s->srtt + adjusted) / 8;
 }
 
-/* BBR's minimum window: BBR_MIN_PIPE_PKTS packets. */
-static double
-bbr_min_pipe(const struct stream *s)
-{
-	return BBR_MIN_PIPE_PKTS * mss(s);
-}
-
-/* A number from a small PRNG (xorshift64), for ProbeBW's random start:
- * flows that started together should not probe in step. */
-static uint64_t
-bbr_random(struct stream *s)
-{
-	uint64_t x = s->bbr.rng;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return s->bbr.rng = x;
-}
-
-/* gain * the estimated BDP, in bytes; the initial window while there is
- * no estimate ("if (BBR.min_rtt == Inf) return InitialCwnd"). */
-static double
-bbr_bdp(const struct stream *s, double gain, double init)
-{
-	if (s->bbr.min_rtt == UINT64_MAX || s->bbr.max_bw == 0)
-		return init;
-	return gain * s->bbr.max_bw * (double)s->bbr.min_rtt;
-}
-
-/* The send quantum: a millisecond at the pacing rate, within bounds. */
-static double
-bbr_quantum(const struct stream *s)
-{
-	double q = s->bbr.pacing_rate * BBR_QUANTUM_US;
-
-	if (q > BBR_QUANTUM_MAX)
-		q = BBR_QUANTUM_MAX;
-	return q > 2 * mss(s) ? q : 2 * mss(s);
-}
-
-/* "BBR.pacing_rate = pacing_gain * bw", less the margin. */
-static void
-bbr_set_pacing(struct stream *s)
-{
-	struct bbr *b = &s->bbr;
-	double rate = b->pacing_gain * b->max_bw * (1.0 - BBR_PACING_MARGIN);
-
-	/* "if (BBR.filled_pipe || rate > BBR.pacing_rate)": Startup never
-	 * slows down on a low early sample. */
-	if (b->max_bw > 0 && (b->filled_pipe || rate > b->pacing_rate))
-		b->pacing_rate = rate;
-}
-
-static void
-bbr_enter_startup(struct stream *s)
-{
-	s->bbr.state = BBR_STARTUP;
-	s->bbr.pacing_gain = BBR_STARTUP_PACING_GAIN;
-	s->bbr.cwnd_gain = BBR_CWND_GAIN;
-}
-
-/* ProbeBW phase i of the gain cycle. */
-static void
-bbr_cycle_to(struct stream *s, unsigned i, uint64_t now)
-{
-	s->bbr.cycle_idx = i % BBR_CYCLE_LEN;
-	s->bbr.cycle_us = now;
-	s->bbr.pacing_gain = bbr_cycle_gain[s->bbr.cycle_idx];
-}
-
-/* Enters ProbeBW at a random phase other than the draining one, as BBRv1
- * does, so that flows sharing a bottleneck probe at different times. */
-static void
-bbr_enter_probe_bw(struct stream *s, uint64_t now)
-{
-	s->bbr.state = BBR_PROBE_BW;
-	s->bbr.cwnd_gain = BBR_CWND_GAIN;
-	bbr_cycle_to(s, 2 + bbr_random(s) % (BBR_CYCLE_LEN - 1), now);
-}
-
-/* In ProbeBW's 1.25 phase BBR probes for bandwidth: losses of what it
- * sends then tell whether the flight was too high.  (Startup's losses are
- * judged per round, in bbr_check_full_pipe.) */
-static bool
-bbr_probing(const struct stream *s)
-{
-	return s->bbr.state == BBR_PROBE_BW && s->bbr.pacing_gain > 1;
-}
-
-/*
- * The loss rate of what was sent with a packet is too high: bound the
- * flight (BBR.inflight_hi) at what was in flight when the rate crossed
- * BBR_LOSS_THRESH, and at least BBR_BETA of the BDP; stop probing.  Only
- * losses of packets sent while probing count: a random loss elsewhere
- * says nothing about how much the path holds.
- */
-static void
-bbr_too_high(struct stream *s, double inflight, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	double floor = BBR_BETA * bbr_bdp(s, 1.0, s->cwnd);
-
-	b->inflight_hi = inflight > floor ? inflight : floor;
-	if (bbr_probing(s))
-		bbr_cycle_to(s, b->cycle_idx + 1, now);
-}
-
-/* Bytes lost since the count was mark (spurious losses are taken out,
- * so it may be less). */
-static uint64_t
-bbr_lost_since(const struct stream *s, uint64_t mark)
-{
-	return s->bbr.lost - umin(s->bbr.lost, mark);
-}
-
-/* The delivery state a packet leaves with. */
-static void
-bbr_on_send(struct stream *s, struct sent *r)
-{
-	struct bbr *b = &s->bbr;
-
-	/* "If there are no packets in flight yet, then we can start the
-	 * delivery rate interval at the current time." */
-	if (s->in_flight == 0)
-		b->first_sent_us = b->delivered_us = r->sent_us;
-	r->delivered = b->delivered;
-	r->delivered_us = b->delivered_us;
-	r->first_sent_us = b->first_sent_us;
-	r->lost = b->lost;
-	r->tx_in_flight = s->in_flight + r->size;
-	if (b->app_limited != 0)
-		r->flags |= PF_APP_LIMITED;
-	if (bbr_probing(s))
-		r->flags |= PF_PROBING;
-}
-
-/*
- * Marks the sender app-limited when it has nothing to send and room in
- * the window: rate samples until what is in flight now is delivered say
- * how much we sent, not what the path carries.  The peer's flow control
- * window limits us like the application does, except with a BDP in
- * flight already: the path is full then, so its samples do measure it
- * (and Startup, which ignores app-limited rounds, can see the pipe full).
- */
-static void
-bbr_check_app_limited(struct stream *s)
-{
-	if (s->lost.n > 0 || s->dtx.n > 0 || s->snd_nxt < send_limit(s) ||
-	    (double)(s->in_flight + s->conf.mtu) > s->cwnd)
-		return;
-	if (s->snd_nxt < s->snd_end + s->fin &&
-	    (double)s->in_flight >= bbr_bdp(s, 1.0, INFINITY))
-		return;
-	s->bbr.app_limited = umax(s->bbr.delivered + s->in_flight, 1);
-}
-
-/* A packet newly acknowledged: delivered, and perhaps the sample's. */
-static void
-bbr_on_acked(struct stream *s, const struct sent *r, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	struct rate_sample *rs = &b->rs;
-
-	b->delivered += r->size;
-	b->delivered_us = now;
-	rs->newly_acked += r->size;
-	if (rs->have && r->pn < rs->pn)
-		return;
-	rs->have = true;
-	rs->pn = r->pn;
-	rs->prior_delivered = r->delivered;
-	rs->app_limited = r->flags & PF_APP_LIMITED;
-	rs->probing = r->flags & PF_PROBING;
-	rs->send_elapsed = r->sent_us - umin(r->sent_us, r->first_sent_us);
-	rs->ack_elapsed = now - umin(now, r->delivered_us);
-	rs->tx_in_flight = r->tx_in_flight;
-	rs->prior_lost = r->lost;
-	rs->rtt = umax(now - umin(now, r->sent_us), 1);
-	b->first_sent_us = r->sent_us;
-}
-
-/*
- * A packet declared lost.  Per round, counted for Startup's exit; per
- * packet sent while probing, the draft's IsInflightTooHigh: more than
- * BBR_LOSS_THRESH of what was in flight with it lost since it was sent.
- * The flight at which the rate crossed the threshold is estimated as
- * BBRInflightHiFromLostPacket does.
- */
-static void
-bbr_on_lost(struct stream *s, const struct sent *r, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	double lost, prev, lost_prev, prefix;
-
-	b->lost += r->size;
-	b->round_lost += r->size;
-	b->round_lost_pkts++;
-	lost = (double)bbr_lost_since(s, r->lost);
-	if (!(r->flags & PF_PROBING) ||
-	    lost <= BBR_LOSS_THRESH * (double)r->tx_in_flight)
-		return;
-	prev = (double)r->tx_in_flight - r->size;
-	lost_prev = lost - r->size;
-	prefix = (BBR_LOSS_THRESH * prev - lost_prev) / (1.0 - BBR_LOSS_THRESH);
-	bbr_too_high(s, prev + (prefix > 0 ? prefix : 0), now);
-}
-
-/* The windowed max filter: rate is a sample of this round. */
-static void
-bbr_update_max_bw(struct stream *s, double rate)
-{
-	struct bbr *b = &s->bbr;
-	unsigned i = b->round_count % BBR_BW_ROUNDS;
-
-	if (b->bw_round[i] != b->round_count) {
-		b->bw_round[i] = b->round_count;
-		b->bw[i] = 0;
-	}
-	if (rate > b->bw[i])
-		b->bw[i] = rate;
-	b->max_bw = 0;
-	for (i = 0; i < BBR_BW_ROUNDS; i++)
-		if (b->bw_round[i] + BBR_BW_ROUNDS > b->round_count &&
-		    b->bw[i] > b->max_bw)
-			b->max_bw = b->bw[i];
-}
-
-/*
- * The end of a round in Startup: is the pipe full?  Either the bandwidth
- * stopped growing, or the loss rate was too high.  The draft ends Startup
- * after one such round; we wait for two in a row, because with 1 %
- * random loss a round of a few hundred packets loses more than 2 % by
- * chance now and then, while a queue that overflows keeps losing.
- */
-static void
-bbr_check_full_pipe(struct stream *s)
-{
-	struct bbr *b = &s->bbr;
-	uint64_t sent = b->delivered - b->round_delivered0 + b->round_lost;
-	bool lossy = b->round_lost_pkts >= BBR_STARTUP_LOSS_CNT &&
-	    (double)b->round_lost > BBR_LOSS_THRESH * (double)sent;
-
-	if (b->filled_pipe)
-		return;
-	b->lossy_rounds = lossy ? b->lossy_rounds + 1 : 0;
-	if (b->lossy_rounds >= BBR_STARTUP_LOSS_ROUNDS) {
-		/* "BBR.inflight_hi = max(BBRBDPMultiple(1.0),
-		 * BBR.inflight_latest)" */
-		double bdp = bbr_bdp(s, 1.0, s->cwnd);
-		double latest = (double)(b->delivered - b->round_delivered0);
-
-		b->inflight_hi = bdp > latest ? bdp : latest;
-		b->filled_pipe = true;
-		return;
-	}
-	if (b->rs.app_limited)
-		return;
-	if (b->max_bw >= b->full_bw * BBR_FULL_BW_THRESH) {
-		b->full_bw = b->max_bw;
-		b->full_bw_cnt = 0;
-		return;
-	}
-	if (++b->full_bw_cnt >= BBR_FULL_BW_CNT)
-		b->filled_pipe = true;
-}
-
-/* ProbeBW: the next phase of the gain cycle when this one is over.  A
- * phase lasts a min_rtt; probing goes on until the flight reaches
- * 1.25 BDP (or loss stops it), draining ends early once the queue is
- * gone. */
-static void
-bbr_cycle(struct stream *s, uint64_t prior_in_flight, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	bool next = now - b->cycle_us > b->min_rtt;
-
-	if (b->pacing_gain > 1)
-		next = next && (double)prior_in_flight >=
-		    bbr_bdp(s, b->pacing_gain, s->cwnd);
-	else if (b->pacing_gain < 1)
-		next = next || (double)s->in_flight <= bbr_bdp(s, 1.0, s->cwnd);
-	if (next)
-		bbr_cycle_to(s, b->cycle_idx + 1, now);
-}
-
-/*
- * ProbeRTT: enter when min_rtt has not been seen for BBR_MIN_RTT_US, hold
- * the flight at BBR_PROBE_RTT_CWND_GAIN BDP for BBR_PROBE_RTT_US and a
- * round, then go back.  When the path's delay has grown beyond what
- * cwnd_gain covers (a new route; by more than the timer granularity, so
- * that jitter on a sub-millisecond path does not count), the window was
- * too small for it ever since, so the bandwidth measured meanwhile is no
- * measure of the path: search again from Startup rather than probe up
- * 25 % at a time.
- */
-static void
-bbr_probe_rtt(struct stream *s, bool expired, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-
-	if (b->state != BBR_PROBE_RTT) {
-		if (!expired)
-			return;
-		b->prior_cwnd = s->cwnd;
-		b->state = BBR_PROBE_RTT;
-		b->pacing_gain = 1;
-		b->probe_rtt_done_us = 0;
-	}
-	if (b->probe_rtt_done_us == 0) {
-		double low = bbr_bdp(s, BBR_PROBE_RTT_CWND_GAIN, 0);
-
-		if (low < bbr_min_pipe(s))
-			low = bbr_min_pipe(s);
-		if ((double)s->in_flight <= low) {
-			b->probe_rtt_done_us = now + BBR_PROBE_RTT_US;
-			b->probe_rtt_round_done = false;
-			b->next_round_delivered = b->delivered;
-		}
-		return;
-	}
-	if (b->round_start)
-		b->probe_rtt_round_done = true;
-	if (!b->probe_rtt_round_done || now < b->probe_rtt_done_us)
-		return;
-	b->min_rtt_us = now;
-	if (s->cwnd < b->prior_cwnd)
-		s->cwnd = b->prior_cwnd;
-	if ((double)b->min_rtt > BBR_CWND_GAIN * (double)b->stale_min_rtt +
-	    GRANULARITY_US) {
-		b->filled_pipe = false;
-		b->full_bw = 0;
-		b->full_bw_cnt = b->lossy_rounds = 0;
-		b->inflight_hi = INFINITY;
-	}
-	if (b->filled_pipe)
-		bbr_enter_probe_bw(s, now);
-	else
-		bbr_enter_startup(s);
-}
-
-/* The window: growing by what was acknowledged up to cwnd_gain BDP plus
- * the quanta, then bounded by ProbeRTT and by inflight_hi. */
-static void
-bbr_set_cwnd(struct stream *s)
-{
-	struct bbr *b = &s->bbr;
-	double init = INITIAL_WINDOW_PKTS * mss(s);
-	double max = bbr_bdp(s, b->cwnd_gain, init) + BBR_QUANTA *
-	    bbr_quantum(s), cap;
-
-	if (b->filled_pipe) {
-		s->cwnd += b->rs.newly_acked;
-		if (s->cwnd > max)
-			s->cwnd = max;
-	} else if (s->cwnd < max || (double)b->delivered < init)
-		s->cwnd += b->rs.newly_acked;
-	if (s->cwnd < bbr_min_pipe(s))
-		s->cwnd = bbr_min_pipe(s);
-	if (b->state == BBR_PROBE_RTT) {
-		cap = bbr_bdp(s, BBR_PROBE_RTT_CWND_GAIN, 0);
-		if (cap < bbr_min_pipe(s))
-			cap = bbr_min_pipe(s);
-		if (s->cwnd > cap)
-			s->cwnd = cap;
-	}
-	/* Probing may go above the bound from loss, to the probe's own
-	 * target; it is raised again by what gets through. */
-	cap = b->inflight_hi;
-	if (bbr_probing(s) && cap < bbr_bdp(s, b->pacing_gain, 0) +
-	    BBR_QUANTA * bbr_quantum(s))
-		cap = bbr_bdp(s, b->pacing_gain, 0) + BBR_QUANTA *
-		    bbr_quantum(s);
-	if (cap < bbr_min_pipe(s))
-		cap = bbr_min_pipe(s);
-	if (s->cwnd > cap)
-		s->cwnd = cap;
-}
-
-/*
- * After an ACK's acknowledgements and losses (the draft's
- * BBRUpdateOnACK): the rate sample, rounds, the bandwidth and min_rtt
- * filters, the state machine, then the pacing rate and the window.
- * prior_in_flight is what was in flight before the ACK.
- */
-static void
-bbr_on_ack(struct stream *s, uint64_t prior_in_flight, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	struct rate_sample *rs = &b->rs;
-	uint64_t interval;
-	bool expired;
-
-	if (!rs->have)
-		return;
-	if (b->app_limited != 0 && b->delivered > b->app_limited)
-		b->app_limited = 0;
-	b->round_start = rs->prior_delivered >= b->next_round_delivered;
-	if (b->round_start) {
-		if (b->state == BBR_STARTUP)
-			bbr_check_full_pipe(s);
-		b->next_round_delivered = b->delivered;
-		b->round_count++;
-		b->round_lost = b->round_lost_pkts = 0;
-		b->round_delivered0 = b->delivered;
-	}
-	/* "the delivery rate ... over the longer of the send and ACK
-	 * intervals"; one shorter than min_rtt is compressed, not real. */
-	interval = umax(rs->send_elapsed, rs->ack_elapsed);
-	if (interval > 0 && (!s->have_rtt || interval >= s->min_rtt)) {
-		double rate = (double)(b->delivered - rs->prior_delivered) /
-		    (double)interval;
-
-		if (!rs->app_limited || rate >= b->max_bw)
-			bbr_update_max_bw(s, rate);
-	}
-	/* An ACK whose loss rate stayed below the threshold raises the
-	 * bound from loss to what it had in flight. */
-	if ((double)bbr_lost_since(s, rs->prior_lost) <= BBR_LOSS_THRESH *
-	    (double)rs->tx_in_flight) {
-		if (!rs->app_limited && rs->probing &&
-		    (double)rs->tx_in_flight > b->inflight_hi)
-			b->inflight_hi = (double)rs->tx_in_flight;
-	} else if (rs->probing && !rs->app_limited)
-		bbr_too_high(s, (double)rs->tx_in_flight, now);
-
-	expired = now > b->min_rtt_us + BBR_MIN_RTT_US;
-	if (expired && b->state != BBR_PROBE_RTT) {
-		b->stale_min_rtt = b->min_rtt;
-		b->min_rtt = rs->rtt;
-		b->min_rtt_us = now;
-	} else if (rs->rtt < b->min_rtt) {
-		b->min_rtt = rs->rtt;
-		b->min_rtt_us = now;
-	}
-
-	if (b->state == BBR_STARTUP && b->filled_pipe) {
-		b->state = BBR_DRAIN;
-		b->pacing_gain = BBR_DRAIN_PACING_GAIN;
-		b->cwnd_gain = BBR_CWND_GAIN;
-	}
-	if (b->state == BBR_DRAIN &&
-	    (double)s->in_flight <= bbr_bdp(s, 1.0, s->cwnd))
-		bbr_enter_probe_bw(s, now);
-	if (b->state == BBR_PROBE_BW)
-		bbr_cycle(s, prior_in_flight, now);
-	bbr_probe_rtt(s, expired, now);
-
-	bbr_set_pacing(s);
-	bbr_set_cwnd(s);
-}
-
-/* RFC 9002 §7.6.2 persistent congestion: "the sender's congestion window
- * MUST be reduced to the minimum congestion window"; BBR's model stays,
- * so the window grows back within a few rounds if the path is fine. */
-static void
-bbr_persistent(struct stream *s)
-{
-	s->cwnd = bbr_min_pipe(s);
-}
-
 /* The virtual bytes a packet carried have arrived. */
 static void
 data_acked(struct stream *s, const struct sent *r)
@@ -1270,6 +696,7 @@ pmtu_result(struct stream *s, size_t size, bool ok)
 	s->pmtu_probe = 0;
 	if (ok) {
 		s->conf.mtu = size;
+		cc_set_mss(s->cc, size);
 		s->pmtu_fails = 0;
 		s->pmtu_try = pmtu_mid(s);
 		log_v(2, "stream: path MTU now %zu bytes of payload", size);
@@ -1296,7 +723,7 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 	if (r->flags & PF_PMTU)
 		pmtu_result(s, r->size, true);
 	else
-		bbr_on_acked(s, r, now);
+		cc_on_acked(s->cc, &r->cc, r->pn, r->size, r->sent_us, now);
 }
 
 /* A packet of ours is declared lost: what it carried goes again. */
@@ -1320,21 +747,20 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 		pmtu_result(s, r->size, false);
 		return;
 	}
-	bbr_on_lost(s, r, now);
+	cc_on_lost(s->cc, &r->cc, r->size, now);
 	if (s->hist_n == LOSS_HISTORY) {
 		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
 		s->hist_n--;
 	}
 	s->hist[(s->hist_first + s->hist_n++) % LOSS_HISTORY] =
-	    (struct lossrec){ r->pn, r->sent_us, s->largest_acked,
-	    s->bbr.round_count, r->size };
+	    (struct lossrec){ r->pn, r->sent_us, s->largest_acked, r->cc,
+	    r->size };
 }
 
 /*
  * A packet we called lost was acknowledged after all: it was reordered,
- * and RFC 9002 §6.1 lets the thresholds adapt.  BBR took nothing from
- * the window for it; it is taken out of the loss counts, so that a
- * reordering path does not look lossy.
+ * and RFC 9002 §6.1 lets the thresholds adapt; the congestion controller
+ * hears of it.
  */
 static void
 spurious(struct stream *s, const struct lossrec *l, uint64_t now)
@@ -1345,11 +771,7 @@ spurious(struct stream *s, const struct lossrec *l, uint64_t now)
 	s->pkt_thresh = umin(PKT_THRESHOLD_MAX,
 	    umax(s->pkt_thresh, l->largest - l->pn + 1));
 	s->time_thresh8 = umin(TIME_THRESH_8_MAX, umax(s->time_thresh8, late));
-	s->bbr.lost -= umin(s->bbr.lost, l->size);
-	if (l->round == s->bbr.round_count) {
-		s->bbr.round_lost -= umin(s->bbr.round_lost, l->size);
-		s->bbr.round_lost_pkts -= umin(s->bbr.round_lost_pkts, 1);
-	}
+	cc_on_spurious(s->cc, &l->cc, l->size);
 }
 
 /* Looks for packets we called lost in one acknowledged range, forgetting
@@ -1428,7 +850,7 @@ detect_lost(struct stream *s, uint64_t now)
 		pkt_lost(s, r, now);
 	}
 	if (collapse)
-		bbr_persistent(s);
+		cc_on_persistent(s->cc);
 }
 
 /* Says why a payload is refused (with -v -v only: forgeries are the
@@ -1597,7 +1019,7 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 	bool newly = false;
 	int rc;
 
-	memset(&s->bbr.rs, 0, sizeof s->bbr.rs);
+	cc_ack_begin(s->cc);
 	/* RFC 9002 §5.1: an RTT sample when the largest acknowledged packet
 	 * is newly acknowledged and ack-eliciting. */
 	if (outstanding(s, f->ack_largest) &&
@@ -1630,7 +1052,9 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 	if (newly)
 		s->pto_count = 0;
 	detect_lost(s, now);
-	bbr_on_ack(s, prior_in_flight, now);
+	cc_ack_end(s->cc, &(struct cc_ack){ .now = now,
+	    .prior_in_flight = prior_in_flight, .in_flight = s->in_flight,
+	    .min_rtt = s->have_rtt ? umax(s->min_rtt, 1) : 0 });
 }
 
 /* A STREAM frame, already validated: stored, and the in-order end
@@ -1905,7 +1329,18 @@ timers(struct stream *s, uint64_t now)
 static bool
 cc_open(const struct stream *s)
 {
-	return (double)(s->in_flight + s->conf.mtu) <= s->cwnd;
+	return (double)(s->in_flight + s->conf.mtu) <= cc_cwnd(s->cc);
+}
+
+/* With nothing we may send and room in the window, what we send is no
+ * measure of the path: the congestion controller must know. */
+static void
+check_app_limited(struct stream *s)
+{
+	if (s->lost.n > 0 || s->dtx.n > 0 || s->snd_nxt < send_limit(s) ||
+	    !cc_open(s))
+		return;
+	cc_app_limited(s->cc, s->in_flight, s->snd_nxt < s->snd_end + s->fin);
 }
 
 /* The data for the next packet: true with the virtual range [*a,*b) and
@@ -2012,7 +1447,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		s->done_sent = s->done_due = true;
 
 	ring_advance(s);
-	bbr_check_app_limited(s);
+	check_app_limited(s);
 	if ((n = pmtu_output(s, now, pn, buf, cap)) > 0)
 		return n;
 	probe = s->probes > 0 && ring_room(s);
@@ -2095,7 +1530,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	r->state = PKT_OUT;
 	r->flags = (max_data ? PF_MAX_DATA : 0) | (done ? PF_DONE : 0);
 	r->acked_to = acked_to;
-	bbr_on_send(s, r);
+	cc_on_send(s->cc, &r->cc, r->size, s->in_flight, now);
 	s->in_flight += n;
 	s->elicit_out++;
 	s->last_elicit_us = now;
@@ -2224,6 +1659,7 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	if ((s->sbuf = malloc(s->conf.sndbuf)) == NULL ||
 	    (s->rbuf = malloc(s->conf.rcvbuf)) == NULL ||
 	    (s->ring = calloc(slots, sizeof *s->ring)) == NULL ||
+	    (s->cc = cc_new(conf->mtu, now)) == NULL ||
 	    ivs_init(&s->acked, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->lost, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->ooo, 2 * s->conf.rcvbuf / conf->mtu + 64) == -1 ||
@@ -2247,19 +1683,9 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	 * round trip is one, as QUIC's own handshake gives it. */
 	s->srtt = conf->initial_rtt_us ? conf->initial_rtt_us : INITIAL_RTT_US;
 	s->rttvar = s->srtt / 2;
-	s->cwnd = umin(INITIAL_WINDOW_PKTS * conf->mtu,
-	    umax(INITIAL_WINDOW_BYTES, MIN_WINDOW_PKTS * conf->mtu));
-	bbr_enter_startup(s);
-	/* BBRInitPacingRate: "nominal_bandwidth = InitialCwnd / (SRTT ?
-	 * SRTT : 1ms)", times the Startup gain. */
-	s->bbr.pacing_rate = BBR_STARTUP_PACING_GAIN * s->cwnd / 1000.0;
-	s->bbr.min_rtt = s->bbr.stale_min_rtt = UINT64_MAX;
-	s->bbr.min_rtt_us = s->bbr.delivered_us = s->bbr.first_sent_us = now;
-	s->bbr.inflight_hi = INFINITY;
-	s->bbr.rng = now ^ 0x9e3779b97f4a7c15ULL;
 	s->pkt_thresh = PKT_THRESHOLD;
 	s->time_thresh8 = TIME_THRESH_8;
-	s->tokens = s->cwnd;
+	s->tokens = cc_cwnd(s->cc);
 	s->pace_us = s->last_send_us = s->last_recv_us = now;
 	/* Most paths carry a full Ethernet frame: try the top first. */
 	if (conf->max_mtu > conf->mtu) {
@@ -2277,6 +1703,7 @@ stream_free(struct stream *s)
 	free(s->sbuf);
 	free(s->rbuf);
 	free(s->ring);
+	cc_free(s->cc);
 	ivs_free(&s->acked);
 	ivs_free(&s->lost);
 	ivs_free(&s->ooo);
@@ -2371,11 +1798,11 @@ stream_get_stats(const struct stream *s, struct stream_stats *st)
 	st->srtt_us = s->srtt;
 	st->rttvar_us = s->rttvar;
 	st->min_rtt_us = s->min_rtt;
-	st->cwnd = (uint64_t)s->cwnd;
+	st->cwnd = (uint64_t)cc_cwnd(s->cc);
 	st->snd_buffered = s->snd_end - umin(s->snd_una, s->snd_end);
 	st->rcv_buffered = s->rcv_high - s->rcv_read;
 	st->mtu = s->conf.mtu;
-	st->bw = (uint64_t)(s->bbr.max_bw * 1e6);
+	st->bw = (uint64_t)(cc_bw(s->cc) * 1e6);
 	st->pacing_rate = (uint64_t)(pacing_rate(s) * 1e6);
 }
 
