@@ -8,7 +8,24 @@
  * least RTT lately); it paces at gain * bandwidth and keeps about
  * cwnd_gain * BDP in flight.  Random losses do not shrink it: only a loss
  * rate above BBR_LOSS_THRESH while probing bounds what it keeps in
- * flight.
+ * flight, and only the loss beyond what the path loses anyway.
+ *
+ * Random loss is not congestion.  A path that drops a few percent of
+ * packets at random (radio links, a policed or faulty hop) drops as many
+ * whether we send more or less; a queue that overflows drops only what
+ * goes beyond it.  PCC (Dong et al., "PCC: Re-architecting Congestion
+ * Control for Consistent High Performance", NSDI 2015, §2) tells them
+ * apart by comparing the loss at a higher and a lower rate: loss that
+ * does not grow with the rate is not the rate's doing.  BBR's probing is
+ * such a comparison: it sends more for a round (1.25), then cruises
+ * (1.0).  So the loss rate of packets sent while cruising over the last
+ * BBR_BASE_ROUNDS rounds is the path's own (the baseline), and a probe
+ * is too high when its loss rate exceeds the baseline by BBR_LOSS_THRESH
+ * (in Startup, whose rate doubles each round, the baseline is the loss
+ * rate of the rounds before).  Where loss is congestion, the baseline is
+ * about 0 (cruising BBR keeps the queue short) and this is the draft's
+ * rule; where it is random, probing goes on as in Linux's BBR, which
+ * ignores loss below 20 % (its long-term "policer" detector).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -37,9 +54,11 @@
  * which the bandwidth grew by less than 25 %. */
 #define BBR_FULL_BW_THRESH 1.25
 #define BBR_FULL_BW_CNT	3
-/* "BBRLossThresh = 2%": the loss rate the path is allowed while probing;
- * above it, what was in flight is too much. */
+/* "BBRLossThresh = 2%": the loss rate the path is allowed while probing,
+ * here above the baseline; beyond it, what was in flight is too much. */
 #define BBR_LOSS_THRESH	0.02
+/* Rounds of cruising whose loss rate is the baseline: a gain cycle's. */
+#define BBR_BASE_ROUNDS	8
 /* "BBRStartupFullLossCnt = 6": Startup also ends after a round that lost
  * more than BBR_LOSS_THRESH in at least this many packets. */
 #define BBR_STARTUP_LOSS_CNT 6
@@ -77,13 +96,14 @@ static const double cycle_gain[BBR_CYCLE_LEN] = {
 /* cc_pkt.flags */
 #define PF_APP_LIMITED	0x01	/* sent while the sender was app-limited */
 #define PF_PROBING	0x02	/* sent while BBR probed for bandwidth */
+#define PF_CRUISING	0x04	/* sent in ProbeBW at a gain of 1 or less */
 
 /* A delivery rate sample: what one ACK tells of the path, taken from the
  * last sent of the packets it newly acknowledges. */
 struct rate_sample {
 	bool have, app_limited, probing;
 	uint64_t pn, prior_delivered, send_elapsed, ack_elapsed;
-	uint64_t tx_in_flight, prior_lost, rtt;
+	uint64_t tx_in_flight, prior_lost;
 	uint64_t newly_acked;
 };
 
@@ -101,15 +121,30 @@ struct cc {
 	 * stretch, or 0. */
 	uint64_t delivered, delivered_us, first_sent_us, lost, app_limited;
 	struct rate_sample rs;
-	uint64_t round_count, next_round_delivered;
+	uint64_t round_count, next_round_delivered, round_us;
 	bool round_start;
-	uint64_t round_lost, round_lost_pkts, round_delivered0;
+	uint64_t round_lost, round_lost_pkts, round_delivered0, round_lost0;
+	/* Bytes lost and lost or delivered of cruising packets, for the
+	 * last BBR_BASE_ROUNDS rounds (by round count) and this one. */
+	uint64_t base_lost[BBR_BASE_ROUNDS], base_sent[BBR_BASE_ROUNDS];
+	uint64_t cruise_lost, cruise_sent;
 	unsigned lossy_rounds;		/* in a row, in Startup */
+	/* The last two rounds check_full_pipe judged, their losses kept
+	 * up to date with the spurious ones, and whether Startup ended for
+	 * them (with the bound from loss before). */
+	struct {
+		uint64_t round, lost, pkts, sent;
+		double base;
+	} judged[BBR_STARTUP_LOSS_ROUNDS];
+	bool loss_exit;
+	uint64_t loss_exit_round;
+	double loss_exit_hi;
 	double bw[BBR_BW_ROUNDS];	/* max of each recent round */
 	uint64_t bw_round[BBR_BW_ROUNDS];
 	double max_bw;
 	uint64_t min_rtt, min_rtt_us;	/* UINT64_MAX: none yet */
 	uint64_t stale_min_rtt;		/* min_rtt before it last expired */
+	bool min_rtt_stale;		/* expired: the next sample replaces it */
 	bool filled_pipe;
 	double full_bw;
 	unsigned full_bw_cnt;
@@ -120,6 +155,16 @@ struct cc {
 	bool probe_rtt_round_done;
 	double prior_cwnd;
 	uint64_t rng;
+	/* draft-ietf-ccwg-bbr-05 §5.5.11.1 BBRSaveStateUponLoss: the state
+	 * before the current loss episode, to go back to if its losses
+	 * were none (spurious). */
+	uint64_t episode;		/* episodes so far */
+	uint64_t ep_lost, ep_spurious;	/* packets of the current one */
+	struct {
+		int state;
+		unsigned cycle_idx;
+		double inflight_hi, cwnd;
+	} undo;
 };
 
 static uint64_t
@@ -267,6 +312,30 @@ cc_on_send(struct cc *c, struct cc_pkt *p, uint64_t size, uint64_t in_flight,
 		p->flags |= PF_APP_LIMITED;
 	if (probing(c))
 		p->flags |= PF_PROBING;
+	else if (c->state == BBR_PROBE_BW)
+		p->flags |= PF_CRUISING;
+}
+
+/* The path's own loss rate: of what was sent cruising lately, 0 when
+ * nothing was. */
+static double
+baseline(const struct cc *c)
+{
+	uint64_t lost = c->cruise_lost, sent = c->cruise_sent;
+	unsigned i;
+
+	for (i = 0; i < BBR_BASE_ROUNDS; i++) {
+		lost += c->base_lost[i];
+		sent += c->base_sent[i];
+	}
+	return sent > 0 ? (double)lost / (double)sent : 0;
+}
+
+/* The loss rate beyond which a flight is too high. */
+static double
+loss_thresh(const struct cc *c)
+{
+	return BBR_LOSS_THRESH + baseline(c);
 }
 
 /*
@@ -298,6 +367,8 @@ cc_on_acked(struct cc *c, const struct cc_pkt *p, uint64_t pn, uint64_t size,
 
 	c->delivered += size;
 	c->delivered_us = now;
+	if (p->flags & PF_CRUISING)
+		c->cruise_sent += size;
 	rs->newly_acked += size;
 	if (rs->have && pn < rs->pn)
 		return;
@@ -310,7 +381,6 @@ cc_on_acked(struct cc *c, const struct cc_pkt *p, uint64_t pn, uint64_t size,
 	rs->ack_elapsed = now - umin(now, p->delivered_us);
 	rs->tx_in_flight = p->tx_in_flight;
 	rs->prior_lost = p->lost;
-	rs->rtt = umax(now - umin(now, sent_us), 1);
 	c->first_sent_us = sent_us;
 }
 
@@ -322,36 +392,115 @@ cc_on_acked(struct cc *c, const struct cc_pkt *p, uint64_t pn, uint64_t size,
  * BBRInflightHiFromLostPacket does.
  */
 void
-cc_on_lost(struct cc *c, struct cc_pkt *p, uint64_t size, uint64_t now)
+cc_on_lost(struct cc *c, struct cc_pkt *p, uint64_t size, bool episode,
+    uint64_t now)
 {
-	double lost, prev, lost_prev, prefix;
+	double lost, prev, lost_prev, prefix, thresh = loss_thresh(c);
 
+	if (episode) {
+		c->episode++;
+		c->ep_lost = c->ep_spurious = 0;
+		c->undo.state = c->state;
+		c->undo.cycle_idx = c->cycle_idx;
+		c->undo.inflight_hi = c->inflight_hi;
+		c->undo.cwnd = c->cwnd;
+	}
+	c->ep_lost++;
+	p->lost_episode = c->episode;
 	p->lost_round = c->round_count;
 	c->lost += size;
 	c->round_lost += size;
 	c->round_lost_pkts++;
+	if (p->flags & PF_CRUISING) {
+		c->cruise_lost += size;
+		c->cruise_sent += size;
+	}
 	lost = (double)lost_since(c, p->lost);
-	if (!(p->flags & PF_PROBING) ||
-	    lost <= BBR_LOSS_THRESH * (double)p->tx_in_flight)
+	if (!(p->flags & PF_PROBING) || lost <= thresh * (double)p->tx_in_flight)
 		return;
 	prev = (double)p->tx_in_flight - size;
 	lost_prev = lost - size;
-	prefix = (BBR_LOSS_THRESH * prev - lost_prev) / (1.0 - BBR_LOSS_THRESH);
+	prefix = (thresh * prev - lost_prev) / (1.0 - thresh);
 	too_high(c, prev + (prefix > 0 ? prefix : 0), now);
+}
+
+/* Whether Startup's round judged[i] lost too much: more than
+ * BBR_STARTUP_LOSS_CNT packets, and BBR_LOSS_THRESH above the rounds
+ * before. */
+static bool
+judged_lossy(const struct cc *c, unsigned i)
+{
+	return c->judged[i].pkts >= BBR_STARTUP_LOSS_CNT &&
+	    (double)c->judged[i].lost > (BBR_LOSS_THRESH + c->judged[i].base) *
+	    (double)c->judged[i].sent;
 }
 
 /*
  * It was reordered: taken out of the loss counts, so that a reordering
- * path does not look lossy.
+ * path does not look lossy.  Once every loss of the current loss episode
+ * has proved spurious (as TCP undoes a recovery once every retransmission
+ * in it proved needless, RFC 6675 §5 and Linux's undo_retrans), what the
+ * episode did is undone (draft-ietf-ccwg-bbr-05 §5.5.11.2
+ * BBRHandleSpuriousLossDetection): the bound from loss and the window
+ * come back, the full-bandwidth detector starts over, and a Startup or a
+ * bandwidth probe that the losses ended goes on.
  */
 void
-cc_on_spurious(struct cc *c, const struct cc_pkt *p, uint64_t size)
+cc_on_spurious(struct cc *c, const struct cc_pkt *p, uint64_t size,
+    uint64_t now)
 {
+	unsigned i;
+
 	c->lost -= umin(c->lost, size);
+	if (p->flags & PF_CRUISING)
+		c->cruise_lost -= umin(c->cruise_lost, size);
 	if (p->lost_round == c->round_count) {
 		c->round_lost -= umin(c->round_lost, size);
 		c->round_lost_pkts -= umin(c->round_lost_pkts, 1);
 	}
+	/* A Startup that ended for rounds that, without this loss, were
+	 * not lossy goes on. */
+	for (i = 0; i < BBR_STARTUP_LOSS_ROUNDS; i++) {
+		if (c->judged[i].round != p->lost_round)
+			continue;
+		c->judged[i].lost -= umin(c->judged[i].lost, size);
+		c->judged[i].pkts -= umin(c->judged[i].pkts, 1);
+		if (c->loss_exit && !judged_lossy(c, i) &&
+		    c->state != BBR_PROBE_RTT) {
+			c->loss_exit = false;
+			c->filled_pipe = false;
+			c->lossy_rounds = 0;
+			c->full_bw = 0;
+			c->full_bw_cnt = 0;
+			if (c->loss_exit_hi > c->inflight_hi)
+				c->inflight_hi = c->loss_exit_hi;
+			enter_startup(c);
+		}
+	}
+	/* A packet sent while probing, delivered with what was in flight
+	 * with it: that flight was not too high after all, unless others
+	 * were lost (the ACK's rule, in cc_ack_end, applied late). */
+	if ((p->flags & PF_PROBING) && (double)lost_since(c, p->lost) <=
+	    loss_thresh(c) * (double)p->tx_in_flight &&
+	    (double)p->tx_in_flight > c->inflight_hi)
+		c->inflight_hi = (double)p->tx_in_flight;
+	if (p->lost_episode != c->episode || ++c->ep_spurious != c->ep_lost)
+		return;
+	c->lossy_rounds = 0;
+	c->full_bw = 0;
+	c->full_bw_cnt = 0;
+	if (c->undo.inflight_hi > c->inflight_hi)
+		c->inflight_hi = c->undo.inflight_hi;
+	if (c->undo.cwnd > c->cwnd)
+		c->cwnd = c->undo.cwnd;
+	if (c->state == BBR_PROBE_RTT)
+		return;
+	if (c->undo.state == BBR_STARTUP && c->state != BBR_STARTUP) {
+		c->filled_pipe = false;
+		enter_startup(c);
+	} else if (c->undo.state == BBR_PROBE_BW && c->state == BBR_PROBE_BW &&
+	    cycle_gain[c->undo.cycle_idx] > 1 && !probing(c))
+		cycle_to(c, c->undo.cycle_idx, now);
 }
 
 /* The windowed max filter: rate is a sample of this round. */
@@ -375,27 +524,36 @@ update_max_bw(struct cc *c, double rate)
 
 /*
  * The end of a round in Startup: is the pipe full?  Either the bandwidth
- * stopped growing, or the loss rate was too high.  The draft ends Startup
- * after one such round; we wait for two in a row, because with 1 %
- * random loss a round of a few hundred packets loses more than 2 % by
+ * stopped growing, or the loss rate was too high: above the loss rate of
+ * the rounds before, which sent half as much or less, by BBR_LOSS_THRESH.
+ * The draft ends Startup after one such round; we wait for two in a row,
+ * because a round of a few hundred packets loses more than its share by
  * chance now and then, while a queue that overflows keeps losing.
  */
 static void
 check_full_pipe(struct cc *c)
 {
-	uint64_t sent = c->delivered - c->round_delivered0 + c->round_lost;
-	bool lossy = c->round_lost_pkts >= BBR_STARTUP_LOSS_CNT &&
-	    (double)c->round_lost > BBR_LOSS_THRESH * (double)sent;
+	uint64_t before = c->round_delivered0 + c->round_lost0;
+	unsigned i = c->round_count % BBR_STARTUP_LOSS_ROUNDS;
 
 	if (c->filled_pipe)
 		return;
-	c->lossy_rounds = lossy ? c->lossy_rounds + 1 : 0;
+	c->judged[i].round = c->round_count;
+	c->judged[i].lost = c->round_lost;
+	c->judged[i].pkts = c->round_lost_pkts;
+	c->judged[i].sent = c->delivered - c->round_delivered0 + c->round_lost;
+	c->judged[i].base = before > 0 ? (double)c->round_lost0 /
+	    (double)before : 0;
+	c->lossy_rounds = judged_lossy(c, i) ? c->lossy_rounds + 1 : 0;
 	if (c->lossy_rounds >= BBR_STARTUP_LOSS_ROUNDS) {
 		/* "BBR.inflight_hi = max(BBRBDPMultiple(1.0),
 		 * BBR.inflight_latest)" */
 		double b = bdp(c, 1.0, c->cwnd);
 		double latest = (double)(c->delivered - c->round_delivered0);
 
+		c->loss_exit = true;
+		c->loss_exit_round = c->round_count;
+		c->loss_exit_hi = c->inflight_hi;
 		c->inflight_hi = b > latest ? b : latest;
 		c->filled_pipe = true;
 		return;
@@ -534,19 +692,37 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 		return;
 	if (c->app_limited != 0 && c->delivered > c->app_limited)
 		c->app_limited = 0;
-	c->round_start = rs->prior_delivered >= c->next_round_delivered;
+	/* A round ends with the delivery of a packet sent after it began
+	 * (the draft's BBRUpdateRound), but not sooner than 3/4 min_rtt: a
+	 * packet that overtook the others would end it early, and Startup,
+	 * counting rounds without growth, would end at a fraction of the
+	 * path's rate. */
+	c->round_start = rs->prior_delivered >= c->next_round_delivered &&
+	    (c->min_rtt == UINT64_MAX ||
+	    now - umin(now, c->round_us) >= c->min_rtt - c->min_rtt / 4);
 	if (c->round_start) {
+		c->round_us = now;
 		if (c->state == BBR_STARTUP)
 			check_full_pipe(c);
 		c->next_round_delivered = c->delivered;
+		c->base_lost[c->round_count % BBR_BASE_ROUNDS] = c->cruise_lost;
+		c->base_sent[c->round_count % BBR_BASE_ROUNDS] = c->cruise_sent;
+		c->cruise_lost = c->cruise_sent = 0;
 		c->round_count++;
+		/* Losses are found spurious within two PTOs: a few rounds. */
+		if (c->round_count > c->loss_exit_round + 4)
+			c->loss_exit = false;
 		c->round_lost = c->round_lost_pkts = 0;
 		c->round_delivered0 = c->delivered;
+		c->round_lost0 = c->lost;
 	}
 	/* "the delivery rate ... over the longer of the send and ACK
-	 * intervals"; one shorter than min_rtt is compressed, not real. */
+	 * intervals"; one shorter than any round trip seen is compressed,
+	 * not real (draft-cheng-iccrg-delivery-rate-estimation §3.3).  Any:
+	 * where some packets overtake the others, the delivery of one that
+	 * did ends intervals as short as its round trip. */
 	interval = umax(rs->send_elapsed, rs->ack_elapsed);
-	if (interval > 0 && (a->min_rtt == 0 || interval >= a->min_rtt)) {
+	if (interval > 0 && interval >= a->raw_min_rtt) {
 		double rate = (double)(c->delivered - rs->prior_delivered) /
 		    (double)interval;
 
@@ -555,7 +731,7 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 	}
 	/* An ACK whose loss rate stayed below the threshold raises the
 	 * bound from loss to what it had in flight. */
-	if ((double)lost_since(c, rs->prior_lost) <= BBR_LOSS_THRESH *
+	if ((double)lost_since(c, rs->prior_lost) <= loss_thresh(c) *
 	    (double)rs->tx_in_flight) {
 		if (!rs->app_limited && rs->probing &&
 		    (double)rs->tx_in_flight > c->inflight_hi)
@@ -563,14 +739,24 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 	} else if (rs->probing && !rs->app_limited)
 		too_high(c, (double)rs->tx_in_flight, now);
 
+	/* The min_rtt filter, fed only round trips that overtook nothing
+	 * (stream.c's on_ack says why), which come a round trip late: until
+	 * the first, the handshake's (or any) stands in.  An expired or
+	 * standing-in one stays until the next sample replaces it. */
+	if (c->min_rtt == UINT64_MAX && (a->init_rtt || a->raw_min_rtt)) {
+		c->min_rtt = a->init_rtt ? a->init_rtt : a->raw_min_rtt;
+		c->min_rtt_stale = true;
+	}
 	expired = now > c->min_rtt_us + BBR_MIN_RTT_US;
-	if (expired && c->state != BBR_PROBE_RTT) {
+	if (expired && c->state != BBR_PROBE_RTT && !c->min_rtt_stale) {
 		c->stale_min_rtt = c->min_rtt;
-		c->min_rtt = rs->rtt;
+		c->min_rtt_stale = true;
 		c->min_rtt_us = now;
-	} else if (rs->rtt < c->min_rtt) {
-		c->min_rtt = rs->rtt;
+	}
+	if (a->rtt != 0 && (c->min_rtt_stale || a->rtt < c->min_rtt)) {
+		c->min_rtt = a->rtt;
 		c->min_rtt_us = now;
+		c->min_rtt_stale = false;
 	}
 
 	if (c->state == BBR_STARTUP && c->filled_pipe) {

@@ -21,7 +21,7 @@ struct cc;
  * stream keeps it with the packet and hands it back. */
 struct cc_pkt {
 	uint64_t delivered, delivered_us, first_sent_us, lost, tx_in_flight;
-	uint64_t lost_round;		/* when it was declared lost */
+	uint64_t lost_round, lost_episode;	/* when it was declared lost */
 	uint8_t flags;
 };
 
@@ -30,7 +30,10 @@ struct cc_ack {
 	uint64_t now;
 	uint64_t prior_in_flight;	/* bytes in flight before the frame */
 	uint64_t in_flight;		/* and after */
-	uint64_t min_rtt;		/* the connection's (RFC 9002 §5.2); 0: none */
+	uint64_t rtt;			/* a round trip that overtook nothing, fit
+					 * for the path's minimum; 0: none */
+	uint64_t raw_min_rtt;		/* the least of any round trip; 0: none */
+	uint64_t init_rtt;		/* the handshake's round trip; 0: none */
 };
 
 /* A controller for packets of mss bytes, or NULL (out of memory).  Freed
@@ -50,15 +53,18 @@ void cc_app_limited(struct cc *c, uint64_t in_flight, bool flow_blocked);
 
 /* One ACK frame: cc_ack_begin, cc_on_acked for each packet it newly
  * acknowledges (pn, size, when sent), cc_on_lost for each packet declared
- * lost meanwhile, then cc_ack_end. */
+ * lost meanwhile (episode: the first of a new loss episode, RFC 9002
+ * §7.3.2), then cc_ack_end. */
 void cc_ack_begin(struct cc *c);
 void cc_on_acked(struct cc *c, const struct cc_pkt *p, uint64_t pn,
     uint64_t size, uint64_t sent_us, uint64_t now);
-void cc_on_lost(struct cc *c, struct cc_pkt *p, uint64_t size, uint64_t now);
+void cc_on_lost(struct cc *c, struct cc_pkt *p, uint64_t size, bool episode,
+    uint64_t now);
 void cc_ack_end(struct cc *c, const struct cc_ack *a);
 /* A packet declared lost (p, as cc_on_lost left it) was acknowledged
  * after all. */
-void cc_on_spurious(struct cc *c, const struct cc_pkt *p, uint64_t size);
+void cc_on_spurious(struct cc *c, const struct cc_pkt *p, uint64_t size,
+    uint64_t now);
 /* RFC 9002 §7.6: persistent congestion. */
 void cc_on_persistent(struct cc *c);
 

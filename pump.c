@@ -181,6 +181,13 @@ pump_report(struct session *s)
 	    (unsigned long long)st.pkts_sent, (unsigned long long)st.bytes_retrans,
 	    (unsigned long long)st.pkts_recv, st.srtt_us / 1000.0,
 	    (unsigned long long)st.mtu, (unsigned long long)sess_dropped(s));
+	log_v(2, "reordering: %llu packets declared lost arrived after all, "
+	    "overtaken by up to %llu; loss thresholds now %llu packets (0: "
+	    "time only) and %llu/8 RTT",
+	    (unsigned long long)st.pkts_spurious,
+	    (unsigned long long)st.reorder_dist,
+	    (unsigned long long)st.reorder_pkts,
+	    (unsigned long long)st.reorder_time8);
 }
 
 /* The peer is gone or broke the protocol (stream error err, not

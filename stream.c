@@ -66,13 +66,23 @@
 /* RFC 9002 §6.1.2: "The RECOMMENDED time threshold (kTimeThreshold),
  * expressed as an RTT multiplier, is 9/8."  In eighths. */
 #define TIME_THRESH_8	9
-/* RFC 9002 §6.1: "Implementations ... MAY adapt" the thresholds: after
- * a loss that was not one (the packet is acknowledged later) both grow to
- * what would have avoided it, up to these. */
-#define PKT_THRESHOLD_MAX 256
+/*
+ * RFC 9002 §6.1: "Implementations ... MAY adapt" the thresholds; we do as
+ * RACK (RFC 8985 §6.2) does.  A packet acknowledged after a later one
+ * was shows that the path reorders (RACK.reordering_seen): from then on
+ * only time says a packet is lost, since how many packets overtake one
+ * grows with the rate.  A loss that was not one (the packet is
+ * acknowledged after all: a spurious loss) widens the time threshold to
+ * what would have avoided it, up to two RTTs.  RFC 8985 §6.2 step 4
+ * keeps a widened window for 16 loss recoveries (reo_wnd_persist), then
+ * goes back to the default: here, after 16 loss episodes without
+ * reordering seen, both thresholds do.
+ */
 #define TIME_THRESH_8_MAX 16
-/* Losses remembered to notice late acknowledgements of them. */
-#define LOSS_HISTORY	64
+#define REO_PERSIST	16
+/* Round trips waiting to count, first come first served: one waits
+ * about a round trip, so a few give several samples a round. */
+#define RTTQ_SLOTS	8
 /* RFC 9002 §6.1.2: "The RECOMMENDED value of the timer granularity
  * (kGranularity) is 1 millisecond." */
 #define GRANULARITY_US	1000
@@ -125,9 +135,16 @@
  * stand-in for QUIC's initial_max_data transport parameter.  Every
  * receive buffer is at least this big. */
 #define INITIAL_MAX_DATA 65536
-/* Ranges of received packet numbers we keep and acknowledge: a bound on
- * the ACK frame's size (the count fits a one-byte varint). */
-#define ACK_RANGES_MAX	63
+/* Ranges of received packet numbers we keep and acknowledge.  Each
+ * packet that overtakes others opens a gap, so a fast path with a few
+ * percent of reordering has hundreds at once; if a range had to go, the
+ * packets that fill its gap would be dropped unacknowledged, and their
+ * sender would take reordering for loss.  An ACK frame carries as many as
+ * fit (its count is written as a two-byte varint). */
+#define ACK_RANGES_MAX	1024
+/* Acknowledged ACK frames (RFC 9000 §13.2.4) whose ranges wait out the
+ * reordering window before they go. */
+#define PRUNE_SLOTS	16
 /* Packet records at most (88 MB): a million packets in flight is more
  * than any send buffer we would use; with more, sending just waits. */
 #define RING_MAX	(1 << 20)
@@ -165,21 +182,28 @@ struct dgq {
 	unsigned slots, head, n;
 };
 
+/* An acknowledged ACK frame's largest acknowledged, and when. */
+struct prune_pt {
+	uint64_t largest, at;
+};
+
+/* A round trip that counts unless, within a loss delay of at, a packet
+ * of ours older than pn is acknowledged or one of the peer's older than
+ * rx_pn (which carried the ACK) arrives; with the ACK's delay. */
+struct rtt_cand {
+	uint64_t rtt, ack_delay, pn, rx_pn, at;
+};
+
 /* An ack-eliciting packet we sent, in a ring indexed by packet number,
- * with what the congestion controller noted when it left. */
+ * with what the congestion controller noted when it left.  A lost one
+ * stays PKT_LOST until its slot is used again, in case its
+ * acknowledgement still comes. */
 struct sent {
 	uint64_t pn, sent_us, off;	/* off..off+len: virtual bytes carried */
 	uint64_t acked_to;		/* 1 + largest our ACK in it had, or 0 */
 	struct cc_pkt cc;
 	uint32_t len, size;
 	uint8_t state, flags;
-};
-
-/* A packet declared lost, in case its acknowledgement still comes. */
-struct lossrec {
-	uint64_t pn, sent_us, largest;	/* largest acknowledged back then */
-	struct cc_pkt cc;
-	uint32_t size;
 };
 
 struct stream {
@@ -218,18 +242,27 @@ struct stream {
 	unsigned pto_count;
 	int probes;
 
-	/* RTT estimation, RFC 9002 §5. */
+	/* RTT estimation, RFC 9002 §5, from round trips that overtook
+	 * nothing: each waits in rttq for a loss delay (see on_ack). */
 	bool have_rtt;
 	uint64_t first_rtt_us;
 	uint64_t latest_rtt, min_rtt, srtt, rttvar;
+	uint64_t raw_min_rtt;		/* of every sample; 0: none */
+	uint64_t min_fresh;		/* least counted since the last ACK; 0: none */
+	struct rtt_cand rttq[RTTQ_SLOTS];
+	unsigned rttq_n;
+	uint64_t rx_pn, rx_max;		/* the peer's packet in hand, its newest */
 
-	/* Congestion control: the window in bytes, and BBR. */
+	/* The congestion controller (cc.c). */
 	struct cc *cc;
 
-	/* Reordering: adapted loss thresholds, recent losses. */
+	/* Reordering: adapted loss thresholds; packet numbers declared
+	 * lost lately, ascending, a queue of ring_mask + 1; loss episodes. */
 	uint64_t pkt_thresh, time_thresh8;
-	struct lossrec hist[LOSS_HISTORY];
-	unsigned hist_first, hist_n;
+	unsigned reo_persist;		/* episodes until the defaults are back */
+	uint64_t *lostq;
+	size_t lostq_head, lostq_n;
+	uint64_t episode_pn;		/* a loss from here on: a new episode */
 
 	/* Pacing: a token bucket that may go into debt by one packet. */
 	double tokens;
@@ -257,6 +290,8 @@ struct stream {
 	/* Acknowledgements we owe. */
 	struct ivs rx;			/* packet numbers received */
 	uint64_t rx_floor;		/* below: too old to tell, ignored */
+	struct prune_pt prune[PRUNE_SLOTS];
+	unsigned prune_n;
 	uint64_t rx_largest_us;
 	int rx_elicit;			/* ack-eliciting since our last ACK */
 	uint64_t ack_every;		/* ACK after this many of them */
@@ -612,8 +647,10 @@ rtt_sample(struct stream *s, uint64_t latest, uint64_t ack_delay,
 {
 	uint64_t adjusted = latest, diff;
 
-	/* RFC 9002 §5.2, §5.3. */
-	s->latest_rtt = latest;
+	/* RFC 9002 §5.2, §5.3; latest_rtt is set as each sample is taken
+	 * (on_ack): in the loss delay, max(smoothed_rtt, latest_rtt), a
+	 * sample that overtook others cannot lower it, and one that grew
+	 * counts at once. */
 	if (!s->have_rtt) {
 		s->have_rtt = true;
 		s->first_rtt_us = now;
@@ -632,6 +669,56 @@ rtt_sample(struct stream *s, uint64_t latest, uint64_t ack_delay,
 	diff = s->srtt > adjusted ? s->srtt - adjusted : adjusted - s->srtt;
 	s->rttvar = (3 * s->rttvar + diff) / 4;
 	s->srtt = (7 * s->srtt + adjusted) / 8;
+}
+
+/* Round trips waiting in rttq that overtook our packet pn (it was
+ * acknowledged after them) or the peer's packet rx_pn (it arrived after
+ * them) are no measure of the path: dropped. */
+static void
+rttq_overtaken(struct stream *s, uint64_t pn, uint64_t rx_pn)
+{
+	unsigned i;
+
+	for (i = 0; i < s->rttq_n; i++) {
+		if (s->rttq[i].pn > pn || s->rttq[i].rx_pn > rx_pn)
+			s->rttq[i--] = s->rttq[--s->rttq_n];
+	}
+}
+
+/* When a round trip waiting in rttq counts: a loss delay after it was
+ * taken; until one has (the handshake's round trip, or 333 ms, stands
+ * in), twice its own round trip if that is less. */
+static uint64_t
+rttq_due(const struct stream *s, const struct rtt_cand *c)
+{
+	uint64_t wait = loss_delay(s);
+
+	return c->at + (s->have_rtt ? wait : umin(wait, 2 * c->rtt));
+}
+
+/* A round trip that counts (RFC 9002 §5), and is kept for the
+ * congestion controller in min_fresh. */
+static void
+rtt_counts(struct stream *s, uint64_t rtt, uint64_t ack_delay, uint64_t now)
+{
+	rtt_sample(s, rtt, ack_delay, now);
+	s->min_fresh = s->min_fresh ? umin(s->min_fresh, rtt) : rtt;
+}
+
+/* Round trips that waited unchallenged count. */
+static void
+rttq_settle(struct stream *s, uint64_t now)
+{
+	unsigned i;
+
+	for (i = 0; i < s->rttq_n; i++) {
+		struct rtt_cand c = s->rttq[i];
+
+		if (now < rttq_due(s, &c))
+			continue;
+		s->rttq[i--] = s->rttq[--s->rttq_n];
+		rtt_counts(s, c.rtt, c.ack_delay, now);
+	}
 }
 
 /* The virtual bytes a packet carried have arrived. */
@@ -655,11 +742,15 @@ data_acked(struct stream *s, const struct sent *r)
  * RFC 9000 §13.2.4: "When a packet containing an ACK frame is
  * acknowledged, the receiver can stop acknowledging packets less than or
  * equal to the Largest Acknowledged field in the sent ACK frame."  Keeps
- * our ACK frames small; a packet that old arriving now is ignored and its
- * sender, which long called it lost, has sent its data again.
+ * our ACK frames small; a packet that old arriving later is ignored and
+ * its sender, which long called it lost, has sent its data again.  So
+ * that a packet merely overtaken still gets acknowledged, and its sender
+ * learns the loss was spurious, the ranges go a loss delay (which
+ * reordering widens) after the acknowledgement: ack_acked queues it,
+ * prune_due prunes.
  */
 static void
-ack_pruned(struct stream *s, uint64_t largest)
+prune(struct stream *s, uint64_t largest)
 {
 	while (s->rx.n > 0 && s->rx.hi[0] - 1 <= largest) {
 		s->rx_floor = umax(s->rx_floor, s->rx.hi[0]);
@@ -675,6 +766,33 @@ ack_pruned(struct stream *s, uint64_t largest)
 		s->rx_new = false;
 		s->ack_due = UINT64_MAX;
 	}
+}
+
+/* Prunes the ranges whose wait is over. */
+static void
+prune_due(struct stream *s, uint64_t now)
+{
+	uint64_t wait = loss_delay(s);
+	unsigned i;
+
+	while (s->prune_n > 0 && now >= s->prune[0].at + wait) {
+		prune(s, s->prune[0].largest);
+		for (i = 1; i < s->prune_n; i++)
+			s->prune[i - 1] = s->prune[i];
+		s->prune_n--;
+	}
+}
+
+/* The peer has our ACK frame whose largest acknowledged was largest. */
+static void
+ack_acked(struct stream *s, uint64_t largest, uint64_t now)
+{
+	if (s->prune_n > 0 && largest <= s->prune[s->prune_n - 1].largest)
+		return;
+	if (s->prune_n == PRUNE_SLOTS)
+		s->prune[PRUNE_SLOTS - 1].largest = largest;
+	else
+		s->prune[s->prune_n++] = (struct prune_pt){ largest, now };
 }
 
 /* The middle of what is left to search, or 0 when it is narrow enough. */
@@ -716,7 +834,7 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 	s->elicit_out--;
 	data_acked(s, r);
 	if (r->acked_to > 0)
-		ack_pruned(s, r->acked_to - 1);
+		ack_acked(s, r->acked_to - 1, now);
 	if (r->flags & PF_DONE)
 		s->done_acked = true;
 	/* A probe's size is not the path's rate: it feeds no sample. */
@@ -730,6 +848,8 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 static void
 pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 {
+	bool episode;
+
 	r->state = PKT_LOST;
 	s->in_flight -= r->size;
 	s->elicit_out--;
@@ -747,60 +867,100 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 		pmtu_result(s, r->size, false);
 		return;
 	}
-	cc_on_lost(s->cc, &r->cc, r->size, now);
-	if (s->hist_n == LOSS_HISTORY) {
-		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
-		s->hist_n--;
+	/* RFC 9002 §7.3.2: a loss of a packet sent after the last episode
+	 * began starts a new one.  Sixteen without a spurious loss, and the
+	 * reordering seen before is over. */
+	episode = r->pn >= s->episode_pn;
+	if (episode) {
+		s->episode_pn = s->next_pn;
+		if (s->reo_persist > 0 && --s->reo_persist == 0) {
+			s->pkt_thresh = PKT_THRESHOLD;
+			s->time_thresh8 = TIME_THRESH_8;
+		}
 	}
-	s->hist[(s->hist_first + s->hist_n++) % LOSS_HISTORY] =
-	    (struct lossrec){ r->pn, r->sent_us, s->largest_acked, r->cc,
-	    r->size };
+	cc_on_lost(s->cc, &r->cc, r->size, episode, now);
+	if (s->lostq_n == s->ring_mask + 1) {
+		s->lostq_head = (s->lostq_head + 1) & s->ring_mask;
+		s->lostq_n--;
+	}
+	s->lostq[(s->lostq_head + s->lostq_n++) & s->ring_mask] = r->pn;
+}
+
+/* Packet pn was acknowledged when a later one, prior, already had been:
+ * the path reorders (see TIME_THRESH_8_MAX). */
+static void
+reordered(struct stream *s, uint64_t pn, uint64_t prior)
+{
+	s->pkt_thresh = UINT64_MAX;
+	s->reo_persist = REO_PERSIST;
+	s->st.reorder_dist = umax(s->st.reorder_dist, prior - pn);
 }
 
 /*
- * A packet we called lost was acknowledged after all: it was reordered,
- * and RFC 9002 §6.1 lets the thresholds adapt; the congestion controller
- * hears of it.
+ * A packet we called lost was acknowledged after all (prior: the largest
+ * acknowledged before): it was reordered.  Its data need not go again;
+ * the thresholds widen (see TIME_THRESH_8_MAX) and the congestion
+ * controller hears of it.
  */
 static void
-spurious(struct stream *s, const struct lossrec *l, uint64_t now)
+spurious(struct stream *s, struct sent *r, uint64_t prior, uint64_t now)
 {
-	uint64_t late = (now - umin(now, l->sent_us)) * 8 / umax(umax(s->srtt,
+	uint64_t late = (now - umin(now, r->sent_us)) * 8 / umax(umax(s->srtt,
 	    s->latest_rtt), 1) + 1;
 
-	s->pkt_thresh = umin(PKT_THRESHOLD_MAX,
-	    umax(s->pkt_thresh, l->largest - l->pn + 1));
+	r->state = PKT_ACKED;
+	data_acked(s, r);
+	if (r->acked_to > 0)
+		ack_acked(s, r->acked_to - 1, now);
+	if (r->flags & PF_DONE)
+		s->done_acked = true;
+	reordered(s, r->pn, umax(prior, r->pn));
 	s->time_thresh8 = umin(TIME_THRESH_8_MAX, umax(s->time_thresh8, late));
-	cc_on_spurious(s->cc, &l->cc, l->size);
+	s->st.pkts_spurious++;
+	rttq_overtaken(s, r->pn, UINT64_MAX);
+	cc_on_spurious(s->cc, &r->cc, r->size, now);
 }
 
-/* Looks for packets we called lost in one acknowledged range, forgetting
- * losses too old to be reordering. */
+/* The lostq entry i places from the head. */
+static uint64_t
+lostq_at(const struct stream *s, size_t i)
+{
+	return s->lostq[(s->lostq_head + i) & s->ring_mask];
+}
+
+/* Looks for packets we called lost in one acknowledged range [lo,hi]
+ * (prior: the largest acknowledged before), forgetting losses too old to
+ * be reordering (two PTOs) or settled. */
 static void
-find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t now)
+find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t prior,
+    uint64_t now)
 {
 	uint64_t keep = 2 * pto_base(s);
-	unsigned i;
+	size_t a = 0, b;
 
-	while (s->hist_n > 0 && now > s->hist[s->hist_first].sent_us + keep) {
-		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
-		s->hist_n--;
+	while (s->lostq_n > 0) {
+		const struct sent *r = slot(s, lostq_at(s, 0));
+
+		if (r->pn == lostq_at(s, 0) && r->state == PKT_LOST &&
+		    now <= r->sent_us + keep)
+			break;
+		s->lostq_head = (s->lostq_head + 1) & s->ring_mask;
+		s->lostq_n--;
 	}
-	for (i = 0; i < s->hist_n; i++) {
-		struct lossrec *l =
-		    &s->hist[(s->hist_first + i) % LOSS_HISTORY];
+	b = s->lostq_n;
+	while (a < b) {
+		size_t mid = (a + b) / 2;
 
-		if (l->pn >= lo && l->pn <= hi) {
-			struct sent *r = slot(s, l->pn);
+		if (lostq_at(s, mid) < lo)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	for (; a < s->lostq_n && lostq_at(s, a) <= hi; a++) {
+		struct sent *r = slot(s, lostq_at(s, a));
 
-			/* Its data need not go again. */
-			if (r->pn == l->pn && r->state == PKT_LOST) {
-				r->state = PKT_ACKED;
-				data_acked(s, r);
-			}
-			spurious(s, l, now);
-			l->pn = UINT64_MAX;
-		}
+		if (r->pn == lostq_at(s, a) && r->state == PKT_LOST)
+			spurious(s, r, prior, now);
 	}
 }
 
@@ -1009,52 +1169,95 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 	return 0;
 }
 
-/* An ACK frame, already validated (RFC 9002 §A.7 OnAckReceived). */
+/*
+ * An ACK frame, already validated (RFC 9002 §A.7 OnAckReceived).
+ *
+ * RTT samples.  RFC 9002 §5.1 takes one only when the largest
+ * acknowledged is newly acknowledged, "to avoid generating multiple RTT
+ * samples for a single packet".  We take it from the newest packet the
+ * frame newly acknowledges, which is just as unique: on a path where
+ * some packets overtake the others (netem's reorder sends them past the
+ * delay), the largest acknowledged is often one that overtook, and the
+ * RFC's rule would sample mostly those.  The ACK delay is known only
+ * for the largest.
+ *
+ * A round trip that overtook other packets, or whose ACK came in a
+ * packet of the peer's that did, is shorter than the path's.  Taken in,
+ * it drags smoothed_rtt below the path's (then the time threshold calls
+ * every packet lost) and BBR's min_rtt, which sizes the window
+ * (draft-ietf-ccwg-bbr §5.3.1), down for ten seconds.  Which packets
+ * overtook shows only later, when the ones they passed arrive, within
+ * the loss delay that reordering widens (RFC 9002 §6.1.2).  So a sample
+ * waits that long in rttq before it counts, and is dropped if meanwhile
+ * an older packet of ours is acknowledged or an older one of the peer's
+ * arrives.  Where the older ones were lost, nothing challenges it: it
+ * counts, a loss delay late.  Where none is missing (of ours, none
+ * outstanding or lately lost; of the peer's, no gap), it counts at once.
+ */
 static void
 on_ack(struct stream *s, const struct frames *f, uint64_t now)
 {
 	struct rd r = { f->ack_ranges, f->ack_end };
-	uint64_t count, lo = 0, hi = f->ack_largest, pn, delay;
-	uint64_t prior_in_flight = s->in_flight;
-	bool newly = false;
+	uint64_t count, lo = 0, hi = f->ack_largest, pn;
+	uint64_t prior_in_flight = s->in_flight, lowest = UINT64_MAX;
+	uint64_t prior = s->have_acked ? s->largest_acked : 0;
+	struct sent *newest = NULL;
 	int rc;
 
 	cc_ack_begin(s->cc);
-	/* RFC 9002 §5.1: an RTT sample when the largest acknowledged packet
-	 * is newly acknowledged and ack-eliciting. */
-	if (outstanding(s, f->ack_largest) &&
-	    now >= slot(s, f->ack_largest)->sent_us) {
-		delay = f->ack_delay > (UINT64_MAX >> ACK_DELAY_EXP) ?
-		    UINT64_MAX : f->ack_delay << ACK_DELAY_EXP;
-		rtt_sample(s, now - slot(s, f->ack_largest)->sent_us, delay,
-		    now);
-	}
 	if (!s->have_acked || f->ack_largest > s->largest_acked)
 		s->largest_acked = f->ack_largest;
-	s->have_acked = true;
 	get_varint(&r, &count);
 	count++;
 	for (rc = ack_next(&r, &count, &lo, &hi, true); rc == 0;
 	    rc = ack_next(&r, &count, &lo, &hi, false)) {
-		if (s->hist_n > 0)
-			find_spurious(s, lo, hi, now);
+		if (s->lostq_n > 0)
+			find_spurious(s, lo, hi, prior, now);
 		if (hi < s->ring_lo)
 			continue;
 		for (pn = umax(lo, s->ring_lo); pn <= hi; pn++) {
-			if (outstanding(s, pn)) {
-				pkt_acked(s, slot(s, pn), now);
-				newly = true;
-			}
+			struct sent *p = slot(s, pn);
+
+			if (p->pn != pn || p->state != PKT_OUT)
+				continue;
+			pkt_acked(s, p, now);
+			if (newest == NULL || pn > newest->pn)
+				newest = p;
+			lowest = umin(lowest, pn);
 		}
 	}
-	/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when an
-	 * acknowledgment is received". */
-	if (newly)
+	rttq_overtaken(s, lowest, UINT64_MAX);
+	if (s->have_acked && lowest < prior)
+		reordered(s, lowest, prior);
+	s->have_acked = true;
+	if (newest != NULL) {
+		uint64_t delay = 0, latest = now - umin(now, newest->sent_us);
+
+		if (newest->pn == f->ack_largest)
+			delay = f->ack_delay > (UINT64_MAX >> ACK_DELAY_EXP) ?
+			    UINT64_MAX : f->ack_delay << ACK_DELAY_EXP;
+		latest = umax(latest, 1);
+		s->latest_rtt = latest;
+		s->raw_min_rtt = s->raw_min_rtt ? umin(s->raw_min_rtt, latest) :
+		    latest;
+		ring_advance(s);
+		if (s->ring_lo > newest->pn && (s->lostq_n == 0 ||
+		    lostq_at(s, 0) > newest->pn) && s->rx.n == 1)
+			rtt_counts(s, latest, delay, now);
+		else if (s->rttq_n < RTTQ_SLOTS)
+			s->rttq[s->rttq_n++] = (struct rtt_cand){ latest, delay,
+			    newest->pn, s->rx_pn, now };
+		/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when
+		 * an acknowledgment is received". */
 		s->pto_count = 0;
+	}
+	rttq_settle(s, now);
 	detect_lost(s, now);
 	cc_ack_end(s->cc, &(struct cc_ack){ .now = now,
 	    .prior_in_flight = prior_in_flight, .in_flight = s->in_flight,
-	    .min_rtt = s->have_rtt ? umax(s->min_rtt, 1) : 0 });
+	    .raw_min_rtt = s->raw_min_rtt, .rtt = s->min_fresh,
+	    .init_rtt = s->conf.initial_rtt_us });
+	s->min_fresh = 0;
 }
 
 /* A STREAM frame, already validated: stored, and the in-order end
@@ -1112,7 +1315,7 @@ on_done(struct stream *s)
 	s->in_flight = s->elicit_out = 0;
 	s->loss_time = 0;
 	s->probes = 0;
-	s->hist_n = 0;
+	s->lostq_n = 0;
 }
 
 /* A DATAGRAM frame: queued for the reader, or dropped when the queue is
@@ -1145,6 +1348,12 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		return 0;
 	if (pn > VARINT_MAX)
 		return bad("packet number too large", pn);
+	prune_due(s, now);
+	/* An older packet of the peer's than one already here, even one
+	 * too old to take: whatever came before it overtook it.  (Only
+	 * when it arrived matters here, not what it holds.) */
+	if (pn < s->rx_max && !ivs_has(&s->rx, pn))
+		rttq_overtaken(s, UINT64_MAX, pn);
 	/* RFC 9000 §12.3: duplicates "MUST" be discarded; one too old to
 	 * tell is treated as one: its sender resends what it carried. */
 	if (pn < s->rx_floor || ivs_has(&s->rx, pn))
@@ -1162,6 +1371,8 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		return 0;
 
 	largest = s->rx.n > 0 ? s->rx.hi[s->rx.n - 1] - 1 : 0;
+	s->rx_max = umax(s->rx_max, pn);
+	s->rx_pn = pn;
 	if (!ivs_fits(&s->rx, pn, pn + 1)) {
 		s->rx_floor = s->rx.hi[0];
 		ivs_pop(&s->rx);
@@ -1227,7 +1438,7 @@ static size_t
 put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 {
 	uint64_t largest, delay, first;
-	size_t n, len;
+	size_t n, len, ranges = 0;
 	uint8_t *count;
 	int i;
 
@@ -1237,7 +1448,7 @@ put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 	largest = s->rx.hi[i] - 1;
 	delay = (now - umin(now, s->rx_largest_us)) >> ACK_DELAY_EXP;
 	first = largest - s->rx.lo[i];
-	len = 1 + varint_len(largest) + varint_len(delay) + 1 +
+	len = 1 + varint_len(largest) + varint_len(delay) + 2 +
 	    varint_len(first);
 	if (len > room)
 		return 0;
@@ -1245,9 +1456,9 @@ put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 	n = 1;
 	n += put_varint(p + n, largest);
 	n += put_varint(p + n, delay);
-	count = p + n++;
+	count = p + n;
+	n += 2;
 	n += put_varint(p + n, first);
-	*count = 0;
 	for (i--; i >= 0; i--) {
 		uint64_t gap = s->rx.lo[i + 1] - s->rx.hi[i] - 1;
 		uint64_t rlen = s->rx.hi[i] - 1 - s->rx.lo[i];
@@ -1256,8 +1467,10 @@ put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 			break;
 		n += put_varint(p + n, gap);
 		n += put_varint(p + n, rlen);
-		(*count)++;
+		ranges++;
 	}
+	count[0] = 0x40 | ranges >> 8;
+	count[1] = ranges & 0xff;
 	s->rx_elicit = 0;
 	s->rx_new = false;
 	s->ack_due = UINT64_MAX;
@@ -1307,6 +1520,8 @@ timers(struct stream *s, uint64_t now)
 		    (unsigned long long)(s->conf.idle_us / 1000));
 		return;
 	}
+	prune_due(s, now);
+	rttq_settle(s, now);
 	if (s->loss_time != 0 && now >= s->loss_time)
 		detect_lost(s, now);
 	else if (s->elicit_out > 0 && now >= pto_deadline(s)) {
@@ -1582,6 +1797,7 @@ uint64_t
 stream_deadline(const struct stream *s)
 {
 	uint64_t d = UINT64_MAX;
+	unsigned i;
 
 	if (s->close_left > 0)
 		return 0;
@@ -1599,6 +1815,8 @@ stream_deadline(const struct stream *s)
 		d = umin(d, pto_deadline(s));
 	if (s->rx_elicit > 0)
 		d = umin(d, s->ack_due);
+	for (i = 0; i < s->rttq_n; i++)
+		d = umin(d, rttq_due(s, &s->rttq[i]));
 	if (ring_room(s)) {
 		if (s->max_data_due || s->probes > 0)
 			return 0;
@@ -1659,6 +1877,7 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	if ((s->sbuf = malloc(s->conf.sndbuf)) == NULL ||
 	    (s->rbuf = malloc(s->conf.rcvbuf)) == NULL ||
 	    (s->ring = calloc(slots, sizeof *s->ring)) == NULL ||
+	    (s->lostq = calloc(slots, sizeof *s->lostq)) == NULL ||
 	    (s->cc = cc_new(conf->mtu, now)) == NULL ||
 	    ivs_init(&s->acked, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->lost, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
@@ -1703,6 +1922,7 @@ stream_free(struct stream *s)
 	free(s->sbuf);
 	free(s->rbuf);
 	free(s->ring);
+	free(s->lostq);
 	cc_free(s->cc);
 	ivs_free(&s->acked);
 	ivs_free(&s->lost);
@@ -1804,6 +2024,8 @@ stream_get_stats(const struct stream *s, struct stream_stats *st)
 	st->mtu = s->conf.mtu;
 	st->bw = (uint64_t)(cc_bw(s->cc) * 1e6);
 	st->pacing_rate = (uint64_t)(pacing_rate(s) * 1e6);
+	st->reorder_pkts = s->pkt_thresh == UINT64_MAX ? 0 : s->pkt_thresh;
+	st->reorder_time8 = s->time_thresh8;
 }
 
 void

@@ -51,6 +51,12 @@ struct stream_stats {
 	uint64_t bw;			/* congestion control's estimate of the
 					 * bottleneck rate, bytes per second */
 	uint64_t pacing_rate;		/* bytes per second */
+	uint64_t pkts_spurious;		/* declared lost, acknowledged later */
+	uint64_t reorder_dist;		/* the furthest a packet was acknowledged
+					 * behind a later one, in packet numbers */
+	uint64_t reorder_pkts;		/* loss thresholds now (RFC 9002 §6.1): */
+	uint64_t reorder_time8;		/* packets (0: time only) and eighths
+					 * of an RTT */
 };
 
 /* A new stream, or NULL (errno ENOMEM, or EINVAL when mtu is outside
