@@ -4,7 +4,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/p2pcat
 PKG_CONFIG ?= pkg-config
-PKGS = libcurl libcjson libsodium
+PKGS = libcurl libcjson libsodium libcrypto
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP
