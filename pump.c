@@ -250,6 +250,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 	struct stream *st = NULL;
 	struct pollfd pfd[3];
 	char desc[128];
+	void *room;
 
 	for (;;) {
 		uint64_t now = now_us(), t;
@@ -304,13 +305,6 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 				/* -u: one read, one datagram (reads are no longer). */
 				if (stream_dgram_send(st, inbuf, inlen) != 0)
 					inoff = inlen;
-			}
-			while (!c->udp && inoff < inlen) {
-				size_t w = stream_write(st, inbuf + inoff, inlen - inoff);
-
-				if (w == 0)
-					break;
-				inoff += w;
 			}
 			if ((*c->in_eof || c->recv_only) && inoff == inlen && !wclosed) {
 				stream_close_write(st);
@@ -368,7 +362,8 @@ wait:
 		pfd[n].fd = sess_fd(s);
 		pfd[n].events = sess_events(s);
 		n++;
-		if (granted && !*c->in_eof && !c->recv_only && inoff == inlen) {
+		if (granted && !*c->in_eof && !c->recv_only && inoff == inlen &&
+		    (c->udp || stream_write_room(st, &room) > 0)) {
 			pfd[n].fd = c->in_fd;
 			pfd[n].events = POLLIN;
 			ip = n++;
@@ -390,9 +385,17 @@ wait:
 			return abort_session(s, CLOSE_IO, EXIT_LOST);
 		}
 		if (ip != -1 && pfd[ip].revents) {
-			ssize_t r = read(c->in_fd, inbuf, c->udp ? stream_dgram_max(st) : sizeof inbuf);
+			/* A byte stream is read straight into the stream's
+			 * buffer: a copy of everything sent is the cost of a
+			 * bounce buffer. */
+			size_t len = c->udp ? stream_dgram_max(st) :
+			    stream_write_room(st, &room);
+			ssize_t r = read(c->in_fd, c->udp ? inbuf : room,
+			    len < IOBUF ? len : IOBUF);
 
-			if (r > 0) {
+			if (r > 0 && !c->udp) {
+				stream_wrote(st, r);
+			} else if (r > 0) {
 				inlen = r;
 				inoff = 0;
 			} else if (r == 0) {

@@ -1952,6 +1952,25 @@ stream_write(struct stream *s, const void *buf, size_t len)
 	return len;
 }
 
+size_t
+stream_write_room(struct stream *s, void **p)
+{
+	size_t cap = s->conf.sndbuf, at = s->snd_end % cap;
+
+	*p = s->sbuf + at;
+	if (s->fin || s->closing || s->err != STREAM_OK)
+		return 0;
+	return umin(cap - (s->snd_end - s->snd_una), cap - at);
+}
+
+void
+stream_wrote(struct stream *s, size_t n)
+{
+	void *p;
+
+	s->snd_end += umin(n, stream_write_room(s, &p));
+}
+
 void
 stream_close_write(struct stream *s)
 {

@@ -362,9 +362,18 @@ app(struct sim *m, struct side *sd)
 	uint8_t tmp[65536];
 	size_t n, want;
 	struct stream_stats st;
+	void *room;
 
 	if (stream_error(sd->s) != STREAM_OK)
 		return 0;
+	/* A writes in place (stream_write_room), B through stream_write. */
+	while (sd->name[0] == 'A' && sd->written < sd->src_len &&
+	    (n = stream_write_room(sd->s, &room)) > 0) {
+		n = n < sd->src_len - sd->written ? n : sd->src_len - sd->written;
+		memcpy(room, sd->src + sd->written, n);
+		stream_wrote(sd->s, n);
+		sd->written += n;
+	}
 	if (sd->written < sd->src_len)
 		sd->written += stream_write(sd->s, sd->src + sd->written,
 		    sd->src_len - sd->written);
