@@ -439,8 +439,8 @@ judged_lossy(const struct cc *c, unsigned i)
  * It was reordered: taken out of the loss counts, so that a reordering
  * path does not look lossy.  Once every loss of the current loss episode
  * has proved spurious (as TCP undoes a recovery once every retransmission
- * in it proved needless, RFC 6675 §5 and Linux's undo_retrans), what the
- * episode did is undone (draft-ietf-ccwg-bbr-05 §5.5.11.2
+ * in it proved needless: RFC 3708's DSACK test, Linux's undo_retrans),
+ * what the episode did is undone (draft-ietf-ccwg-bbr-05 §5.5.11.2
  * BBRHandleSpuriousLossDetection): the bound from loss and the window
  * come back, the full-bandwidth detector starts over, and a Startup or a
  * bandwidth probe that the losses ended goes on.

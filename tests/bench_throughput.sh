@@ -9,9 +9,10 @@
 # TCP is netcat through a port forward on the same routers, with this
 # machine's default congestion control (BBR here), and a Python sender
 # that sets TCP_CONGESTION to cubic (a namespace may not pick CUBIC as
-# its default), netcat receiving; CUBIC runs stop after BENCH_CUBIC_SECS
-# (30) s and count what was sent by then, since on (c) it would need
-# minutes.  Plus iperf3 -u at full rate on the clean path, the raw UDP
+# its default) and otherwise does what netcat does (64 KiB reads of
+# stdin, each sent whole), netcat receiving; CUBIC runs stop after
+# BENCH_CUBIC_SECS (30) s and count what was sent by then, since on (c)
+# it would need minutes.  Plus iperf3 -u at full rate on the clean path, the raw UDP
 # ceiling.  Prints a table; asserts nothing.
 #
 # All read the same file from the page cache and write to /dev/null;
@@ -47,21 +48,22 @@ done
 head -c $((max * 1048576)) /dev/urandom > "$T/data"
 sync	# no write-back of the data under the runs
 
-# A TCP sender with its own congestion control: ADDR PORT CC FILE BYTES
-# SECS sends the first BYTES of FILE, for SECS at most; prints the bytes
-# sent and the seconds from before the connect.
+# A TCP sender with its own congestion control: ADDR PORT CC SECS sends
+# stdin, for SECS at most; prints the bytes sent and the seconds from
+# before the connect.
 cat > "$T/tcpsend.py" <<'PY'
-import socket, sys, time
+import os, socket, sys, time
 t0 = time.monotonic()
 s = socket.socket()
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, sys.argv[3].encode())
 s.connect((sys.argv[1], int(sys.argv[2])))
-left, end, sent = int(sys.argv[5]), t0 + float(sys.argv[6]), 0
-with open(sys.argv[4], 'rb') as f:
-    while left > 0 and time.monotonic() < end:
-        n = s.sendfile(f, sent, min(left, 1 << 20))
-        sent += n
-        left -= n
+end, sent = t0 + float(sys.argv[4]), 0
+while time.monotonic() < end:
+    b = os.read(0, 65536)
+    if not b:
+        break
+    s.sendall(b)
+    sent += len(b)
 s.shutdown(socket.SHUT_WR)
 s.recv(1)
 print(sent, time.monotonic() - t0)
@@ -92,8 +94,8 @@ nc_run() {
 # cubic_run MB: TCP CUBIC, netcat receiving; its MB/s.
 cubic_run() {
 	nc_listen
-	lab_run a python3 "$T/tcpsend.py" "$B" 5001 cubic "$T/data" \
-	    $(($1 * 1048576)) "$CUBIC_SECS" > "$T/cubic.out" || fail "the TCP sender failed"
+	head -c $(($1 * 1048576)) "$T/data" | lab_run a python3 "$T/tcpsend.py" \
+	    "$B" 5001 cubic "$CUBIC_SECS" > "$T/cubic.out" || fail "the TCP sender failed"
 	wait $sp
 	awk '{ printf "%.3f\n", $1 / $2 / 1e6 }' "$T/cubic.out"
 }
@@ -144,10 +146,10 @@ path() {
 		p2p_run "$mb" >> "$T/p2p.r"
 		i=$((i + 1))
 	done
-	printf '%-30s %5s %7s %-13s %7s %-13s %7s %-13s %6.1fx %5s %5s\n' "$name" "$mb" \
-	    "$(median "$T/p2p.r")" "($(range "$T/p2p.r"))" \
-	    "$(median "$T/nc.r")" "($(range "$T/nc.r"))" \
-	    "$(median "$T/cubic.r")" "($(range "$T/cubic.r"))" \
+	printf '%-30s %5s %-23s %-23s %-23s %5.2fx %5s %5s\n' "$name" "$mb" \
+	    "$(median "$T/p2p.r") ($(range "$T/p2p.r"))" \
+	    "$(median "$T/nc.r") ($(range "$T/nc.r"))" \
+	    "$(median "$T/cubic.r") ($(range "$T/cubic.r"))" \
 	    "$(awk -v p="$(median "$T/p2p.r")" -v n="$(median "$T/nc.r")" 'BEGIN { print p / n }')" \
 	    "$(cpu a "$mb")" "$(cpu b "$mb")"
 	sort -n "$T/time.a.all" "$T/time.b.all" | tail -n 1 | cut -d' ' -f1 >> "$T/rss"
@@ -165,10 +167,10 @@ s=d["end"]["sum"]; print("%.0f %.1f" % (s["bytes"]*(100-s["lost_percent"])/100/s
 
 echo "one way a to b, cone NAT to cone NAT; MB/s, median (range) of $IROUNDS runs on (a)-(c), $ROUNDS on (d)"
 echo "load before: $(uptime)"
-printf '%-30s %5s %-21s %-21s %-21s %7s %11s\n' "path" "MiB" "p2pcat" \
+printf '%-30s %5s %-23s %-23s %-23s %6s %11s\n' "path" "MiB" "p2pcat" \
     "nc (TCP $(sysctl -n net.ipv4.tcp_congestion_control))" \
-    "TCP CUBIC (<= ${CUBIC_SECS}s)" "p2p/nc" "CPU s/GiB"
-printf '%-30s %5s %-21s %-21s %-21s %7s %5s %5s\n' "" "" "" "" "" "" "send" "recv"
+    "TCP CUBIC (<= ${CUBIC_SECS} s)" "p2p/nc" "CPU s/GiB"
+printf '%-30s %5s %-23s %-23s %-23s %6s %5s %5s\n' "" "" "" "" "" "" "send" "recv"
 path "(a) 40 ms, 2% loss, 5% reord." "${BENCH_A_MB:-8}" "$IROUNDS" delay 40ms loss 2% reorder 5%
 path "(b) 40 ms, 5% reordered" "${BENCH_B_MB:-8}" "$IROUNDS" delay 40ms reorder 5%
 path "(c) 25 ms, 1% loss" "${BENCH_C_MB:-128}" "$IROUNDS" delay 25ms loss 1%
