@@ -22,10 +22,14 @@
  * BBR_BASE_ROUNDS rounds is the path's own (the baseline), and a probe
  * is too high when its loss rate exceeds the baseline by BBR_LOSS_THRESH
  * (in Startup, whose rate doubles each round, the baseline is the loss
- * rate of the rounds before).  Where loss is congestion, the baseline is
- * about 0 (cruising BBR keeps the queue short) and this is the draft's
- * rule; where it is random, probing goes on as in Linux's BBR, which
- * ignores loss below 20 % (its long-term "policer" detector).
+ * rate of the rounds before).  Cruising counts only while the round trip
+ * shows no queue (within BBR_QUEUE_SHARE of min_rtt): where others fill
+ * a shared queue, loss while cruising is congestion too, as TCP Veno
+ * (Fu and Liew, IEEE JSAC 21(2), 2003) tells random loss from congestion
+ * loss by the backlog the RTT shows.  So where loss is congestion the
+ * baseline stays about 0 and this is the draft's rule; where it is
+ * random, probing goes on as in Linux's BBR, which ignores loss below
+ * 20 % (its long-term "policer" detector).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -57,8 +61,11 @@
 /* "BBRLossThresh = 2%": the loss rate the path is allowed while probing,
  * here above the baseline; beyond it, what was in flight is too much. */
 #define BBR_LOSS_THRESH	0.02
-/* Rounds of cruising whose loss rate is the baseline: a gain cycle's. */
+/* Rounds of cruising whose loss rate is the baseline: a gain cycle's;
+ * and the queue, as a share of min_rtt, below which cruising counts
+ * (larger than the pacing gain's 1.25 - 1 and the jitter of most paths). */
 #define BBR_BASE_ROUNDS	8
+#define BBR_QUEUE_SHARE	0.25
 /* "BBRStartupFullLossCnt = 6": Startup also ends after a round that lost
  * more than BBR_LOSS_THRESH in at least this many packets. */
 #define BBR_STARTUP_LOSS_CNT 6
@@ -96,7 +103,8 @@ static const double cycle_gain[BBR_CYCLE_LEN] = {
 /* cc_pkt.flags */
 #define PF_APP_LIMITED	0x01	/* sent while the sender was app-limited */
 #define PF_PROBING	0x02	/* sent while BBR probed for bandwidth */
-#define PF_CRUISING	0x04	/* sent in ProbeBW at a gain of 1 or less */
+#define PF_CRUISING	0x04	/* sent in ProbeBW at a gain of 1 or less,
+				 * with no queue in sight */
 
 /* A delivery rate sample: what one ACK tells of the path, taken from the
  * last sent of the packets it newly acknowledges. */
@@ -143,6 +151,7 @@ struct cc {
 	uint64_t bw_round[BBR_BW_ROUNDS];
 	double max_bw;
 	uint64_t min_rtt, min_rtt_us;	/* UINT64_MAX: none yet */
+	uint64_t latest_rtt;		/* as of the last ACK; 0: none */
 	uint64_t stale_min_rtt;		/* min_rtt before it last expired */
 	bool min_rtt_stale;		/* expired: the next sample replaces it */
 	bool filled_pipe;
@@ -312,7 +321,9 @@ cc_on_send(struct cc *c, struct cc_pkt *p, uint64_t size, uint64_t in_flight,
 		p->flags |= PF_APP_LIMITED;
 	if (probing(c))
 		p->flags |= PF_PROBING;
-	else if (c->state == BBR_PROBE_BW)
+	else if (c->state == BBR_PROBE_BW && c->latest_rtt != 0 &&
+	    c->min_rtt != UINT64_MAX && (double)c->latest_rtt <=
+	    (1 + BBR_QUEUE_SHARE) * (double)c->min_rtt)
 		p->flags |= PF_CRUISING;
 }
 
@@ -688,6 +699,7 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 	bool expired;
 
 	c->in_flight = a->in_flight;
+	c->latest_rtt = a->latest_rtt;
 	if (!rs->have)
 		return;
 	if (c->app_limited != 0 && c->delivered > c->app_limited)

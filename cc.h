@@ -33,6 +33,7 @@ struct cc_ack {
 	uint64_t rtt;			/* a round trip that overtook nothing, fit
 					 * for the path's minimum; 0: none */
 	uint64_t raw_min_rtt;		/* the least of any round trip; 0: none */
+	uint64_t latest_rtt;		/* the last round trip sampled; 0: none */
 	uint64_t init_rtt;		/* the handshake's round trip; 0: none */
 };
 

@@ -80,9 +80,11 @@
  */
 #define TIME_THRESH_8_MAX 16
 #define REO_PERSIST	16
-/* Round trips waiting to count, first come first served: one waits
- * about a round trip, so a few give several samples a round. */
-#define RTTQ_SLOTS	8
+/* Round trips waiting to count: one waits about a round trip, so these
+ * hold most of a round's at a few hundred ACKs a second; when they are
+ * all taken, a lower round trip takes the place of the highest, so that
+ * the lows min_rtt needs (ProbeRTT's, a drained queue's) are not missed. */
+#define RTTQ_SLOTS	32
 /* RFC 9002 §6.1.2: "The RECOMMENDED value of the timer granularity
  * (kGranularity) is 1 millisecond." */
 #define GRANULARITY_US	1000
@@ -685,6 +687,23 @@ rttq_overtaken(struct stream *s, uint64_t pn, uint64_t rx_pn)
 	}
 }
 
+/* A round trip to wait in rttq (see RTTQ_SLOTS). */
+static void
+rttq_add(struct stream *s, const struct rtt_cand *c)
+{
+	unsigned i, hi = 0;
+
+	if (s->rttq_n < RTTQ_SLOTS) {
+		s->rttq[s->rttq_n++] = *c;
+		return;
+	}
+	for (i = 1; i < RTTQ_SLOTS; i++)
+		if (s->rttq[i].rtt > s->rttq[hi].rtt)
+			hi = i;
+	if (c->rtt < s->rttq[hi].rtt)
+		s->rttq[hi] = *c;
+}
+
 /* When a round trip waiting in rttq counts: a loss delay after it was
  * taken; until one has (the handshake's round trip, or 333 ms, stands
  * in), twice its own round trip if that is less. */
@@ -1244,9 +1263,9 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 		if (s->ring_lo > newest->pn && (s->lostq_n == 0 ||
 		    lostq_at(s, 0) > newest->pn) && s->rx.n == 1)
 			rtt_counts(s, latest, delay, now);
-		else if (s->rttq_n < RTTQ_SLOTS)
-			s->rttq[s->rttq_n++] = (struct rtt_cand){ latest, delay,
-			    newest->pn, s->rx_pn, now };
+		else
+			rttq_add(s, &(struct rtt_cand){ latest, delay,
+			    newest->pn, s->rx_pn, now });
 		/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when
 		 * an acknowledgment is received". */
 		s->pto_count = 0;
@@ -1255,7 +1274,8 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 	detect_lost(s, now);
 	cc_ack_end(s->cc, &(struct cc_ack){ .now = now,
 	    .prior_in_flight = prior_in_flight, .in_flight = s->in_flight,
-	    .raw_min_rtt = s->raw_min_rtt, .rtt = s->min_fresh,
+	    .raw_min_rtt = s->raw_min_rtt, .latest_rtt = s->latest_rtt,
+	    .rtt = s->min_fresh,
 	    .init_rtt = s->conf.initial_rtt_us });
 	s->min_fresh = 0;
 }
