@@ -4,7 +4,7 @@
 # impairment by tool_netem (netem's model) at the core, both directions:
 #   (a) delay 40ms loss 2% reorder 5%      BENCH_A_MB (8) MiB
 #   (b) delay 40ms reorder 5%              BENCH_B_MB (8) MiB
-#   (c) delay 25ms loss 1%                 BENCH_C_MB (128) MiB
+#   (c) delay 25ms loss 1%                 BENCH_C_MB (256) MiB
 #   (d) the clean path, no tool_netem      BENCH_MB (1024) MiB
 # TCP is netcat through a port forward on the same routers, with this
 # machine's default congestion control (BBR here), and a Python sender
@@ -42,7 +42,7 @@ for proto in tcp udp; do
 	for port in 5001 5201; do lab_forward b $proto $port || fail "port forward"; done
 done
 max=$MB
-for m in ${BENCH_A_MB:-8} ${BENCH_B_MB:-8} ${BENCH_C_MB:-128}; do
+for m in ${BENCH_A_MB:-8} ${BENCH_B_MB:-8} ${BENCH_C_MB:-256}; do
 	[ "$m" -gt "$max" ] && max=$m
 done
 head -c $((max * 1048576)) /dev/urandom > "$T/data"
@@ -173,7 +173,7 @@ printf '%-30s %5s %-23s %-23s %-23s %6s %11s\n' "path" "MiB" "p2pcat" \
 printf '%-30s %5s %-23s %-23s %-23s %6s %5s %5s\n' "" "" "" "" "" "" "send" "recv"
 path "(a) 40 ms, 2% loss, 5% reord." "${BENCH_A_MB:-8}" "$IROUNDS" delay 40ms loss 2% reorder 5%
 path "(b) 40 ms, 5% reordered" "${BENCH_B_MB:-8}" "$IROUNDS" delay 40ms reorder 5%
-path "(c) 25 ms, 1% loss" "${BENCH_C_MB:-128}" "$IROUNDS" delay 25ms loss 1%
+path "(c) 25 ms, 1% loss" "${BENCH_C_MB:-256}" "$IROUNDS" delay 25ms loss 1%
 path "(d) clean" "$MB" "$ROUNDS"
 set -- $(iperf_udp)
 echo "iperf3 -u -l 1448 on (d): $1 MB/s received ($2 % lost); it sends one datagram per"
