@@ -4,7 +4,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/p2pcat
 PKG_CONFIG ?= pkg-config
-PKGS = libcurl libcjson libsodium
+PKGS = libcurl libcjson libsodium libcrypto
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP
@@ -35,8 +35,11 @@ p2pcat: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 # tests/unit_X links X.o and util.o; a test needing more names it below.
-$(UNITS): tests/unit_%: tests/unit_%.c %.o util.o
+# tests/unit_netem tests a test helper, tests/netem.c.
+$(filter-out tests/unit_netem,$(UNITS)): tests/unit_%: tests/unit_%.c %.o util.o
 	$(CC) $(CFLAGS) -iquote . $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
+tests/unit_netem: tests/unit_netem.c tests/netem.o
+	$(CC) $(CFLAGS) -iquote . $(LDFLAGS) -o $@ $< tests/netem.o -lm
 
 # tests/tool_X are test helpers (servers, forwarders); they name their objects below.
 $(TOOLS): tests/tool_%: tests/tool_%.c
@@ -46,12 +49,15 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 tests/unit_stun: hash.o
 tests/tool_stunc: stun.o util.o hash.o
 tests/unit_firestore: signal.o
-tests/unit_session: punch.o turnchan.o crypto.o stream.o stun.o hash.o signal.o firestore.o
+tests/unit_stream: cc.o
+tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o hash.o signal.o firestore.o
 tests/unit_turnchan: punch.o stun.o hash.o
 tests/unit_trust: crypto.o signal.o firestore.o
 tests/unit_signal: firestore.o
-# tests/tun.c: the TUN device, signals and random stream of the TUN tools.
+# tests/tun.c: the TUN device, signals and random stream of the TUN tools;
+# tests/netem.c: netem's model.
 tests/tool_netem tests/tool_mitm: tests/tun.o
+tests/tool_netem: tests/netem.o
 
 tests: $(UNITS) $(TOOLS)
 
@@ -113,4 +119,4 @@ clean:
 
 .PHONY: all tests fuzz demo check bench deps install uninstall clean
 
--include $(SRCS:.c=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d
+-include $(SRCS:.c=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d tests/netem.d

@@ -1,6 +1,8 @@
 /*
  * crypto.h: the Noise handshake, the record layer for transport packets,
- * and the long-term identity key.  libsodium is the only primitive library.
+ * and the long-term identity key.  libsodium provides the primitives,
+ * except the record layer's AES-256-GCM, which OpenSSL's libcrypto does
+ * faster (crypto.c says how much).
  *
  * Handshake: the Noise Protocol Framework, revision 34, for the patterns
  * NN, IK and XX with 25519, ChaChaPoly and BLAKE2b (p2pcat's suite,
@@ -77,8 +79,8 @@
 int crypto_init(void);
 
 /* The ciphers (Noise sections 12.3 and 12.4), numbered as on the wire.
- * AESGCM is AES-256-GCM, which libsodium provides only on CPUs with
- * AES-NI and PCLMUL. */
+ * AESGCM is AES-256-GCM, offered only on CPUs with AES-NI and PCLMUL
+ * (where libsodium provides it). */
 enum crypto_cipher { CRYPTO_CHACHAPOLY = 1, CRYPTO_AESGCM = 2 };
 /* true if cipher c can be used here. */
 bool crypto_cipher_available(int c);

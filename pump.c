@@ -214,6 +214,13 @@ pump_report(struct session *s)
 		log_err("%llu of the peer's datagrams were dropped on arrival: "
 		    "our output took them slower than they came",
 		    (unsigned long long)st.dgrams_dropped);
+	log_v(2, "reordering: %llu packets declared lost arrived after all, "
+	    "overtaken by up to %llu; loss thresholds now %llu packets (0: "
+	    "time only) and %llu/8 RTT",
+	    (unsigned long long)st.pkts_spurious,
+	    (unsigned long long)st.reorder_dist,
+	    (unsigned long long)st.reorder_pkts,
+	    (unsigned long long)st.reorder_time8);
 }
 
 /* The peer is gone or broke the protocol (stream error err, not
@@ -315,6 +322,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 	struct stream *st = NULL;
 	struct pollfd pfd[4];
 	char desc[128];
+	void *room;
 
 	for (;;) {
 		uint64_t now = now_us(), t;
@@ -373,14 +381,6 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					prog->sent += inlen;
 					inoff = inlen;
 				}
-			}
-			while (!c->udp && inoff < inlen) {
-				size_t w = stream_write(st, inbuf + inoff, inlen - inoff);
-
-				if (w == 0)
-					break;
-				inoff += w;
-				prog->sent += w;
 			}
 			if ((*c->in_eof || c->recv_only) && inoff == inlen && !wclosed) {
 				stream_close_write(st);
@@ -453,7 +453,8 @@ wait:
 		pfd[n].fd = sess_fd(s);
 		pfd[n].events = sess_events(s);
 		n++;
-		if (granted && !*c->in_eof && !c->recv_only && inoff == inlen) {
+		if (granted && !*c->in_eof && !c->recv_only && inoff == inlen &&
+		    (c->udp || stream_write_room(st, &room) > 0)) {
 			pfd[n].fd = c->in_fd;
 			pfd[n].events = POLLIN;
 			ip = n++;
@@ -486,11 +487,19 @@ wait:
 		if (xp != -1 && pfd[xp].revents)
 			exec_poll(&cmd->p);
 		/* Once the command has exited, its pipe is read until it is
-		 * empty (non-blocking), whoever else still holds it. */
+		 * empty (non-blocking), whoever else still holds it.  A byte
+		 * stream is read straight into the stream's buffer: a copy of
+		 * everything sent is the cost of a bounce buffer. */
 		if (ip != -1 && (pfd[ip].revents || cmd->p.reaped)) {
-			ssize_t r = read(c->in_fd, inbuf, c->udp ? stream_dgram_max(st) : sizeof inbuf);
+			size_t len = c->udp ? stream_dgram_max(st) :
+			    stream_write_room(st, &room);
+			ssize_t r = read(c->in_fd, c->udp ? inbuf : room,
+			    len < IOBUF ? len : IOBUF);
 
-			if (r > 0) {
+			if (r > 0 && !c->udp) {
+				stream_wrote(st, r);
+				prog->sent += r;
+			} else if (r > 0) {
 				inlen = r;
 				inoff = 0;
 			} else if (r == 0 || (errno == EAGAIN && cmd->p.reaped)) {

@@ -1,8 +1,7 @@
 /*
  * stream.c: a reliable byte stream in each direction over datagrams, after
  * QUIC: RFC 9000 (frames, acknowledgements, flow control), RFC 9002 (loss
- * detection, RTT, PTO, pacing) and BBR congestion control
- * (draft-ietf-ccwg-bbr, with the delivery rate estimation it builds on).
+ * detection, RTT, PTO, pacing); the congestion controller is cc.c's.
  *
  * Payload layout.  The session carries the packet number outside the
  * payload; a payload is a sequence of frames.  (v) is a QUIC
@@ -43,11 +42,11 @@
  * acknowledging, losing and resending the FIN is the same as for data.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc.h"
 #include "stream.h"
 #include "util.h"
 
@@ -75,13 +74,25 @@
 /* RFC 9002 §6.1.2: "The RECOMMENDED time threshold (kTimeThreshold),
  * expressed as an RTT multiplier, is 9/8."  In eighths. */
 #define TIME_THRESH_8	9
-/* RFC 9002 §6.1: "Implementations ... MAY adapt" the thresholds: after
- * a loss that was not one (the packet is acknowledged later) both grow to
- * what would have avoided it, up to these. */
-#define PKT_THRESHOLD_MAX 256
+/*
+ * RFC 9002 §6.1: "Implementations ... MAY adapt" the thresholds; we do as
+ * RACK (RFC 8985 §6.2) does.  A packet acknowledged after a later one
+ * was shows that the path reorders (RACK.reordering_seen): from then on
+ * only time says a packet is lost, since how many packets overtake one
+ * grows with the rate.  A loss that was not one (the packet is
+ * acknowledged after all: a spurious loss) widens the time threshold to
+ * what would have avoided it, up to two RTTs.  RFC 8985 §6.2 step 4
+ * keeps a widened window for 16 loss recoveries (reo_wnd_persist), then
+ * goes back to the default: here, after 16 loss episodes without
+ * reordering seen, both thresholds do.
+ */
 #define TIME_THRESH_8_MAX 16
-/* Losses remembered to notice late acknowledgements of them. */
-#define LOSS_HISTORY	64
+#define REO_PERSIST	16
+/* Round trips waiting to count: one waits about a round trip, so these
+ * hold most of a round's at a few hundred ACKs a second; when they are
+ * all taken, a lower round trip takes the place of the highest, so that
+ * the lows min_rtt needs (ProbeRTT's, a drained queue's) are not missed. */
+#define RTTQ_SLOTS	32
 /* RFC 9002 §6.1.2: "The RECOMMENDED value of the timer granularity
  * (kGranularity) is 1 millisecond." */
 #define GRANULARITY_US	1000
@@ -113,14 +124,6 @@
 /* RFC 9002 §6.2.4: "An endpoint MAY send up to two full-sized datagrams
  * containing ack-eliciting packets" when the PTO expires. */
 #define PTO_PROBES	2
-/* RFC 9002 §7.2: "Endpoints SHOULD use an initial congestion window of
- * ten times the maximum datagram size (max_datagram_size), while limiting
- * the window to the larger of 14,720 bytes or twice the maximum datagram
- * size." */
-#define INITIAL_WINDOW_PKTS 10
-#define INITIAL_WINDOW_BYTES 14720
-/* RFC 9002 §7.2: "The RECOMMENDED value is 2 * max_datagram_size." */
-#define MIN_WINDOW_PKTS	2
 /* RFC 9002 §7.6.1: "The RECOMMENDED value for
  * kPersistentCongestionThreshold is 3". */
 #define PERSISTENT_THRESHOLD 3
@@ -132,63 +135,6 @@
  * absorbs that. */
 #define PACING_BURST_PKTS 4
 #define PACING_BURST_US	1000
-/*
- * BBR (draft-ietf-ccwg-bbr, "BBR Congestion Control").  Its model of the
- * path is the bottleneck bandwidth (the most delivered per unit of time
- * lately) and the round-trip propagation time (the least RTT lately); it
- * paces at gain * bandwidth and keeps about cwnd_gain * BDP in flight.
- * Random losses do not shrink it: only a loss rate above BBR_LOSS_THRESH
- * while probing bounds what it keeps in flight.
- *
- * "BBRStartupPacingGain = 4*ln(2) = 2.77": the least gain that still
- * doubles the sending rate every round trip in Startup.
- */
-#define BBR_STARTUP_PACING_GAIN	2.77
-/* "BBRStartupCwndGain = 2", and "BBRDefaultCwndGain = 2" afterwards. */
-#define BBR_CWND_GAIN	2.0
-/* "BBRDrainPacingGain = 0.35" (draft -01; any gain up to 1/cwnd_gain
- * works): Drain empties in about a round the queue Startup built. */
-#define BBR_DRAIN_PACING_GAIN 0.35
-/* "BBRPacingMarginPercent = 1": pace a little below the estimate so that
- * the bottleneck queue drains. */
-#define BBR_PACING_MARGIN 0.01
-/* BBRCheckFullBWReached: Startup ends after three rounds in a row in
- * which the bandwidth grew by less than 25 %. */
-#define BBR_FULL_BW_THRESH 1.25
-#define BBR_FULL_BW_CNT	3
-/* "BBRLossThresh = 2%": the loss rate the path is allowed while probing;
- * above it, what was in flight is too much. */
-#define BBR_LOSS_THRESH	0.02
-/* "BBRStartupFullLossCnt = 6": Startup also ends after a round that lost
- * more than BBR_LOSS_THRESH in at least this many packets. */
-#define BBR_STARTUP_LOSS_CNT 6
-/* Rounds in a row that must be that lossy: see bbr_check_full_pipe. */
-#define BBR_STARTUP_LOSS_ROUNDS 2
-/* "BBRBeta = 0.7": when loss says the flight was too high, the bound on
- * it is at least this share of the BDP. */
-#define BBR_BETA	0.7
-/* "BBRMinPipeCwnd = 4 * SMSS". */
-#define BBR_MIN_PIPE_PKTS 4
-/* BBRv1's windowed max filter of the bandwidth spans 10 round trips:
- * longer than a ProbeBW gain cycle, so it keeps the last probe's result. */
-#define BBR_BW_ROUNDS	10
-/* "MinRTTFilterLen = 10 seconds", "ProbeRTTDuration = 200 ms",
- * "BBRProbeRTTCwndGain = 0.5". */
-#define BBR_MIN_RTT_US	10000000
-#define BBR_PROBE_RTT_US 200000
-#define BBR_PROBE_RTT_CWND_GAIN 0.5
-/* The send quantum is the rate of a millisecond, between 2 packets and
- * 64 KB; cwnd allows three of them more, for ACKs that come in bursts
- * (ours acknowledge up to ACK_ELICIT_MAX packets at once). */
-#define BBR_QUANTUM_US	1000
-#define BBR_QUANTUM_MAX	65536
-#define BBR_QUANTA	3
-/* ProbeBW's gain cycle, as BBRv1: a round probing for more bandwidth at
- * 1.25, one draining the queue that made at 0.75, six cruising at 1. */
-#define BBR_CYCLE_LEN	8
-static const double bbr_cycle_gain[BBR_CYCLE_LEN] = {
-	1.25, 0.75, 1, 1, 1, 1, 1, 1
-};
 /* RFC 9000 §10.2: the closing and draining states "SHOULD persist for at
  * least three times the current PTO interval". */
 #define LINGER_PTOS	3
@@ -202,9 +148,16 @@ static const double bbr_cycle_gain[BBR_CYCLE_LEN] = {
  * stand-in for QUIC's initial_max_data transport parameter.  Every
  * receive buffer is at least this big. */
 #define INITIAL_MAX_DATA 65536
-/* Ranges of received packet numbers we keep and acknowledge: a bound on
- * the ACK frame's size (the count fits a one-byte varint). */
-#define ACK_RANGES_MAX	63
+/* Ranges of received packet numbers we keep and acknowledge.  Each
+ * packet that overtakes others opens a gap, so a fast path with a few
+ * percent of reordering has hundreds at once; if a range had to go, the
+ * packets that fill its gap would be dropped unacknowledged, and their
+ * sender would take reordering for loss.  An ACK frame carries as many as
+ * fit (its count is written as a two-byte varint). */
+#define ACK_RANGES_MAX	1024
+/* Acknowledged ACK frames (RFC 9000 §13.2.4) whose ranges wait out the
+ * reordering window before they go. */
+#define PRUNE_SLOTS	16
 /* Packet records at most (88 MB): a million packets in flight is more
  * than any send buffer we would use; with more, sending just waits. */
 #define RING_MAX	(1 << 20)
@@ -223,8 +176,6 @@ enum { PKT_FREE, PKT_OUT, PKT_ACKED, PKT_LOST };
 #define PF_MAX_DATA 0x01
 #define PF_DONE	0x02
 #define PF_PMTU	0x04	/* a path MTU probe */
-#define PF_APP_LIMITED 0x08	/* sent while the sender was app-limited */
-#define PF_PROBING 0x10	/* sent while BBR probed for bandwidth */
 #define PF_WRITTEN 0x20
 /* RFC 8899 §5.1.2: "MAX_PROBES: The MAX_PROBES is the maximum value of
  * the PROBE_COUNT counter ... The default value of MAX_PROBES is 3." */
@@ -245,65 +196,28 @@ struct dgq {
 	unsigned slots, head, n;
 };
 
+/* An acknowledged ACK frame's largest acknowledged, and when. */
+struct prune_pt {
+	uint64_t largest, at;
+};
+
+/* A round trip that counts unless, within a loss delay of at, a packet
+ * of ours older than pn is acknowledged or one of the peer's older than
+ * rx_pn (which carried the ACK) arrives; with the ACK's delay. */
+struct rtt_cand {
+	uint64_t rtt, ack_delay, pn, rx_pn, at;
+};
+
 /* An ack-eliciting packet we sent, in a ring indexed by packet number,
- * with the connection's delivery state when it left (delivery rate
- * estimation, draft-cheng-iccrg-delivery-rate-estimation). */
+ * with what the congestion controller noted when it left.  A lost one
+ * stays PKT_LOST until its slot is used again, in case its
+ * acknowledgement still comes. */
 struct sent {
 	uint64_t pn, sent_us, off;	/* off..off+len: virtual bytes carried */
 	uint64_t acked_to;		/* 1 + largest our ACK in it had, or 0 */
-	uint64_t delivered, delivered_us, first_sent_us, lost;
-	uint64_t tx_in_flight;		/* bytes in flight with it */
+	struct cc_pkt cc;
 	uint32_t len, size;
 	uint8_t state, flags;
-};
-
-/* A packet declared lost, in case its acknowledgement still comes. */
-struct lossrec {
-	uint64_t pn, sent_us, largest;	/* largest acknowledged back then */
-	uint64_t round;			/* BBR's round count back then */
-	uint32_t size;
-};
-
-/* A delivery rate sample: what one ACK tells of the path, taken from the
- * last sent of the packets it newly acknowledges. */
-struct rate_sample {
-	bool have, app_limited, probing;
-	uint64_t pn, prior_delivered, send_elapsed, ack_elapsed;
-	uint64_t tx_in_flight, prior_lost, rtt;
-	uint64_t newly_acked;
-};
-
-enum { BBR_STARTUP, BBR_DRAIN, BBR_PROBE_BW, BBR_PROBE_RTT };
-
-/* BBR's state, names as in the draft; bandwidths in bytes per us. */
-struct bbr {
-	int state;
-	double pacing_gain, cwnd_gain, pacing_rate;
-	/* Delivery rate estimation: bytes delivered and lost so far, when
-	 * the last delivery and the send of the last one acked happened;
-	 * app_limited is the delivered count that ends an app-limited
-	 * stretch, or 0. */
-	uint64_t delivered, delivered_us, first_sent_us, lost, app_limited;
-	struct rate_sample rs;
-	uint64_t round_count, next_round_delivered;
-	bool round_start;
-	uint64_t round_lost, round_lost_pkts, round_delivered0;
-	unsigned lossy_rounds;		/* in a row, in Startup */
-	double bw[BBR_BW_ROUNDS];	/* max of each recent round */
-	uint64_t bw_round[BBR_BW_ROUNDS];
-	double max_bw;
-	uint64_t min_rtt, min_rtt_us;	/* UINT64_MAX: none yet */
-	uint64_t stale_min_rtt;		/* min_rtt before it last expired */
-	bool filled_pipe;
-	double full_bw;
-	unsigned full_bw_cnt;
-	double inflight_hi;		/* INFINITY: no bound from loss */
-	unsigned cycle_idx;
-	uint64_t cycle_us;
-	uint64_t probe_rtt_done_us;	/* 0: not yet low enough */
-	bool probe_rtt_round_done;
-	double prior_cwnd;
-	uint64_t rng;
 };
 
 struct stream {
@@ -348,19 +262,27 @@ struct stream {
 	unsigned pto_count;
 	int probes;
 
-	/* RTT estimation, RFC 9002 §5. */
+	/* RTT estimation, RFC 9002 §5, from round trips that overtook
+	 * nothing: each waits in rttq for a loss delay (see on_ack). */
 	bool have_rtt;
 	uint64_t first_rtt_us;
 	uint64_t latest_rtt, min_rtt, srtt, rttvar;
+	uint64_t raw_min_rtt;		/* of every sample; 0: none */
+	uint64_t min_fresh;		/* least counted since the last ACK; 0: none */
+	struct rtt_cand rttq[RTTQ_SLOTS];
+	unsigned rttq_n;
+	uint64_t rx_pn, rx_max;		/* the peer's packet in hand, its newest */
 
-	/* Congestion control: the window in bytes, and BBR. */
-	double cwnd;
-	struct bbr bbr;
+	/* The congestion controller (cc.c). */
+	struct cc *cc;
 
-	/* Reordering: adapted loss thresholds, recent losses. */
+	/* Reordering: adapted loss thresholds; packet numbers declared
+	 * lost lately, ascending, a queue of ring_mask + 1; loss episodes. */
 	uint64_t pkt_thresh, time_thresh8;
-	struct lossrec hist[LOSS_HISTORY];
-	unsigned hist_first, hist_n;
+	unsigned reo_persist;		/* episodes until the defaults are back */
+	uint64_t *lostq;
+	size_t lostq_head, lostq_n;
+	uint64_t episode_pn;		/* a loss from here on: a new episode */
 
 	/* Pacing: a token bucket that may go into debt by one packet. */
 	double tokens;
@@ -388,6 +310,8 @@ struct stream {
 	/* Acknowledgements we owe. */
 	struct ivs rx;			/* packet numbers received */
 	uint64_t rx_floor;		/* below: too old to tell, ignored */
+	struct prune_pt prune[PRUNE_SLOTS];
+	unsigned prune_n;
 	uint64_t rx_largest_us;
 	int rx_elicit;			/* ack-eliciting since our last ACK */
 	uint64_t ack_every;		/* ACK after this many of them */
@@ -646,7 +570,7 @@ loss_delay(const struct stream *s)
 static double
 pacing_rate(const struct stream *s)
 {
-	return s->bbr.pacing_rate;
+	return cc_pacing_rate(s->cc);
 }
 
 static double
@@ -745,8 +669,10 @@ rtt_sample(struct stream *s, uint64_t latest, uint64_t ack_delay,
 {
 	uint64_t adjusted = latest, diff;
 
-	/* RFC 9002 §5.2, §5.3. */
-	s->latest_rtt = latest;
+	/* RFC 9002 §5.2, §5.3; latest_rtt is set as each sample is taken
+	 * (on_ack): in the loss delay, max(smoothed_rtt, latest_rtt), a
+	 * sample that overtook others cannot lower it, and one that grew
+	 * counts at once. */
 	if (!s->have_rtt) {
 		s->have_rtt = true;
 		s->first_rtt_us = now;
@@ -767,465 +693,71 @@ rtt_sample(struct stream *s, uint64_t latest, uint64_t ack_delay,
 	s->srtt = (7 * s->srtt + adjusted) / 8;
 }
 
-/* BBR's minimum window: BBR_MIN_PIPE_PKTS packets. */
-static double
-bbr_min_pipe(const struct stream *s)
+/* Round trips waiting in rttq that overtook our packet pn (it was
+ * acknowledged after them) or the peer's packet rx_pn (it arrived after
+ * them) are no measure of the path: dropped. */
+static void
+rttq_overtaken(struct stream *s, uint64_t pn, uint64_t rx_pn)
 {
-	return BBR_MIN_PIPE_PKTS * mss(s);
+	unsigned i;
+
+	for (i = 0; i < s->rttq_n; i++) {
+		if (s->rttq[i].pn > pn || s->rttq[i].rx_pn > rx_pn)
+			s->rttq[i--] = s->rttq[--s->rttq_n];
+	}
 }
 
-/* A number from a small PRNG (xorshift64), for ProbeBW's random start:
- * flows that started together should not probe in step. */
+/* A round trip to wait in rttq (see RTTQ_SLOTS). */
+static void
+rttq_add(struct stream *s, const struct rtt_cand *c)
+{
+	unsigned i, hi = 0;
+
+	if (s->rttq_n < RTTQ_SLOTS) {
+		s->rttq[s->rttq_n++] = *c;
+		return;
+	}
+	for (i = 1; i < RTTQ_SLOTS; i++)
+		if (s->rttq[i].rtt > s->rttq[hi].rtt)
+			hi = i;
+	if (c->rtt < s->rttq[hi].rtt)
+		s->rttq[hi] = *c;
+}
+
+/* When a round trip waiting in rttq counts: a loss delay after it was
+ * taken; until one has (the handshake's round trip, or 333 ms, stands
+ * in), twice its own round trip if that is less. */
 static uint64_t
-bbr_random(struct stream *s)
+rttq_due(const struct stream *s, const struct rtt_cand *c)
 {
-	uint64_t x = s->bbr.rng;
+	uint64_t wait = loss_delay(s);
 
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return s->bbr.rng = x;
+	return c->at + (s->have_rtt ? wait : umin(wait, 2 * c->rtt));
 }
 
-/* gain * the estimated BDP, in bytes; the initial window while there is
- * no estimate ("if (BBR.min_rtt == Inf) return InitialCwnd"). */
-static double
-bbr_bdp(const struct stream *s, double gain, double init)
-{
-	if (s->bbr.min_rtt == UINT64_MAX || s->bbr.max_bw == 0)
-		return init;
-	return gain * s->bbr.max_bw * (double)s->bbr.min_rtt;
-}
-
-/* The send quantum: a millisecond at the pacing rate, within bounds. */
-static double
-bbr_quantum(const struct stream *s)
-{
-	double q = s->bbr.pacing_rate * BBR_QUANTUM_US;
-
-	if (q > BBR_QUANTUM_MAX)
-		q = BBR_QUANTUM_MAX;
-	return q > 2 * mss(s) ? q : 2 * mss(s);
-}
-
-/* "BBR.pacing_rate = pacing_gain * bw", less the margin. */
+/* A round trip that counts (RFC 9002 §5), and is kept for the
+ * congestion controller in min_fresh. */
 static void
-bbr_set_pacing(struct stream *s)
+rtt_counts(struct stream *s, uint64_t rtt, uint64_t ack_delay, uint64_t now)
 {
-	struct bbr *b = &s->bbr;
-	double rate = b->pacing_gain * b->max_bw * (1.0 - BBR_PACING_MARGIN);
-
-	/* "if (BBR.filled_pipe || rate > BBR.pacing_rate)": Startup never
-	 * slows down on a low early sample. */
-	if (b->max_bw > 0 && (b->filled_pipe || rate > b->pacing_rate))
-		b->pacing_rate = rate;
+	rtt_sample(s, rtt, ack_delay, now);
+	s->min_fresh = s->min_fresh ? umin(s->min_fresh, rtt) : rtt;
 }
 
+/* Round trips that waited unchallenged count. */
 static void
-bbr_enter_startup(struct stream *s)
+rttq_settle(struct stream *s, uint64_t now)
 {
-	s->bbr.state = BBR_STARTUP;
-	s->bbr.pacing_gain = BBR_STARTUP_PACING_GAIN;
-	s->bbr.cwnd_gain = BBR_CWND_GAIN;
-}
+	unsigned i;
 
-/* ProbeBW phase i of the gain cycle. */
-static void
-bbr_cycle_to(struct stream *s, unsigned i, uint64_t now)
-{
-	s->bbr.cycle_idx = i % BBR_CYCLE_LEN;
-	s->bbr.cycle_us = now;
-	s->bbr.pacing_gain = bbr_cycle_gain[s->bbr.cycle_idx];
-}
+	for (i = 0; i < s->rttq_n; i++) {
+		struct rtt_cand c = s->rttq[i];
 
-/* Enters ProbeBW at a random phase other than the draining one, as BBRv1
- * does, so that flows sharing a bottleneck probe at different times. */
-static void
-bbr_enter_probe_bw(struct stream *s, uint64_t now)
-{
-	s->bbr.state = BBR_PROBE_BW;
-	s->bbr.cwnd_gain = BBR_CWND_GAIN;
-	bbr_cycle_to(s, 2 + bbr_random(s) % (BBR_CYCLE_LEN - 1), now);
-}
-
-/* In ProbeBW's 1.25 phase BBR probes for bandwidth: losses of what it
- * sends then tell whether the flight was too high.  (Startup's losses are
- * judged per round, in bbr_check_full_pipe.) */
-static bool
-bbr_probing(const struct stream *s)
-{
-	return s->bbr.state == BBR_PROBE_BW && s->bbr.pacing_gain > 1;
-}
-
-/*
- * The loss rate of what was sent with a packet is too high: bound the
- * flight (BBR.inflight_hi) at what was in flight when the rate crossed
- * BBR_LOSS_THRESH, and at least BBR_BETA of the BDP; stop probing.  Only
- * losses of packets sent while probing count: a random loss elsewhere
- * says nothing about how much the path holds.
- */
-static void
-bbr_too_high(struct stream *s, double inflight, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	double floor = BBR_BETA * bbr_bdp(s, 1.0, s->cwnd);
-
-	b->inflight_hi = inflight > floor ? inflight : floor;
-	if (bbr_probing(s))
-		bbr_cycle_to(s, b->cycle_idx + 1, now);
-}
-
-/* Bytes lost since the count was mark (spurious losses are taken out,
- * so it may be less). */
-static uint64_t
-bbr_lost_since(const struct stream *s, uint64_t mark)
-{
-	return s->bbr.lost - umin(s->bbr.lost, mark);
-}
-
-/* The delivery state a packet leaves with. */
-static void
-bbr_on_send(struct stream *s, struct sent *r)
-{
-	struct bbr *b = &s->bbr;
-
-	/* "If there are no packets in flight yet, then we can start the
-	 * delivery rate interval at the current time." */
-	if (s->in_flight == 0)
-		b->first_sent_us = b->delivered_us = r->sent_us;
-	r->delivered = b->delivered;
-	r->delivered_us = b->delivered_us;
-	r->first_sent_us = b->first_sent_us;
-	r->lost = b->lost;
-	r->tx_in_flight = s->in_flight + r->size;
-	if (b->app_limited != 0)
-		r->flags |= PF_APP_LIMITED;
-	if (bbr_probing(s))
-		r->flags |= PF_PROBING;
-}
-
-/*
- * Marks the sender app-limited when it has nothing to send and room in
- * the window: rate samples until what is in flight now is delivered say
- * how much we sent, not what the path carries.  The peer's flow control
- * window limits us like the application does, except with a BDP in
- * flight already: the path is full then, so its samples do measure it
- * (and Startup, which ignores app-limited rounds, can see the pipe full).
- */
-static void
-bbr_check_app_limited(struct stream *s)
-{
-	if (s->lost.n > 0 || s->dtx.n > 0 || s->snd_nxt < send_limit(s) ||
-	    (double)(s->in_flight + s->conf.mtu) > s->cwnd)
-		return;
-	if (s->snd_nxt < s->snd_end + s->fin &&
-	    (double)s->in_flight >= bbr_bdp(s, 1.0, INFINITY))
-		return;
-	s->bbr.app_limited = umax(s->bbr.delivered + s->in_flight, 1);
-}
-
-/* A packet newly acknowledged: delivered, and perhaps the sample's. */
-static void
-bbr_on_acked(struct stream *s, const struct sent *r, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	struct rate_sample *rs = &b->rs;
-
-	b->delivered += r->size;
-	b->delivered_us = now;
-	rs->newly_acked += r->size;
-	if (rs->have && r->pn < rs->pn)
-		return;
-	rs->have = true;
-	rs->pn = r->pn;
-	rs->prior_delivered = r->delivered;
-	rs->app_limited = r->flags & PF_APP_LIMITED;
-	rs->probing = r->flags & PF_PROBING;
-	rs->send_elapsed = r->sent_us - umin(r->sent_us, r->first_sent_us);
-	rs->ack_elapsed = now - umin(now, r->delivered_us);
-	rs->tx_in_flight = r->tx_in_flight;
-	rs->prior_lost = r->lost;
-	rs->rtt = umax(now - umin(now, r->sent_us), 1);
-	b->first_sent_us = r->sent_us;
-}
-
-/*
- * A packet declared lost.  Per round, counted for Startup's exit; per
- * packet sent while probing, the draft's IsInflightTooHigh: more than
- * BBR_LOSS_THRESH of what was in flight with it lost since it was sent.
- * The flight at which the rate crossed the threshold is estimated as
- * BBRInflightHiFromLostPacket does.
- */
-static void
-bbr_on_lost(struct stream *s, const struct sent *r, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	double lost, prev, lost_prev, prefix;
-
-	b->lost += r->size;
-	b->round_lost += r->size;
-	b->round_lost_pkts++;
-	lost = (double)bbr_lost_since(s, r->lost);
-	if (!(r->flags & PF_PROBING) ||
-	    lost <= BBR_LOSS_THRESH * (double)r->tx_in_flight)
-		return;
-	prev = (double)r->tx_in_flight - r->size;
-	lost_prev = lost - r->size;
-	prefix = (BBR_LOSS_THRESH * prev - lost_prev) / (1.0 - BBR_LOSS_THRESH);
-	bbr_too_high(s, prev + (prefix > 0 ? prefix : 0), now);
-}
-
-/* The windowed max filter: rate is a sample of this round. */
-static void
-bbr_update_max_bw(struct stream *s, double rate)
-{
-	struct bbr *b = &s->bbr;
-	unsigned i = b->round_count % BBR_BW_ROUNDS;
-
-	if (b->bw_round[i] != b->round_count) {
-		b->bw_round[i] = b->round_count;
-		b->bw[i] = 0;
+		if (now < rttq_due(s, &c))
+			continue;
+		s->rttq[i--] = s->rttq[--s->rttq_n];
+		rtt_counts(s, c.rtt, c.ack_delay, now);
 	}
-	if (rate > b->bw[i])
-		b->bw[i] = rate;
-	b->max_bw = 0;
-	for (i = 0; i < BBR_BW_ROUNDS; i++)
-		if (b->bw_round[i] + BBR_BW_ROUNDS > b->round_count &&
-		    b->bw[i] > b->max_bw)
-			b->max_bw = b->bw[i];
-}
-
-/*
- * The end of a round in Startup: is the pipe full?  Either the bandwidth
- * stopped growing, or the loss rate was too high.  The draft ends Startup
- * after one such round; we wait for two in a row, because with 1 %
- * random loss a round of a few hundred packets loses more than 2 % by
- * chance now and then, while a queue that overflows keeps losing.
- */
-static void
-bbr_check_full_pipe(struct stream *s)
-{
-	struct bbr *b = &s->bbr;
-	uint64_t sent = b->delivered - b->round_delivered0 + b->round_lost;
-	bool lossy = b->round_lost_pkts >= BBR_STARTUP_LOSS_CNT &&
-	    (double)b->round_lost > BBR_LOSS_THRESH * (double)sent;
-
-	if (b->filled_pipe)
-		return;
-	b->lossy_rounds = lossy ? b->lossy_rounds + 1 : 0;
-	if (b->lossy_rounds >= BBR_STARTUP_LOSS_ROUNDS) {
-		/* "BBR.inflight_hi = max(BBRBDPMultiple(1.0),
-		 * BBR.inflight_latest)" */
-		double bdp = bbr_bdp(s, 1.0, s->cwnd);
-		double latest = (double)(b->delivered - b->round_delivered0);
-
-		b->inflight_hi = bdp > latest ? bdp : latest;
-		b->filled_pipe = true;
-		return;
-	}
-	if (b->rs.app_limited)
-		return;
-	if (b->max_bw >= b->full_bw * BBR_FULL_BW_THRESH) {
-		b->full_bw = b->max_bw;
-		b->full_bw_cnt = 0;
-		return;
-	}
-	if (++b->full_bw_cnt >= BBR_FULL_BW_CNT)
-		b->filled_pipe = true;
-}
-
-/* ProbeBW: the next phase of the gain cycle when this one is over.  A
- * phase lasts a min_rtt; probing goes on until the flight reaches
- * 1.25 BDP (or loss stops it), draining ends early once the queue is
- * gone. */
-static void
-bbr_cycle(struct stream *s, uint64_t prior_in_flight, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	bool next = now - b->cycle_us > b->min_rtt;
-
-	if (b->pacing_gain > 1)
-		next = next && (double)prior_in_flight >=
-		    bbr_bdp(s, b->pacing_gain, s->cwnd);
-	else if (b->pacing_gain < 1)
-		next = next || (double)s->in_flight <= bbr_bdp(s, 1.0, s->cwnd);
-	if (next)
-		bbr_cycle_to(s, b->cycle_idx + 1, now);
-}
-
-/*
- * ProbeRTT: enter when min_rtt has not been seen for BBR_MIN_RTT_US, hold
- * the flight at BBR_PROBE_RTT_CWND_GAIN BDP for BBR_PROBE_RTT_US and a
- * round, then go back.  When the path's delay has grown beyond what
- * cwnd_gain covers (a new route; by more than the timer granularity, so
- * that jitter on a sub-millisecond path does not count), the window was
- * too small for it ever since, so the bandwidth measured meanwhile is no
- * measure of the path: search again from Startup rather than probe up
- * 25 % at a time.
- */
-static void
-bbr_probe_rtt(struct stream *s, bool expired, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-
-	if (b->state != BBR_PROBE_RTT) {
-		if (!expired)
-			return;
-		b->prior_cwnd = s->cwnd;
-		b->state = BBR_PROBE_RTT;
-		b->pacing_gain = 1;
-		b->probe_rtt_done_us = 0;
-	}
-	if (b->probe_rtt_done_us == 0) {
-		double low = bbr_bdp(s, BBR_PROBE_RTT_CWND_GAIN, 0);
-
-		if (low < bbr_min_pipe(s))
-			low = bbr_min_pipe(s);
-		if ((double)s->in_flight <= low) {
-			b->probe_rtt_done_us = now + BBR_PROBE_RTT_US;
-			b->probe_rtt_round_done = false;
-			b->next_round_delivered = b->delivered;
-		}
-		return;
-	}
-	if (b->round_start)
-		b->probe_rtt_round_done = true;
-	if (!b->probe_rtt_round_done || now < b->probe_rtt_done_us)
-		return;
-	b->min_rtt_us = now;
-	if (s->cwnd < b->prior_cwnd)
-		s->cwnd = b->prior_cwnd;
-	if ((double)b->min_rtt > BBR_CWND_GAIN * (double)b->stale_min_rtt +
-	    GRANULARITY_US) {
-		b->filled_pipe = false;
-		b->full_bw = 0;
-		b->full_bw_cnt = b->lossy_rounds = 0;
-		b->inflight_hi = INFINITY;
-	}
-	if (b->filled_pipe)
-		bbr_enter_probe_bw(s, now);
-	else
-		bbr_enter_startup(s);
-}
-
-/* The window: growing by what was acknowledged up to cwnd_gain BDP plus
- * the quanta, then bounded by ProbeRTT and by inflight_hi. */
-static void
-bbr_set_cwnd(struct stream *s)
-{
-	struct bbr *b = &s->bbr;
-	double init = INITIAL_WINDOW_PKTS * mss(s);
-	double max = bbr_bdp(s, b->cwnd_gain, init) + BBR_QUANTA *
-	    bbr_quantum(s), cap;
-
-	if (b->filled_pipe) {
-		s->cwnd += b->rs.newly_acked;
-		if (s->cwnd > max)
-			s->cwnd = max;
-	} else if (s->cwnd < max || (double)b->delivered < init)
-		s->cwnd += b->rs.newly_acked;
-	if (s->cwnd < bbr_min_pipe(s))
-		s->cwnd = bbr_min_pipe(s);
-	if (b->state == BBR_PROBE_RTT) {
-		cap = bbr_bdp(s, BBR_PROBE_RTT_CWND_GAIN, 0);
-		if (cap < bbr_min_pipe(s))
-			cap = bbr_min_pipe(s);
-		if (s->cwnd > cap)
-			s->cwnd = cap;
-	}
-	/* Probing may go above the bound from loss, to the probe's own
-	 * target; it is raised again by what gets through. */
-	cap = b->inflight_hi;
-	if (bbr_probing(s) && cap < bbr_bdp(s, b->pacing_gain, 0) +
-	    BBR_QUANTA * bbr_quantum(s))
-		cap = bbr_bdp(s, b->pacing_gain, 0) + BBR_QUANTA *
-		    bbr_quantum(s);
-	if (cap < bbr_min_pipe(s))
-		cap = bbr_min_pipe(s);
-	if (s->cwnd > cap)
-		s->cwnd = cap;
-}
-
-/*
- * After an ACK's acknowledgements and losses (the draft's
- * BBRUpdateOnACK): the rate sample, rounds, the bandwidth and min_rtt
- * filters, the state machine, then the pacing rate and the window.
- * prior_in_flight is what was in flight before the ACK.
- */
-static void
-bbr_on_ack(struct stream *s, uint64_t prior_in_flight, uint64_t now)
-{
-	struct bbr *b = &s->bbr;
-	struct rate_sample *rs = &b->rs;
-	uint64_t interval;
-	bool expired;
-
-	if (!rs->have)
-		return;
-	if (b->app_limited != 0 && b->delivered > b->app_limited)
-		b->app_limited = 0;
-	b->round_start = rs->prior_delivered >= b->next_round_delivered;
-	if (b->round_start) {
-		if (b->state == BBR_STARTUP)
-			bbr_check_full_pipe(s);
-		b->next_round_delivered = b->delivered;
-		b->round_count++;
-		b->round_lost = b->round_lost_pkts = 0;
-		b->round_delivered0 = b->delivered;
-	}
-	/* "the delivery rate ... over the longer of the send and ACK
-	 * intervals"; one shorter than min_rtt is compressed, not real. */
-	interval = umax(rs->send_elapsed, rs->ack_elapsed);
-	if (interval > 0 && (!s->have_rtt || interval >= s->min_rtt)) {
-		double rate = (double)(b->delivered - rs->prior_delivered) /
-		    (double)interval;
-
-		if (!rs->app_limited || rate >= b->max_bw)
-			bbr_update_max_bw(s, rate);
-	}
-	/* An ACK whose loss rate stayed below the threshold raises the
-	 * bound from loss to what it had in flight. */
-	if ((double)bbr_lost_since(s, rs->prior_lost) <= BBR_LOSS_THRESH *
-	    (double)rs->tx_in_flight) {
-		if (!rs->app_limited && rs->probing &&
-		    (double)rs->tx_in_flight > b->inflight_hi)
-			b->inflight_hi = (double)rs->tx_in_flight;
-	} else if (rs->probing && !rs->app_limited)
-		bbr_too_high(s, (double)rs->tx_in_flight, now);
-
-	expired = now > b->min_rtt_us + BBR_MIN_RTT_US;
-	if (expired && b->state != BBR_PROBE_RTT) {
-		b->stale_min_rtt = b->min_rtt;
-		b->min_rtt = rs->rtt;
-		b->min_rtt_us = now;
-	} else if (rs->rtt < b->min_rtt) {
-		b->min_rtt = rs->rtt;
-		b->min_rtt_us = now;
-	}
-
-	if (b->state == BBR_STARTUP && b->filled_pipe) {
-		b->state = BBR_DRAIN;
-		b->pacing_gain = BBR_DRAIN_PACING_GAIN;
-		b->cwnd_gain = BBR_CWND_GAIN;
-	}
-	if (b->state == BBR_DRAIN &&
-	    (double)s->in_flight <= bbr_bdp(s, 1.0, s->cwnd))
-		bbr_enter_probe_bw(s, now);
-	if (b->state == BBR_PROBE_BW)
-		bbr_cycle(s, prior_in_flight, now);
-	bbr_probe_rtt(s, expired, now);
-
-	bbr_set_pacing(s);
-	bbr_set_cwnd(s);
-}
-
-/* RFC 9002 §7.6.2 persistent congestion: "the sender's congestion window
- * MUST be reduced to the minimum congestion window"; BBR's model stays,
- * so the window grows back within a few rounds if the path is fine. */
-static void
-bbr_persistent(struct stream *s)
-{
-	s->cwnd = bbr_min_pipe(s);
 }
 
 /* The virtual bytes a packet carried have arrived. */
@@ -1249,11 +781,15 @@ data_acked(struct stream *s, const struct sent *r)
  * RFC 9000 §13.2.4: "When a packet containing an ACK frame is
  * acknowledged, the receiver can stop acknowledging packets less than or
  * equal to the Largest Acknowledged field in the sent ACK frame."  Keeps
- * our ACK frames small; a packet that old arriving now is ignored and its
- * sender, which long called it lost, has sent its data again.
+ * our ACK frames small; a packet that old arriving later is ignored and
+ * its sender, which long called it lost, has sent its data again.  So
+ * that a packet merely overtaken still gets acknowledged, and its sender
+ * learns the loss was spurious, the ranges go a loss delay (which
+ * reordering widens) after the acknowledgement: ack_acked queues it,
+ * prune_due prunes.
  */
 static void
-ack_pruned(struct stream *s, uint64_t largest)
+prune(struct stream *s, uint64_t largest)
 {
 	while (s->rx.n > 0 && s->rx.hi[0] - 1 <= largest) {
 		s->rx_floor = umax(s->rx_floor, s->rx.hi[0]);
@@ -1269,6 +805,33 @@ ack_pruned(struct stream *s, uint64_t largest)
 		s->rx_new = false;
 		s->ack_due = UINT64_MAX;
 	}
+}
+
+/* Prunes the ranges whose wait is over. */
+static void
+prune_due(struct stream *s, uint64_t now)
+{
+	uint64_t wait = loss_delay(s);
+	unsigned i;
+
+	while (s->prune_n > 0 && now >= s->prune[0].at + wait) {
+		prune(s, s->prune[0].largest);
+		for (i = 1; i < s->prune_n; i++)
+			s->prune[i - 1] = s->prune[i];
+		s->prune_n--;
+	}
+}
+
+/* The peer has our ACK frame whose largest acknowledged was largest. */
+static void
+ack_acked(struct stream *s, uint64_t largest, uint64_t now)
+{
+	if (s->prune_n > 0 && largest <= s->prune[s->prune_n - 1].largest)
+		return;
+	if (s->prune_n == PRUNE_SLOTS)
+		s->prune[PRUNE_SLOTS - 1].largest = largest;
+	else
+		s->prune[s->prune_n++] = (struct prune_pt){ largest, now };
 }
 
 /* The middle of what is left to search, or 0 when it is narrow enough. */
@@ -1290,6 +853,7 @@ pmtu_result(struct stream *s, size_t size, bool ok)
 	s->pmtu_probe = 0;
 	if (ok) {
 		s->conf.mtu = size;
+		cc_set_mss(s->cc, size);
 		s->pmtu_fails = 0;
 		s->pmtu_try = pmtu_mid(s);
 		log_v(2, "stream: path MTU now %zu bytes of payload", size);
@@ -1309,7 +873,7 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 	s->elicit_out--;
 	data_acked(s, r);
 	if (r->acked_to > 0)
-		ack_pruned(s, r->acked_to - 1);
+		ack_acked(s, r->acked_to - 1, now);
 	if (r->flags & PF_DONE)
 		s->done_acked = true;
 	if (r->flags & PF_WRITTEN)
@@ -1318,13 +882,15 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 	if (r->flags & PF_PMTU)
 		pmtu_result(s, r->size, true);
 	else
-		bbr_on_acked(s, r, now);
+		cc_on_acked(s->cc, &r->cc, r->pn, r->size, r->sent_us, now);
 }
 
 /* A packet of ours is declared lost: what it carried goes again. */
 static void
 pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 {
+	bool episode;
+
 	r->state = PKT_LOST;
 	s->in_flight -= r->size;
 	s->elicit_out--;
@@ -1344,65 +910,100 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 		pmtu_result(s, r->size, false);
 		return;
 	}
-	bbr_on_lost(s, r, now);
-	if (s->hist_n == LOSS_HISTORY) {
-		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
-		s->hist_n--;
+	/* RFC 9002 §7.3.2: a loss of a packet sent after the last episode
+	 * began starts a new one.  Sixteen without a spurious loss, and the
+	 * reordering seen before is over. */
+	episode = r->pn >= s->episode_pn;
+	if (episode) {
+		s->episode_pn = s->next_pn;
+		if (s->reo_persist > 0 && --s->reo_persist == 0) {
+			s->pkt_thresh = PKT_THRESHOLD;
+			s->time_thresh8 = TIME_THRESH_8;
+		}
 	}
-	s->hist[(s->hist_first + s->hist_n++) % LOSS_HISTORY] =
-	    (struct lossrec){ r->pn, r->sent_us, s->largest_acked,
-	    s->bbr.round_count, r->size };
+	cc_on_lost(s->cc, &r->cc, r->size, episode, now);
+	if (s->lostq_n == s->ring_mask + 1) {
+		s->lostq_head = (s->lostq_head + 1) & s->ring_mask;
+		s->lostq_n--;
+	}
+	s->lostq[(s->lostq_head + s->lostq_n++) & s->ring_mask] = r->pn;
+}
+
+/* Packet pn was acknowledged when a later one, prior, already had been:
+ * the path reorders (see TIME_THRESH_8_MAX). */
+static void
+reordered(struct stream *s, uint64_t pn, uint64_t prior)
+{
+	s->pkt_thresh = UINT64_MAX;
+	s->reo_persist = REO_PERSIST;
+	s->st.reorder_dist = umax(s->st.reorder_dist, prior - pn);
 }
 
 /*
- * A packet we called lost was acknowledged after all: it was reordered,
- * and RFC 9002 §6.1 lets the thresholds adapt.  BBR took nothing from
- * the window for it; it is taken out of the loss counts, so that a
- * reordering path does not look lossy.
+ * A packet we called lost was acknowledged after all (prior: the largest
+ * acknowledged before): it was reordered.  Its data need not go again;
+ * the thresholds widen (see TIME_THRESH_8_MAX) and the congestion
+ * controller hears of it.
  */
 static void
-spurious(struct stream *s, const struct lossrec *l, uint64_t now)
+spurious(struct stream *s, struct sent *r, uint64_t prior, uint64_t now)
 {
-	uint64_t late = (now - umin(now, l->sent_us)) * 8 / umax(umax(s->srtt,
+	uint64_t late = (now - umin(now, r->sent_us)) * 8 / umax(umax(s->srtt,
 	    s->latest_rtt), 1) + 1;
 
-	s->pkt_thresh = umin(PKT_THRESHOLD_MAX,
-	    umax(s->pkt_thresh, l->largest - l->pn + 1));
+	r->state = PKT_ACKED;
+	data_acked(s, r);
+	if (r->acked_to > 0)
+		ack_acked(s, r->acked_to - 1, now);
+	if (r->flags & PF_DONE)
+		s->done_acked = true;
+	reordered(s, r->pn, umax(prior, r->pn));
 	s->time_thresh8 = umin(TIME_THRESH_8_MAX, umax(s->time_thresh8, late));
-	s->bbr.lost -= umin(s->bbr.lost, l->size);
-	if (l->round == s->bbr.round_count) {
-		s->bbr.round_lost -= umin(s->bbr.round_lost, l->size);
-		s->bbr.round_lost_pkts -= umin(s->bbr.round_lost_pkts, 1);
-	}
+	s->st.pkts_spurious++;
+	rttq_overtaken(s, r->pn, UINT64_MAX);
+	cc_on_spurious(s->cc, &r->cc, r->size, now);
 }
 
-/* Looks for packets we called lost in one acknowledged range, forgetting
- * losses too old to be reordering. */
+/* The lostq entry i places from the head. */
+static uint64_t
+lostq_at(const struct stream *s, size_t i)
+{
+	return s->lostq[(s->lostq_head + i) & s->ring_mask];
+}
+
+/* Looks for packets we called lost in one acknowledged range [lo,hi]
+ * (prior: the largest acknowledged before), forgetting losses too old to
+ * be reordering (two PTOs) or settled. */
 static void
-find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t now)
+find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t prior,
+    uint64_t now)
 {
 	uint64_t keep = 2 * pto_base(s);
-	unsigned i;
+	size_t a = 0, b;
 
-	while (s->hist_n > 0 && now > s->hist[s->hist_first].sent_us + keep) {
-		s->hist_first = (s->hist_first + 1) % LOSS_HISTORY;
-		s->hist_n--;
+	while (s->lostq_n > 0) {
+		const struct sent *r = slot(s, lostq_at(s, 0));
+
+		if (r->pn == lostq_at(s, 0) && r->state == PKT_LOST &&
+		    now <= r->sent_us + keep)
+			break;
+		s->lostq_head = (s->lostq_head + 1) & s->ring_mask;
+		s->lostq_n--;
 	}
-	for (i = 0; i < s->hist_n; i++) {
-		struct lossrec *l =
-		    &s->hist[(s->hist_first + i) % LOSS_HISTORY];
+	b = s->lostq_n;
+	while (a < b) {
+		size_t mid = (a + b) / 2;
 
-		if (l->pn >= lo && l->pn <= hi) {
-			struct sent *r = slot(s, l->pn);
+		if (lostq_at(s, mid) < lo)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	for (; a < s->lostq_n && lostq_at(s, a) <= hi; a++) {
+		struct sent *r = slot(s, lostq_at(s, a));
 
-			/* Its data need not go again. */
-			if (r->pn == l->pn && r->state == PKT_LOST) {
-				r->state = PKT_ACKED;
-				data_acked(s, r);
-			}
-			spurious(s, l, now);
-			l->pn = UINT64_MAX;
-		}
+		if (r->pn == lostq_at(s, a) && r->state == PKT_LOST)
+			spurious(s, r, prior, now);
 	}
 }
 
@@ -1452,7 +1053,7 @@ detect_lost(struct stream *s, uint64_t now)
 		pkt_lost(s, r, now);
 	}
 	if (collapse)
-		bbr_persistent(s);
+		cc_on_persistent(s->cc);
 }
 
 /* Says why a payload is refused (with -v -v only: forgeries are the
@@ -1623,50 +1224,96 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 	return 0;
 }
 
-/* An ACK frame, already validated (RFC 9002 §A.7 OnAckReceived). */
+/*
+ * An ACK frame, already validated (RFC 9002 §A.7 OnAckReceived).
+ *
+ * RTT samples.  RFC 9002 §5.1 takes one only when the largest
+ * acknowledged is newly acknowledged, "to avoid generating multiple RTT
+ * samples for a single packet".  We take it from the newest packet the
+ * frame newly acknowledges, which is just as unique: on a path where
+ * some packets overtake the others (netem's reorder sends them past the
+ * delay), the largest acknowledged is often one that overtook, and the
+ * RFC's rule would sample mostly those.  The ACK delay is known only
+ * for the largest.
+ *
+ * A round trip that overtook other packets, or whose ACK came in a
+ * packet of the peer's that did, is shorter than the path's.  Taken in,
+ * it drags smoothed_rtt below the path's (then the time threshold calls
+ * every packet lost) and BBR's min_rtt, which sizes the window
+ * (draft-ietf-ccwg-bbr §5.3.1), down for ten seconds.  Which packets
+ * overtook shows only later, when the ones they passed arrive, within
+ * the loss delay that reordering widens (RFC 9002 §6.1.2).  So a sample
+ * waits that long in rttq before it counts, and is dropped if meanwhile
+ * an older packet of ours is acknowledged or an older one of the peer's
+ * arrives.  Where the older ones were lost, nothing challenges it: it
+ * counts, a loss delay late.  Where none is missing (of ours, none
+ * outstanding or lately lost; of the peer's, no gap), it counts at once.
+ */
 static void
 on_ack(struct stream *s, const struct frames *f, uint64_t now)
 {
 	struct rd r = { f->ack_ranges, f->ack_end };
-	uint64_t count, lo = 0, hi = f->ack_largest, pn, delay;
-	uint64_t prior_in_flight = s->in_flight;
-	bool newly = false;
+	uint64_t count, lo = 0, hi = f->ack_largest, pn;
+	uint64_t prior_in_flight = s->in_flight, lowest = UINT64_MAX;
+	uint64_t prior = s->have_acked ? s->largest_acked : 0;
+	struct sent *newest = NULL;
 	int rc;
 
-	memset(&s->bbr.rs, 0, sizeof s->bbr.rs);
-	/* RFC 9002 §5.1: an RTT sample when the largest acknowledged packet
-	 * is newly acknowledged and ack-eliciting. */
-	if (outstanding(s, f->ack_largest) &&
-	    now >= slot(s, f->ack_largest)->sent_us) {
-		delay = f->ack_delay > (UINT64_MAX >> ACK_DELAY_EXP) ?
-		    UINT64_MAX : f->ack_delay << ACK_DELAY_EXP;
-		rtt_sample(s, now - slot(s, f->ack_largest)->sent_us, delay,
-		    now);
-	}
+	cc_ack_begin(s->cc);
 	if (!s->have_acked || f->ack_largest > s->largest_acked)
 		s->largest_acked = f->ack_largest;
-	s->have_acked = true;
 	get_varint(&r, &count);
 	count++;
 	for (rc = ack_next(&r, &count, &lo, &hi, true); rc == 0;
 	    rc = ack_next(&r, &count, &lo, &hi, false)) {
-		if (s->hist_n > 0)
-			find_spurious(s, lo, hi, now);
+		if (s->lostq_n > 0)
+			find_spurious(s, lo, hi, prior, now);
 		if (hi < s->ring_lo)
 			continue;
 		for (pn = umax(lo, s->ring_lo); pn <= hi; pn++) {
-			if (outstanding(s, pn)) {
-				pkt_acked(s, slot(s, pn), now);
-				newly = true;
-			}
+			struct sent *p = slot(s, pn);
+
+			if (p->pn != pn || p->state != PKT_OUT)
+				continue;
+			pkt_acked(s, p, now);
+			if (newest == NULL || pn > newest->pn)
+				newest = p;
+			lowest = umin(lowest, pn);
 		}
 	}
-	/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when an
-	 * acknowledgment is received". */
-	if (newly)
+	rttq_overtaken(s, lowest, UINT64_MAX);
+	if (s->have_acked && lowest < prior)
+		reordered(s, lowest, prior);
+	s->have_acked = true;
+	if (newest != NULL) {
+		uint64_t delay = 0, latest = now - umin(now, newest->sent_us);
+
+		if (newest->pn == f->ack_largest)
+			delay = f->ack_delay > (UINT64_MAX >> ACK_DELAY_EXP) ?
+			    UINT64_MAX : f->ack_delay << ACK_DELAY_EXP;
+		latest = umax(latest, 1);
+		s->latest_rtt = latest;
+		s->raw_min_rtt = s->raw_min_rtt ? umin(s->raw_min_rtt, latest) :
+		    latest;
+		ring_advance(s);
+		if (s->ring_lo > newest->pn && (s->lostq_n == 0 ||
+		    lostq_at(s, 0) > newest->pn) && s->rx.n == 1)
+			rtt_counts(s, latest, delay, now);
+		else
+			rttq_add(s, &(struct rtt_cand){ latest, delay,
+			    newest->pn, s->rx_pn, now });
+		/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when
+		 * an acknowledgment is received". */
 		s->pto_count = 0;
+	}
+	rttq_settle(s, now);
 	detect_lost(s, now);
-	bbr_on_ack(s, prior_in_flight, now);
+	cc_ack_end(s->cc, &(struct cc_ack){ .now = now,
+	    .prior_in_flight = prior_in_flight, .in_flight = s->in_flight,
+	    .raw_min_rtt = s->raw_min_rtt, .latest_rtt = s->latest_rtt,
+	    .rtt = s->min_fresh,
+	    .init_rtt = s->conf.initial_rtt_us });
+	s->min_fresh = 0;
 }
 
 /* A STREAM frame, already validated: stored, and the in-order end
@@ -1727,7 +1374,7 @@ on_done(struct stream *s)
 	s->in_flight = s->elicit_out = 0;
 	s->loss_time = 0;
 	s->probes = 0;
-	s->hist_n = 0;
+	s->lostq_n = 0;
 }
 
 /* A DATAGRAM frame: queued for the reader, or dropped when the queue is
@@ -1760,6 +1407,12 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		return 0;
 	if (pn > VARINT_MAX)
 		return bad("packet number too large", pn);
+	prune_due(s, now);
+	/* An older packet of the peer's than one already here, even one
+	 * too old to take: whatever came before it overtook it.  (Only
+	 * when it arrived matters here, not what it holds.) */
+	if (pn < s->rx_max && !ivs_has(&s->rx, pn))
+		rttq_overtaken(s, UINT64_MAX, pn);
 	/* RFC 9000 §12.3: duplicates "MUST" be discarded; one too old to
 	 * tell is treated as one: its sender resends what it carried. */
 	if (pn < s->rx_floor || ivs_has(&s->rx, pn))
@@ -1777,6 +1430,8 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		return 0;
 
 	largest = s->rx.n > 0 ? s->rx.hi[s->rx.n - 1] - 1 : 0;
+	s->rx_max = umax(s->rx_max, pn);
+	s->rx_pn = pn;
 	if (!ivs_fits(&s->rx, pn, pn + 1)) {
 		s->rx_floor = s->rx.hi[0];
 		ivs_pop(&s->rx);
@@ -1851,7 +1506,7 @@ static size_t
 put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 {
 	uint64_t largest, delay, first;
-	size_t n, len;
+	size_t n, len, ranges = 0;
 	uint8_t *count;
 	int i;
 
@@ -1861,7 +1516,7 @@ put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 	largest = s->rx.hi[i] - 1;
 	delay = (now - umin(now, s->rx_largest_us)) >> ACK_DELAY_EXP;
 	first = largest - s->rx.lo[i];
-	len = 1 + varint_len(largest) + varint_len(delay) + 1 +
+	len = 1 + varint_len(largest) + varint_len(delay) + 2 +
 	    varint_len(first);
 	if (len > room)
 		return 0;
@@ -1869,9 +1524,9 @@ put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 	n = 1;
 	n += put_varint(p + n, largest);
 	n += put_varint(p + n, delay);
-	count = p + n++;
+	count = p + n;
+	n += 2;
 	n += put_varint(p + n, first);
-	*count = 0;
 	for (i--; i >= 0; i--) {
 		uint64_t gap = s->rx.lo[i + 1] - s->rx.hi[i] - 1;
 		uint64_t rlen = s->rx.hi[i] - 1 - s->rx.lo[i];
@@ -1880,8 +1535,10 @@ put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 			break;
 		n += put_varint(p + n, gap);
 		n += put_varint(p + n, rlen);
-		(*count)++;
+		ranges++;
 	}
+	count[0] = 0x40 | ranges >> 8;
+	count[1] = ranges & 0xff;
 	s->rx_elicit = 0;
 	s->rx_new = false;
 	s->ack_due = UINT64_MAX;
@@ -1931,6 +1588,8 @@ timers(struct stream *s, uint64_t now)
 		    (unsigned long long)(s->conf.idle_us / 1000));
 		return;
 	}
+	prune_due(s, now);
+	rttq_settle(s, now);
 	if (s->loss_time != 0 && now >= s->loss_time)
 		detect_lost(s, now);
 	else if (s->elicit_out > 0 && now >= pto_deadline(s)) {
@@ -1953,7 +1612,18 @@ timers(struct stream *s, uint64_t now)
 static bool
 cc_open(const struct stream *s)
 {
-	return (double)(s->in_flight + s->conf.mtu) <= s->cwnd;
+	return (double)(s->in_flight + s->conf.mtu) <= cc_cwnd(s->cc);
+}
+
+/* With nothing we may send and room in the window, what we send is no
+ * measure of the path: the congestion controller must know. */
+static void
+check_app_limited(struct stream *s)
+{
+	if (s->lost.n > 0 || s->dtx.n > 0 || s->snd_nxt < send_limit(s) ||
+	    !cc_open(s))
+		return;
+	cc_app_limited(s->cc, s->in_flight, s->snd_nxt < s->snd_end + s->fin);
 }
 
 /* The data for the next packet: true with the virtual range [*a,*b) and
@@ -2071,7 +1741,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 		s->done_sent = s->done_due = true;
 
 	ring_advance(s);
-	bbr_check_app_limited(s);
+	check_app_limited(s);
 	if ((n = pmtu_output(s, now, pn, buf, cap)) > 0)
 		return n;
 	probe = s->probes > 0 && ring_room(s);
@@ -2164,7 +1834,7 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	r->flags = (max_data ? PF_MAX_DATA : 0) | (done ? PF_DONE : 0) |
 	    (wrote ? PF_WRITTEN : 0);
 	r->acked_to = acked_to;
-	bbr_on_send(s, r);
+	cc_on_send(s->cc, &r->cc, r->size, s->in_flight, now);
 	s->in_flight += n;
 	s->elicit_out++;
 	s->last_elicit_us = now;
@@ -2216,6 +1886,7 @@ uint64_t
 stream_deadline(const struct stream *s)
 {
 	uint64_t d = UINT64_MAX;
+	unsigned i;
 
 	if (s->close_left > 0)
 		return 0;
@@ -2233,6 +1904,8 @@ stream_deadline(const struct stream *s)
 		d = umin(d, pto_deadline(s));
 	if (s->rx_elicit > 0)
 		d = umin(d, s->ack_due);
+	for (i = 0; i < s->rttq_n; i++)
+		d = umin(d, rttq_due(s, &s->rttq[i]));
 	if (ring_room(s)) {
 		if (s->max_data_due || s->probes > 0)
 			return 0;
@@ -2293,6 +1966,8 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	if ((s->sbuf = malloc(s->conf.sndbuf)) == NULL ||
 	    (s->rbuf = malloc(s->conf.rcvbuf)) == NULL ||
 	    (s->ring = calloc(slots, sizeof *s->ring)) == NULL ||
+	    (s->lostq = calloc(slots, sizeof *s->lostq)) == NULL ||
+	    (s->cc = cc_new(conf->mtu, now)) == NULL ||
 	    ivs_init(&s->acked, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->lost, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->ooo, 2 * s->conf.rcvbuf / conf->mtu + 64) == -1 ||
@@ -2316,19 +1991,9 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	 * round trip is one, as QUIC's own handshake gives it. */
 	s->srtt = conf->initial_rtt_us ? conf->initial_rtt_us : INITIAL_RTT_US;
 	s->rttvar = s->srtt / 2;
-	s->cwnd = umin(INITIAL_WINDOW_PKTS * conf->mtu,
-	    umax(INITIAL_WINDOW_BYTES, MIN_WINDOW_PKTS * conf->mtu));
-	bbr_enter_startup(s);
-	/* BBRInitPacingRate: "nominal_bandwidth = InitialCwnd / (SRTT ?
-	 * SRTT : 1ms)", times the Startup gain. */
-	s->bbr.pacing_rate = BBR_STARTUP_PACING_GAIN * s->cwnd / 1000.0;
-	s->bbr.min_rtt = s->bbr.stale_min_rtt = UINT64_MAX;
-	s->bbr.min_rtt_us = s->bbr.delivered_us = s->bbr.first_sent_us = now;
-	s->bbr.inflight_hi = INFINITY;
-	s->bbr.rng = now ^ 0x9e3779b97f4a7c15ULL;
 	s->pkt_thresh = PKT_THRESHOLD;
 	s->time_thresh8 = TIME_THRESH_8;
-	s->tokens = s->cwnd;
+	s->tokens = cc_cwnd(s->cc);
 	s->pace_us = s->last_send_us = s->last_recv_us = now;
 	/* Most paths carry a full Ethernet frame: try the top first. */
 	if (conf->max_mtu > conf->mtu) {
@@ -2346,6 +2011,8 @@ stream_free(struct stream *s)
 	free(s->sbuf);
 	free(s->rbuf);
 	free(s->ring);
+	free(s->lostq);
+	cc_free(s->cc);
 	ivs_free(&s->acked);
 	ivs_free(&s->lost);
 	ivs_free(&s->ooo);
@@ -2372,6 +2039,25 @@ stream_write(struct stream *s, const void *buf, size_t len)
 	memcpy(s->sbuf, (const uint8_t *)buf + first, len - first);
 	s->snd_end += len;
 	return len;
+}
+
+size_t
+stream_write_room(struct stream *s, void **p)
+{
+	size_t cap = s->conf.sndbuf, at = s->snd_end % cap;
+
+	*p = s->sbuf + at;
+	if (s->fin || s->closing || s->err != STREAM_OK)
+		return 0;
+	return umin(cap - (s->snd_end - s->snd_una), cap - at);
+}
+
+void
+stream_wrote(struct stream *s, size_t n)
+{
+	void *p;
+
+	s->snd_end += umin(n, stream_write_room(s, &p));
 }
 
 void
@@ -2467,12 +2153,14 @@ stream_get_stats(const struct stream *s, struct stream_stats *st)
 	st->srtt_us = s->srtt;
 	st->rttvar_us = s->rttvar;
 	st->min_rtt_us = s->min_rtt;
-	st->cwnd = (uint64_t)s->cwnd;
+	st->cwnd = (uint64_t)cc_cwnd(s->cc);
 	st->snd_buffered = s->snd_end - umin(s->snd_una, s->snd_end);
 	st->rcv_buffered = s->rcv_high - s->rcv_read;
 	st->mtu = s->conf.mtu;
-	st->bw = (uint64_t)(s->bbr.max_bw * 1e6);
+	st->bw = (uint64_t)(cc_bw(s->cc) * 1e6);
 	st->pacing_rate = (uint64_t)(pacing_rate(s) * 1e6);
+	st->reorder_pkts = s->pkt_thresh == UINT64_MAX ? 0 : s->pkt_thresh;
+	st->reorder_time8 = s->time_thresh8;
 }
 
 void

@@ -51,6 +51,12 @@ struct stream_stats {
 	uint64_t bw;			/* congestion control's estimate of the
 					 * bottleneck rate, bytes per second */
 	uint64_t pacing_rate;		/* bytes per second */
+	uint64_t pkts_spurious;		/* declared lost, acknowledged later */
+	uint64_t reorder_dist;		/* the furthest a packet was acknowledged
+					 * behind a later one, in packet numbers */
+	uint64_t reorder_pkts;		/* loss thresholds now (RFC 9002 §6.1): */
+	uint64_t reorder_time8;		/* packets (0: time only) and eighths
+					 * of an RTT */
 };
 
 /* A new stream, or NULL (errno ENOMEM, or EINVAL when mtu is outside
@@ -63,6 +69,12 @@ void stream_free(struct stream *s);
  * took (0 when the send buffer is full); stream_read returns in-order bytes
  * ready for the reader. */
 size_t stream_write(struct stream *s, const void *buf, size_t len);
+/* stream_write without the copy, for a reader that reads into place:
+ * stream_write_room tells where the next bytes go (*p) and how many fit
+ * there in one piece (0 when the buffer is full or the stream is not
+ * writable); stream_wrote then takes the first n of them. */
+size_t stream_write_room(struct stream *s, void **p);
+void stream_wrote(struct stream *s, size_t n);
 void stream_close_write(struct stream *s);
 size_t stream_read(struct stream *s, void *buf, size_t cap);
 bool stream_eof(const struct stream *s);		/* peer's FIN and all bytes read */

@@ -1,26 +1,37 @@
 #!/bin/sh
-# make bench, throughput (issue 5): in the NAT lab's cone-cone topology,
-# BENCH_MB (default 1024) MiB one way, p2pcat against netcat over TCP
-# (through a port forward on the same routers) and iperf3 -u at full rate
-# (the raw UDP ceiling); then with 25 ms each way and 1 % loss
-# (BENCH_LOSSY_MB, default the same), p2pcat against netcat.  Also p2pcat's
-# peak RSS and CPU seconds per GiB.  Prints a table; asserts nothing.
+# make bench, throughput (issues 5 and 11): in the NAT lab's cone-cone
+# topology, one way a to b, p2pcat against TCP on four paths, each
+# impairment by tool_netem (netem's model) at the core, both directions:
+#   (a) delay 40ms loss 2% reorder 5%      BENCH_A_MB (8) MiB
+#   (b) delay 40ms reorder 5%              BENCH_B_MB (8) MiB
+#   (c) delay 25ms loss 1%                 BENCH_C_MB (256) MiB
+#   (d) the clean path, no tool_netem      BENCH_MB (1024) MiB
+# TCP is netcat through a port forward on the same routers, with this
+# machine's default congestion control (BBR here), and a Python sender
+# that sets TCP_CONGESTION to cubic (a namespace may not pick CUBIC as
+# its default) and otherwise does what netcat does (64 KiB reads of
+# stdin, each sent whole), netcat receiving; CUBIC runs stop after
+# BENCH_CUBIC_SECS (30) s and count what was sent by then, since on (c)
+# it would need minutes.  Plus iperf3 -u at full rate on the clean path, the raw UDP
+# ceiling.  Prints a table; asserts nothing.
 #
-# Both tools read the same file from the page cache and write to
-# /dev/null, and each time runs from starting the sender to the exit of
-# both ends: netcat's includes its TCP handshake, p2pcat's its rendezvous,
-# STUN gathering, punching and Noise handshake.  The runs alternate, nc
-# then p2pcat, BENCH_ROUNDS times (default 3; BENCH_LOSSY_ROUNDS, default
-# 1, on the lossy path); the table gives the median and the range, since
-# this 2-core machine's scheduler alone moves a run by tens of percent.
+# All read the same file from the page cache and write to /dev/null;
+# each time runs from starting the sender to the exit of both ends:
+# netcat's includes its TCP handshake, p2pcat's its rendezvous, STUN
+# gathering, punching and Noise handshake.  On each path the tools take
+# turns, netcat, CUBIC, p2pcat, BENCH_ROUNDS times (3; BENCH_IMPAIRED_ROUNDS,
+# default the same, on (a)-(c)); the table gives the median rate and the
+# range, since this 2-core machine's scheduler alone moves a run by tens
+# of percent, and p2pcat's CPU seconds per GiB at each end (median) and
+# peak RSS.  p2pcat/nc is the ratio of the medians.
 . "$(dirname "$0")/lib.sh"
 need_root
-for c in nc iperf3 /usr/bin/time; do command -v $c >/dev/null || skip "$c is not installed"; done
+for c in nc iperf3 python3 /usr/bin/time; do command -v $c >/dev/null || skip "$c is not installed"; done
 . "$SRCDIR/tests/natlab.sh"
 MB=${BENCH_MB:-1024}
-LMB=${BENCH_LOSSY_MB:-$MB}
 ROUNDS=${BENCH_ROUNDS:-3}
-LROUNDS=${BENCH_LOSSY_ROUNDS:-1}
+IROUNDS=${BENCH_IMPAIRED_ROUNDS:-$ROUNDS}
+CUBIC_SECS=${BENCH_CUBIC_SECS:-30}
 export P2PCAT_SIGNAL="dir:$T/rv"
 
 lab_cone_cone || fail lab
@@ -30,29 +41,67 @@ STUN="--stun $(lab_ip stun):3478"
 for proto in tcp udp; do
 	for port in 5001 5201; do lab_forward b $proto $port || fail "port forward"; done
 done
-head -c $((MB * 1048576)) /dev/urandom > "$T/data"
+max=$MB
+for m in ${BENCH_A_MB:-8} ${BENCH_B_MB:-8} ${BENCH_C_MB:-256}; do
+	[ "$m" -gt "$max" ] && max=$m
+done
+head -c $((max * 1048576)) /dev/urandom > "$T/data"
 sync	# no write-back of the data under the runs
 
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f\n", b - a }'; }
+# A TCP sender with its own congestion control: ADDR PORT CC SECS sends
+# stdin, for SECS at most; prints the bytes sent and the seconds from
+# before the connect.
+cat > "$T/tcpsend.py" <<'PY'
+import os, socket, sys, time
+t0 = time.monotonic()
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, sys.argv[3].encode())
+s.connect((sys.argv[1], int(sys.argv[2])))
+end, sent = t0 + float(sys.argv[4]), 0
+while time.monotonic() < end:
+    b = os.read(0, 65536)
+    if not b:
+        break
+    s.sendall(b)
+    sent += len(b)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+print(sent, time.monotonic() - t0)
+PY
 
-# nc_run MB: netcat over TCP, b listening behind its port forward; its
-# seconds.  -N sends the FIN at the end of stdin; the listener, whose
-# stdin is empty, exits when it has read everything, and so does the
-# sender (no -q: that would add its wait to the time).
-nc_run() {
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'; }
+
+nc_listen() {
 	lab_run b sh -c "nc -l -p 5001 > /dev/null" & sp=$!
 	wait_for 5 sh -c "ip netns exec $LAB-b ss -Hltn 'sport = :5001' | grep -q ." ||
 		fail "nc did not listen"
+}
+
+# nc_run MB: netcat over TCP, b listening behind its port forward; its
+# MB/s.  -N sends the FIN at the end of stdin; the listener, whose stdin
+# is empty, exits when it has read everything, and so does the sender
+# (no -q: that would add its wait to the time).
+nc_run() {
+	nc_listen
 	t0=$(now)
 	head -c $(($1 * 1048576)) "$T/data" | lab_run a nc -N "$B" 5001 ||
 		fail "nc failed"
 	wait $sp
-	since "$t0"
+	awk -v b=$(($1 * 1048576)) -v s="$(since "$t0")" 'BEGIN { printf "%.3f\n", b / s / 1e6 }'
 }
 
-# p2p_run MB: p2pcat, a to b; its seconds.  Appends "RSS-KiB CPU-s" of
-# each side to $T/time.a.all and $T/time.b.all.
+# cubic_run MB: TCP CUBIC, netcat receiving; its MB/s.
+cubic_run() {
+	nc_listen
+	head -c $(($1 * 1048576)) "$T/data" | lab_run a python3 "$T/tcpsend.py" \
+	    "$B" 5001 cubic "$CUBIC_SECS" > "$T/cubic.out" || fail "the TCP sender failed"
+	wait $sp
+	awk '{ printf "%.3f\n", $1 / $2 / 1e6 }' "$T/cubic.out"
+}
+
+# p2p_run MB: p2pcat, a to b; its MB/s.  Appends "RSS-KiB CPU-s" of each
+# side to $T/time.a.all and $T/time.b.all.
 p2p_run() {
 	lab_run b /usr/bin/time -f "%M %U %S" -o "$T/time.b" "$P2PCAT" -v $STUN -l --recv-only bench \
 	    > /dev/null 2> "$T/b.err" & lp=$!
@@ -61,44 +110,49 @@ p2p_run() {
 	    -o "$T/time.a" "$P2PCAT" $STUN --send-only bench 2> "$T/a.err" ||
 		fail "p2pcat failed: $(cat "$T/a.err")"
 	wait $lp || fail "p2pcat listener failed: $(cat "$T/b.err")"
-	since "$t0"
+	awk -v b=$(($1 * 1048576)) -v s="$(since "$t0")" 'BEGIN { printf "%.3f\n", b / s / 1e6 }'
 	for s in a b; do
 		awk '{ print $1, $2 + $3 }' "$T/time.$s" >> "$T/time.$s.all"
 	done
 }
 
-# median_range FILE: "median min-max" of the numbers in FILE.
-median_range() {
+# median FILE / range FILE: of the numbers in FILE.
+median() {
 	sort -n "$1" | awk '{ v[NR] = $1 } END {
-		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		printf "%.2f %.2f-%.2f", m, v[1], v[NR] }'
+		printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+range() { sort -n "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
+
+# cpu SIDE MB: p2pcat's median CPU seconds per GiB at SIDE.
+cpu() {
+	cut -d' ' -f2 "$T/time.$1.all" | awk -v m="$2" '{ print $1 * 1024 / m }' > "$T/cpu.$1"
+	median "$T/cpu.$1"
 }
 
-# row NAME FILE MB: a table row, the rate from the median.
-row() {
-	set -- "$1" $(median_range "$2") "$3"
-	printf '%-30s %8s %12s %8s\n' "$1" "$2" "$3" \
-	    "$(awk -v b="$(($4 * 1048576))" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }')"
-}
-
-# both MB ROUNDS: nc and p2pcat in turns, then their rows.
-both() {
-	: > "$T/nc.s"; : > "$T/p2p.s"; : > "$T/time.a.all"; : > "$T/time.b.all"
+# path NAME MB ROUNDS [NETEM-OPTIONS...]: the tools in turns, one row.
+path() {
+	name=$1 mb=$2 rounds=$3
+	shift 3
+	if [ $# -gt 0 ]; then
+		lab_netem "$@" || fail netem
+	else
+		lab_netem_off
+	fi
+	: > "$T/nc.r"; : > "$T/cubic.r"; : > "$T/p2p.r"; : > "$T/time.a.all"; : > "$T/time.b.all"
 	i=0
-	while [ $i -lt "$2" ]; do
-		nc_run "$1" >> "$T/nc.s"
-		p2p_run "$1" >> "$T/p2p.s"
+	while [ $i -lt "$rounds" ]; do
+		nc_run "$mb" >> "$T/nc.r"
+		cubic_run "$mb" >> "$T/cubic.r"
+		p2p_run "$mb" >> "$T/p2p.r"
 		i=$((i + 1))
 	done
-	row "netcat (TCP, port forward)" "$T/nc.s" "$1"
-	row "p2pcat" "$T/p2p.s" "$1"
-}
-
-# cost SIDE MB: peak RSS over the runs, median CPU seconds per GiB.
-cost() {
-	rss=$(sort -n "$T/time.$1.all" | tail -n 1 | cut -d' ' -f1)
-	cut -d' ' -f2 "$T/time.$1.all" | awk -v m="$2" '{ print $1 * 1024 / m }' > "$T/cpu.$1"
-	echo "peak RSS $rss KiB, $(median_range "$T/cpu.$1" | cut -d' ' -f1) CPU s/GiB"
+	printf '%-30s %5s %-23s %-23s %-23s %5.2fx %5s %5s\n' "$name" "$mb" \
+	    "$(median "$T/p2p.r") ($(range "$T/p2p.r"))" \
+	    "$(median "$T/nc.r") ($(range "$T/nc.r"))" \
+	    "$(median "$T/cubic.r") ($(range "$T/cubic.r"))" \
+	    "$(awk -v p="$(median "$T/p2p.r")" -v n="$(median "$T/nc.r")" 'BEGIN { print p / n }')" \
+	    "$(cpu a "$mb")" "$(cpu b "$mb")"
+	sort -n "$T/time.a.all" "$T/time.b.all" | tail -n 1 | cut -d' ' -f1 >> "$T/rss"
 }
 
 iperf_udp() {
@@ -111,20 +165,18 @@ iperf_udp() {
 s=d["end"]["sum"]; print("%.0f %.1f" % (s["bytes"]*(100-s["lost_percent"])/100/s["seconds"]/1e6, s["lost_percent"]))' "$T/iperf.json"
 }
 
-echo "path: cone NAT to cone NAT through the lab core, $MB MiB one way, $ROUNDS runs each"
-printf '%-30s %8s %12s %8s\n' "tool" "median s" "range s" "MB/s"
-both "$MB" "$ROUNDS"
+echo "one way a to b, cone NAT to cone NAT; MB/s, median (range) of $IROUNDS runs on (a)-(c), $ROUNDS on (d)"
+echo "load before: $(uptime)"
+printf '%-30s %5s %-23s %-23s %-23s %6s %11s\n' "path" "MiB" "p2pcat" \
+    "nc (TCP $(sysctl -n net.ipv4.tcp_congestion_control))" \
+    "TCP CUBIC (<= ${CUBIC_SECS} s)" "p2p/nc" "CPU s/GiB"
+printf '%-30s %5s %-23s %-23s %-23s %6s %5s %5s\n' "" "" "" "" "" "" "send" "recv"
+path "(a) 40 ms, 2% loss, 5% reord." "${BENCH_A_MB:-8}" "$IROUNDS" delay 40ms loss 2% reorder 5%
+path "(b) 40 ms, 5% reordered" "${BENCH_B_MB:-8}" "$IROUNDS" delay 40ms reorder 5%
+path "(c) 25 ms, 1% loss" "${BENCH_C_MB:-256}" "$IROUNDS" delay 25ms loss 1%
+path "(d) clean" "$MB" "$ROUNDS"
 set -- $(iperf_udp)
-printf '%-30s %8s %12s %8s\n' "iperf3 -u -l 1448 (received)" 5 "" "$1 ($2 % lost)"
-echo "(iperf3 sends one datagram per system call; p2pcat sends runs of them"
-echo " with UDP GSO and reads them coalesced with UDP GRO)"
-echo "p2pcat sender:   $(cost a "$MB")"
-echo "p2pcat receiver: $(cost b "$MB")"
-echo "p2pcat $(grep -o 'record cipher: [a-z0-9-]*' "$T/b.err")"
-
-lab_netem 25 0 1 || fail netem
-echo
-echo "the same path with 25 ms each way and 1 % loss (tool_netem), $LMB MiB, $LROUNDS run(s) each"
-printf '%-30s %8s %12s %8s\n' "tool" "median s" "range s" "MB/s"
-both "$LMB" "$LROUNDS"
-lab_netem_off
+echo "iperf3 -u -l 1448 on (d): $1 MB/s received ($2 % lost); it sends one datagram per"
+echo "  system call, p2pcat runs of them with UDP GSO and reads them coalesced with UDP GRO"
+echo "p2pcat: peak RSS $(sort -n "$T/rss" | tail -n 1) KiB; $(grep -o 'record cipher: [A-Za-z0-9-]*' "$T/b.err")"
+echo "load after: $(uptime)"

@@ -70,14 +70,20 @@
 #                               NAT keeps a port that is still free
 #   lab_rebind ROUTER           force NEW public ports: move MASQUERADE to a
 #                               fresh port range (--to-ports), then flush
-#   lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT [LIMIT]]]]
-#                               every packet crossing inet goes through
+#   lab_netem NETEM-OPTIONS...  every packet crossing inet goes through
 #                               tests/tool_netem (user-space netem: this
-#                               kernel has no netem qdisc), so a round trip
-#                               between two sites is delayed 2 x DELAY_MS;
-#                               LIMIT packets held at most (20000);
-#                               seed from LAB_SEED (default 1)
+#                               kernel has no netem qdisc) with tc's netem
+#                               options, e.g. delay 40ms loss 2% reorder 5%,
+#                               so a round trip between two sites is delayed
+#                               twice; limit 20000 unless given; seed from
+#                               LAB_SEED (default 1)
+#   lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT [LIMIT]]]]
+#                               the same, short: delay DELAY_MS ms JITTER_MS
+#                               ms loss LOSS_PCT % ... rate RATE_KBIT kbit
+#                               limit LIMIT (zeros left out)
 #   lab_netem_off               stop it; its counters are in $LAB_NETEM_LOG
+#                               (tool_netem's report: totals, then what was
+#                               done to each source address's packets)
 #   lab_loss PCT / lab_loss_off pure random loss in inet's FORWARD with
 #                               iptables -m statistic --mode random
 #                               --probability (PCT per crossing of inet,
@@ -101,9 +107,10 @@
 #   STUN/TURN, rendezvous: lab_public stun; lab_turn stun
 #                       lab_public fs; lab_bg fs python3 tests/fsserver.py
 #                       --host $(lab_ip fs) --port 0 --port-file F
-#   40 ms, 2 % loss, reordering: lab_netem 40 5 2 1 (a packet between two
-#                       sites crosses inet once: 40 +- 5 ms, 2 % lost, 1 %
-#                       sent at once past the queue; RTT about 80 ms)
+#   40 ms, 2 % loss, reordering: lab_netem delay 40ms 5ms loss 2% reorder 1%
+#                       (a packet between two sites crosses inet once:
+#                       40 +- 5 ms, 2 % lost, 1 % sent at once past the
+#                       queue; RTT about 80 ms); short: lab_netem 40 5 2 1
 #   rebinding mid-transfer: lab_bg a p2pcat ...; (wait for progress);
 #                       lab_rebind ra (or lab_flush ra)
 #
@@ -412,15 +419,23 @@ lab_rebind() {
 _lab_nm_up() { _lab_in inet ip link show nm0 up 2>/dev/null | grep -q UP; }
 
 lab_netem() {
-	[ $# -ge 3 ] || { _lab_err "usage: lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT [LIMIT]]]]"; return 1; }
 	[ -x "$LAB_NETEM" ] || { _lab_err "no $LAB_NETEM (make tests)"; return 1; }
+	case ${1:-} in
+	[0-9]*)
+		[ $# -ge 3 ] || { _lab_err "usage: lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT [LIMIT]]]]"; return 1; }
+		_o="delay $1ms $2ms"
+		[ "$3" != 0 ] && _o="$_o loss $3%"
+		[ "${4:-0}" != 0 ] && _o="$_o reorder $4%"
+		[ "${5:-0}" != 0 ] && _o="$_o duplicate $5%"
+		[ "${6:-0}" != 0 ] && _o="$_o rate ${6}kbit"
+		[ -n "${7:-}" ] && _o="$_o limit $7"
+		set -- $_o ;;
+	'') _lab_err "usage: lab_netem NETEM-OPTIONS..."; return 1 ;;
+	esac
 	_lab_inet || return 1
 	lab_netem_off
-	_rate=
-	[ "${6:-0}" != 0 ] && _rate="-R $6"
-	[ -n "${7:-}" ] && _rate="$_rate -q $7"
-	ip netns exec "$LAB-inet" "$LAB_NETEM" -i nm0 -s "${LAB_SEED:-1}" -d "$1" -j "$2" -l "$3" \
-		-r "${4:-0}" -D "${5:-0}" $_rate 2>"$LAB_NETEM_LOG" &
+	ip netns exec "$LAB-inet" "$LAB_NETEM" -i nm0 -s "${LAB_SEED:-1}" limit 20000 "$@" \
+		2>"$LAB_NETEM_LOG" &
 	_lab_netem_pid=$!
 	_lab_poll 5 _lab_nm_up || { _lab_err "tool_netem did not start: $(cat "$LAB_NETEM_LOG")"; return 1; }
 	_lab_in inet ip route add default dev nm0 table 100 &&

@@ -1,25 +1,28 @@
 /*
- * tool_netem: a user-space stand-in for the netem qdisc, which this
- * kernel lacks.  It creates a TUN device, reads every IP packet the
- * kernel routes into it, and writes it back after a delay, or drops,
- * duplicates or reorders it.  The kernel then routes the packet again;
- * natlab.sh sends only packets that did not come from the TUN into it
- * (`ip rule add not iif nm0 lookup 100'), so there is no loop.
+ * tool_netem: a user-space netem qdisc, which this kernel lacks.  It
+ * creates a TUN device, reads every IP packet the kernel routes into it,
+ * runs it through netem's model (tests/netem.c) and writes it back when
+ * it is due.  The kernel then routes the packet again; natlab.sh sends
+ * only packets that did not come from the TUN into it (`ip rule add not
+ * iif nm0 lookup 100'), so there is no loop.
  *
- * Usage: tool_netem [-d delay_ms] [-D dup_pct] [-i ifname] [-j jitter_ms]
- *                   [-l loss_pct] [-q limit] [-R rate_kbit] [-r reorder_pct]
- *                   [-s seed]
+ * Usage: tool_netem [-i ifname] [-s seed] NETEM-OPTIONS...
+ * where the options are tc's: `tool_netem delay 40ms 5ms loss 2%
+ * reorder 5% 50%' does what `tc qdisc add dev X root netem delay 40ms
+ * 5ms loss 2% reorder 5% 50%' would (tests/netem.h lists them).
  *
- * Semantics follow netem's: each packet is held delay +- jitter (uniform);
- * jitter lets a later packet overtake an earlier one.  A reordered packet
- * (-r) goes out at once while others wait.  -R serialises departures at
- * that rate.  Held packets sit in a min-heap keyed on their departure time
- * (CLOCK_MONOTONIC); the poll timeout is the earliest one.  Counters are
- * printed on stderr at exit (SIGTERM, SIGINT) and on SIGUSR1.
+ * Counters are printed on stderr at exit (SIGTERM, SIGINT) and on
+ * SIGUSR1: a line of totals, then one line per source address of what
+ * was done to its packets:
+ *   netem: in N out N lost N dup N reordered N overflow N write_errors N held N
+ *   netem: from ADDR in N lost N dup N reordered N overtaken N max_dist N
+ * overtaken: the source's packets held that reordered ones went ahead
+ * of; max_dist: the most of the source's packets, in the order they
+ * came, between a reordered one and the oldest it passed.
  * Exit status: 0 after a signal, 1 on misuse or a setup error.
- * The TUN device, the signals and the random numbers are tests/tun.c's.
+ * The TUN device, the signals and the seed's default are tests/tun.c's.
  */
-#include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -30,242 +33,172 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "netem.h"
 #include "tun.h"
 
-struct pkt {
-	uint64_t due;       /* ns on CLOCK_MONOTONIC */
-	uint64_t seq;       /* FIFO among equal due times */
-	uint16_t len;
-	unsigned char data[TUN_SLOT];
-};
+static struct netem *q;
+static uint64_t werr;
+/* Source addresses by flow number; the last flow is every other one. */
+static unsigned char src[NETEM_FLOWS][16];
+static int srclen[NETEM_FLOWS];
+static unsigned nsrc;
 
-static struct {
-	uint64_t in, out, lost, dup, reordered, overflow, werr;
-} st;
-
-static uint64_t now_ns(void)
+static uint64_t
+now_ns(void)
 {
 	struct timespec ts;
+
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The heap of held packets and the pool of free slots. */
-static struct pkt **heap, **freelist;
-static size_t nheap, nfree, limit;
-
-static bool before(const struct pkt *a, const struct pkt *b)
+/* The flow of an IP packet: its source address's number. */
+static unsigned
+flow_of(const unsigned char *p, size_t len)
 {
-	return a->due < b->due || (a->due == b->due && a->seq < b->seq);
-}
+	const unsigned char *a;
+	int alen;
+	unsigned i;
 
-static void heap_push(struct pkt *p)
-{
-	size_t i = nheap++;
-	while (i > 0) {
-		size_t up = (i - 1) / 2;
-		if (!before(p, heap[up]))
-			break;
-		heap[i] = heap[up];
-		i = up;
+	if (len >= 20 && p[0] >> 4 == 4) {
+		a = p + 12;
+		alen = 4;
+	} else if (len >= 40 && p[0] >> 4 == 6) {
+		a = p + 8;
+		alen = 16;
+	} else {
+		return NETEM_FLOWS - 1;
 	}
-	heap[i] = p;
+	for (i = 0; i < nsrc; i++)
+		if (srclen[i] == alen && memcmp(src[i], a, alen) == 0)
+			return i;
+	if (nsrc == NETEM_FLOWS - 1)
+		return NETEM_FLOWS - 1;
+	memcpy(src[nsrc], a, alen);
+	srclen[nsrc] = alen;
+	return nsrc++;
 }
 
-static struct pkt *heap_pop(void)
+static void
+print_stats(void)
 {
-	struct pkt *top = heap[0], *last = heap[--nheap];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= nheap)
-			break;
-		if (c + 1 < nheap && before(heap[c + 1], heap[c]))
-			c++;
-		if (!before(heap[c], last))
-			break;
-		heap[i] = heap[c];
-		i = c;
-	}
-	if (nheap > 0)
-		heap[i] = last;
-	return top;
-}
+	struct netem_stats st;
+	char addr[INET6_ADDRSTRLEN];
+	unsigned i;
 
-/* Removes q, one of the last two free slots, from the free list. */
-static void take(struct pkt *q)
-{
-	if (freelist[nfree - 1] != q)
-		freelist[nfree - 2] = freelist[nfree - 1];
-	nfree--;
-}
-
-static void put_out(int fd, const unsigned char *buf, size_t len)
-{
-	/* A TUN write never blocks; the kernel may drop under pressure. */
-	if (write(fd, buf, len) == (ssize_t)len)
-		st.out++;
-	else
-		st.werr++;
-}
-
-static void print_stats(void)
-{
+	netem_get_stats(q, &st);
 	fprintf(stderr, "netem: in %" PRIu64 " out %" PRIu64 " lost %" PRIu64
 	    " dup %" PRIu64 " reordered %" PRIu64 " overflow %" PRIu64
 	    " write_errors %" PRIu64 " held %zu\n", st.in, st.out, st.lost,
-	    st.dup, st.reordered, st.overflow, st.werr, nheap);
-}
+	    st.dup, st.reordered, st.overflow, werr, netem_held(q));
+	for (i = 0; i < NETEM_FLOWS; i++) {
+		const struct netem_flow *f = &st.flow[i];
 
-/* Parses a number in [lo, hi] from optarg; exits on a bad one. */
-static double num(const char *what, const char *s, double lo, double hi)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-		fprintf(stderr, "tool_netem: bad %s `%s' (want %g..%g)\n",
-		    what, s, lo, hi);
-		exit(1);
+		if (f->in == 0)
+			continue;
+		if (i < nsrc)
+			inet_ntop(srclen[i] == 4 ? AF_INET : AF_INET6, src[i],
+			    addr, sizeof addr);
+		else
+			snprintf(addr, sizeof addr, "other");
+		fprintf(stderr, "netem: from %s in %" PRIu64 " lost %" PRIu64
+		    " dup %" PRIu64 " reordered %" PRIu64 " overtaken %" PRIu64
+		    " max_dist %" PRIu64 "\n", addr, f->in, f->lost, f->dup,
+		    f->reordered, f->overtaken, f->max_dist);
 	}
-	return v;
 }
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
-	fputs("usage: tool_netem [-d delay_ms] [-D dup_pct] [-i ifname] "
-	    "[-j jitter_ms] [-l loss_pct]\n"
-	    "                  [-q limit] [-R rate_kbit] [-r reorder_pct] "
-	    "[-s seed]\n", f);
+	fputs("usage: tool_netem [-i ifname] [-s seed] [limit PACKETS]\n"
+	    "         [delay TIME [JITTER [CORRELATION]]] "
+	    "[loss [random] PERCENT [CORRELATION]]\n"
+	    "         [duplicate PERCENT [CORRELATION]] "
+	    "[reorder PERCENT [CORRELATION]] [gap DISTANCE]\n"
+	    "         [rate RATE]\n", f);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *ifname = "nm0";
-	double delay_ms = 0, jitter_ms = 0, loss = 0, reorder = 0, dup = 0;
-	double rate_kbit = 0;
 	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	int c;
+	unsigned char buf[TUN_SLOT];
+	struct netem_conf conf;
+	char *end;
+	int c, fd;
 
-	limit = 20000;
-	while ((c = getopt(argc, argv, "D:R:d:hi:j:l:q:r:s:")) != -1) {
+	/* '+': the netem options that follow are not ours. */
+	while ((c = getopt(argc, argv, "+hi:s:")) != -1) {
 		switch (c) {
-		case 'D': dup = num("duplication %", optarg, 0, 100) / 100; break;
-		case 'R': rate_kbit = num("rate", optarg, 0, 1e8); break;
-		case 'd': delay_ms = num("delay", optarg, 0, 60000); break;
-		case 'h': usage(stdout); return 0;
-		case 'i': ifname = optarg; break;
-		case 'j': jitter_ms = num("jitter", optarg, 0, 60000); break;
-		case 'l': loss = num("loss %", optarg, 0, 100) / 100; break;
-		case 'q': limit = (size_t)num("limit", optarg, 1, 1000000); break;
-		case 'r': reorder = num("reorder %", optarg, 0, 100) / 100; break;
-		case 's': seed = (uint64_t)num("seed", optarg, 0, 4294967295.0); break;
-		default: usage(stderr); return 1;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'i':
+			ifname = optarg;
+			break;
+		case 's':
+			seed = strtoull(optarg, &end, 10);
+			if (*end || end == optarg) {
+				fprintf(stderr, "tool_netem: bad seed `%s'\n", optarg);
+				return 1;
+			}
+			break;
+		default:
+			usage(stderr);
+			return 1;
 		}
 	}
-	if (optind != argc) {
-		usage(stderr);
+	if (netem_parse(&conf, argc - optind, argv + optind, "tool_netem") == -1)
 		return 1;
-	}
-
-	/* One extra slot is the read buffer of the next packet. */
-	struct pkt *pool = calloc(limit + 1, sizeof *pool);
-	heap = calloc(limit, sizeof *heap);
-	freelist = calloc(limit + 1, sizeof *freelist);
-	if (!pool || !heap || !freelist) {
+	if ((q = netem_new(&conf, seed)) == NULL) {
 		fputs("tool_netem: out of memory\n", stderr);
 		return 1;
 	}
-	for (size_t i = 0; i <= limit; i++)
-		freelist[nfree++] = &pool[i];
-
-	int fd = tun_start(ifname, seed);
-	if (fd < 0)
+	if ((fd = tun_start(ifname, seed)) < 0)
 		return 1;
 
-	const uint64_t delay = (uint64_t)(delay_ms * 1e6);
-	const uint64_t jitter = (uint64_t)(jitter_ms * 1e6);
-	const double ns_per_byte = rate_kbit > 0 ? 8e6 / rate_kbit : 0;
-	uint64_t seq = 0, link_free = 0;
-
 	while (!tun_stop) {
-		uint64_t now = now_ns();
-		while (nheap > 0 && heap[0]->due <= now) {
-			struct pkt *p = heap_pop();
-			put_out(fd, p->data, p->len);
-			freelist[nfree++] = p;
-		}
+		uint64_t now = now_ns(), next;
 		struct timespec ts, *tsp = NULL;
-		if (nheap > 0) {
-			uint64_t wait = heap[0]->due - now;
+		size_t len;
+		int n, b;
+
+		while ((len = netem_dequeue(q, now, buf)) > 0) {
+			/* A TUN write never blocks; the kernel may drop
+			 * under pressure. */
+			if (write(fd, buf, len) != (ssize_t)len)
+				werr++;
+		}
+		if ((next = netem_next(q)) != UINT64_MAX) {
+			uint64_t wait = next > now ? next - now : 0;
+
 			ts.tv_sec = (time_t)(wait / 1000000000u);
 			ts.tv_nsec = (long)(wait % 1000000000u);
 			tsp = &ts;
 		}
-		int n = tun_wait(fd, tsp, print_stats);
-		if (n < 0)
+		if ((n = tun_wait(fd, tsp, print_stats)) < 0)
 			return 1;
 		if (n == 0)
 			continue;
 		now = now_ns();
-		for (int b = 0; b < TUN_BATCH; b++) {
-			struct pkt *p = freelist[nfree - 1];
-			ssize_t len = tun_read(fd, p->data, sizeof p->data);
-			if (len < 0)
+		for (b = 0; b < TUN_BATCH; b++) {
+			ssize_t r = tun_read(fd, buf, sizeof buf);
+
+			if (r < 0)
 				return 1;
-			if (len == 0)
+			if (r == 0)
 				break;
-			st.in++;
-			p->len = (uint16_t)len;
-			if (tun_chance(loss)) {
-				st.lost++;
-				continue;
-			}
-			struct pkt *copy[2] = { p, NULL };
-			int copies = 1;
-			if (tun_chance(dup)) {
-				st.dup++;
-				if (nfree >= 2) {
-					copy[1] = freelist[nfree - 2];
-					memcpy(copy[1]->data, p->data, p->len);
-					copy[1]->len = p->len;
-					copies = 2;
-				} else {
-					st.overflow++;
-				}
-			}
-			for (int k = 0; k < copies; k++) {
-				struct pkt *q = copy[k];
-				if (tun_chance(reorder)) {
-					st.reordered++;
-					put_out(fd, q->data, q->len);
-					continue;
-				}
-				uint64_t due = now + delay;
-				if (jitter > 0) {
-					int64_t j = (int64_t)(tun_rand() % (2 * jitter + 1)) - (int64_t)jitter;
-					due = (j < 0 && (uint64_t)-j > delay) ? now : due + (uint64_t)j;
-				}
-				if (ns_per_byte > 0) {
-					if (due < link_free)
-						due = link_free;
-					link_free = due + (uint64_t)(q->len * ns_per_byte);
-				}
-				if (due <= now && nheap == 0) {
-					put_out(fd, q->data, q->len);
-					continue;
-				}
-				if (nheap >= limit) {
-					st.overflow++;
-					continue;
-				}
-				q->due = due;
-				q->seq = seq++;
-				take(q);
-				heap_push(q);
-			}
+			netem_enqueue(q, now, buf, (size_t)r, flow_of(buf, (size_t)r));
+			/* The kernel dequeues after every enqueue: a
+			 * reordered packet leaves before the next comes in. */
+			while ((len = netem_dequeue(q, now, buf)) > 0)
+				if (write(fd, buf, len) != (ssize_t)len)
+					werr++;
 		}
 	}
 	print_stats();
+	netem_free(q);
 	return 0;
 }
