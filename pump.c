@@ -419,10 +419,15 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			 * head(1) does. */
 			if (in_done && !written && !c->send_only &&
 			    (cmd->p.pid <= 0 || exec_poll(&cmd->p) != -1)) {
-				if (cmd->p.pid > 0 && cmd->p.status != 0)
-					return cmd_failed(s, cmd);
-				stream_written(st);
-				written = true;
+				/* A command that failed: what it wrote reaches
+				 * the peer first, then the failure. */
+				if (cmd->p.pid > 0 && cmd->p.status != 0) {
+					if (wclosed && stream_send_done(st))
+						return cmd_failed(s, cmd);
+				} else {
+					stream_written(st);
+					written = true;
+				}
 			}
 			/* Ours are, once the peer said so. */
 			out_done = wclosed && stream_send_done(st) && stream_peer_written(st);

@@ -56,12 +56,15 @@ check_eq "the caller's command's peer name" "$(cat "$T/cname")" svc
 [ -s "$T/cout" ] && fail "the caller printed on its stdout: $(cat "$T/cout")"
 ok "caller's command"
 
-# An unlisted caller's key never reaches the command: no process starts.
-"$P2PCAT" -l -k -w 5 --allow /dev/null -c "touch $T/ran; cat" svc 2> "$T/l.err" < /dev/null & lp=$!
+# An unlisted caller's key never reaches the command: no process starts,
+# and the caller is told it was refused (status 4).
+mkdir -p "$T/other"
+HOME="$T/other" XDG_CONFIG_HOME="$T/other" "$P2PCAT" --id > "$T/allow" 2>/dev/null || fail "--id"
+"$P2PCAT" -l -k -w 5 --allow "$T/allow" -c "touch $T/ran; cat" svc 2> "$T/l.err" < /dev/null & lp=$!
 "$P2PCAT" -w 5 svc < /dev/null > /dev/null 2> "$T/c.err"
-rc=$?
-[ $rc -ne 0 ] || fail "an unlisted caller connected"
+check_eq "an unlisted caller's status ($(cat "$T/c.err"))" $? 4
 [ -e "$T/ran" ] && fail "the command ran for an unlisted caller"
+kill -0 $lp || fail "the listener is gone: $(cat "$T/l.err")"
 kill $lp; wait $lp
 ok "unlisted caller"
 
