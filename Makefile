@@ -4,7 +4,8 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/p2pcat
 PKG_CONFIG ?= pkg-config
-PKGS = libcurl libcjson libsodium
+PKGS = libcurl libcjson libsodium libprotobuf-c
+PROTOC_C ?= protoc-c
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP
@@ -24,12 +25,27 @@ CFLAGS += $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
 
 SRCS := $(sort $(wildcard *.c))
-OBJS := $(SRCS:.c=.o)
+# Code for the protobuf messages of Firestore's Listen (fslisten.c), made
+# with protoc-c from the trimmed copies of Google's protos under proto/.
+PROTOS := google/protobuf/timestamp google/protobuf/wrappers google/rpc/status \
+	google/firestore/v1/listen
+PB_C := $(PROTOS:%=pb/%.pb-c.c)
+PB_H := $(PB_C:.c=.h)
+PB_O := $(PB_C:.c=.o)
+OBJS := $(SRCS:.c=.o) $(PB_O)
+CFLAGS += -iquote pb
 LIBOBJS := $(filter-out p2pcat.o,$(OBJS))
 UNITS := $(patsubst %.c,%,$(sort $(wildcard tests/unit_*.c)))
 TOOLS := $(patsubst %.c,%,$(sort $(wildcard tests/tool_*.c)))
 
 all: p2pcat
+
+pb/%.pb-c.c pb/%.pb-c.h: proto/%.proto
+	@mkdir -p pb
+	$(PROTOC_C) --proto_path=proto --c_out=pb $<
+
+# protoc-c initialises a message's unions with one brace level too few.
+$(PB_O): CFLAGS += -Wno-missing-braces
 
 p2pcat: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
@@ -94,7 +110,8 @@ uninstall:
 
 clean:
 	rm -f p2pcat *.o *.d tests/*.o tests/*.d $(UNITS) $(TOOLS) $(FUZZ)
+	rm -rf pb
 
 .PHONY: all tests fuzz demo check bench deps install uninstall clean
 
--include $(SRCS:.c=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d
+-include $(SRCS:.c=.d) $(PB_O:.o=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d
