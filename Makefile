@@ -46,6 +46,8 @@ pb/%.pb-c.c pb/%.pb-c.h: proto/%.proto
 
 # protoc-c initialises a message's unions with one brace level too few.
 $(PB_O): CFLAGS += -Wno-missing-braces
+# Whatever includes the generated headers waits for them.
+fslisten.o firestore.o: $(PB_H)
 
 p2pcat: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
@@ -61,9 +63,10 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 # Extra objects of unit tests and tools, one line each.
 tests/unit_stun: hash.o
 tests/tool_stunc: stun.o util.o hash.o
-tests/unit_firestore: signal.o
-tests/unit_session: punch.o crypto.o stream.o stun.o hash.o signal.o firestore.o
-tests/unit_signal: firestore.o
+FSOBJS = fslisten.o grpc.o $(PB_O)
+tests/unit_firestore: signal.o $(FSOBJS)
+tests/unit_session: punch.o crypto.o stream.o stun.o hash.o signal.o firestore.o $(FSOBJS)
+tests/unit_signal: firestore.o $(FSOBJS)
 # tests/tun.c: the TUN device, signals and random stream of the TUN tools.
 tests/tool_netem tests/tool_mitm: tests/tun.o
 
