@@ -80,6 +80,13 @@ fuzz: $(FUZZ)
 tests/fuzz_stun: tests/fuzz_stun.c stun.c hash.c util.c
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libsodium)
+tests/fuzz_grpc: tests/fuzz_grpc.c grpc.c util.c
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libcurl libsodium)
+tests/fuzz_listen: tests/fuzz_listen.c fslisten.c grpc.c util.c $(PB_C) | $(PB_H)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+	    -Wno-missing-braces -iquote . -iquote pb -o $@ $(filter %.c,$^) \
+	    $$($(PKG_CONFIG) --cflags --libs libprotobuf-c libcurl libsodium)
 
 # The two commands of the README's quick start.
 demo:
