@@ -6,7 +6,9 @@
 
 It writes the chosen port to FILE once it is listening, serves HTTP/1.1 with
 keep-alive from one thread per connection, and exits 0 on SIGTERM/SIGINT.
-Python 3 standard library only.
+On the same port, a connection that opens with the HTTP/2 preface (prior
+knowledge, as Google's SDKs speak to the emulator) is served gRPC: Listen.
+Python 3 standard library only (with tests/h2conn.py, hpack.py, fs_proto.py).
 
 WHAT IS FAITHFUL (to the REST surface of real Firestore and the official
 emulator; see the googleapis google/firestore/v1 protos and the REST reference)
@@ -75,6 +77,46 @@ emulator; see the googleapis google/firestore/v1 protos and the REST reference)
     POST /identitytoolkit.googleapis.com/v1/accounts:delete?key=KEY {idToken}
   ID tokens are unsigned JWTs (alg "none"), as the Auth emulator issues.
 
+LISTEN (google.firestore.v1.Firestore/Listen, gRPC over plain-text HTTP/2)
+  HTTP/2 (RFC 9113) and HPACK (RFC 7541) in h2conn.py / hpack.py; gRPC per
+  grpc doc/PROTOCOL-HTTP2.md: application/grpc, 5-byte message prefix,
+  grpc-status/grpc-message trailers, trailers-only answers for errors, 4 MiB
+  largest request message, grpc-timeout honoured, identity encoding only.
+  Other methods answer UNIMPLEMENTED; non-gRPC requests over HTTP/2 get 415
+  (as the emulator); a call without google-cloud-resource-prefix or
+  x-goog-request-params metadata gets UNKNOWN (as the emulator).  Auth as
+  for REST (a bad token ends the call UNAUTHENTICATED); "deny" and query
+  errors come back as TargetChange REMOVE with a cause, the stream goes on.
+  Semantics as production Firestore has them (googleapis firestore.proto,
+  Google's Node SDK watch.ts, the JS SDK's handling of existence filters):
+    add_target: ADD, a document_change per matching document, CURRENT (with
+      a resume token), then NO_CHANGE with no target ids, a read_time and the
+      token: the snapshot is consistent there.  Query and documents targets;
+      missing documents of a documents target are not sent; target_id 0 gets
+      one assigned (then explicit ids are refused with REMOVE, and vice versa);
+      a duplicate id ends the call INVALID_ARGUMENT; once: REMOVE after it.
+    changes: on every commit, per stream, a document_change per document
+      added or updated (one message naming every target it concerns),
+      document_remove for one that left a result set but exists, document_
+      delete for a deleted one, then NO_CHANGE with read_time and token.
+    resume (resume_token or read_time within the resume window, 30 min by
+      default, and issued by this server since its last reset): ADD, a
+      document_change for each document that changed or entered the result
+      set since, NO deletes or removes (production may forget them), an
+      ExistenceFilter with the count now matching, CURRENT, NO_CHANGE; a
+      client whose count differs must re-listen without the token.  A token
+      unknown or too old: ADD, RESET, the whole result set.
+    remove_target: REMOVE.  The client half-closing ends the call OK.
+  Billing (Firestore's listener rules), in /_test/log entries with op
+  "Listen" (plus stream, targetId and event: add | token | readTime |
+  reset | change | remove | end): a new query costs max(1, documents sent);
+  a change a read per document added or updated, and per document removed
+  because it changed; deletes nothing; a resume only its document_changes.
+  Emulator quirks not copied: it answers every change with RESET and the
+  whole result set again, never resumes (RESET always), sends a
+  document_delete for a missing document of a documents target, ignores
+  `once' and a parent outside the database.
+
 KNOWN DEVIATIONS
   No security-rules language (only the switches below); transactions are
   optimistic, not locked: a commit ABORTs (409) if a document its
@@ -112,7 +154,14 @@ TEST-ONLY SIDE CHANNEL (real Firestore has nothing like it)
     POST   /_test/config  any of {"auth":"open"|"issued"|"token:T",
                            "deny":["collectionId",...], "tokenLifetime":secs,
                            "latencyMs":ms, "compositeIndexes":bool,
-                           "apiKey":"KEY"|null}; GET /_test/config
+                           "apiKey":"KEY"|null, "listen":"ok"|"unimplemented"|
+                           "no_h2", "resumeWindow":secs}; GET /_test/config
+           latencyMs    delays every REST answer, and every Listen message
+                        (each sent no earlier than latencyMs after it was made)
+           listen       unimplemented: Listen answers UNIMPLEMENTED; no_h2: the
+                        HTTP/2 preface gets an HTTP/1.1 505, as from a server
+                        without HTTP/2
+           resumeWindow seconds a resume token stays good (default 1800)
            auth open    no check (emulator with open rules)
                 issued  Bearer must be a live ID token from this server
                 token:T Bearer must be exactly T
@@ -122,18 +171,53 @@ TEST-ONLY SIDE CHANNEL (real Firestore has nothing like it)
            PERMISSION_DENIED for any document under a collection with that ID,
            to every caller ("Bearer owner" too: p2pcat's own client sends it to
            an emulator, and the switch exists to test how a client takes a 403).
+    GET    /_test/listen            {"streams":[{conn, stream, database, silent,
+                                     opened, messagesSent, targets:[{targetId,
+                                     query{parent,collectionId,allDescendants} |
+                                     documents, docs (how many the client
+                                     holds), resume (none|token|readTime|reset),
+                                     resumeToken (base64), readTime}]}]}:
+                                     the open Listen streams (wait on this until
+                                     a listener listens)
+    POST   /_test/listen {"action": A, ...}  acts on every open Listen stream:
+           goaway       GOAWAY ("error": code, default NO_ERROR; "lastStreamId",
+                        default the last stream seen) on each connection carrying
+                        one, then the connection closes after "graceMs" (0)
+           rst          RST_STREAM ("error": code, default 2 INTERNAL_ERROR)
+           status       end the call: grpc-status "code" (default 14) and
+                        "message" in trailers
+           silent       send nothing more on these streams (changes are dropped);
+                        they stay open and the connection answers PINGs
+           drop         close their TCP connections, no GOAWAY
+           oversized    a message prefix claiming "bytes" (default 64 MiB), then
+                        "junk" (default 65536) random bytes
+           malformed    a message that is not protobuf ("hex": its bytes; default
+                        a field whose length runs past the message)
+           flood        "count" (default -1: without end) document_changes for
+                        made-up documents, as fast as flow control allows, never
+                        followed by a consistent snapshot
+           wrong_target a document_change and CURRENT for "targetId" (default the
+                        largest added + 1000), then a NO_CHANGE
+           filter       an ExistenceFilter per target with "count" (default one
+                        more than the client holds)
+           -> {"streams": N, "connections": M}.  Actions are queued behind the
+           messages already pending (latencyMs); /_test/faults rules matching
+           the Listen path apply when a call opens (error, drop, delay).
     POST   /_test/expire_tokens     every ID token issued so far expires now;
                                     with {"refresh":true} refresh tokens too
                                     (securetoken then answers TOKEN_EXPIRED)
-    POST   /_test/reset             documents, log, faults, tokens, config
+    POST   /_test/reset             documents, log, faults, tokens, config,
+                                    resume tokens (open Listen streams stay)
   Command-line equivalents: --auth open|issued, --require-token T,
   --deny COLL (repeatable), --token-lifetime S, --latency-ms MS,
-  --composite-indexes, --api-key KEY, --project P, -v (log requests).
+  --composite-indexes, --api-key KEY, --resume-window S, --project P,
+  -v (log requests).
 """
 
 import argparse
 import base64
 import binascii
+import collections
 import datetime
 import functools
 import json
@@ -144,11 +228,15 @@ import re
 import signal
 import socket
 import string
+import struct
 import sys
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import fs_proto
+import h2conn
 
 MAX_REQUEST = 10 * 1024 * 1024
 MAX_DOC = 1024 * 1024
@@ -806,12 +894,25 @@ class Doc:
         self.fields, self.create, self.update = fields, create, update
 
 
+HISTORY_MAX = 200000        # changes kept for resuming Listen streams
+HISTORY_AGE = 3600 * 1000000
+
+
 class Store:
+    """Documents, plus what Listen needs: a history of changes (to rebuild
+    the result set a resume token stands for) and the open Listen streams,
+    told of every commit while the lock is still held, so each stream sees
+    commits in order."""
+
     def __init__(self):
         self.lock = threading.RLock()
         self.docs = {}      # full name -> Doc
         self.last_us = 0
         self.txns = {}      # id -> {name: updateTime us or None} read so far
+        self.history = []   # (commit us, name, Doc before or None), oldest first
+        self.history_floor = 0      # resume tokens older than this are lost
+        self.epoch = os.urandom(8)  # in resume tokens: which store issued them
+        self.listeners = set()
 
     def tick(self):
         """A commit time, strictly later than every earlier one."""
@@ -821,6 +922,48 @@ class Store:
 
     def read_time(self):
         return max(time.time_ns() // 1000, self.last_us)
+
+    def put(self, name, doc, now):
+        """Store or (doc None) delete a document at commit time now."""
+        self.history.append((now, name, self.docs.get(name)))
+        if doc is None:
+            self.docs.pop(name, None)
+        else:
+            self.docs[name] = doc
+        if len(self.history) > HISTORY_MAX or self.history[0][0] < now - HISTORY_AGE:
+            cut = max(len(self.history) - HISTORY_MAX, 0)
+            while cut < len(self.history) and self.history[cut][0] < now - HISTORY_AGE:
+                cut += 1
+            self.history_floor = self.history[cut - 1][0] if cut else self.history_floor
+            del self.history[:cut]
+
+    def docs_at(self, us):
+        """The documents as they were at time us (history permitting)."""
+        docs = dict(self.docs)
+        for t, name, old in reversed(self.history):
+            if t <= us:
+                break
+            if old is None:
+                docs.pop(name, None)
+            else:
+                docs[name] = old
+        return docs
+
+    def publish(self, now):
+        """Tell every Listen stream of the commit at `now'.  Lock held."""
+        for ls in list(self.listeners):
+            ls.store_changed(now)
+
+    def forget(self):
+        """Everything gone, resume tokens included (/_test/reset)."""
+        now = self.tick()
+        for name in list(self.docs):
+            self.put(name, None, now)
+        self.history = []
+        self.history_floor = now
+        self.epoch = os.urandom(8)
+        self.txns.clear()
+        self.publish(now)
 
 
 def doc_json(name, d, mask=None):
@@ -1099,6 +1242,47 @@ def cursor_cmp(q, name, d, cur):
     return 0
 
 
+def select_rows(docs, path, q, deny):
+    """-> (rows [(name, Doc)] in query order, how many the offset skipped):
+    query q under parent path, over docs (a name -> Doc map)."""
+    rows = []
+    n = len(path.segs)
+    for name, d in docs.items():
+        sp = split_name(name)
+        if sp[0] != path.root:
+            continue
+        s = sp[1]
+        if len(s) < n + 2 or s[:n] != path.segs:
+            continue
+        if q.all_desc:
+            if q.collection and s[-2] != q.collection:
+                continue
+            if q.collection and any(s[i] in deny for i in range(n, len(s), 2)):
+                raise ApiError("PERMISSION_DENIED", DEFAULT_MSG["PERMISSION_DENIED"])
+        else:
+            if len(s) != n + 2 or s[n] != q.collection:
+                continue
+        if not all(doc_field(name, d, p) is not None for p, _ in q.order):
+            continue
+        if not matches(q.where, name, d):
+            continue
+        rows.append((name, d))
+    rows.sort(key=functools.cmp_to_key(lambda a, b: order_key_cmp(q, a, b)))
+    if q.start:   # startAt (before) is inclusive, startAfter is not
+        before = q.start[1]
+        rows = [r for r in rows if (lambda c: c > 0 or (c == 0 and before))(
+            cursor_cmp(q, r[0], r[1], q.start))]
+    if q.end:     # endBefore (before) is exclusive, endAt is not
+        before = q.end[1]
+        rows = [r for r in rows if (lambda c: c < 0 or (c == 0 and not before))(
+            cursor_cmp(q, r[0], r[1], q.end))]
+    skipped = min(q.offset, len(rows))
+    rows = rows[q.offset:]
+    if q.limit is not None:
+        rows = rows[:q.limit]
+    return rows, skipped
+
+
 # ---------------------------------------------------------------- the server
 
 class State:
@@ -1114,6 +1298,7 @@ class State:
         self.tokens = {}        # idToken -> {"uid", "exp"}
         self.refresh = {}       # refreshToken -> uid
         self.users = {}         # uid -> account info (accounts:lookup)
+        self.listens = set()    # open Listen streams (under log_lock)
         self.reset_config()
 
     def reset_config(self):
@@ -1126,7 +1311,67 @@ class State:
                        "tokenLifetime": a.token_lifetime,
                        "latencyMs": a.latency_ms,
                        "compositeIndexes": a.composite_indexes,
-                       "apiKey": a.api_key}
+                       "apiKey": a.api_key, "listen": "ok",
+                       "resumeWindow": a.resume_window}
+
+
+def record(st, entry):
+    """Append a request (or a Listen event) to /_test/log."""
+    with st.log_lock:
+        st.seq += 1
+        entry["seq"] = st.seq
+        entry["time"] = fmt_ts(time.time_ns() // 1000)
+        st.log.append(entry)
+        if len(st.log) > 100000:
+            del st.log[:10000]
+    if st.args.verbose:
+        sys.stderr.write("fsserver: %s %s -> %s %s r%d w%d d%d%s\n" % (
+            entry["method"], entry["path"], entry["status"],
+            entry["grpcStatus"], entry["reads"], entry["writes"],
+            entry["deletes"], " fault=" + entry["fault"] if entry["fault"] else ""))
+
+
+def take_fault(st, path, method):
+    """The first /_test/faults rule matching this request, consumed."""
+    with st.fault_lock:
+        for f in st.faults:
+            if f["count"] == 0:
+                continue
+            if f.get("method") and f["method"].upper() != method:
+                continue
+            if f.get("match") and f["match"] not in path:
+                continue
+            if f.get("skip", 0) > 0:
+                f["skip"] -= 1
+                continue
+            if f["count"] > 0:
+                f["count"] -= 1
+            f["fired"] = f.get("fired", 0) + 1
+            return dict(f)
+    return None
+
+
+def check_auth(st, h):
+    """The caller an Authorization header stands for under the auth switch:
+    None (open), "owner", "token" or a uid; ApiError if refused."""
+    mode = st.config.get("auth") or "open"
+    tok = None
+    if h and h.startswith("Bearer "):
+        tok = h[7:].strip()
+    if tok == "owner":
+        return "owner"
+    if mode == "open":
+        return None
+    if h is None:
+        raise ApiError("PERMISSION_DENIED", DEFAULT_MSG["PERMISSION_DENIED"])
+    if mode.startswith("token:"):
+        if tok != mode[6:]:
+            raise ApiError("UNAUTHENTICATED", DEFAULT_MSG["UNAUTHENTICATED"])
+        return "token"
+    t = st.tokens.get(tok) if tok else None
+    if t is None or t["exp"] <= time.time():
+        raise ApiError("UNAUTHENTICATED", DEFAULT_MSG["UNAUTHENTICATED"])
+    return t["uid"]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -1140,6 +1385,28 @@ class Handler(BaseHTTPRequestHandler):
         with st.log_lock:
             st.conns += 1
             self.conn_id = st.conns
+
+    def handle(self):
+        # HTTP/2 with prior knowledge shares the port: told apart by its preface.
+        st = self.server.state
+        pri = h2conn.is_preface(self.connection)
+        if pri and st.config.get("listen") != "no_h2":
+            log = (lambda m: sys.stderr.write("fsserver: %s\n" % m)) if st.args.verbose else None
+            h2conn.Connection(self.connection, grpc_app(self.server, self.conn_id), log).run()
+            self.close_connection = True
+            return
+        try:
+            first = self.connection.recv(4, socket.MSG_PEEK)
+        except OSError:
+            first = b""
+        if pri or first == b"PRI ":
+            # What an HTTP/1.1-only server says to "PRI * HTTP/2.0" (no_h2,
+            # or a broken preface).
+            self.wfile.write(b"HTTP/1.1 505 HTTP Version Not Supported\r\n"
+                             b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+            self.close_connection = True
+            return
+        super().handle()
 
     def log_message(self, fmt, *args):
         if self.server.state.args.verbose:
@@ -1294,38 +1561,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(code, obj)
 
     def record(self, entry):
-        st = self.server.state
-        with st.log_lock:
-            st.seq += 1
-            entry["seq"] = st.seq
-            entry["time"] = fmt_ts(time.time_ns() // 1000)
-            st.log.append(entry)
-            if len(st.log) > 100000:
-                del st.log[:10000]
-        if st.args.verbose:
-            sys.stderr.write("fsserver: %s %s -> %s %s r%d w%d d%d%s\n" % (
-                entry["method"], entry["path"], entry["status"],
-                entry["grpcStatus"], entry["reads"], entry["writes"],
-                entry["deletes"], " fault=" + entry["fault"] if entry["fault"] else ""))
+        record(self.server.state, entry)
 
     def take_fault(self, path):
-        st = self.server.state
-        with st.fault_lock:
-            for f in st.faults:
-                if f["count"] == 0:
-                    continue
-                if f.get("method") and f["method"].upper() != self.command:
-                    continue
-                if f.get("match") and f["match"] not in path:
-                    continue
-                if f.get("skip", 0) > 0:
-                    f["skip"] -= 1
-                    continue
-                if f["count"] > 0:
-                    f["count"] -= 1
-                f["fired"] = f.get("fired", 0) + 1
-                return dict(f)
-        return None
+        return take_fault(self.server.state, path, self.command)
 
     # -- routing
 
@@ -1369,26 +1608,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- auth and rules
 
     def check_auth(self):
-        st = self.server.state
-        mode = st.config.get("auth") or "open"
-        h = self.headers.get("Authorization")
-        tok = None
-        if h and h.startswith("Bearer "):
-            tok = h[7:].strip()
-        if tok == "owner":
-            return "owner"
-        if mode == "open":
-            return None
-        if h is None:
-            raise ApiError("PERMISSION_DENIED", DEFAULT_MSG["PERMISSION_DENIED"])
-        if mode.startswith("token:"):
-            if tok != mode[6:]:
-                raise ApiError("UNAUTHENTICATED", DEFAULT_MSG["UNAUTHENTICATED"])
-            return "token"
-        t = st.tokens.get(tok) if tok else None
-        if t is None or t["exp"] <= time.time():
-            raise ApiError("UNAUTHENTICATED", DEFAULT_MSG["UNAUTHENTICATED"])
-        return t["uid"]
+        return check_auth(self.server.state, self.headers.get("Authorization"))
 
     def check_rules(self, who, segs_list, reads=0):
         """Deny switch: any collection ID in the path is denied - for every
@@ -1614,7 +1834,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError("ALREADY_EXISTS", "Document already exists: %s" % name)
             now = st.tick()
             d = Doc(fields, now, now)
-            st.docs[name] = d
+            st.put(name, d, now)
+            st.publish(now)
             self.entry["writes"] += 1
             return doc_json(name, d, mask)
 
@@ -1841,10 +2062,9 @@ class Handler(BaseHTTPRequestHandler):
             results.append(r)
             nw += 1
         for name, d in overlay.items():
-            if d is None:
-                st.docs.pop(name, None)
-            else:
-                st.docs[name] = d
+            if d is not None or name in st.docs:
+                st.put(name, d, now)
+        st.publish(now)
         self.entry["writes"] += nw
         self.entry["deletes"] += nd
         return results, now
@@ -1949,42 +2169,8 @@ class Handler(BaseHTTPRequestHandler):
                            "https://console.firebase.google.com/v1/r/project/%s/"
                            "firestore/indexes?create_composite=fsserver" % path.project)
         self.check_rules(who, [path.segs + (q.collection,)], reads=1)
-        rows = []
-        for name, d in st.docs.items():
-            sp = split_name(name)
-            if sp[0] != path.root:
-                continue
-            s = sp[1]
-            n = len(path.segs)
-            if len(s) < n + 2 or s[:n] != path.segs:
-                continue
-            if q.all_desc:
-                if q.collection and s[-2] != q.collection:
-                    continue
-                if q.collection and any(s[i] in (self.server.state.config.get("deny") or [])
-                                        for i in range(n, len(s), 2)):
-                    raise ApiError("PERMISSION_DENIED", DEFAULT_MSG["PERMISSION_DENIED"])
-            else:
-                if len(s) != n + 2 or s[n] != q.collection:
-                    continue
-            if not all(doc_field(name, d, p) is not None for p, _ in q.order):
-                continue
-            if not matches(q.where, name, d):
-                continue
-            rows.append((name, d))
-        rows.sort(key=functools.cmp_to_key(lambda a, b: order_key_cmp(q, a, b)))
-        if q.start:   # startAt (before) is inclusive, startAfter is not
-            before = q.start[1]
-            rows = [r for r in rows if (lambda c: c > 0 or (c == 0 and before))(
-                cursor_cmp(q, r[0], r[1], q.start))]
-        if q.end:     # endBefore (before) is exclusive, endAt is not
-            before = q.end[1]
-            rows = [r for r in rows if (lambda c: c < 0 or (c == 0 and not before))(
-                cursor_cmp(q, r[0], r[1], q.end))]
-        self.skipped = min(q.offset, len(rows))
-        rows = rows[q.offset:]
-        if q.limit is not None:
-            rows = rows[:q.limit]
+        rows, self.skipped = select_rows(st.docs, path, q,
+                                         self.server.state.config.get("deny") or [])
         return rows
 
     def fs_runQuery(self, path, body, who):
@@ -2108,8 +2294,10 @@ class Handler(BaseHTTPRequestHandler):
                 urllib.parse.unquote(raw[4]), urllib.parse.unquote(raw[6]))
             st = self.server.state.store
             with st.lock:
+                now = st.tick()
                 for n in [n for n in st.docs if split_name(n)[0] == root]:
-                    del st.docs[n]
+                    st.put(n, None, now)
+                st.publish(now)
             self.entry["op"] = "emulator.clear"
             return 200, {}, False
         raise ApiError("NOT_FOUND", "Not found.")
@@ -2320,8 +2508,19 @@ class Handler(BaseHTTPRequestHandler):
                         raise invalid("control: auth is open|issued|token:T")
                     if k == "deny" and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
                         raise invalid("control: deny is a list of collection IDs")
+                    if k == "listen" and v not in ("ok", "unimplemented", "no_h2"):
+                        raise invalid("control: listen is ok|unimplemented|no_h2")
+                    if k == "resumeWindow" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                        raise invalid("control: resumeWindow is a number of seconds")
                     st.config[k] = v
             return 200, st.config
+        if p == "/_test/listen":
+            if m == "POST":
+                return 200, listen_control(st, b)
+            with st.store.lock:
+                with st.log_lock:
+                    streams = sorted(st.listens, key=lambda ls: (ls.entry["conn"], ls.h2.id))
+                return 200, {"streams": [ls.describe() for ls in streams]}
         if p == "/_test/expire_tokens" and m == "POST":
             with st.log_lock:
                 for t in st.tokens.values():
@@ -2332,8 +2531,7 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {}
         if p == "/_test/reset" and m == "POST":
             with st.store.lock:
-                st.store.docs.clear()
-                st.store.txns.clear()
+                st.store.forget()
             with st.log_lock:
                 st.log = []
                 st.tokens.clear()
@@ -2438,6 +2636,628 @@ def apply_transform(kind, old, arg, now):
     return {"arrayValue": {"values": vals}} if vals else {"arrayValue": {}}
 
 
+# ---------------------------------------------------------------- Listen
+
+# gRPC over HTTP/2 (grpc doc/PROTOCOL-HTTP2.md) on the REST port, as the
+# emulator does; the one method served is Listen.
+GRPC_SERVICE = "/google.firestore.v1.Firestore/"
+LISTEN_PATH = GRPC_SERVICE + "Listen"
+MAX_GRPC_RECV = 4 * 1024 * 1024     # gRPC's default largest message received
+TOKEN_MAGIC = b"fsL1"               # resume tokens: magic, store epoch, time
+TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def grpc_frame(msg):
+    """5-byte prefix: uncompressed flag, big-endian length."""
+    return b"\x00" + struct.pack(">I", len(msg)) + msg
+
+
+def grpc_escape(msg):
+    """grpc-message is percent-encoded outside printable ASCII (and '%')."""
+    return "".join(chr(b) if 0x20 <= b <= 0x7e and b != 0x25 else "%%%02X" % b
+                   for b in msg.encode("utf-8"))
+
+
+def grpc_timeout(v):
+    """grpc-timeout (8 digits and a unit) -> seconds, or None."""
+    if not v or len(v) < 2 or not v[:-1].isdigit() or len(v) > 9 or v[-1] not in TIMEOUT_UNITS:
+        return None
+    return int(v[:-1]) * TIMEOUT_UNITS[v[-1]]
+
+
+def resume_token(store, us):
+    return TOKEN_MAGIC + store.epoch + struct.pack(">q", us)
+
+
+def token_time(store, tok):
+    """The time a resume token stands for, or None if this store never
+    issued it (another run, or before /_test/reset)."""
+    if len(tok) != 20 or not tok.startswith(TOKEN_MAGIC) or tok[4:12] != store.epoch:
+        return None
+    return struct.unpack(">q", tok[12:])[0]
+
+
+class ListenTarget:
+    """One target on a stream: what it selects and what the client holds."""
+
+    def __init__(self, tid):
+        self.id = tid
+        self.path = None        # query: the parent (DbPath)
+        self.q = None
+        self.names = None       # documents target: the names
+        self.view = {}          # name -> updateTime us the client was sent
+        self.once = False
+        self.resume = "none"    # none | token | readTime | reset
+        self.token = b""
+        self.read_us = 0
+
+    def rows(self, docs, deny):
+        if self.q is not None:
+            return select_rows(docs, self.path, self.q, deny)[0]
+        return [(n, docs[n]) for n in self.names if n in docs]
+
+    def describe(self):
+        out = {"targetId": self.id, "docs": len(self.view), "resume": self.resume,
+               "resumeToken": base64.b64encode(self.token).decode(),
+               "readTime": fmt_ts(self.read_us) if self.read_us else None}
+        if self.q is not None:
+            out["query"] = {"parent": self.path.name, "collectionId": self.q.collection,
+                            "allDescendants": self.q.all_desc}
+        else:
+            out["documents"] = list(self.names)
+        return out
+
+
+class GrpcSink:
+    """The handler of a call already answered: ignores what the client sends."""
+
+    def on_data(self, data):
+        pass
+
+    def on_end(self):
+        pass
+
+    def on_reset(self, code):
+        pass
+
+
+def grpc_app(server, conn_id):
+    """h2conn's app: route one HTTP/2 request (a gRPC call)."""
+    state = server.state
+
+    def app(conn, st):
+        path = st.header(":path") or ""
+        ctype = st.header("content-type") or ""
+        if st.header(":method") != "POST" or not ctype.startswith("application/grpc"):
+            # As the emulator: HTTP/2 carries gRPC only (grpc: 415 for others).
+            msg = "fsserver: HTTP/2 serves gRPC only (Content-Type %s)" % (ctype or "missing")
+            st.send_headers([(":status", "415"), ("content-type", "text/plain; charset=utf-8"),
+                             ("grpc-status", "13"), ("grpc-message", grpc_escape(msg))])
+            st.send_data(msg.encode() + b"\n", True)
+            return GrpcSink()
+        entry = {"method": "POST", "path": path, "query": "", "op": "Listen",
+                 "status": 200, "grpcStatus": "OK", "reads": 0, "writes": 0,
+                 "deletes": 0, "fault": None, "conn": conn_id, "stream": st.id,
+                 "auth": auth_kind(st.header("authorization")), "event": "open"}
+        if path != LISTEN_PATH or state.config.get("listen") == "unimplemented":
+            entry["op"] = path.rsplit("/", 1)[-1]
+            return grpc_refuse(state, st, entry, "UNIMPLEMENTED",
+                               "Method not found: %s" % path.lstrip("/"))
+        enc = st.header("grpc-encoding")
+        if enc and enc != "identity":
+            return grpc_refuse(state, st, entry, "UNIMPLEMENTED",
+                               "grpc-encoding %s is not supported" % enc,
+                               [("grpc-accept-encoding", "identity")])
+        if st.header("google-cloud-resource-prefix") is None and \
+                st.header("x-goog-request-params") is None:
+            # Google's SDKs always send one; the emulator refuses a call
+            # without either, with this status and no message.
+            return grpc_refuse(state, st, entry, "UNKNOWN", "fsserver: no "
+                               "google-cloud-resource-prefix or x-goog-request-params")
+        try:
+            who = check_auth(state, st.header("authorization"))
+        except ApiError as e:
+            return grpc_refuse(state, st, entry, e.status, e.message)
+        fault = take_fault(state, path, "POST")
+        delay = 0.0
+        if fault:
+            entry["fault"] = fault["mode"]
+            if fault["mode"] == "error":
+                return grpc_refuse(state, st, entry, fault["status"], fault.get("message") or
+                                   DEFAULT_MSG.get(fault["status"], "Injected %s." % fault["status"]))
+            if fault["mode"] in ("drop", "lose_reply"):
+                entry["status"] = 0
+                record(state, entry)
+                conn.close()
+                return GrpcSink()
+            delay = (fault.get("delayMs") or 0) / 1000.0
+        return ListenStream(state, conn, st, who, entry, delay)
+    return app
+
+
+def grpc_refuse(state, st, entry, status, message, extra=()):
+    """A trailers-only response (PROTOCOL-HTTP2.md) ending the call."""
+    entry["grpcStatus"] = status
+    entry["event"] = "end"
+    record(state, entry)
+    # Like the emulator (grpc-java), no RST_STREAM follows: the client
+    # ends its half of the stream itself.
+    st.send_headers([(":status", "200"), ("content-type", "application/grpc"),
+                     ("grpc-status", str(GRPC_NUM.get(status, 2))),
+                     ("grpc-message", grpc_escape(message))] + list(extra), True)
+    return GrpcSink()
+
+
+class ListenStream:
+    """One Listen call.  The reader thread decodes ListenRequests and
+    computes snapshots; writers call store_changed() under the store lock;
+    a sender thread sends, each message no earlier than latencyMs after it
+    was made, as flow control allows."""
+
+    def __init__(self, state, conn, st, who, entry, delay=0.0):
+        self.state = state
+        self.store = state.store
+        self.conn = conn
+        self.h2 = st
+        self.who = who
+        self.entry = entry
+        self.rbuf = bytearray()
+        self.targets = {}
+        self.auto_ids = None        # True once a target_id 0 was added
+        self.database = None
+        self.read_us = 0            # last read_time sent: never goes back
+        self.cv = threading.Condition()
+        self.queue = collections.deque()    # (due, item)
+        self.silent = False
+        self.finished = False       # no more frames will be sent
+        self.gone = False           # the client reset or the connection died
+        self.sent = 0
+        self.opened = time.time()
+        self.deadline = None
+        t = grpc_timeout(st.header("grpc-timeout"))
+        if t is not None:
+            self.deadline = time.monotonic() + t
+        self.base_delay = delay
+        self.push(("headers",))
+        with self.store.lock:
+            self.store.listeners.add(self)
+        with state.log_lock:
+            state.listens.add(self)
+        threading.Thread(target=self.sender, daemon=True).start()
+
+    # ---- from the HTTP/2 reader thread
+
+    def on_data(self, data):
+        if self.finished:
+            return
+        self.rbuf += data
+        while len(self.rbuf) >= 5:
+            flag, n = self.rbuf[0], struct.unpack(">I", self.rbuf[1:5])[0]
+            if n > MAX_GRPC_RECV:
+                self.end("RESOURCE_EXHAUSTED", "Received message larger than max "
+                         "(%d vs. %d)" % (n, MAX_GRPC_RECV))
+                return
+            if len(self.rbuf) < 5 + n:
+                return
+            msg = bytes(self.rbuf[5:5 + n])
+            del self.rbuf[:5 + n]
+            if flag:
+                self.end("INTERNAL", "Compressed message without grpc-encoding")
+                return
+            try:
+                req = fs_proto.decode("ListenRequest", msg)
+            except fs_proto.ProtoError as e:
+                self.end("INTERNAL", "Invalid protobuf byte sequence: %s" % e)
+                return
+            try:
+                self.request(req)
+            except ApiError as e:
+                self.end(e.status, e.message)
+                return
+            except Exception as e:  # a bug here must end the call, not hang it
+                import traceback
+                traceback.print_exc()
+                self.end("INTERNAL", "fsserver internal error: %r" % (e,))
+                return
+
+    def on_end(self):
+        # The client half-closed: the call is over, successfully.
+        self.end("OK", "")
+
+    def on_reset(self, code):
+        with self.cv:
+            self.gone = True
+            self.finished = True
+            self.cv.notify_all()
+        self.close("CANCELLED" if code is not None else "UNAVAILABLE")
+
+    # ---- requests
+
+    def request(self, req):
+        db = req.get("database", "")
+        if not re.match(r"^projects/[^/]+/databases/[^/]+$", db):
+            raise invalid('Invalid database "%s": expected projects/{project_id}/'
+                          "databases/{database_id}." % db)
+        if self.database is None:
+            self.database = db
+        elif db != self.database:
+            raise invalid("A stream serves one database (%s), not %s." % (self.database, db))
+        if "addTarget" in req:
+            with self.store.lock:
+                self.add_target(req["addTarget"])
+        elif "removeTarget" in req:
+            with self.store.lock:
+                self.remove_target(req["removeTarget"])
+
+    def remove_change(self, tid, status, message):
+        self.push_msg({"targetChange": {"targetChangeType": "REMOVE", "targetIds": [tid],
+                                        "cause": {"code": GRPC_NUM.get(status, 2),
+                                                  "message": message}}})
+        self.log("add", tid, grpcStatus=status)
+
+    def add_target(self, t):
+        tid = t.get("targetId", 0)
+        if tid < 0:
+            return self.remove_change(tid, "INVALID_ARGUMENT", "target_id must be positive.")
+        if tid == 0:
+            if self.auto_ids is False:
+                return self.remove_change(0, "INVALID_ARGUMENT", "Mixing server-assigned "
+                                          "and client-assigned target ids is not allowed.")
+            self.auto_ids = True
+            tid = 1
+            while tid in self.targets:
+                tid += 1
+        else:
+            if self.auto_ids:   # firestore.proto: then REMOVE at once
+                return self.remove_change(tid, "INVALID_ARGUMENT", "Mixing server-assigned "
+                                          "and client-assigned target ids is not allowed.")
+            self.auto_ids = False
+            if tid in self.targets:
+                raise invalid("Target id %d already exists on this stream." % tid)
+        tg = ListenTarget(tid)
+        tg.once = bool(t.get("once"))
+        deny = self.state.config.get("deny") or []
+        root = self.database + "/documents"
+        try:
+            if "query" in t:
+                qt = t["query"]
+                sp = split_name(qt.get("parent", ""))
+                if sp is None or len(sp[1]) % 2 or sp[0] != root:
+                    raise invalid('Invalid parent "%s" for database "%s".'
+                                  % (qt.get("parent", ""), self.database))
+                for i, s in enumerate(sp[1]):
+                    check_id(s, "Collection" if i % 2 == 0 else "Document")
+                if qt.get("structuredQuery") is None:
+                    raise invalid("A query target needs a structured_query.")
+                proj, db = self.database.split("/")[1::2]
+                tg.path = DbPath(proj, db, sp[1])
+                tg.q = parse_structured_query(qt["structuredQuery"])
+                if needs_index(tg.q) and not self.state.config.get("compositeIndexes"):
+                    raise ApiError("FAILED_PRECONDITION", "The query requires an index.")
+                colls = [tg.path.segs + (tg.q.collection,)]
+            elif "documents" in t:
+                names = t["documents"].get("documents") or []
+                if not names:
+                    raise invalid("A documents target needs at least one document.")
+                tg.names = []
+                for n in names:
+                    doc_name_or_error(n, root)
+                    if n not in tg.names:   # duplicates are elided
+                        tg.names.append(n)
+                colls = [split_name(n)[1] for n in tg.names]
+            else:
+                raise invalid("A target needs a query or documents.")
+            for segs in colls:
+                if any(segs[i] in deny for i in range(0, len(segs), 2)):
+                    raise ApiError("PERMISSION_DENIED", DEFAULT_MSG["PERMISSION_DENIED"])
+            rows = tg.rows(self.store.docs, deny)
+        except ApiError as e:
+            return self.remove_change(tid, e.status, e.message)
+        now = self.store.tick()
+        since = None
+        if "resumeToken" in t:
+            tg.resume = "token"
+            since = token_time(self.store, t["resumeToken"])
+        elif "readTime" in t:
+            tg.resume = "readTime"
+            since = parse_ts(t["readTime"])
+        window = float(self.state.config.get("resumeWindow", 1800)) * 1e6
+        if since is not None and not (self.store.history_floor <= since <= now and
+                                      since >= now - window):
+            since = None
+        self.push_msg({"targetChange": {"targetChangeType": "ADD", "targetIds": [tid]}})
+        reads = 0
+        if since is not None:
+            # Firestore resumes with what changed since; it may forget what
+            # was deleted or left the result set, and sends an existence
+            # filter (the count now matching) so the client can tell.
+            before = {n: d.update for n, d in tg.rows(self.store.docs_at(since), deny)}
+            for n, d in rows:
+                if before.get(n) != d.update:
+                    self.push_msg({"documentChange": {"document": doc_proto(n, d),
+                                                      "targetIds": [tid]}})
+                    reads += 1
+            self.push_msg({"filter": {"targetId": tid, "count": len(rows)}})
+        else:
+            if tg.resume != "none":
+                tg.resume = "reset"
+                self.push_msg({"targetChange": {"targetChangeType": "RESET",
+                                                "targetIds": [tid]}})
+            for n, d in rows:
+                self.push_msg({"documentChange": {"document": doc_proto(n, d),
+                                                  "targetIds": [tid]}})
+            reads = max(1, len(rows))   # a query costs at least one read
+        tg.view = {n: d.update for n, d in rows}
+        tok = resume_token(self.store, now)
+        self.push_msg({"targetChange": {"targetChangeType": "CURRENT", "targetIds": [tid],
+                                        "resumeToken": tok}})
+        self.targets[tid] = tg
+        self.snapshot(now)
+        self.log(tg.resume if tg.resume != "none" else "add", tid, reads=reads)
+        if tg.once:
+            del self.targets[tid]
+            self.push_msg({"targetChange": {"targetChangeType": "REMOVE", "targetIds": [tid]}})
+
+    def remove_target(self, tid):
+        if tid not in self.targets:
+            return self.remove_change(tid, "INVALID_ARGUMENT",
+                                      "Target id %d is not on this stream." % tid)
+        del self.targets[tid]
+        self.push_msg({"targetChange": {"targetChangeType": "REMOVE", "targetIds": [tid]}})
+        self.log("remove", tid)
+
+    def snapshot(self, now):
+        """The stream is consistent at `now': NO_CHANGE, no target ids."""
+        self.read_us = max(self.read_us, now)
+        tok = resume_token(self.store, self.read_us)
+        for tg in self.targets.values():
+            tg.token, tg.read_us = tok, self.read_us
+        self.push_msg({"targetChange": {"targetChangeType": "NO_CHANGE", "targetIds": [],
+                                        "resumeToken": tok, "readTime": self.read_us}})
+
+    # ---- from writers, store lock held
+
+    def store_changed(self, now):
+        if self.finished or not self.targets:
+            return
+        deny = self.state.config.get("deny") or []
+        docs = self.store.docs
+        changed = {}    # name -> (Doc, [target ids added/updated], [ids left])
+        deleted = {}    # name -> [target ids]
+        reads = 0
+        for tg in self.targets.values():
+            try:
+                rows = tg.rows(docs, deny)
+            except ApiError:
+                continue
+            now_in = {}
+            for n, d in rows:
+                now_in[n] = d.update
+                if tg.view.get(n) != d.update:
+                    changed.setdefault(n, (d, [], []))[1].append(tg.id)
+                    reads += 1      # a read per document added or updated
+            for n, up in tg.view.items():
+                if n in now_in:
+                    continue
+                if n in docs:
+                    changed.setdefault(n, (docs[n], [], []))[2].append(tg.id)
+                    if docs[n].update != up:
+                        reads += 1  # left the result set because it changed
+                else:
+                    deleted.setdefault(n, []).append(tg.id)     # deletes are free
+            tg.view = now_in
+        if not changed and not deleted:
+            return
+        for n, (d, added, left) in changed.items():
+            if added:
+                dc = {"document": doc_proto(n, d), "targetIds": added}
+                if left:
+                    dc["removedTargetIds"] = left
+                self.push_msg({"documentChange": dc})
+            else:
+                self.push_msg({"documentRemove": {"document": n, "removedTargetIds": left,
+                                                  "readTime": now}})
+        for n, ids in deleted.items():
+            self.push_msg({"documentDelete": {"document": n, "removedTargetIds": ids,
+                                              "readTime": now}})
+        self.snapshot(now)
+        self.log("change", None, reads=reads)
+
+    # ---- sending
+
+    def push(self, item, delay=None):
+        lat = (self.state.config.get("latencyMs") or 0) / 1000.0 if delay is None else delay
+        with self.cv:
+            if self.finished:
+                return
+            self.queue.append((time.monotonic() + lat + self.base_delay, item))
+            self.cv.notify_all()
+
+    def push_msg(self, obj):
+        self.push(("data", grpc_frame(fs_proto.encode("ListenResponse", obj))))
+
+    def end(self, status, message):
+        """Finish the call with a status (queued behind what is pending)."""
+        self.push(("end", status, message))
+
+    def sender(self):
+        st = self.h2
+        while True:
+            with self.cv:
+                while True:
+                    if self.gone:
+                        return
+                    now = time.monotonic()
+                    if self.deadline is not None and now >= self.deadline:
+                        self.queue.clear()
+                        item = ("end", "DEADLINE_EXCEEDED", "Deadline exceeded.")
+                        self.deadline = None
+                        break
+                    if self.queue and self.queue[0][0] <= now:
+                        item = self.queue.popleft()[1]
+                        break
+                    wake = [self.deadline] if self.deadline else []
+                    if self.queue:
+                        wake.append(self.queue[0][0])
+                    self.cv.wait(max(0.0, min(wake) - now) if wake else None)
+                silent = self.silent
+            if silent and item[0] not in ("end", "rst"):
+                continue
+            if not self.send_item(st, item):
+                self.close("UNAVAILABLE")
+                return
+
+    def send_item(self, st, item):
+        """-> False once nothing more can be sent."""
+        kind = item[0]
+        if kind == "headers":
+            return st.send_headers([(":status", "200"), ("content-type", "application/grpc"),
+                                    ("grpc-accept-encoding", "identity")])
+        if kind == "data":
+            ok = st.send_data(item[1], wait=lambda: not self.gone)
+            self.sent += ok
+            return ok
+        if kind == "flood":
+            return self.flood(st, item[1])
+        if kind == "end":
+            _, status, message = item
+            trailers = [("grpc-status", str(GRPC_NUM.get(status, 0)))]
+            if message:
+                trailers.append(("grpc-message", grpc_escape(message)))
+            st.send_headers(trailers, True)
+            self.close(status)
+            return False
+        if kind == "rst":
+            st.send_reset(item[1])
+            self.close("UNAVAILABLE")
+            return False
+        return True
+
+    def flood(self, st, count):
+        """Document changes for made-up documents, as fast as flow control
+        lets them go, never followed by a consistent snapshot."""
+        with self.store.lock:
+            tids = sorted(self.targets)
+            parents = ["%s/%s" % (tg.path.name, tg.q.collection) if tg.q is not None
+                       else tg.names[0] + "-flood" for tg in self.targets.values()]
+        if not tids:
+            return True
+        i = 0
+        while count < 0 or i < count:
+            if self.gone or self.silent:
+                return not self.gone
+            us = time.time_ns() // 1000
+            doc = {"name": "%s/flood%09d" % (parents[0], i),
+                   "fields": {"n": {"integerValue": str(i)}, "pad": {"stringValue": "f" * 200}},
+                   "createTime": us, "updateTime": us}
+            msg = grpc_frame(fs_proto.encode("ListenResponse", {"documentChange": {
+                "document": doc, "targetIds": tids}}))
+            if not st.send_data(msg, wait=lambda: not self.gone):
+                return False
+            i += 1
+        return True
+
+    def close(self, status):
+        with self.cv:
+            if getattr(self, "closed", False):
+                return
+            self.closed = True
+            self.finished = True
+            self.queue.clear()
+            self.cv.notify_all()
+        with self.store.lock:
+            self.store.listeners.discard(self)
+        with self.state.log_lock:
+            self.state.listens.discard(self)
+        self.log("end", None, grpcStatus=status)
+
+    def log(self, event, tid, reads=0, grpcStatus="OK"):
+        e = dict(self.entry, event=event, targetId=tid, reads=reads, grpcStatus=grpcStatus)
+        record(self.state, e)
+
+    def describe(self):
+        return {"conn": self.entry["conn"], "stream": self.h2.id,
+                "database": self.database, "silent": self.silent,
+                "opened": fmt_ts(int(self.opened * 1000000)), "messagesSent": self.sent,
+                "targets": [tg.describe() for _, tg in sorted(self.targets.items())]}
+
+    # ---- test-only faults (POST /_test/listen)
+
+    def fault(self, action, b):
+        if action == "silent":
+            with self.cv:
+                self.silent = True
+                self.queue.clear()
+        elif action == "rst":
+            self.push(("rst", int(b.get("error", h2conn.INTERNAL_ERROR))), 0)
+        elif action == "status":
+            code = int(b.get("code", 14))
+            name = next((k for k, v in GRPC_NUM.items() if v == code), "UNKNOWN")
+            self.push(("end", name if code else "OK", b.get("message") or
+                       DEFAULT_MSG.get(name, "Injected %s." % name)), 0)
+        elif action == "oversized":
+            n = int(b.get("bytes", 64 * 1024 * 1024))
+            junk = os.urandom(min(n, int(b.get("junk", 65536))))
+            self.push(("data", b"\x00" + struct.pack(">I", n & 0xffffffff) + junk), 0)
+        elif action == "malformed":
+            # A target_change whose length runs past the end of the message.
+            raw = bytes.fromhex(b.get("hex", "126408011a"))
+            self.push(("data", grpc_frame(raw)), 0)
+        elif action == "flood":
+            self.push(("flood", int(b.get("count", -1))), 0)
+        elif action == "wrong_target":
+            with self.store.lock:
+                tid = int(b.get("targetId", max(self.targets or [0]) + 1000))
+                us = self.store.tick()
+                name = self.database + "/documents/wrong_target/doc%d" % us
+            self.push_msg({"documentChange": {"document": {
+                "name": name, "fields": {"wrong": {"booleanValue": True}},
+                "createTime": us, "updateTime": us}, "targetIds": [tid]}})
+            self.push_msg({"targetChange": {"targetChangeType": "CURRENT", "targetIds": [tid],
+                                            "resumeToken": resume_token(self.store, us)}})
+            with self.store.lock:
+                self.snapshot(us)
+        elif action == "filter":
+            with self.store.lock:
+                for tg in self.targets.values():
+                    self.push_msg({"filter": {"targetId": tg.id, "count": int(
+                        b.get("count", len(tg.view) + 1))}})
+
+
+def doc_proto(name, d):
+    return {"name": name, "fields": d.fields, "createTime": d.create, "updateTime": d.update}
+
+
+LISTEN_ACTIONS = ("goaway", "rst", "status", "silent", "drop", "oversized",
+                  "malformed", "flood", "wrong_target", "filter")
+
+
+def listen_control(state, b):
+    """POST /_test/listen: act on every open Listen stream."""
+    if not isinstance(b, dict) or b.get("action") not in LISTEN_ACTIONS:
+        raise invalid("control: action is one of %s" % "|".join(LISTEN_ACTIONS))
+    action = b["action"]
+    with state.log_lock:
+        streams = list(state.listens)
+    conns = []
+    for ls in streams:
+        if ls.conn not in conns:
+            conns.append(ls.conn)
+    if action == "drop":
+        for c in conns:
+            c.close()
+    elif action == "goaway":
+        code = int(b.get("error", h2conn.NO_ERROR))
+        grace = int(b.get("graceMs", 0)) / 1000.0
+        for c in conns:
+            c.goaway(code, b"fsserver test goaway", b.get("lastStreamId"))
+            threading.Timer(grace, c.close).start()
+    else:
+        for ls in streams:
+            ls.fault(action, b)
+    return {"streams": len(streams), "connections": len(conns)}
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -2462,6 +3282,8 @@ def main(argv=None):
     ap.add_argument("--composite-indexes", action="store_true",
                     help="serve queries that would need a composite index")
     ap.add_argument("--api-key", help="the only API key the Auth endpoints accept")
+    ap.add_argument("--resume-window", type=float, default=1800,
+                    help="seconds a Listen resume token stays good (Firestore: 30 min)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
