@@ -1377,6 +1377,10 @@ fs_listen_drive(struct fs *b, uint64_t until)
 		else if (fsl_owns(b->la, e))
 			fsl_done(b->la, cc);
 	}
+	if (b->lo != NULL)
+		fsl_tick(b->lo);
+	if (b->la != NULL)
+		fsl_tick(b->la);
 	return 0;
 }
 

@@ -19,28 +19,28 @@
  * that comes again unchanged (after a RESET, or from a fresh query after a
  * reconnect) is not handed out again.
  *
- * Billing, as the Firestore pricing page states it ("Listening to query
- * results", "Minimum charge for queries"): a read for each document added
- * to or changed in the result set, and for one removed from it because it
+ * Billing, by the Firestore pricing page ("Listening to query results",
+ * "Minimum charge for queries"): a read for each document added to or
+ * changed in the result set, and for one removed from it because it
  * changed (DocumentRemove); none for a deleted document; at least one read
- * for each query, that is each stream's target, even when nothing matches.
- * A listener reconnecting within 30 minutes with its resume token is billed
- * for what changed meanwhile; after 30 minutes as a brand-new query, every
- * document again - so after 30 minutes without a word from the server we
- * listen without the token and count exactly that.  Documents that a RESET
- * sends again unchanged are not counted: they neither enter nor change the
- * result set.  Cost of the timers below, for an idle listener: a stream
- * costs its query's one read.  Google ends streams about hourly and tokens
- * live an hour (firestore.c restarts a stream before its token expires):
- * about 25 streams a day.  Google's server sends a heartbeat about once a
- * minute (firebase-js-sdk #1052: "Watch sends us a periodic heartbeat");
- * a stream silent for 4 heartbeats, or FSL_SILENT_MS when we saw none, is
- * ended and started again, and each time that finds the server silent
- * again the limit doubles, to FSL_SILENT_MAX_MS: a server that never
- * heartbeats (the emulator) costs at most 5 + 23 streams a day that way.
- * Streams that break sooner than FSL_LONG_MS are started again after a
- * backoff that doubles to FSL_RETRY_MAX_MS.  Connections that fail cost
- * nothing (no query runs).
+ * per query even when nothing matches, which we count for every stream's
+ * target, a resumed one too (Google may bill that one less).  A listener
+ * disconnected more than 30 minutes is billed as a brand-new query, every
+ * document again: after 30 minutes without a word from the server we
+ * listen without the resume token, and count exactly that.  Documents that
+ * a RESET sends again unchanged are not counted: they neither enter nor
+ * change the result set.
+ *
+ * What the timers cost an idle listener, a stream's one read each: Google
+ * ends streams about hourly and tokens live an hour (firestore.c starts a
+ * stream anew before its token expires): about 25 streams a day.  Google's
+ * server heartbeats about once a minute (firebase-js-sdk #1052), so a
+ * stream silent for FSL_SILENT_MS (the idle timeout of Google's Node SDK)
+ * is dead: it is ended and started again; when the new one is silent too,
+ * the server does not heartbeat (the emulator) and the limit doubles, to
+ * an hour: at most 29 more streams a day.  Streams that break sooner than
+ * FSL_LONG_MS start again after a backoff doubling to FSL_RETRY_MAX_MS;
+ * connections that fail cost nothing (no query runs).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,12 +61,11 @@
 #define FSL_MAX_CHANGES	1024	/* changes between two consistent snapshots */
 #define FSL_CONNECT_MS	10000
 #define FSL_SYNC_MS	20000	/* a stream's first snapshot comes within this */
-#define FSL_HEADERS_MS	10000	/* its answer's headers within this (TLS) */
-#define FSL_H2C_MS	3000	/* ... or this (plain text, on a local network) */
-#define FSL_HB_TIMES	4	/* heartbeats missed before a stream counts as dead */
-#define FSL_HB_MIN_MS	30000	/* ... but never sooner than this */
-#define FSL_SILENT_MS	300000	/* silence ending a stream with no heartbeat seen */
-#define FSL_SILENT_MAX_MS 3600000 /* ... doubling to this */
+#define FSL_HEADERS_MS	10000	/* its answer's headers within this */
+/* Silence that ends a stream: Google's Node SDK's WATCH_IDLE_TIMEOUT_MS
+ * (watch.ts); doubling, for a server that never heartbeats, to the max. */
+#define FSL_SILENT_MS	120000
+#define FSL_SILENT_MAX_MS 3600000
 #define FSL_LONG_MS	600000	/* a stream that lived this long ended normally */
 #define FSL_RETRY_MS	1000	/* backoff after a short stream, x2 ... */
 #define FSL_RETRY_MAX_MS 300000	/* ... to this */
@@ -114,8 +113,7 @@ struct fsl {
 	uint64_t token_rx;	/* the server's last word, for the 30 minutes */
 	uint64_t due;
 	unsigned short_streams, conn_fails, proto_fails, unauth;
-	uint64_t silent_ms, hb_ms, last_hb;
-	int quiet;		/* nothing but heartbeats since the last snapshot */
+	uint64_t silent_ms;
 	int watchdog;		/* the last stream was ended for silence */
 	struct fsl_ent ents[FSL_MAX_DOCS];
 	int nents;
@@ -199,6 +197,8 @@ fsl_ent_clear(struct fsl_ent *e)
 	fsl_doc_clear(&e->doc);
 	memset(e, 0, sizeof *e);
 }
+
+static void fsl_compact(struct fsl *);
 
 static char *
 fsl_strdup(const char *s)
@@ -348,10 +348,13 @@ fsl_request(struct fsl *l, size_t *len)
 	return p;
 }
 
+/* grpc.c's message callback: FSL_ABORT when fsl_feed ends the stream. */
+#define FSL_ABORT	1
+
 static int
 fsl_cb(void *arg, const unsigned char *msg, size_t len)
 {
-	return fsl_feed(arg, msg, len);
+	return fsl_feed(arg, msg, len) == -1 ? FSL_ABORT : 0;
 }
 
 int
@@ -409,12 +412,15 @@ fsl_start(struct fsl *l, CURLM *m, const char *const *md)
 	l->acked = l->current = l->synced = l->min_done = 0;
 	l->qdocs = 0;
 	l->changes = 0;
-	l->last_hb = 0;
-	l->quiet = 0;
-	/* A fresh query sends every document again. */
+	/* Changes no snapshot confirmed are gone with their stream; a fresh
+	 * query sends every document again. */
 	l->resetting = l->fresh;
-	for (i = 0; i < l->nents; i++)
+	for (i = 0; i < l->nents; i++) {
 		l->ents[i].seen = 0;
+		l->ents[i].pending = 0;
+		fsl_doc_clear(&l->ents[i].pdoc);
+	}
+	fsl_compact(l);
 	log_v(2, "firestore: listening to %s%s", l->c.what, l->fresh ? "" :
 	    " (resumed)");
 	return 0;
@@ -485,16 +491,7 @@ fsl_queries(const struct fsl *l)
 static uint64_t
 fsl_silence(const struct fsl *l)
 {
-	uint64_t t;
-
-	if (!l->synced)
-		return FSL_SYNC_MS;
-	if (l->hb_ms == 0)
-		return l->silent_ms;
-	t = l->hb_ms * FSL_HB_TIMES;
-	if (t < FSL_HB_MIN_MS)
-		t = FSL_HB_MIN_MS;
-	return t < l->silent_ms ? t : l->silent_ms;
+	return l->synced ? l->silent_ms : FSL_SYNC_MS;
 }
 
 uint64_t
@@ -504,9 +501,10 @@ fsl_due(const struct fsl *l)
 
 	if (l->state == FSL_LIVE) {
 		t = l->rx + fsl_silence(l);
+		if (grpc_call_resp(l->call)->status >= 0)
+			return 0;
 		if (grpc_call_resp(l->call)->http == 0)
-			t = fsl_min(t, l->started + (l->c.h2c ? FSL_H2C_MS :
-			    FSL_HEADERS_MS));
+			t = fsl_min(t, l->started + FSL_HEADERS_MS);
 		return t;
 	}
 	if (l->state == FSL_IDLE)
@@ -523,8 +521,14 @@ fsl_tick(struct fsl *l)
 
 	if (l->state != FSL_LIVE)
 		return;
-	if (grpc_call_resp(l->call)->http == 0 && now - l->started >=
-	    (l->c.h2c ? FSL_H2C_MS : FSL_HEADERS_MS)) {
+	/* The status has come: the call is over (libcurl would wait for
+	 * the paused upload). */
+	if (grpc_call_resp(l->call)->status >= 0) {
+		fsl_done(l, CURLE_OK);
+		return;
+	}
+	if (grpc_call_resp(l->call)->http == 0 &&
+	    now - l->started >= FSL_HEADERS_MS) {
 		/* Connected, and no HTTP/2 answer: a server without HTTP/2
 		 * may just wait for more of a request it cannot parse. */
 		conn = grpc_call_connected(l->call);
@@ -808,10 +812,6 @@ fsl_target_change(struct fsl *l, const Google__Firestore__V1__TargetChange *tc)
 	int all = tc->n_target_ids == 0;
 	const char *msg;
 	unsigned char *t;
-	uint64_t now;
-	int quiet = l->quiet;
-
-	l->quiet = 0;
 	if (!all && !fsl_has(tc->target_ids, tc->n_target_ids, FSL_TARGET_ID))
 		return 0;	/* another target's: not ours */
 	if (tc->resume_token.len > 0 && tc->resume_token.len <= FSL_MAX_TOKEN) {
@@ -824,19 +824,9 @@ fsl_target_change(struct fsl *l, const Google__Firestore__V1__TargetChange *tc)
 	}
 	switch (tc->target_change_type) {
 	case GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__NO_CHANGE:
-		if (!all || tc->read_time == NULL || !l->current)
-			break;
-		/* A consistent snapshot with nothing new since the last:
-		 * the server's heartbeat.  Learn how often it comes. */
-		if (l->synced && quiet) {
-			now = fsl_now();
-			if (l->last_hb != 0 && now - l->last_hb >= 1000)
-				l->hb_ms = now - l->last_hb;
-			l->last_hb = now;
-		}
-		fsl_snapshot(l);
-		l->quiet = 1;
-		return 0;
+		if (all && tc->read_time != NULL && l->current)
+			fsl_snapshot(l);
+		break;
 	case GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__ADD:
 		l->acked = 1;
 		break;
@@ -895,9 +885,6 @@ fsl_feed(struct fsl *l, const unsigned char *msg, size_t len)
 	}
 	l->rx = now;
 	l->token_rx = now;
-	if (r->response_type_case !=
-	    GOOGLE__FIRESTORE__V1__LISTEN_RESPONSE__RESPONSE_TYPE_TARGET_CHANGE)
-		l->quiet = 0;
 	switch (r->response_type_case) {
 	case GOOGLE__FIRESTORE__V1__LISTEN_RESPONSE__RESPONSE_TYPE_TARGET_CHANGE:
 		ret = fsl_target_change(l, r->target_change);
@@ -962,7 +949,7 @@ fsl_classify(struct fsl *l, CURLcode cc)
 	if (l->end != FSL_END_NONE)
 		return;		/* fsl_feed decided */
 	l->end = FSL_END_LOST;
-	if (ab == -1)
+	if (ab == FSL_ABORT)
 		return;		/* fsl_feed said why */
 	if (ab == GRPC_DEC_BIG || ab == GRPC_DEC_COMPRESSED ||
 	    ab == GRPC_DEC_NOMEM) {

@@ -11,7 +11,10 @@
  * libcurl 7.88 carries a bidirectional stream: the read callback hands over
  * the one request message, then pauses the upload for good (unpausing an
  * HTTP/2 upload has had bugs), and answer messages keep arriving through
- * the write callback; trailers reach the header callback.
+ * the write callback; trailers reach the header callback.  With the upload
+ * paused, libcurl reports a transfer done when the stream breaks (RST_STREAM,
+ * GOAWAY, a closed connection), but not when it ends cleanly: the owner
+ * ends the call itself once grpc-status has come (grpc_call_resp).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,8 +293,10 @@ grpc_call_new(CURLM *m, const struct grpc_req *q)
 	curl_easy_setopt(c->e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c->e, CURLOPT_HTTP_VERSION, q->h2c ?
 	    (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
-	/* Share a connection with the other calls of m, as gRPC does. */
-	curl_easy_setopt(c->e, CURLOPT_PIPEWAIT, 1L);
+	/* A connection of its own, closed with the call: libcurl 7.88 can
+	 * trip over a connection whose stream ended with the upload paused. */
+	curl_easy_setopt(c->e, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(c->e, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(c->e, CURLOPT_POST, 1L);
 	curl_easy_setopt(c->e, CURLOPT_READFUNCTION, grpc_read_cb);
 	curl_easy_setopt(c->e, CURLOPT_READDATA, c);
