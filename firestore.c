@@ -1431,6 +1431,15 @@ fs_listen_offer(struct fs *b, const char *name, struct sig_msg *offer,
 	for (;;) {
 		if (b->stop != NULL && *b->stop)
 			return 1;
+		if (fsl_synced(b->lo)) {
+			b->polled = 1;
+			if (b->down != 0) {
+				log_err("firestore: the store answers again, "
+				    "after %llu s", (unsigned long long)
+				    ((unix_ms() - b->down + 500) / 1000));
+				b->down = 0;
+			}
+		}
 		/* What the last snapshots brought. */
 		while ((d = fsl_peek(b->lo)) != NULL) {
 			r = fs_listen_check(d, prefix, "to", name, offer, &exp,
@@ -1511,16 +1520,6 @@ fs_listen_offer(struct fs *b, const char *name, struct sig_msg *offer,
 				return -1;
 			break;
 		case FSL_LIVE:
-			if (fsl_synced(b->lo)) {
-				b->polled = 1;
-				if (b->down != 0) {
-					log_err("firestore: the store answers "
-					    "again, after %llu s",
-					    (unsigned long long)((unix_ms() -
-					    b->down + 500) / 1000));
-					b->down = 0;
-				}
-			}
 			/* A stream carries the token it started with. */
 			if (unix_ms() >= b->lo_tok)
 				fsl_stop(b->lo, "renewing the token");

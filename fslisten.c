@@ -1062,7 +1062,8 @@ fsl_done(struct fsl *l, CURLcode cc)
 	if (end != FSL_END_UNAUTH)
 		l->unauth = 0;
 	if (d > 0)
-		d = fsl_jitter(d);
+		d = fsl_min(fsl_jitter(d), end == FSL_END_UNREACHABLE ?
+		    FSL_CONN_MAX_MS : FSL_RETRY_MAX_MS);
 	l->due = now + d;
 	log_v(1, "firestore: Listen on %s ended (%s); again in %.1f s",
 	    l->c.what, l->why, d / 1000.0);
