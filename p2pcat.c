@@ -809,13 +809,18 @@ sess_setup(struct sess_conf *sc, const struct opts *o,
 	sc->stream.idle_us = secs_us(o->idle_s);
 }
 
+/* The store's reads and writes billed since the last report (a -k
+ * listener's idle time counts for the session that ends it). */
 static void
 report_counts(const struct sig *sig)
 {
+	static unsigned long last_r, last_w;
 	unsigned long r, w;
 
 	sig_counts(sig, &r, &w);
-	log_v(1, "rendezvous: %lu reads, %lu writes", r, w);
+	log_v(1, "rendezvous: %lu reads, %lu writes", r - last_r, w - last_w);
+	last_r = r;
+	last_w = w;
 }
 
 static void

@@ -68,7 +68,8 @@ int sig_answer(struct sig *s, const char *name, const char *id,
     const void *blob, size_t len, uint64_t expire_ms);
 void sig_unanswer(struct sig *s, const char *name, const char *id);
 
-/* Counters for -v: reads and writes spent on the store so far. */
+/* Counters for -v: the reads the store bills so far (as Firestore bills
+ * them: see fslisten.c) and the writes. */
 void sig_counts(const struct sig *s, unsigned long *reads, unsigned long *writes);
 
 /* For backends: signal.c dispatches to one of these by URL scheme. */
