@@ -1,7 +1,7 @@
 /*
  * firestore.c: the "firestore:PROJECT[/DATABASE]" rendezvous backend, over
- * the Cloud Firestore v1 REST API (libcurl and cJSON; the only file that
- * includes them).
+ * the Cloud Firestore v1 REST API (libcurl and cJSON), with news of offers
+ * and answers pushed by Firestore's Listen (fslisten.c, over gRPC: grpc.c).
  *
  * Store layout, D = projects/PROJECT/databases/DATABASE/documents:
  *
@@ -16,22 +16,35 @@
  * (rules are not filters); answers are only ever fetched by ID (get, never
  * list), so the 128-bit offer ID is what lets the caller read its answer
  * (see firestore.rules).  Documents are created with POST ...?documentId=ID,
- * which fails with ALREADY_EXISTS instead of overwriting.  A listener lists
- * its offers and claims one by deleting it with currentDocument.exists=true,
- * so two listeners never take the same offer.  Every document carries
- * expireAt (for a TTL policy), but TTL deletion lags by up to a day: clients
- * check expireAt themselves and delete what has expired.  Each side deletes
- * what it wrote and what it consumed.
+ * which fails with ALREADY_EXISTS instead of overwriting.  A listener
+ * learns of its offers by listening to inbox/NAME/offers (a query limited
+ * to FS_PAGE, as a REST list is) and claims one by deleting it with
+ * currentDocument.exists=true, so two listeners never take the same offer;
+ * the caller listens to its answer's document from the moment its offer is
+ * posted.  Every document carries expireAt (for a TTL policy), but TTL
+ * deletion lags by up to a day: clients check expireAt themselves and
+ * delete what has expired.  Each side deletes what it wrote and what it
+ * consumed.  Where Listen cannot be used (no HTTP/2, a proxy in the way,
+ * UNIMPLEMENTED: said once under -v), or with --poll, both sides poll by
+ * REST as before Listen.
  *
- * Cost: every poll is a billed read (a list returning N documents costs N,
- * at least 1).  An idle listener polls every FS_POLL_MS, under 20,000 reads
- * a day; a caller polls for its answer fast at first, then backing off, and
- * never spends more than FS_CONNECT_READS reads on one connection attempt.
+ * Cost: Listen is billed a read per document added or changed in a
+ * stream's result set and at least one per stream (fslisten.c has the
+ * rules and the model): an idle listener about 25 reads a day, a
+ * connection attempt a read or two a side, never more than FS_LISTEN_READS
+ * for the caller.  Polling, every poll is a billed read (a list returning
+ * N documents costs N, at least 1): an idle listener polls every
+ * FS_POLL_MS, under 20,000 reads a day; a caller polls for its answer fast
+ * at first, then backing off, and never spends more than FS_CONNECT_READS
+ * reads on one connection attempt.
  *
  * Authentication: with FIRESTORE_EMULATOR_HOST, "Bearer owner" as Google's
  * SDKs send; with a Web API key (P2PCAT_API_KEY, or the api-key-file), an
  * anonymous Identity Toolkit account whose tokens are cached 0600 under
- * $XDG_CACHE_HOME/p2pcat/; otherwise none (open rules).
+ * $XDG_CACHE_HOME/p2pcat/; otherwise none (open rules).  A Listen stream
+ * carries the token it started with, and is started anew before that
+ * expires.  The emulator takes REST on HTTP/1.1 and Listen on plain-text
+ * HTTP/2 (it answers non-gRPC HTTP/2 with 415): each on its own handle.
  */
 #include <sys/stat.h>
 #include <sys/types.h>

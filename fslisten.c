@@ -501,7 +501,8 @@ fsl_due(const struct fsl *l)
 
 	if (l->state == FSL_LIVE) {
 		t = l->rx + fsl_silence(l);
-		if (grpc_call_resp(l->call)->status >= 0)
+		if (grpc_call_resp(l->call)->status >= 0 ||
+		    grpc_call_resp(l->call)->h1)
 			return 0;
 		if (grpc_call_resp(l->call)->http == 0)
 			t = fsl_min(t, l->started + FSL_HEADERS_MS);
@@ -527,6 +528,14 @@ fsl_tick(struct fsl *l)
 		fsl_done(l, CURLE_OK);
 		return;
 	}
+	if (grpc_call_resp(l->call)->h1 && grpc_call_resp(l->call)->http == 0) {
+		fsl_close_call(l);
+		l->state = FSL_FALLBACK;
+		l->end = FSL_END_FALLBACK;
+		snprintf(l->why, sizeof l->why, "the request went as HTTP/1: "
+		    "a proxy in the way, or no HTTP/2");
+		return;
+	}
 	if (grpc_call_resp(l->call)->http == 0 &&
 	    now - l->started >= FSL_HEADERS_MS) {
 		/* Connected, and no HTTP/2 answer: a server without HTTP/2
@@ -537,7 +546,7 @@ fsl_tick(struct fsl *l)
 		snprintf(l->why, sizeof l->why, "no answer within %llu s%s",
 		    (unsigned long long)(now - l->started) / 1000, conn ?
 		    " on an open connection: no HTTP/2 there?" : "");
-		if (conn && ++l->proto_fails >= FSL_PROTO_FAILS) {
+		if (conn && !l->ever && ++l->proto_fails >= FSL_PROTO_FAILS) {
 			l->state = FSL_FALLBACK;
 			l->end = FSL_END_FALLBACK;
 			return;
@@ -995,18 +1004,14 @@ fsl_classify(struct fsl *l, CURLcode cc)
 	    curl_easy_strerror(cc));
 	if (r->http != 0)
 		return;		/* broke after the server answered */
-	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
-	    cc == CURLE_COULDNT_RESOLVE_PROXY ||
-	    (cc == CURLE_OPERATION_TIMEDOUT && l->rx == l->started))
+	if (!grpc_call_connected(l->call))
 		l->end = FSL_END_UNREACHABLE;
-	else if (cc == CURLE_HTTP2 || cc == CURLE_WEIRD_SERVER_REPLY ||
-	    cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_GOT_NOTHING ||
-	    cc == CURLE_HTTP2_STREAM || cc == CURLE_RECV_ERROR) {
-		/* The connection stood but carried no HTTP/2 answer: a
-		 * server or proxy without HTTP/2, when it happens again. */
-		if (++l->proto_fails >= FSL_PROTO_FAILS)
-			l->end = FSL_END_FALLBACK;
-	}
+	else if (!l->ever && ++l->proto_fails >= FSL_PROTO_FAILS)
+		/* The connection stood, and broke before any answer, again:
+		 * a server or proxy without HTTP/2 (it answered our preface
+		 * with HTTP/1 and closed).  Once Listen has worked here,
+		 * only a plain answer makes us give it up. */
+		l->end = FSL_END_FALLBACK;
 }
 
 void

@@ -225,6 +225,23 @@ grpc_header_cb(char *buf, size_t size, size_t nitems, void *arg)
 	return size * nitems;
 }
 
+/* libcurl's trace of the call, for the one thing it alone shows: whether
+ * the request left as HTTP/2 ("POST /path HTTP/2") or not. */
+static int
+grpc_debug_cb(CURL *e, curl_infotype type, char *data, size_t size, void *arg)
+{
+	struct grpc_call *c = arg;
+	const char *eol;
+
+	(void)e;
+	if (type != CURLINFO_HEADER_OUT ||
+	    (eol = memchr(data, '\r', size)) == NULL)
+		return 0;
+	if (eol - data >= 9 && memcmp(eol - 9, " HTTP/1.", 8) == 0)
+		c->resp.h1 = 1;
+	return 0;
+}
+
 static size_t
 grpc_write_cb(char *buf, size_t size, size_t nitems, void *arg)
 {
@@ -307,6 +324,9 @@ grpc_call_new(CURLM *m, const struct grpc_req *q)
 	curl_easy_setopt(c->e, CURLOPT_HTTPHEADER, c->hdrs);
 	curl_easy_setopt(c->e, CURLOPT_USERAGENT, "p2pcat");
 	curl_easy_setopt(c->e, CURLOPT_ERRORBUFFER, c->err);
+	curl_easy_setopt(c->e, CURLOPT_DEBUGFUNCTION, grpc_debug_cb);
+	curl_easy_setopt(c->e, CURLOPT_DEBUGDATA, c);
+	curl_easy_setopt(c->e, CURLOPT_VERBOSE, 1L);
 	curl_easy_setopt(c->e, CURLOPT_CONNECTTIMEOUT_MS, q->connect_ms);
 	/* A connection whose peer vanished is found by TCP keepalive, at no
 	 * cost in reads. */

@@ -57,6 +57,8 @@ struct grpc_resp {
 	int h2;			/* the answer came over HTTP/2 */
 	int grpc;		/* content-type application/grpc[+proto] */
 	int headers;		/* the first header block has ended */
+	int h1;			/* the request went out as HTTP/1 (a proxy, or
+				   ALPN without h2): no gRPC answer will come */
 	int status;		/* grpc-status, -1 none yet */
 	char message[128];	/* grpc-message, decoded, printable ASCII */
 };

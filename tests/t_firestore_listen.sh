@@ -8,7 +8,8 @@
 # targets never added, an existence filter that disagrees).  Each time the
 # listener starts a stream again and an offer written after the fault is
 # still taken; junk costs bounded memory and time.  Where Listen cannot be
-# used (UNIMPLEMENTED, no HTTP/2) the backend polls, saying so once; -p
+# used (UNIMPLEMENTED, no HTTP/2, an HTTP/1.1 proxy in the way) the backend
+# polls, saying so once; -p
 # (--poll) polls with Listen there.  wake_fd ends a wait at once in both
 # ways; what p2pcat counts as billed is what the server bills.
 . "$(dirname "$0")/lib.sh"
@@ -143,6 +144,19 @@ for mode in unimplemented no_h2; do
 	check_eq "$mode: said once" "$(grep -c 'polling instead' "$T/$mode.err")" 1
 done
 $REST control POST reset '{}'
+# An HTTP/1.1 proxy in the way (http_proxy): polling through it, said once.
+python3 "$SRCDIR/tests/httpproxy.py" "$T/proxyport" & PXP=$!
+at_exit 'kill $PXP 2>/dev/null'
+wait_for 10 test -s "$T/proxyport" || fail "httpproxy.py did not start"
+http_proxy=http://127.0.0.1:$(cat "$T/proxyport") UNIT_FS_VERBOSE=1 "$U" take bob 1 20000 \
+    > "$T/proxy.out" 2> "$T/proxy.err" & P=$!
+wait_for 10 grep -q "polling instead" "$T/proxy.err" || fail "proxy: no fallback said: $(cat "$T/proxy.err")"
+_id=$(newid)
+"$U" offer bob $_id 03 60000 2> /dev/null
+wait_exit $P 20 || fail "proxy: offer not taken: $(cat "$T/proxy.err")"
+check_eq "proxy: taken" "$(cat "$T/proxy.out")" "$_id 03"
+check_eq "proxy: said once" "$(grep -c 'polling instead' "$T/proxy.err")" 1
+kill $PXP
 
 # -p (--poll) polls, with Listen there: no stream, lists on the server.
 "$U" -p 300 take bob 1 3000 > /dev/null 2> "$T/poll.err" & P=$!
