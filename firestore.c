@@ -1302,9 +1302,10 @@ fs_listen_start(struct fs *b, struct fsl *l, uint64_t *tok)
 	if (b->auth == FS_AUTH_OWNER)
 		snprintf(line, sizeof line, "authorization: Bearer owner");
 	else if (b->auth == FS_AUTH_KEY) {
-		/* The server refused the last one: a new token. */
-		if ((rc = fs_token(b, fsl_end(l) == FSL_END_UNAUTH,
-		    deadline)) != 0)
+		/* The server refused the last one (or may have): a new
+		 * token. */
+		if ((rc = fs_token(b, fsl_end(l) == FSL_END_UNAUTH ||
+		    fsl_end(l) == FSL_END_NOANSWER, deadline)) != 0)
 			goto out;
 		snprintf(line, sizeof line, "authorization: Bearer %s",
 		    b->idtok);

@@ -551,7 +551,11 @@ fsl_tick(struct fsl *l)
 			l->end = FSL_END_FALLBACK;
 			return;
 		}
-		l->end = conn ? FSL_END_LOST : FSL_END_UNREACHABLE;
+		/* A server that refuses a call at once (Trailers-Only) and
+		 * resets the stream, as gRPC servers do, can beat our request
+		 * message: libcurl 7.88 then loses the answer.  It may have
+		 * been UNAUTHENTICATED. */
+		l->end = conn ? FSL_END_NOANSWER : FSL_END_UNREACHABLE;
 		l->due = now + fsl_jitter(FSL_RETRY_MS);
 		log_v(1, "firestore: Listen on %s: %s", l->c.what, l->why);
 		return;

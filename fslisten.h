@@ -66,6 +66,8 @@ struct fsl_doc {
 #define FSL_END_FALLBACK 5	/* not gRPC, no HTTP/2, UNIMPLEMENTED: FSL_FALLBACK */
 #define FSL_END_DENIED	6	/* PERMISSION_DENIED: FSL_DENIED */
 #define FSL_END_NOTFOUND 7	/* NOT_FOUND (no such database): FSL_DENIED */
+#define FSL_END_NOANSWER 8	/* connected, no answer: maybe a refusal that
+				   libcurl 7.88 lost (see fslisten.c) */
 
 struct fsl;
 

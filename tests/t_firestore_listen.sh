@@ -95,6 +95,75 @@ fault filter '{"action":"filter"}'
 [ "$(grep -c '^p2pcat: firestore: listening to inbox/bob/offers$' "$T/filter.err")" -eq 2 ] ||
     fail "filter: not listened anew without the token: $(cat "$T/filter.err")"
 
+# Hostile documents in the inbox come by Listen too: each is skipped (and
+# deleted: it is in our inbox), and the valid offer among them is taken.
+$REST control POST reset '{}'
+D=inbox
+FUTURE='{"timestampValue": "2099-01-01T00:00:00.5Z"}'
+BLOB='"blob":{"bytesValue":"AQ=="}'
+TO='"to":{"stringValue":"dave"}'
+EXP="\"expireAt\":$FUTURE"
+plant_bad() {
+	$REST plant $D/dave/offers "$(printf 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa%02d' "$1")" "$2"
+}
+long() { head -c "$2" /dev/zero | tr '\0' "$1"; }
+plant_bad 1 "{\"to\":{\"integerValue\":\"7\"},$BLOB,$EXP}"
+plant_bad 2 "{$TO,\"blob\":{\"stringValue\":\"AQ==\"},$EXP}"
+plant_bad 3 "{$TO,$BLOB,\"expireAt\":{\"stringValue\":\"2099-01-01T00:00:00Z\"}}"
+plant_bad 4 "{$TO,$EXP}"
+plant_bad 5 "{\"to\":{\"stringValue\":\"eve\"},$BLOB,$EXP}"
+plant_bad 6 "{\"to\":{\"stringValue\":\"dave\\u0000\\u00ff\"},$BLOB,$EXP}"
+plant_bad 7 "{\"to\":{\"mapValue\":{\"fields\":{\"x\":{\"stringValue\":\"dave\"}}}},$BLOB,$EXP}"
+{ printf '{"to":{"stringValue":"'; long x 300000; printf '"},%s,%s}' "$BLOB" "$EXP"; } | plant_bad 8 -
+plant_bad 9 "{$TO,\"blob\":{\"bytesValue\":\"$(head -c 5000 /dev/zero | base64 -w0)\"},$EXP}"
+plant_bad 10 "{$TO,$BLOB,\"expireAt\":{\"timestampValue\":\"2020-01-01T00:00:00Z\"}}"
+{ printf '{"to":{"stringValue":"eve"},%s,%s,"junk":{"stringValue":"' "$BLOB" "$EXP"; long y 900000; printf '"}}'; } | plant_bad 11 -
+$REST plant $D/dave/offers notanofferid "{$TO,$BLOB,$EXP}"
+ID9=ffffffffffffffffffffffffffffffff
+$REST plant $D/dave/offers $ID9 "{$TO,\"blob\":{\"bytesValue\":\"q80=\"},$EXP}"
+UNIT_FS_VERBOSE=1 "$U" take dave 1 10000 > "$T/h1.out" 2> "$T/h1.err" ||
+    fail "hostile: the valid offer not taken: $(cat "$T/h1.err")"
+check_eq "hostile: taken" "$(cat "$T/h1.out")" "$ID9 abcd"
+# ... and what is left of the junk goes at the next listen.
+UNIT_FS_VERBOSE=1 "$U" take dave 1 3000 >> "$T/h1.out" 2>> "$T/h1.err" &&
+    fail "hostile: junk taken: $(cat "$T/h1.out")"
+for w in "field to is not" "no valid blob" "no valid expireAt" "expired, deleting" "notanofferid': bad id"; do
+	grep -q -- "$w" "$T/h1.err" || fail "hostile: no \`$w': $(cat "$T/h1.err")"
+done
+check_eq "hostile: junk left" "$(docs)" 0
+
+# A sign-in token that expires: the stream is started anew with a fresh
+# one before it does; one the server stops taking is renewed at once.
+KEY=AIzaListen-key_0123456789
+fs_serve --auth issued --api-key "$KEY" --token-lifetime 8
+export FIREBASE_AUTH_EMULATOR_HOST=$FIRESTORE_EMULATOR_HOST
+P2PCAT_API_KEY=$KEY UNIT_FS_VERBOSE=2 "$U" take bob 1 40000 > "$T/tok.out" 2> "$T/tok.err" & P=$!
+wait_for 10 listening || fail "token: no stream: $(cat "$T/tok.err")"
+wait_for 20 grep -q "renewing the token" "$T/tok.err" || fail "token: not renewed: $(cat "$T/tok.err")"
+wait_for 10 listening || fail "token: no stream after the renewal: $(cat "$T/tok.err")"
+_id=$(newid)
+P2PCAT_API_KEY=$KEY "$U" offer bob $_id 0a 60000 2> /dev/null || fail "token: offer"
+wait_exit $P 20 || fail "token: offer not taken: $(cat "$T/tok.err")"
+check_eq "token: taken after the renewal" "$(cat "$T/tok.out")" "$_id 0a"
+# Tokens for an hour; then the server forgets them under a live stream.
+$REST control POST config '{"tokenLifetime":3600}'
+$REST control POST expire_tokens '{}'
+P2PCAT_API_KEY=$KEY UNIT_FS_VERBOSE=2 "$U" take bob 1 60000 > "$T/tok2.out" 2> "$T/tok2.err" & P=$!
+wait_for 10 listening || fail "token: no stream: $(cat "$T/tok2.err")"
+$REST control POST expire_tokens '{}'
+act '{"action":"goaway"}'
+# (UNAUTHENTICATED comes before our request: libcurl 7.88 may lose it, and
+# then the stream is one with no answer after 10 s.)
+wait_for 20 grep -q "grpc-status 16\|no answer within" "$T/tok2.err" ||
+    fail "token: refusal not seen: $(cat "$T/tok2.err")"
+_id=$(newid)
+P2PCAT_API_KEY=$KEY "$U" offer bob $_id 0b 60000 2> /dev/null || fail "token: second offer"
+wait_exit $P 30 || fail "token: offer after the refusal not taken: $(cat "$T/tok2.err")"
+check_eq "token: taken after the refusal" "$(cat "$T/tok2.out")" "$_id 0b"
+grep -q "polling instead" "$T/tok.err" "$T/tok2.err" && fail "token: fell back to polling"
+unset FIREBASE_AUTH_EMULATOR_HOST
+fs_serve
+
 # The store gone for a minute (connections refused) under a p2pcat
 # listener that was in sync: it says so once, keeps trying, says when the
 # store is back, and an offer written while it was away is answered.
