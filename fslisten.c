@@ -93,7 +93,6 @@ struct fsl {
 	int state, end;
 	char why[160];
 	struct grpc_call *call;
-	CURLM *m;
 	/* The stream. */
 	uint64_t started, rx, synced_at;	/* monotonic ms */
 	int acked;		/* the server answered about the target */
@@ -175,7 +174,8 @@ fsl_now(void)
 static uint64_t
 fsl_jitter(uint64_t d)
 {
-	return d / 2 + randombytes_uniform((uint32_t)(d < UINT32_MAX ? d : UINT32_MAX));
+	return d / 2 + randombytes_uniform((uint32_t)(d < UINT32_MAX ? d :
+	    UINT32_MAX));
 }
 
 /* Free d's values (its name is its entry's). */
@@ -361,7 +361,7 @@ int
 fsl_start(struct fsl *l, CURLM *m, const char *const *md)
 {
 	const char *lines[8];
-	char prefix[300], params[400], *esc = NULL;
+	char prefix[512], params[1024], *esc = NULL;
 	struct grpc_req q;
 	unsigned char *req;
 	size_t len, n = 0;
@@ -405,7 +405,6 @@ fsl_start(struct fsl *l, CURLM *m, const char *const *md)
 	free(req);
 	if (l->call == NULL)
 		return -1;
-	l->m = m;
 	l->state = FSL_LIVE;
 	l->end = FSL_END_NONE;
 	l->started = l->rx = fsl_now();
@@ -805,6 +804,7 @@ fsl_snapshot(struct fsl *l)
 	if (first) {
 		l->synced = 1;
 		l->ever = 1;
+		l->unauth = 0;
 		l->synced_at = fsl_now();
 		fsl_bill_query(l);
 		log_v(2, "firestore: Listen on %s: in sync", l->c.what);
@@ -1035,7 +1035,9 @@ fsl_done(struct fsl *l, CURLcode cc)
 		l->state = FSL_FALLBACK;
 		return;
 	}
-	if (end == FSL_END_DENIED || end == FSL_END_NOTFOUND) {
+	/* Refused again with a token just renewed: as a REST 401 is. */
+	if (end == FSL_END_DENIED || end == FSL_END_NOTFOUND ||
+	    (end == FSL_END_UNAUTH && l->unauth > 0)) {
 		l->state = FSL_DENIED;
 		return;
 	}
@@ -1051,8 +1053,9 @@ fsl_done(struct fsl *l, CURLcode cc)
 		l->conn_fails++;
 		d = d < FSL_CONN_MAX_MS ? d : FSL_CONN_MAX_MS;
 	} else if (end == FSL_END_UNAUTH) {
-		/* Once at once with a new token; then as a short stream. */
-		d = l->unauth++ ? FSL_RETRY_MS : 0;
+		/* At once, with a new token (firestore.c renews it). */
+		l->unauth++;
+		d = 0;
 	} else if (l->synced && now - l->synced_at >= FSL_LONG_MS) {
 		/* A stream that served its while (Google ends them about
 		 * hourly): again at once. */

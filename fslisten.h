@@ -61,9 +61,10 @@ struct fsl_doc {
 #define FSL_END_NONE	0
 #define FSL_END_UNREACHABLE 1	/* no connection to the server */
 #define FSL_END_LOST	2	/* the stream ended or broke; it starts again */
-#define FSL_END_UNAUTH	3	/* UNAUTHENTICATED: renew the token, start again */
+#define FSL_END_UNAUTH	3	/* UNAUTHENTICATED: renew the token, start again;
+				   twice in a row: FSL_DENIED */
 #define FSL_END_STOPPED	4	/* fsl_stop, or a listen anew without the token */
-#define FSL_END_FALLBACK 5	/* not gRPC, no HTTP/2, UNIMPLEMENTED: FSL_FALLBACK */
+#define FSL_END_FALLBACK 5	/* no gRPC, no HTTP/2, UNIMPLEMENTED: FSL_FALLBACK */
 #define FSL_END_DENIED	6	/* PERMISSION_DENIED: FSL_DENIED */
 #define FSL_END_NOTFOUND 7	/* NOT_FOUND (no such database): FSL_DENIED */
 #define FSL_END_NOANSWER 8	/* connected, no answer: maybe a refusal that
