@@ -4,7 +4,8 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/p2pcat
 PKG_CONFIG ?= pkg-config
-PKGS = libcurl libcjson libsodium libcrypto
+PKGS = libcurl libcjson libsodium libcrypto libprotobuf-c
+PROTOC_C ?= protoc-c
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP
@@ -24,12 +25,29 @@ CFLAGS += $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
 
 SRCS := $(sort $(wildcard *.c))
-OBJS := $(SRCS:.c=.o)
+# Code for the protobuf messages of Firestore's Listen (fslisten.c), made
+# with protoc-c from the trimmed copies of Google's protos under proto/.
+PROTOS := google/protobuf/timestamp google/protobuf/wrappers google/rpc/status \
+	google/firestore/v1/listen
+PB_C := $(PROTOS:%=pb/%.pb-c.c)
+PB_H := $(PB_C:.c=.h)
+PB_O := $(PB_C:.c=.o)
+OBJS := $(SRCS:.c=.o) $(PB_O)
+CFLAGS += -iquote pb
 LIBOBJS := $(filter-out p2pcat.o,$(OBJS))
 UNITS := $(patsubst %.c,%,$(sort $(wildcard tests/unit_*.c)))
 TOOLS := $(patsubst %.c,%,$(sort $(wildcard tests/tool_*.c)))
 
 all: p2pcat
+
+pb/%.pb-c.c pb/%.pb-c.h: proto/%.proto
+	@mkdir -p pb
+	$(PROTOC_C) --proto_path=proto --c_out=pb $<
+
+# protoc-c initialises a message's unions with one brace level too few.
+$(PB_O): CFLAGS += -Wno-missing-braces
+# Whatever includes the generated headers waits for them.
+fslisten.o firestore.o: $(PB_H)
 
 p2pcat: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
@@ -48,12 +66,13 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 # Extra objects of unit tests and tools, one line each.
 tests/unit_stun: hash.o
 tests/tool_stunc: stun.o util.o hash.o
-tests/unit_firestore: signal.o
+FSOBJS = fslisten.o grpc.o $(PB_O)
+tests/unit_firestore: signal.o $(FSOBJS)
 tests/unit_stream: cc.o
-tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o hash.o signal.o firestore.o
+tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o hash.o signal.o firestore.o $(FSOBJS)
 tests/unit_turnchan: punch.o stun.o hash.o
-tests/unit_trust: crypto.o signal.o firestore.o
-tests/unit_signal: firestore.o
+tests/unit_trust: crypto.o signal.o firestore.o $(FSOBJS)
+tests/unit_signal: firestore.o $(FSOBJS)
 # tests/tun.c: the TUN device, signals and random stream of the TUN tools;
 # tests/netem.c: netem's model.
 tests/tool_netem tests/tool_mitm: tests/tun.o
@@ -65,24 +84,33 @@ tests: $(UNITS) $(TOOLS)
 # ./tests/fuzz_stun -max_total_time=60
 FUZZ := $(patsubst %.c,%,$(sort $(wildcard tests/fuzz_*.c)))
 FUZZ_CC ?= clang
+# Harnesses of the whole library: every source but main's, and the
+# generated protobuf code.
+FUZZLIB = $(filter-out p2pcat.c,$(SRCS)) $(PB_C)
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+	-Wno-missing-braces -iquote . -iquote pb
+FUZZ_LIBS = $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
 fuzz: $(FUZZ)
 tests/fuzz_stun: tests/fuzz_stun.c stun.c hash.c util.c
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libsodium)
 # signal.c names every backend: the fuzzer links all of the library.
-tests/fuzz_dirfile: tests/fuzz_dirfile.c $(filter-out p2pcat.c,$(SRCS))
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
-tests/fuzz_trust: tests/fuzz_trust.c $(filter-out p2pcat.c,$(SRCS))
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
+tests/fuzz_dirfile: tests/fuzz_dirfile.c $(FUZZLIB) | $(PB_H)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+tests/fuzz_trust: tests/fuzz_trust.c $(FUZZLIB) | $(PB_H)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 # The settings (opts.c, config.c), and all that their checks call.
-tests/fuzz_config: tests/fuzz_config.c $(filter-out p2pcat.c,$(SRCS))
+tests/fuzz_config: tests/fuzz_config.c $(FUZZLIB) | $(PB_H)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+tests/fuzz_options: tests/fuzz_options.c $(FUZZLIB) | $(PB_H)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+tests/fuzz_grpc: tests/fuzz_grpc.c grpc.c util.c
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
-tests/fuzz_options: tests/fuzz_options.c $(filter-out p2pcat.c,$(SRCS))
+	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libcurl libsodium)
+tests/fuzz_listen: tests/fuzz_listen.c fslisten.c grpc.c util.c $(PB_C) | $(PB_H)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
+	    -Wno-missing-braces -iquote . -iquote pb -o $@ $(filter %.c,$^) \
+	    $$($(PKG_CONFIG) --cflags --libs libprotobuf-c libcurl libsodium)
 
 # The two commands of the README's quick start.
 demo:
@@ -116,7 +144,8 @@ uninstall:
 
 clean:
 	rm -f p2pcat *.o *.d tests/*.o tests/*.d $(UNITS) $(TOOLS) $(FUZZ)
+	rm -rf pb
 
 .PHONY: all tests fuzz demo check bench deps install uninstall clean
 
--include $(SRCS:.c=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d tests/netem.d
+-include $(SRCS:.c=.d) $(PB_O:.o=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d tests/netem.d

@@ -1,7 +1,7 @@
 /*
  * firestore.c: the "firestore:PROJECT[/DATABASE]" rendezvous backend, over
- * the Cloud Firestore v1 REST API (libcurl and cJSON; the only file that
- * includes them).
+ * the Cloud Firestore v1 REST API (libcurl and cJSON), with news of offers
+ * and answers pushed by Firestore's Listen (fslisten.c, over gRPC: grpc.c).
  *
  * Store layout, D = projects/PROJECT/databases/DATABASE/documents:
  *
@@ -16,22 +16,35 @@
  * (rules are not filters); answers are only ever fetched by ID (get, never
  * list), so the 128-bit offer ID is what lets the caller read its answer
  * (see firestore.rules).  Documents are created with POST ...?documentId=ID,
- * which fails with ALREADY_EXISTS instead of overwriting.  A listener lists
- * its offers and claims one by deleting it with currentDocument.exists=true,
- * so two listeners never take the same offer.  Every document carries
- * expireAt (for a TTL policy), but TTL deletion lags by up to a day: clients
- * check expireAt themselves and delete what has expired.  Each side deletes
- * what it wrote and what it consumed.
+ * which fails with ALREADY_EXISTS instead of overwriting.  A listener
+ * learns of its offers by listening to inbox/NAME/offers (a query limited
+ * to FS_PAGE, as a REST list is) and claims one by deleting it with
+ * currentDocument.exists=true, so two listeners never take the same offer;
+ * the caller listens to its answer's document from the moment its offer is
+ * posted.  Every document carries expireAt (for a TTL policy), but TTL
+ * deletion lags by up to a day: clients check expireAt themselves and
+ * delete what has expired.  Each side deletes what it wrote and what it
+ * consumed.  Where Listen cannot be used (no HTTP/2, a proxy in the way,
+ * UNIMPLEMENTED: said once under -v), or with --poll, both sides poll by
+ * REST as before Listen.
  *
- * Cost: every poll is a billed read (a list returning N documents costs N,
- * at least 1).  An idle listener polls every FS_POLL_MS, under 20,000 reads
- * a day; a caller polls for its answer fast at first, then backing off, and
- * never spends more than FS_CONNECT_READS reads on one connection attempt.
+ * Cost: Listen is billed a read per document added or changed in a
+ * stream's result set and at least one per stream (fslisten.c has the
+ * rules and the model): an idle listener about 25 reads a day, a
+ * connection attempt a read or two a side, never more than FS_LISTEN_READS
+ * for the caller.  Polling, every poll is a billed read (a list returning
+ * N documents costs N, at least 1): an idle listener polls every
+ * FS_POLL_MS, under 20,000 reads a day; a caller polls for its answer fast
+ * at first, then backing off, and never spends more than FS_CONNECT_READS
+ * reads on one connection attempt.
  *
  * Authentication: with FIRESTORE_EMULATOR_HOST, "Bearer owner" as Google's
  * SDKs send; with a Web API key (P2PCAT_API_KEY, or the api-key-file), an
  * anonymous Identity Toolkit account whose tokens are cached 0600 under
- * $XDG_CACHE_HOME/p2pcat/; otherwise none (open rules).
+ * $XDG_CACHE_HOME/p2pcat/; otherwise none (open rules).  A Listen stream
+ * carries the token it started with, and is started anew before that
+ * expires.  The emulator takes REST on HTTP/1.1 and Listen on plain-text
+ * HTTP/2 (it answers non-gRPC HTTP/2 with 415): each on its own handle.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -54,6 +67,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "fslisten.h"
 #include "signal.h"
 #include "util.h"
 
@@ -84,6 +98,12 @@
 #define FS_MAX_TOKEN	8192	/* id or refresh token */
 #define FS_MAX_UID	128
 #define FS_B64_MAX	(((SIG_MAX_BLOB + 2) / 3) * 4)
+#define FS_LISTEN	"google.firestore.v1.Firestore/Listen"
+/* A connection attempt's reads when both sides listen: the caller's answer
+ * stream costs 1 (its query) + 1 (the answer), the listener 1 (the offer);
+ * the rest is room for a stream that breaks and starts again. */
+#define FS_LISTEN_READS	10
+#define FS_LISTEN_STALL_MS 3000	/* an answer stream not started in this: poll */
 
 _Static_assert(86400000 / FS_POLL_MS <= FS_READS_DAY,
     "an idle listener's default polling must fit its daily read budget");
@@ -92,6 +112,8 @@ enum { FS_AUTH_NONE, FS_AUTH_OWNER, FS_AUTH_KEY };
 enum { FS_READ, FS_WRITE, FS_AUTHREQ };
 #define FS_ERR		(-1)	/* request failed; diagnostic printed */
 #define FS_STOPPED	(-2)	/* opts->stop was set */
+#define FS_WOKEN	(-3)	/* opts->wake_fd became readable */
+#define FS_FALLBACK	(-4)	/* Listen cannot be used: poll */
 
 struct fs_buf {
 	char *p;
@@ -110,7 +132,6 @@ struct fs {
 	unsigned poll_ms;
 	int page;			/* offers listed per poll */
 	const volatile sig_atomic_t *stop;
-	int wake_fd;			/* sig_opts.wake_fd */
 	int auth;
 	char key[FS_MAX_KEY + 1];
 	char *cache;			/* token cache path */
@@ -131,6 +152,24 @@ struct fs {
 	int quiet;			/* say such failures with -v only */
 	int polled;			/* an inbox poll has worked */
 	uint64_t req_deadline;		/* for the progress callback */
+	int wake_fd;			/* opts->wake_fd, 0 none */
+	int wake_ok;			/* requests may end when it wakes */
+	/* Listen (fslisten.c), unless polling is forced (--poll) or Listen
+	 * proved unusable here (said once). */
+	int force_poll, listen_off;
+	CURLM *multi;
+	char *listen_url;
+	char *db;			/* "projects/P/databases/D" */
+	int h2c;			/* the emulator: plain-text HTTP/2 */
+	struct fsl *lo;			/* the listener's inbox */
+	char lo_name[SIG_MAX_NAME + 1];
+	uint64_t lo_tok;		/* its stream's token expires (Unix ms) */
+	struct fsl *la;			/* the caller's answer */
+	char la_path[SIG_MAX_NAME + 64];
+	uint64_t la_tok;
+	unsigned long lreads;		/* reads billed to streams now gone */
+	uint64_t down;			/* the store stopped answering then */
+	int repoll;			/* a claim failed on the way: list */
 };
 
 static pthread_once_t fs_once = PTHREAD_ONCE_INIT;
@@ -350,6 +389,20 @@ fs_buf_clear(struct fs_buf *b)
 	b->over = 0;
 }
 
+/* 1 when the wake descriptor is readable. */
+static int
+fs_woken(const struct fs *b)
+{
+	struct pollfd p;
+
+	if (b->wake_fd <= 0)
+		return 0;
+	p.fd = b->wake_fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP));
+}
+
 static int
 fs_progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
     curl_off_t un)
@@ -357,15 +410,15 @@ fs_progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	struct fs *b = arg;
 
 	(void)dt, (void)dn, (void)ut, (void)un;
-	return b->stop != NULL && *b->stop;
+	return (b->stop != NULL && *b->stop) || (b->wake_ok && fs_woken(b));
 }
 
-/* Sleep until Unix ms `until', waking for opts->stop and the wake
- * descriptor: 0, or FS_STOPPED (the wait is over for either). */
+/* Sleep until Unix ms `until', waking for opts->stop and, when b->wake_ok,
+ * for the wake descriptor: 0, FS_STOPPED or FS_WOKEN. */
 static int
 fs_sleep(struct fs *b, uint64_t until)
 {
-	struct pollfd pfd = { .fd = b->wake_fd ? b->wake_fd : -1, .events = POLLIN };
+	struct pollfd p;
 	uint64_t now, d;
 
 	for (;;) {
@@ -376,9 +429,24 @@ fs_sleep(struct fs *b, uint64_t until)
 		d = until - now;
 		if (d > 100)
 			d = 100;
-		if (poll(&pfd, 1, (int)d) == 1 && pfd.revents)
-			return FS_STOPPED;
+		p.fd = b->wake_ok && b->wake_fd > 0 ? b->wake_fd : -1;
+		p.events = POLLIN;
+		p.revents = 0;
+		if (poll(&p, 1, (int)d) == 1 && (p.revents & (POLLIN | POLLHUP)))
+			return FS_WOKEN;
 	}
+}
+
+/* A wait's sleep, which the wake descriptor ends: as fs_sleep. */
+static int
+fs_pause(struct fs *b, uint64_t until)
+{
+	int r;
+
+	b->wake_ok = b->wake_fd > 0;
+	r = fs_sleep(b, until);
+	b->wake_ok = 0;
+	return r;
 }
 
 /*
@@ -578,7 +646,8 @@ fs_call(struct fs *b, const char *method, const char *url, const char *ctype,
 		h = NULL;
 		if (cc == CURLE_ABORTED_BY_CALLBACK ||
 		    (b->stop != NULL && *b->stop)) {
-			ret = FS_STOPPED;
+			ret = b->stop != NULL && *b->stop ? FS_STOPPED :
+			    FS_WOKEN;
 			goto out;
 		}
 		if (cc == CURLE_WRITE_ERROR && b->resp.over) {
@@ -1010,32 +1079,29 @@ fs_field(const cJSON *f, const char *k, const char *t)
 }
 
 /*
- * Check document d found under prefix ("D/inbox/NAME/offers/"): its name,
- * its id, field `field' equal to name, blob, expireAt.  Fills m and *exp.
- * Returns 0 valid, 1 expired, -1 bad (deletable: *id set), -2 bad and not
- * ours to delete.  Warnings at -v.
+ * The checks of a document found under prefix ("D/inbox/NAME/offers/"),
+ * from REST or from Listen: its full name docname, its id, field `field'
+ * (fval, flen bytes; NULL when missing or not a string) equal to want,
+ * expireAt (exp, when has_exp), the blob (already in m, when blob_ok).
+ * Fills m and *expout.  Returns 0 valid, 1 expired, -1 bad (deletable:
+ * *id set), -2 bad and not ours to delete.  Warnings at -v.
  */
 static int
-fs_doc_check(const cJSON *d, const char *prefix,
-    const char *field, const char *name, struct sig_msg *m, uint64_t *exp,
+fs_check(const char *docname, const char *prefix, const char *field,
+    const char *want, const char *fval, size_t flen, int has_exp,
+    uint64_t exp, int blob_ok, struct sig_msg *m, uint64_t *expout,
     char *id, size_t idlen)
 {
-	const cJSON *nm, *f;
-	const char *s, *rest;
+	const char *rest;
 	char q[80];
-	size_t plen = strlen(prefix), b64len, n;
+	size_t plen = strlen(prefix);
 
 	id[0] = '\0';
-	nm = cJSON_GetObjectItemCaseSensitive(d, "name");
-	if (!cJSON_IsString(nm)) {
-		log_v(1, "firestore: skipping a document without a name");
-		return -2;
-	}
-	if (strncmp(nm->valuestring, prefix, plen) != 0 ||
-	    (rest = nm->valuestring + plen)[0] == '\0' ||
+	if (strncmp(docname, prefix, plen) != 0 ||
+	    (rest = docname + plen)[0] == '\0' ||
 	    strchr(rest, '/') != NULL || strlen(rest) >= idlen) {
 		log_v(1, "firestore: skipping document `%s': not in `%s'",
-		    fs_q(q, sizeof q, nm->valuestring), prefix);
+		    fs_q(q, sizeof q, docname), prefix);
 		return -2;
 	}
 	memcpy(id, rest, strlen(rest) + 1);
@@ -1044,34 +1110,79 @@ fs_doc_check(const cJSON *d, const char *prefix,
 		    fs_q(q, sizeof q, rest));
 		return -1;
 	}
-	f = cJSON_GetObjectItemCaseSensitive(d, "fields");
-	if ((s = fs_field(f, field, "stringValue")) == NULL ||
-	    strcmp(s, name) != 0) {
+	if (fval == NULL || flen != strlen(want) || memcmp(fval, want, flen) != 0) {
 		log_v(1, "firestore: skipping document %s: field %s is not "
-		    "\"%s\"", id, field, name);
+		    "\"%s\"", id, field, want);
 		return -1;
 	}
-	if ((s = fs_field(f, "expireAt", "timestampValue")) == NULL ||
-	    fs_parse_time(s, exp) == -1) {
+	if (!has_exp) {
 		log_v(1, "firestore: skipping document %s: no valid expireAt",
 		    id);
 		return -1;
 	}
-	if ((s = fs_field(f, "blob", "bytesValue")) == NULL ||
-	    (b64len = strlen(s)) > FS_B64_MAX + 8 ||
-	    sodium_base642bin(m->blob, sizeof m->blob, s, b64len, "\r\n", &n,
-	    NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+	if (!blob_ok) {
 		log_v(1, "firestore: skipping document %s: no valid blob "
 		    "(at most %d bytes)", id, SIG_MAX_BLOB);
 		return -1;
 	}
-	m->len = n;
+	*expout = exp;
 	memcpy(m->id, id, SIG_ID_LEN + 1);
-	if (*exp <= unix_ms()) {
+	if (exp <= unix_ms()) {
 		log_v(1, "firestore: document %s expired, deleting it", id);
 		return 1;
 	}
 	return 0;
+}
+
+/* fs_check of a REST document d (JSON). */
+static int
+fs_doc_check(const cJSON *d, const char *prefix,
+    const char *field, const char *name, struct sig_msg *m, uint64_t *exp,
+    char *id, size_t idlen)
+{
+	const cJSON *nm, *f;
+	const char *s, *fv;
+	size_t b64len, n = 0;
+	uint64_t t = 0;
+	int has_exp, blob_ok;
+
+	id[0] = '\0';
+	nm = cJSON_GetObjectItemCaseSensitive(d, "name");
+	if (!cJSON_IsString(nm)) {
+		log_v(1, "firestore: skipping a document without a name");
+		return -2;
+	}
+	f = cJSON_GetObjectItemCaseSensitive(d, "fields");
+	fv = fs_field(f, field, "stringValue");
+	has_exp = (s = fs_field(f, "expireAt", "timestampValue")) != NULL &&
+	    fs_parse_time(s, &t) == 0;
+	blob_ok = (s = fs_field(f, "blob", "bytesValue")) != NULL &&
+	    (b64len = strlen(s)) <= FS_B64_MAX + 8 &&
+	    sodium_base642bin(m->blob, sizeof m->blob, s, b64len, "\r\n", &n,
+	    NULL, sodium_base64_VARIANT_ORIGINAL) == 0;
+	m->len = n;
+	return fs_check(nm->valuestring, prefix, field, name, fv,
+	    fv != NULL ? strlen(fv) : 0, has_exp, t, blob_ok, m, exp, id,
+	    idlen);
+}
+
+/* fs_check of a document from Listen, with the fields FS_LISTEN_FIELDS. */
+static int
+fs_listen_check(const struct fsl_doc *d, const char *prefix,
+    const char *field, const char *name, struct sig_msg *m, uint64_t *exp,
+    char *id, size_t idlen)
+{
+	const struct fsl_val *fv = &d->f[0], *blob = &d->f[1], *ts = &d->f[2];
+	int str = fv->type == FSL_STRING && !fv->big;
+	int blob_ok = blob->type == FSL_BYTES && !blob->big &&
+	    blob->len <= sizeof m->blob;
+
+	m->len = blob_ok ? blob->len : 0;
+	if (blob_ok && blob->len > 0)
+		memcpy(m->blob, blob->p, blob->len);
+	return fs_check((const char *)d->name, prefix, field, name,
+	    str ? (const char *)fv->p : NULL, str ? fv->len : 0,
+	    ts->type == FSL_TIME, ts->ms, blob_ok, m, exp, id, idlen);
 }
 
 /* DELETE D/PATH (path already escaped), with a precondition if pre; the
@@ -1151,6 +1262,404 @@ out:
 	return ret;
 }
 
+static int fs_poll_offers(struct fs *, const char *, const char *,
+    const char *, struct sig_msg *, uint64_t);
+
+/*
+ * Listen (fslisten.c): the store pushes offers and answers.
+ */
+
+/* Every read billed so far: REST calls and Listen streams. */
+static unsigned long
+fs_total_reads(const struct fs *b)
+{
+	return b->reads + b->lreads + (b->lo != NULL ? fsl_reads(b->lo) : 0) +
+	    (b->la != NULL ? fsl_reads(b->la) : 0);
+}
+
+/* Let stream *l go, keeping what it was billed. */
+static void
+fs_listen_free(struct fs *b, struct fsl **l)
+{
+	if (*l == NULL)
+		return;
+	b->lreads += fsl_reads(*l);
+	fsl_free(*l);
+	*l = NULL;
+}
+
+/* Start stream l, with the token it needs; *tok is when that token
+ * expires.  0, FS_ERR (said why) or FS_STOPPED. */
+static int
+fs_listen_start(struct fs *b, struct fsl *l, uint64_t *tok)
+{
+	char line[FS_MAX_TOKEN + 64];
+	const char *md[2] = { line, NULL };
+	uint64_t deadline = unix_ms() + FS_OP_MS;
+	int rc = 0;
+
+	line[0] = '\0';
+	if (b->auth == FS_AUTH_OWNER)
+		snprintf(line, sizeof line, "authorization: Bearer owner");
+	else if (b->auth == FS_AUTH_KEY) {
+		/* The server refused the last one (or may have): a new
+		 * token. */
+		if ((rc = fs_token(b, fsl_end(l) == FSL_END_UNAUTH ||
+		    fsl_end(l) == FSL_END_NOANSWER, deadline)) != 0)
+			goto out;
+		snprintf(line, sizeof line, "authorization: Bearer %s",
+		    b->idtok);
+	}
+	*tok = b->auth == FS_AUTH_KEY ? b->tok_exp : UINT64_MAX;
+	rc = fsl_start(l, b->multi, line[0] != '\0' ? md : NULL) == 0 ? 0 :
+	    FS_ERR;
+out:
+	sodium_memzero(line, sizeof line);
+	return rc;
+}
+
+/* Listen is unusable here: say so once, and poll from now on. */
+static int
+fs_listen_fallback(struct fs *b, struct fsl **l)
+{
+	if (!b->listen_off)
+		log_v(1, "firestore: Listen cannot be used (%s); polling "
+		    "instead", fsl_why(*l));
+	b->listen_off = 1;
+	fs_listen_free(b, l);
+	return FS_FALLBACK;
+}
+
+/* The server refused stream l (what, e.g. "list", in coll): say why. */
+static int
+fs_listen_denied(struct fs *b, struct fsl *l, const char *what,
+    const char *coll)
+{
+	if (fsl_end(l) == FSL_END_NOTFOUND)
+		log_err("firestore: project `%s' or its database `%s' does "
+		    "not exist (%s)", b->project, b->database, fsl_why(l));
+	else if (fsl_end(l) == FSL_END_UNAUTH)
+		log_err("firestore: %s in `%s': not authenticated (%s)", what,
+		    coll, fsl_why(l));
+	else
+		log_err("firestore: the security rules refuse %s in `%s'%s",
+		    what, coll, b->auth == FS_AUTH_NONE ?
+		    " (no API key given, so no sign-in)" : "");
+	return -1;
+}
+
+/* Unix ms when stream l next needs attention. */
+static uint64_t
+fs_listen_due(const struct fsl *l)
+{
+	uint64_t due = fsl_due(l), now = now_us() / 1000;
+
+	if (due == UINT64_MAX)
+		return UINT64_MAX;
+	return unix_ms() + (due > now ? due - now : 0);
+}
+
+/* Carry the streams until Unix ms until (a second at most): 0, FS_STOPPED
+ * or FS_WOKEN. */
+static int
+fs_listen_drive(struct fs *b, uint64_t until)
+{
+	struct curl_waitfd w;
+	CURLMsg *msg;
+	CURLcode cc;
+	CURL *e;
+	uint64_t now = unix_ms(), t = until > now ? until - now : 0;
+	int n;
+
+	memset(&w, 0, sizeof w);
+	w.fd = b->wake_fd;
+	w.events = CURL_WAIT_POLLIN;
+	curl_multi_poll(b->multi, &w, b->wake_fd > 0 ? 1 : 0,
+	    (int)(t < 1000 ? t : 1000), NULL);
+	if (b->stop != NULL && *b->stop)
+		return FS_STOPPED;
+	if (b->wake_fd > 0 && ((w.revents & CURL_WAIT_POLLIN) || fs_woken(b)))
+		return FS_WOKEN;
+	curl_multi_perform(b->multi, &n);
+	while ((msg = curl_multi_info_read(b->multi, &n)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		e = msg->easy_handle;
+		cc = msg->data.result;
+		if (fsl_owns(b->lo, e))
+			fsl_done(b->lo, cc);
+		else if (fsl_owns(b->la, e))
+			fsl_done(b->la, cc);
+	}
+	if (b->lo != NULL)
+		fsl_tick(b->lo);
+	if (b->la != NULL)
+		fsl_tick(b->la);
+	return 0;
+}
+
+static uint64_t
+fs_min(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * The listener: offers to name come as the inbox's snapshots change; each
+ * is checked and claimed as fs_poll_offers does.  0 took one, 1 timed out,
+ * stopped or woken, -1 error, FS_FALLBACK.
+ */
+static int
+fs_listen_offer(struct fs *b, const char *name, struct sig_msg *offer,
+    uint64_t deadline)
+{
+	char coll[SIG_MAX_NAME + 32], prefix[600], parent[600], got[130],
+	    path[SIG_MAX_NAME + 200], host[300], *esc;
+	const struct fsl_doc *d;
+	struct fsl_conf c;
+	uint64_t exp, first_fail = 0;
+	int r, code;
+
+	snprintf(coll, sizeof coll, "inbox/%s/offers", name);
+	snprintf(prefix, sizeof prefix, "%s/%s/", b->docs, coll);
+	if (b->lo != NULL && strcmp(b->lo_name, name) != 0)
+		fs_listen_free(b, &b->lo);
+	if (b->lo == NULL) {
+		memset(&c, 0, sizeof c);
+		snprintf(parent, sizeof parent, "%s/inbox/%s", b->docs, name);
+		c.url = b->listen_url;
+		c.h2c = b->h2c;
+		c.database = b->db;
+		c.parent = parent;
+		c.collection = "offers";
+		c.limit = FS_PAGE;	/* the sample rules allow no more */
+		c.fields[0] = "to";
+		c.fields[1] = "blob";
+		c.fields[2] = "expireAt";
+		c.field_max = SIG_MAX_BLOB;
+		c.what = coll;
+		if ((b->lo = fsl_new(&c)) == NULL)
+			return -1;
+		snprintf(b->lo_name, sizeof b->lo_name, "%s", name);
+	}
+	for (;;) {
+		if (b->stop != NULL && *b->stop)
+			return 1;
+		if (fsl_synced(b->lo)) {
+			b->polled = 1;
+			if (b->down != 0) {
+				log_err("firestore: the store answers again, "
+				    "after %llu s", (unsigned long long)
+				    ((unix_ms() - b->down + 500) / 1000));
+				b->down = 0;
+			}
+		}
+		/* What the last snapshots brought. */
+		while ((d = fsl_peek(b->lo)) != NULL) {
+			r = fs_listen_check(d, prefix, "to", name, offer, &exp,
+			    got, sizeof got);
+			fsl_pop(b->lo);
+			if (r == -2 ||
+			    (esc = curl_easy_escape(b->curl, got, 0)) == NULL)
+				continue;
+			snprintf(path, sizeof path, "%s/%s", coll, esc);
+			curl_free(esc);
+			code = fs_delete(b, path, r == 0, unix_ms() + FS_OP_MS);
+			if (code == FS_STOPPED)
+				return 1;
+			if (r != 0)
+				continue;
+			if (code == 200 || (code == 404 && b->unsure))
+				return 0;
+			if (code == 404 || code == 400 || code == 409)
+				log_v(1, "firestore: offer %s was taken by "
+				    "another listener", got);
+			else if (code == FS_ERR || code >= 500)
+				/* Not claimed, not gone: list the inbox
+				 * until it is one or the other. */
+				b->repoll = 1;
+			else {
+				fs_http_err(b, code, "delete", coll);
+				return -1;
+			}
+		}
+		if (b->repoll) {
+			b->quiet = 1;
+			r = fs_poll_offers(b, name, coll, prefix, offer,
+			    unix_ms() + FS_OP_MS);
+			b->quiet = 0;
+			if (r == FS_STOPPED)
+				return 1;
+			if (r == 0 || r == 1 || r == 2)
+				b->repoll = 0;
+			if (r == 0)
+				return 0;
+			if (r == FS_ERR && !b->lost)
+				return -1;
+		}
+		switch (fsl_state(b->lo)) {
+		case FSL_FALLBACK:
+			return fs_listen_fallback(b, &b->lo);
+		case FSL_DENIED:
+			return fs_listen_denied(b, b->lo, "list", coll);
+		case FSL_IDLE:
+			if (fsl_end(b->lo) == FSL_END_UNREACHABLE) {
+				if (first_fail == 0)
+					first_fail = unix_ms();
+				if (!fsl_ever_synced(b->lo) && !b->polled &&
+				    unix_ms() - first_fail >= FS_UNREACH_MS) {
+					fs_url_host(host, sizeof host,
+					    b->listen_url);
+					log_err("firestore: cannot reach %s: %s",
+					    host, fsl_why(b->lo));
+					return -1;
+				}
+				if ((fsl_ever_synced(b->lo) || b->polled) &&
+				    b->down == 0) {
+					b->down = unix_ms();
+					log_err("firestore: the store does not "
+					    "answer; still listening, and "
+					    "trying again");
+				}
+			}
+			if (fsl_end(b->lo) == FSL_END_UNAUTH &&
+			    b->auth != FS_AUTH_KEY)
+				return fs_listen_denied(b, b->lo, "list", coll);
+			if (fs_listen_due(b->lo) > unix_ms())
+				break;
+			if ((r = fs_listen_start(b, b->lo, &b->lo_tok)) ==
+			    FS_STOPPED)
+				return 1;
+			if (r != 0 && !(b->lost && (b->polled || b->down)))
+				return -1;
+			break;
+		case FSL_LIVE:
+			/* A stream carries the token it started with. */
+			if (unix_ms() >= b->lo_tok)
+				fsl_stop(b->lo, "renewing the token");
+			fsl_tick(b->lo);
+			break;
+		}
+		/* A store that cannot be reached is given FS_UNREACH_MS,
+		 * whatever the deadline, to say so; a stream not in sync
+		 * saw nothing: look once by REST. */
+		if (unix_ms() >= deadline && (first_fail == 0 || b->polled ||
+		    fsl_ever_synced(b->lo)))
+			return fsl_synced(b->lo) ? 1 : FS_FALLBACK;
+		if ((r = fs_listen_drive(b, fs_min(fs_min(deadline,
+		    fs_listen_due(b->lo)), b->lo_tok))) != 0)
+			return 1;
+	}
+}
+
+/* The caller's answer stream, on D/inbox/TO/answers/ID; 0 or -1. */
+static int
+fs_listen_answer_new(struct fs *b, const char *to, const char *id)
+{
+	char path[SIG_MAX_NAME + 64], doc[700], what[SIG_MAX_NAME + 64];
+	struct fsl_conf c;
+
+	snprintf(path, sizeof path, "inbox/%s/answers/%s", to, id);
+	if (b->la != NULL && strcmp(b->la_path, path) == 0)
+		return 0;
+	fs_listen_free(b, &b->la);
+	snprintf(doc, sizeof doc, "%s/%s", b->docs, path);
+	snprintf(what, sizeof what, "inbox/%s/answers", to);
+	memset(&c, 0, sizeof c);
+	c.url = b->listen_url;
+	c.h2c = b->h2c;
+	c.database = b->db;
+	c.document = doc;
+	c.fields[0] = "name";
+	c.fields[1] = "blob";
+	c.fields[2] = "expireAt";
+	c.field_max = SIG_MAX_BLOB;
+	c.what = what;
+	if ((b->la = fsl_new(&c)) == NULL)
+		return -1;
+	snprintf(b->la_path, sizeof b->la_path, "%s", path);
+	return 0;
+}
+
+/*
+ * The caller: its answer comes on the stream fs_offer opened.  0 got it,
+ * 1 timed out, stopped or woken, -1 error, FS_FALLBACK (poll for it).
+ */
+static int
+fs_listen_answer(struct fs *b, const char *to, const char *id,
+    struct sig_msg *ans, uint64_t deadline)
+{
+	char coll[SIG_MAX_NAME + 32], prefix[600], got[130];
+	const struct fsl_doc *d;
+	uint64_t exp, t0 = unix_ms();
+	int r;
+
+	snprintf(coll, sizeof coll, "inbox/%s/answers", to);
+	snprintf(prefix, sizeof prefix, "%s/%s/", b->docs, coll);
+	if (fs_listen_answer_new(b, to, id) == -1)
+		return -1;
+	for (;;) {
+		if (b->stop != NULL && *b->stop)
+			return 1;
+		while ((d = fsl_peek(b->la)) != NULL) {
+			r = fs_listen_check(d, prefix, "name", to, ans, &exp,
+			    got, sizeof got);
+			fsl_pop(b->la);
+			if (r == -2 || strcmp(got, id) != 0)
+				continue;
+			fs_delete(b, b->la_path, 0, unix_ms() + FS_CLEAN_MS);
+			if (r == 0) {
+				fs_listen_free(b, &b->la);
+				return 0;
+			}
+		}
+		switch (fsl_state(b->la)) {
+		case FSL_FALLBACK:
+			return fs_listen_fallback(b, &b->la);
+		case FSL_DENIED:
+			return fs_listen_denied(b, b->la, "get", coll);
+		case FSL_IDLE:
+			/* The store took the offer, but no stream: poll. */
+			if (fsl_end(b->la) == FSL_END_UNREACHABLE)
+				return FS_FALLBACK;
+			if (fsl_end(b->la) == FSL_END_UNAUTH &&
+			    b->auth != FS_AUTH_KEY)
+				return fs_listen_denied(b, b->la, "get", coll);
+			if (fs_listen_due(b->la) > unix_ms())
+				break;
+			if ((r = fs_listen_start(b, b->la, &b->la_tok)) ==
+			    FS_STOPPED)
+				return 1;
+			if (r != 0)
+				return FS_FALLBACK;
+			break;
+		case FSL_LIVE:
+			if (!fsl_synced(b->la) &&
+			    unix_ms() - t0 >= FS_LISTEN_STALL_MS) {
+				log_v(1, "firestore: the answer stream is not "
+				    "in sync after %d s; polling for the "
+				    "answer", FS_LISTEN_STALL_MS / 1000);
+				return FS_FALLBACK;
+			}
+			if (unix_ms() >= b->la_tok)
+				fsl_stop(b->la, "renewing the token");
+			fsl_tick(b->la);
+			break;
+		}
+		if (fs_total_reads(b) - b->reads0 + 1 >= FS_LISTEN_READS) {
+			log_v(1, "firestore: the answer stream spent %d reads; "
+			    "giving up", FS_LISTEN_READS - 1);
+			return 1;
+		}
+		/* A stream never in sync saw nothing: look once by REST. */
+		if (unix_ms() >= deadline)
+			return fsl_synced(b->la) ? 1 : FS_FALLBACK;
+		if (fs_listen_drive(b, fs_min(fs_min(deadline,
+		    fs_listen_due(b->la)), b->la_tok)) != 0)
+			return 1;
+	}
+}
+
 /*
  * The backend.
  */
@@ -1171,8 +1680,9 @@ fs_open(const char *rest, const struct sig_opts *o)
 		return NULL;
 	}
 	b->stop = o->stop;
-	b->wake_fd = o->wake_fd;
 	b->poll_ms = o->poll_ms ? o->poll_ms : FS_POLL_MS;
+	b->force_poll = o->poll_ms != 0;
+	b->wake_fd = o->wake_fd;
 	b->page = FS_PAGE;
 	slash = strchr(rest, '/');
 	plen = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -1221,10 +1731,14 @@ fs_open(const char *rest, const struct sig_opts *o)
 		    emu : aemu));
 		goto fail;
 	}
-	if (emu != NULL)
+	if (emu != NULL) {
 		b->base = fs_asprintf("http://%s/v1/", emu);
-	else
+		b->listen_url = fs_asprintf("http://%s/" FS_LISTEN, emu);
+		b->h2c = 1;
+	} else {
 		b->base = fs_asprintf("%s/v1/", FS_HOST);
+		b->listen_url = fs_asprintf("%s/" FS_LISTEN, FS_HOST);
+	}
 	if (aemu != NULL) {
 		b->idt = fs_asprintf("http://%s/identitytoolkit.googleapis.com/v1/",
 		    aemu);
@@ -1236,8 +1750,10 @@ fs_open(const char *rest, const struct sig_opts *o)
 	}
 	b->docs = fs_asprintf("projects/%s/databases/%s/documents", b->project,
 	    b->database);
+	b->db = fs_asprintf("projects/%s/databases/%s", b->project,
+	    b->database);
 	if (b->base == NULL || b->idt == NULL || b->sts == NULL ||
-	    b->docs == NULL)
+	    b->docs == NULL || b->db == NULL || b->listen_url == NULL)
 		goto fail;
 
 	if ((env = getenv("P2PCAT_API_KEY")) != NULL && env[0] != '\0') {
@@ -1285,7 +1801,8 @@ fs_open(const char *rest, const struct sig_opts *o)
 	}
 
 	if (pthread_once(&fs_once, fs_global) != 0 || fs_global_rc != CURLE_OK ||
-	    sodium_init() < 0 || (b->curl = curl_easy_init()) == NULL) {
+	    sodium_init() < 0 || (b->curl = curl_easy_init()) == NULL ||
+	    (b->multi = curl_multi_init()) == NULL) {
 		log_err("firestore: cannot initialise libcurl");
 		goto fail;
 	}
@@ -1306,6 +1823,10 @@ fs_close(void *v)
 
 	if (b == NULL)
 		return;
+	fsl_free(b->lo);
+	fsl_free(b->la);
+	if (b->multi != NULL)
+		curl_multi_cleanup(b->multi);
 	if (b->curl != NULL)
 		curl_easy_cleanup(b->curl);
 	if (b->resp.p != NULL) {
@@ -1313,6 +1834,8 @@ fs_close(void *v)
 		free(b->resp.p);
 	}
 	free(b->base);
+	free(b->listen_url);
+	free(b->db);
 	free(b->docs);
 	free(b->idt);
 	free(b->sts);
@@ -1327,14 +1850,23 @@ fs_offer(void *v, const char *to, const char *id, const void *blob,
 {
 	struct fs *b = v;
 	char coll[SIG_MAX_NAME + 32], q[80];
+	int running;
 
 	if (!sig_valid_name(to) || !fs_valid_id(id) || len > SIG_MAX_BLOB) {
 		log_err("firestore: bad offer to `%s'", fs_q(q, sizeof q, to));
 		return -1;
 	}
-	b->reads0 = b->reads;
+	b->reads0 = fs_total_reads(b);
 	snprintf(coll, sizeof coll, "inbox/%s/offers", to);
-	return fs_create(b, coll, id, "to", to, blob, len, expire_ms);
+	if (fs_create(b, coll, id, "to", to, blob, len, expire_ms) == -1)
+		return -1;
+	/* Listen for the answer now: it is pushed the moment it is
+	 * written, and the stream is in sync long before. */
+	if (!b->force_poll && !b->listen_off &&
+	    fs_listen_answer_new(b, to, id) == 0 &&
+	    fs_listen_start(b, b->la, &b->la_tok) == 0)
+		curl_multi_perform(b->multi, &running);
+	return 0;
 }
 
 /*
@@ -1352,7 +1884,7 @@ fs_answer_interval(struct fs *b, unsigned k, uint64_t deadline)
 
 	for (i = 0; i < k && iv < FS_ANS_MAX_MS; i++)
 		iv = iv * 3 / 2;
-	spent = b->reads - b->reads0;
+	spent = fs_total_reads(b) - b->reads0;
 	left = deadline > now ? deadline - now : 0;
 	if (spent + 2 >= FS_CONNECT_READS)
 		return left + 1;
@@ -1378,6 +1910,9 @@ fs_wait_answer(void *v, const char *to, const char *id, struct sig_msg *ans,
 		log_err("firestore: bad answer name `%s'", fs_q(q, sizeof q, to));
 		return -1;
 	}
+	if (!b->force_poll && !b->listen_off &&
+	    (r = fs_listen_answer(b, to, id, ans, deadline_ms)) != FS_FALLBACK)
+		return r;
 	snprintf(coll, sizeof coll, "inbox/%s/answers", to);
 	snprintf(path, sizeof path, "%s/%s", coll, id);
 	snprintf(prefix, sizeof prefix, "%s/%s/", b->docs, coll);
@@ -1385,9 +1920,11 @@ fs_wait_answer(void *v, const char *to, const char *id, struct sig_msg *ans,
 		return -1;
 	for (k = 0;; k++) {
 		rdl = unix_ms() + FS_MIN_REQ_MS;
+		b->wake_ok = b->wake_fd > 0;
 		code = fs_call(b, "GET", url, NULL, NULL, FS_READ,
 		    deadline_ms > rdl ? deadline_ms : rdl);
-		if (code == FS_STOPPED) {
+		b->wake_ok = 0;
+		if (code == FS_STOPPED || code == FS_WOKEN) {
 			ret = 1;
 			goto out;
 		}
@@ -1419,12 +1956,13 @@ fs_wait_answer(void *v, const char *to, const char *id, struct sig_msg *ans,
 		iv = fs_answer_interval(b, k, deadline_ms);
 		if (unix_ms() + iv >= deadline_ms) {
 			/* One last look at the deadline, if reads are left. */
-			if (fs_sleep(b, deadline_ms) == FS_STOPPED ||
-			    b->reads - b->reads0 + 2 >= FS_CONNECT_READS) {
+			if (fs_pause(b, deadline_ms) != 0 ||
+			    fs_total_reads(b) - b->reads0 + 2 >=
+			    FS_CONNECT_READS) {
 				ret = 1;
 				goto out;
 			}
-		} else if (fs_sleep(b, unix_ms() + iv) == FS_STOPPED) {
+		} else if (fs_pause(b, unix_ms() + iv) != 0) {
 			ret = 1;
 			goto out;
 		}
@@ -1443,6 +1981,7 @@ fs_withdraw(void *v, const char *to, const char *id)
 
 	if (!sig_valid_name(to) || !fs_valid_id(id))
 		return;
+	fs_listen_free(b, &b->la);
 	snprintf(path, sizeof path, "inbox/%s/offers/%s", to, id);
 	fs_delete(b, path, 0, unix_ms() + FS_CLEAN_MS);
 	snprintf(path, sizeof path, "inbox/%s/answers/%s", to, id);
@@ -1467,7 +2006,9 @@ fs_poll_offers(struct fs *b, const char *name, const char *coll,
 	    "mask.fieldPaths=blob&mask.fieldPaths=expireAt", b->base, b->docs,
 	    coll, b->page)) == NULL)
 		goto out;
+	b->wake_ok = b->wake_fd > 0;
 	code = fs_call(b, "GET", url, NULL, NULL, FS_READ, deadline);
+	b->wake_ok = 0;
 	if (code < 0) {
 		ret = code;
 		goto out;
@@ -1552,13 +2093,16 @@ fs_wait_offer(void *v, const char *name, struct sig_msg *offer,
 {
 	struct fs *b = v;
 	char coll[SIG_MAX_NAME + 32], prefix[600], q[80];
-	uint64_t rdl, next, t0, down = 0, wait = 0;
+	uint64_t rdl, next, t0, wait = 0;
 	int r, again = 0;
 
 	if (!sig_valid_name(name)) {
 		log_err("firestore: bad name `%s'", fs_q(q, sizeof q, name));
 		return -1;
 	}
+	if (!b->force_poll && !b->listen_off &&
+	    (r = fs_listen_offer(b, name, offer, deadline_ms)) != FS_FALLBACK)
+		return r;
 	snprintf(coll, sizeof coll, "inbox/%s/offers", name);
 	snprintf(prefix, sizeof prefix, "%s/%s/", b->docs, coll);
 	for (;;) {
@@ -1571,29 +2115,30 @@ fs_wait_offer(void *v, const char *name, struct sig_msg *offer,
 		    deadline_ms > rdl ? deadline_ms : rdl);
 		b->quiet = 0;
 		if (r == FS_ERR && b->polled && b->lost) {
-			if (down == 0) {
-				down = t0;
+			if (b->down == 0) {
+				b->down = t0;
 				wait = b->poll_ms;
 				log_err("firestore: the store does not answer; "
 				    "still listening, and trying again");
-			} else if ((wait *= 2) > FS_OUTAGE_MAX_MS) {
+			} else if ((wait = wait ? wait * 2 : b->poll_ms) >
+			    FS_OUTAGE_MAX_MS) {
 				wait = FS_OUTAGE_MAX_MS;
 			}
 			next = unix_ms() + wait;
-			if (fs_sleep(b, next < deadline_ms ? next : deadline_ms) != 0 ||
+			if (fs_pause(b, next < deadline_ms ? next : deadline_ms) != 0 ||
 			    next > deadline_ms)
 				return 1;
 			continue;
 		}
-		if (r == FS_STOPPED)
+		if (r == FS_STOPPED || r == FS_WOKEN)
 			return 1;
 		if (r == FS_ERR)
 			return -1;
 		b->polled = 1;
-		if (down) {
+		if (b->down) {
 			log_err("firestore: the store answers again, after %llu s",
-			    (unsigned long long)((unix_ms() - down + 500) / 1000));
-			down = 0;
+			    (unsigned long long)((unix_ms() - b->down + 500) / 1000));
+			b->down = 0;
 		}
 		if (r == 0)
 			return 0;
@@ -1603,7 +2148,7 @@ fs_wait_offer(void *v, const char *name, struct sig_msg *offer,
 		if (unix_ms() >= deadline_ms)
 			return 1;
 		next = unix_ms() + b->poll_ms;
-		if (fs_sleep(b, next < deadline_ms ? next : deadline_ms) != 0)
+		if (fs_pause(b, next < deadline_ms ? next : deadline_ms) != 0)
 			return 1;
 		if (next > deadline_ms)
 			return 1;
@@ -1643,7 +2188,7 @@ fs_counts(const void *v, unsigned long *reads, unsigned long *writes)
 {
 	const struct fs *b = v;
 
-	*reads = b->reads;
+	*reads = fs_total_reads(b);
 	*writes = b->writes;
 }
 

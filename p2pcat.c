@@ -167,16 +167,6 @@ pump_setup(struct pump_conf *pc, const struct opts *o)
 	pc->progress_tty = isatty(2);
 }
 
-static void
-report_counts(const struct sig *sig)
-{
-	unsigned long r, w;
-
-	sig_counts(sig, &r, &w);
-	log_v(1, "rendezvous: %lu read%s, %lu write%s", r, r == 1 ? "" : "s", w,
-	    w == 1 ? "" : "s");
-}
-
 static int
 caller(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
 {
@@ -227,7 +217,7 @@ caller(const struct opts *o, struct sig *sig, const struct crypto_identity *id)
 	ret = pump_run(s, &pc, deadline);
 	pump_report(s);
 out:
-	report_counts(sig);
+	sig_report(sig, true);
 	free(ans);
 	sess_free(s);
 	return ret;
@@ -240,7 +230,7 @@ listener(struct sig *sig, struct serve *sv)
 {
 	int ret = serve_run(sv, sig);
 
-	report_counts(sig);
+	sig_report(sig, true);
 	return ret;
 }
 

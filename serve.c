@@ -523,6 +523,8 @@ reap(struct serve *sv, struct sig *sig)
 			 * cannot end the listener. */
 			log_err("the caller of offer %s did not connect", k->id);
 		}
+		/* What this session's offer cost, for -v. */
+		sig_report(sig, false);
 		memset(k, 0, sizeof *k);
 		sv->nkids--;
 	}

@@ -64,6 +64,7 @@
 struct sig {
 	const struct sig_backend *be;
 	void *b;
+	unsigned long reported_r, reported_w;	/* at the last sig_report */
 };
 
 static const struct sig_backend *backends[] = {
@@ -181,6 +182,21 @@ void
 sig_counts(const struct sig *s, unsigned long *reads, unsigned long *writes)
 {
 	s->be->counts(s->b, reads, writes);
+}
+
+void
+sig_report(struct sig *s, bool total)
+{
+	unsigned long r, w;
+
+	sig_counts(s, &r, &w);
+	if (total)
+		s->reported_r = s->reported_w = 0;
+	log_v(1, "rendezvous: %lu read%s, %lu write%s%s", r - s->reported_r,
+	    r - s->reported_r == 1 ? "" : "s", w - s->reported_w,
+	    w - s->reported_w == 1 ? "" : "s", total ? " in all" : "");
+	s->reported_r = r;
+	s->reported_w = w;
 }
 
 /* The dir: backend. */

@@ -11,6 +11,7 @@
 #define SIGNAL_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,8 +69,13 @@ int sig_answer(struct sig *s, const char *name, const char *id,
     const void *blob, size_t len, uint64_t expire_ms);
 void sig_unanswer(struct sig *s, const char *name, const char *id);
 
-/* Counters for -v: reads and writes spent on the store so far. */
+/* Counters for -v: the reads the store bills so far (as Firestore bills
+ * them: see fslisten.c) and the writes. */
 void sig_counts(const struct sig *s, unsigned long *reads, unsigned long *writes);
+/* Say under -v the reads and writes billed since the last report (a -k
+ * listener's idle time counts for the session that ends it), or with
+ * total, all of them. */
+void sig_report(struct sig *s, bool total);
 
 /* For backends: signal.c dispatches to one of these by URL scheme. */
 struct sig_backend {

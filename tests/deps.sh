@@ -7,7 +7,8 @@
 # the PATH is enough, whoever packaged it (NodeSource's nodejs, say, brings
 # its own npm and conflicts with Debian's).
 set -u
-BUILD="gcc:gcc make:make pkg-config:pkg-config libcurl4-openssl-dev libcjson-dev libsodium-dev libssl-dev"
+BUILD="gcc:gcc make:make pkg-config:pkg-config libcurl4-openssl-dev libcjson-dev libsodium-dev
+	libssl-dev libprotobuf-c-dev protobuf-c-compiler:protoc-c"
 TEST="$BUILD coturn:turnserver iproute2:ip iptables:iptables conntrack:conntrack
 	python3:python3 mandoc:mandoc nodejs:node npm:npm netcat-openbsd
 	iperf3:iperf3 procps:pgrep time:/usr/bin/time

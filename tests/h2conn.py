@@ -462,6 +462,11 @@ class Connection:
         ok = self.write(bytes(frames))     # one write: nothing between the frames
         if end_stream:
             st.local_closed = True
+            # 8.1: a response complete before the request may end the
+            # stream with RST_STREAM NO_ERROR; gRPC servers do (grpc-go's
+            # writeStatus), and clients whose upload never ends need it.
+            if not st.remote_closed:
+                self.send_reset(st, NO_ERROR)
             self._maybe_forget(st)
         return ok
 

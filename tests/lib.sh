@@ -82,3 +82,35 @@ fs_serve() {
 	FIRESTORE_EMULATOR_HOST=127.0.0.1:$FS_PORT
 	export FS_PORT FIRESTORE_EMULATOR_HOST
 }
+
+# emu_serve [ARGS...]: Google's Firestore emulator (package
+# google-cloud-cli-firestore-emulator, Java) with ARGS (e.g. --rules FILE),
+# on a free loopback port, its output in $T/emu.log; skips the test (77)
+# where it is not installed.  Slow to start (seconds): once per script.
+# Sets EPID, EMU_PORT and FIRESTORE_EMULATOR_HOST (exported).
+emu_serve() {
+	_emu=$(command -v cloud_firestore_emulator 2>/dev/null ||
+	    dpkg -L google-cloud-cli-firestore-emulator 2>/dev/null |
+	    grep '/cloud_firestore_emulator$' | head -1)
+	[ -n "$_emu" ] && [ -x "$_emu" ] ||
+	    skip "no Firestore emulator (google-cloud-cli-firestore-emulator)"
+	command -v java >/dev/null || skip "no java for the Firestore emulator"
+	EMU_PORT=$(python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	"$_emu" start --host=127.0.0.1 --port="$EMU_PORT" "$@" >"$T/emu.log" 2>&1 &
+	EPID=$!
+	at_exit 'killtree $EPID; kill $EPID 2>/dev/null'
+	wait_for 60 emu_up || fail "the Firestore emulator did not start: $(tail -5 "$T/emu.log")"
+	FIRESTORE_EMULATOR_HOST=127.0.0.1:$EMU_PORT
+	export EMU_PORT FIRESTORE_EMULATOR_HOST
+}
+emu_up() {
+	python3 -c 'import sys, urllib.request
+sys.exit(urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=1).read() != b"Ok\n")' "$EMU_PORT" 2>/dev/null
+}
+# emu_reset PROJECT: the emulator forgets PROJECT's documents.
+emu_reset() {
+	python3 -c 'import sys, urllib.request
+r = urllib.request.Request("http://127.0.0.1:%s/emulator/v1/projects/%s/databases/(default)/documents" % tuple(sys.argv[1:]), method="DELETE")
+urllib.request.urlopen(r, timeout=10).read()' "$EMU_PORT" "$1"
+}

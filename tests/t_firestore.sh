@@ -1,8 +1,9 @@
 #!/bin/sh
-# t_firestore.sh: the firestore: rendezvous backend (firestore.c) against
-# the local Firestore REST stand-in tests/fsserver.py, through
-# tests/unit_firestore (a small client of the sig_* API) and
-# tests/firestore_rest.py (raw REST and the server's /_test/ switches).
+# t_firestore.sh: the firestore: rendezvous backend (firestore.c) over REST
+# against the local Firestore stand-in tests/fsserver.py, through
+# tests/unit_firestore (a small client of the sig_* API; -p forces REST
+# polling, which Listen falls back to) and tests/firestore_rest.py (raw REST
+# and the server's /_test/ switches).  Listen has t_firestore_listen.sh.
 . "$(dirname "$0")/lib.sh"
 U=$SRCDIR/tests/unit_firestore
 REST="python3 $SRCDIR/tests/firestore_rest.py"
@@ -36,7 +37,7 @@ SPID2=$!
 at_exit 'kill $SPID2 2>/dev/null'
 wait_for 10 test -s "$T/port2" || fail "second fsserver.py did not start"
 FIRESTORE_EMULATOR_HOST=127.0.0.1:$(cat "$T/port2") \
-    "$U" waitans bob $ID3 280000 >"$T/budget.out" 2>"$T/budget.err" &
+    "$U" -p 4500 waitans bob $ID3 280000 >"$T/budget.out" 2>"$T/budget.err" &
 BUDGET_PID=$!
 
 # The offline checks (bad URLs, no server listening -> "cannot reach").
@@ -70,7 +71,7 @@ run a1 answer bob $ID1 c0ffee 60000
 [ $RC -eq 0 ] || fail "answer"
 check_eq "store after an answer" "$($REST dump)" "$D/bob/answers/$ID1"
 check_eq "answer's name" "$($REST field $D/bob/answers/$ID1 name)" '{"stringValue": "bob"}'
-run w1 waitans bob $ID1 5000
+run w1 -p 4500 waitans bob $ID1 5000
 [ $RC -eq 0 ] || fail "waitans: exit $RC"
 check_eq "answer taken" "$(cat "$T/w1.out")" "c0ffee"
 check_eq "store after taking the answer" "$(docs)" 0
@@ -156,7 +157,7 @@ run f3 answer bob $ID1 02 60000
 check_eq "answer through ABORTED" "$RC" 0
 # Dropped connections are retried.
 fault '{"mode":"drop","count":2,"method":"GET","match":"/answers/"}'
-run f4 waitans bob $ID1 5000
+run f4 -p 4500 waitans bob $ID1 5000
 check_eq "answer through dropped connections" "$(cat "$T/f4.out")" "02"
 check_eq "store after the fault round" "$(docs)" 0
 # A create whose reply is lost finds its own document: done.
@@ -189,14 +190,14 @@ fault '{"mode":"error","status":"NOT_FOUND","count":-1,"match":"/projects/nope/"
 run f9 -u firestore:nope offer bob $ID1 01 60000
 check_eq "offer to a missing project" "$RC" 1
 errhas f9 "project \`nope' or its database \`(default)' does not exist"
-run f10 -u firestore:nope waitans bob $ID1 3000
+run f10 -p 4500 -u firestore:nope waitans bob $ID1 3000
 check_eq "wait in a missing project" "$RC" 2
 errhas f10 "project \`nope'"
 # UNAVAILABLE until the deadline: given up, saying why, soon after it.
 reset
 fault '{"mode":"error","status":503,"count":-1,"match":"/answers/"}'
 t0=$(date +%s)
-run f11 waitans bob $ID1 2000
+run f11 -p 4500 waitans bob $ID1 2000
 check_eq "wait through endless 503s" "$RC" 2
 errhas f11 "HTTP 503 UNAVAILABLE"
 [ $(( $(date +%s) - t0 )) -le 8 ] || fail "endless 503s: not bounded by the deadline"
@@ -204,7 +205,7 @@ errhas f11 "HTTP 503 UNAVAILABLE"
 # SIGINT ends a wait promptly (the stop flag, also inside a request).
 reset
 fault '{"mode":"delay","delayMs":20000,"count":-1,"method":"GET","match":"/offers"}'
-"$U" listen bob 60000 >"$T/int.out" 2>"$T/int.err" &
+"$U" -p 4500 listen bob 60000 >"$T/int.out" 2>"$T/int.err" &
 P=$!
 wait_for 10 sh -c "[ \$($REST count GET /inbox/bob/offers) -ge 1 ]" || fail "no poll"
 kill -INT $P
@@ -225,7 +226,7 @@ for w in "not a JSON object" "documents is not an array" "without a name" \
     "field to is not" "larger than" "not in \`projects/p2pcat-test/"; do
 	errhas j1 "$w"
 done
-FIRESTORE_EMULATOR_HOST=127.0.0.1:$(cat "$T/port3") V=1 run j2 waitans bob $ID1 10000
+FIRESTORE_EMULATOR_HOST=127.0.0.1:$(cat "$T/port3") V=1 run j2 -p 4500 waitans bob $ID1 10000
 [ $RC -eq 0 ] || { cat "$T/j2.err" >&2; fail "answer through junk: exit $RC"; }
 check_eq "answer after junk" "$(cat "$T/j2.out")" "0102"
 errhas j2 "invalid JSON"
@@ -235,7 +236,7 @@ kill $JPID
 # Cost.  An idle listener at the default interval: 3 lists in 13 s means
 # polls more than 4.33 s apart, so at most 86,400 / 4.33 < 20,000 reads a day.
 reset
-run idle listen nobody 13000
+run idle -p 4500 listen nobody 13000
 check_eq "idle listener" "$RC" 1
 check_eq "idle listener's reads" "$(reads_of idle)" 3
 check_eq "idle listener's lists (server)" "$($REST count GET /inbox/nobody/offers)" 3
@@ -272,7 +273,7 @@ check_eq "sign-ups after a refresh" "$($REST count POST accounts:signUp)" 1
 # A short-lived token is renewed before it expires: no 401 on the way.
 $REST control POST config '{"tokenLifetime":4}'
 $REST control POST expire_tokens '{}'
-V=2 run k4 -k "$T/key" waitans bob $ID1 5000
+V=2 run k4 -p 4500 -k "$T/key" waitans bob $ID1 5000
 check_eq "answer taken with an API key" "$(cat "$T/k4.out")" "02"
 $REST control DELETE log
 sleep 4		# the token's 4 s life is the condition

@@ -18,6 +18,13 @@
  *					prints the caller's reads and writes
  *	  dup TO			the same id offered twice: the second
  *					must fail and leave the first intact
+ *	  take NAME N WAIT_MS		wait for N offers, one sig_wait_offer
+ *					each, printing "ID HEX" for each; exit
+ *					0 when all came, 1 if not
+ *	  wake listen|answer MS		wait for an offer to wake-test (or an
+ *					answer to it) with a wake_fd that
+ *					becomes readable after MS: prints the
+ *					wait's result and its ms; exit 0
  *
  * Every command ends by printing "reads N writes M" on stderr.
  */
@@ -344,6 +351,69 @@ out:
 }
 
 static int
+take(const char *url, struct sig_opts *o, const char *name, unsigned n,
+    uint64_t wait_ms)
+{
+	struct sig *s;
+	struct sig_msg m;
+	uint64_t deadline = unix_ms() + wait_ms;
+	unsigned got = 0;
+
+	if ((s = sig_open(url, o)) == NULL)
+		return 2;
+	while (got < n && sig_wait_offer(s, name, &m, deadline) == 0) {
+		printf("%s ", m.id);
+		hexout(m.blob, m.len);
+		printf("\n");
+		fflush(stdout);
+		got++;
+	}
+	counts(s);
+	sig_close(s);
+	return got == n ? 0 : 1;
+}
+
+/* A wait that a pipe becoming readable after ms ends: prints "r ELAPSED". */
+static int
+wake(const char *url, struct sig_opts *o, const char *what, unsigned ms)
+{
+	const char *id = "0123456789abcdef0123456789abcdef";
+	struct sig *s;
+	struct sig_msg m;
+	uint64_t t0;
+	int p[2], r = -1;
+	pid_t pid;
+
+	if (pipe(p) == -1) {
+		perror("pipe");
+		return 2;
+	}
+	o->wake_fd = p[0];
+	if ((s = sig_open(url, o)) == NULL)
+		return 2;
+	if (strcmp(what, "answer") == 0 &&
+	    sig_offer(s, "waker", id, "x", 1, unix_ms() + 60000) != 0)
+		return 2;
+	if ((pid = fork()) == 0) {
+		usleep(ms * 1000);
+		(void)!write(p[1], "w", 1);
+		_exit(0);
+	}
+	t0 = unix_ms();
+	if (strcmp(what, "listen") == 0)
+		r = sig_wait_offer(s, "waker", &m, unix_ms() + 30000);
+	else
+		r = sig_wait_answer(s, "waker", id, &m, unix_ms() + 30000);
+	printf("%d %llu\n", r, (unsigned long long)(unix_ms() - t0));
+	waitpid(pid, NULL, 0);
+	if (strcmp(what, "answer") == 0)
+		sig_withdraw(s, "waker", id);
+	counts(s);
+	sig_close(s);
+	return 0;
+}
+
+static int
 dup_offer(const char *url, struct sig_opts *o, const char *to)
 {
 	const char *id = "00112233445566778899aabbccddeeff";
@@ -417,6 +487,12 @@ main(int argc, char **argv)
 		return roundtrip(url, &o, argv[1]);
 	if (strcmp(argv[0], "dup") == 0 && argc == 2)
 		return dup_offer(url, &o, argv[1]);
+	if (strcmp(argv[0], "take") == 0 && argc == 4)
+		return take(url, &o, argv[1], (unsigned)strtoul(argv[2], NULL,
+		    10), strtoull(argv[3], NULL, 10));
+	if (strcmp(argv[0], "wake") == 0 && argc == 3)
+		return wake(url, &o, argv[1], (unsigned)strtoul(argv[2], NULL,
+		    10));
 	if ((s = sig_open(url, &o)) == NULL)
 		return 2;
 	r = 2;
