@@ -17,7 +17,8 @@ randfile "$T/a" 32
 randfile "$T/b" 32
 # Each side sends its file, then holds stdin open until the spray is over
 # ($T/over exists), so that the session is still running while it lasts.
-source_of() { cat "$1"; while [ ! -e "$T/over" ]; do sleep 0.05; done; }
+# (It also stops when the scratch directory has gone: a failed run.)
+source_of() { cat "$1"; while [ ! -e "$T/over" ] && [ -d "$T" ]; do sleep 0.05; done; }
 
 # The caller first: its offer (connection id, port) is read before the
 # listener claims it.

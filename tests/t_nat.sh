@@ -264,7 +264,8 @@ trickle_start() {
 	N=$((N + 1)); _d=$T/$N; mkdir -p "$_d"
 	trickle() {
 		_i=0
-		while [ ! -e "$_d/stop" ]; do
+		# (or until $_d has gone with a failed run)
+		while [ ! -e "$_d/stop" ] && [ -d "$_d" ]; do
 			echo "line $_i"; _i=$((_i + 1)); sleep 0.02
 		done
 		cat "$1"
