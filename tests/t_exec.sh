@@ -74,6 +74,12 @@ ok "unlisted caller"
 at_exit "kill $lp 2>/dev/null"
 # cmds: the commands the listener's sessions run.
 cmds() { for k in $(pgrep -P $lp); do pgrep -P "$k"; done; }
+# fds: the listener's open descriptors (the parent's: its children each
+# have their own, and go).
+fds() { ls /proc/$lp/fd | wc -l; }
+# A first session, after which the listener holds all it will.
+"$P2PCAT" svc < /dev/null > /dev/null 2> "$T/c0.err" || fail "caller: $(cat "$T/c0.err")"
+fds0=$(fds)
 randfile "$T/src1" 4
 randfile "$T/src2" 4
 mkfifo "$T/fifo1" "$T/fifo2"
@@ -94,6 +100,10 @@ wait $cp2; check_eq "caller 2 status ($(cat "$T/c2.err"))" $? 0
 for i in 1 2; do
 	check_eq "session $i's command's answer" "$(cut -d' ' -f1 "$T/sum$i")" "$(sha "$T/src$i")"
 done
+# Four sessions came and went: nothing of theirs stays in the listener.
+nokids() { [ -z "$(pgrep -P $lp)" ]; }
+wait_for 10 nokids || fail "sessions' processes left: $(ps -o pid,stat,cmd --ppid $lp)"
+check_eq "the listener's descriptors after the sessions" "$(fds)" "$fds0"
 ok "--max-conns"
 
 # A session killed outright leaves nothing: its command goes too, no
