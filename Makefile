@@ -4,7 +4,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/p2pcat
 PKG_CONFIG ?= pkg-config
-PKGS = libcurl libcjson libsodium libcrypto libprotobuf-c
+PKGS = libcurl libcjson libsodium libcrypto libprotobuf-c zlib
 PROTOC_C ?= protoc-c
 
 CFLAGS ?= -O2 -g
@@ -64,13 +64,12 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 	$(CC) $(CFLAGS) -iquote . $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 # Extra objects of unit tests and tools, one line each.
-tests/unit_stun: hash.o
-tests/tool_stunc: stun.o util.o hash.o
+tests/tool_stunc: stun.o util.o
 FSOBJS = fslisten.o grpc.o $(PB_O)
 tests/unit_firestore: signal.o $(FSOBJS)
 tests/unit_stream: cc.o
-tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o hash.o signal.o firestore.o $(FSOBJS)
-tests/unit_turnchan: punch.o stun.o hash.o
+tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o signal.o firestore.o $(FSOBJS)
+tests/unit_turnchan: punch.o stun.o
 tests/unit_trust: crypto.o signal.o firestore.o $(FSOBJS)
 tests/unit_signal: firestore.o $(FSOBJS)
 # tests/tun.c: the TUN device, signals and random stream of the TUN tools;
@@ -91,9 +90,9 @@ FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE 
 	-Wno-missing-braces -iquote . -iquote pb
 FUZZ_LIBS = $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
 fuzz: $(FUZZ)
-tests/fuzz_stun: tests/fuzz_stun.c stun.c hash.c util.c
+tests/fuzz_stun: tests/fuzz_stun.c stun.c util.c
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libsodium)
+	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libsodium libcrypto zlib)
 # signal.c names every backend: the fuzzer links all of the library.
 tests/fuzz_dirfile: tests/fuzz_dirfile.c $(FUZZLIB) | $(PB_H)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)

@@ -1181,7 +1181,12 @@ turn_response(struct punch *p, uint64_t now, struct txn *x, const struct stun_vi
 				return;
 			}
 			if (!t->keyed) {
-				stun_lt_key(t->key, t->user, t->realm, t->pass);
+				if (stun_lt_key(t->key, t->user, t->realm,
+				    t->pass) == -1) {
+					turn_failed(p, "no MD5 for the long-term "
+					    "key (libcrypto refuses it)");
+					return;
+				}
 				t->keyed = true;
 			}
 			turn_request(p, now, x->kind, x->arg);

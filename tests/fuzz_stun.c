@@ -3,8 +3,8 @@
  * the Makefile; from the top directory:
  *
  *	clang -g -O1 -fsanitize=fuzzer,address,undefined -iquote . \
- *	    -o fuzz_stun tests/fuzz_stun.c stun.c hash.c util.c \
- *	    $(pkg-config --cflags --libs libsodium)
+ *	    -o fuzz_stun tests/fuzz_stun.c stun.c util.c \
+ *	    $(pkg-config --cflags --libs libsodium libcrypto zlib)
  *	./fuzz_stun -max_total_time=60
  *
  * Besides not crashing, a message that parses must survive a rebuild:
