@@ -823,7 +823,8 @@ fs_cache_save(struct fs *b)
 {
 	cJSON *j = NULL;
 	char *s = NULL, *tmp = NULL, *dir, *p, q[80];
-	int fd = -1;
+	int fd = -1, made = 0, rc;
+	ssize_t n;
 	size_t len;
 
 	if (b->cache == NULL)
@@ -852,14 +853,27 @@ fs_cache_save(struct fs *b)
 		goto out;
 	len = strlen(s);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600)) == -1 || write(fd, s, len) != (ssize_t)len ||
-	    fsync(fd) == -1 || close(fd) == -1 || rename(tmp, b->cache) == -1) {
-		log_v(1, "firestore: cannot write the token cache `%s': %s",
-		    fs_q(q, sizeof q, b->cache), strerror(errno));
-		if (fd != -1)
-			unlink(tmp);
+	    0600)) == -1)
+		goto fail;
+	made = 1;
+	if ((n = write(fd, s, len)) != (ssize_t)len) {
+		if (n >= 0)
+			errno = ENOSPC;	/* a short write: out of room */
+		goto fail;
 	}
+	if (fsync(fd) == -1)
+		goto fail;
+	rc = close(fd);
 	fd = -1;
+	if (rc == 0 && rename(tmp, b->cache) == 0)
+		goto out;
+fail:
+	log_v(1, "firestore: cannot write the token cache `%s': %s",
+	    fs_q(q, sizeof q, b->cache), strerror(errno));
+	if (fd != -1)
+		close(fd);
+	if (made)
+		unlink(tmp);
 out:
 	if (s != NULL) {
 		sodium_memzero(s, strlen(s));
