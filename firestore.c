@@ -898,7 +898,7 @@ fs_cache_load(struct fs *b)
 	    (fd = open(b->cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != getuid() || (st.st_mode & 077)) {
+	    st.st_uid != geteuid() || (st.st_mode & 077)) {
 		log_v(1, "firestore: ignoring the token cache `%s': not a "
 		    "private file of ours", fs_q(q, sizeof q, b->cache));
 		close(fd);
