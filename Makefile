@@ -15,7 +15,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Build targets need the libraries; the others (clean, deps, ...) must not.
-NODEPS_GOALS = clean distclean deps uninstall demo check bench fuzz
+NODEPS_GOALS = clean distclean deps uninstall demo check bench
 ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) && echo ok),ok)
 $(error missing build libraries; run `sh tests/deps.sh build' (as root it installs them))
@@ -79,37 +79,36 @@ tests/tool_netem: tests/netem.o
 
 tests: $(UNITS) $(TOOLS)
 
-# libFuzzer harnesses (clang): make fuzz, then e.g.
-# ./tests/fuzz_stun -max_total_time=60
+# libFuzzer targets (clang): tests/fuzz_NAME.c, seed corpus tests/fuzz/NAME/.
+# `make fuzz' builds them all and runs each for FUZZ_SECONDS (tests/fuzz.sh);
+# a crash fails it.  A target is built, instrumented, from its own file,
+# util.c and the sources named below it.
 FUZZ := $(patsubst %.c,%,$(sort $(wildcard tests/fuzz_*.c)))
 FUZZ_CC ?= clang
-# Harnesses of the whole library: every source but main's, and the
-# generated protobuf code.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+    -fno-sanitize-recover=all -Wno-missing-braces -iquote . -iquote pb \
+    $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+$(FUZZ): tests/fuzz_%: tests/fuzz_%.c util.c $(wildcard *.h) | $(PB_H)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
+
+# Extra sources of fuzz targets, one line each.  FUZZLIB: the whole
+# library, every source but main's and the generated protobuf code.
 FUZZLIB = $(filter-out p2pcat.c,$(SRCS)) $(PB_C)
-FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	-Wno-missing-braces -iquote . -iquote pb
-FUZZ_LIBS = $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
-fuzz: $(FUZZ)
-tests/fuzz_stun: tests/fuzz_stun.c stun.c util.c
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libsodium libcrypto zlib)
-# signal.c names every backend: the fuzzer links all of the library.
-tests/fuzz_dirfile: tests/fuzz_dirfile.c $(FUZZLIB) | $(PB_H)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
-tests/fuzz_trust: tests/fuzz_trust.c $(FUZZLIB) | $(PB_H)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+tests/fuzz_stun: stun.c
+# signal.c names every backend: these link all of the library.
+tests/fuzz_dirfile: $(FUZZLIB)
+tests/fuzz_trust: $(FUZZLIB)
 # The settings (opts.c, config.c), and all that their checks call.
-tests/fuzz_config: tests/fuzz_config.c $(FUZZLIB) | $(PB_H)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
-tests/fuzz_options: tests/fuzz_options.c $(FUZZLIB) | $(PB_H)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
-tests/fuzz_grpc: tests/fuzz_grpc.c grpc.c util.c
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libcurl libsodium)
-tests/fuzz_listen: tests/fuzz_listen.c fslisten.c grpc.c util.c $(PB_C) | $(PB_H)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -Wno-missing-braces -iquote . -iquote pb -o $@ $(filter %.c,$^) \
-	    $$($(PKG_CONFIG) --cflags --libs libprotobuf-c libcurl libsodium)
+tests/fuzz_config: $(FUZZLIB)
+tests/fuzz_options: $(FUZZLIB)
+tests/fuzz_grpc: grpc.c
+tests/fuzz_listen: fslisten.c grpc.c $(PB_C)
+
+fuzz-build: $(FUZZ)
+
+fuzz: fuzz-build
+	@sh tests/fuzz.sh $(FUZZ_SECONDS) $(FUZZ)
 
 # The two commands of the README's quick start.
 demo:
@@ -145,6 +144,6 @@ clean:
 	rm -f p2pcat *.o *.d tests/*.o tests/*.d $(UNITS) $(TOOLS) $(FUZZ)
 	rm -rf pb
 
-.PHONY: all tests fuzz demo check bench deps install uninstall clean
+.PHONY: all tests fuzz fuzz-build demo check bench deps install uninstall clean
 
 -include $(SRCS:.c=.d) $(PB_O:.o=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d tests/netem.d
