@@ -104,6 +104,7 @@ tests/fuzz_config: $(FUZZLIB)
 tests/fuzz_options: $(FUZZLIB)
 tests/fuzz_grpc: grpc.c
 tests/fuzz_listen: fslisten.c grpc.c $(PB_C)
+tests/fuzz_frames: crypto.c stream.c cc.c
 
 fuzz-build: $(FUZZ)
 
