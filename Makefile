@@ -105,6 +105,7 @@ tests/fuzz_options: $(FUZZLIB)
 tests/fuzz_grpc: grpc.c
 tests/fuzz_listen: fslisten.c grpc.c $(PB_C)
 tests/fuzz_frames: crypto.c stream.c cc.c
+tests/fuzz_packets: $(FUZZLIB)
 
 fuzz-build: $(FUZZ)
 
