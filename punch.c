@@ -2200,6 +2200,8 @@ send_gso(struct punch *p, uint64_t now, struct punch_run *r, int n)
 			struct cmsghdr *cm;
 			uint16_t seg = r[i].seg;
 
+			/* The kernel reads all of it, padding included. */
+			memset(ctl[i].buf, 0, sizeof ctl[i].buf);
 			mm[i].msg_hdr.msg_control = ctl[i].buf;
 			mm[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
 			cm = CMSG_FIRSTHDR(&mm[i].msg_hdr);

@@ -14,7 +14,7 @@ TEST="$BUILD coturn:turnserver iproute2:ip iptables:iptables conntrack:conntrack
 	python3:python3 mandoc:mandoc nodejs:node npm:npm netcat-openbsd
 	iperf3:iperf3 procps:pgrep time:/usr/bin/time
 	openssh-server:/usr/sbin/sshd openssh-client:ssh curl:curl
-	clang:clang libclang-rt-dev"
+	clang:clang libclang-rt-dev valgrind:valgrind"
 
 case "${1:-build}" in
 build) want=$BUILD ;;
