@@ -9,8 +9,10 @@ PROTOC_C ?= protoc-c
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP
+# ASan and UBSan; an error ends the program (tests/run.sh fails the test).
 ifeq ($(SANITIZE),1)
-CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
+    -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 
@@ -86,8 +88,9 @@ tests: $(UNITS) $(TOOLS)
 FUZZ := $(patsubst %.c,%,$(sort $(wildcard tests/fuzz_*.c)))
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=all -Wno-missing-braces -iquote . -iquote pb \
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-missing-braces \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    -iquote . -iquote pb \
     $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 $(FUZZ): tests/fuzz_%: tests/fuzz_%.c util.c $(wildcard *.h) | $(PB_H)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
