@@ -1,8 +1,9 @@
 #!/bin/sh
-# t_valgrind: loopback transfers with both ends under valgrind memcheck: a
-# plain one, 1 MiB each way, and one in passphrase mode.  No invalid
-# access, no use of uninitialised memory, no leak (definite, indirect or
-# possible), and the data intact.
+# t_valgrind: loopback transfers with both ends under valgrind memcheck,
+# 1 MiB each way: a plain one, one in passphrase mode, and one that meets
+# through the firestore: rendezvous (tests/fsserver.py, with anonymous
+# sign-in).  No invalid access, no use of uninitialised memory, no leak
+# (definite, indirect or possible), and the data intact.
 . "$(dirname "$0")/lib.sh"
 command -v valgrind >/dev/null 2>&1 || skip "valgrind not installed"
 # ASan and valgrind cannot watch one process together.
@@ -36,4 +37,11 @@ randfile "$T/a" 1
 randfile "$T/b" 1
 transfer plain
 transfer passphrase P2PCAT_SECRET="a shared passphrase"
-echo "valgrind: two transfers of 1 MiB each way, clean"
+command -v python3 >/dev/null || skip "no python3 for tests/fsserver.py"
+fs_serve --auth issued --api-key AIzaTest-key_0123456789
+transfer firestore P2PCAT_SIGNAL=firestore:p2pcat-test \
+    P2PCAT_API_KEY=AIzaTest-key_0123456789 \
+    FIREBASE_AUTH_EMULATOR_HOST="$FIRESTORE_EMULATOR_HOST"
+n=$(python3 "$SRCDIR/tests/firestore_rest.py" count POST accounts:signUp)
+[ "$n" -ge 1 ] || fail "firestore: no anonymous sign-in seen by the server"
+echo "valgrind: three transfers of 1 MiB each way, clean"
