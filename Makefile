@@ -4,18 +4,20 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/p2pcat
 PKG_CONFIG ?= pkg-config
-PKGS = libcurl libcjson libsodium libcrypto libprotobuf-c
+PKGS = libcurl libcjson libsodium libcrypto libprotobuf-c zlib
 PROTOC_C ?= protoc-c
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP
+# ASan and UBSan; an error ends the program (tests/run.sh fails the test).
 ifeq ($(SANITIZE),1)
-CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
+    -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Build targets need the libraries; the others (clean, deps, ...) must not.
-NODEPS_GOALS = clean distclean deps uninstall demo check bench fuzz
+NODEPS_GOALS = clean distclean deps uninstall demo check bench
 ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) && echo ok),ok)
 $(error missing build libraries; run `sh tests/deps.sh build' (as root it installs them))
@@ -64,13 +66,12 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 	$(CC) $(CFLAGS) -iquote . $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 # Extra objects of unit tests and tools, one line each.
-tests/unit_stun: hash.o
-tests/tool_stunc: stun.o util.o hash.o
+tests/tool_stunc: stun.o util.o
 FSOBJS = fslisten.o grpc.o $(PB_O)
 tests/unit_firestore: signal.o $(FSOBJS)
 tests/unit_stream: cc.o
-tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o hash.o signal.o firestore.o $(FSOBJS)
-tests/unit_turnchan: punch.o stun.o hash.o
+tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o signal.o firestore.o $(FSOBJS)
+tests/unit_turnchan: punch.o stun.o
 tests/unit_trust: crypto.o signal.o firestore.o $(FSOBJS)
 tests/unit_signal: firestore.o $(FSOBJS)
 # tests/tun.c: the TUN device, signals and random stream of the TUN tools;
@@ -80,37 +81,41 @@ tests/tool_netem: tests/netem.o
 
 tests: $(UNITS) $(TOOLS)
 
-# libFuzzer harnesses (clang): make fuzz, then e.g.
-# ./tests/fuzz_stun -max_total_time=60
+# libFuzzer targets (clang): tests/fuzz_NAME.c, seed corpus tests/fuzz/NAME/.
+# `make fuzz' builds them all and runs each for FUZZ_SECONDS (tests/fuzz.sh);
+# a crash fails it.  A target is built, instrumented, from its own file,
+# util.c and the sources named below it.
 FUZZ := $(patsubst %.c,%,$(sort $(wildcard tests/fuzz_*.c)))
 FUZZ_CC ?= clang
-# Harnesses of the whole library: every source but main's, and the
-# generated protobuf code.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-missing-braces \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    -iquote . -iquote pb \
+    $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+$(FUZZ): tests/fuzz_%: tests/fuzz_%.c util.c $(wildcard *.h) | $(PB_H)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
+
+# Extra sources of fuzz targets, one line each.  FUZZLIB: the whole
+# library, every source but main's and the generated protobuf code.
 FUZZLIB = $(filter-out p2pcat.c,$(SRCS)) $(PB_C)
-FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	-Wno-missing-braces -iquote . -iquote pb
-FUZZ_LIBS = $$($(PKG_CONFIG) --cflags --libs $(PKGS)) -lm
-fuzz: $(FUZZ)
-tests/fuzz_stun: tests/fuzz_stun.c stun.c hash.c util.c
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libsodium)
-# signal.c names every backend: the fuzzer links all of the library.
-tests/fuzz_dirfile: tests/fuzz_dirfile.c $(FUZZLIB) | $(PB_H)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
-tests/fuzz_trust: tests/fuzz_trust.c $(FUZZLIB) | $(PB_H)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+tests/fuzz_stun: stun.c
+# signal.c names every backend: these link all of the library.
+tests/fuzz_dirfile: $(FUZZLIB)
+tests/fuzz_trust: $(FUZZLIB)
 # The settings (opts.c, config.c), and all that their checks call.
-tests/fuzz_config: tests/fuzz_config.c $(FUZZLIB) | $(PB_H)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
-tests/fuzz_options: tests/fuzz_options.c $(FUZZLIB) | $(PB_H)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
-tests/fuzz_grpc: tests/fuzz_grpc.c grpc.c util.c
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -iquote . -o $@ $^ $$($(PKG_CONFIG) --cflags --libs libcurl libsodium)
-tests/fuzz_listen: tests/fuzz_listen.c fslisten.c grpc.c util.c $(PB_C) | $(PB_H)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-	    -Wno-missing-braces -iquote . -iquote pb -o $@ $(filter %.c,$^) \
-	    $$($(PKG_CONFIG) --cflags --libs libprotobuf-c libcurl libsodium)
+tests/fuzz_config: $(FUZZLIB)
+tests/fuzz_options: $(FUZZLIB)
+tests/fuzz_grpc: grpc.c
+tests/fuzz_listen: fslisten.c grpc.c $(PB_C)
+tests/fuzz_frames: crypto.c stream.c cc.c
+tests/fuzz_packets: $(FUZZLIB)
+tests/fuzz_handshake: $(FUZZLIB)
+tests/fuzz_firestore: $(FUZZLIB)
+
+fuzz-build: $(FUZZ)
+
+fuzz: fuzz-build
+	@sh tests/fuzz.sh $(FUZZ_SECONDS) $(FUZZ)
 
 # The two commands of the README's quick start.
 demo:
@@ -146,6 +151,6 @@ clean:
 	rm -f p2pcat *.o *.d tests/*.o tests/*.d $(UNITS) $(TOOLS) $(FUZZ)
 	rm -rf pb
 
-.PHONY: all tests fuzz demo check bench deps install uninstall clean
+.PHONY: all tests fuzz fuzz-build demo check bench deps install uninstall clean
 
 -include $(SRCS:.c=.d) $(PB_O:.o=.d) $(UNITS:=.d) $(TOOLS:=.d) tests/tun.d tests/netem.d

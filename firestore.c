@@ -823,7 +823,8 @@ fs_cache_save(struct fs *b)
 {
 	cJSON *j = NULL;
 	char *s = NULL, *tmp = NULL, *dir, *p, q[80];
-	int fd = -1;
+	int fd = -1, made = 0, rc;
+	ssize_t n;
 	size_t len;
 
 	if (b->cache == NULL)
@@ -852,14 +853,27 @@ fs_cache_save(struct fs *b)
 		goto out;
 	len = strlen(s);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600)) == -1 || write(fd, s, len) != (ssize_t)len ||
-	    fsync(fd) == -1 || close(fd) == -1 || rename(tmp, b->cache) == -1) {
-		log_v(1, "firestore: cannot write the token cache `%s': %s",
-		    fs_q(q, sizeof q, b->cache), strerror(errno));
-		if (fd != -1)
-			unlink(tmp);
+	    0600)) == -1)
+		goto fail;
+	made = 1;
+	if ((n = write(fd, s, len)) != (ssize_t)len) {
+		if (n >= 0)
+			errno = ENOSPC;	/* a short write: out of room */
+		goto fail;
 	}
+	if (fsync(fd) == -1)
+		goto fail;
+	rc = close(fd);
 	fd = -1;
+	if (rc == 0 && rename(tmp, b->cache) == 0)
+		goto out;
+fail:
+	log_v(1, "firestore: cannot write the token cache `%s': %s",
+	    fs_q(q, sizeof q, b->cache), strerror(errno));
+	if (fd != -1)
+		close(fd);
+	if (made)
+		unlink(tmp);
 out:
 	if (s != NULL) {
 		sodium_memzero(s, strlen(s));
@@ -884,7 +898,7 @@ fs_cache_load(struct fs *b)
 	    (fd = open(b->cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != getuid() || (st.st_mode & 077)) {
+	    st.st_uid != geteuid() || (st.st_mode & 077)) {
 		log_v(1, "firestore: ignoring the token cache `%s': not a "
 		    "private file of ours", fs_q(q, sizeof q, b->cache));
 		close(fd);
@@ -2204,3 +2218,55 @@ const struct sig_backend sig_firestore_backend = {
 	.unanswer = fs_unanswer,
 	.counts = fs_counts,
 };
+
+/*
+ * Test hook (tests/fuzz_firestore): a response body of len bytes, read as
+ * the backend reads one.  As an error (fs_parse_error): its status and
+ * message, quoted and with our secrets redacted, into status (40 bytes)
+ * and msg (256).  As a list of offers to "bob" (fs_poll_offers) and as
+ * bob's answer fetched by id (fs_wait_answer): each document fs_doc_check
+ * finds valid goes to *m.  Returns how many did, or -1 (a body larger
+ * than the backend takes, or out of memory).
+ */
+int
+fs_test_body(const char *body, size_t len, char *status, char *msg,
+    struct sig_msg *m)
+{
+	static const char docs[] = "projects/p/databases/(default)/documents";
+	char prefix[sizeof docs + 40], got[130];
+	cJSON *j, *d, *list;
+	struct fs *b;
+	uint64_t exp;
+	int n = 0;
+
+	if ((b = calloc(1, sizeof *b)) == NULL)
+		return -1;
+	snprintf(b->key, sizeof b->key, "AIzaFuzzKey");
+	snprintf(b->idtok, sizeof b->idtok, "fuzz-id-token");
+	snprintf(b->reftok, sizeof b->reftok, "fuzz-refresh-token");
+	if (fs_write_cb((char *)body, 1, len, &b->resp) != len) {
+		n = -1;
+		goto out;
+	}
+	fs_parse_error(b);
+	memcpy(status, b->status, sizeof b->status);
+	memcpy(msg, b->msg, sizeof b->msg);
+	if ((j = fs_parse_body(b)) == NULL)
+		goto out;
+	list = cJSON_GetObjectItemCaseSensitive(j, "documents");
+	snprintf(prefix, sizeof prefix, "%s/inbox/bob/offers/", docs);
+	if (cJSON_IsObject(j) && cJSON_IsArray(list))
+		cJSON_ArrayForEach(d, list)
+			n += fs_doc_check(d, prefix, "to", "bob", m, &exp, got,
+			    sizeof got) == 0;
+	snprintf(prefix, sizeof prefix, "%s/inbox/bob/answers/", docs);
+	n += fs_doc_check(j, prefix, "name", "bob", m, &exp, got,
+	    sizeof got) == 0;
+	cJSON_Delete(j);
+out:
+	fs_buf_clear(&b->resp);
+	free(b->resp.p);
+	sodium_memzero(b, sizeof *b);
+	free(b);
+	return n;
+}

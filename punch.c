@@ -1181,7 +1181,12 @@ turn_response(struct punch *p, uint64_t now, struct txn *x, const struct stun_vi
 				return;
 			}
 			if (!t->keyed) {
-				stun_lt_key(t->key, t->user, t->realm, t->pass);
+				if (stun_lt_key(t->key, t->user, t->realm,
+				    t->pass) == -1) {
+					turn_failed(p, "no MD5 for the long-term "
+					    "key (libcrypto refuses it)");
+					return;
+				}
 				t->keyed = true;
 			}
 			turn_request(p, now, x->kind, x->arg);
@@ -2195,6 +2200,8 @@ send_gso(struct punch *p, uint64_t now, struct punch_run *r, int n)
 			struct cmsghdr *cm;
 			uint16_t seg = r[i].seg;
 
+			/* The kernel reads all of it, padding included. */
+			memset(ctl[i].buf, 0, sizeof ctl[i].buf);
 			mm[i].msg_hdr.msg_control = ctl[i].buf;
 			mm[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
 			cm = CMSG_FIRSTHDR(&mm[i].msg_hdr);

@@ -117,4 +117,8 @@ int sig_dir_parse(const void *buf, size_t n, struct sig_dir_hdr *h,
  * when h is invalid or the header would not fit size or SIG_DIR_HDR_MAX. */
 int sig_dir_header(char *buf, size_t size, const struct sig_dir_hdr *h);
 
+/* Test hook (tests/fuzz_firestore; firestore.c says what it does). */
+int fs_test_body(const char *body, size_t len, char *status, char *msg,
+    struct sig_msg *m);
+
 #endif

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <sodium.h>
+#include <zlib.h>
 
-#include "hash.h"
 #include "stun.h"
 #include "util.h"
 
@@ -30,7 +32,7 @@
 #define FINGERPRINT_LEN		4
 /* RFC 8489 §14.5: HMAC-SHA1 "will be 20 bytes"; §14.6: HMAC-SHA256
  * truncated to "at least 16 bytes", a multiple of 4, at most 32. */
-#define MI_LEN			HASH_SHA1_LEN
+#define MI_LEN			20
 #define MI256_MIN		16
 #define MI256_MAX		crypto_auth_hmacsha256_BYTES
 /* RFC 8489 §14.1: family 0x01 is IPv4, 0x02 is IPv6. */
@@ -205,6 +207,34 @@ stun_add_unknown(struct stun_msg *m, const uint16_t *types, int n)
 	return 0;
 }
 
+/* HMAC-SHA1 (RFC 2104) of a then b (blen may be 0) into out; 0, or -1
+ * when libcrypto fails (out of memory, SHA-1 refused by its policy). */
+static int
+hmac_sha1(const uint8_t *key, size_t keylen, const uint8_t *a, size_t alen,
+    const uint8_t *b, size_t blen, uint8_t out[MI_LEN])
+{
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+		    (char *)"SHA1", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC_CTX *c = NULL;
+	EVP_MAC *mac;
+	size_t len;
+	int ret = -1;
+
+	if ((mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL)) != NULL &&
+	    (c = EVP_MAC_CTX_new(mac)) != NULL &&
+	    EVP_MAC_init(c, key, keylen, params) == 1 &&
+	    EVP_MAC_update(c, a, alen) == 1 &&
+	    (blen == 0 || EVP_MAC_update(c, b, blen) == 1) &&
+	    EVP_MAC_final(c, out, &len, MI_LEN) == 1 && len == MI_LEN)
+		ret = 0;
+	EVP_MAC_CTX_free(c);	/* wipes the keyed state */
+	EVP_MAC_free(mac);
+	return ret;
+}
+
 int
 stun_finish(struct stun_msg *m, const uint8_t *key, size_t keylen, int flags)
 {
@@ -223,20 +253,16 @@ stun_finish(struct stun_msg *m, const uint8_t *key, size_t keylen, int flags)
 		crypto_auth_hmacsha256_update(&st, m->buf, at);
 		crypto_auth_hmacsha256_final(&st, p);
 	} else if (key != NULL) {
-		struct hash_hmac h;
-
-		if ((p = put_attr(m, STUN_ATTR_MESSAGE_INTEGRITY, MI_LEN)) == NULL)
+		if ((p = put_attr(m, STUN_ATTR_MESSAGE_INTEGRITY, MI_LEN)) == NULL ||
+		    hmac_sha1(key, keylen, m->buf, at, NULL, 0, p) == -1)
 			return -1;
-		hash_hmac_sha1_init(&h, key, keylen);
-		hash_hmac_update(&h, m->buf, at);
-		hash_hmac_final(&h, p);
 	}
 	at = m->len;
 	if (flags & STUN_FINGERPRINT) {
 		if ((p = put_attr(m, STUN_ATTR_FINGERPRINT,
 		    FINGERPRINT_LEN)) == NULL)
 			return -1;
-		put32(p, hash_crc32(0, m->buf, at) ^ FINGERPRINT_XOR);
+		put32(p, crc32_z(0, m->buf, at) ^ FINGERPRINT_XOR);
 	}
 	return m->err ? -1 : 0;
 }
@@ -472,14 +498,9 @@ stun_check_integrity(const struct stun_view *v, const uint8_t *key,
 		crypto_auth_hmacsha256_update(&st, hdr, sizeof(hdr));
 		crypto_auth_hmacsha256_update(&st, v->buf + 4, at - 4);
 		crypto_auth_hmacsha256_final(&st, mac);
-	} else {
-		struct hash_hmac h;
-
-		hash_hmac_sha1_init(&h, key, keylen);
-		hash_hmac_update(&h, hdr, sizeof(hdr));
-		hash_hmac_update(&h, v->buf + 4, at - 4);
-		hash_hmac_final(&h, mac);
-	}
+	} else if (hmac_sha1(key, keylen, hdr, sizeof(hdr), v->buf + 4, at - 4,
+	    mac) == -1)
+		return -1;
 	ret = sodium_memcmp(mac, want, len) == 0 ? 0 : -1;
 	sodium_memzero(mac, sizeof(mac));
 	return ret;
@@ -496,23 +517,29 @@ stun_check_fingerprint(const struct stun_view *v)
 	if ((p = stun_get(v, STUN_ATTR_FINGERPRINT, &len)) == NULL ||
 	    len != FINGERPRINT_LEN)
 		return -1;
-	return get32(p) == (hash_crc32(0, v->buf, (size_t)(p - v->buf) -
+	return get32(p) == (crc32_z(0, v->buf, (size_t)(p - v->buf) -
 	    ATTR_HEADER_LEN) ^ FINGERPRINT_XOR) ? 0 : -1;
 }
 
-void
+int
 stun_lt_key(uint8_t key[STUN_LT_KEY_LEN], const char *user, const char *realm,
     const char *pass)
 {
-	struct hash_ctx c;
+	EVP_MD_CTX *c;
+	unsigned int len;
+	int ret = -1;
 
-	hash_md5_init(&c);
-	hash_update(&c, user, strlen(user));
-	hash_update(&c, ":", 1);
-	hash_update(&c, realm, strlen(realm));
-	hash_update(&c, ":", 1);
-	hash_update(&c, pass, strlen(pass));
-	hash_final(&c, key);
+	if ((c = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestInit_ex(c, EVP_md5(), NULL) == 1 &&
+	    EVP_DigestUpdate(c, user, strlen(user)) == 1 &&
+	    EVP_DigestUpdate(c, ":", 1) == 1 &&
+	    EVP_DigestUpdate(c, realm, strlen(realm)) == 1 &&
+	    EVP_DigestUpdate(c, ":", 1) == 1 &&
+	    EVP_DigestUpdate(c, pass, strlen(pass)) == 1 &&
+	    EVP_DigestFinal_ex(c, key, &len) == 1 && len == STUN_LT_KEY_LEN)
+		ret = 0;
+	EVP_MD_CTX_free(c);	/* wipes what it held */
+	return ret;
 }
 
 ssize_t

@@ -144,8 +144,9 @@ int stun_check_fingerprint(const struct stun_view *);
 /* RFC 8489 §9.2.2: key = MD5(username ":" OpaqueString(realm) ":"
  * OpaqueString(password)).  The OpaqueString (formerly SASLprep) step is
  * left out: it is the identity for printable ASCII, so callers pass
- * ASCII or strings already prepared. */
-void stun_lt_key(uint8_t key[STUN_LT_KEY_LEN], const char *user,
+ * ASCII or strings already prepared.  0, or -1 when libcrypto gives no
+ * MD5 (a FIPS policy refuses it). */
+int stun_lt_key(uint8_t key[STUN_LT_KEY_LEN], const char *user,
     const char *realm, const char *pass);
 
 /* TURN ChannelData (RFC 8656 §12.4), padded to 4 bytes; data may

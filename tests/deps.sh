@@ -8,11 +8,13 @@
 # its own npm and conflicts with Debian's).
 set -u
 BUILD="gcc:gcc make:make pkg-config:pkg-config libcurl4-openssl-dev libcjson-dev libsodium-dev
-	libssl-dev libprotobuf-c-dev protobuf-c-compiler:protoc-c"
+	libssl-dev libprotobuf-c-dev protobuf-c-compiler:protoc-c
+	zlib1g-dev"
 TEST="$BUILD coturn:turnserver iproute2:ip iptables:iptables conntrack:conntrack
 	python3:python3 mandoc:mandoc nodejs:node npm:npm netcat-openbsd
 	iperf3:iperf3 procps:pgrep time:/usr/bin/time
-	openssh-server:/usr/sbin/sshd openssh-client:ssh curl:curl"
+	openssh-server:/usr/sbin/sshd openssh-client:ssh curl:curl
+	clang:clang libclang-rt-dev valgrind:valgrind"
 
 case "${1:-build}" in
 build) want=$BUILD ;;

@@ -1,11 +1,7 @@
 /*
- * fuzz_stun: libFuzzer harness for the STUN/TURN parser.  Not built by
- * the Makefile; from the top directory:
- *
- *	clang -g -O1 -fsanitize=fuzzer,address,undefined -iquote . \
- *	    -o fuzz_stun tests/fuzz_stun.c stun.c hash.c util.c \
- *	    $(pkg-config --cflags --libs libsodium)
- *	./fuzz_stun -max_total_time=60
+ * fuzz_stun: libFuzzer target for the STUN/TURN parser (stun.c) and
+ * TURN ChannelData framing.  `make fuzz' runs it on tests/fuzz/stun/ (the
+ * RFC 5769 vectors and one message of each TURN kind we take).
  *
  * Besides not crashing, a message that parses must survive a rebuild:
  * its indexed attributes, added again in order to a fresh message with

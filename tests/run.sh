@@ -15,6 +15,15 @@ failed=
 # Optional filter: run.sh PATTERN runs only tests whose name contains it.
 filter=${1:-}
 
+# In a SANITIZE=1 build, ASan, LSan and UBSan reports go to files here, so
+# that one from any process a test starts fails the test, even where the
+# test expects that process to fail, or ignores it.
+SANDIR=$LOGDIR/sanitizer
+mkdir -p "$SANDIR"
+san="log_path=$SANDIR/report:exitcode=86"
+export ASAN_OPTIONS="$san:detect_leaks=1:print_legend=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="$san:print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
 for t in tests/unit_* tests/t_*.sh; do
 	case $t in *.c|*.d|*.o) continue ;; esac
 	[ -x "$t" ] || [ "${t%.sh}" != "$t" ] || continue
@@ -27,6 +36,12 @@ for t in tests/unit_* tests/t_*.sh; do
 	esac
 	rc=$?
 	secs=$(( $(date +%s) - start ))
+	if [ -n "$(ls "$SANDIR")" ]; then
+		{ cat "$SANDIR"/*; echo "FAIL: sanitizer reports above:"
+		  grep -h '^SUMMARY' "$SANDIR"/*; } >>"$LOGDIR/$name.log"
+		rm -f "$SANDIR"/*
+		rc=86
+	fi
 	if [ $rc -eq 0 ]; then
 		pass=$((pass + 1)); echo "PASS $name (${secs}s)"
 	elif [ $rc -eq 77 ]; then

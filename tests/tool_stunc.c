@@ -297,7 +297,10 @@ main(int argc, char **argv)
 		}
 		printf("allocate 401 realm %s\n", realm);
 	}
-	stun_lt_key(key, user, realm, argv[3]);
+	if (stun_lt_key(key, user, realm, argv[3]) == -1) {
+		log_err("no MD5 for the long-term key");
+		return 1;
+	}
 
 	if (request("Allocate", STUN_ALLOCATE, allocate_attrs, NULL, buf,
 	    sizeof(buf), &v) != 0)

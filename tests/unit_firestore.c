@@ -26,15 +26,19 @@
  *					becomes readable after MS: prints the
  *					wait's result and its ms; exit 0
  *
- * Every command ends by printing "reads N writes M" on stderr.
+ * Every command ends by printing "reads N writes M" on stderr, and after
+ * closing the store "open fds N": how many more descriptors are open than
+ * at the start.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -127,6 +131,26 @@ counts(struct sig *s)
 
 	sig_counts(s, &r, &w);
 	fprintf(stderr, "reads %lu writes %lu\n", r, w);
+}
+
+/* How many descriptors are open: the same at the end as at the start
+ * once the store is closed, whatever failed on the way. */
+static int
+count_fds(void)
+{
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL) {
+		perror("/proc/self/fd");
+		exit(2);
+	}
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
+			n++;
+	closedir(d);
+	return n;
 }
 
 /* A port on 127.0.0.1 where nothing listens. */
@@ -447,7 +471,7 @@ main(int argc, char **argv)
 	const char *url = "firestore:p2pcat-test";
 	unsigned char blob[SIG_MAX_BLOB];
 	size_t len;
-	int c, r;
+	int c, r, fds0 = count_fds();
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -521,5 +545,6 @@ main(int argc, char **argv)
 		usage();
 	counts(s);
 	sig_close(s);
+	fprintf(stderr, "open fds %d\n", count_fds() - fds0);
 	return r;
 }

@@ -1,0 +1,211 @@
+/*
+ * fuzz_packets: libFuzzer target for raw datagrams, before decryption, on
+ * the session's receive path (session.c, punch.c): two sessions in this
+ * process, a caller and a listener that have traded offer and answer, get
+ * fuzzed datagrams on their real sockets over loopback and take them with
+ * sess_io, as p2pcat's loop does: STUN, TURN ChannelData, KNOCK, HELLO
+ * (Noise message 3) and DATA packets, forged or replayed, from a third
+ * address or from the peer's own.
+ *
+ * Connection ids are random, so the fuzzer could never guess one: a
+ * datagram that starts with the p2pcat magic byte gets its target's id
+ * written in, unless told otherwise.  The caller's id is in its offer;
+ * the listener's is in the caller's first HELLO, read (without taking it)
+ * from the listener's socket.
+ *
+ * Input: one setup byte, then records.
+ *	setup	bit 0: passphrase mode; bit 1: the listener takes the real
+ *		HELLO and both run until connected, so the datagrams meet
+ *		sessions with keys and a stream
+ *	record	ctl(1) len(2, big-endian) datagram[len]; ctl bit 0: to the
+ *		listener (else the caller); bit 1: keep the datagram's own
+ *		connection id; bit 2: sent from the other session's socket,
+ *		not from a stranger's
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypto.h"
+#include "session.h"
+#include "util.h"
+#include "wire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+#define ID		"0123456789abcdef0123456789abcdef"
+#define SECRET		"fuzz passphrase"
+#define HELLO_WAIT_MS	200
+
+static struct crypto_identity ida, idb;
+static int stranger = -1;
+
+static int
+trust(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
+{
+	(void)ctx;
+	(void)name;
+	(void)pub;
+	return 0;
+}
+
+static void
+conf(struct sess_conf *c, bool caller, bool secret)
+{
+	memset(c, 0, sizeof *c);
+	c->caller = caller;
+	c->self = caller ? "alice" : NULL;
+	c->id = caller ? &ida : &idb;
+	c->secret = secret ? SECRET : NULL;
+	c->secretlen = secret ? strlen(SECRET) : 0;
+	c->trust = trust;
+	c->punch.caller = caller;
+	c->stream.sndbuf = 1 << 16;
+	c->stream.rcvbuf = 1 << 16;
+	c->stream.keepalive_us = 15000000;
+	c->stream.idle_us = 30000000;
+}
+
+/* A fixed identity: the handshake's keys still change with every run. */
+static void
+identity(struct crypto_identity *id, uint8_t seed)
+{
+	memset(id->priv, seed, sizeof id->priv);
+	crypto_scalarmult_base(id->pub, id->priv);
+}
+
+/* The loopback address of a session's socket. */
+static struct sockaddr_in
+addr_of(struct session *s)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof ss;
+
+	if (getsockname(sess_fd(s), (struct sockaddr *)&ss, &len) == -1)
+		__builtin_trap();
+	a.sin_port = ss.ss_family == AF_INET6 ?
+	    ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return a;
+}
+
+/* The listener's connection id, from the caller's HELLO waiting on the
+ * listener's socket: 0 when none came. */
+static uint32_t
+listener_cid(struct session *a, struct session *b)
+{
+	uint8_t buf[WIRE_MAX_PKT];
+	uint64_t end = now_us() + HELLO_WAIT_MS * 1000;
+	struct pollfd p = { .fd = sess_fd(b), .events = POLLIN };
+	ssize_t n;
+
+	sess_io(a, now_us());
+	while (now_us() < end && poll(&p, 1, HELLO_WAIT_MS) == 1) {
+		n = recv(p.fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+		if (n >= WIRE_HDR && buf[0] == WIRE_MAGIC && buf[1] == WIRE_HELLO)
+			return get32(buf + 2);
+		if (n >= 0)	/* something else first: take it */
+			recv(p.fd, buf, sizeof buf, MSG_DONTWAIT);
+	}
+	return 0;
+}
+
+/* Run both until connected, or HELLO_WAIT_MS. */
+static void
+pump(struct session *a, struct session *b)
+{
+	uint64_t end = now_us() + HELLO_WAIT_MS * 1000;
+	struct pollfd p[2] = {
+		{ .fd = sess_fd(a), .events = POLLIN },
+		{ .fd = sess_fd(b), .events = POLLIN },
+	};
+
+	while (now_us() < end && !(sess_connected(a) && sess_connected(b))) {
+		if (sess_io(a, now_us()) == -1 || sess_io(b, now_us()) == -1)
+			return;
+		poll(p, 2, 1);
+	}
+}
+
+static void
+drain(int fd)
+{
+	uint8_t buf[WIRE_MAX_PKT];
+
+	while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) >= 0)
+		;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t offer[4096], answer[4096], pkt[WIRE_MAX_PKT];
+	struct sockaddr_in to;
+	struct sess_conf ca, cb;
+	struct session *a = NULL, *b = NULL, *s;
+	size_t olen, alen, off = 1, len;
+	uint32_t cid_a, cid_b;
+	int fd;
+
+	if (size < 1)
+		return 0;
+	if (stranger == -1) {
+		if (crypto_init() == -1 ||
+		    (stranger = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+			__builtin_trap();
+		identity(&ida, 1);
+		identity(&idb, 2);
+	}
+	conf(&ca, true, data[0] & 1);
+	conf(&cb, false, data[0] & 1);
+	if ((a = sess_new(&ca)) == NULL || (b = sess_new(&cb)) == NULL ||
+	    (olen = sess_offer(a, "bob", ID, offer, sizeof offer)) == 0 ||
+	    (alen = sess_take_offer(b, "bob", ID, offer, olen, answer,
+	    sizeof answer)) == 0 || sess_take_answer(a, answer, alen) == -1)
+		__builtin_trap();
+	/* The offer starts with the version and the caller's CID TLV. */
+	if (olen < 8 || offer[1] != 1)
+		__builtin_trap();
+	cid_a = get32(offer + 4);
+	cid_b = listener_cid(a, b);
+	if (data[0] & 2)
+		pump(a, b);
+	else
+		drain(sess_fd(b));
+
+	while (size - off >= 3) {
+		uint8_t ctl = data[off];
+
+		len = (size_t)data[off + 1] << 8 | data[off + 2];
+		off += 3;
+		if (len > size - off)
+			len = size - off;
+		if (len > WIRE_MAX_PKT)
+			len = WIRE_MAX_PKT;
+		memcpy(pkt, data + off, len);
+		off += len;
+		s = ctl & 1 ? b : a;
+		if (!(ctl & 2) && len >= WIRE_HDR && pkt[0] == WIRE_MAGIC)
+			put32(pkt + 2, s == a ? cid_a : cid_b);
+		fd = ctl & 4 ? sess_fd(s == a ? b : a) : stranger;
+		to = addr_of(s);
+		if (sendto(fd, pkt, len, 0, (struct sockaddr *)&to, sizeof to) == -1)
+			continue;
+		sess_io(s, now_us());
+	}
+	/* What the sessions sent the stranger (a KNOCK makes the caller
+	 * probe it). */
+	drain(stranger);
+	sess_free(a);
+	sess_free(b);
+	return 0;
+}

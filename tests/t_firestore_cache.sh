@@ -1,0 +1,51 @@
+#!/bin/sh
+# t_firestore_cache.sh: the firestore: backend's token cache, against
+# tests/fsserver.py's Auth emulator: a cache that cannot be written (no
+# room: RLIMIT_FSIZE 0) is reported and leaves no descriptor and no
+# temporary file behind; a cache written by a process whose real and
+# effective uids differ is its own, read back by the next one.
+. "$(dirname "$0")/lib.sh"
+U=$SRCDIR/tests/unit_firestore
+REST="python3 $SRCDIR/tests/firestore_rest.py"
+[ -x "$U" ] || skip "tests/unit_firestore is not built"
+command -v python3 >/dev/null || skip "no python3"
+
+ID1=0123456789abcdef0123456789abcdef
+ID2=fedcba9876543210fedcba9876543210
+ID3=00000000000000000000000000000003
+KEY=AIzaTest-key_0123456789
+CACHEDIR=$XDG_CACHE_HOME/p2pcat
+fs_serve --auth issued --api-key "$KEY"
+export FIREBASE_AUTH_EMULATOR_HOST=$FIRESTORE_EMULATOR_HOST
+printf '%s\n' "$KEY" >"$T/key"
+chmod 600 "$T/key"
+errhas() { grep -q -- "$2" "$T/$1.err" || { cat "$T/$1.err" >&2; fail "$1: no \`$2' in its stderr"; }; }
+
+# No room for the cache: write(2) fails with EFBIG (SIGXFSZ ignored, as
+# the limit's signal would otherwise end the process).  stderr goes
+# through a pipe, which the limit does not cover.
+(trap '' XFSZ; ulimit -f 0; UNIT_FS_VERBOSE=1 exec "$U" -k "$T/key" \
+    offer bob $ID1 01 60000 2>&1 >"$T/full.out") | cat >"$T/full.err"
+errhas full "cannot write the token cache"
+errhas full "File too large"
+check_eq "descriptors left after a failed cache write" \
+    "$(sed -n 's/^open fds //p' "$T/full.err")" 0
+check_eq "files in the cache directory" "$(ls -A "$CACHEDIR" | wc -l)" 0
+check_eq "offer despite the cache" "$($REST dump)" "inbox/bob/offers/$ID1"
+
+# Real uid nobody, effective uid root: the cache is created by, and
+# belongs to, the effective uid, which is the one that must own it.
+[ "$(id -u)" -eq 0 ] || skip "the real/effective uid case needs root (setpriv)"
+command -v setpriv >/dev/null || skip "no setpriv (util-linux)"
+n=0
+for id in $ID2 $ID3; do
+	n=$((n + 1))
+	UNIT_FS_VERBOSE=1 setpriv --ruid 65534 "$U" -k "$T/key" \
+	    offer bob $id 01 60000 >"$T/ruid$n.out" 2>"$T/ruid$n.err" ||
+	    { cat "$T/ruid$n.err" >&2; fail "offer $n with real uid 65534"; }
+done
+errhas ruid1 "signed in anonymously"
+errhas ruid2 "cached sign-in as uid"
+! grep -q "ignoring the token cache" "$T/ruid2.err" ||
+    fail "the cache our effective uid wrote was refused: $(cat "$T/ruid2.err")"
+echo "token cache: no room reported and cleaned up; euid owns it"
