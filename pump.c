@@ -34,6 +34,15 @@
 #include "util.h"
 
 #define IOBUF		65536
+/* A byte stream is read straight into the stream's send buffer, this much
+ * at most a read: each read of a pipe whose writer waits for room wakes
+ * that writer, so larger reads mean fewer reads and fewer wake-ups. */
+#define READ_MAX	(1 << 20)
+/* A pipe on stdin is grown to this (best effort: F_SETPIPE_SZ, Linux
+ * 2.6.35; an unprivileged user may have up to /proc/sys/fs/pipe-max-size,
+ * 1 MiB by default): with the default 64 KiB, a writer faster than us
+ * blocks and is woken every 64 KiB, a context switch each way. */
+#define PIPE_SIZE	(1 << 20)
 #define ABORT_LINGER_US	1000000	/* at most, after aborting */
 #define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
 #define CMD_GRACE_US	2000000	/* a command's time to exit once the session is over */
@@ -310,6 +319,18 @@ cmd_failed(struct session *s, const struct cmd *cmd)
 	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
 }
 
+/* Grow the pipe we read, if in_fd is one (PIPE_SIZE): a property of the
+ * pipe, not of anyone's file description, and only ever larger. */
+static void
+grow_pipe(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+	    fcntl(fd, F_GETPIPE_SZ) < PIPE_SIZE)
+		fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE);
+}
+
 /* The loop proper; pump_run opens and releases the output around it. */
 static int
 loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
@@ -370,6 +391,8 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					return abort_session(s, CLOSE_IO,
 					    "could not start its command", EXIT_LOST);
 				prog_start(prog, c->progress, c->progress_tty, now);
+				if (!c->recv_only)
+					grow_pipe(c->in_fd);
 				if (c->out_fd != out->orig) {
 					out_release(out);
 					out_open(out, c->out_fd);
@@ -497,9 +520,8 @@ wait:
 		 * everything sent is the cost of a bounce buffer. */
 		if (ip != -1 && (pfd[ip].revents || cmd->p.reaped)) {
 			size_t len = c->udp ? stream_dgram_max(st) :
-			    stream_write_room(st, &room);
-			ssize_t r = read(c->in_fd, c->udp ? inbuf : room,
-			    len < IOBUF ? len : IOBUF);
+			    stream_write_room(st, &room), max = c->udp ? IOBUF : READ_MAX;
+			ssize_t r = read(c->in_fd, c->udp ? inbuf : room, len < max ? len : max);
 
 			if (r > 0 && !c->udp) {
 				stream_wrote(st, r);
