@@ -338,6 +338,11 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 {
 	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
 	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
+	/* What goes out next, outp[outoff..outlen): a datagram in outbuf,
+	 * or (ring) bytes in the stream's buffer, taken as they are written. */
+	const unsigned char *outp = outbuf;
+	bool ring = false;
+	const void *peek;
 	bool wclosed = false, started = false, oclosed = false, written = false;
 	bool granted = false, waited = false;
 	struct stream *st = NULL;
@@ -412,17 +417,25 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			if (c->udp && outoff == outlen) {
 				ssize_t d = stream_dgram_recv(st, outbuf, sizeof outbuf);
 
+				outp = outbuf;
+				ring = false;
 				outoff = 0;
 				outlen = d > 0 ? (size_t)d : 0;
 				if (c->send_only)
 					outlen = 0;
 			}
-			while (outoff == outlen && (outlen = stream_read(st, outbuf, sizeof outbuf)) > 0) {
+			/* Bytes are written out from where the stream keeps
+			 * them: a copy of everything received is the cost of
+			 * a bounce buffer. */
+			while (outoff == outlen && (outlen = stream_read_peek(st, &peek)) > 0) {
+				outp = peek;
+				ring = true;
 				outoff = 0;
 				if (!c->send_only && !cmd->gone)
 					break;
 				/* --send-only, or the command stopped reading:
 				 * received data is dropped. */
+				stream_read_done(st, outlen);
 				outlen = 0;
 			}
 			if (outlen == 0)
@@ -536,11 +549,14 @@ wait:
 			}
 		}
 		if (op != -1 && pfd[op].revents) {
-			ssize_t w = out_write(out, outbuf + outoff, outlen - outoff);
+			ssize_t w = out_write(out, outp + outoff,
+			    outlen - outoff < IOBUF ? outlen - outoff : IOBUF);
 
 			if (w > 0) {
 				outoff += w;
 				prog->recv += w;
+				if (ring)
+					stream_read_done(st, w);
 			} else if (w < 0 && errno == EPIPE && cmd->p.pid > 0) {
 				/* The command is done with its input, as
 				 * `head' is: not an error, the rest goes. */

@@ -2067,21 +2067,39 @@ stream_close_write(struct stream *s)
 }
 
 size_t
-stream_read(struct stream *s, void *buf, size_t cap)
+stream_read_peek(struct stream *s, const void **p)
 {
-	size_t size = s->conf.rcvbuf, n, at, first;
+	size_t size = s->conf.rcvbuf, at = s->rcv_read % size;
 
-	n = umin(cap, s->rcv_nxt - s->rcv_read);
-	at = s->rcv_read % size;
-	first = umin(n, size - at);
-	memcpy(buf, s->rbuf + at, first);
-	memcpy((uint8_t *)buf + first, s->rbuf, n - first);
-	s->rcv_read += n;
+	*p = s->rbuf + at;
+	return umin(s->rcv_nxt - s->rcv_read, size - at);
+}
+
+void
+stream_read_done(struct stream *s, size_t n)
+{
+	size_t size = s->conf.rcvbuf;
+
+	s->rcv_read += umin(n, s->rcv_nxt - s->rcv_read);
 	/* RFC 9000 §4.2: send MAX_DATA before the peer runs out; a quarter
 	 * of the buffer at a time keeps the updates few. */
 	if (s->rcv_fin == UINT64_MAX &&
 	    s->rcv_read + size - s->rcv_max >= size / 4)
 		s->max_data_due = true;
+}
+
+size_t
+stream_read(struct stream *s, void *buf, size_t cap)
+{
+	const void *p;
+	size_t n = 0, k;
+
+	while (n < cap && (k = stream_read_peek(s, &p)) > 0) {
+		k = umin(k, cap - n);
+		memcpy((uint8_t *)buf + n, p, k);
+		stream_read_done(s, k);
+		n += k;
+	}
 	return n;
 }
 

@@ -77,6 +77,12 @@ size_t stream_write_room(struct stream *s, void **p);
 void stream_wrote(struct stream *s, size_t n);
 void stream_close_write(struct stream *s);
 size_t stream_read(struct stream *s, void *buf, size_t cap);
+/* stream_read without the copy, for a writer that writes from place:
+ * stream_read_peek tells where the next in-order bytes are (*p) and how
+ * many lie there in one piece (0: none yet); they stay put until
+ * stream_read_done takes the first n of them. */
+size_t stream_read_peek(struct stream *s, const void **p);
+void stream_read_done(struct stream *s, size_t n);
 bool stream_eof(const struct stream *s);		/* peer's FIN and all bytes read */
 bool stream_send_done(const struct stream *s);	/* everything and our FIN acked */
 void stream_abort(struct stream *s, uint32_t code);	/* send CLOSE, stop */
