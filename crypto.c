@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -348,26 +349,42 @@ key_free(struct aead_key *ak)
 	sodium_memzero(ak, sizeof *ak);
 }
 
-/* 0, or -1 when libcrypto fails (it does not on valid input). */
+/* Seal the plaintext made of the n pieces of pt in turn into out (their
+ * total length, then the tag).  pt[0] may be out itself; no other piece
+ * may overlap out.  0, or -1 when libcrypto fails (it does not on valid
+ * input). */
 static int
-key_seal(int c, const struct aead_key *ak, uint64_t n, const uint8_t *ad, size_t adlen,
-    const uint8_t *pt, size_t len, uint8_t *out)
+key_seal(int c, const struct aead_key *ak, uint64_t seq, const uint8_t *ad, size_t adlen,
+    const struct iovec *pt, int n, uint8_t *out)
 {
 	uint8_t nonce[NONCE_LEN];
-	int l, f;
+	size_t len = 0;
+	int i, l;
 
 	if (c != CRYPTO_AESGCM) {
-		crypto_encrypt(c, ak->k, n, ad, adlen, pt, len, out);
+		/* libsodium's AEADs take the plaintext whole. */
+		for (i = 0; i < n; i++) {
+			memmove(out + len, pt[i].iov_base, pt[i].iov_len);
+			len += pt[i].iov_len;
+		}
+		crypto_encrypt(c, ak->k, seq, ad, adlen, out, len, out);
 		return 0;
 	}
-	nonce_bytes(c, nonce, n);
-	if (len > INT_MAX || adlen > INT_MAX ||
-	    EVP_EncryptInit_ex(ak->aes, NULL, NULL, NULL, nonce) != 1 ||
-	    (adlen > 0 && EVP_EncryptUpdate(ak->aes, NULL, &l, ad, (int)adlen) != 1) ||
-	    EVP_EncryptUpdate(ak->aes, out, &l, pt, (int)len) != 1 ||
-	    EVP_EncryptFinal_ex(ak->aes, out + l, &f) != 1 ||
+	nonce_bytes(c, nonce, seq);
+	if (adlen > INT_MAX || EVP_EncryptInit_ex(ak->aes, NULL, NULL, NULL, nonce) != 1 ||
+	    (adlen > 0 && EVP_EncryptUpdate(ak->aes, NULL, &l, ad, (int)adlen) != 1))
+		return -1;
+	/* GCM takes the pieces as they come. */
+	for (i = 0; i < n; i++) {
+		if (pt[i].iov_len > INT_MAX ||
+		    EVP_EncryptUpdate(ak->aes, out + len, &l, pt[i].iov_base,
+		    (int)pt[i].iov_len) != 1)
+			return -1;
+		len += (size_t)l;
+	}
+	if (EVP_EncryptFinal_ex(ak->aes, out + len, &l) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ak->aes, EVP_CTRL_GCM_GET_TAG, CRYPTO_TAG_LEN,
-	    out + len) != 1)
+	    out + len + l) != 1)
 		return -1;
 	return 0;
 }
@@ -403,7 +420,8 @@ key_rekey(int c, struct aead_key *ak)
 	uint8_t zeros[CRYPTO_KEY_LEN] = { 0 }, out[CRYPTO_KEY_LEN + CRYPTO_TAG_LEN];
 	int ret;
 
-	ret = key_seal(c, ak, NONCE_MAX, NULL, 0, zeros, sizeof zeros, out) == 0 &&
+	ret = key_seal(c, ak, NONCE_MAX, NULL, 0,
+	    &(struct iovec){ .iov_base = zeros, .iov_len = sizeof zeros }, 1, out) == 0 &&
 	    key_set(c, ak, out) == 0 ? 0 : -1;
 	sodium_memzero(out, sizeof out);
 	return ret;
@@ -860,13 +878,18 @@ crypto_tx_rekeys(const struct crypto_tx *tx)
 }
 
 int
-crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uint64_t pn,
-    const uint8_t *plain, size_t len, uint8_t *out)
+crypto_sealv(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uint64_t pn,
+    const struct iovec *iov, int iovcnt, uint8_t *out)
 {
+	size_t len = 0;
+	int i;
+
 	/* The nonce is pn: it must never repeat under one key. */
-	if (hdrlen <= CRYPTO_HDR_PHASE_BYTE || pn == NONCE_MAX ||
+	if (hdrlen <= CRYPTO_HDR_PHASE_BYTE || pn == NONCE_MAX || iovcnt < 0 ||
 	    (tx->sealed && pn <= tx->last_pn))
 		return -1;
+	for (i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
 	if (tx->pkts > 0 && (tx->pkts >= tx->lim_pkts || len > tx->lim_bytes - tx->bytes ||
 	    (now > tx->since && now - tx->since >= tx->lim_us))) {
 		if (key_rekey(tx->cipher, &tx->key) == -1)
@@ -879,13 +902,22 @@ crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uin
 	hdr[CRYPTO_HDR_PHASE_BYTE] &= (uint8_t)~CRYPTO_HDR_PHASE;
 	if (tx->phase)
 		hdr[CRYPTO_HDR_PHASE_BYTE] |= CRYPTO_HDR_PHASE;
-	if (key_seal(tx->cipher, &tx->key, pn, hdr, hdrlen, plain, len, out) == -1)
+	if (key_seal(tx->cipher, &tx->key, pn, hdr, hdrlen, iov, iovcnt, out) == -1)
 		return -1;
 	tx->pkts++;
 	tx->bytes = len > tx->lim_bytes - tx->bytes ? tx->lim_bytes : tx->bytes + len;
 	tx->last_pn = pn;
 	tx->sealed = true;
 	return 0;
+}
+
+int
+crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen, uint64_t pn,
+    const uint8_t *plain, size_t len, uint8_t *out)
+{
+	struct iovec iov = { .iov_base = (void *)plain, .iov_len = len };
+
+	return crypto_sealv(tx, now, hdr, hdrlen, pn, &iov, 1, out);
 }
 
 struct crypto_rx *

@@ -167,6 +167,13 @@ void crypto_rx_free(struct crypto_rx *rx);
  * twice.  0 or -1 (bad arguments; prints nothing). */
 int crypto_seal(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen,
     uint64_t pn, const uint8_t *plain, size_t len, uint8_t *out);
+/* The same for a plaintext in pieces, the iovcnt of iov in turn, sealed
+ * from where they lie (AESGCM reads each once; ChaChaPoly gathers them in
+ * out first): out gets their total length + CRYPTO_TAG_LEN bytes.  The
+ * first piece may be out itself; no other may overlap out. */
+struct iovec;
+int crypto_sealv(struct crypto_tx *tx, uint64_t now, uint8_t *hdr, size_t hdrlen,
+    uint64_t pn, const struct iovec *iov, int iovcnt, uint8_t *out);
 
 /* Open a received packet: hdr as received (hdrlen >= 2), pn as decoded
  * from it, ct the len bytes after the header.  On success writes len -

@@ -1100,18 +1100,29 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 	return 0;
 }
 
-/* Seal the stream payload of n bytes at pkt + HDR_LEN as packet pn,
- * header included: the datagram's length, or 0 after failing the
- * session. */
+/* Seal the stream payload of n bytes as packet pn into pkt, header
+ * included: the payload is at pkt + HDR_LEN, but for its last bytes when
+ * the stream left them in its buffer (the ntail pieces of tail, as
+ * stream_output_tail gives them).  The datagram's length, or 0 after
+ * failing the session. */
 static size_t
-seal_pkt(struct session *s, uint64_t now, uint8_t *pkt, size_t n, uint64_t pn)
+seal_pkt(struct session *s, uint64_t now, uint8_t *pkt, size_t n, uint64_t pn,
+    const struct iovec *tail, int ntail)
 {
+	struct iovec iov[1 + STREAM_TAIL_MAX];
+	int i;
+
 	pkt[0] = WIRE_MAGIC;
 	pkt[1] = WIRE_DATA;
 	put32(pkt + 2, s->peer_cid);
 	put64(pkt + WIRE_HDR, pn);
-	if (crypto_seal(s->tx, now, pkt, HDR_LEN, pn, pkt + HDR_LEN, n,
-	    pkt + HDR_LEN) == -1) {
+	iov[0].iov_base = pkt + HDR_LEN;
+	iov[0].iov_len = n;
+	for (i = 0; i < ntail; i++) {
+		iov[0].iov_len -= tail[i].iov_len;
+		iov[1 + i] = tail[i];
+	}
+	if (crypto_sealv(s->tx, now, pkt, HDR_LEN, pn, iov, 1 + ntail, pkt + HDR_LEN) == -1) {
 		log_err("cannot seal packet %llu", (unsigned long long)pn);
 		s->err = SESS_FAIL;
 		return 0;
@@ -1132,7 +1143,7 @@ send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_P
 	if ((n = stream_path_packet(s->st, type, data, &pn, pkt + HDR_LEN,
 	    sizeof pkt - DATA_OVERHEAD)) == 0)
 		return 0;
-	if ((n = seal_pkt(s, now, pkt, n, pn)) == 0)
+	if ((n = seal_pkt(s, now, pkt, n, pn, NULL, 0)) == 0)
 		return -1;
 	if (type == STREAM_PATH_CHALLENGE)
 		punch_probe(s->punch, now, pkt, n);
@@ -1239,9 +1250,10 @@ send_all(struct session *s, uint64_t now)
 {
 	uint8_t data[STREAM_PATH_DATA];
 	struct punch_run *r = NULL;
+	struct iovec tail[STREAM_TAIL_MAX];
 	size_t n, len, off = 0;
 	uint64_t pn;
-	int i;
+	int i, ntail;
 
 	punch_output(s->punch, now);
 	if (s->st == NULL)
@@ -1258,10 +1270,13 @@ send_all(struct session *s, uint64_t now)
 	for (i = 0; i < IO_BATCH; i++) {
 		uint8_t *pkt = s->txbuf + off;
 
-		n = stream_output(s->st, now, &pn, pkt + HDR_LEN, WIRE_MAX_PKT - DATA_OVERHEAD);
+		/* The stream's bytes are sealed from its buffer, not copied
+		 * into the packet first. */
+		n = stream_output_tail(s->st, now, &pn, pkt + HDR_LEN,
+		    WIRE_MAX_PKT - DATA_OVERHEAD, tail, &ntail);
 		if (n == 0)
 			break;
-		if ((len = seal_pkt(s, now, pkt, n, pn)) == 0)
+		if ((len = seal_pkt(s, now, pkt, n, pn, tail, ntail)) == 0)
 			return -1;
 		off += len;
 		/* Joins the run if no larger than its packets, the run has

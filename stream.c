@@ -1547,12 +1547,14 @@ put_ack(struct stream *s, uint64_t now, uint8_t *p, size_t room)
 
 /*
  * Writes a STREAM frame for as much of the virtual range [a,b) as fits in
- * room bytes, copying from the send buffer.  Returns the frame's length
- * (0: nothing fits) and sets *sent to the virtual bytes it carries.
+ * room bytes, copying from the send buffer, or with tail (non-NULL) only
+ * its header, the bytes being left in place as tail's *ntail pieces.
+ * Returns the frame's length, bytes left in place included (0: nothing
+ * fits), and sets *sent to the virtual bytes it carries.
  */
 static size_t
 put_stream(const struct stream *s, uint64_t a, uint64_t b, uint8_t *p,
-    size_t room, uint64_t *sent)
+    size_t room, uint64_t *sent, struct iovec *tail, int *ntail)
 {
 	uint64_t d = umin(b, s->snd_end), n;
 	size_t hdr = 1 + varint_len(a) + varint_len(umin(d - a, room));
@@ -1570,8 +1572,16 @@ put_stream(const struct stream *s, uint64_t a, uint64_t b, uint8_t *p,
 	hdr += put_varint(p + hdr, n);
 	at = a % cap;
 	first = umin(n, cap - at);
-	memcpy(p + hdr, s->sbuf + at, first);
-	memcpy(p + hdr + first, s->sbuf, n - first);
+	if (tail) {
+		*ntail = 0;
+		if (first > 0)
+			tail[(*ntail)++] = (struct iovec){ s->sbuf + at, first };
+		if (n > first)
+			tail[(*ntail)++] = (struct iovec){ s->sbuf, n - first };
+	} else {
+		memcpy(p + hdr, s->sbuf + at, first);
+		memcpy(p + hdr + first, s->sbuf, n - first);
+	}
 	*sent = n + fin;
 	return hdr + n;
 }
@@ -1706,9 +1716,11 @@ pmtu_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	return size;
 }
 
-size_t
-stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
-    size_t cap)
+/* stream_output and stream_output_tail; tail NULL: the whole payload
+ * into buf. */
+static size_t
+output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf, size_t cap,
+    struct iovec *tail, int *ntail)
 {
 	size_t room = umin(cap, s->conf.mtu), n = 0, len;
 	bool probe, ping, max_data, data, ack, done, wrote, dgram, again = false;
@@ -1804,7 +1816,9 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 			dgram = false;
 	}
 	if (data) {
-		len = put_stream(s, a, b, buf + n, room - n, &sent);
+		/* Last in the payload: what tail leaves in place comes after
+		 * everything written into buf. */
+		len = put_stream(s, a, b, buf + n, room - n, &sent, tail, ntail);
 		n += len;
 		data = len > 0;
 	}
@@ -1855,6 +1869,20 @@ stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
 	}
 	tidy(s);
 	return n;
+}
+
+size_t
+stream_output(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf, size_t cap)
+{
+	return output(s, now, pn, buf, cap, NULL, NULL);
+}
+
+size_t
+stream_output_tail(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf, size_t cap,
+    struct iovec tail[STREAM_TAIL_MAX], int *ntail)
+{
+	*ntail = 0;
+	return output(s, now, pn, buf, cap, tail, ntail);
 }
 
 /*

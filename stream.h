@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 struct stream;
 
@@ -146,6 +147,14 @@ int stream_input(struct stream *s, uint64_t now, uint64_t pn,
 size_t stream_output(struct stream *s, uint64_t now, uint64_t *pn,
     uint8_t *buf, size_t cap);
 uint64_t stream_deadline(const struct stream *s);
+/* stream_output that leaves the stream's bytes where the send buffer
+ * holds them, for the session to seal them from there: the payload is
+ * buf's first (returned length - the tail's) bytes, then the *ntail
+ * pieces of tail (none when it carries no stream bytes).  They stay put
+ * until the next stream_input, stream_write or stream_wrote. */
+#define STREAM_TAIL_MAX	2
+size_t stream_output_tail(struct stream *s, uint64_t now, uint64_t *pn, uint8_t *buf,
+    size_t cap, struct iovec tail[STREAM_TAIL_MAX], int *ntail);
 
 /*
  * Whether the session may stop calling stream_input/stream_output and

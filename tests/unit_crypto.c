@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -615,6 +616,59 @@ test_record_cipher(int c)
 	crypto_tx_free(tx);
 }
 
+/*
+ * crypto_sealv: a plaintext sealed from pieces (the first in place, as
+ * the session does, the others from elsewhere; empty ones and odd
+ * lengths across GCM's 16-byte blocks) is the packet crypto_seal makes
+ * of it whole, i.e. Noise's ENCRYPT, and opens.
+ */
+static void
+test_sealv(int c)
+{
+	static const size_t cuts[][3] = {
+		{ 1398, 0, 0 }, { 5, 1393, 0 }, { 17, 700, 681 }, { 0, 1398, 0 },
+		{ 16, 0, 1382 }, { 1397, 1, 0 }, { 0, 0, 0 },
+	};
+	uint8_t key[32], msg[1398], want[1500], pkt[1500], out[1500];
+	struct crypto_tx *tx = NULL, *tx2 = NULL;
+	struct crypto_rx *rx = NULL;
+	struct iovec iov[3];
+	size_t i, j, off, len;
+
+	randombytes_buf(key, 32);
+	randombytes_buf(msg, sizeof msg);
+	tx = crypto_tx_new(c, key, 0);
+	tx2 = crypto_tx_new(c, key, 0);
+	rx = crypto_rx_new(c, key);
+	CHECK(tx && tx2 && rx);
+	if (!tx || !tx2 || !rx)
+		goto out;
+	for (i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		len = cuts[i][0] + cuts[i][1] + cuts[i][2];
+		CHECK(seal(tx, 0, 100 + i, msg, len, want) == HDR + len + CRYPTO_TAG_LEN);
+		put_hdr(pkt, 100 + i);
+		/* The first piece in place, the rest from msg. */
+		memcpy(pkt + HDR, msg, cuts[i][0]);
+		for (j = 0, off = 0; j < 3; off += cuts[i][j], j++) {
+			iov[j].iov_base = j == 0 ? pkt + HDR : msg + off;
+			iov[j].iov_len = cuts[i][j];
+		}
+		CHECK(crypto_sealv(tx2, 0, pkt, HDR, 100 + i, iov, 3, pkt + HDR) == 0);
+		CHECK(memcmp(pkt, want, HDR + len + CRYPTO_TAG_LEN) == 0);
+		CHECK(open_pkt(rx, 0, pkt, HDR + len + CRYPTO_TAG_LEN, out) == 0 &&
+		    memcmp(out, msg, len) == 0);
+	}
+	/* No pieces at all: the empty plaintext. */
+	CHECK(seal(tx, 0, 200, msg, 0, want) == HDR + CRYPTO_TAG_LEN);
+	put_hdr(pkt, 200);
+	CHECK(crypto_sealv(tx2, 0, pkt, HDR, 200, NULL, 0, pkt + HDR) == 0);
+	CHECK(memcmp(pkt, want, HDR + CRYPTO_TAG_LEN) == 0);
+out:
+	crypto_tx_free(tx);
+	crypto_tx_free(tx2);
+	crypto_rx_free(rx);
+}
+
 /* CPace, against draft-irtf-cfrg-cpace-21 appendix B.3 (ristretto255,
  * SHA-512). */
 
@@ -830,6 +884,7 @@ main(int argc, char **argv)
 		test_record(c);
 		test_rekey(c);
 		test_record_cipher(c);
+		test_sealv(c);
 		printf("record layer with %s: done\n", crypto_cipher_name(c));
 	}
 	CHECK(!crypto_cipher_available(0) && !crypto_cipher_available(3));

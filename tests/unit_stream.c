@@ -361,6 +361,30 @@ side_init(struct side *sd, const char *name, const struct stream_conf *conf,
 	sd->last_recv = sd->last_send = now;
 }
 
+/* The next payload of side sd: A's through stream_output_tail, its
+ * stream bytes gathered after what it wrote into buf, B's through
+ * stream_output. */
+static size_t
+side_output(struct side *sd, uint64_t now, uint64_t *pn, uint8_t *buf, size_t cap)
+{
+	struct iovec tail[STREAM_TAIL_MAX];
+	size_t n, t = 0;
+	int i, ntail;
+
+	if (sd->name[0] != 'A')
+		return stream_output(sd->s, now, pn, buf, cap);
+	n = stream_output_tail(sd->s, now, pn, buf, cap, tail, &ntail);
+	CHECK(ntail >= 0 && ntail <= STREAM_TAIL_MAX, "A: %d pieces", ntail);
+	for (i = 0; i < ntail; i++)
+		t += tail[i].iov_len;
+	CHECK(t <= n, "A: a tail of %zu bytes in a payload of %zu", t, n);
+	if (t > n || n > cap)
+		return 0;
+	for (i = 0, t = n - t; i < ntail; t += tail[i].iov_len, i++)
+		memcpy(buf + t, tail[i].iov_base, tail[i].iov_len);
+	return n;
+}
+
 static void
 side_free(struct side *sd)
 {
@@ -545,8 +569,9 @@ run(struct sim *m)
 
 			if (sd->gone)
 				continue;
-			while ((n = stream_output(sd->s, m->now, &pn, buf,
-			    sizeof buf)) > 0) {
+			/* A leaves its stream bytes in place, as the session
+			 * does (stream_output_tail); B gets them copied. */
+			while ((n = side_output(sd, m->now, &pn, buf, sizeof buf)) > 0) {
 				struct scan sc;
 
 				CHECK(n <= MTU, "%s: payload of %zu bytes",
