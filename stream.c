@@ -290,6 +290,7 @@ struct stream {
 
 	/* Receive side. */
 	uint8_t *rbuf;
+	uint64_t rbase;			/* the offset at rbuf[0]; see rbuf_at */
 	uint64_t rcv_read;		/* below: read by the application */
 	uint64_t rcv_nxt;		/* below: received in order */
 	uint64_t rcv_high;		/* highest end of data received */
@@ -1316,6 +1317,16 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 	s->min_fresh = 0;
 }
 
+/* Where stream offset off (at least rcv_read) lies in rbuf.  Offsets map
+ * to the buffer from rbase, which moves only while the buffer is empty:
+ * what the peer may send stays within rcvbuf of rcv_read (flow control),
+ * so nothing unread is ever overwritten. */
+static size_t
+rbuf_at(const struct stream *s, uint64_t off)
+{
+	return (off - s->rbase) % s->conf.rcvbuf;
+}
+
 /* A STREAM frame, already validated: stored, and the in-order end
  * advanced over what it joins. */
 static void
@@ -1330,7 +1341,7 @@ on_stream(struct stream *s, const struct frames *f)
 	if (a >= end)
 		return;
 	{
-		size_t at = a % cap, n = end - a, first = umin(n, cap - at);
+		size_t at = rbuf_at(s, a), n = end - a, first = umin(n, cap - at);
 
 		memcpy(s->rbuf + at, f->data + (a - f->off), first);
 		memcpy(s->rbuf, f->data + (a - f->off) + first, n - first);
@@ -2097,7 +2108,7 @@ stream_close_write(struct stream *s)
 size_t
 stream_read_peek(struct stream *s, const void **p)
 {
-	size_t size = s->conf.rcvbuf, at = s->rcv_read % size;
+	size_t size = s->conf.rcvbuf, at = rbuf_at(s, s->rcv_read);
 
 	*p = s->rbuf + at;
 	return umin(s->rcv_nxt - s->rcv_read, size - at);
@@ -2109,6 +2120,11 @@ stream_read_done(struct stream *s, size_t n)
 	size_t size = s->conf.rcvbuf;
 
 	s->rcv_read += umin(n, s->rcv_nxt - s->rcv_read);
+	/* All read, nothing out of order: the next bytes go to the start of
+	 * the buffer, which is still in the CPU's caches (a reader that keeps
+	 * up touches only the first few packets' worth of it). */
+	if (s->rcv_read == s->rcv_nxt && s->ooo.n == 0)
+		s->rbase = s->rcv_read;
 	/* RFC 9000 §4.2: send MAX_DATA before the peer runs out; a quarter
 	 * of the buffer at a time keeps the updates few. */
 	if (s->rcv_fin == UINT64_MAX &&

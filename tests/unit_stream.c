@@ -1402,6 +1402,111 @@ test_keepalive(void)
 
 /* stream_ping on a quiet stream: an ack-eliciting packet at once, which
  * the peer acknowledges. */
+/* Move what a and b have to send to each other, in order, nothing lost,
+ * every 100 us for dur us from now; but a's packets number skip to
+ * skip + hold - 1 of this exchange are held back (into held).  Returns
+ * the time after it. */
+static uint64_t
+exchange(struct stream *a, struct stream *b, uint64_t now, uint64_t dur, size_t skip,
+    size_t hold, uint8_t (*held)[MTU], size_t *heldlen, uint64_t *heldpn, size_t *nheld)
+{
+	uint8_t buf[MTU];
+	uint64_t pn, t;
+	size_t n, k = 0;
+
+	for (t = now; t < now + dur; t += 100) {
+		while ((n = stream_output(a, t, &pn, buf, sizeof buf)) > 0) {
+			if (k >= skip && k < skip + hold) {
+				memcpy(held[*nheld], buf, n);
+				heldlen[*nheld] = n;
+				heldpn[(*nheld)++] = pn;
+			} else {
+				stream_input(b, t, pn, buf, n);
+			}
+			k++;
+		}
+		while ((n = stream_output(b, t, &pn, buf, sizeof buf)) > 0)
+			stream_input(a, t, pn, buf, n);
+	}
+	return t;
+}
+
+/* A reader that keeps up reads each message from the start of its
+ * receive buffer (what is there is still in the CPU's caches); bytes are
+ * never moved while any are unread or out of order. */
+static int
+test_rbuf(void)
+{
+	struct stream_conf c = conf_default();
+	struct stream *a = stream_new(&c, 0), *b = stream_new(&c, 0);
+	uint8_t msg[8000], held[16][MTU];
+	size_t heldlen[16], nheld = 0, n, got, i;
+	uint64_t heldpn[16], now = 0;
+	const void *p, *start = NULL;
+	int rc = 0, round;
+
+	if (a == NULL || b == NULL) {
+		fail("rbuf: stream_new");
+		return -1;
+	}
+	for (i = 0; i < 10; i++)	/* past the first round trips */
+		now = exchange(a, b, now, 1000, 0, 0, held, heldlen, heldpn, &nheld);
+	for (round = 0; round < 4 && rc == 0; round++) {
+		memset(msg, 'a' + round, sizeof msg);
+		if (stream_write(a, msg, sizeof msg) != sizeof msg) {
+			fail("rbuf: write");
+			rc = -1;
+			break;
+		}
+		/* Round 2 holds back its second and third packets: the
+		 * first is read, the rest waits out of order meanwhile (one
+		 * step, before the sender could take them for lost). */
+		now = exchange(a, b, now, round == 2 ? 100 : 1000, 1, round == 2 ? 2 : 0,
+		    held, heldlen, heldpn, &nheld);
+		n = stream_read_peek(b, &p);
+		if (round == 0)
+			start = p;
+		if (p != start || (round != 2 && n != sizeof msg) ||
+		    (round == 2 && (nheld != 2 || n == 0 || n >= sizeof msg)) ||
+		    memcmp(p, msg, n) != 0) {
+			fail("rbuf: round %d: %zu bytes at %+td from the start, %zu held",
+			    round, n, (const uint8_t *)p - (const uint8_t *)start, nheld);
+			rc = -1;
+			break;
+		}
+		/* Read in two goes: nothing moves until all is read. */
+		stream_read_done(b, n / 2);
+		if (stream_read_peek(b, &p) != n - n / 2 ||
+		    p != (const uint8_t *)start + n / 2) {
+			fail("rbuf: round %d: the rest moved", round);
+			rc = -1;
+		}
+		stream_read_done(b, n - n / 2);
+		got = n;
+		while (nheld > 0) {
+			nheld--;
+			stream_input(b, now, heldpn[nheld], held[nheld], heldlen[nheld]);
+		}
+		/* What waited out of order follows on where it lies. */
+		if (got < sizeof msg) {
+			n = stream_read_peek(b, &p);
+			if (n != sizeof msg - got || p != (const uint8_t *)start + got ||
+			    memcmp(p, msg, n) != 0) {
+				fail("rbuf: round %d: %zu more bytes at %+td, want %zu at %+zu",
+				    round, n, (const uint8_t *)p - (const uint8_t *)start,
+				    sizeof msg - got, got);
+				rc = -1;
+			}
+			stream_read_done(b, n);
+		}
+		for (i = 0; i < 3; i++)
+			now = exchange(a, b, now, 1000, 0, 0, held, heldlen, heldpn, &nheld);
+	}
+	stream_free(a);
+	stream_free(b);
+	return rc;
+}
+
 /* The length of test datagram id: 4 to max bytes. */
 static size_t
 dg_len(unsigned id, size_t max)
@@ -1997,6 +2102,7 @@ main(int argc, char **argv)
 		{ "ack_gap", test_ack_gap },
 		{ "path", test_path },
 		{ "dgram", test_dgram },
+		{ "rbuf", test_rbuf },
 		{ "pmtu", test_pmtu },
 		{ "idle", test_idle },
 		{ "written", test_written },
