@@ -14,12 +14,14 @@ export P2PCAT_SIGNAL="dir:$T/rv"
 command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || skip "no cc or make"
 
 mkdir "$T/evil"
-cp "$SRCDIR"/*.c "$SRCDIR"/*.h "$SRCDIR"/Makefile "$T/evil/" || fail "cannot copy the sources"
+cp -R "$SRCDIR"/*.c "$SRCDIR"/*.h "$SRCDIR"/Makefile "$SRCDIR"/proto "$T/evil/" ||
+	fail "cannot copy the sources"
 check='if (o->name \&\& !name_ok(o->name, "name", " in P2PCAT_NAME or the config"))'
 grep -q "$check" "$T/evil/opts.c" ||
-	skip "opts.c no longer checks P2PCAT_NAME as this test expects: update it"
+	fail "opts.c no longer checks P2PCAT_NAME as this test expects: update it"
 sed -i "s/$check/if (0)/" "$T/evil/opts.c"
-make -s -C "$T/evil" p2pcat > "$T/evil.log" 2>&1 || skip "cannot build the modified caller: $(tail -n 3 "$T/evil.log")"
+make -s -C "$T/evil" p2pcat > "$T/evil.log" 2>&1 ||
+	fail "cannot build the modified caller: $(tail -n 3 "$T/evil.log")"
 EVIL=$T/evil/p2pcat
 
 as() {
