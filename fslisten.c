@@ -819,6 +819,26 @@ fsl_snapshot(struct fsl *l)
 	fsl_compact(l);
 }
 
+/* A TargetChange's type, for -vv. */
+static const char *
+fsl_tc_name(int type)
+{
+	switch (type) {
+	case GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__NO_CHANGE:
+		return "NO_CHANGE";
+	case GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__ADD:
+		return "ADD";
+	case GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__REMOVE:
+		return "REMOVE";
+	case GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__CURRENT:
+		return "CURRENT";
+	case GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__RESET:
+		return "RESET";
+	default:
+		return "of an unknown type";
+	}
+}
+
 static int
 fsl_target_change(struct fsl *l, const Google__Firestore__V1__TargetChange *tc)
 {
@@ -835,6 +855,11 @@ fsl_target_change(struct fsl *l, const Google__Firestore__V1__TargetChange *tc)
 		l->ptoken = t;
 		l->ptokenlen = tc->resume_token.len;
 	}
+	if (tc->target_change_type !=
+	    GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__NO_CHANGE || !all)
+		log_v(2, "firestore: Listen on %s: target change %s%s",
+		    l->c.what, fsl_tc_name(tc->target_change_type),
+		    all ? " (all targets)" : "");
 	switch (tc->target_change_type) {
 	case GOOGLE__FIRESTORE__V1__TARGET_CHANGE__TARGET_CHANGE_TYPE__NO_CHANGE:
 		if (all && tc->read_time != NULL && l->current)
@@ -909,6 +934,8 @@ fsl_feed(struct fsl *l, const unsigned char *msg, size_t len)
 			break;
 		}
 		if (fsl_has(dc->target_ids, dc->n_target_ids, FSL_TARGET_ID)) {
+			log_v(2, "firestore: Listen on %s: a document changed",
+			    l->c.what);
 			l->acked = 1;
 			ret = fsl_change(l, dc->document);
 		} else if (dc->document != NULL &&

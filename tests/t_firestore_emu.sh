@@ -43,16 +43,23 @@ T0=$(date +%s)
 
 # call NAME TAG: a listener for NAME and a caller, "TAG to NAME" one way
 # and "TAG from NAME" back; both exit 0 with the data intact, within budget.
+# Google's emulator now and then (about one call in 100 here) leaves a
+# document out of every Listen snapshot, with a RESET that shows nothing
+# and no change after (firebase-tools #3867): the listener never hears the
+# offer the store took, or the caller the answer.  -vv shows each document
+# that a stream delivers; when the one that matters never came, the call
+# is made once more, and said so.
 call() {
-	echo "$2 to $1" > "$T/c.in"
-	echo "$2 from $1" > "$T/l.in"
-	"$P2PCAT" -v -l "$1" < "$T/l.in" > "$T/l.got" 2> "$T/l.err" & _lp=$!
-	"$P2PCAT" -v "$1" < "$T/c.in" > "$T/c.got" 2> "$T/c.err" & _cp=$!
-	wait_exit $_cp 60 || fail "$2: caller hung: $(tail -5 "$T/c.err")"
-	_crc=$RC
-	wait_exit $_lp 30 || fail "$2: listener hung: $(tail -12 "$T/l.err"); caller: $(tail -5 "$T/c.err")"
+	_tries=0
+	while :; do
+		_tries=$((_tries + 1))
+		call_once "$@" && break
+		[ $_tries -lt 2 ] || fail "$2: the emulator lost a document twice"
+		echo "$2: Google's emulator lost a document (firebase-tools #3867); once more"
+		check_eq "$2: documents left after the lost one" "$(left)" 0
+	done
 	check_eq "$2: caller status ($(tail -3 "$T/c.err"))" $_crc 0
-	check_eq "$2: listener status ($(tail -3 "$T/l.err"))" $RC 0
+	check_eq "$2: listener status ($(tail -3 "$T/l.err"))" $_lrc 0
 	check_eq "$2: to $1" "$(cat "$T/l.got")" "$2 to $1"
 	check_eq "$2: from $1" "$(cat "$T/c.got")" "$2 from $1"
 	budget "$2: caller" "$T/c.err"
@@ -60,6 +67,29 @@ call() {
 	grep -q "polling instead" "$T/c.err" "$T/l.err" && fail "$2: Listen fell back to polling"
 	check_eq "$2: documents left" "$(left)" 0
 	echo "$2: caller $(reads_of "$T/c.err") reads, listener $(reads_of "$T/l.err") reads"
+}
+# call_once NAME TAG: the call; 1 when the emulator lost the offer or the
+# answer (the caller timed out, and the stream that should have brought
+# it delivered no document), else 0 with $_crc and $_lrc the statuses.
+call_once() {
+	echo "$2 to $1" > "$T/c.in"
+	echo "$2 from $1" > "$T/l.in"
+	"$P2PCAT" -vv -l "$1" < "$T/l.in" > "$T/l.got" 2> "$T/l.err" & _lp=$!
+	"$P2PCAT" -vv "$1" < "$T/c.in" > "$T/c.got" 2> "$T/c.err" & _cp=$!
+	wait_exit $_cp 60 || fail "$2: caller hung: $(tail -5 "$T/c.err")"
+	_crc=$RC
+	if [ $_crc -eq 2 ] && grep -q "^p2pcat: no answer from \`$1' within" "$T/c.err" &&
+	    grep -q "^p2pcat: offer [0-9a-f]* posted to \`$1'" "$T/c.err" &&
+	    { ! grep -q "Listen on inbox/$1/offers: a document changed" "$T/l.err" ||
+	      { grep -q "POST .*/inbox/$1/answers?documentId=" "$T/l.err" &&
+	        ! grep -q "Listen on inbox/$1/answers: a document changed" "$T/c.err"; }; }; then
+		kill $_lp 2> /dev/null
+		wait_exit $_lp 10 || fail "$2: listener hung after SIGTERM"
+		return 1
+	fi
+	wait_exit $_lp 30 || fail "$2: listener hung: $(tail -12 "$T/l.err"); caller: $(tail -5 "$T/c.err")"
+	_lrc=$RC
+	return 0
 }
 call bob "one way"
 call alice "the other way"
