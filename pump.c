@@ -319,22 +319,43 @@ cmd_failed(struct session *s, const struct cmd *cmd)
 	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
 }
 
-/* Grow the pipe we read, if in_fd is one (PIPE_SIZE): a property of the
- * pipe, not of anyone's file description, and only ever larger. */
+/* The pipe we read, grown while we read it: its descriptor and its size
+ * before.  The size is the pipe's, shared with its writer: pump_run gives
+ * it back as it was (shared descriptors are left as they were found). */
+struct grown {
+	int fd, size;
+};
+
+/* Grow the pipe we read, if fd is one (PIPE_SIZE), and note it in g. */
 static void
-grow_pipe(int fd)
+grow_pipe(int fd, struct grown *g)
 {
 	struct stat st;
+	int size;
 
-	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
-	    fcntl(fd, F_GETPIPE_SZ) < PIPE_SIZE)
-		fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE);
+	if (g->fd == -1 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+	    (size = fcntl(fd, F_GETPIPE_SZ)) > 0 && size < PIPE_SIZE &&
+	    fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE) != -1) {
+		g->fd = fd;
+		g->size = size;
+	}
+}
+
+/* Give the pipe its size back: best effort, since the kernel refuses
+ * (EBUSY) while it holds more than that size (its writer wrote on and
+ * we read no more).  Then it stays larger: it holds the same data. */
+static void
+shrink_pipe(struct grown *g)
+{
+	if (g->fd != -1)
+		fcntl(g->fd, F_SETPIPE_SZ, g->size);
+	g->fd = -1;
 }
 
 /* The loop proper; pump_run opens and releases the output around it. */
 static int
 loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
-    struct progress *prog, uint64_t connect_deadline)
+    struct progress *prog, struct grown *grown, uint64_t connect_deadline)
 {
 	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
 	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
@@ -397,7 +418,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					    "could not start its command", EXIT_LOST);
 				prog_start(prog, c->progress, c->progress_tty, now);
 				if (!c->recv_only)
-					grow_pipe(c->in_fd);
+					grow_pipe(c->in_fd, grown);
 				if (c->out_fd != out->orig) {
 					out_release(out);
 					out_open(out, c->out_fd);
@@ -574,11 +595,13 @@ pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
 {
 	struct cmd cmd = { .p = { .pid = -1, .pidfd = -1, .to_fd = -1, .from_fd = -1 } };
 	struct progress prog = { .start = 0 };
+	struct grown grown = { .fd = -1 };
 	struct out out;
 	int ret;
 
 	out_open(&out, c->out_fd);
-	ret = loop(s, c, &out, &cmd, &prog, connect_deadline);
+	ret = loop(s, c, &out, &cmd, &prog, &grown, connect_deadline);
+	shrink_pipe(&grown);
 	if (prog.start != 0)
 		prog_end(&prog, now_us());
 	if (cmd.p.pid > 0) {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Shared descriptors are left as p2pcat found them: a p2pcat killed
 # outright (SIGKILL) while writing into a pipe leaves no O_NONBLOCK on
-# that pipe for the next writer in the pipeline.
+# that pipe for the next writer in the pipeline; a pipe p2pcat read (and
+# grew, to read it in larger pieces) has its size back afterwards.
 . "$(dirname "$0")/lib.sh"
 export P2PCAT_SIGNAL="dir:$T/rv"
 randfile "$T/big" 32
@@ -26,4 +27,23 @@ sys.stderr.write("nonblock\n" if fcntl.fcntl(1, fcntl.F_GETFL) & os.O_NONBLOCK e
 kill $lp 2>/dev/null
 wait $lp 2>/dev/null
 check_eq "the pipe's flags after p2pcat was killed" "$(cat "$T/flags")" blocking
+
+# size: the size of the pipe on stdin, after p2pcat read 8 MiB from it
+# and ended (its writer still there, the pipe open here).
+size='import fcntl, os, subprocess, sys
+r, w = os.pipe()
+before = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
+p = subprocess.Popen([sys.argv[1], "--send-only", "fd2"], stdin=r,
+    stdout=subprocess.DEVNULL)
+with open(sys.argv[2], "rb") as f:
+    data = f.read(8 << 20)
+os.write(w, data)
+os.close(w)
+p.wait()
+print(p.returncode, before, fcntl.fcntl(r, fcntl.F_GETPIPE_SZ))'
+"$P2PCAT" -l --recv-only fd2 > "$T/fd2.out" 2> "$T/l2.err" & lp=$!
+python3 -c "$size" "$P2PCAT" "$T/big" > "$T/size" 2> "$T/c2.err" || fail "size: $(cat "$T/c2.err")"
+wait_exit $lp 30 || fail "fd2: listener hung"
+check_eq "the caller's status, and the pipe's size before and after" "$(cat "$T/size")" "0 65536 65536"
+check_eq "fd2: bytes" "$(wc -c < "$T/fd2.out")" $((8 << 20))
 echo "t_fds: ok"
