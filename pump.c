@@ -347,8 +347,11 @@ grow_pipe(int fd, struct grown *g)
 static void
 shrink_pipe(struct grown *g)
 {
-	if (g->fd != -1)
-		fcntl(g->fd, F_SETPIPE_SZ, g->size);
+	/* Only the size we set: one set since is another's choice. */
+	if (g->fd != -1 && fcntl(g->fd, F_GETPIPE_SZ) == PIPE_SIZE &&
+	    fcntl(g->fd, F_SETPIPE_SZ, g->size) == -1)
+		log_v(1, "cannot give the pipe on stdin its size back (%d bytes): %s",
+		    g->size, strerror(errno));
 	g->fd = -1;
 }
 
