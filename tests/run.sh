@@ -20,6 +20,8 @@ filter=${1:-}
 # test expects that process to fail, or ignores it.
 SANDIR=$LOGDIR/sanitizer
 mkdir -p "$SANDIR"
+chmod 1777 "$SANDIR"	# processes that tests run as other users report too
+chmod 0711 "$LOGDIR"
 san="log_path=$SANDIR/report:exitcode=86"
 export ASAN_OPTIONS="$san:detect_leaks=1:print_legend=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="$san:print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
