@@ -80,8 +80,10 @@ call_once() {
 	_crc=$RC
 	if [ $_crc -eq 2 ] && grep -q "^p2pcat: no answer from \`$1' within" "$T/c.err" &&
 	    grep -q "^p2pcat: offer [0-9a-f]* posted to \`$1'" "$T/c.err" &&
-	    { ! grep -q "Listen on inbox/$1/offers: a document changed" "$T/l.err" ||
+	    { { grep -q "Listen on inbox/$1/offers: in sync" "$T/l.err" &&
+	        ! grep -q "Listen on inbox/$1/offers: a document changed" "$T/l.err"; } ||
 	      { grep -q "POST .*/inbox/$1/answers?documentId=" "$T/l.err" &&
+	        grep -q "Listen on inbox/$1/answers: in sync" "$T/c.err" &&
 	        ! grep -q "Listen on inbox/$1/answers: a document changed" "$T/c.err"; }; }; then
 		kill $_lp 2> /dev/null
 		wait_exit $_lp 10 || fail "$2: listener hung after SIGTERM"
