@@ -1400,8 +1400,6 @@ test_keepalive(void)
 	return rc;
 }
 
-/* stream_ping on a quiet stream: an ack-eliciting packet at once, which
- * the peer acknowledges. */
 /* Move what a and b have to send to each other, in order, nothing lost,
  * every 100 us for dur us from now; but a's packets number skip to
  * skip + hold - 1 of this exchange are held back (into held).  Returns
@@ -1679,6 +1677,8 @@ test_pmtu(void)
 	return rc;
 }
 
+/* stream_ping on a quiet stream: an ack-eliciting packet at once, which
+ * the peer acknowledges. */
 static int
 test_ping(void)
 {
