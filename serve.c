@@ -25,14 +25,15 @@
  * whether stdin has ended, which stays so across -k sessions.
  *
  * In passphrase mode each caller that fails the passphrase is one online
- * guess.  The child that refused it exits with KID_PASSPHRASE, and the
- * parent then takes no offer for a while, twice as long after each
- * failure in a row, and works on one offer at a time until a caller
- * connects: a guesser gets at most the offers taken at once (max_kids),
- * at most 10 more in 17 minutes (pauses of 1, 2, ... 512 s), then one
- * every BACKOFF_MAX_US, 96 a day; each session that connects starts the
- * count again.  Callers cannot be told apart
- * before they prove something (their addresses are their own word), so
+ * guess.  The child that refused it counts it in shared memory before the
+ * caller can learn of it (sess_conf's guesses), so that ending the child
+ * at once cannot hide it, and the parent then takes no offer for a while,
+ * twice as long after each failure in a row, and works on one offer at a
+ * time until a caller connects: a guesser gets at most the offers taken
+ * at once (max_kids), at most 10 more in 17 minutes (pauses of 1, 2, ...
+ * 512 s), then one every BACKOFF_MAX_US, 96 a day; each session that
+ * connects starts the count again.  Callers cannot be told apart before
+ * they prove something (their addresses are their own word), so
  * the listener as a whole slows down, for everyone: who can post offers
  * can delay a listener, as who can delete them can stop it.
  */
@@ -61,7 +62,9 @@
 
 #define STOP_GRACE_US	2000000	/* children have this long to end on SIGTERM */
 /* A child's exit status that only the parent sees: its caller failed the
- * passphrase.  Apart from p2pcat.h's. */
+ * passphrase.  The guess is counted in shared memory, and the child said
+ * why; the status only keeps the parent from calling it a caller that did
+ * not connect.  Apart from p2pcat.h's. */
 #define KID_PASSPHRASE	64
 /* After n failed passphrases in a row, no offer is taken for
  * BACKOFF_MIN_US * 2^(n-1), at most BACKOFF_MAX_US. */
@@ -88,8 +91,13 @@ struct up_msg {
 struct shared {
 	pthread_mutex_t mu;		/* process-shared, robust */
 	bool in_eof;			/* stdin has ended */
+	unsigned guesses;		/* failed passphrases (atomic) */
 	struct punch_budget spray;
-	pid_t slot[];			/* the children in a session, or 0 */
+	/* c->max_sessions entries, the children in a session, or 0; then
+	 * c->max_kids: whether the child at that index of struct serve's
+	 * kid[] has connected (set under mu, so that the parent never
+	 * ends a session that has begun as an abandoned offer). */
+	pid_t slot[];
 };
 
 struct kid {
@@ -114,7 +122,9 @@ struct serve {
 	pid_t served_pid;
 	int status;			/* that session's exit status */
 	bool served_done;
+	bool *connected;		/* in sh, after the slots */
 	int failures;			/* failed passphrases in a row */
+	unsigned guesses;		/* sh->guesses already counted */
 	uint64_t backoff_until;		/* no offer is taken before (now_us()) */
 	bool failed;			/* the rendezvous failed: take no offer */
 };
@@ -123,6 +133,7 @@ struct serve {
 static int chld_fd = -1;
 /* A child's: the listener has settled on another session (SIGUSR1). */
 static volatile sig_atomic_t kid_busy;
+static int kid_index;			/* a child's index in kid[] */
 static int kid_null = -1;		/* /dev/null, for the handler */
 
 static void
@@ -165,7 +176,8 @@ serve_new(const struct serve_conf *c)
 		log_errno("calloc");
 		goto fail;
 	}
-	sv->shsize = sizeof *sv->sh + c->max_sessions * sizeof sv->sh->slot[0];
+	sv->shsize = sizeof *sv->sh + c->max_sessions * sizeof sv->sh->slot[0] +
+	    c->max_kids * sizeof *sv->connected;
 	sv->sh = mmap(NULL, sv->shsize, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sv->sh == MAP_FAILED) {
@@ -174,6 +186,7 @@ serve_new(const struct serve_conf *c)
 		goto fail;
 	}
 	memset(sv->sh, 0, sv->shsize);
+	sv->connected = (bool *)(sv->sh->slot + c->max_sessions);
 	if (pthread_mutexattr_init(&ma) != 0 ||
 	    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
 	    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) != 0 ||
@@ -186,6 +199,7 @@ serve_new(const struct serve_conf *c)
 	sv->sh->spray.lock = &sv->sh->mu;
 	sv->sess = *c->sess;
 	sv->sess.punch.spray = &sv->sh->spray;
+	sv->sess.guesses = &sv->sh->guesses;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv->up) == -1) {
 		log_errno("socketpair");
 		goto fail;
@@ -264,8 +278,13 @@ kid_connect(void *ctx, struct session *s, struct pump_conf *c)
 
 	(void)s;
 	(void)c;
-	if (!said && up_send(sv, &m) == -1)
-		return CLOSE_IO;
+	if (!said) {
+		util_mutex_lock(&sv->sh->mu);
+		sv->connected[kid_index] = true;
+		pthread_mutex_unlock(&sv->sh->mu);
+		if (up_send(sv, &m) == -1)
+			return CLOSE_IO;
+	}
 	said = true;
 	util_mutex_lock(&sv->sh->mu);
 	for (i = 0; i < n && sv->sh->slot[i] != 0; i++)
@@ -362,6 +381,7 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 	if (k == NULL)
 		return false;
 	memset(k, 0, sizeof *k);
+	sv->connected[k - sv->kid] = false;
 	memcpy(k->id, offer->id, sizeof k->id);
 	/* The child's messages name its offer, by the start of its id. */
 	snprintf(k->tag, sizeof k->tag, "%.8s", offer->id);
@@ -386,6 +406,7 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 		close_except(sv->up[1]);
 		sv->up[0] = -1;
 		log_tag = k->tag;
+		kid_index = (int)(k - sv->kid);
 		kid_null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = on_usr1;
@@ -467,67 +488,81 @@ take_msgs(struct serve *sv, struct sig *sig)
 	}
 }
 
-/* A caller failed the passphrase: back off. */
+/* Callers that failed the passphrase since we last looked: back off, for
+ * each of them. */
 static void
-backoff(struct serve *sv)
+count_guesses(struct serve *sv)
 {
-	uint64_t d = BACKOFF_MAX_US;
+	unsigned g = __atomic_load_n(&sv->sh->guesses, __ATOMIC_SEQ_CST);
+	uint64_t d;
 
-	sv->failures++;
-	if (sv->failures <= 30 && (BACKOFF_MIN_US << (sv->failures - 1)) < d)
-		d = BACKOFF_MIN_US << (sv->failures - 1);
-	sv->backoff_until = now_us() + d;
-	log_err("a caller failed the passphrase (%d in a row): taking no offer for %g s",
-	    sv->failures, d / 1e6);
+	while (sv->guesses != g) {
+		sv->guesses++;
+		sv->failures++;
+		d = BACKOFF_MAX_US;
+		if (sv->failures <= 30 && (BACKOFF_MIN_US << (sv->failures - 1)) < d)
+			d = BACKOFF_MIN_US << (sv->failures - 1);
+		sv->backoff_until = now_us() + d;
+		log_err("a caller failed the passphrase (%d in a row): taking no "
+		    "offer for %g s", sv->failures, d / 1e6);
+	}
 }
 
-/* Reap the children that have ended and delete what they left in the
- * store. */
+/* The child k has ended with wait status st (or was ended by us): delete
+ * what it left in the store, free its session slot and its entry. */
+static void
+forget(struct serve *sv, struct sig *sig, struct kid *k, int st)
+{
+	pid_t pid = k->pid;
+	int status = WIFEXITED(st) ? WEXITSTATUS(st) : EXIT_SIGNAL + WTERMSIG(st);
+	int i;
+
+	/* A caller that connected took its answer from the store. */
+	if (k->answered && !k->connected)
+		sig_unanswer(sig, sv->c->name, k->id);
+	if (WIFSIGNALED(st) && !k->evicted && WTERMSIG(st) != SIGTERM &&
+	    WTERMSIG(st) != SIGKILL)
+		log_err("the process for offer %s died of signal %d (%s)",
+		    k->id, WTERMSIG(st), strsignal(WTERMSIG(st)));
+	util_mutex_lock(&sv->sh->mu);
+	for (i = 0; i < sv->c->max_sessions; i++) {
+		if (sv->sh->slot[i] != pid)
+			continue;
+		sv->sh->slot[i] = 0;
+		if (!sv->c->keep && !sv->served)
+			settle_on(sv, pid);
+	}
+	sv->connected[k - sv->kid] = false;
+	pthread_mutex_unlock(&sv->sh->mu);
+	if (sv->served && pid == sv->served_pid) {
+		sv->status = status;
+		sv->served_done = true;
+	} else if (k->evicted) {
+		log_v(1, "offer %s was given up for a newer one", k->id);
+	} else if (status == EXIT_NOCONN && !k->connected) {
+		/* A caller that never arrived, or that we refused (the
+		 * child said why), is no session served: a stranger
+		 * cannot end the listener. */
+		log_err("the caller of offer %s did not connect", k->id);
+	}
+	/* What this session's offer cost, for -v. */
+	sig_report(sig, false);
+	memset(k, 0, sizeof *k);
+	sv->nkids--;
+}
+
+/* Reap the children that have ended. */
 static void
 reap(struct serve *sv, struct sig *sig)
 {
 	struct kid *k;
 	pid_t pid;
-	int st, status, i;
+	int st;
 
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		if ((k = find_kid(sv, pid)) == NULL)
-			continue;
-		status = WIFEXITED(st) ? WEXITSTATUS(st) : EXIT_SIGNAL + WTERMSIG(st);
-		/* A caller that connected took its answer from the store. */
-		if (k->answered && !k->connected)
-			sig_unanswer(sig, sv->c->name, k->id);
-		if (WIFSIGNALED(st) && !k->evicted && WTERMSIG(st) != SIGTERM &&
-		    WTERMSIG(st) != SIGKILL)
-			log_err("the process for offer %s died of signal %d (%s)",
-			    k->id, WTERMSIG(st), strsignal(WTERMSIG(st)));
-		util_mutex_lock(&sv->sh->mu);
-		for (i = 0; i < sv->c->max_sessions; i++) {
-			if (sv->sh->slot[i] != pid)
-				continue;
-			sv->sh->slot[i] = 0;
-			if (!sv->c->keep && !sv->served)
-				settle_on(sv, pid);
-		}
-		pthread_mutex_unlock(&sv->sh->mu);
-		if (status == KID_PASSPHRASE) {
-			backoff(sv);
-		} else if (sv->served && pid == sv->served_pid) {
-			sv->status = status;
-			sv->served_done = true;
-		} else if (k->evicted) {
-			log_v(1, "offer %s was given up for a newer one", k->id);
-		} else if (status == EXIT_NOCONN) {
-			/* A caller that never arrived, or that we refused (the
-			 * child said why), is no session served: a stranger
-			 * cannot end the listener. */
-			log_err("the caller of offer %s did not connect", k->id);
-		}
-		/* What this session's offer cost, for -v. */
-		sig_report(sig, false);
-		memset(k, 0, sizeof *k);
-		sv->nkids--;
-	}
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		if ((k = find_kid(sv, pid)) != NULL)
+			forget(sv, sig, k, st);
+	count_guesses(sv);
 }
 
 /* End every child (SIGTERM, then SIGKILL after a grace period). */
@@ -558,7 +593,8 @@ stop_kids(struct serve *sv, struct sig *sig)
 }
 
 /* The child that has worked longest on an offer whose caller has not
- * connected, or NULL. */
+ * connected, or NULL.  With sh->mu held, the answer holds until it is
+ * let go. */
 static struct kid *
 oldest_unconnected(struct serve *sv)
 {
@@ -568,18 +604,32 @@ oldest_unconnected(struct serve *sv)
 	for (i = 0; i < sv->c->max_kids; i++) {
 		struct kid *k = &sv->kid[i];
 
-		if (k->pid != 0 && !k->connected && !k->evicted &&
-		    (old == NULL || k->born < old->born))
+		if (k->pid != 0 && !k->connected && !sv->connected[i] &&
+		    !k->evicted && (old == NULL || k->born < old->born))
 			old = k;
 	}
 	return old;
 }
 
+/* How many children work on an offer whose caller has not connected. */
+static int
+unconnected(struct serve *sv)
+{
+	int i, n = 0;
+
+	for (i = 0; i < sv->c->max_kids; i++)
+		if (sv->kid[i].pid != 0 && !sv->kid[i].connected && !sv->connected[i])
+			n++;
+	return n;
+}
+
 /* Make room for a new offer when every child is busy with one: end the
  * one that has waited longest for its caller.  Offers cost nothing to
  * forge, so a full house of them must not make the listener deaf; a
- * caller that is real connects within a few round trips.  true when
- * there is room now. */
+ * caller that is real connects within a few round trips.  The choice
+ * and the kill are made under sh->mu, which a child takes to say it has
+ * connected: a session that has begun is never ended for an offer.
+ * true when there is room now. */
 static bool
 make_room(struct serve *sv, struct sig *sig)
 {
@@ -587,21 +637,24 @@ make_room(struct serve *sv, struct sig *sig)
 	pid_t pid;
 	int st;
 
+	take_msgs(sv, sig);
+	reap(sv, sig);
 	if (sv->nkids < sv->c->max_kids)
 		return true;
-	if ((k = oldest_unconnected(sv)) == NULL)
+	util_mutex_lock(&sv->sh->mu);
+	if ((k = oldest_unconnected(sv)) != NULL) {
+		k->evicted = true;
+		kill(k->pid, SIGKILL);
+	}
+	pthread_mutex_unlock(&sv->sh->mu);
+	if (k == NULL)
 		return false;
-	k->evicted = true;
 	pid = k->pid;
-	kill(pid, SIGKILL);
 	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
 		;
-	/* reap() will not see it again: do what it does. */
-	if (k->answered)
-		sig_unanswer(sig, sv->c->name, k->id);
-	log_v(1, "offer %s was given up for a newer one", k->id);
-	memset(k, 0, sizeof *k);
-	sv->nkids--;
+	forget(sv, sig, k, st);
+	/* A guess it refused before it ended counts. */
+	count_guesses(sv);
 	return true;
 }
 
@@ -615,8 +668,9 @@ accepting(struct serve *sv)
 		return false;
 	if (sv->nkids >= sv->c->max_kids && oldest_unconnected(sv) == NULL)
 		return false;
-	/* After a failed passphrase: a pause, then one guess at a time. */
-	if (now_us() < sv->backoff_until || (sv->failures > 0 && sv->nkids > 0))
+	/* After a failed passphrase: a pause, then one guess at a time
+	 * (sessions that run meanwhile are no guesses). */
+	if (now_us() < sv->backoff_until || (sv->failures > 0 && unconnected(sv) > 0))
 		return false;
 	if (sv->c->pump->cmd)
 		return true;	/* a caller over the limit is told */

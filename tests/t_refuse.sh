@@ -76,4 +76,47 @@ CRC=$RC
 served "a named caller"
 has "$T/l.err" "first contact with \`zebra-caller-$$'"
 echo "name: not in the store, known to the listener"
+
+echo "== d) a guess counts though its process is ended for a newer offer"
+# With -p the listener works on one offer at a time, so the next offer
+# ends the process that refused a guess while it still lingers: the guess
+# is counted before the caller is told, not when that process exits.
+rm -rf "$T/rv"
+CENV=
+port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])')
+listen bob -k -p "$port" -w 20 --secret-file "$T/right" bob
+call alice -w 20 --secret-file "$T/wrong" bob
+check_eq "status of the first guess ($(cat "$T/c.err"))" $CRC 4
+call alice -w 20 --secret-file "$T/wrong" bob
+check_eq "status of the second guess ($(cat "$T/c.err"))" $CRC 4
+wait_for 10 grep -q "(2 in a row)" "$T/l.err" || fail "two guesses, counted: $(cat "$T/l.err")"
+stop_listener
+echo "guesses: each counted"
+
+echo "== e) a failed passphrase does not stop the intake while sessions run"
+# -c: sessions run side by side.  After a guess, the listener takes one
+# offer at a time, but a session that runs is no offer in the works.
+rm -rf "$T/rv"
+listen bob -k -w 20 --secret-file "$T/right" -c cat bob
+mkfifo "$T/afifo"
+env HOME="$T/alice" XDG_CONFIG_HOME="$T/alice/.config" "$P2PCAT" -w 20 \
+	--secret-file "$T/right" bob < "$T/afifo" > "$T/a.out" 2> "$T/a.err" & ap=$!
+exec 7> "$T/afifo"
+echo "session a" >&7
+wait_for 20 grep -q "session a" "$T/a.out" || fail "session a: $(cat "$T/a.err"); $(cat "$T/l.err")"
+call alice -w 20 --secret-file "$T/wrong" bob
+check_eq "status of the guess ($(cat "$T/c.err"))" $CRC 4
+wait_for 10 grep -q "(1 in a row)" "$T/l.err" || fail "the guess not counted: $(cat "$T/l.err")"
+echo "session b" > "$T/cin"
+call alice -w 20 --secret-file "$T/right" bob
+check_eq "status of session b, while a runs ($(cat "$T/c.err"); $(cat "$T/l.err"))" $CRC 0
+check_eq "session b's data, echoed" "$(cat "$T/c.out")" "session b"
+exited $ap && fail "session a ended: $(cat "$T/a.err")"
+exec 7>&-
+wait_exit $ap 20 || fail "session a hung"
+check_eq "status of session a ($(cat "$T/a.err"))" $RC 0
+check_eq "session a's data, echoed" "$(cat "$T/a.out")" "session a"
+stop_listener
+echo "a guess while sessions run: intake goes on"
 echo "refuse: ok"
