@@ -125,60 +125,6 @@ out:
 int
 config_read(const char *path, char **text, size_t *len)
 {
-	struct stat st;
-	char *buf = NULL;
-	ssize_t n;
-	size_t got = 0;
-	int fd, ret = -1;
-
-	*text = NULL;
-	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
-		if (errno == ENOENT)
-			return 0;
-		log_errno("cannot read the configuration file `%s'", path);
-		return -1;
-	}
-	if (fstat(fd, &st) == -1) {
-		log_errno("cannot read the configuration file `%s'", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		log_err("the configuration file `%s' is %s", path,
-		    S_ISDIR(st.st_mode) ? "a directory, not a file" : "not a regular file");
-		goto out;
-	}
-	if (st.st_size > CONFIG_MAX) {
-		log_err("the configuration file `%s' is larger than %d bytes", path,
-		    CONFIG_MAX);
-		goto out;
-	}
-	/* One byte more than allowed: a file that grew is still caught. */
-	if ((buf = malloc(CONFIG_MAX + 2)) == NULL) {
-		log_errno("malloc");
-		goto out;
-	}
-	while (got <= CONFIG_MAX && (n = read(fd, buf + got, CONFIG_MAX + 1 - got)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			log_errno("cannot read the configuration file `%s'", path);
-			goto out;
-		}
-		got += n;
-	}
-	if (got > CONFIG_MAX) {
-		log_err("the configuration file `%s' is larger than %d bytes", path,
-		    CONFIG_MAX);
-		goto out;
-	}
-	buf[got] = '\0';
-	*text = buf;
-	*len = got;
-	buf = NULL;
-	ret = 1;
-out:
-	free(buf);
-	close(fd);
-	return ret;
+	return util_read_trusted(path, "the configuration file", 0, CONFIG_MAX,
+	    text, len);
 }

@@ -38,7 +38,8 @@ int config_parse(const char *name, const char *text, size_t len,
 /* Read the file at path into a NUL-terminated buffer that the caller
  * frees (*text, *len): 1; 0 when there is no such file; -1 after
  * printing why (not a regular file, unreadable, larger than
- * CONFIG_MAX). */
+ * CONFIG_MAX, or one that others can change: owned by another user than
+ * us or root, or writable by group or others). */
 int config_read(const char *path, char **text, size_t *len);
 
 #endif

@@ -257,7 +257,8 @@ util_read_trusted(const char *path, const char *what, int nofollow, size_t max,
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		log_err("%s `%s' is not a regular file", what, path);
+		log_err("%s `%s' is %s", what, path, S_ISDIR(st.st_mode) ?
+		    "a directory, not a file" : "not a regular file");
 		goto out;
 	}
 	if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {

@@ -171,6 +171,22 @@ test_read(const char *dir)
 	fputc('\n', f);
 	fclose(f);
 	CHECK(config_read(path, &text, &len) == -1, "CONFIG_MAX + 1 bytes accepted");
+	/* Settings that others can change are not ours (the store, the
+	 * servers, the API key's file): as ssh's config is checked. */
+	f = fopen(path, "w");
+	fputs("name = bob\n", f);
+	fclose(f);
+	chmod(path, 0664);
+	CHECK(config_read(path, &text, &len) == -1, "a file the group can write accepted");
+	chmod(path, 0646);
+	CHECK(config_read(path, &text, &len) == -1, "a file others can write accepted");
+	chmod(path, 0644);
+	CHECK(config_read(path, &text, &len) == 1, "a file others can read refused");
+	free(text);
+	if (geteuid() == 0) {
+		CHECK(chown(path, 65534, 65534) == 0, "chown: %s", strerror(errno));
+		CHECK(config_read(path, &text, &len) == -1, "another user's file accepted");
+	}
 	if (geteuid() != 0) {
 		chmod(path, 0);
 		CHECK(config_read(path, &text, &len) == -1, "an unreadable file");
