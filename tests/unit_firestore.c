@@ -351,7 +351,8 @@ roundtrip(const char *url, struct sig_opts *o, const char *name)
 	}
 	r = sig_wait_answer(s, name, id, &ans, unix_ms() + 20000);
 	if (r != 0 || ans.len != sizeof blob || strcmp(ans.id, id) != 0) {
-		fprintf(stderr, "roundtrip: wait_answer %d len %zu\n", r, ans.len);
+		fprintf(stderr, "roundtrip: wait_answer %d len %zu\n", r,
+		    r == 0 ? ans.len : 0);
 		ok = 0;
 	} else
 		for (i = 0; i < ans.len; i++)
