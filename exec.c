@@ -96,8 +96,9 @@ exec_check(const char *prog)
 			const char *colon = strchr(p, ':');
 			int len = colon ? (int)(colon - p) : (int)strlen(p);
 
-			if (snprintf(path, sizeof path, "%.*s/%s", len, len ? p : ".",
-			    argv[0]) < (int)sizeof path && runnable(path))
+			/* An empty element is the current directory. */
+			if (snprintf(path, sizeof path, "%.*s/%s", len ? len : 1,
+			    len ? p : ".", argv[0]) < (int)sizeof path && runnable(path))
 				ret = 0;
 			p = colon ? colon + 1 : NULL;
 		}

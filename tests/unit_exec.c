@@ -56,6 +56,41 @@ gone_within(pid_t pid, int ms)
 	return 0;
 }
 
+/* An empty element of PATH is the current directory, for exec_check as
+ * for execvp(3): first, in the middle, last. */
+static void
+check_empty_path_element(void)
+{
+	static const char *const paths[] = { ":/nonexistent", "/nonexistent::/x", "/nonexistent:" };
+	char dir[] = "/tmp/unit_exec.XXXXXX", *old = getenv("PATH"), *saved;
+	int fd, cwd = open(".", O_RDONLY | O_DIRECTORY);
+	size_t i;
+
+	saved = old ? strdup(old) : NULL;
+	CHECK(cwd != -1 && mkdtemp(dir) != NULL && chdir(dir) == 0);
+	fd = open("p2pcat-unit-prog", O_WRONLY | O_CREAT | O_EXCL, 0755);
+	CHECK(fd != -1 && write(fd, "#!/bin/sh\n", 10) == 10);
+	close(fd);
+	for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		setenv("PATH", paths[i], 1);
+		if (exec_check("p2pcat-unit-prog") != 0) {
+			fails++;
+			fprintf(stderr, "PATH `%s': ./p2pcat-unit-prog not found\n", paths[i]);
+		}
+		checks++;
+	}
+	setenv("PATH", "/nonexistent", 1);
+	CHECK(exec_check("p2pcat-unit-prog") == -1);
+	if (saved)
+		setenv("PATH", saved, 1);
+	else
+		unsetenv("PATH");
+	free(saved);
+	unlink("p2pcat-unit-prog");
+	CHECK(fchdir(cwd) == 0 && rmdir(dir) == 0);
+	close(cwd);
+}
+
 int
 main(void)
 {
@@ -101,6 +136,7 @@ main(void)
 	CHECK(exec_check("/nonexistent/x") == -1);
 	CHECK(exec_check("no-such-program-p2pcat") == -1);
 	CHECK(exec_check("/etc/passwd") == -1);	/* not executable */
+	check_empty_path_element();
 
 	/* The command sees its environment and our pipes, nothing else:
 	 * not even a descriptor of ours that lacks O_CLOEXEC. */
