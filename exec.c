@@ -179,6 +179,9 @@ exec_start(const char *prog, bool shell, const struct exec_env *env,
 	    (p->pidfd = pidfd_open(pid, 0)) == -1) {
 		log_errno("cannot watch the command");
 		exec_reap(p, 0);
+		/* Not a command that runs: its caller keeps its own
+		 * descriptors. */
+		p->pid = -1;
 		return -1;
 	}
 	return 0;

@@ -41,7 +41,8 @@ struct exec_proc {
 
 /* Start prog (-e; shell: /bin/sh -c prog, for -c) with its standard input
  * and output on pipes, in a process group of its own: 0, or -1 after
- * printing why.  The command dies with us (PR_SET_PDEATHSIG). */
+ * printing why, p->pid and p's descriptors -1 (nothing runs).  The
+ * command dies with us (PR_SET_PDEATHSIG). */
 int exec_start(const char *prog, bool shell, const struct exec_env *env,
     struct exec_proc *p);
 

@@ -1,11 +1,18 @@
 /* unit_exec: -e's word splitting, against the cases of ncat's own test
  * (nmap's ncat/test/test-cmdline-split.c), and a command's start and
  * environment. */
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +96,36 @@ check_empty_path_element(void)
 	unlink("p2pcat-unit-prog");
 	CHECK(fchdir(cwd) == 0 && rmdir(dir) == 0);
 	close(cwd);
+}
+
+/* In a child whose pidfd_open(2) fails (EMFILE, as at the descriptor
+ * limit; seccomp makes it so): exec_start fails, and leaves no command
+ * behind for its caller to take for a running one.  Whether it did: 1,
+ * 0, or -1 when seccomp is not to be had here. */
+static int
+start_unwatchable(const struct exec_env *env)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EMFILE),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof f / sizeof f[0], f };
+	struct exec_proc p;
+	pid_t pid;
+	int st;
+
+	if ((pid = fork()) == 0) {
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == -1)
+			_exit(77);
+		_exit(exec_start("sleep 30", false, env, &p) == -1 && p.pid == -1 &&
+		    p.pidfd == -1 && p.to_fd == -1 && p.from_fd == -1 ? 0 : 1);
+	}
+	if (pid == -1 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return 0;
+	return WEXITSTATUS(st) == 77 ? -1 : WEXITSTATUS(st) == 0;
 }
 
 int
@@ -181,6 +218,12 @@ main(void)
 	st = exec_reap(&p, 100000);
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
 	CHECK(grandchild > 0 && gone_within(grandchild, 2000));
+
+	/* A command that cannot be watched is not started. */
+	if ((n = start_unwatchable(&env)) == -1)
+		fprintf(stderr, "unit_exec: no seccomp here: a failed pidfd_open not tried\n");
+	else
+		CHECK(n == 1);
 
 	printf("unit_exec: %d checks, %d failed\n", checks + (int)i, fails);
 	return fails ? 1 : 0;
