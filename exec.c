@@ -259,10 +259,11 @@ const char *
 exec_status(int st, char *buf, size_t size)
 {
 	if (WIFEXITED(st))
-		snprintf(buf, size, "exit status %d", WEXITSTATUS(st));
+		snprintf(buf, size, "exited with status %d", WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
-		snprintf(buf, size, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+		snprintf(buf, size, "was killed by signal %d (%s)", WTERMSIG(st),
+		    strsignal(WTERMSIG(st)));
 	else
-		snprintf(buf, size, "wait status %#x", (unsigned)st);
+		snprintf(buf, size, "ended with wait status %#x", (unsigned)st);
 	return buf;
 }

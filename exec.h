@@ -53,7 +53,8 @@ int exec_poll(struct exec_proc *p);
  * SIGKILL: its wait status; its descriptors are closed. */
 int exec_reap(struct exec_proc *p, uint64_t grace_us);
 
-/* A wait status in words, into buf ("exit status 3", "signal 9"). */
+/* How a command ended, in words that follow "the command", into buf
+ * ("exited with status 3", "was killed by signal 9 (Killed)"): buf. */
 const char *exec_status(int status, char *buf, size_t size);
 
 #endif

@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -308,12 +307,9 @@ io_failed(struct session *s, const struct cmd *cmd, bool output)
 static int
 cmd_failed(struct session *s, const struct cmd *cmd)
 {
-	char how[48], why[STREAM_REASON_MAX + 1];
+	char how[64], why[STREAM_REASON_MAX + 1];
 
-	if (WIFEXITED(cmd->p.status))
-		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(cmd->p.status));
-	else
-		snprintf(how, sizeof how, "was killed by signal %d", WTERMSIG(cmd->p.status));
+	exec_status(cmd->p.status, how, sizeof how);
 	log_err("the command %s", how);
 	snprintf(why, sizeof why, "the peer's command %s", how);
 	return abort_session(s, CLOSE_IO, why, EXIT_LOST);

@@ -154,7 +154,7 @@ main(void)
 	struct exec_env env = { "carol", "SHA256:x", "relayed" };
 	struct exec_proc p;
 	struct pollfd pfd;
-	char buf[128];
+	char buf[128], want[128];
 	size_t i;
 	ssize_t n;
 	int st, leak, grandchild;
@@ -206,7 +206,7 @@ main(void)
 	CHECK(exec_start("exit 3", true, &env, &p) == 0);
 	st = exec_reap(&p, 5000000);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
-	CHECK(strcmp(exec_status(st, buf, sizeof buf), "exit status 3") == 0);
+	CHECK(strcmp(exec_status(st, buf, sizeof buf), "exited with status 3") == 0);
 
 	/* One that will not end is stopped, and what it started with it. */
 	CHECK(exec_start("sleep 30 & echo $!; wait", true, &env, &p) == 0);
@@ -217,6 +217,8 @@ main(void)
 	CHECK(grandchild > 0);
 	st = exec_reap(&p, 100000);
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+	snprintf(want, sizeof want, "was killed by signal %d (%s)", SIGTERM, strsignal(SIGTERM));
+	CHECK(strcmp(exec_status(st, buf, sizeof buf), want) == 0);
 	CHECK(grandchild > 0 && gone_within(grandchild, 2000));
 
 	/* A command that cannot be watched is not started. */
