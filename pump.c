@@ -472,9 +472,10 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			/* The peer's bytes are delivered: tell it (WRITTEN).
 			 * A command's input is delivered when it has exited
 			 * well: what it did not read, it chose not to, as
-			 * head(1) does. */
+			 * head(1) does.  Its exit is learnt from its pidfd,
+			 * in the poll below: no waitpid(2) a pass meanwhile. */
 			if (in_done && !written && !c->send_only &&
-			    (cmd->p.pid <= 0 || exec_poll(&cmd->p) != -1)) {
+			    (cmd->p.pid <= 0 || cmd->p.reaped)) {
 				/* A command that failed: what it wrote reaches
 				 * the peer first, then the failure. */
 				if (cmd->p.pid > 0 && cmd->p.status != 0) {
