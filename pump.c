@@ -469,22 +469,23 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 				if (out_close(out) == -1)
 					return io_failed(s, cmd, true);
 			}
-			/* The peer's bytes are delivered: tell it (WRITTEN).
-			 * A command's input is delivered when it has exited
-			 * well: what it did not read, it chose not to, as
-			 * head(1) does.  Its exit is learnt from its pidfd,
-			 * in the poll below: no waitpid(2) a pass meanwhile. */
-			if (in_done && !written && !c->send_only &&
+			/* A command that failed ends the session, whether
+			 * the peer's data has ended or not (the rest would go
+			 * nowhere, and a peer at a terminal would wait for
+			 * nothing): what it wrote reaches the peer first,
+			 * then the failure.  Its exit is learnt from its
+			 * pidfd, in the poll below. */
+			if (cmd->p.reaped && cmd->p.status != 0) {
+				if (wclosed && stream_send_done(st))
+					return cmd_failed(s, cmd);
+			} else if (in_done && !written && !c->send_only &&
 			    (cmd->p.pid <= 0 || cmd->p.reaped)) {
-				/* A command that failed: what it wrote reaches
-				 * the peer first, then the failure. */
-				if (cmd->p.pid > 0 && cmd->p.status != 0) {
-					if (wclosed && stream_send_done(st))
-						return cmd_failed(s, cmd);
-				} else {
-					stream_written(st);
-					written = true;
-				}
+				/* The peer's bytes are delivered: tell it
+				 * (WRITTEN).  A command's input is delivered
+				 * when it has exited well: what it did not
+				 * read, it chose not to, as head(1) does. */
+				stream_written(st);
+				written = true;
 			}
 			/* Ours are, once the peer said so. */
 			out_done = wclosed && stream_send_done(st) && stream_peer_written(st);
