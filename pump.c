@@ -37,10 +37,11 @@
  * at most a read: each read of a pipe whose writer waits for room wakes
  * that writer, so larger reads mean fewer reads and fewer wake-ups. */
 #define READ_MAX	(1 << 20)
-/* A pipe on stdin is grown to this (best effort: F_SETPIPE_SZ, Linux
- * 2.6.35; an unprivileged user may have up to /proc/sys/fs/pipe-max-size,
- * 1 MiB by default): with the default 64 KiB, a writer faster than us
- * blocks and is woken every 64 KiB, a context switch each way. */
+/* A pipe we read (stdin, a command's output) is grown to this (best
+ * effort: F_SETPIPE_SZ, Linux 2.6.35; an unprivileged user may have up to
+ * /proc/sys/fs/pipe-max-size, 1 MiB by default): with the default 64 KiB,
+ * a writer faster than us blocks and is woken every 64 KiB, a context
+ * switch each way. */
 #define PIPE_SIZE	(1 << 20)
 #define ABORT_LINGER_US	1000000	/* at most, after aborting */
 #define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
@@ -315,23 +316,25 @@ cmd_failed(struct session *s, const struct cmd *cmd)
 	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
 }
 
-/* The pipe we read, grown while we read it: its descriptor and its size
+/* The pipe on stdin, grown while we read it: its descriptor and its size
  * before.  The size is the pipe's, shared with its writer: pump_run gives
  * it back as it was (shared descriptors are left as they were found). */
 struct grown {
 	int fd, size;
 };
 
-/* Grow the pipe we read, if fd is one (PIPE_SIZE), and note it in g. */
+/* Grow the pipe we read, if fd is one (PIPE_SIZE).  One we were given is
+ * noted in g, to be given its size back; the command's (ours: true) is
+ * ours alone, and closed with it. */
 static void
-grow_pipe(int fd, struct grown *g)
+grow_pipe(int fd, bool ours, struct grown *g)
 {
 	struct stat st;
 	int size;
 
 	if (g->fd == -1 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
 	    (size = fcntl(fd, F_GETPIPE_SZ)) > 0 && size < PIPE_SIZE &&
-	    fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE) != -1) {
+	    fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE) != -1 && !ours) {
 		g->fd = fd;
 		g->size = size;
 	}
@@ -417,7 +420,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					    "could not start its command", EXIT_LOST);
 				prog_start(prog, c->progress, c->progress_tty, now);
 				if (!c->recv_only)
-					grow_pipe(c->in_fd, grown);
+					grow_pipe(c->in_fd, cmd->p.pid > 0, grown);
 				if (c->out_fd != out->orig) {
 					out_release(out);
 					out_open(out, c->out_fd);
