@@ -118,6 +118,16 @@ expect 1 "$P2PCAT" -w 0.2 somebody
 grep -q "is a directory" "$T/err" || fail "config directory: $(cat "$T/err")"
 rmdir "$XDG_CONFIG_HOME/p2pcat/config"
 
+# --max-conns with a port of our own, given or from the config: refused,
+# since one port is one socket, which serves one session at a time
+# (before, the listener started and served one, --max-conns unheeded).
+expect 1 timeout -k 1 10 "$P2PCAT" -l --allow-any -c cat --max-conns 4 -p 40000 somebody
+one_line "--max-conns with -p" "--max-conns cannot go with -p: one port is one socket, which serves one session at a time"
+printf 'port = 40000\n' > "$XDG_CONFIG_HOME/p2pcat/config"
+expect 1 timeout -k 1 10 "$P2PCAT" -l --allow-any -c cat --max-conns 4 somebody
+one_line "--max-conns with the config's port" "--max-conns cannot go with the port setting of the config: one port is one socket, which serves one session at a time"
+rm "$XDG_CONFIG_HOME/p2pcat/config"
+
 # Precedence: command line beats environment beats file.  The rendezvous
 # directory that gets created shows which setting won; with nobody
 # listening the caller gives up after -w with status 2.
