@@ -292,6 +292,10 @@ main(int argc, char *argv[])
 	for (i = 0; i < sizeof stops / sizeof stops[0]; i++)
 		sigaction(stops[i], &sa, NULL);
 
+	/* A port taken is the user's to fix (status 1), before any
+	 * rendezvous, a caller's as a listener's. */
+	if (o.port && punch_port_check(o.port) == -1)
+		goto out;
 	so.verbose = o.verbose;
 	so.poll_ms = (unsigned)(o.poll_s * 1000);
 	so.stop = &stop_sig;
@@ -306,8 +310,6 @@ main(int argc, char *argv[])
 		svc.max_kids = o.port ? 1 : svc.max_sessions + SERVE_HANDSHAKES;
 		if (o.port)
 			svc.max_sessions = 1;
-		if (o.port && punch_port_check(o.port) == -1)
-			goto out;
 		svc.wait_s = o.wait_s;
 		svc.sess = &sc;
 		svc.pump = &pc;
