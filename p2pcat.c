@@ -75,7 +75,9 @@ trust_setup(const struct opts *o)
 static int
 trust_peer(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
 {
-	return trust_decide(ctx, name, pub);
+	int r = trust_decide(ctx, name, pub);
+
+	return r == TRUST_BROKEN ? SESS_TRUST_BROKEN : r;
 }
 
 /* Our long-term key: created on first use under the config directory. */

@@ -193,6 +193,7 @@ pump_status(const struct session *s)
 	case SESS_CANCELLED:
 		return EXIT_AUTH;
 	case SESS_MODE:
+	case SESS_CONFIG:
 		return EXIT_USAGE;
 	}
 	return sess_connected(s) ? EXIT_LOST : EXIT_NOCONN;
