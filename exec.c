@@ -96,8 +96,9 @@ exec_check(const char *prog)
 			const char *colon = strchr(p, ':');
 			int len = colon ? (int)(colon - p) : (int)strlen(p);
 
-			if (snprintf(path, sizeof path, "%.*s/%s", len, len ? p : ".",
-			    argv[0]) < (int)sizeof path && runnable(path))
+			/* An empty element is the current directory. */
+			if (snprintf(path, sizeof path, "%.*s/%s", len ? len : 1,
+			    len ? p : ".", argv[0]) < (int)sizeof path && runnable(path))
 				ret = 0;
 			p = colon ? colon + 1 : NULL;
 		}
@@ -178,6 +179,9 @@ exec_start(const char *prog, bool shell, const struct exec_env *env,
 	    (p->pidfd = pidfd_open(pid, 0)) == -1) {
 		log_errno("cannot watch the command");
 		exec_reap(p, 0);
+		/* Not a command that runs: its caller keeps its own
+		 * descriptors. */
+		p->pid = -1;
 		return -1;
 	}
 	return 0;
@@ -255,10 +259,11 @@ const char *
 exec_status(int st, char *buf, size_t size)
 {
 	if (WIFEXITED(st))
-		snprintf(buf, size, "exit status %d", WEXITSTATUS(st));
+		snprintf(buf, size, "exited with status %d", WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
-		snprintf(buf, size, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+		snprintf(buf, size, "was killed by signal %d (%s)", WTERMSIG(st),
+		    strsignal(WTERMSIG(st)));
 	else
-		snprintf(buf, size, "wait status %#x", (unsigned)st);
+		snprintf(buf, size, "ended with wait status %#x", (unsigned)st);
 	return buf;
 }

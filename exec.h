@@ -41,7 +41,8 @@ struct exec_proc {
 
 /* Start prog (-e; shell: /bin/sh -c prog, for -c) with its standard input
  * and output on pipes, in a process group of its own: 0, or -1 after
- * printing why.  The command dies with us (PR_SET_PDEATHSIG). */
+ * printing why, p->pid and p's descriptors -1 (nothing runs).  The
+ * command dies with us (PR_SET_PDEATHSIG). */
 int exec_start(const char *prog, bool shell, const struct exec_env *env,
     struct exec_proc *p);
 
@@ -52,7 +53,8 @@ int exec_poll(struct exec_proc *p);
  * SIGKILL: its wait status; its descriptors are closed. */
 int exec_reap(struct exec_proc *p, uint64_t grace_us);
 
-/* A wait status in words, into buf ("exit status 3", "signal 9"). */
+/* How a command ended, in words that follow "the command", into buf
+ * ("exited with status 3", "was killed by signal 9 (Killed)"): buf. */
 const char *exec_status(int status, char *buf, size_t size);
 
 #endif

@@ -676,6 +676,12 @@ opts_settle(struct opts *o)
 		    "--allow-any to serve anyone", o->shell ? "-c" : "-e");
 		return -1;
 	}
+	if (o->max_conns && o->port) {
+		log_err("--max-conns cannot go with %s: one port is one socket, "
+		    "which serves one session at a time",
+		    o->given.port ? "-p" : "the port setting of the config");
+		return -1;
+	}
 	if (o->cmd && !o->shell && exec_check(o->cmd) == -1)
 		return -1;
 	if (check_servers(o) == -1)

@@ -75,7 +75,9 @@ trust_setup(const struct opts *o)
 static int
 trust_peer(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
 {
-	return trust_decide(ctx, name, pub);
+	int r = trust_decide(ctx, name, pub);
+
+	return r == TRUST_BROKEN ? SESS_TRUST_BROKEN : r;
 }
 
 /* Our long-term key: created on first use under the config directory. */
@@ -292,6 +294,10 @@ main(int argc, char *argv[])
 	for (i = 0; i < sizeof stops / sizeof stops[0]; i++)
 		sigaction(stops[i], &sa, NULL);
 
+	/* A port taken is the user's to fix (status 1), before any
+	 * rendezvous, a caller's as a listener's. */
+	if (o.port && punch_port_check(o.port) == -1)
+		goto out;
 	so.verbose = o.verbose;
 	so.poll_ms = (unsigned)(o.poll_s * 1000);
 	so.stop = &stop_sig;
@@ -306,8 +312,6 @@ main(int argc, char *argv[])
 		svc.max_kids = o.port ? 1 : svc.max_sessions + SERVE_HANDSHAKES;
 		if (o.port)
 			svc.max_sessions = 1;
-		if (o.port && punch_port_check(o.port) == -1)
-			goto out;
 		svc.wait_s = o.wait_s;
 		svc.sess = &sc;
 		svc.pump = &pc;

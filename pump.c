@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,10 +37,11 @@
  * at most a read: each read of a pipe whose writer waits for room wakes
  * that writer, so larger reads mean fewer reads and fewer wake-ups. */
 #define READ_MAX	(1 << 20)
-/* A pipe on stdin is grown to this (best effort: F_SETPIPE_SZ, Linux
- * 2.6.35; an unprivileged user may have up to /proc/sys/fs/pipe-max-size,
- * 1 MiB by default): with the default 64 KiB, a writer faster than us
- * blocks and is woken every 64 KiB, a context switch each way. */
+/* A pipe we read (stdin, a command's output) is grown to this (best
+ * effort: F_SETPIPE_SZ, Linux 2.6.35; an unprivileged user may have up to
+ * /proc/sys/fs/pipe-max-size, 1 MiB by default): with the default 64 KiB,
+ * a writer faster than us blocks and is woken every 64 KiB, a context
+ * switch each way. */
 #define PIPE_SIZE	(1 << 20)
 #define ABORT_LINGER_US	1000000	/* at most, after aborting */
 #define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
@@ -193,6 +193,7 @@ pump_status(const struct session *s)
 	case SESS_CANCELLED:
 		return EXIT_AUTH;
 	case SESS_MODE:
+	case SESS_CONFIG:
 		return EXIT_USAGE;
 	}
 	return sess_connected(s) ? EXIT_LOST : EXIT_NOCONN;
@@ -308,34 +309,33 @@ io_failed(struct session *s, const struct cmd *cmd, bool output)
 static int
 cmd_failed(struct session *s, const struct cmd *cmd)
 {
-	char how[48], why[STREAM_REASON_MAX + 1];
+	char how[64], why[STREAM_REASON_MAX + 1];
 
-	if (WIFEXITED(cmd->p.status))
-		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(cmd->p.status));
-	else
-		snprintf(how, sizeof how, "was killed by signal %d", WTERMSIG(cmd->p.status));
+	exec_status(cmd->p.status, how, sizeof how);
 	log_err("the command %s", how);
 	snprintf(why, sizeof why, "the peer's command %s", how);
 	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
 }
 
-/* The pipe we read, grown while we read it: its descriptor and its size
+/* The pipe on stdin, grown while we read it: its descriptor and its size
  * before.  The size is the pipe's, shared with its writer: pump_run gives
  * it back as it was (shared descriptors are left as they were found). */
 struct grown {
 	int fd, size;
 };
 
-/* Grow the pipe we read, if fd is one (PIPE_SIZE), and note it in g. */
+/* Grow the pipe we read, if fd is one (PIPE_SIZE).  One we were given is
+ * noted in g, to be given its size back; the command's (ours: true) is
+ * ours alone, and closed with it. */
 static void
-grow_pipe(int fd, struct grown *g)
+grow_pipe(int fd, bool ours, struct grown *g)
 {
 	struct stat st;
 	int size;
 
 	if (g->fd == -1 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
 	    (size = fcntl(fd, F_GETPIPE_SZ)) > 0 && size < PIPE_SIZE &&
-	    fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE) != -1) {
+	    fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE) != -1 && !ours) {
 		g->fd = fd;
 		g->size = size;
 	}
@@ -421,7 +421,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					    "could not start its command", EXIT_LOST);
 				prog_start(prog, c->progress, c->progress_tty, now);
 				if (!c->recv_only)
-					grow_pipe(c->in_fd, grown);
+					grow_pipe(c->in_fd, cmd->p.pid > 0, grown);
 				if (c->out_fd != out->orig) {
 					out_release(out);
 					out_open(out, c->out_fd);
@@ -473,21 +473,23 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 				if (out_close(out) == -1)
 					return io_failed(s, cmd, true);
 			}
-			/* The peer's bytes are delivered: tell it (WRITTEN).
-			 * A command's input is delivered when it has exited
-			 * well: what it did not read, it chose not to, as
-			 * head(1) does. */
-			if (in_done && !written && !c->send_only &&
-			    (cmd->p.pid <= 0 || exec_poll(&cmd->p) != -1)) {
-				/* A command that failed: what it wrote reaches
-				 * the peer first, then the failure. */
-				if (cmd->p.pid > 0 && cmd->p.status != 0) {
-					if (wclosed && stream_send_done(st))
-						return cmd_failed(s, cmd);
-				} else {
-					stream_written(st);
-					written = true;
-				}
+			/* A command that failed ends the session, whether
+			 * the peer's data has ended or not (the rest would go
+			 * nowhere, and a peer at a terminal would wait for
+			 * nothing): what it wrote reaches the peer first,
+			 * then the failure.  Its exit is learnt from its
+			 * pidfd, in the poll below. */
+			if (cmd->p.reaped && cmd->p.status != 0) {
+				if (wclosed && stream_send_done(st))
+					return cmd_failed(s, cmd);
+			} else if (in_done && !written && !c->send_only &&
+			    (cmd->p.pid <= 0 || cmd->p.reaped)) {
+				/* The peer's bytes are delivered: tell it
+				 * (WRITTEN).  A command's input is delivered
+				 * when it has exited well: what it did not
+				 * read, it chose not to, as head(1) does. */
+				stream_written(st);
+				written = true;
 			}
 			/* Ours are, once the peer said so. */
 			out_done = wclosed && stream_send_done(st) && stream_peer_written(st);

@@ -743,8 +743,10 @@ peer_key(struct session *s)
 static int
 check_peer(struct session *s, const char *name)
 {
-	if (s->conf->trust && s->conf->trust(s->conf->trust_ctx, name, s->peer_pub) == -1) {
-		s->err = SESS_AUTH;
+	int r = s->conf->trust ? s->conf->trust(s->conf->trust_ctx, name, s->peer_pub) : 0;
+
+	if (r != 0) {
+		s->err = r == SESS_TRUST_BROKEN ? SESS_CONFIG : SESS_AUTH;
 		return -1;
 	}
 	s->have_peer_pub = true;

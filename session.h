@@ -19,7 +19,9 @@ struct session;
 
 /* Decides whether to talk to the peer whose static key is pub (name: the
  * name it was called by, or the name a caller gave; may be ""): 0 yes,
- * -1 no (after printing why). */
+ * -1 no, SESS_TRUST_BROKEN when it cannot tell, its own files failing
+ * (after printing why). */
+#define SESS_TRUST_BROKEN	(-2)
 typedef int (*sess_trust_fn)(void *ctx, const char *name,
     const uint8_t pub[CRYPTO_KEY_LEN]);
 
@@ -47,9 +49,11 @@ struct sess_conf {
  * caller, told by the listener).  SESS_MODE: one side wants datagrams
  * (-u), the other a stream.  SESS_PASSPHRASE: the listener's caller
  * failed the passphrase.  SESS_CANCELLED: the listener's caller gave up
- * before it finished the handshake (it said why). */
+ * before it finished the handshake (it said why).  SESS_CONFIG: the
+ * caller could not tell whether to trust the listener (SESS_TRUST_BROKEN). */
 enum sess_err {
-	SESS_OK = 0, SESS_AUTH, SESS_FAIL, SESS_MODE, SESS_PASSPHRASE, SESS_CANCELLED
+	SESS_OK = 0, SESS_AUTH, SESS_FAIL, SESS_MODE, SESS_PASSPHRASE, SESS_CANCELLED,
+	SESS_CONFIG
 };
 
 /* A session with its socket and candidates, or NULL after printing why.

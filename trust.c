@@ -280,14 +280,14 @@ tofu(const struct trust_conf *c, const char *name, const uint8_t pub[CRYPTO_KEY_
 
 	if (path == NULL) {
 		log_err("cannot find %s: set HOME or XDG_CONFIG_HOME", what);
-		return -1;
+		return TRUST_BROKEN;
 	}
 	if (trust_scope(c->store, scope, sizeof scope) == -1) {
 		log_err("the rendezvous `%s' cannot be written in %s", c->store, what);
-		return -1;
+		return TRUST_BROKEN;
 	}
 	if ((r = known_file(path, what, name, scope, pub, &line, true, &fd, &nl_missing)) == -1)
-		return -1;
+		return TRUST_BROKEN;
 	switch (r) {
 	case TRUST_KNOWN:
 		log_v(1, "%s `%s' has its known key %s (%s line %d)",
@@ -311,6 +311,7 @@ tofu(const struct trust_conf *c, const char *name, const uint8_t pub[CRYPTO_KEY_
 		    name, key, scope);
 		if (n < 0 || (size_t)n >= sizeof rec || write(fd, rec, n) != n) {
 			log_errno("cannot write `%s'", path);
+			ret = TRUST_BROKEN;
 			break;
 		}
 		if (c->listener)
@@ -356,7 +357,7 @@ trust_decide(const struct trust_conf *c, const char *claimed,
 			log_err("refusing the caller: key %s is not in `%s'", fp, c->allow);
 		else
 			log_err("refusing the caller %s: `%s' cannot be used", fp, c->allow);
-		return -1;
+		return r == 0 ? -1 : TRUST_BROKEN;
 	}
 	if (c->passphrase) {
 		/* The session proves the passphrase, by the keys it went into. */

@@ -58,7 +58,11 @@ int trust_check(const struct trust_conf *c);
 
 /* Decide whether to talk to the peer whose static key is pub.  claimed:
  * the name a caller gave ("" for none); unused by a caller.  Records a
- * first contact.  0 talk, -1 refuse (after printing why, in one line). */
+ * first contact.  0 talk, -1 refuse, TRUST_BROKEN when a file of ours
+ * cannot be used (unreadable, a line that does not read, others may
+ * change it, it cannot be written): no verdict on the key, a
+ * configuration error.  Why is printed, in one line. */
+#define TRUST_BROKEN	(-2)
 int trust_decide(const struct trust_conf *c, const char *claimed,
     const uint8_t pub[CRYPTO_KEY_LEN]);
 

@@ -118,6 +118,32 @@ expect 1 "$P2PCAT" -w 0.2 somebody
 grep -q "is a directory" "$T/err" || fail "config directory: $(cat "$T/err")"
 rmdir "$XDG_CONFIG_HOME/p2pcat/config"
 
+# --max-conns with a port of our own, given or from the config: refused,
+# since one port is one socket, which serves one session at a time
+# (before, the listener started and served one, --max-conns unheeded).
+expect 1 timeout -k 1 10 "$P2PCAT" -l --allow-any -c cat --max-conns 4 -p 40000 somebody
+one_line "--max-conns with -p" "--max-conns cannot go with -p: one port is one socket, which serves one session at a time"
+printf 'port = 40000\n' > "$XDG_CONFIG_HOME/p2pcat/config"
+expect 1 timeout -k 1 10 "$P2PCAT" -l --allow-any -c cat --max-conns 4 somebody
+one_line "--max-conns with the config's port" "--max-conns cannot go with the port setting of the config: one port is one socket, which serves one session at a time"
+rm "$XDG_CONFIG_HOME/p2pcat/config"
+
+# A port already taken is an error at once, before any rendezvous: the
+# same status (1) and message for a listener and for a caller.
+python3 -c 'import signal, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 0))
+print(s.getsockname()[1], flush=True)
+signal.pause()' > "$T/taken" & hp=$!
+at_exit "kill $hp 2>/dev/null"
+wait_for 10 test -s "$T/taken" || fail "no UDP port held for the test"
+taken=$(cat "$T/taken")
+expect 1 timeout -k 1 10 "$P2PCAT" -l -p "$taken" somebody
+one_line "a listener on a taken port" "cannot bind UDP port $taken: Address already in use"
+expect 1 timeout -k 1 10 "$P2PCAT" -w 5 -p "$taken" somebody
+one_line "a caller on a taken port" "cannot bind UDP port $taken: Address already in use"
+kill $hp
+
 # Precedence: command line beats environment beats file.  The rendezvous
 # directory that gets created shows which setting won; with nobody
 # listening the caller gives up after -w with status 2.

@@ -153,6 +153,30 @@ check_eq "the listener's status when its command failed" $RC 3
 grep -q "the command exited with status 3" "$T/l.err" || fail "message: $(cat "$T/l.err")"
 check_eq "what the failed command wrote" "$(cat "$T/got")" partial
 
+# It ends the session when it fails, not when the caller's input ends:
+# a caller whose stdin stays open (a terminal's would) is told at once,
+# and one that streams does not stream on into the void.
+mkfifo "$T/fifo_f"
+"$P2PCAT" -l --allow-any -e 'sh -c exit\ 2' svc 2> "$T/l.err" < /dev/null & lp=$!
+"$P2PCAT" svc < "$T/fifo_f" > "$T/got" 2> "$T/c.err" & cp=$!
+exec 7> "$T/fifo_f"
+wait_exit $cp 30 || fail "the caller, its input open, hung after the command failed: $(cat "$T/c.err")"
+exec 7>&-
+check_eq "the caller's status when the command failed, its input open ($(cat "$T/c.err"))" $RC 3
+grep -q "the peer's command exited with status 2" "$T/c.err" || fail "message: $(cat "$T/c.err")"
+wait_exit $lp 10 || fail "listener hung"
+check_eq "the listener's status when its command failed early" $RC 3
+grep -q "the command exited with status 2" "$T/l.err" || fail "message: $(cat "$T/l.err")"
+"$P2PCAT" -l --allow-any -c 'head -c 4; exit 2' svc 2> "$T/l.err" < /dev/null & lp=$!
+yes | "$P2PCAT" svc > "$T/got" 2> "$T/c.err" & cp=$!
+wait_exit $cp 30 || fail "the caller, streaming, hung after the command failed: $(cat "$T/c.err")"
+check_eq "the streaming caller's status when the command failed ($(cat "$T/c.err"))" $RC 3
+grep -q "the peer's command exited with status 2" "$T/c.err" || fail "message: $(cat "$T/c.err")"
+check_eq "what the failed command wrote first" "$(cat "$T/got")" "y
+y"
+wait_exit $lp 10 || fail "listener hung"
+check_eq "the listener's status when its command failed midstream" $RC 3
+
 # A command that exits while a child of its own holds its stdout still
 # ends the session when it exits.
 "$P2PCAT" -l --allow-any -c 'echo done; sleep 60 &' svc 2> "$T/l.err" < /dev/null & lp=$!

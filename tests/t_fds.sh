@@ -49,4 +49,20 @@ read -r rc before after < "$T/size"
 check_eq "the caller's status" "$rc" 0
 check_eq "the pipe's size after p2pcat read it (before: $before)" "$after" "$before"
 check_eq "fd2: bytes" "$(wc -c < "$T/fd2.out")" $((8 << 20))
+# The pipe from a command (-c) is p2pcat's own, not a shared one: grown
+# to be read in larger pieces, it is not given a size back at the end.
+# A child of the command, which holds that pipe, looks once the session's
+# process is gone.
+if [ "$(cat /proc/sys/fs/pipe-max-size)" -ge 1048576 ] || [ "$(id -u)" -eq 0 ]; then
+	"$P2PCAT" -l --allow-any -c "p=\$PPID; { while kill -0 \$p 2>/dev/null; do sleep 0.05; done
+	    python3 -c 'import fcntl, sys; sys.stderr.write(str(fcntl.fcntl(1, fcntl.F_GETPIPE_SZ)))' 2> $T/cmdpipe; } &
+	    echo started" fd3 2> "$T/l3.err" < /dev/null & lp=$!
+	"$P2PCAT" fd3 < /dev/null > "$T/fd3.out" 2> "$T/c3.err" || fail "fd3: $(cat "$T/c3.err")"
+	wait_exit $lp 10 || fail "fd3: listener hung"
+	check_eq "fd3: what the command wrote" "$(cat "$T/fd3.out")" started
+	wait_for 10 test -s "$T/cmdpipe" || fail "the command's child did not report"
+	check_eq "the command's pipe after the session" "$(cat "$T/cmdpipe")" 1048576
+else
+	echo "fs.pipe-max-size under 1 MiB: the command's pipe not checked"
+fi
 echo "t_fds: ok"

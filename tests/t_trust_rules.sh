@@ -102,6 +102,19 @@ chmod 644 "$KP"
 listen bob bob
 call alice bob
 served "known_peers readable by others"
+# A line that stops reading once the caller has started (the file edited
+# while it waits for its answer) is the same configuration error, status
+# 1, not a verdict on the peer's key (4).
+as alice "$P2PCAT" -v -w 20 bob < "$T/cin" > "$T/c.out" 2> "$T/c.err" & cp=$!
+posted() { grep -q "posted to \`bob'" "$T/c.err"; }
+wait_for 10 posted || fail "the caller posted no offer: $(cat "$T/c.err")"
+printf 'carol notakey\n' >> "$KP"
+listen bob bob
+wait_exit $cp 30 || fail "the caller hung: $(cat "$T/c.err")"
+check_eq "status with a known_peers line broken during the session" $RC 1
+has "$T/c.err" "$KP:2: want \`name key [rendezvous]'"
+exited $LP || { kill -TERM $LP; listener_done 5; }
+printf 'bob %s dir:%s\n' "$BOB" "$T/rv" > "$KP"
 # --allow: read at startup, so a listener with a bad one never starts.
 for bad in /nonexistent "$T/allow.bad" "$T/allow.gw"; do
 	printf '%s\nbob %s\n' "$ALICE" "$BOB" > "$T/allow.bad"

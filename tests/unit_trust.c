@@ -162,7 +162,7 @@ allow_list(void)
 	snprintf(text, sizeof text, "%s\nalice %s\n", alice_t, alice_t);
 	put(allow, text, 0600);
 	check(trust_check(&c) == -1, "allow: a `name key' line passed the startup check");
-	check(trust_decide(&c, "", alice) == -1, "allow: a malformed file let alice in");
+	check(trust_decide(&c, "", alice) == TRUST_BROKEN, "allow: a malformed file let alice in");
 	snprintf(text, sizeof text, "%s extra\n", alice_t);
 	put(allow, text, 0600);
 	check(trust_check(&c) == -1, "allow: words after the key passed");
@@ -170,12 +170,12 @@ allow_list(void)
 	snprintf(text, sizeof text, "%s\n", alice_t);
 	put(allow, text, 0620);
 	check(trust_check(&c) == -1, "allow: a group-writable file passed");
-	check(trust_decide(&c, "", alice) == -1, "allow: a group-writable file let alice in");
+	check(trust_decide(&c, "", alice) == TRUST_BROKEN, "allow: a group-writable file let alice in");
 	put(allow, text, 0602);
 	check(trust_check(&c) == -1, "allow: a world-writable file passed");
 	unlink(allow);
 	check(trust_check(&c) == -1, "allow: a missing file passed the startup check");
-	check(trust_decide(&c, "", alice) == -1, "allow: a missing file let alice in");
+	check(trust_decide(&c, "", alice) == TRUST_BROKEN, "allow: a missing file let alice in");
 	printf("allow: listed keys and fingerprints only, in every mode; a bad, "
 	    "missing or writable file refuses\n");
 }
@@ -265,7 +265,7 @@ corrupt(void)
 		snprintf(text, sizeof text, "# ok\ncarol %s\n%s", alice_t, line);
 		put(kp, text, 0600);
 		check(trust_check(&c) == -1, "corrupt: `%s' passed the startup check", line);
-		check(trust_decide(&c, "", bob) == -1, "corrupt: `%s' let bob in", line);
+		check(trust_decide(&c, "", bob) == TRUST_BROKEN, "corrupt: `%s' let bob in", line);
 		check(strcmp(get(kp), text) == 0, "corrupt: `%s' appended to", line);
 		check(trust_known_parse(text, strlen(text), "kp", "bob", "dir:/srv/meet", bob,
 		    &n) == -1 && n == 3, "corrupt: `%s' on line %d, not 3", line, n);
@@ -273,14 +273,14 @@ corrupt(void)
 	/* A corrupt line about someone else refuses too: the file is broken. */
 	snprintf(text, sizeof text, "bob %s\ncarol junk\n", bob_t);
 	put(kp, text, 0600);
-	check(trust_decide(&c, "", bob) == -1, "corrupt: another name's bad line ignored");
+	check(trust_decide(&c, "", bob) == TRUST_BROKEN, "corrupt: another name's bad line ignored");
 	/* Others may read known_peers, nobody else change it; a link is refused. */
 	snprintf(text, sizeof text, "bob %s\n", bob_t);
 	put(kp, text, 0644);
 	check(trust_decide(&c, "", bob) == 0, "mode: a 0644 known_peers refused");
 	chmod(kp, 0664);
 	check(trust_check(&c) == -1, "mode: a group-writable known_peers passed");
-	check(trust_decide(&c, "", bob) == -1, "mode: a group-writable known_peers used");
+	check(trust_decide(&c, "", bob) == TRUST_BROKEN, "mode: a group-writable known_peers used");
 	chmod(kp, 0600);
 	{
 		char real[300];
@@ -288,7 +288,7 @@ corrupt(void)
 		snprintf(real, sizeof real, "%s.real", kp);
 		rename(kp, real);
 		check(symlink(real, kp) == 0, "symlink");
-		check(trust_decide(&c, "", bob) == -1, "mode: a symbolic link used");
+		check(trust_decide(&c, "", bob) == TRUST_BROKEN, "mode: a symbolic link used");
 		unlink(kp);
 		unlink(real);
 	}
