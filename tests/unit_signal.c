@@ -18,8 +18,9 @@
  *   withdraw: sig_withdraw and sig_unanswer, also when nothing is there
  *   stop: the stop flag set from SIGALRM ends an endless wait promptly
  *   counts: sig_counts
- *   notice: inotify ends a wait at once (polls set 5 s apart), also in
- *	an inbox removed and made anew; another offer's answer does not
+ *   notice: inotify ends a wait (looks set an hour apart, messages
+ *	posted once it sleeps), also in an inbox removed and made anew
+ *	during the wait; another offer's answer does not
  *   wake: sig_opts.wake_fd ends waits at once, unread; an offer waiting
  *	comes first; a closed one neither wakes nor spins
  *   symlink: inbox, inbox/NAME, offers or answers a symlink: errors, and
@@ -62,6 +63,10 @@
 
 #define FUTURE_MS	60000	/* expiry of messages meant to stay valid */
 #define SLACK_MS	200	/* allowed error of a deadline */
+#define HOUR_MS		3600000	/* a poll interval no test waits out */
+/* A deadline no loaded machine reaches where a wake takes microseconds:
+ * a wait that returns before it was ended by the mechanism under test. */
+#define LONG_MS		30000
 #define RACE_KIDS	4
 #define RACE_OFFERS	200
 
@@ -1174,10 +1179,34 @@ occurs(const char *hay, const char *needle)
 	return n;
 }
 
-/* A child that posts, after ms, an offer (or, with answer, an answer) to
- * bob under id, in a handle of its own; it exits 0 when that worked. */
+/* Wait, up to LONG_MS, until process pid sleeps.  Our parent sleeps
+ * only in poll(2) in a wait, after the wait's first look: what a child
+ * writes then can only be seen by what wakes the wait. */
+static void
+await_sleep(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ms;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	for (ms = 0; ms < LONG_MS; ms += 2) {
+		n = get_file(path, buf, sizeof buf - 1);
+		if (n <= 0)
+			return;		/* no /proc: the caller goes on at once */
+		buf[n] = '\0';
+		/* "pid (comm) S ...": comm may hold spaces and parentheses. */
+		if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' && p[2] == 'S')
+			return;
+		poll(NULL, 0, 2);
+	}
+}
+
+/* A child that posts, once we sleep in a wait, an offer (or, with
+ * answer, an answer) to bob under id, in a handle of its own; it exits 0
+ * when that worked. */
 static pid_t
-post_later(const char *tmp, int ms, int answer, const char *id, const char *blob)
+post_in_wait(const char *tmp, int answer, const char *id, const char *blob)
 {
 	struct sig *s;
 	pid_t kid;
@@ -1186,7 +1215,7 @@ post_later(const char *tmp, int ms, int answer, const char *id, const char *blob
 	fflush(NULL);
 	if ((kid = fork()) != 0)
 		return kid;
-	poll(NULL, 0, ms);
+	await_sleep(getppid());
 	s = open_dir(tmp);
 	r = s == NULL ? -1 : answer ?
 	    sig_answer(s, "bob", id, blob, strlen(blob), unix_ms() + FUTURE_MS) :
@@ -1210,40 +1239,37 @@ case_notice(const char *tmp)
 	struct sig_opts o = opts();
 	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1], other[SIG_ID_LEN + 1];
 	char dir[PATH_MAX];
+	struct sigaction sa;
 	uint64_t t0, dt;
 	struct sig *s;
 	pid_t kid;
 	int r;
 
-	/* With a look every 5 s, only inotify can see a message in time. */
-	o.poll_ms = 5000;
+	/* Messages are posted once the wait sleeps after its first look,
+	 * and it looks again only after an hour: a message taken before
+	 * the deadline was seen by inotify. */
+	o.poll_ms = HOUR_MS;
 	pathf(url, sizeof url, "dir:%s", tmp);
 	s = sig_open(url, &o);
 	REQUIRE(s, "sig_open(%s) failed", url);
 	new_id(id);
-	kid = post_later(tmp, 200, 0, id, "now");
-	t0 = mono_ms();
-	r = sig_wait_offer(s, "bob", &m, unix_ms() + 4000);
-	dt = mono_ms() - t0;
+	kid = post_in_wait(tmp, 0, id, "now");
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS);
 	CHECK(r == 0 && strcmp(m.id, id) == 0 && m.len == 3 && memcmp(m.blob, "now", 3) == 0,
-	    "wait_offer: %d, not the offer posted", r);
-	CHECK(dt < 2500, "an offer posted after 200 ms was seen after %" PRIu64
-	    " ms (looking every 5 s): no inotify", dt);
+	    "wait_offer: %d, not the offer posted during the wait (looking every "
+	    "hour, deadline %d ms): no inotify", r, LONG_MS);
 	CHECK(reaped_ok(kid), "posting child failed");
 
-	kid = post_later(tmp, 200, 1, id, "back");
-	t0 = mono_ms();
-	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + 4000);
-	dt = mono_ms() - t0;
+	kid = post_in_wait(tmp, 1, id, "back");
+	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + LONG_MS);
 	CHECK(r == 0 && m.len == 4 && memcmp(m.blob, "back", 4) == 0,
-	    "wait_answer: %d, not the answer posted", r);
-	CHECK(dt < 2500, "an answer posted after 200 ms was seen after %" PRIu64
-	    " ms (looking every 5 s): no inotify", dt);
+	    "wait_answer: %d, not the answer posted during the wait (looking every "
+	    "hour, deadline %d ms): no inotify", r, LONG_MS);
 	CHECK(reaped_ok(kid), "answering child failed");
 
 	/* Another offer's answer is not ours: the wait goes on to its end. */
 	new_id(other);
-	kid = post_later(tmp, 100, 1, other, "other");
+	kid = post_in_wait(tmp, 1, other, "other");
 	t0 = mono_ms();
 	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + 600);
 	dt = mono_ms() - t0;
@@ -1252,24 +1278,37 @@ case_notice(const char *tmp)
 	CHECK(reaped_ok(kid), "answering child failed");
 	sig_unanswer(s, "bob", other);
 
-	/* The inbox removed while a listener waits: it makes a new one, and
-	 * notices an offer there at once. */
+	/* The inbox removed while a listener waits: it makes a new one.  A
+	 * child removes it once we wait, and stops the wait (SIGALRM) once
+	 * it is back. */
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
+	stop_flag = 0;
 	box_path(dir, sizeof dir, tmp, "bob", "offers", NULL);
 	fflush(NULL);
 	if ((kid = fork()) == 0) {
-		poll(NULL, 0, 150);
-		_exit(rmdir(dir) == 0 ? 0 : 1);
+		await_sleep(getppid());
+		r = rmdir(dir) == 0 && wait_exists(dir, LONG_MS);
+		kill(getppid(), SIGALRM);
+		_exit(r ? 0 : 1);
 	}
-	new_id(id);
-	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 400) == 1, "wait on an empty inbox");
-	CHECK(reaped_ok(kid), "rmdir %s failed", dir);
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + 2 * LONG_MS);
+	CHECK(r == 1 && stop_flag == 1, "wait on an inbox removed: %d, stop flag %d",
+	    r, (int)stop_flag);
+	CHECK(reaped_ok(kid), "rmdir %s failed, or the listener did not make it again "
+	    "within %d ms", dir, LONG_MS);
 	CHECK(exists(dir), "the listener did not make %s again", dir);
-	kid = post_later(tmp, 200, 0, id, "again");
-	t0 = mono_ms();
-	r = sig_wait_offer(s, "bob", &m, unix_ms() + 4000);
-	dt = mono_ms() - t0;
-	CHECK(r == 0 && strcmp(m.id, id) == 0, "offer into a new inbox: %d", r);
-	CHECK(dt < 2500, "an offer into a new inbox seen after %" PRIu64 " ms", dt);
+	stop_flag = 0;
+	signal(SIGALRM, SIG_DFL);
+
+	/* ... and notices an offer there at once. */
+	new_id(id);
+	kid = post_in_wait(tmp, 0, id, "again");
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS);
+	CHECK(r == 0 && strcmp(m.id, id) == 0, "offer into a new inbox: %d (looking every "
+	    "hour, deadline %d ms)", r, LONG_MS);
 	CHECK(reaped_ok(kid), "posting child failed");
 	sig_close(s);
 }
