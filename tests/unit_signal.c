@@ -1193,8 +1193,10 @@ await_sleep(pid_t pid)
 	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
 	for (ms = 0; ms < LONG_MS; ms += 2) {
 		n = get_file(path, buf, sizeof buf - 1);
-		if (n <= 0)
-			return;		/* no /proc: the caller goes on at once */
+		if (n <= 0) {
+			poll(NULL, 0, 200);	/* no /proc: a guess */
+			return;
+		}
 		buf[n] = '\0';
 		/* "pid (comm) S ...": comm may hold spaces and parentheses. */
 		if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' && p[2] == 'S')
@@ -1241,31 +1243,37 @@ case_notice(const char *tmp)
 	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1], other[SIG_ID_LEN + 1];
 	char dir[PATH_MAX];
 	struct sigaction sa;
+	unsigned long naps;
 	uint64_t t0, dt;
 	struct sig *s;
 	pid_t kid;
 	int r;
 
-	/* Messages are posted once the wait sleeps after its first look,
-	 * and it looks again only after an hour: a message taken before
-	 * the deadline was seen by inotify. */
+	/* Messages are posted once the wait sleeps after its first look
+	 * (so it has slept when it takes them), and it looks again only
+	 * after an hour: a message taken before the deadline was seen by
+	 * inotify. */
 	o.poll_ms = HOUR_MS;
 	pathf(url, sizeof url, "dir:%s", tmp);
 	s = sig_open(url, &o);
 	REQUIRE(s, "sig_open(%s) failed", url);
 	new_id(id);
 	kid = post_in_wait(tmp, 0, id, "now");
+	naps = sig_dir_naps(s);
 	r = sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS);
 	CHECK(r == 0 && strcmp(m.id, id) == 0 && m.len == 3 && memcmp(m.blob, "now", 3) == 0,
 	    "wait_offer: %d, not the offer posted during the wait (looking every "
 	    "hour, deadline %d ms): no inotify", r, LONG_MS);
+	CHECK(sig_dir_naps(s) > naps, "the offer was posted before wait_offer slept");
 	CHECK(reaped_ok(kid), "posting child failed");
 
 	kid = post_in_wait(tmp, 1, id, "back");
+	naps = sig_dir_naps(s);
 	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + LONG_MS);
 	CHECK(r == 0 && m.len == 4 && memcmp(m.blob, "back", 4) == 0,
 	    "wait_answer: %d, not the answer posted during the wait (looking every "
 	    "hour, deadline %d ms): no inotify", r, LONG_MS);
+	CHECK(sig_dir_naps(s) > naps, "the answer was posted before wait_answer slept");
 	CHECK(reaped_ok(kid), "answering child failed");
 
 	/* Another offer's answer is not ours: the wait goes on to its end. */
@@ -1307,9 +1315,11 @@ case_notice(const char *tmp)
 	/* ... and notices an offer there at once. */
 	new_id(id);
 	kid = post_in_wait(tmp, 0, id, "again");
+	naps = sig_dir_naps(s);
 	r = sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS);
 	CHECK(r == 0 && strcmp(m.id, id) == 0, "offer into a new inbox: %d (looking every "
 	    "hour, deadline %d ms)", r, LONG_MS);
+	CHECK(sig_dir_naps(s) > naps, "the offer was posted before wait_offer slept");
 	CHECK(reaped_ok(kid), "posting child failed");
 	sig_close(s);
 }
