@@ -222,6 +222,7 @@ struct sig_dir {
 	int wake_fd;		/* 0: none */
 	const volatile sig_atomic_t *stop;
 	unsigned long reads, writes;
+	unsigned long naps;	/* poll(2)s in dir_nap: see sig_dir_naps */
 	struct dir_note *notes;
 	size_t nnotes, cap, cursor;
 	unsigned gen;
@@ -831,6 +832,7 @@ dir_nap(struct sig_dir *d, int wd, const char *want, uint64_t deadline_ms)
 			pfd[n].revents = 0;
 			wk = n++;
 		}
+		d->naps++;
 		if (poll(pfd, (nfds_t)n, (int)ms) == -1 && errno != EINTR) {
 			log_errno("poll");
 			return -1;
@@ -1207,6 +1209,12 @@ dir_counts(const void *b, unsigned long *reads, unsigned long *writes)
 
 	*reads = d->reads;
 	*writes = d->writes;
+}
+
+unsigned long
+sig_dir_naps(const struct sig *s)
+{
+	return s->be == &sig_dir_backend ? ((const struct sig_dir *)s->b)->naps : 0;
 }
 
 const struct sig_backend sig_dir_backend = {

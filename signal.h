@@ -117,6 +117,11 @@ int sig_dir_parse(const void *buf, size_t n, struct sig_dir_hdr *h,
  * when h is invalid or the header would not fit size or SIG_DIR_HDR_MAX. */
 int sig_dir_header(char *buf, size_t size, const struct sig_dir_hdr *h);
 
+/* Test hook (tests/unit_signal): how often the dir: backend's waits
+ * have slept in poll(2) so far, 0 for other backends.  A wait that
+ * spins shows as a count that grows without end. */
+unsigned long sig_dir_naps(const struct sig *s);
+
 /* Test hook (tests/fuzz_firestore; firestore.c says what it does). */
 int fs_test_body(const char *body, size_t len, char *status, char *msg,
     struct sig_msg *m);

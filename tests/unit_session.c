@@ -441,7 +441,6 @@ refusals(void)
 {
 	uint8_t pkt[WIRE_MAX_PKT];
 	struct pair pp;
-	uint64_t t0;
 	size_t n;
 	int e;
 
@@ -449,10 +448,9 @@ refusals(void)
 	pair_start(&pp, NULL, NULL);
 	check(pp.taken == -1 && sess_error(pp.a) == SESS_AUTH,
 	    "the caller's refusal is not SESS_AUTH");
-	t0 = now_us();
 	sess_cancel(pp.a);
-	check(now_us() - t0 < 1000000, "sess_cancel took %llu us",
-	    (unsigned long long)(now_us() - t0));
+	check(sess_error(pp.a) == SESS_AUTH, "sess_cancel changed the caller's error to %d",
+	    sess_error(pp.a));
 	/* The cancel, with another token: ignored; as sent: heard. */
 	n = capture(pp.b, WIRE_CANCEL, pkt, sizeof pkt, 500);
 	check(n == WIRE_HDR + 1 + 16, "no cancel reached the listener");

@@ -18,10 +18,12 @@
  *   withdraw: sig_withdraw and sig_unanswer, also when nothing is there
  *   stop: the stop flag set from SIGALRM ends an endless wait promptly
  *   counts: sig_counts
- *   notice: inotify ends a wait at once (polls set 5 s apart), also in
- *	an inbox removed and made anew; another offer's answer does not
- *   wake: sig_opts.wake_fd ends waits at once, unread; an offer waiting
- *	comes first; a closed one neither wakes nor spins
+ *   notice: inotify ends a wait (looks set an hour apart, messages
+ *	posted once it sleeps), also in an inbox removed and made anew
+ *	during the wait; another offer's answer does not
+ *   wake: sig_opts.wake_fd ends waits before their deadline, unread; an
+ *	offer waiting comes first; a closed one neither wakes nor spins
+ *	(counted in poll(2) calls, sig_dir_naps)
  *   symlink: inbox, inbox/NAME, offers or answers a symlink: errors, and
  *	nothing outside read, written or removed; a symlinked root works
  *   odd: a socket, FIFO, directory, symlink or unreadable file named
@@ -62,6 +64,10 @@
 
 #define FUTURE_MS	60000	/* expiry of messages meant to stay valid */
 #define SLACK_MS	200	/* allowed error of a deadline */
+#define HOUR_MS		3600000	/* a poll interval no test waits out */
+/* A deadline no loaded machine reaches where a wake takes microseconds:
+ * a wait that returns before it was ended by the mechanism under test. */
+#define LONG_MS		30000
 #define RACE_KIDS	4
 #define RACE_OFFERS	200
 
@@ -1174,10 +1180,36 @@ occurs(const char *hay, const char *needle)
 	return n;
 }
 
-/* A child that posts, after ms, an offer (or, with answer, an answer) to
- * bob under id, in a handle of its own; it exits 0 when that worked. */
+/* Wait, up to LONG_MS, until process pid sleeps.  Our parent sleeps
+ * only in poll(2) in a wait, after the wait's first look: what a child
+ * writes then can only be seen by what wakes the wait. */
+static void
+await_sleep(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ms;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	for (ms = 0; ms < LONG_MS; ms += 2) {
+		n = get_file(path, buf, sizeof buf - 1);
+		if (n <= 0) {
+			poll(NULL, 0, 200);	/* no /proc: a guess */
+			return;
+		}
+		buf[n] = '\0';
+		/* "pid (comm) S ...": comm may hold spaces and parentheses. */
+		if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' && p[2] == 'S')
+			return;
+		poll(NULL, 0, 2);
+	}
+}
+
+/* A child that posts, once we sleep in a wait, an offer (or, with
+ * answer, an answer) to bob under id, in a handle of its own; it exits 0
+ * when that worked. */
 static pid_t
-post_later(const char *tmp, int ms, int answer, const char *id, const char *blob)
+post_in_wait(const char *tmp, int answer, const char *id, const char *blob)
 {
 	struct sig *s;
 	pid_t kid;
@@ -1186,7 +1218,7 @@ post_later(const char *tmp, int ms, int answer, const char *id, const char *blob
 	fflush(NULL);
 	if ((kid = fork()) != 0)
 		return kid;
-	poll(NULL, 0, ms);
+	await_sleep(getppid());
 	s = open_dir(tmp);
 	r = s == NULL ? -1 : answer ?
 	    sig_answer(s, "bob", id, blob, strlen(blob), unix_ms() + FUTURE_MS) :
@@ -1210,40 +1242,43 @@ case_notice(const char *tmp)
 	struct sig_opts o = opts();
 	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1], other[SIG_ID_LEN + 1];
 	char dir[PATH_MAX];
+	struct sigaction sa;
+	unsigned long naps;
 	uint64_t t0, dt;
 	struct sig *s;
 	pid_t kid;
 	int r;
 
-	/* With a look every 5 s, only inotify can see a message in time. */
-	o.poll_ms = 5000;
+	/* Messages are posted once the wait sleeps after its first look
+	 * (so it has slept when it takes them), and it looks again only
+	 * after an hour: a message taken before the deadline was seen by
+	 * inotify. */
+	o.poll_ms = HOUR_MS;
 	pathf(url, sizeof url, "dir:%s", tmp);
 	s = sig_open(url, &o);
 	REQUIRE(s, "sig_open(%s) failed", url);
 	new_id(id);
-	kid = post_later(tmp, 200, 0, id, "now");
-	t0 = mono_ms();
-	r = sig_wait_offer(s, "bob", &m, unix_ms() + 4000);
-	dt = mono_ms() - t0;
+	kid = post_in_wait(tmp, 0, id, "now");
+	naps = sig_dir_naps(s);
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS);
 	CHECK(r == 0 && strcmp(m.id, id) == 0 && m.len == 3 && memcmp(m.blob, "now", 3) == 0,
-	    "wait_offer: %d, not the offer posted", r);
-	CHECK(dt < 2500, "an offer posted after 200 ms was seen after %" PRIu64
-	    " ms (looking every 5 s): no inotify", dt);
+	    "wait_offer: %d, not the offer posted during the wait (looking every "
+	    "hour, deadline %d ms): no inotify", r, LONG_MS);
+	CHECK(sig_dir_naps(s) > naps, "the offer was posted before wait_offer slept");
 	CHECK(reaped_ok(kid), "posting child failed");
 
-	kid = post_later(tmp, 200, 1, id, "back");
-	t0 = mono_ms();
-	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + 4000);
-	dt = mono_ms() - t0;
+	kid = post_in_wait(tmp, 1, id, "back");
+	naps = sig_dir_naps(s);
+	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + LONG_MS);
 	CHECK(r == 0 && m.len == 4 && memcmp(m.blob, "back", 4) == 0,
-	    "wait_answer: %d, not the answer posted", r);
-	CHECK(dt < 2500, "an answer posted after 200 ms was seen after %" PRIu64
-	    " ms (looking every 5 s): no inotify", dt);
+	    "wait_answer: %d, not the answer posted during the wait (looking every "
+	    "hour, deadline %d ms): no inotify", r, LONG_MS);
+	CHECK(sig_dir_naps(s) > naps, "the answer was posted before wait_answer slept");
 	CHECK(reaped_ok(kid), "answering child failed");
 
 	/* Another offer's answer is not ours: the wait goes on to its end. */
 	new_id(other);
-	kid = post_later(tmp, 100, 1, other, "other");
+	kid = post_in_wait(tmp, 1, other, "other");
 	t0 = mono_ms();
 	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + 600);
 	dt = mono_ms() - t0;
@@ -1252,24 +1287,39 @@ case_notice(const char *tmp)
 	CHECK(reaped_ok(kid), "answering child failed");
 	sig_unanswer(s, "bob", other);
 
-	/* The inbox removed while a listener waits: it makes a new one, and
-	 * notices an offer there at once. */
+	/* The inbox removed while a listener waits: it makes a new one.  A
+	 * child removes it once we wait, and stops the wait (SIGALRM) once
+	 * it is back. */
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
+	stop_flag = 0;
 	box_path(dir, sizeof dir, tmp, "bob", "offers", NULL);
 	fflush(NULL);
 	if ((kid = fork()) == 0) {
-		poll(NULL, 0, 150);
-		_exit(rmdir(dir) == 0 ? 0 : 1);
+		await_sleep(getppid());
+		r = rmdir(dir) == 0 && wait_exists(dir, LONG_MS);
+		kill(getppid(), SIGALRM);
+		_exit(r ? 0 : 1);
 	}
-	new_id(id);
-	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 400) == 1, "wait on an empty inbox");
-	CHECK(reaped_ok(kid), "rmdir %s failed", dir);
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + 2 * LONG_MS);
+	CHECK(r == 1 && stop_flag == 1, "wait on an inbox removed: %d, stop flag %d",
+	    r, (int)stop_flag);
+	CHECK(reaped_ok(kid), "rmdir %s failed, or the listener did not make it again "
+	    "within %d ms", dir, LONG_MS);
 	CHECK(exists(dir), "the listener did not make %s again", dir);
-	kid = post_later(tmp, 200, 0, id, "again");
-	t0 = mono_ms();
-	r = sig_wait_offer(s, "bob", &m, unix_ms() + 4000);
-	dt = mono_ms() - t0;
-	CHECK(r == 0 && strcmp(m.id, id) == 0, "offer into a new inbox: %d", r);
-	CHECK(dt < 2500, "an offer into a new inbox seen after %" PRIu64 " ms", dt);
+	stop_flag = 0;
+	signal(SIGALRM, SIG_DFL);
+
+	/* ... and notices an offer there at once. */
+	new_id(id);
+	kid = post_in_wait(tmp, 0, id, "again");
+	naps = sig_dir_naps(s);
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS);
+	CHECK(r == 0 && strcmp(m.id, id) == 0, "offer into a new inbox: %d (looking every "
+	    "hour, deadline %d ms)", r, LONG_MS);
+	CHECK(sig_dir_naps(s) > naps, "the offer was posted before wait_offer slept");
 	CHECK(reaped_ok(kid), "posting child failed");
 	sig_close(s);
 }
@@ -1300,16 +1350,18 @@ static void
 case_wake(const char *tmp)
 {
 	static struct sig_msg m;
-	static const unsigned polls[] = { 10, 5000 };
+	static const unsigned polls[] = { 10, HOUR_MS };
 	struct sig_opts o = opts();
 	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1], c;
-	uint64_t t0, dt;
+	uint64_t t0, dt, end;
+	unsigned long naps;
 	struct sig *s;
-	clock_t cpu0;
 	size_t i;
 	int p[2], r, answer;
 	pid_t kid;
 
+	/* Nothing else ends these waits before their deadline (LONG_MS):
+	 * no message comes, the stop flag stays 0. */
 	REQUIRE(pipe(p) == 0, "pipe");
 	pathf(url, sizeof url, "dir:%s", tmp);
 	new_id(id);
@@ -1321,12 +1373,13 @@ case_wake(const char *tmp)
 		REQUIRE(s, "sig_open(%s) failed", url);
 		kid = poke_later(p[1], 200);
 		t0 = mono_ms();
-		r = answer ? sig_wait_answer(s, "bob", id, &m, unix_ms() + 4000) :
-		    sig_wait_offer(s, "bob", &m, unix_ms() + 4000);
+		end = unix_ms() + LONG_MS;
+		r = answer ? sig_wait_answer(s, "bob", id, &m, end) :
+		    sig_wait_offer(s, "bob", &m, end);
 		dt = mono_ms() - t0;
-		CHECK(r == 1 && dt >= 150 && dt < 2000,
-		    "%s (poll %u ms): %d after %" PRIu64 " ms, woken at 200 ms",
-		    answer ? "wait_answer" : "wait_offer", o.poll_ms, r, dt);
+		CHECK(r == 1 && unix_ms() < end && dt >= 150,
+		    "%s (poll %u ms): %d after %" PRIu64 " ms, woken at 200 ms, deadline %d ms",
+		    answer ? "wait_answer" : "wait_offer", o.poll_ms, r, dt, LONG_MS);
 		CHECK(reaped_ok(kid), "poking child failed");
 		CHECK(readable(p[0]) && read(p[0], &c, 1) == 1 && c == 'x',
 		    "the wake descriptor was read from");
@@ -1334,41 +1387,45 @@ case_wake(const char *tmp)
 	}
 
 	/* Readable already, with an offer waiting: the offer comes first,
-	 * then an empty inbox returns at once. */
-	o.poll_ms = 5000;
+	 * then an empty inbox returns at once, long before the deadline
+	 * and the next look. */
+	o.poll_ms = HOUR_MS;
 	s = sig_open(url, &o);
 	REQUIRE(s, "sig_open(%s) failed", url);
 	CHECK(write(p[1], "y", 1) == 1, "write");
 	CHECK(sig_offer(s, "bob", id, "o", 1, unix_ms() + FUTURE_MS) == 0, "offer");
-	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 4000) == 0 && strcmp(m.id, id) == 0,
+	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS) == 0 && strcmp(m.id, id) == 0,
 	    "an offer waiting beside a readable wake descriptor not taken");
-	t0 = mono_ms();
-	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 4000) == 1 && mono_ms() - t0 < 500,
-	    "readable wake descriptor: wait_offer took %" PRIu64 " ms", mono_ms() - t0);
+	end = unix_ms() + LONG_MS;
+	r = sig_wait_offer(s, "bob", &m, end);
+	CHECK(r == 1 && unix_ms() < end, "readable wake descriptor: wait_offer %d, "
+	    "not woken before its %d ms deadline", r, LONG_MS);
 	CHECK(read(p[0], &c, 1) == 1 && c == 'y', "the wake descriptor was read from");
 
 	/* The other end closed: end of file is readable too. */
 	close(p[1]);
-	t0 = mono_ms();
-	CHECK(sig_wait_answer(s, "bob", id, &m, unix_ms() + 4000) == 1 && mono_ms() - t0 < 500,
-	    "wake descriptor at end of file: wait_answer took %" PRIu64 " ms",
-	    mono_ms() - t0);
+	end = unix_ms() + LONG_MS;
+	r = sig_wait_answer(s, "bob", id, &m, end);
+	CHECK(r == 1 && unix_ms() < end, "wake descriptor at end of file: wait_answer %d, "
+	    "not woken before its %d ms deadline", r, LONG_MS);
 	sig_close(s);
 
 	/* A descriptor that is not open cannot wake a wait, nor make it
-	 * spin: 400 ms of waiting cost next to no CPU time. */
+	 * spin: a 400 ms wait sleeps in poll(2) once on it (POLLNVAL),
+	 * once more to its deadline, and at most a few times more on
+	 * clock rounding; a spinning one polls thousands of times. */
 	close(p[0]);
 	o.wake_fd = p[0];
 	s = sig_open(url, &o);
 	REQUIRE(s, "sig_open(%s) failed", url);
-	cpu0 = clock();
 	t0 = mono_ms();
 	r = sig_wait_offer(s, "bob", &m, unix_ms() + 400);
 	dt = mono_ms() - t0;
+	naps = sig_dir_naps(s);
 	CHECK(r == 1 && dt + SLACK_MS >= 400, "closed wake descriptor: %d after %" PRIu64
 	    " ms, want 1 after 400", r, dt);
-	CHECK((clock() - cpu0) * 1000 / CLOCKS_PER_SEC < 100, "closed wake descriptor: "
-	    "%ld ms of CPU in a 400 ms wait", (long)((clock() - cpu0) * 1000 / CLOCKS_PER_SEC));
+	CHECK(naps >= 1 && naps <= 5, "closed wake descriptor: %lu poll(2)s in a 400 ms wait",
+	    naps);
 	sig_close(s);
 }
 
