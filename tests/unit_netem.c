@@ -11,7 +11,7 @@
  *	the 4 (then 8) held, and the per-flow counts say so exactly
  *   reorder: a reordered packet overtakes every packet held, at the rate
  *	asked for; with correlation, netem's rule clusters them, and at
- *	`reorder 5% 50%' leaves almost none (1 in 100000 or so)
+ *	`reorder 5% 50%' leaves almost none (1 in 62000)
  *   rate, limit: serialisation at the rate; packets beyond the limit
  *	dropped
  *   seed: the same seed, the same decisions
