@@ -75,8 +75,11 @@
 #                               kernel has no netem qdisc) with tc's netem
 #                               options, e.g. delay 40ms loss 2% reorder 5%,
 #                               so a round trip between two sites is delayed
-#                               twice; limit 20000 unless given; seed from
-#                               LAB_SEED (default 1)
+#                               twice; one netem per interface of inet (as
+#                               if on each), so each direction has its own
+#                               queue, limit, rate and gap count; limit
+#                               20000 unless given; seed from LAB_SEED
+#                               (default 1)
 #   lab_netem DELAY_MS JITTER_MS LOSS_PCT [REORDER_PCT [DUP_PCT [RATE_KBIT [LIMIT]]]]
 #                               the same, short: delay DELAY_MS ms JITTER_MS
 #                               ms loss LOSS_PCT % ... rate RATE_KBIT kbit

@@ -6,9 +6,12 @@
  * netem_parse takes tc's netem syntax (tc-netem(8)): limit PACKETS,
  * delay TIME [JITTER [CORRELATION]], loss [random] PERCENT [CORRELATION],
  * duplicate PERCENT [CORRELATION], reorder PERCENT [CORRELATION],
- * gap DISTANCE, rate RATE.  Times without a unit are microseconds, rates
- * without one bits per second, percentages may omit the `%', keywords
- * may be abbreviated, all as tc takes them.
+ * gap DISTANCE, rate RATE.  Times are tc's get_time64(): s, ms, us or ns
+ * (sec, msec...), and without a unit nanoseconds (tc since iproute2 6.9;
+ * older tc read microseconds there, so give a unit); rates without one
+ * are bits per second, percentages may omit the `%', keywords may be
+ * abbreviated, all as tc takes them.  The delay is 64-bit (`delay 3s'
+ * holds 3 s); jitter is capped at INT_MAX ns, as the kernel caps it.
  *
  * Each packet is tagged with a flow (a small number the caller derives,
  * say from the source address), so that what reordering did is counted
@@ -27,7 +30,7 @@
 
 struct netem_conf {
 	uint32_t limit;			/* packets held at most (tc: 1000) */
-	int64_t latency_ns, jitter_ns;
+	int64_t latency_ns, jitter_ns;	/* jitter <= INT32_MAX */
 	uint32_t delay_corr;		/* probabilities and correlations */
 	uint32_t loss, loss_corr;	/* as the kernel holds them: */
 	uint32_t dup, dup_corr;		/* 0..UINT32_MAX for 0..100 % */

@@ -3,13 +3,15 @@
  * netem's documented behaviour (tc-netem(8), sch_netem.c), on a virtual
  * clock:
  *   parse: tc's syntax, units, defaults and refusals
+ *   times: tc's get_time64, unit by unit; jitter capped as the kernel does
+ *   long: delay 3s, and a delay near 2^63 ns that must not wrap
  *   delay, jitter: when packets leave, and that jitter reorders
  *   loss, duplicate: the rates, within 5 sigma
  *   gap: `reorder 100% gap 5' sends every 5th packet at once, ahead of
  *	the 4 (then 8) held, and the per-flow counts say so exactly
  *   reorder: a reordered packet overtakes every packet held, at the rate
  *	asked for; with correlation, netem's rule clusters them, and at
- *	`reorder 5% 50%' leaves almost none (1 in 100000 or so)
+ *	`reorder 5% 50%' leaves almost none (1 in 62000)
  *   rate, limit: serialisation at the rate; packets beyond the limit
  *	dropped
  *   seed: the same seed, the same decisions
@@ -118,12 +120,13 @@ test_parse(void)
 	    "reorder 5%% 50%%: %u %u", c.reorder, c.reorder_corr);
 	CHECK(c.gap == 1, "reorder sets gap 1, got %u", c.gap);
 	CHECK(c.limit == 1000, "default limit %u", c.limit);
-	/* tc: a bare time is microseconds, a bare percentage a percentage,
-	 * a bare rate bits per second; keywords may be abbreviated. */
-	CHECK(parse_ok("del 40 lim 7 dup 1 rate 8000", &c) == 0 &&
-	    c.latency_ns == 40000 && c.limit == 7 && c.dup > pct - 100 &&
-	    c.dup < pct + 100 && c.rate == 1000, "bare numbers: %" PRId64
-	    " %u %u %" PRIu64, c.latency_ns, c.limit, c.dup, c.rate);
+	/* tc: a bare percentage is a percentage, a bare rate bits per
+	 * second; keywords may be abbreviated. */
+	CHECK(parse_ok("del 40ms lim 7 dup 1 rate 8000", &c) == 0 &&
+	    c.latency_ns == 40 * (int64_t)MS && c.limit == 7 &&
+	    c.dup > pct - 100 && c.dup < pct + 100 && c.rate == 1000,
+	    "bare numbers: %" PRId64 " %u %u %" PRIu64, c.latency_ns, c.limit,
+	    c.dup, c.rate);
 	CHECK(parse_ok("rate 100mbit", &c) == 0 && c.rate == 12500000,
 	    "100mbit: %" PRIu64, c.rate);
 	CHECK(parse_ok("rate 2MBps", &c) == 0 && c.rate == 2000000,
@@ -146,8 +149,84 @@ test_parse(void)
 	CHECK(parse_ok("rate 10furlongs", &c) == -1, "bad rate taken");
 	CHECK(parse_ok("limit 0", &c) == -1, "limit 0 taken");
 	CHECK(parse_ok("corrupt 1%", &c) == -1, "an option we lack taken");
-	CHECK(parse_ok("delay 3s 1s", &c) == -1, "delay + jitter > 2^31 ns taken");
 	printf("parse: tc's syntax, units and refusals\n");
+	return 0;
+}
+
+/* One delay through get_time: its ns, or -1 when refused. */
+static int64_t
+time_of(const char *t)
+{
+	struct netem_conf c;
+	char opts[128];
+
+	snprintf(opts, sizeof opts, "delay %s", t);
+	return parse_ok(opts, &c) == -1 ? -1 : c.latency_ns;
+}
+
+/*
+ * tc's get_time64() (iproute2 6.9 on): a bare number is ns; s, ms, us, ns
+ * and their long forms, in any case; negative or overflowing refused;
+ * truncated to whole ns.  The kernel's 64-bit latency takes `delay 3s'
+ * and more; netem_change() caps jitter at INT_MAX ns, silently.
+ */
+static int
+test_times(void)
+{
+	static const struct { const char *in; int64_t ns; } t[] = {
+		{ "100", 100 }, { "2.9", 2 }, { "0", 0 },
+		{ "3s", 3000000000 }, { "3sec", 3000000000 },
+		{ "3secs", 3000000000 }, { "3S", 3000000000 },
+		{ "40ms", 40000000 }, { "40msec", 40000000 },
+		{ "40MSecs", 40000000 }, { "1.5us", 1500 }, { "7usec", 7000 },
+		{ "7usecs", 7000 }, { "25ns", 25 }, { "25nsec", 25 },
+		{ "25NSECS", 25 }, { "0.5s", 500000000 }, { "1e3us", 1000000 },
+		{ "3600s", 3600000000000 },
+		{ "9223372036s", 9223372036000000000 },
+		{ "-1ms", -1 }, { "-0.5", -1 }, { "ms", -1 },
+		{ "10m", -1 }, { "10parsecs", -1 },
+		{ "1e400", -1 }, { "10000000000s", -1 },
+		{ "9223372036854775807", -1 },	/* a double: 2^63 */
+	};
+	struct netem_conf c;
+	size_t i;
+
+	for (i = 0; i < sizeof t / sizeof t[0]; i++)
+		CHECK(time_of(t[i].in) == t[i].ns, "delay `%s': %" PRId64
+		    " ns, want %" PRId64, t[i].in, time_of(t[i].in), t[i].ns);
+	CHECK(parse_ok("delay 3s 1s", &c) == 0 && c.latency_ns == 3000000000 &&
+	    c.jitter_ns == 1000000000, "delay 3s 1s: %" PRId64 " %" PRId64,
+	    c.latency_ns, c.jitter_ns);
+	CHECK(parse_ok("delay 10s 5s 25%", &c) == 0 &&
+	    c.jitter_ns == 2147483647 && c.delay_corr > 0,
+	    "jitter 5s not capped at INT_MAX ns: %" PRId64, c.jitter_ns);
+	CHECK(parse_ok("delay 1s 5", &c) == 0 && c.jitter_ns == 5,
+	    "bare jitter: %" PRId64, c.jitter_ns);
+	CHECK(parse_ok("delay 1s -5ms", &c) == -1, "negative jitter taken");
+	printf("times: tc's get_time64 units, refusals, 64-bit delay, "
+	    "jitter capped\n");
+	return 0;
+}
+
+/* `delay 3s': held 3 s; a delay near 2^63 ns, with jitter, is never due
+ * (the sum is held at INT64_MAX, not wrapped into the past). */
+static int
+test_long(void)
+{
+	struct netem *q = make("delay 3s", 11);
+
+	CHECK(q, "no queue");
+	put(q, T0, 1, 0, 100);
+	CHECK(get(q, T0 + 3000 * MS - 1) == -1 && get(q, T0 + 3000 * MS) == 1,
+	    "delay 3s: not due at 3 s");
+	netem_free(q);
+	q = make("delay 9223372036854774000ns 2s", 12);
+	CHECK(q, "no queue for a 292-year delay");
+	put(q, T0, 2, 0, 100);
+	CHECK(netem_next(q) == INT64_MAX && get(q, T0 + 3600000 * MS) == -1,
+	    "292 years with jitter: due at %" PRIu64, netem_next(q));
+	netem_free(q);
+	printf("long: delay 3s held 3 s; 2^63 ns never due\n");
 	return 0;
 }
 
@@ -448,7 +527,8 @@ static const struct {
 	const char *name;
 	int (*fn)(void);
 } tests[] = {
-	{ "parse", test_parse }, { "delay", test_delay },
+	{ "parse", test_parse }, { "times", test_times },
+	{ "long", test_long }, { "delay", test_delay },
 	{ "jitter", test_jitter }, { "loss", test_loss }, { "gap", test_gap },
 	{ "reorder", test_reorder }, { "rate", test_rate },
 	{ "seed", test_seed },
