@@ -463,8 +463,11 @@ cc_on_spurious(struct cc *c, const struct cc_pkt *p, uint64_t size,
 	unsigned i;
 
 	c->lost -= umin(c->lost, size);
-	if (p->flags & PF_CRUISING)
+	/* cc_on_acked counts it sent again, as delivered. */
+	if (p->flags & PF_CRUISING) {
 		c->cruise_lost -= umin(c->cruise_lost, size);
+		c->cruise_sent -= umin(c->cruise_sent, size);
+	}
 	if (p->lost_round == c->round_count) {
 		c->round_lost -= umin(c->round_lost, size);
 		c->round_lost_pkts -= umin(c->round_lost_pkts, 1);

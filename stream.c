@@ -865,13 +865,19 @@ pmtu_result(struct stream *s, size_t size, bool ok)
 	}
 }
 
-/* A packet of ours is newly acknowledged. */
+/*
+ * A packet of ours is acknowledged, whether it was outstanding
+ * (pkt_acked) or declared lost before (spurious): what it carried has
+ * arrived, and its bytes count as delivered for the congestion
+ * controller's rate samples, lost before or not
+ * (draft-cheng-iccrg-delivery-rate-estimation §3.2: "C.delivered" counts
+ * every packet "(S)ACKed").  Both callers go through here so that
+ * neither forgets a frame.
+ */
 static void
-pkt_acked(struct stream *s, struct sent *r, uint64_t now)
+pkt_delivered(struct stream *s, struct sent *r, uint64_t now)
 {
 	r->state = PKT_ACKED;
-	s->in_flight -= r->size;
-	s->elicit_out--;
 	data_acked(s, r);
 	if (r->acked_to > 0)
 		ack_acked(s, r->acked_to - 1, now);
@@ -884,6 +890,15 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 		pmtu_result(s, r->size, true);
 	else
 		cc_on_acked(s->cc, &r->cc, r->pn, r->size, r->sent_us, now);
+}
+
+/* A packet of ours that was outstanding is acknowledged. */
+static void
+pkt_acked(struct stream *s, struct sent *r, uint64_t now)
+{
+	s->in_flight -= r->size;
+	s->elicit_out--;
+	pkt_delivered(s, r, now);
 }
 
 /* A packet of ours is declared lost: what it carried goes again. */
@@ -944,7 +959,7 @@ reordered(struct stream *s, uint64_t pn, uint64_t prior)
  * A packet we called lost was acknowledged after all (prior: the largest
  * acknowledged before): it was reordered.  Its data need not go again;
  * the thresholds widen (see TIME_THRESH_8_MAX) and the congestion
- * controller hears of it.
+ * controller hears of it, then takes it as delivered (pkt_delivered).
  */
 static void
 spurious(struct stream *s, struct sent *r, uint64_t prior, uint64_t now)
@@ -952,17 +967,12 @@ spurious(struct stream *s, struct sent *r, uint64_t prior, uint64_t now)
 	uint64_t late = (now - umin(now, r->sent_us)) * 8 / umax(umax(s->srtt,
 	    s->latest_rtt), 1) + 1;
 
-	r->state = PKT_ACKED;
-	data_acked(s, r);
-	if (r->acked_to > 0)
-		ack_acked(s, r->acked_to - 1, now);
-	if (r->flags & PF_DONE)
-		s->done_acked = true;
 	reordered(s, r->pn, umax(prior, r->pn));
 	s->time_thresh8 = umin(TIME_THRESH_8_MAX, umax(s->time_thresh8, late));
 	s->st.pkts_spurious++;
 	rttq_overtaken(s, r->pn, UINT64_MAX);
 	cc_on_spurious(s->cc, &r->cc, r->size, now);
+	pkt_delivered(s, r, now);
 }
 
 /* The lostq entry i places from the head. */

@@ -12,6 +12,8 @@
  *	estimates stay the path's, most of the link is used; and the loss
  *	thresholds come back once reordering stops
  *   ack_gap: ACKs go at once when a gap opens and when it fills
+ *   spurious: a packet declared lost and acknowledged later counts as
+ *	acknowledged in full (its WRITTEN, its bytes delivered)
  *   bbr_lossy, bbr_queue, bbr_change: the congestion controller (BBR):
  *	goodput at 1 % and 3 % random loss on a 50 ms path, a bounded queue on a
  *	clean one, following a bottleneck that halves and doubles and a
@@ -1772,6 +1774,143 @@ test_ack_gap(void)
 	return 0;
 }
 
+/* A payload held in the test's hands, to deliver when it chooses. */
+struct hpkt {
+	uint8_t buf[MTU];
+	size_t len;
+	uint64_t pn;
+};
+
+/* Everything from's stream_output has at now, into h (at most max):
+ * how many. */
+static size_t
+take(struct stream *from, uint64_t now, struct hpkt *h, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && (h[n].len = stream_output(from, now, &h[n].pn,
+	    h[n].buf, MTU)) > 0)
+		n++;
+	return n;
+}
+
+/* h[0..n) into to at now: how many it refused. */
+static int
+give(struct stream *to, uint64_t now, const struct hpkt *h, size_t n)
+{
+	int bad = 0;
+
+	while (n-- > 0)
+		bad += stream_input(to, now, h->pn, h->buf, h->len) != 0, h++;
+	return bad;
+}
+
+/* Two streams at now that have exchanged 100 bytes each way with FIN
+ * on a loss-free path and read them all, neither saying WRITTEN yet:
+ * 0, or -1 (freed). */
+static int
+finished_pair(struct stream **a, struct stream **b, uint64_t *now)
+{
+	struct stream_conf c = conf_default();
+	uint8_t msg[100], got[100], held[1][MTU];
+	size_t heldlen[1], nheld = 0;
+	uint64_t heldpn[1];
+	int i;
+
+	memset(msg, 'x', sizeof msg);
+	*a = stream_new(&c, *now);
+	*b = stream_new(&c, *now);
+	if (*a == NULL || *b == NULL)
+		abort();
+	stream_write(*a, msg, sizeof msg);
+	stream_write(*b, msg, sizeof msg);
+	stream_close_write(*a);
+	stream_close_write(*b);
+	for (i = 0; i < 20; i++) {
+		*now = exchange(*a, *b, *now, 1000, 0, 0, held, heldlen, heldpn,
+		    &nheld);
+		while (stream_read(*a, got, sizeof got) > 0 ||
+		    stream_read(*b, got, sizeof got) > 0)
+			;
+	}
+	if (!stream_eof(*a) || !stream_eof(*b) || !stream_send_done(*a) ||
+	    !stream_send_done(*b)) {
+		fail("finished_pair: the 100 bytes did not get through");
+		stream_free(*a);
+		stream_free(*b);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A packet declared lost and then acknowledged (spurious, RFC 9002
+ * §6.1's reordering) counts as acknowledged in full: B's WRITTEN is
+ * overtaken by three PINGs, so B calls it lost (kPacketThreshold) and
+ * queues it again; then it arrives after all and the peer's ACK says so
+ * (A, which has not said WRITTEN, cannot answer with DONE).  WRITTEN
+ * is not sent again, and the congestion controller counts the
+ * packet delivered (in Startup the window grows by what is delivered).
+ */
+static int
+test_spurious(void)
+{
+	struct stream *a, *b;
+	struct stream_stats st0, st1;
+	struct hpkt w, p[4], ack[4];
+	struct scan sc;
+	uint64_t now = 0;
+	size_t np, nack;
+	int i, rc = 0;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return -1;
+	stream_written(b);
+	CHECK(take(b, now, &w, 1) == 1 && (scan(w.buf, w.len, &sc), sc.written),
+	    "spurious: no WRITTEN from B");
+	for (i = 0; i < 3; i++) {
+		stream_ping(b);
+		CHECK(take(b, now, &p[i], 1) == 1, "spurious: no PING");
+	}
+	give(a, now + 100, p, 3);
+	nack = take(a, now + 100, ack, 4);
+	stream_get_stats(b, &st0);
+	give(b, now + 200, ack, nack);
+	stream_get_stats(b, &st1);
+	CHECK(st1.pkts_lost == st0.pkts_lost + 1, "spurious: the WRITTEN was "
+	    "not declared lost (%" PRIu64 " lost)", st1.pkts_lost - st0.pkts_lost);
+	/* It arrives; A acknowledges it; B hears so before it sends again. */
+	give(a, now + 300, &w, 1);
+	nack = take(a, now + 300, ack, 4);
+	stream_get_stats(b, &st0);
+	give(b, now + 400, ack, nack);
+	stream_get_stats(b, &st1);
+	CHECK(st1.pkts_spurious == st0.pkts_spurious + 1, "spurious: the "
+	    "late WRITTEN not found spurious");
+	np = take(b, now + 400, p, 4);
+	for (i = 0; i < (int)np; i++) {
+		scan(p[i].buf, p[i].len, &sc);
+		if (sc.written) {
+			fail("spurious: WRITTEN sent again after its packet "
+			    "was acknowledged");
+			rc = -1;
+		}
+	}
+	if (st1.cwnd != st0.cwnd + w.len) {
+		fail("spurious: the window went from %" PRIu64 " to %" PRIu64
+		    " on the late ACK of %zu bytes: not counted delivered",
+		    st0.cwnd, st1.cwnd, w.len);
+		rc = -1;
+	}
+	if (rc == 0)
+		printf("spurious: a WRITTEN called lost and then acknowledged "
+		    "is not sent again; its %zu bytes counted delivered\n",
+		    w.len);
+	stream_free(a);
+	stream_free(b);
+	return rc;
+}
+
 /* PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 §19.17-18): a packet of
  * each reaches the peer's stream_path_frame with its data, the next
  * packet shows none, and two path frames in one packet or a truncated
@@ -2108,6 +2247,7 @@ main(int argc, char **argv)
 		{ "written", test_written },
 		{ "close", test_close },
 		{ "fuzz", test_fuzz },
+		{ "spurious", test_spurious },
 	};
 	size_t i;
 
