@@ -823,14 +823,17 @@ prune_due(struct stream *s, uint64_t now)
 	}
 }
 
-/* The peer has our ACK frame whose largest acknowledged was largest. */
+/* The peer has our ACK frame whose largest acknowledged was largest.
+ * With every slot taken, the last one takes it, and its wait starts
+ * again from now: the ranges up to largest must wait their full loss
+ * delay; those of the older ACK it held just wait longer. */
 static void
 ack_acked(struct stream *s, uint64_t largest, uint64_t now)
 {
 	if (s->prune_n > 0 && largest <= s->prune[s->prune_n - 1].largest)
 		return;
 	if (s->prune_n == PRUNE_SLOTS)
-		s->prune[PRUNE_SLOTS - 1].largest = largest;
+		s->prune[PRUNE_SLOTS - 1] = (struct prune_pt){ largest, now };
 	else
 		s->prune[s->prune_n++] = (struct prune_pt){ largest, now };
 }

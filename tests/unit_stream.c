@@ -14,6 +14,8 @@
  *   ack_gap: ACKs go at once when a gap opens and when it fills
  *   spurious: a packet declared lost and acknowledged later counts as
  *	acknowledged in full (its WRITTEN, its bytes delivered)
+ *   prune_full: with more acknowledged ACKs than the prune queue holds,
+ *	an overtaken packet within a loss delay is still acknowledged
  *   bbr_lossy, bbr_queue, bbr_change: the congestion controller (BBR):
  *	goodput at 1 % and 3 % random loss on a 50 ms path, a bounded queue on a
  *	clean one, following a bottleneck that halves and doubles and a
@@ -1911,6 +1913,76 @@ test_spurious(void)
 	return rc;
 }
 
+/* A PING from one stream into another at now, with what else it has:
+ * the packet number of the first payload. */
+static uint64_t
+ping_to(struct stream *from, struct stream *to, uint64_t now)
+{
+	struct hpkt h[4];
+	size_t n;
+
+	stream_ping(from);
+	n = take(from, now, h, 4);
+	give(to, now, h, n);
+	return n > 0 ? h[0].pn : UINT64_MAX;
+}
+
+/*
+ * RFC 9000 §13.2.4 lets B stop acknowledging what an acknowledged ACK of
+ * its covered; B waits a loss delay (1 ms here) first, so that a packet
+ * merely overtaken is still acknowledged.  Twenty ACKs of B's are
+ * acknowledged within 0.2 ms, more than B keeps apart (PRUNE_SLOTS), so
+ * later ones share the last slot.  Then A's packet 1 is overtaken by 2,
+ * B's ACK of 2 is acknowledged at 0.9 ms, and 1 arrives at 1.3 ms:
+ * within a loss delay of that, so B must take and acknowledge it.
+ */
+static int
+test_prune_full(void)
+{
+	struct stream *a, *b;
+	struct stream_stats st0, st1;
+	struct hpkt h1[4], h2[4];
+	uint64_t now = 0, t;
+	size_t n1, n2;
+	int i, rc = 0;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return -1;
+	/* Quiet long enough that every wait is over. */
+	now += 10000;
+	ping_to(a, b, now);
+	ping_to(b, a, now);
+	for (i = 0, t = now + 10000; i < 20; i++, t += 10) {
+		ping_to(a, b, t);
+		ping_to(b, a, t);
+	}
+	t = now + 10900;
+	stream_ping(a);
+	n1 = take(a, t, h1, 4);
+	stream_ping(a);
+	n2 = take(a, t, h2, 4);
+	CHECK(n1 == 1 && n2 == 1, "prune_full: %zu and %zu packets for a "
+	    "PING", n1, n2);
+	give(b, t, h2, n2);
+	ping_to(b, a, t);		/* its ACK of 2 ... */
+	ping_to(a, b, t);		/* ... acknowledged */
+	stream_get_stats(b, &st0);
+	t = now + 11300;
+	if (give(b, t, h1, n1) != 0)
+		rc = -1;
+	stream_get_stats(b, &st1);
+	if (rc == -1 || st1.pkts_recv != st0.pkts_recv + 1) {
+		fail("prune_full: a packet overtaken 0.4 ms before it came "
+		    "was dropped unacknowledged");
+		rc = -1;
+	} else
+		printf("prune_full: with the prune queue full, a packet "
+		    "overtaken by 0.4 ms was still taken\n");
+	stream_free(a);
+	stream_free(b);
+	return rc;
+}
+
 /* PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 §19.17-18): a packet of
  * each reaches the peer's stream_path_frame with its data, the next
  * packet shows none, and two path frames in one packet or a truncated
@@ -2248,6 +2320,7 @@ main(int argc, char **argv)
 		{ "close", test_close },
 		{ "fuzz", test_fuzz },
 		{ "spurious", test_spurious },
+		{ "prune_full", test_prune_full },
 	};
 	size_t i;
 
