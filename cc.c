@@ -66,6 +66,14 @@
  * (larger than the pacing gain's 1.25 - 1 and the jitter of most paths). */
 #define BBR_BASE_ROUNDS	8
 #define BBR_QUEUE_SHARE	0.25
+/* Spurious losses remembered for lost_since: a loss taken back must
+ * not count as lost since a packet sent after it was declared, so each
+ * is kept with where it stood in the count of bytes lost.  Losses prove
+ * spurious within about a round trip of being declared (stream.c drops
+ * them after two PTOs), so only the latest matter to the packets in
+ * flight; this holds a round's worth at 5 % reordering of 1,000 packets
+ * a round trip, and one forgotten only makes lost_since count more. */
+#define BBR_SPURIOUS_KEPT 64
 /* "BBRStartupFullLossCnt = 6": Startup also ends after a round that lost
  * more than BBR_LOSS_THRESH in at least this many packets. */
 #define BBR_STARTUP_LOSS_CNT 6
@@ -128,6 +136,14 @@ struct cc {
 	 * app_limited is the delivered count that ends an app-limited
 	 * stretch, or 0. */
 	uint64_t delivered, delivered_us, first_sent_us, lost, app_limited;
+	/* Bytes of losses that proved spurious: all of them, and the
+	 * latest with the count of bytes lost before each (cc_pkt.lost_at).
+	 * lost counts every loss declared, spurious or not. */
+	uint64_t spurious;
+	struct {
+		uint64_t at, size;
+	} spur[BBR_SPURIOUS_KEPT];
+	unsigned spur_n;
 	struct rate_sample rs;
 	uint64_t round_count, next_round_delivered, round_us;
 	bool round_start;
@@ -294,12 +310,42 @@ too_high(struct cc *c, double inflight, uint64_t now)
 		cycle_to(c, c->cycle_idx + 1, now);
 }
 
-/* Bytes lost since the count was mark (spurious losses are taken out,
- * so it may be less). */
+/* Bytes lost since the count was mark (a cc_pkt's lost: when it was
+ * sent), less the losses declared since then that proved spurious.  A
+ * spurious loss declared before mark is in neither. */
 static uint64_t
 lost_since(const struct cc *c, uint64_t mark)
 {
-	return c->lost - umin(c->lost, mark);
+	uint64_t lost = c->lost - umin(c->lost, mark), taken = 0;
+	unsigned i;
+
+	for (i = 0; i < c->spur_n; i++)
+		if (c->spur[i].at >= mark)
+			taken += c->spur[i].size;
+	return lost - umin(lost, taken);
+}
+
+/* A loss that counted at lost_at proved spurious: remembered for
+ * lost_since, in place of the one that stood earliest when all
+ * BBR_SPURIOUS_KEPT are taken. */
+static void
+spurious_keep(struct cc *c, uint64_t lost_at, uint64_t size)
+{
+	unsigned i, lo = 0;
+
+	c->spurious += size;
+	if (c->spur_n < BBR_SPURIOUS_KEPT) {
+		c->spur[c->spur_n].at = lost_at;
+		c->spur[c->spur_n++].size = size;
+		return;
+	}
+	for (i = 1; i < BBR_SPURIOUS_KEPT; i++)
+		if (c->spur[i].at < c->spur[lo].at)
+			lo = i;
+	if (lost_at > c->spur[lo].at) {
+		c->spur[lo].at = lost_at;
+		c->spur[lo].size = size;
+	}
 }
 
 void
@@ -419,6 +465,7 @@ cc_on_lost(struct cc *c, struct cc_pkt *p, uint64_t size, bool episode,
 	c->ep_lost++;
 	p->lost_episode = c->episode;
 	p->lost_round = c->round_count;
+	p->lost_at = c->lost;
 	c->lost += size;
 	c->round_lost += size;
 	c->round_lost_pkts++;
@@ -460,13 +507,24 @@ void
 cc_on_spurious(struct cc *c, const struct cc_pkt *p, uint64_t size,
     uint64_t now)
 {
+	uint64_t *lost = NULL, *sent = NULL;
 	unsigned i;
 
-	c->lost -= umin(c->lost, size);
-	/* cc_on_acked counts it sent again, as delivered. */
-	if (p->flags & PF_CRUISING) {
-		c->cruise_lost -= umin(c->cruise_lost, size);
-		c->cruise_sent -= umin(c->cruise_sent, size);
+	spurious_keep(c, p->lost_at, size);
+	/* Out of the cruising counts of the round it was lost in (this
+	 * one, or one of the baseline's while it is still there); and out
+	 * of what was sent then, since cc_on_acked counts it sent again, as
+	 * delivered. */
+	if (p->lost_round == c->round_count) {
+		lost = &c->cruise_lost;
+		sent = &c->cruise_sent;
+	} else if (c->round_count - p->lost_round <= BBR_BASE_ROUNDS) {
+		lost = &c->base_lost[p->lost_round % BBR_BASE_ROUNDS];
+		sent = &c->base_sent[p->lost_round % BBR_BASE_ROUNDS];
+	}
+	if ((p->flags & PF_CRUISING) && lost != NULL) {
+		*lost -= umin(*lost, size);
+		*sent -= umin(*sent, size);
 	}
 	if (p->lost_round == c->round_count) {
 		c->round_lost -= umin(c->round_lost, size);
@@ -729,7 +787,7 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 			c->loss_exit = false;
 		c->round_lost = c->round_lost_pkts = 0;
 		c->round_delivered0 = c->delivered;
-		c->round_lost0 = c->lost;
+		c->round_lost0 = c->lost - c->spurious;
 	}
 	/* "the delivery rate ... over the longer of the send and ACK
 	 * intervals"; one shorter than any round trip seen is compressed,

@@ -21,7 +21,8 @@ struct cc;
  * stream keeps it with the packet and hands it back. */
 struct cc_pkt {
 	uint64_t delivered, delivered_us, first_sent_us, lost, tx_in_flight;
-	uint64_t lost_round, lost_episode;	/* when it was declared lost */
+	uint64_t lost_round, lost_episode;	/* when it was declared lost, */
+	uint64_t lost_at;		/* and the bytes lost before it then */
 	uint8_t flags;
 };
 

@@ -158,8 +158,9 @@
 /* Acknowledged ACK frames (RFC 9000 §13.2.4) whose ranges wait out the
  * reordering window before they go. */
 #define PRUNE_SLOTS	16
-/* Packet records at most (88 MB): a million packets in flight is more
- * than any send buffer we would use; with more, sending just waits. */
+/* Packet records at most (128 MB with lostq): a million packets in
+ * flight is more than any send buffer we would use; with more, sending
+ * just waits. */
 #define RING_MAX	(1 << 20)
 #define MIN_MTU		64
 #define MAX_MTU		65535

@@ -16,6 +16,8 @@
  *	acknowledged in full (its WRITTEN, its bytes delivered)
  *   prune_full: with more acknowledged ACKs than the prune queue holds,
  *	an overtaken packet within a loss delay is still acknowledged
+ *   cc_spurious: the congestion controller alone: a bandwidth probe
+ *	that loses 10 % stops, whatever spurious losses came before
  *   bbr_lossy, bbr_queue, bbr_change: the congestion controller (BBR):
  *	goodput at 1 % and 3 % random loss on a 50 ms path, a bounded queue on a
  *	clean one, following a bottleneck that halves and doubles and a
@@ -42,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cc.h"
 #include "stream.h"
 
 #define MTU		1200
@@ -1983,6 +1986,158 @@ test_prune_full(void)
 	return rc;
 }
 
+/*
+ * The congestion controller alone (cc.h), driven a round at a time: a
+ * BDP of CC_PKTS packets sent at once, one ACK frame a round trip later.
+ * Some are declared lost there and found spurious in the next frame;
+ * some are lost for good.
+ */
+#define CC_MSS		1200
+#define CC_PKTS		100
+#define CC_RTT		10000
+
+struct ccd {
+	struct cc *c;
+	uint64_t now, pn;
+	struct cc_pkt late[CC_PKTS];	/* declared lost, yet to arrive */
+	uint64_t late_pn[CC_PKTS];
+	unsigned nlate;
+};
+
+/* The pacing gain BBR is at now. */
+static double
+ccd_gain(const struct ccd *d)
+{
+	return cc_bw(d->c) > 0 ? cc_pacing_rate(d->c) / (cc_bw(d->c) * 0.99) : 0;
+}
+
+/* The packets declared lost in the round before are acknowledged. */
+static void
+ccd_late(struct ccd *d)
+{
+	unsigned i;
+
+	for (i = 0; i < d->nlate; i++) {
+		cc_on_spurious(d->c, &d->late[i], CC_MSS, d->now);
+		cc_on_acked(d->c, &d->late[i], d->late_pn[i], CC_MSS,
+		    d->now - CC_RTT, d->now);
+	}
+	d->nlate = 0;
+}
+
+/*
+ * One round: of the packets sent, the first reorder are declared lost
+ * (and found spurious in the next frame), the next lose lost for good.
+ * The round before's spurious losses come first in the frame, as in
+ * stream.c, or after its losses (late_last).  queue: the round trip
+ * shows a queue (the round's packets do not count as cruising).
+ */
+static void
+ccd_round(struct ccd *d, unsigned reorder, unsigned lose, bool queue, bool late_last)
+{
+	struct cc_pkt p[CC_PKTS];
+	uint64_t sent = d->now, pn0 = d->pn;
+	unsigned i;
+
+	for (i = 0; i < CC_PKTS; i++)
+		cc_on_send(d->c, &p[i], CC_MSS, CC_PKTS * CC_MSS, sent);
+	d->pn += CC_PKTS;
+	d->now += CC_RTT;
+	cc_ack_begin(d->c);
+	if (!late_last)
+		ccd_late(d);
+	for (i = reorder + lose; i < CC_PKTS; i++)
+		cc_on_acked(d->c, &p[i], pn0 + i, CC_MSS, sent, d->now);
+	for (i = 0; i < reorder + lose; i++)
+		cc_on_lost(d->c, &p[i], CC_MSS, i == 0, d->now);
+	if (late_last)
+		ccd_late(d);
+	for (i = 0; i < reorder; i++) {
+		d->late[d->nlate] = p[i];
+		d->late_pn[d->nlate++] = pn0 + i;
+	}
+	cc_ack_end(d->c, &(struct cc_ack){ .now = d->now,
+	    .prior_in_flight = CC_PKTS * CC_MSS, .in_flight = 0,
+	    .rtt = CC_RTT, .raw_min_rtt = CC_RTT,
+	    .latest_rtt = queue ? CC_RTT * 3 / 2 : CC_RTT });
+}
+
+/*
+ * Out of Startup into ProbeBW, then rounds with reorder packets
+ * reordered each until BBR probes (a pacing gain of 1.25); that round
+ * loses 10 % for good.  Returns the gain after that round, or -1.
+ */
+static double
+ccd_probe(unsigned reorder, bool queue, bool late_last)
+{
+	struct ccd d = { .now = 1000000 };
+	double gain;
+	int i;
+
+	if ((d.c = cc_new(CC_MSS, d.now)) == NULL)
+		abort();
+	for (i = 0; i < 8; i++)
+		ccd_round(&d, 0, 0, false, false);
+	for (i = 0; i < 40 && ccd_gain(&d) < 1.2; i++)
+		ccd_round(&d, reorder, 0, queue, false);
+	if (ccd_gain(&d) < 1.2) {
+		fail("cc: no bandwidth probe in 40 rounds (gain %.2f)",
+		    ccd_gain(&d));
+		cc_free(d.c);
+		return -1;
+	}
+	ccd_round(&d, 0, CC_PKTS / 10, queue, late_last);
+	gain = ccd_gain(&d);
+	cc_free(d.c);
+	return gain;
+}
+
+/*
+ * A probe that loses 10 % when the path's own loss is none is too high
+ * (BBRLossThresh, 2 %): BBR stops probing (its gain of 1.25 goes).
+ * Reordering that looked like 30 % loss every round and proved spurious
+ * must not change that.  Its losses are taken out of the round they
+ * were counted in, which has moved into the baseline by then
+ * (spurious_base: the reordered packets were sent cruising); and they
+ * must not be taken out of the losses since the probe's packets were
+ * sent, which they were declared before (spurious_since: sent with a
+ * queue in sight, so no baseline).  Without reordering, for reference,
+ * the probe stops too.
+ */
+static int
+test_cc_spurious(void)
+{
+	double plain = ccd_probe(0, false, false);
+	double base = ccd_probe(30, false, true);
+	double since = ccd_probe(30, true, false);
+	int rc = 0;
+
+	if (plain < 0 || base < 0 || since < 0)
+		return -1;
+	if (plain > 1.1) {
+		fail("cc_spurious: a probe losing 10 %% went on (gain %.2f)",
+		    plain);
+		rc = -1;
+	}
+	if (base > 1.1) {
+		fail("cc_spurious: spurious losses of cruising rounds left in "
+		    "the baseline: a probe losing 10 %% went on (gain %.2f)",
+		    base);
+		rc = -1;
+	}
+	if (since > 1.1) {
+		fail("cc_spurious: spurious losses declared before the probe "
+		    "hid its own: a probe losing 10 %% went on (gain %.2f)",
+		    since);
+		rc = -1;
+	}
+	if (rc == 0)
+		printf("cc_spurious: a probe losing 10 %% stops (gain %.2f); "
+		    "so it does after 30 %% spurious losses a round, cruising "
+		    "(%.2f) or not (%.2f)\n", plain, base, since);
+	return rc;
+}
+
 /* PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 §19.17-18): a packet of
  * each reaches the peer's stream_path_frame with its data, the next
  * packet shows none, and two path frames in one packet or a truncated
@@ -2321,6 +2476,7 @@ main(int argc, char **argv)
 		{ "fuzz", test_fuzz },
 		{ "spurious", test_spurious },
 		{ "prune_full", test_prune_full },
+		{ "cc_spurious", test_cc_spurious },
 	};
 	size_t i;
 
