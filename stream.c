@@ -1432,6 +1432,13 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		return 0;
 	if (pn > VARINT_MAX)
 		return bad("packet number too large", pn);
+	/* First, as stream.h promises, a malformed payload changes
+	 * nothing.  parse looks at none of what is changed below, so a
+	 * duplicate is parsed as it was the first time. */
+	if (parse(s, pn, p, len, &f) == -1) {
+		s->st.pkts_bad++;
+		return -1;
+	}
 	prune_due(s, now);
 	/* An older packet of the peer's than one already here, even one
 	 * too old to take: whatever came before it overtook it.  (Only
@@ -1444,10 +1451,6 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		return 0;
 	if (!ivs_fits(&s->rx, pn, pn + 1) && pn < s->rx.lo[0])
 		return 0;
-	if (parse(s, pn, p, len, &f) == -1) {
-		s->st.pkts_bad++;
-		return -1;
-	}
 	/* Out-of-order data that we cannot track is dropped unacknowledged,
 	 * so the peer sends it again. */
 	if (f.stream && f.off > s->rcv_nxt && f.len > 0 &&

@@ -23,6 +23,8 @@
  *	clean one, following a bottleneck that halves and doubles and a
  *	delay that triples (min_rtt expiry, ProbeRTT)
  *   garbage: refused payloads injected during a transfer change nothing
+ *   bad_overtake: nor does one under the number of a packet that was
+ *	overtaken, which drops the round trips that overtook it
  *   slow_reader: MAX_DATA holds the sender; buffers stay within bounds
  *   empty, linger: zero-length streams; short transfers at 20% loss where
  *	each side leaves as soon as stream_can_close allows
@@ -1987,6 +1989,81 @@ test_prune_full(void)
 }
 
 /*
+ * A round trip waits a loss delay before it counts, and is dropped if a
+ * packet of the peer's older than the one that carried its ACK arrives
+ * meanwhile (it overtook that one: see on_ack in stream.c).  A's PING
+ * goes at 0 and its ACK comes back at 5 ms, in B's packet 3, after B's
+ * packet 2 but not 1.  Then packet 1 arrives at 5.1 ms: real (forged is
+ * false), which drops the 5 ms round trip; or a malformed payload
+ * under its number, which stream.h says changes nothing: the round trip
+ * then counts.  Returns A's smoothed RTT at 20 ms, in us.
+ */
+static uint64_t
+overtake_rtt(bool forged)
+{
+	static const uint8_t junk[] = { 0x21 };	/* no such frame */
+	struct stream *a, *b;
+	struct stream_stats st;
+	struct hpkt h1[4], h2[4], ha[4], h3[4];
+	uint64_t now = 0, t;
+	size_t n1, n2, na, n3;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return 0;
+	t = now + 10000;
+	stream_ping(b);
+	n1 = take(b, t, h1, 4);
+	stream_ping(b);
+	n2 = take(b, t, h2, 4);
+	give(a, t, h2, n2);
+	stream_ping(a);
+	na = take(a, t, ha, 4);
+	give(b, t + 2500, ha, na);
+	stream_ping(b);
+	n3 = take(b, t + 2500, h3, 4);
+	give(a, t + 5000, h3, n3);
+	if (n1 != 1 || n2 != 1 || na == 0 || n3 != 1) {
+		fail("overtake: packets %zu %zu %zu %zu", n1, n2, na, n3);
+		stream_free(a);
+		stream_free(b);
+		return 0;
+	}
+	if (forged) {
+		if (stream_input(a, t + 5100, h1[0].pn, junk, sizeof junk) != -1)
+			fail("overtake: a malformed payload taken");
+	} else
+		give(a, t + 5100, h1, n1);
+	take(a, t + 20000, ha, 4);
+	stream_get_stats(a, &st);
+	stream_free(a);
+	stream_free(b);
+	return st.srtt_us;
+}
+
+/* A malformed payload drops no round trip (stream.h: it "changes
+ * nothing"); the real packet under its number does. */
+static int
+test_bad_overtake(void)
+{
+	uint64_t real = overtake_rtt(false), forged = overtake_rtt(true);
+
+	if (real == 0 || forged == 0)
+		return -1;
+	if (real >= 500 || forged < 500) {
+		fail("bad_overtake: smoothed RTT %" PRIu64 " us after the real "
+		    "packet that was overtaken (want < 500), %" PRIu64 " us "
+		    "after a malformed one under its number (want the 5 ms "
+		    "round trip in it)", real, forged);
+		return -1;
+	}
+	printf("bad_overtake: a 5 ms round trip overtaken by a packet is "
+	    "dropped (srtt %" PRIu64 " us); a malformed payload under that "
+	    "packet's number drops nothing (srtt %" PRIu64 " us)\n", real,
+	    forged);
+	return 0;
+}
+
+/*
  * The congestion controller alone (cc.h), driven a round at a time: a
  * BDP of CC_PKTS packets sent at once, one ACK frame a round trip later.
  * Some are declared lost there and found spurious in the next frame;
@@ -2477,6 +2554,7 @@ main(int argc, char **argv)
 		{ "spurious", test_spurious },
 		{ "prune_full", test_prune_full },
 		{ "cc_spurious", test_cc_spurious },
+		{ "bad_overtake", test_bad_overtake },
 	};
 	size_t i;
 
