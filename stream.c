@@ -88,10 +88,12 @@
  */
 #define TIME_THRESH_8_MAX 16
 #define REO_PERSIST	16
-/* Round trips waiting to count: one waits about a round trip, so these
- * hold most of a round's at a few hundred ACKs a second; when they are
- * all taken, a lower round trip takes the place of the highest, so that
- * the lows min_rtt needs (ProbeRTT's, a drained queue's) are not missed. */
+/* Round trips waiting to count (see on_ack), only while a packet is
+ * missing.  One waits a loss delay, about a round trip, so 32 hold a
+ * round trip's worth at up to 32 ACKs per round trip: with one ACK per
+ * ACK_ELICIT_MAX packets, 320 packets, some 150 Mbit/s at 20 ms.
+ * Faster, the oldest counts early (rttq_add): none is lost, and the
+ * memory stays fixed (stream.h: nothing grows after stream_new). */
 #define RTTQ_SLOTS	32
 /* RFC 9002 §6.1.2: "The RECOMMENDED value of the timer granularity
  * (kGranularity) is 1 millisecond." */
@@ -709,23 +711,6 @@ rttq_overtaken(struct stream *s, uint64_t pn, uint64_t rx_pn)
 	}
 }
 
-/* A round trip to wait in rttq (see RTTQ_SLOTS). */
-static void
-rttq_add(struct stream *s, const struct rtt_cand *c)
-{
-	unsigned i, hi = 0;
-
-	if (s->rttq_n < RTTQ_SLOTS) {
-		s->rttq[s->rttq_n++] = *c;
-		return;
-	}
-	for (i = 1; i < RTTQ_SLOTS; i++)
-		if (s->rttq[i].rtt > s->rttq[hi].rtt)
-			hi = i;
-	if (c->rtt < s->rttq[hi].rtt)
-		s->rttq[hi] = *c;
-}
-
 /* When a round trip waiting in rttq counts: a loss delay after it was
  * taken; until one has (the handshake's round trip, or 333 ms, stands
  * in), twice its own round trip if that is less. */
@@ -744,6 +729,30 @@ rtt_counts(struct stream *s, uint64_t rtt, uint64_t ack_delay, uint64_t now)
 {
 	rtt_sample(s, rtt, ack_delay, now);
 	s->min_fresh = s->min_fresh ? umin(s->min_fresh, rtt) : rtt;
+}
+
+/* A round trip to wait in rttq.  When every slot is taken, the one that
+ * has waited longest counts at once, to make room: it is the likeliest
+ * to have waited unchallenged, and a round trip dropped (the highest, as
+ * this did before) would bias smoothed_rtt and rttvar low. */
+static void
+rttq_add(struct stream *s, const struct rtt_cand *c, uint64_t now)
+{
+	unsigned i, old = 0;
+
+	if (s->rttq_n == RTTQ_SLOTS) {
+		struct rtt_cand o;
+
+		for (i = 1; i < RTTQ_SLOTS; i++)
+			if (s->rttq[i].at < s->rttq[old].at ||
+			    (s->rttq[i].at == s->rttq[old].at &&
+			    s->rttq[i].pn < s->rttq[old].pn))
+				old = i;
+		o = s->rttq[old];
+		s->rttq[old] = s->rttq[--s->rttq_n];
+		rtt_counts(s, o.rtt, o.ack_delay, now);
+	}
+	s->rttq[s->rttq_n++] = *c;
 }
 
 /* Round trips that waited unchallenged count. */
@@ -1316,7 +1325,7 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 			rtt_counts(s, latest, delay, now);
 		else
 			rttq_add(s, &(struct rtt_cand){ latest, delay,
-			    newest->pn, s->rx_pn, now });
+			    newest->pn, s->rx_pn, now }, now);
 		/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when
 		 * an acknowledgment is received". */
 		s->pto_count = 0;

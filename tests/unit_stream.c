@@ -25,6 +25,8 @@
  *   garbage: refused payloads injected during a transfer change nothing
  *   bad_overtake: nor does one under the number of a packet that was
  *	overtaken, which drops the round trips that overtook it
+ *   rttq_full: round trips waiting to count all count, even when more
+ *	wait than the queue holds
  *   slow_reader: MAX_DATA holds the sender; buffers stay within bounds
  *   empty, linger: zero-length streams; short transfers at 20% loss where
  *	each side leaves as soon as stream_can_close allows
@@ -2064,6 +2066,74 @@ test_bad_overtake(void)
 }
 
 /*
+ * Round trips wait in a queue of 32 (RTTQ_SLOTS) before they count (see
+ * on_ack in stream.c); a gap in what A received keeps them there.  A
+ * sends 32 PINGs whose ACKs come back 8 ms later, then 32 more whose
+ * ACKs come 1 ms later, just behind: the queue overflows with nothing
+ * due yet.  Every round trip must count all the same (RFC 9002 §5.3
+ * smooths them all): the 8 ms ones as the 1 ms ones push them out, so
+ * A's smoothed RTT comes near 8 ms before the 1 ms ones bring it down.
+ */
+static int
+test_rttq_full(void)
+{
+	struct stream *a, *b;
+	struct stream_stats st;
+	struct hpkt hole, x, hi[32], lo[32], bh[32], bl[32], out[4];
+	uint64_t now = 0, t0, srtt_max = 0;
+	int i;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return -1;
+	t0 = now + 10000;
+	stream_ping(b);
+	CHECK(take(b, t0, &hole, 1) == 1, "rttq_full: no PING");
+	stream_ping(b);
+	CHECK(take(b, t0, &x, 1) == 1, "rttq_full: no PING");
+	give(a, t0, &x, 1);		/* the gap: hole never arrives */
+	for (i = 0; i < 32; i++) {
+		stream_ping(a);
+		CHECK(take(a, t0 + i, &hi[i], 1) == 1, "rttq_full: no PING");
+	}
+	for (i = 0; i < 32; i++) {
+		stream_ping(a);
+		CHECK(take(a, t0 + 7100 + i, &lo[i], 1) == 1, "rttq_full: no PING");
+	}
+	for (i = 0; i < 32; i++) {
+		give(b, t0 + 7600 + i, &hi[i], 1);
+		stream_ping(b);
+		CHECK(take(b, t0 + 7600 + i, &bh[i], 1) == 1, "rttq_full: no ACK");
+	}
+	for (i = 0; i < 32; i++) {
+		give(b, t0 + 7700 + i, &lo[i], 1);
+		stream_ping(b);
+		CHECK(take(b, t0 + 7700 + i, &bl[i], 1) == 1, "rttq_full: no ACK");
+	}
+	for (i = 0; i < 64; i++) {
+		if (i < 32)
+			give(a, t0 + 8000 + i, &bh[i], 1);
+		else
+			give(a, t0 + 8100 + i - 32, &bl[i - 32], 1);
+		stream_get_stats(a, &st);
+		srtt_max = st.srtt_us > srtt_max ? st.srtt_us : srtt_max;
+	}
+	take(a, t0 + 30000, out, 4);
+	stream_get_stats(a, &st);
+	stream_free(a);
+	stream_free(b);
+	if (srtt_max < 6000 || st.srtt_us < 900) {
+		fail("rttq_full: smoothed RTT at most %" PRIu64 " us, then %"
+		    PRIu64 " us: the 8 ms round trips were not all counted",
+		    srtt_max, st.srtt_us);
+		return -1;
+	}
+	printf("rttq_full: 64 round trips through a queue of 32: smoothed "
+	    "RTT up to %" PRIu64 " us with the 8 ms ones, then %" PRIu64
+	    " us\n", srtt_max, st.srtt_us);
+	return 0;
+}
+
+/*
  * The congestion controller alone (cc.h), driven a round at a time: a
  * BDP of CC_PKTS packets sent at once, one ACK frame a round trip later.
  * Some are declared lost there and found spurious in the next frame;
@@ -2555,6 +2625,7 @@ main(int argc, char **argv)
 		{ "prune_full", test_prune_full },
 		{ "cc_spurious", test_cc_spurious },
 		{ "bad_overtake", test_bad_overtake },
+		{ "rttq_full", test_rttq_full },
 	};
 	size_t i;
 
