@@ -79,6 +79,23 @@
 #define BBR_STARTUP_LOSS_CNT 6
 /* Rounds in a row that must be that lossy: see check_full_pipe. */
 #define BBR_STARTUP_LOSS_ROUNDS 2
+/* A Startup that ended for loss (check_full_pipe) goes on if those
+ * losses prove spurious (cc_on_spurious), for this many rounds after
+ * it ended; the draft's BBRHandleSpuriousLossDetection sets no limit.
+ * The losses judged are of the BBR_STARTUP_LOSS_ROUNDS rounds before
+ * the end, declared within a loss delay (at most two round trips,
+ * stream.c's TIME_THRESH_8_MAX) of being sent; a reordered one is
+ * acknowledged within about the same: four rounds cover both rounds'
+ * packets.  Later, Drain and ProbeBW have acted on the bound from loss,
+ * and a Startup taken up again would double the rate on old evidence. */
+#define BBR_LOSS_EXIT_ROUNDS 4
+/* A round lasts at least min_rtt less 1/BBR_ROUND_SLACK of it (ours; the
+ * draft has no such floor).  A packet that overtook the others (netem's
+ * reordering sends it without the one-way delay) is delivered after
+ * about half a round trip, so the floor is well above a half; a quarter
+ * short of min_rtt leaves room for ACKs that come early or late by the
+ * peer's ACK delay and the jitter of the path. */
+#define BBR_ROUND_SLACK	4
 /* "BBRBeta = 0.7": when loss says the flight was too high, the bound on
  * it is at least this share of the BDP. */
 #define BBR_BETA	0.7
@@ -766,13 +783,13 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 	if (c->app_limited != 0 && c->delivered > c->app_limited)
 		c->app_limited = 0;
 	/* A round ends with the delivery of a packet sent after it began
-	 * (the draft's BBRUpdateRound), but not sooner than 3/4 min_rtt: a
-	 * packet that overtook the others would end it early, and Startup,
-	 * counting rounds without growth, would end at a fraction of the
-	 * path's rate. */
+	 * (the draft's BBRUpdateRound), but not sooner than BBR_ROUND_SLACK
+	 * allows: a packet that overtook the others would end it early,
+	 * and Startup, counting rounds without growth, would end at a
+	 * fraction of the path's rate. */
 	c->round_start = rs->prior_delivered >= c->next_round_delivered &&
-	    (c->min_rtt == UINT64_MAX ||
-	    now - umin(now, c->round_us) >= c->min_rtt - c->min_rtt / 4);
+	    (c->min_rtt == UINT64_MAX || now - umin(now, c->round_us) >=
+	    c->min_rtt - c->min_rtt / BBR_ROUND_SLACK);
 	if (c->round_start) {
 		c->round_us = now;
 		if (c->state == BBR_STARTUP)
@@ -782,8 +799,7 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 		c->base_sent[c->round_count % BBR_BASE_ROUNDS] = c->cruise_sent;
 		c->cruise_lost = c->cruise_sent = 0;
 		c->round_count++;
-		/* Losses are found spurious within two PTOs: a few rounds. */
-		if (c->round_count > c->loss_exit_round + 4)
+		if (c->round_count > c->loss_exit_round + BBR_LOSS_EXIT_ROUNDS)
 			c->loss_exit = false;
 		c->round_lost = c->round_lost_pkts = 0;
 		c->round_delivered0 = c->delivered;

@@ -158,8 +158,22 @@
  * fit (its count is written as a two-byte varint). */
 #define ACK_RANGES_MAX	1024
 /* Acknowledged ACK frames (RFC 9000 §13.2.4) whose ranges wait out the
- * reordering window before they go. */
+ * reordering window before they go (see prune).  Sixteen let the ranges
+ * go in steps of a sixteenth of a loss delay while fewer of our ACKs
+ * than that are acknowledged per loss delay; with more, the last slot
+ * takes the newest (ack_acked) and the ranges go in larger steps, later,
+ * never earlier.  Too few slots only make ACK frames longer, and
+ * ACK_RANGES_MAX bounds those. */
 #define PRUNE_SLOTS	16
+/* A packet declared lost is remembered this many PTOs (RFC 9002 §6.2.1:
+ * smoothed_rtt + max(4*rttvar, kGranularity) + max_ack_delay) after it
+ * was sent, for its acknowledgement to show the loss spurious
+ * (find_spurious).  Reordering is taken to be at most what the widest
+ * loss delay tolerates, two round trips (TIME_THRESH_8_MAX); the
+ * acknowledgement of a packet reordered that far comes within that plus
+ * the peer's ACK delay, which two PTOs cover with 8 rttvar as margin.
+ * One acknowledged later still is ignored: its data has gone again. */
+#define SPURIOUS_KEEP_PTOS 2
 /* Packet records at most (128 MB with lostq): a million packets in
  * flight is more than any send buffer we would use; with more, sending
  * just waits. */
@@ -997,12 +1011,12 @@ lostq_at(const struct stream *s, size_t i)
 
 /* Looks for packets we called lost in one acknowledged range [lo,hi]
  * (prior: the largest acknowledged before), forgetting losses too old to
- * be reordering (two PTOs) or settled. */
+ * be reordering (SPURIOUS_KEEP_PTOS) or settled. */
 static void
 find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t prior,
     uint64_t now)
 {
-	uint64_t keep = 2 * pto_base(s);
+	uint64_t keep = SPURIOUS_KEEP_PTOS * pto_base(s);
 	size_t a = 0, b;
 
 	while (s->lostq_n > 0) {
