@@ -57,7 +57,9 @@
 #define FT_STREAM_FIN	0x0f
 #define FT_MAX_DATA	0x10
 /* RFC 9000 §19.17-18, each with 8 bytes of data; here they travel alone,
- * in packets that are neither acknowledged nor congestion controlled. */
+ * in packets that elicit no ACK (RFC 9002 §2 would count them as
+ * ack-eliciting), are acknowledged only along with others, and are
+ * neither tracked nor congestion controlled. */
 #define FT_PATH_CHALLENGE	0x1a
 #define FT_PATH_RESPONSE	0x1b
 #define FT_CLOSE	0x1c

@@ -32,7 +32,8 @@
  *	each side leaves as soon as stream_can_close allows
  *   keepalive, ping, idle, close: PING interval, stream_ping,
  *	STREAM_IDLE timing, CLOSE code
- *   path: PATH_CHALLENGE and PATH_RESPONSE packets, and broken ones
+ *   path: PATH_CHALLENGE and PATH_RESPONSE packets, acknowledged only
+ *	with others, and broken ones
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
  *
  * Every run checks that packet numbers never repeat, that every payload
@@ -115,6 +116,7 @@ struct scan {
 	bool ok, ping, stream, fin, close, ack, done, written;
 	uint64_t off, len;
 	uint64_t ack_largest, ack_ranges;	/* ranges: 1 + the count */
+	uint64_t ack_first;		/* the first range's length - 1 */
 	uint32_t code;
 	char why[64];		/* the CLOSE reason */
 	size_t bounds[64];	/* frame boundaries */
@@ -160,7 +162,8 @@ scan(const uint8_t *buf, size_t len, struct scan *sc)
 			sc->ack = true;
 			if (varint(&p, end, &sc->ack_largest) ||
 			    varint(&p, end, &v) ||
-			    varint(&p, end, &count) || varint(&p, end, &v))
+			    varint(&p, end, &count) ||
+			    varint(&p, end, &sc->ack_first))
 				return;
 			sc->ack_ranges = count + 1;
 			for (i = 0; i < count; i++)
@@ -2296,8 +2299,9 @@ test_path(void)
 	struct stream_conf c = conf_default();
 	uint8_t buf[MTU], got[STREAM_PATH_DATA], two[2 * (1 + STREAM_PATH_DATA)];
 	struct stream *a, *b;
+	struct scan sc;
 	struct sim m;
-	uint64_t pn;
+	uint64_t pn, ppn;
 	size_t n;
 	int type, rc = 0;
 
@@ -2340,9 +2344,27 @@ test_path(void)
 		fail("path: a truncated PATH_CHALLENGE taken");
 		rc = -1;
 	}
+	/* Not ack-eliciting, but acknowledged with what is. */
+	while (stream_output(b, m.now + 50000, &pn, buf, sizeof buf) > 0)
+		;
+	n = stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &ppn, buf, sizeof buf);
+	stream_input(b, m.now + 60000, ppn, buf, n);
+	if (stream_output(b, m.now + 100000, &pn, buf, sizeof buf) != 0) {
+		fail("path: a PATH_CHALLENGE alone elicited a packet");
+		rc = -1;
+	}
+	stream_ping(a);
+	n = stream_output(a, m.now + 100000, &pn, buf, sizeof buf);
+	stream_input(b, m.now + 100000, pn, buf, n);
+	n = stream_output(b, m.now + 200000, &pn, buf, sizeof buf);
+	scan(buf, n, &sc);
+	if (!sc.ack || sc.ack_largest < ppn || sc.ack_largest - sc.ack_first > ppn) {
+		fail("path: the PATH_CHALLENGE was not acknowledged with the PING");
+		rc = -1;
+	}
 	if (rc == 0)
 		printf("path: PATH_CHALLENGE and PATH_RESPONSE arrive with their data; "
-		    "two in a packet, or a short one, refused\n");
+		    "two in a packet, or a short one, refused; acknowledged with a PING\n");
 	sim_free(&m);
 	return rc;
 }
