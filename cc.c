@@ -66,11 +66,36 @@
  * (larger than the pacing gain's 1.25 - 1 and the jitter of most paths). */
 #define BBR_BASE_ROUNDS	8
 #define BBR_QUEUE_SHARE	0.25
+/* Spurious losses remembered for lost_since: a loss taken back must
+ * not count as lost since a packet sent after it was declared, so each
+ * is kept with where it stood in the count of bytes lost.  Losses prove
+ * spurious within about a round trip of being declared (stream.c drops
+ * them after two PTOs), so only the latest matter to the packets in
+ * flight; this holds a round's worth at 5 % reordering of 1,000 packets
+ * a round trip, and one forgotten only makes lost_since count more. */
+#define BBR_SPURIOUS_KEPT 64
 /* "BBRStartupFullLossCnt = 6": Startup also ends after a round that lost
  * more than BBR_LOSS_THRESH in at least this many packets. */
 #define BBR_STARTUP_LOSS_CNT 6
 /* Rounds in a row that must be that lossy: see check_full_pipe. */
 #define BBR_STARTUP_LOSS_ROUNDS 2
+/* A Startup that ended for loss (check_full_pipe) goes on if those
+ * losses prove spurious (cc_on_spurious), for this many rounds after
+ * it ended; the draft's BBRHandleSpuriousLossDetection sets no limit.
+ * The losses judged are of the BBR_STARTUP_LOSS_ROUNDS rounds before
+ * the end, declared within a loss delay (at most two round trips,
+ * stream.c's TIME_THRESH_8_MAX) of being sent; a reordered one is
+ * acknowledged within about the same: four rounds cover both rounds'
+ * packets.  Later, Drain and ProbeBW have acted on the bound from loss,
+ * and a Startup taken up again would double the rate on old evidence. */
+#define BBR_LOSS_EXIT_ROUNDS 4
+/* A round lasts at least min_rtt less 1/BBR_ROUND_SLACK of it (ours; the
+ * draft has no such floor).  A packet that overtook the others (netem's
+ * reordering sends it without the one-way delay) is delivered after
+ * about half a round trip, so the floor is well above a half; a quarter
+ * short of min_rtt leaves room for ACKs that come early or late by the
+ * peer's ACK delay and the jitter of the path. */
+#define BBR_ROUND_SLACK	4
 /* "BBRBeta = 0.7": when loss says the flight was too high, the bound on
  * it is at least this share of the BDP. */
 #define BBR_BETA	0.7
@@ -128,6 +153,14 @@ struct cc {
 	 * app_limited is the delivered count that ends an app-limited
 	 * stretch, or 0. */
 	uint64_t delivered, delivered_us, first_sent_us, lost, app_limited;
+	/* Bytes of losses that proved spurious: all of them, and the
+	 * latest with the count of bytes lost before each (cc_pkt.lost_at).
+	 * lost counts every loss declared, spurious or not. */
+	uint64_t spurious;
+	struct {
+		uint64_t at, size;
+	} spur[BBR_SPURIOUS_KEPT];
+	unsigned spur_n;
 	struct rate_sample rs;
 	uint64_t round_count, next_round_delivered, round_us;
 	bool round_start;
@@ -294,12 +327,42 @@ too_high(struct cc *c, double inflight, uint64_t now)
 		cycle_to(c, c->cycle_idx + 1, now);
 }
 
-/* Bytes lost since the count was mark (spurious losses are taken out,
- * so it may be less). */
+/* Bytes lost since the count was mark (a cc_pkt's lost: when it was
+ * sent), less the losses declared since then that proved spurious.  A
+ * spurious loss declared before mark is in neither. */
 static uint64_t
 lost_since(const struct cc *c, uint64_t mark)
 {
-	return c->lost - umin(c->lost, mark);
+	uint64_t lost = c->lost - umin(c->lost, mark), taken = 0;
+	unsigned i;
+
+	for (i = 0; i < c->spur_n; i++)
+		if (c->spur[i].at >= mark)
+			taken += c->spur[i].size;
+	return lost - umin(lost, taken);
+}
+
+/* A loss that counted at lost_at proved spurious: remembered for
+ * lost_since, in place of the one that stood earliest when all
+ * BBR_SPURIOUS_KEPT are taken. */
+static void
+spurious_keep(struct cc *c, uint64_t lost_at, uint64_t size)
+{
+	unsigned i, lo = 0;
+
+	c->spurious += size;
+	if (c->spur_n < BBR_SPURIOUS_KEPT) {
+		c->spur[c->spur_n].at = lost_at;
+		c->spur[c->spur_n++].size = size;
+		return;
+	}
+	for (i = 1; i < BBR_SPURIOUS_KEPT; i++)
+		if (c->spur[i].at < c->spur[lo].at)
+			lo = i;
+	if (lost_at > c->spur[lo].at) {
+		c->spur[lo].at = lost_at;
+		c->spur[lo].size = size;
+	}
 }
 
 void
@@ -419,6 +482,7 @@ cc_on_lost(struct cc *c, struct cc_pkt *p, uint64_t size, bool episode,
 	c->ep_lost++;
 	p->lost_episode = c->episode;
 	p->lost_round = c->round_count;
+	p->lost_at = c->lost;
 	c->lost += size;
 	c->round_lost += size;
 	c->round_lost_pkts++;
@@ -460,11 +524,25 @@ void
 cc_on_spurious(struct cc *c, const struct cc_pkt *p, uint64_t size,
     uint64_t now)
 {
+	uint64_t *lost = NULL, *sent = NULL;
 	unsigned i;
 
-	c->lost -= umin(c->lost, size);
-	if (p->flags & PF_CRUISING)
-		c->cruise_lost -= umin(c->cruise_lost, size);
+	spurious_keep(c, p->lost_at, size);
+	/* Out of the cruising counts of the round it was lost in (this
+	 * one, or one of the baseline's while it is still there); and out
+	 * of what was sent then, since cc_on_acked counts it sent again, as
+	 * delivered. */
+	if (p->lost_round == c->round_count) {
+		lost = &c->cruise_lost;
+		sent = &c->cruise_sent;
+	} else if (c->round_count - p->lost_round <= BBR_BASE_ROUNDS) {
+		lost = &c->base_lost[p->lost_round % BBR_BASE_ROUNDS];
+		sent = &c->base_sent[p->lost_round % BBR_BASE_ROUNDS];
+	}
+	if ((p->flags & PF_CRUISING) && lost != NULL) {
+		*lost -= umin(*lost, size);
+		*sent -= umin(*sent, size);
+	}
 	if (p->lost_round == c->round_count) {
 		c->round_lost -= umin(c->round_lost, size);
 		c->round_lost_pkts -= umin(c->round_lost_pkts, 1);
@@ -705,13 +783,13 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 	if (c->app_limited != 0 && c->delivered > c->app_limited)
 		c->app_limited = 0;
 	/* A round ends with the delivery of a packet sent after it began
-	 * (the draft's BBRUpdateRound), but not sooner than 3/4 min_rtt: a
-	 * packet that overtook the others would end it early, and Startup,
-	 * counting rounds without growth, would end at a fraction of the
-	 * path's rate. */
+	 * (the draft's BBRUpdateRound), but not sooner than BBR_ROUND_SLACK
+	 * allows: a packet that overtook the others would end it early,
+	 * and Startup, counting rounds without growth, would end at a
+	 * fraction of the path's rate. */
 	c->round_start = rs->prior_delivered >= c->next_round_delivered &&
-	    (c->min_rtt == UINT64_MAX ||
-	    now - umin(now, c->round_us) >= c->min_rtt - c->min_rtt / 4);
+	    (c->min_rtt == UINT64_MAX || now - umin(now, c->round_us) >=
+	    c->min_rtt - c->min_rtt / BBR_ROUND_SLACK);
 	if (c->round_start) {
 		c->round_us = now;
 		if (c->state == BBR_STARTUP)
@@ -721,12 +799,11 @@ cc_ack_end(struct cc *c, const struct cc_ack *a)
 		c->base_sent[c->round_count % BBR_BASE_ROUNDS] = c->cruise_sent;
 		c->cruise_lost = c->cruise_sent = 0;
 		c->round_count++;
-		/* Losses are found spurious within two PTOs: a few rounds. */
-		if (c->round_count > c->loss_exit_round + 4)
+		if (c->round_count > c->loss_exit_round + BBR_LOSS_EXIT_ROUNDS)
 			c->loss_exit = false;
 		c->round_lost = c->round_lost_pkts = 0;
 		c->round_delivered0 = c->delivered;
-		c->round_lost0 = c->lost;
+		c->round_lost0 = c->lost - c->spurious;
 	}
 	/* "the delivery rate ... over the longer of the send and ACK
 	 * intervals"; one shorter than any round trip seen is compressed,

@@ -21,7 +21,8 @@ struct cc;
  * stream keeps it with the packet and hands it back. */
 struct cc_pkt {
 	uint64_t delivered, delivered_us, first_sent_us, lost, tx_in_flight;
-	uint64_t lost_round, lost_episode;	/* when it was declared lost */
+	uint64_t lost_round, lost_episode;	/* when it was declared lost, */
+	uint64_t lost_at;		/* and the bytes lost before it then */
 	uint8_t flags;
 };
 
@@ -63,7 +64,9 @@ void cc_on_lost(struct cc *c, struct cc_pkt *p, uint64_t size, bool episode,
     uint64_t now);
 void cc_ack_end(struct cc *c, const struct cc_ack *a);
 /* A packet declared lost (p, as cc_on_lost left it) was acknowledged
- * after all. */
+ * after all: the loss is taken back.  The stream calls it within the ACK
+ * frame, before cc_on_acked for the same packet, which counts it
+ * delivered. */
 void cc_on_spurious(struct cc *c, const struct cc_pkt *p, uint64_t size,
     uint64_t now);
 /* RFC 9002 §7.6: persistent congestion. */

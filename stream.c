@@ -57,7 +57,9 @@
 #define FT_STREAM_FIN	0x0f
 #define FT_MAX_DATA	0x10
 /* RFC 9000 §19.17-18, each with 8 bytes of data; here they travel alone,
- * in packets that are neither acknowledged nor congestion controlled. */
+ * in packets that elicit no ACK (RFC 9002 §2 would count them as
+ * ack-eliciting), are acknowledged only along with others, and are
+ * neither tracked nor congestion controlled. */
 #define FT_PATH_CHALLENGE	0x1a
 #define FT_PATH_RESPONSE	0x1b
 #define FT_CLOSE	0x1c
@@ -88,10 +90,12 @@
  */
 #define TIME_THRESH_8_MAX 16
 #define REO_PERSIST	16
-/* Round trips waiting to count: one waits about a round trip, so these
- * hold most of a round's at a few hundred ACKs a second; when they are
- * all taken, a lower round trip takes the place of the highest, so that
- * the lows min_rtt needs (ProbeRTT's, a drained queue's) are not missed. */
+/* Round trips waiting to count (see on_ack), only while a packet is
+ * missing.  One waits a loss delay, about a round trip, so 32 hold a
+ * round trip's worth at up to 32 ACKs per round trip: with one ACK per
+ * ACK_ELICIT_MAX packets, 320 packets, some 150 Mbit/s at 20 ms.
+ * Faster, the oldest counts early (rttq_add): none is lost, and the
+ * memory stays fixed (stream.h: nothing grows after stream_new). */
 #define RTTQ_SLOTS	32
 /* RFC 9002 §6.1.2: "The RECOMMENDED value of the timer granularity
  * (kGranularity) is 1 millisecond." */
@@ -156,10 +160,25 @@
  * fit (its count is written as a two-byte varint). */
 #define ACK_RANGES_MAX	1024
 /* Acknowledged ACK frames (RFC 9000 §13.2.4) whose ranges wait out the
- * reordering window before they go. */
+ * reordering window before they go (see prune).  Sixteen let the ranges
+ * go in steps of a sixteenth of a loss delay while fewer of our ACKs
+ * than that are acknowledged per loss delay; with more, the last slot
+ * takes the newest (ack_acked) and the ranges go in larger steps, later,
+ * never earlier.  Too few slots only make ACK frames longer, and
+ * ACK_RANGES_MAX bounds those. */
 #define PRUNE_SLOTS	16
-/* Packet records at most (88 MB): a million packets in flight is more
- * than any send buffer we would use; with more, sending just waits. */
+/* A packet declared lost is remembered this many PTOs (RFC 9002 §6.2.1:
+ * smoothed_rtt + max(4*rttvar, kGranularity) + max_ack_delay) after it
+ * was sent, for its acknowledgement to show the loss spurious
+ * (find_spurious).  Reordering is taken to be at most what the widest
+ * loss delay tolerates, two round trips (TIME_THRESH_8_MAX); the
+ * acknowledgement of a packet reordered that far comes within that plus
+ * the peer's ACK delay, which two PTOs cover with 8 rttvar as margin.
+ * One acknowledged later still is ignored: its data has gone again. */
+#define SPURIOUS_KEEP_PTOS 2
+/* Packet records at most (128 MB with lostq): a million packets in
+ * flight is more than any send buffer we would use; with more, sending
+ * just waits. */
 #define RING_MAX	(1 << 20)
 #define MIN_MTU		64
 #define MAX_MTU		65535
@@ -708,23 +727,6 @@ rttq_overtaken(struct stream *s, uint64_t pn, uint64_t rx_pn)
 	}
 }
 
-/* A round trip to wait in rttq (see RTTQ_SLOTS). */
-static void
-rttq_add(struct stream *s, const struct rtt_cand *c)
-{
-	unsigned i, hi = 0;
-
-	if (s->rttq_n < RTTQ_SLOTS) {
-		s->rttq[s->rttq_n++] = *c;
-		return;
-	}
-	for (i = 1; i < RTTQ_SLOTS; i++)
-		if (s->rttq[i].rtt > s->rttq[hi].rtt)
-			hi = i;
-	if (c->rtt < s->rttq[hi].rtt)
-		s->rttq[hi] = *c;
-}
-
 /* When a round trip waiting in rttq counts: a loss delay after it was
  * taken; until one has (the handshake's round trip, or 333 ms, stands
  * in), twice its own round trip if that is less. */
@@ -743,6 +745,30 @@ rtt_counts(struct stream *s, uint64_t rtt, uint64_t ack_delay, uint64_t now)
 {
 	rtt_sample(s, rtt, ack_delay, now);
 	s->min_fresh = s->min_fresh ? umin(s->min_fresh, rtt) : rtt;
+}
+
+/* A round trip to wait in rttq.  When every slot is taken, the one that
+ * has waited longest counts at once, to make room: it is the likeliest
+ * to have waited unchallenged, and a round trip dropped (the highest, as
+ * this did before) would bias smoothed_rtt and rttvar low. */
+static void
+rttq_add(struct stream *s, const struct rtt_cand *c, uint64_t now)
+{
+	unsigned i, old = 0;
+
+	if (s->rttq_n == RTTQ_SLOTS) {
+		struct rtt_cand o;
+
+		for (i = 1; i < RTTQ_SLOTS; i++)
+			if (s->rttq[i].at < s->rttq[old].at ||
+			    (s->rttq[i].at == s->rttq[old].at &&
+			    s->rttq[i].pn < s->rttq[old].pn))
+				old = i;
+		o = s->rttq[old];
+		s->rttq[old] = s->rttq[--s->rttq_n];
+		rtt_counts(s, o.rtt, o.ack_delay, now);
+	}
+	s->rttq[s->rttq_n++] = *c;
 }
 
 /* Round trips that waited unchallenged count. */
@@ -823,14 +849,17 @@ prune_due(struct stream *s, uint64_t now)
 	}
 }
 
-/* The peer has our ACK frame whose largest acknowledged was largest. */
+/* The peer has our ACK frame whose largest acknowledged was largest.
+ * With every slot taken, the last one takes it, and its wait starts
+ * again from now: the ranges up to largest must wait their full loss
+ * delay; those of the older ACK it held just wait longer. */
 static void
 ack_acked(struct stream *s, uint64_t largest, uint64_t now)
 {
 	if (s->prune_n > 0 && largest <= s->prune[s->prune_n - 1].largest)
 		return;
 	if (s->prune_n == PRUNE_SLOTS)
-		s->prune[PRUNE_SLOTS - 1].largest = largest;
+		s->prune[PRUNE_SLOTS - 1] = (struct prune_pt){ largest, now };
 	else
 		s->prune[s->prune_n++] = (struct prune_pt){ largest, now };
 }
@@ -865,13 +894,19 @@ pmtu_result(struct stream *s, size_t size, bool ok)
 	}
 }
 
-/* A packet of ours is newly acknowledged. */
+/*
+ * A packet of ours is acknowledged, whether it was outstanding
+ * (pkt_acked) or declared lost before (spurious): what it carried has
+ * arrived, and its bytes count as delivered for the congestion
+ * controller's rate samples, lost before or not
+ * (draft-cheng-iccrg-delivery-rate-estimation §3.2: "C.delivered" counts
+ * every packet "(S)ACKed").  Both callers go through here so that
+ * neither forgets a frame.
+ */
 static void
-pkt_acked(struct stream *s, struct sent *r, uint64_t now)
+pkt_delivered(struct stream *s, struct sent *r, uint64_t now)
 {
 	r->state = PKT_ACKED;
-	s->in_flight -= r->size;
-	s->elicit_out--;
 	data_acked(s, r);
 	if (r->acked_to > 0)
 		ack_acked(s, r->acked_to - 1, now);
@@ -884,6 +919,15 @@ pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 		pmtu_result(s, r->size, true);
 	else
 		cc_on_acked(s->cc, &r->cc, r->pn, r->size, r->sent_us, now);
+}
+
+/* A packet of ours that was outstanding is acknowledged. */
+static void
+pkt_acked(struct stream *s, struct sent *r, uint64_t now)
+{
+	s->in_flight -= r->size;
+	s->elicit_out--;
+	pkt_delivered(s, r, now);
 }
 
 /* A packet of ours is declared lost: what it carried goes again. */
@@ -944,7 +988,7 @@ reordered(struct stream *s, uint64_t pn, uint64_t prior)
  * A packet we called lost was acknowledged after all (prior: the largest
  * acknowledged before): it was reordered.  Its data need not go again;
  * the thresholds widen (see TIME_THRESH_8_MAX) and the congestion
- * controller hears of it.
+ * controller hears of it, then takes it as delivered (pkt_delivered).
  */
 static void
 spurious(struct stream *s, struct sent *r, uint64_t prior, uint64_t now)
@@ -952,17 +996,12 @@ spurious(struct stream *s, struct sent *r, uint64_t prior, uint64_t now)
 	uint64_t late = (now - umin(now, r->sent_us)) * 8 / umax(umax(s->srtt,
 	    s->latest_rtt), 1) + 1;
 
-	r->state = PKT_ACKED;
-	data_acked(s, r);
-	if (r->acked_to > 0)
-		ack_acked(s, r->acked_to - 1, now);
-	if (r->flags & PF_DONE)
-		s->done_acked = true;
 	reordered(s, r->pn, umax(prior, r->pn));
 	s->time_thresh8 = umin(TIME_THRESH_8_MAX, umax(s->time_thresh8, late));
 	s->st.pkts_spurious++;
 	rttq_overtaken(s, r->pn, UINT64_MAX);
 	cc_on_spurious(s->cc, &r->cc, r->size, now);
+	pkt_delivered(s, r, now);
 }
 
 /* The lostq entry i places from the head. */
@@ -974,12 +1013,12 @@ lostq_at(const struct stream *s, size_t i)
 
 /* Looks for packets we called lost in one acknowledged range [lo,hi]
  * (prior: the largest acknowledged before), forgetting losses too old to
- * be reordering (two PTOs) or settled. */
+ * be reordering (SPURIOUS_KEEP_PTOS) or settled. */
 static void
 find_spurious(struct stream *s, uint64_t lo, uint64_t hi, uint64_t prior,
     uint64_t now)
 {
-	uint64_t keep = 2 * pto_base(s);
+	uint64_t keep = SPURIOUS_KEEP_PTOS * pto_base(s);
 	size_t a = 0, b;
 
 	while (s->lostq_n > 0) {
@@ -1302,7 +1341,7 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 			rtt_counts(s, latest, delay, now);
 		else
 			rttq_add(s, &(struct rtt_cand){ latest, delay,
-			    newest->pn, s->rx_pn, now });
+			    newest->pn, s->rx_pn, now }, now);
 		/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when
 		 * an acknowledgment is received". */
 		s->pto_count = 0;
@@ -1418,6 +1457,13 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		return 0;
 	if (pn > VARINT_MAX)
 		return bad("packet number too large", pn);
+	/* First, as stream.h promises, a malformed payload changes
+	 * nothing.  parse looks at none of what is changed below, so a
+	 * duplicate is parsed as it was the first time. */
+	if (parse(s, pn, p, len, &f) == -1) {
+		s->st.pkts_bad++;
+		return -1;
+	}
 	prune_due(s, now);
 	/* An older packet of the peer's than one already here, even one
 	 * too old to take: whatever came before it overtook it.  (Only
@@ -1430,10 +1476,6 @@ stream_input(struct stream *s, uint64_t now, uint64_t pn, const uint8_t *p,
 		return 0;
 	if (!ivs_fits(&s->rx, pn, pn + 1) && pn < s->rx.lo[0])
 		return 0;
-	if (parse(s, pn, p, len, &f) == -1) {
-		s->st.pkts_bad++;
-		return -1;
-	}
 	/* Out-of-order data that we cannot track is dropped unacknowledged,
 	 * so the peer sends it again. */
 	if (f.stream && f.off > s->rcv_nxt && f.len > 0 &&

@@ -115,7 +115,9 @@ void stream_ping(struct stream *s);
  * paths.  stream_path_packet builds a payload holding only a
  * PATH_CHALLENGE or PATH_RESPONSE (type) with data, and its packet
  * number: its length, or 0 (cap too small, or the stream has failed).
- * Such packets are not acknowledged, not congestion controlled and never
+ * Such packets elicit no ACK (RFC 9002 §2 would count them as
+ * ack-eliciting): the peer acknowledges them only along with others.
+ * They are not tracked for loss, not congestion controlled and never
  * sent again: the session sends each on the path it tests.
  * stream_path_frame tells what the payload of the last stream_input call
  * held, the data in data. */

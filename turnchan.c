@@ -19,6 +19,26 @@
 #define EARLY_US	60000000ULL	/* refreshed a minute before */
 #define QUIET_US	300000000ULL	/* §12: 5 minutes after expiry */
 
+static uint64_t
+umax(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/*
+ * When the number of c, GONE, may go to another peer: §12's 5 minutes
+ * after the binding expires at the server, and it may have bound or
+ * refreshed it with the last ChannelBind we sent, answered or not (the
+ * answer lost, or our patience shorter than its retransmissions), so
+ * that may be 10 minutes after that went.  An answered one set expires
+ * to just that.
+ */
+static uint64_t
+free_at(const struct tchan *c)
+{
+	return c->sent + LIFETIME_US + QUIET_US;
+}
+
 /* Move c on to what the time makes it: a binding the server has
  * forgotten is GONE, and FREE once the quiet time is over. */
 static void
@@ -28,11 +48,13 @@ age(struct tchan *c, uint64_t now)
 	 * so): the server may have bound it then. */
 	if (c->state == TCHAN_BINDING && now >= c->sent + LIFETIME_US) {
 		c->state = TCHAN_GONE;
-		c->free_at = c->sent + LIFETIME_US + QUIET_US;
+		c->free_at = free_at(c);
 	}
+	/* Ours to use until expires; the server may keep it longer if a
+	 * refresh got no answer. */
 	if (c->state == TCHAN_BOUND && now >= c->expires) {
 		c->state = TCHAN_GONE;
-		c->free_at = c->expires + QUIET_US;
+		c->free_at = free_at(c);
 	}
 	if (c->state == TCHAN_GONE && now >= c->free_at)
 		c->state = TCHAN_FREE;
@@ -108,10 +130,12 @@ tchan_answer(struct tchan *c, bool bound, uint64_t now)
 		c->state = TCHAN_BOUND;
 		c->expires = c->sent + LIFETIME_US;
 	} else if (!bound && c->state == TCHAN_BINDING) {
-		/* Refused (or never answered): not again for a while. */
+		/* Refused, or never answered (the caller does not tell them
+		 * apart; the server may then have bound it): not again until
+		 * the number is free for anyone, and 5 minutes at least. */
 		c->state = TCHAN_GONE;
 		c->refused = true;
-		c->free_at = now + QUIET_US;
+		c->free_at = umax(free_at(c), now + QUIET_US);
 	}
 	/* A refresh refused: the binding lasts until it expires. */
 }

@@ -51,7 +51,8 @@ struct tchan *tchan_by_num(struct tchan_table *t, uint16_t num);
 struct tchan *tchan_want(struct tchan_table *t, const struct sockaddr_storage *peer,
     uint64_t now);
 /* The server answered the ChannelBind for c: bound, or refused (also:
- * no answer came). */
+ * no answer came).  A refused number waits as if the server had bound
+ * it (it may have, if its answer was lost). */
 void tchan_answer(struct tchan *c, bool bound, uint64_t now);
 /* A channel to send a ChannelBind for now, to keep it: one that carried
  * something since its last ChannelBind (the caller sets used), a minute

@@ -12,17 +12,28 @@
  *	estimates stay the path's, most of the link is used; and the loss
  *	thresholds come back once reordering stops
  *   ack_gap: ACKs go at once when a gap opens and when it fills
+ *   spurious: a packet declared lost and acknowledged later counts as
+ *	acknowledged in full (its WRITTEN, its bytes delivered)
+ *   prune_full: with more acknowledged ACKs than the prune queue holds,
+ *	an overtaken packet within a loss delay is still acknowledged
+ *   cc_spurious: the congestion controller alone: a bandwidth probe
+ *	that loses 10 % stops, whatever spurious losses came before
  *   bbr_lossy, bbr_queue, bbr_change: the congestion controller (BBR):
  *	goodput at 1 % and 3 % random loss on a 50 ms path, a bounded queue on a
  *	clean one, following a bottleneck that halves and doubles and a
  *	delay that triples (min_rtt expiry, ProbeRTT)
  *   garbage: refused payloads injected during a transfer change nothing
+ *   bad_overtake: nor does one under the number of a packet that was
+ *	overtaken, which drops the round trips that overtook it
+ *   rttq_full: round trips waiting to count all count, even when more
+ *	wait than the queue holds
  *   slow_reader: MAX_DATA holds the sender; buffers stay within bounds
  *   empty, linger: zero-length streams; short transfers at 20% loss where
  *	each side leaves as soon as stream_can_close allows
  *   keepalive, ping, idle, close: PING interval, stream_ping,
  *	STREAM_IDLE timing, CLOSE code
- *   path: PATH_CHALLENGE and PATH_RESPONSE packets, and broken ones
+ *   path: PATH_CHALLENGE and PATH_RESPONSE packets, acknowledged only
+ *	with others, and broken ones
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
  *
  * Every run checks that packet numbers never repeat, that every payload
@@ -38,6 +49,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cc.h"
 #include "stream.h"
 
 #define MTU		1200
@@ -104,6 +116,7 @@ struct scan {
 	bool ok, ping, stream, fin, close, ack, done, written;
 	uint64_t off, len;
 	uint64_t ack_largest, ack_ranges;	/* ranges: 1 + the count */
+	uint64_t ack_first;		/* the first range's length - 1 */
 	uint32_t code;
 	char why[64];		/* the CLOSE reason */
 	size_t bounds[64];	/* frame boundaries */
@@ -149,7 +162,8 @@ scan(const uint8_t *buf, size_t len, struct scan *sc)
 			sc->ack = true;
 			if (varint(&p, end, &sc->ack_largest) ||
 			    varint(&p, end, &v) ||
-			    varint(&p, end, &count) || varint(&p, end, &v))
+			    varint(&p, end, &count) ||
+			    varint(&p, end, &sc->ack_first))
 				return;
 			sc->ack_ranges = count + 1;
 			for (i = 0; i < count; i++)
@@ -1772,6 +1786,508 @@ test_ack_gap(void)
 	return 0;
 }
 
+/* A payload held in the test's hands, to deliver when it chooses. */
+struct hpkt {
+	uint8_t buf[MTU];
+	size_t len;
+	uint64_t pn;
+};
+
+/* Everything from's stream_output has at now, into h (at most max):
+ * how many. */
+static size_t
+take(struct stream *from, uint64_t now, struct hpkt *h, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && (h[n].len = stream_output(from, now, &h[n].pn,
+	    h[n].buf, MTU)) > 0)
+		n++;
+	return n;
+}
+
+/* h[0..n) into to at now: how many it refused. */
+static int
+give(struct stream *to, uint64_t now, const struct hpkt *h, size_t n)
+{
+	int bad = 0;
+
+	while (n-- > 0)
+		bad += stream_input(to, now, h->pn, h->buf, h->len) != 0, h++;
+	return bad;
+}
+
+/* Two streams at now that have exchanged 100 bytes each way with FIN
+ * on a loss-free path and read them all, neither saying WRITTEN yet:
+ * 0, or -1 (freed). */
+static int
+finished_pair(struct stream **a, struct stream **b, uint64_t *now)
+{
+	struct stream_conf c = conf_default();
+	uint8_t msg[100], got[100], held[1][MTU];
+	size_t heldlen[1], nheld = 0;
+	uint64_t heldpn[1];
+	int i;
+
+	memset(msg, 'x', sizeof msg);
+	*a = stream_new(&c, *now);
+	*b = stream_new(&c, *now);
+	if (*a == NULL || *b == NULL)
+		abort();
+	stream_write(*a, msg, sizeof msg);
+	stream_write(*b, msg, sizeof msg);
+	stream_close_write(*a);
+	stream_close_write(*b);
+	for (i = 0; i < 20; i++) {
+		*now = exchange(*a, *b, *now, 1000, 0, 0, held, heldlen, heldpn,
+		    &nheld);
+		while (stream_read(*a, got, sizeof got) > 0 ||
+		    stream_read(*b, got, sizeof got) > 0)
+			;
+	}
+	if (!stream_eof(*a) || !stream_eof(*b) || !stream_send_done(*a) ||
+	    !stream_send_done(*b)) {
+		fail("finished_pair: the 100 bytes did not get through");
+		stream_free(*a);
+		stream_free(*b);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A packet declared lost and then acknowledged (spurious, RFC 9002
+ * §6.1's reordering) counts as acknowledged in full: B's WRITTEN is
+ * overtaken by three PINGs, so B calls it lost (kPacketThreshold) and
+ * queues it again; then it arrives after all and the peer's ACK says so
+ * (A, which has not said WRITTEN, cannot answer with DONE).  WRITTEN
+ * is not sent again, and the congestion controller counts the
+ * packet delivered (in Startup the window grows by what is delivered).
+ */
+static int
+test_spurious(void)
+{
+	struct stream *a, *b;
+	struct stream_stats st0, st1;
+	struct hpkt w, p[4], ack[4];
+	struct scan sc;
+	uint64_t now = 0;
+	size_t np, nack;
+	int i, rc = 0;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return -1;
+	stream_written(b);
+	CHECK(take(b, now, &w, 1) == 1 && (scan(w.buf, w.len, &sc), sc.written),
+	    "spurious: no WRITTEN from B");
+	for (i = 0; i < 3; i++) {
+		stream_ping(b);
+		CHECK(take(b, now, &p[i], 1) == 1, "spurious: no PING");
+	}
+	give(a, now + 100, p, 3);
+	nack = take(a, now + 100, ack, 4);
+	stream_get_stats(b, &st0);
+	give(b, now + 200, ack, nack);
+	stream_get_stats(b, &st1);
+	CHECK(st1.pkts_lost == st0.pkts_lost + 1, "spurious: the WRITTEN was "
+	    "not declared lost (%" PRIu64 " lost)", st1.pkts_lost - st0.pkts_lost);
+	/* It arrives; A acknowledges it; B hears so before it sends again. */
+	give(a, now + 300, &w, 1);
+	nack = take(a, now + 300, ack, 4);
+	stream_get_stats(b, &st0);
+	give(b, now + 400, ack, nack);
+	stream_get_stats(b, &st1);
+	CHECK(st1.pkts_spurious == st0.pkts_spurious + 1, "spurious: the "
+	    "late WRITTEN not found spurious");
+	np = take(b, now + 400, p, 4);
+	for (i = 0; i < (int)np; i++) {
+		scan(p[i].buf, p[i].len, &sc);
+		if (sc.written) {
+			fail("spurious: WRITTEN sent again after its packet "
+			    "was acknowledged");
+			rc = -1;
+		}
+	}
+	if (st1.cwnd != st0.cwnd + w.len) {
+		fail("spurious: the window went from %" PRIu64 " to %" PRIu64
+		    " on the late ACK of %zu bytes: not counted delivered",
+		    st0.cwnd, st1.cwnd, w.len);
+		rc = -1;
+	}
+	if (rc == 0)
+		printf("spurious: a WRITTEN called lost and then acknowledged "
+		    "is not sent again; its %zu bytes counted delivered\n",
+		    w.len);
+	stream_free(a);
+	stream_free(b);
+	return rc;
+}
+
+/* A PING from one stream into another at now, with what else it has:
+ * the packet number of the first payload. */
+static uint64_t
+ping_to(struct stream *from, struct stream *to, uint64_t now)
+{
+	struct hpkt h[4];
+	size_t n;
+
+	stream_ping(from);
+	n = take(from, now, h, 4);
+	give(to, now, h, n);
+	return n > 0 ? h[0].pn : UINT64_MAX;
+}
+
+/*
+ * RFC 9000 §13.2.4 lets B stop acknowledging what an acknowledged ACK of
+ * its covered; B waits a loss delay (1 ms here) first, so that a packet
+ * merely overtaken is still acknowledged.  Twenty ACKs of B's are
+ * acknowledged within 0.2 ms, more than B keeps apart (PRUNE_SLOTS), so
+ * later ones share the last slot.  Then A's packet 1 is overtaken by 2,
+ * B's ACK of 2 is acknowledged at 0.9 ms, and 1 arrives at 1.3 ms:
+ * within a loss delay of that, so B must take and acknowledge it.
+ */
+static int
+test_prune_full(void)
+{
+	struct stream *a, *b;
+	struct stream_stats st0, st1;
+	struct hpkt h1[4], h2[4];
+	uint64_t now = 0, t;
+	size_t n1, n2;
+	int i, rc = 0;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return -1;
+	/* Quiet long enough that every wait is over. */
+	now += 10000;
+	ping_to(a, b, now);
+	ping_to(b, a, now);
+	for (i = 0, t = now + 10000; i < 20; i++, t += 10) {
+		ping_to(a, b, t);
+		ping_to(b, a, t);
+	}
+	t = now + 10900;
+	stream_ping(a);
+	n1 = take(a, t, h1, 4);
+	stream_ping(a);
+	n2 = take(a, t, h2, 4);
+	CHECK(n1 == 1 && n2 == 1, "prune_full: %zu and %zu packets for a "
+	    "PING", n1, n2);
+	give(b, t, h2, n2);
+	ping_to(b, a, t);		/* its ACK of 2 ... */
+	ping_to(a, b, t);		/* ... acknowledged */
+	stream_get_stats(b, &st0);
+	t = now + 11300;
+	if (give(b, t, h1, n1) != 0)
+		rc = -1;
+	stream_get_stats(b, &st1);
+	if (rc == -1 || st1.pkts_recv != st0.pkts_recv + 1) {
+		fail("prune_full: a packet overtaken 0.4 ms before it came "
+		    "was dropped unacknowledged");
+		rc = -1;
+	} else
+		printf("prune_full: with the prune queue full, a packet "
+		    "overtaken by 0.4 ms was still taken\n");
+	stream_free(a);
+	stream_free(b);
+	return rc;
+}
+
+/*
+ * A round trip waits a loss delay before it counts, and is dropped if a
+ * packet of the peer's older than the one that carried its ACK arrives
+ * meanwhile (it overtook that one: see on_ack in stream.c).  A's PING
+ * goes at 0 and its ACK comes back at 5 ms, in B's packet 3, after B's
+ * packet 2 but not 1.  Then packet 1 arrives at 5.1 ms: real (forged is
+ * false), which drops the 5 ms round trip; or a malformed payload
+ * under its number, which stream.h says changes nothing: the round trip
+ * then counts.  Returns A's smoothed RTT at 20 ms, in us.
+ */
+static uint64_t
+overtake_rtt(bool forged)
+{
+	static const uint8_t junk[] = { 0x21 };	/* no such frame */
+	struct stream *a, *b;
+	struct stream_stats st;
+	struct hpkt h1[4], h2[4], ha[4], h3[4];
+	uint64_t now = 0, t;
+	size_t n1, n2, na, n3;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return 0;
+	t = now + 10000;
+	stream_ping(b);
+	n1 = take(b, t, h1, 4);
+	stream_ping(b);
+	n2 = take(b, t, h2, 4);
+	give(a, t, h2, n2);
+	stream_ping(a);
+	na = take(a, t, ha, 4);
+	give(b, t + 2500, ha, na);
+	stream_ping(b);
+	n3 = take(b, t + 2500, h3, 4);
+	give(a, t + 5000, h3, n3);
+	if (n1 != 1 || n2 != 1 || na == 0 || n3 != 1) {
+		fail("overtake: packets %zu %zu %zu %zu", n1, n2, na, n3);
+		stream_free(a);
+		stream_free(b);
+		return 0;
+	}
+	if (forged) {
+		if (stream_input(a, t + 5100, h1[0].pn, junk, sizeof junk) != -1)
+			fail("overtake: a malformed payload taken");
+	} else
+		give(a, t + 5100, h1, n1);
+	take(a, t + 20000, ha, 4);
+	stream_get_stats(a, &st);
+	stream_free(a);
+	stream_free(b);
+	return st.srtt_us;
+}
+
+/* A malformed payload drops no round trip (stream.h: it "changes
+ * nothing"); the real packet under its number does. */
+static int
+test_bad_overtake(void)
+{
+	uint64_t real = overtake_rtt(false), forged = overtake_rtt(true);
+
+	if (real == 0 || forged == 0)
+		return -1;
+	if (real >= 500 || forged < 500) {
+		fail("bad_overtake: smoothed RTT %" PRIu64 " us after the real "
+		    "packet that was overtaken (want < 500), %" PRIu64 " us "
+		    "after a malformed one under its number (want the 5 ms "
+		    "round trip in it)", real, forged);
+		return -1;
+	}
+	printf("bad_overtake: a 5 ms round trip overtaken by a packet is "
+	    "dropped (srtt %" PRIu64 " us); a malformed payload under that "
+	    "packet's number drops nothing (srtt %" PRIu64 " us)\n", real,
+	    forged);
+	return 0;
+}
+
+/*
+ * Round trips wait in a queue of 32 (RTTQ_SLOTS) before they count (see
+ * on_ack in stream.c); a gap in what A received keeps them there.  A
+ * sends 32 PINGs whose ACKs come back 8 ms later, then 32 more whose
+ * ACKs come 1 ms later, just behind: the queue overflows with nothing
+ * due yet.  Every round trip must count all the same (RFC 9002 §5.3
+ * smooths them all): the 8 ms ones as the 1 ms ones push them out, so
+ * A's smoothed RTT comes near 8 ms before the 1 ms ones bring it down.
+ */
+static int
+test_rttq_full(void)
+{
+	struct stream *a, *b;
+	struct stream_stats st;
+	struct hpkt hole, x, hi[32], lo[32], bh[32], bl[32], out[4];
+	uint64_t now = 0, t0, srtt_max = 0;
+	int i;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return -1;
+	t0 = now + 10000;
+	stream_ping(b);
+	CHECK(take(b, t0, &hole, 1) == 1, "rttq_full: no PING");
+	stream_ping(b);
+	CHECK(take(b, t0, &x, 1) == 1, "rttq_full: no PING");
+	give(a, t0, &x, 1);		/* the gap: hole never arrives */
+	for (i = 0; i < 32; i++) {
+		stream_ping(a);
+		CHECK(take(a, t0 + i, &hi[i], 1) == 1, "rttq_full: no PING");
+	}
+	for (i = 0; i < 32; i++) {
+		stream_ping(a);
+		CHECK(take(a, t0 + 7100 + i, &lo[i], 1) == 1, "rttq_full: no PING");
+	}
+	for (i = 0; i < 32; i++) {
+		give(b, t0 + 7600 + i, &hi[i], 1);
+		stream_ping(b);
+		CHECK(take(b, t0 + 7600 + i, &bh[i], 1) == 1, "rttq_full: no ACK");
+	}
+	for (i = 0; i < 32; i++) {
+		give(b, t0 + 7700 + i, &lo[i], 1);
+		stream_ping(b);
+		CHECK(take(b, t0 + 7700 + i, &bl[i], 1) == 1, "rttq_full: no ACK");
+	}
+	for (i = 0; i < 64; i++) {
+		if (i < 32)
+			give(a, t0 + 8000 + i, &bh[i], 1);
+		else
+			give(a, t0 + 8100 + i - 32, &bl[i - 32], 1);
+		stream_get_stats(a, &st);
+		srtt_max = st.srtt_us > srtt_max ? st.srtt_us : srtt_max;
+	}
+	take(a, t0 + 30000, out, 4);
+	stream_get_stats(a, &st);
+	stream_free(a);
+	stream_free(b);
+	if (srtt_max < 6000 || st.srtt_us < 900) {
+		fail("rttq_full: smoothed RTT at most %" PRIu64 " us, then %"
+		    PRIu64 " us: the 8 ms round trips were not all counted",
+		    srtt_max, st.srtt_us);
+		return -1;
+	}
+	printf("rttq_full: 64 round trips through a queue of 32: smoothed "
+	    "RTT up to %" PRIu64 " us with the 8 ms ones, then %" PRIu64
+	    " us\n", srtt_max, st.srtt_us);
+	return 0;
+}
+
+/*
+ * The congestion controller alone (cc.h), driven a round at a time: a
+ * BDP of CC_PKTS packets sent at once, one ACK frame a round trip later.
+ * Some are declared lost there and found spurious in the next frame;
+ * some are lost for good.
+ */
+#define CC_MSS		1200
+#define CC_PKTS		100
+#define CC_RTT		10000
+
+struct ccd {
+	struct cc *c;
+	uint64_t now, pn;
+	struct cc_pkt late[CC_PKTS];	/* declared lost, yet to arrive */
+	uint64_t late_pn[CC_PKTS];
+	unsigned nlate;
+};
+
+/* The pacing gain BBR is at now. */
+static double
+ccd_gain(const struct ccd *d)
+{
+	return cc_bw(d->c) > 0 ? cc_pacing_rate(d->c) / (cc_bw(d->c) * 0.99) : 0;
+}
+
+/* The packets declared lost in the round before are acknowledged. */
+static void
+ccd_late(struct ccd *d)
+{
+	unsigned i;
+
+	for (i = 0; i < d->nlate; i++) {
+		cc_on_spurious(d->c, &d->late[i], CC_MSS, d->now);
+		cc_on_acked(d->c, &d->late[i], d->late_pn[i], CC_MSS,
+		    d->now - CC_RTT, d->now);
+	}
+	d->nlate = 0;
+}
+
+/*
+ * One round: of the packets sent, the first reorder are declared lost
+ * (and found spurious in the next frame), the next lose lost for good.
+ * The round before's spurious losses come first in the frame, as in
+ * stream.c, or after its losses (late_last).  queue: the round trip
+ * shows a queue (the round's packets do not count as cruising).
+ */
+static void
+ccd_round(struct ccd *d, unsigned reorder, unsigned lose, bool queue, bool late_last)
+{
+	struct cc_pkt p[CC_PKTS];
+	uint64_t sent = d->now, pn0 = d->pn;
+	unsigned i;
+
+	for (i = 0; i < CC_PKTS; i++)
+		cc_on_send(d->c, &p[i], CC_MSS, CC_PKTS * CC_MSS, sent);
+	d->pn += CC_PKTS;
+	d->now += CC_RTT;
+	cc_ack_begin(d->c);
+	if (!late_last)
+		ccd_late(d);
+	for (i = reorder + lose; i < CC_PKTS; i++)
+		cc_on_acked(d->c, &p[i], pn0 + i, CC_MSS, sent, d->now);
+	for (i = 0; i < reorder + lose; i++)
+		cc_on_lost(d->c, &p[i], CC_MSS, i == 0, d->now);
+	if (late_last)
+		ccd_late(d);
+	for (i = 0; i < reorder; i++) {
+		d->late[d->nlate] = p[i];
+		d->late_pn[d->nlate++] = pn0 + i;
+	}
+	cc_ack_end(d->c, &(struct cc_ack){ .now = d->now,
+	    .prior_in_flight = CC_PKTS * CC_MSS, .in_flight = 0,
+	    .rtt = CC_RTT, .raw_min_rtt = CC_RTT,
+	    .latest_rtt = queue ? CC_RTT * 3 / 2 : CC_RTT });
+}
+
+/*
+ * Out of Startup into ProbeBW, then rounds with reorder packets
+ * reordered each until BBR probes (a pacing gain of 1.25); that round
+ * loses 10 % for good.  Returns the gain after that round, or -1.
+ */
+static double
+ccd_probe(unsigned reorder, bool queue, bool late_last)
+{
+	struct ccd d = { .now = 1000000 };
+	double gain;
+	int i;
+
+	if ((d.c = cc_new(CC_MSS, d.now)) == NULL)
+		abort();
+	for (i = 0; i < 8; i++)
+		ccd_round(&d, 0, 0, false, false);
+	for (i = 0; i < 40 && ccd_gain(&d) < 1.2; i++)
+		ccd_round(&d, reorder, 0, queue, false);
+	if (ccd_gain(&d) < 1.2) {
+		fail("cc: no bandwidth probe in 40 rounds (gain %.2f)",
+		    ccd_gain(&d));
+		cc_free(d.c);
+		return -1;
+	}
+	ccd_round(&d, 0, CC_PKTS / 10, queue, late_last);
+	gain = ccd_gain(&d);
+	cc_free(d.c);
+	return gain;
+}
+
+/*
+ * A probe that loses 10 % when the path's own loss is none is too high
+ * (BBRLossThresh, 2 %): BBR stops probing (its gain of 1.25 goes).
+ * Reordering that looked like 30 % loss every round and proved spurious
+ * must not change that.  Its losses are taken out of the round they
+ * were counted in, which has moved into the baseline by then
+ * (spurious_base: the reordered packets were sent cruising); and they
+ * must not be taken out of the losses since the probe's packets were
+ * sent, which they were declared before (spurious_since: sent with a
+ * queue in sight, so no baseline).  Without reordering, for reference,
+ * the probe stops too.
+ */
+static int
+test_cc_spurious(void)
+{
+	double plain = ccd_probe(0, false, false);
+	double base = ccd_probe(30, false, true);
+	double since = ccd_probe(30, true, false);
+	int rc = 0;
+
+	if (plain < 0 || base < 0 || since < 0)
+		return -1;
+	if (plain > 1.1) {
+		fail("cc_spurious: a probe losing 10 %% went on (gain %.2f)",
+		    plain);
+		rc = -1;
+	}
+	if (base > 1.1) {
+		fail("cc_spurious: spurious losses of cruising rounds left in "
+		    "the baseline: a probe losing 10 %% went on (gain %.2f)",
+		    base);
+		rc = -1;
+	}
+	if (since > 1.1) {
+		fail("cc_spurious: spurious losses declared before the probe "
+		    "hid its own: a probe losing 10 %% went on (gain %.2f)",
+		    since);
+		rc = -1;
+	}
+	if (rc == 0)
+		printf("cc_spurious: a probe losing 10 %% stops (gain %.2f); "
+		    "so it does after 30 %% spurious losses a round, cruising "
+		    "(%.2f) or not (%.2f)\n", plain, base, since);
+	return rc;
+}
+
 /* PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 §19.17-18): a packet of
  * each reaches the peer's stream_path_frame with its data, the next
  * packet shows none, and two path frames in one packet or a truncated
@@ -1783,8 +2299,9 @@ test_path(void)
 	struct stream_conf c = conf_default();
 	uint8_t buf[MTU], got[STREAM_PATH_DATA], two[2 * (1 + STREAM_PATH_DATA)];
 	struct stream *a, *b;
+	struct scan sc;
 	struct sim m;
-	uint64_t pn;
+	uint64_t pn, ppn;
 	size_t n;
 	int type, rc = 0;
 
@@ -1827,9 +2344,27 @@ test_path(void)
 		fail("path: a truncated PATH_CHALLENGE taken");
 		rc = -1;
 	}
+	/* Not ack-eliciting, but acknowledged with what is. */
+	while (stream_output(b, m.now + 50000, &pn, buf, sizeof buf) > 0)
+		;
+	n = stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &ppn, buf, sizeof buf);
+	stream_input(b, m.now + 60000, ppn, buf, n);
+	if (stream_output(b, m.now + 100000, &pn, buf, sizeof buf) != 0) {
+		fail("path: a PATH_CHALLENGE alone elicited a packet");
+		rc = -1;
+	}
+	stream_ping(a);
+	n = stream_output(a, m.now + 100000, &pn, buf, sizeof buf);
+	stream_input(b, m.now + 100000, pn, buf, n);
+	n = stream_output(b, m.now + 200000, &pn, buf, sizeof buf);
+	scan(buf, n, &sc);
+	if (!sc.ack || sc.ack_largest < ppn || sc.ack_largest - sc.ack_first > ppn) {
+		fail("path: the PATH_CHALLENGE was not acknowledged with the PING");
+		rc = -1;
+	}
 	if (rc == 0)
 		printf("path: PATH_CHALLENGE and PATH_RESPONSE arrive with their data; "
-		    "two in a packet, or a short one, refused\n");
+		    "two in a packet, or a short one, refused; acknowledged with a PING\n");
 	sim_free(&m);
 	return rc;
 }
@@ -2108,6 +2643,11 @@ main(int argc, char **argv)
 		{ "written", test_written },
 		{ "close", test_close },
 		{ "fuzz", test_fuzz },
+		{ "spurious", test_spurious },
+		{ "prune_full", test_prune_full },
+		{ "cc_spurious", test_cc_spurious },
+		{ "bad_overtake", test_bad_overtake },
+		{ "rttq_full", test_rttq_full },
 	};
 	size_t i;
 

@@ -4,7 +4,8 @@
  * minutes end only if it carried something (RFC 8656 §12); an idle one
  * expires, keeps its number and peer for 5 more minutes (a lapsed peer
  * gets its own number back meanwhile), then goes to another peer; a
- * refused one is not asked for again at once.
+ * refused or unanswered one, or one whose refresh went unanswered,
+ * only 5 minutes after the server may have let it go.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -115,14 +116,49 @@ main(void)
 	CHECK(want(&t, 9, T0 + 902 * S) == 0x4001);
 	CHECK(num(&t, 2, T0 + 902 * S) == 0);
 
-	/* Refused: not asked for again until 5 minutes later. */
+	/* Refused: not asked for again until the number would be free
+	 * had the server bound it (see below), 15 minutes after it was
+	 * asked for; then it gets the lowest free one, peer 1's. */
 	tchan_answer(&t.c[1], false, T0 + 903 * S);
 	CHECK(want(&t, 9, T0 + 904 * S) == 0);
-	CHECK(want(&t, 9, T0 + 1203 * S) == 0x4001);
+	CHECK(want(&t, 9, T0 + 1801 * S) == 0);
+	CHECK(want(&t, 9, T0 + 1802 * S) == 0x4000);
 
 	/* A ChannelBind that no answer came for counts as refused. */
-	tchan_answer(&t.c[1], false, T0 + 1240 * S);
-	CHECK(t.c[1].state == TCHAN_GONE && want(&t, 9, T0 + 1241 * S) == 0);
+	tchan_answer(&t.c[0], false, T0 + 1840 * S);
+	CHECK(t.c[0].state == TCHAN_GONE && want(&t, 9, T0 + 1841 * S) == 0);
+
+	/* RFC 8656 §12's 5 minutes count from when the server lets the
+	 * binding go, 10 minutes after the last ChannelBind it may have
+	 * taken, answered or not.  Eight peers take every number; peer 1's
+	 * ChannelBind is given up on after 40 s: its number may have been
+	 * bound at T0, so it is not another's before T0 + 900 s. */
+	memset(&t, 0, sizeof t);
+	for (i = 1; i <= 8; i++)
+		CHECK(want(&t, i, T0) == 0x4000 + i - 1);
+	for (i = 2; i <= 8; i++)
+		tchan_answer(&t.c[i - 1], true, T0 + S);
+	tchan_answer(&t.c[0], false, T0 + 40 * S);
+	CHECK(want(&t, 9, T0 + 400 * S) == 0);
+	CHECK(want(&t, 9, T0 + 899 * S) == 0);
+	CHECK(want(&t, 9, T0 + 900 * S) == 0x4000);
+
+	/* The same for a refresh that got no answer: peer 1's channel,
+	 * bound at T0, refreshed at T0 + 540 s, expires for us at T0 + 600 s
+	 * but may last at the server until T0 + 1140 s.  The others' go to
+	 * new peers at T0 + 900 s; peer 1 may have its own back. */
+	memset(&t, 0, sizeof t);
+	for (i = 1; i <= 8; i++) {
+		CHECK(want(&t, i, T0) == 0x4000 + i - 1);
+		tchan_answer(&t.c[i - 1], true, T0 + S);
+	}
+	t.c[0].used = T0 + 100 * S;
+	CHECK((c = tchan_due(&t, T0 + 540 * S)) == &t.c[0]);
+	tchan_answer(c, false, T0 + 580 * S);
+	CHECK(num(&t, 1, T0 + 599 * S) == 0x4000 && num(&t, 1, T0 + 600 * S) == 0);
+	CHECK(want(&t, 9, T0 + 900 * S) == 0x4001);
+	CHECK(want(&t, 10, T0 + 1439 * S) == 0x4002);
+	CHECK(want(&t, 1, T0 + 1000 * S) == 0x4000);
 
 	printf("unit_turnchan: %d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;
