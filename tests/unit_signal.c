@@ -18,7 +18,9 @@
  *	leftover temporary files of ours swept, fresh ones kept
  *   race: forked listeners take every offer exactly once
  *   withdraw: sig_withdraw and sig_unanswer, also when nothing is there
- *   stop: the stop flag set from SIGALRM ends an endless wait promptly
+ *   stop: the stop flag set from SIGALRM ends a wait not before it is
+ *	set and before its 30 s deadline, looks up to an hour apart; set
+ *	already, it ends one without sleeping
  *   counts: sig_counts
  *   notice: inotify ends a wait (looks set an hour apart, messages
  *	posted once it sleeps), also in an inbox removed and made anew
@@ -1098,20 +1100,20 @@ static void
 case_stop(const char *tmp)
 {
 	static struct sig_msg m;
+	static const unsigned polls[] = { 0, 10, HOUR_MS };
 	struct sig_opts o = opts();
-	struct itimerval it;
-	struct sigaction sa;
 	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1];
-	unsigned polls[] = { 0, 10, 5000 };
-	uint64_t t0, dt;
+	unsigned long naps;
+	uint64_t t0, dt, end;
+	int64_t late;
 	struct sig *s;
 	size_t i;
 	int r;
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_alarm;
-	sigemptyset(&sa.sa_mask);
-	REQUIRE(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
+	/* Nothing but the stop flag, set by SIGALRM at 200 ms, ends these
+	 * waits before their deadline (LONG_MS): no message comes, there is
+	 * no wake descriptor, and the longest interval between looks is an
+	 * hour. */
 	pathf(url, sizeof url, "dir:%s", tmp);
 	new_id(id);
 	for (i = 0; i < 2 * sizeof polls / sizeof polls[0]; i++) {
@@ -1121,31 +1123,34 @@ case_stop(const char *tmp)
 		s = sig_open(url, &o);
 		REQUIRE(s, "sig_open(%s) failed", url);
 		stop_flag = 0;
-		memset(&it, 0, sizeof it);
-		it.it_value.tv_usec = 200000;
-		REQUIRE(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
-		t0 = mono_ms();
-		r = answer ? sig_wait_answer(s, "bob", id, &m, UINT64_MAX) :
-		    sig_wait_offer(s, "bob", &m, UINT64_MAX);
+		end = unix_ms() + LONG_MS;
+		t0 = mono_ms();		/* before the timer starts: dt errs long */
+		alarm_in(200);
+		r = answer ? sig_wait_answer(s, "bob", id, &m, end) :
+		    sig_wait_offer(s, "bob", &m, end);
 		dt = mono_ms() - t0;
+		late = (int64_t)(unix_ms() - end);
+		alarm_in(0);
 		CHECK(r == 1, "%s (poll %u ms): %d after stop, want 1",
 		    answer ? "wait_answer" : "wait_offer", o.poll_ms, r);
-		CHECK(stop_flag == 1 && dt >= 150 && dt < 200 + 500,
-		    "%s (poll %u ms): returned %" PRIu64 " ms after start, stop at 200",
-		    answer ? "wait_answer" : "wait_offer", o.poll_ms, dt);
+		CHECK(stop_flag == 1 && dt >= 150 && late < 0, "%s (poll %u ms): returned %"
+		    PRIu64 " ms after start, %" PRId64 " ms after its %d ms deadline, stop "
+		    "flag %d (set at 200 ms)", answer ? "wait_answer" : "wait_offer",
+		    o.poll_ms, dt, late, LONG_MS, (int)stop_flag);
 		sig_close(s);
 	}
-	/* Already stopped: an empty inbox returns at once. */
-	s = open_dir(tmp);
-	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	/* Already stopped: an empty inbox returns after the look, without
+	 * sleeping. */
+	o.poll_ms = HOUR_MS;
+	s = sig_open(url, &o);
+	REQUIRE(s, "sig_open(%s) failed", url);
 	stop_flag = 1;
-	t0 = mono_ms();
-	CHECK(sig_wait_offer(s, "bob", &m, UINT64_MAX) == 1, "wait_offer when stopped");
-	CHECK(mono_ms() - t0 < 100, "stopped wait_offer took %" PRIu64 " ms",
-	    mono_ms() - t0);
+	naps = sig_dir_naps(s);
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS);
+	CHECK(r == 1 && sig_dir_naps(s) == naps, "wait_offer when stopped: %d after %lu "
+	    "poll(2)s, want 1 after none", r, sig_dir_naps(s) - naps);
 	stop_flag = 0;
 	sig_close(s);
-	signal(SIGALRM, SIG_DFL);
 }
 
 static void
