@@ -10,13 +10,17 @@
  *   roundtrip: offer/answer blobs byte-equal (binary, SIG_MAX_BLOB, +1
  *	refused), the file format on disk, ids copied, no overwriting,
  *	bad ids and names refused
- *   consume, deadline: a taken offer is gone; timeouts within 200 ms
+ *   consume, deadline: a taken offer is gone; timeouts not before their
+ *	deadline, and before a 30 s guard with looks an hour apart; a
+ *	deadline passed gives up without sleeping (sig_dir_naps)
  *   stale: expired, dead-writer and empty or oversized offers of ours
  *	removed; malformed and misnamed files, not ours, left alone; old
  *	leftover temporary files of ours swept, fresh ones kept
  *   race: forked listeners take every offer exactly once
  *   withdraw: sig_withdraw and sig_unanswer, also when nothing is there
- *   stop: the stop flag set from SIGALRM ends an endless wait promptly
+ *   stop: the stop flag set from SIGALRM ends a wait not before it is
+ *	set and before its 30 s deadline, looks up to an hour apart; set
+ *	already, it ends one without sleeping
  *   counts: sig_counts
  *   notice: inotify ends a wait (looks set an hour apart, messages
  *	posted once it sleeps), also in an inbox removed and made anew
@@ -63,7 +67,6 @@
 #include "util.h"
 
 #define FUTURE_MS	60000	/* expiry of messages meant to stay valid */
-#define SLACK_MS	200	/* allowed error of a deadline */
 #define HOUR_MS		3600000	/* a poll interval no test waits out */
 /* A deadline no loaded machine reaches where a wake takes microseconds:
  * a wait that returns before it was ended by the mechanism under test. */
@@ -110,6 +113,28 @@ on_alarm(int sig)
 {
 	(void)sig;
 	stop_flag = 1;
+}
+
+/* SIGALRM, setting stop_flag, in ms; 0 disarms the timer and restores
+ * SIGALRM's default.  A timer that cannot be set is a broken test: exit. */
+static void
+alarm_in(unsigned ms)
+{
+	struct itimerval it;
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = ms ? on_alarm : SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	memset(&it, 0, sizeof it);
+	it.it_value.tv_sec = ms / 1000;
+	it.it_value.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	if ((ms && sigaction(SIGALRM, &sa, NULL) == -1) ||
+	    setitimer(ITIMER_REAL, &it, NULL) == -1 ||
+	    (!ms && sigaction(SIGALRM, &sa, NULL) == -1)) {
+		perror("unit_signal: SIGALRM");
+		exit(1);
+	}
 }
 
 /* A path into buf; too long for it is a broken test: exit. */
@@ -164,6 +189,22 @@ open_dir(const char *tmp)
 
 	pathf(url, sizeof url, "dir:%s", tmp);
 	return sig_open(url, &o);
+}
+
+/* sig_wait_offer to bob (id NULL), or sig_wait_answer for id, until end,
+ * in a handle made with opts().  As a guard, SIGALRM sets the stop flag
+ * after LONG_MS: a wait that returns with stop_flag still 0 ended, before
+ * that, by something else.  The wait's result. */
+static int
+guarded_wait(struct sig *s, const char *id, struct sig_msg *m, uint64_t end)
+{
+	int r;
+
+	stop_flag = 0;
+	alarm_in(LONG_MS);
+	r = id ? sig_wait_answer(s, "bob", id, m, end) : sig_wait_offer(s, "bob", m, end);
+	alarm_in(0);
+	return r;
 }
 
 /* TMP/inbox/NAME/KIND[/ENTRY] */
@@ -617,35 +658,45 @@ static void
 case_consume(const char *tmp)
 {
 	static struct sig_msg m;
-	char id[SIG_ID_LEN + 1], path[PATH_MAX];
-	struct sig *s = open_dir(tmp);
-	uint64_t t0, dt;
+	struct sig_opts o = opts();
+	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1], path[PATH_MAX];
+	unsigned long naps;
+	uint64_t end;
+	int64_t late;
+	struct sig *s;
+	int r;
 
-	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	/* Looks an hour apart: a timeout before guarded_wait's guard came
+	 * from the deadline, not from the next look. */
+	o.poll_ms = HOUR_MS;
+	pathf(url, sizeof url, "dir:%s", tmp);
+	s = sig_open(url, &o);
+	REQUIRE(s, "sig_open(%s) failed", url);
 	new_id(id);
 	REQUIRE(sig_offer(s, "bob", id, "one", 3, unix_ms() + FUTURE_MS) == 0, "offer");
 	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 1000) == 0 && strcmp(m.id, id) == 0,
 	    "first wait did not take the offer");
-	t0 = mono_ms();
-	CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 300) == 1,
-	    "second wait did not time out");
-	dt = mono_ms() - t0;
-	CHECK(dt + SLACK_MS >= 300 && dt <= 300 + SLACK_MS,
-	    "300 ms deadline took %" PRIu64 " ms", dt);
+	end = unix_ms() + 300;
+	r = guarded_wait(s, NULL, &m, end);
+	late = (int64_t)(unix_ms() - end);
+	CHECK(r == 1 && late >= 0 && stop_flag == 0, "second wait (300 ms deadline, looking "
+	    "every hour): %d, %" PRId64 " ms after its deadline%s", r, late,
+	    stop_flag ? ", ended by the guard" : "");
 	box_path(path, sizeof path, tmp, "bob", "offers", NULL);
 	CHECK(count_entries(path) == 0, "%s not empty after the offer was taken", path);
 
-	/* A deadline already past, and an unanswered wait_answer. */
-	t0 = mono_ms();
-	CHECK(sig_wait_offer(s, "bob", &m, 0) == 1, "past deadline: not a timeout");
-	CHECK(mono_ms() - t0 <= SLACK_MS, "past deadline: took %" PRIu64 " ms",
-	    mono_ms() - t0);
-	t0 = mono_ms();
-	CHECK(sig_wait_answer(s, "bob", id, &m, unix_ms() + 400) == 1,
-	    "wait_answer with no answer did not time out");
-	dt = mono_ms() - t0;
-	CHECK(dt + SLACK_MS >= 400 && dt <= 400 + SLACK_MS,
-	    "400 ms wait_answer deadline took %" PRIu64 " ms", dt);
+	/* A deadline already past gives up after the look, without
+	 * sleeping; an unanswered wait_answer times out. */
+	naps = sig_dir_naps(s);
+	r = guarded_wait(s, NULL, &m, 0);
+	CHECK(r == 1 && sig_dir_naps(s) == naps, "past deadline: %d after %lu poll(2)s, "
+	    "want 1 after none", r, sig_dir_naps(s) - naps);
+	end = unix_ms() + 400;
+	r = guarded_wait(s, id, &m, end);
+	late = (int64_t)(unix_ms() - end);
+	CHECK(r == 1 && late >= 0 && stop_flag == 0, "wait_answer with no answer (400 ms "
+	    "deadline, looking every hour): %d, %" PRId64 " ms after its deadline%s", r,
+	    late, stop_flag ? ", ended by the guard" : "");
 
 	/* Several offers: each is taken once, then the inbox is empty. */
 	{
@@ -667,7 +718,7 @@ case_consume(const char *tmp)
 		}
 		for (j = 0; j < 5; j++)
 			CHECK(got[j] == 1, "offer %d taken %d times", j, got[j]);
-		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + 100) == 1,
+		CHECK(guarded_wait(s, NULL, &m, unix_ms() + 100) == 1,
 		    "a sixth offer appeared");
 	}
 	sig_close(s);
@@ -886,21 +937,29 @@ case_deadline(const char *tmp)
 	static struct sig_msg m;
 	struct sig_opts o = opts();
 	char url[PATH_MAX + 8];
-	uint64_t t0, dt;
+	unsigned long naps;
+	uint64_t end;
+	int64_t late;
 	struct sig *s;
-	int ms;
+	int ms, r;
 
-	/* Poll intervals longer than the wait must not overshoot it. */
-	o.poll_ms = 1000;
+	/* Poll intervals longer than the wait must not overshoot it: with
+	 * looks an hour apart, only the deadline can end the wait before
+	 * guarded_wait's guard.  A deadline now ends it without a sleep. */
+	o.poll_ms = HOUR_MS;
 	pathf(url, sizeof url, "dir:%s", tmp);
 	s = sig_open(url, &o);
 	REQUIRE(s, "sig_open(%s) failed", url);
 	for (ms = 0; ms <= 600; ms += 300) {
-		t0 = mono_ms();
-		CHECK(sig_wait_offer(s, "bob", &m, unix_ms() + ms) == 1, "wait %d ms", ms);
-		dt = mono_ms() - t0;
-		CHECK(dt + SLACK_MS >= (uint64_t)ms && dt <= (uint64_t)ms + SLACK_MS,
-		    "%d ms deadline with 1 s polls took %" PRIu64 " ms", ms, dt);
+		naps = sig_dir_naps(s);
+		end = unix_ms() + (uint64_t)ms;
+		r = guarded_wait(s, NULL, &m, end);
+		late = (int64_t)(unix_ms() - end);
+		CHECK(r == 1 && late >= 0 && stop_flag == 0, "%d ms deadline, looking every "
+		    "hour: %d, %" PRId64 " ms after its deadline%s", ms, r, late,
+		    stop_flag ? ", ended by the guard" : "");
+		CHECK(ms > 0 || sig_dir_naps(s) == naps, "0 ms deadline: %lu poll(2)s, want none",
+		    sig_dir_naps(s) - naps);
 	}
 	sig_close(s);
 }
@@ -1040,20 +1099,20 @@ static void
 case_stop(const char *tmp)
 {
 	static struct sig_msg m;
+	static const unsigned polls[] = { 0, 10, HOUR_MS };
 	struct sig_opts o = opts();
-	struct itimerval it;
-	struct sigaction sa;
 	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1];
-	unsigned polls[] = { 0, 10, 5000 };
-	uint64_t t0, dt;
+	unsigned long naps;
+	uint64_t t0, dt, end;
+	int64_t late;
 	struct sig *s;
 	size_t i;
 	int r;
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_alarm;
-	sigemptyset(&sa.sa_mask);
-	REQUIRE(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
+	/* Nothing but the stop flag, set by SIGALRM at 200 ms, ends these
+	 * waits before their deadline (LONG_MS): no message comes, there is
+	 * no wake descriptor, and the longest interval between looks is an
+	 * hour. */
 	pathf(url, sizeof url, "dir:%s", tmp);
 	new_id(id);
 	for (i = 0; i < 2 * sizeof polls / sizeof polls[0]; i++) {
@@ -1063,31 +1122,34 @@ case_stop(const char *tmp)
 		s = sig_open(url, &o);
 		REQUIRE(s, "sig_open(%s) failed", url);
 		stop_flag = 0;
-		memset(&it, 0, sizeof it);
-		it.it_value.tv_usec = 200000;
-		REQUIRE(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
-		t0 = mono_ms();
-		r = answer ? sig_wait_answer(s, "bob", id, &m, UINT64_MAX) :
-		    sig_wait_offer(s, "bob", &m, UINT64_MAX);
+		end = unix_ms() + LONG_MS;
+		t0 = mono_ms();		/* before the timer starts: dt errs long */
+		alarm_in(200);
+		r = answer ? sig_wait_answer(s, "bob", id, &m, end) :
+		    sig_wait_offer(s, "bob", &m, end);
 		dt = mono_ms() - t0;
+		late = (int64_t)(unix_ms() - end);
+		alarm_in(0);
 		CHECK(r == 1, "%s (poll %u ms): %d after stop, want 1",
 		    answer ? "wait_answer" : "wait_offer", o.poll_ms, r);
-		CHECK(stop_flag == 1 && dt >= 150 && dt < 200 + 500,
-		    "%s (poll %u ms): returned %" PRIu64 " ms after start, stop at 200",
-		    answer ? "wait_answer" : "wait_offer", o.poll_ms, dt);
+		CHECK(stop_flag == 1 && dt >= 150 && late < 0, "%s (poll %u ms): returned %"
+		    PRIu64 " ms after start, %" PRId64 " ms after its %d ms deadline, stop "
+		    "flag %d (set at 200 ms)", answer ? "wait_answer" : "wait_offer",
+		    o.poll_ms, dt, late, LONG_MS, (int)stop_flag);
 		sig_close(s);
 	}
-	/* Already stopped: an empty inbox returns at once. */
-	s = open_dir(tmp);
-	REQUIRE(s, "sig_open(dir:%s) failed", tmp);
+	/* Already stopped: an empty inbox returns after the look, without
+	 * sleeping. */
+	o.poll_ms = HOUR_MS;
+	s = sig_open(url, &o);
+	REQUIRE(s, "sig_open(%s) failed", url);
 	stop_flag = 1;
-	t0 = mono_ms();
-	CHECK(sig_wait_offer(s, "bob", &m, UINT64_MAX) == 1, "wait_offer when stopped");
-	CHECK(mono_ms() - t0 < 100, "stopped wait_offer took %" PRIu64 " ms",
-	    mono_ms() - t0);
+	naps = sig_dir_naps(s);
+	r = sig_wait_offer(s, "bob", &m, unix_ms() + LONG_MS);
+	CHECK(r == 1 && sig_dir_naps(s) == naps, "wait_offer when stopped: %d after %lu "
+	    "poll(2)s, want 1 after none", r, sig_dir_naps(s) - naps);
 	stop_flag = 0;
 	sig_close(s);
-	signal(SIGALRM, SIG_DFL);
 }
 
 static void
@@ -1244,7 +1306,8 @@ case_notice(const char *tmp)
 	char dir[PATH_MAX];
 	struct sigaction sa;
 	unsigned long naps;
-	uint64_t t0, dt;
+	uint64_t end;
+	int64_t late;
 	struct sig *s;
 	pid_t kid;
 	int r;
@@ -1279,11 +1342,11 @@ case_notice(const char *tmp)
 	/* Another offer's answer is not ours: the wait goes on to its end. */
 	new_id(other);
 	kid = post_in_wait(tmp, 1, other, "other");
-	t0 = mono_ms();
-	r = sig_wait_answer(s, "bob", id, &m, unix_ms() + 600);
-	dt = mono_ms() - t0;
-	CHECK(r == 1 && dt + SLACK_MS >= 600, "wait_answer for %s: %d after %" PRIu64
-	    " ms, on an answer to another offer", id, r, dt);
+	end = unix_ms() + 600;
+	r = sig_wait_answer(s, "bob", id, &m, end);
+	late = (int64_t)(unix_ms() - end);
+	CHECK(r == 1 && late >= 0, "wait_answer for %s: %d, %" PRId64 " ms after its "
+	    "600 ms deadline, on an answer to another offer", id, r, late);
 	CHECK(reaped_ok(kid), "answering child failed");
 	sig_unanswer(s, "bob", other);
 
@@ -1355,6 +1418,7 @@ case_wake(const char *tmp)
 	char url[PATH_MAX + 8], id[SIG_ID_LEN + 1], c;
 	uint64_t t0, dt, end;
 	unsigned long naps;
+	int64_t late;
 	struct sig *s;
 	size_t i;
 	int p[2], r, answer;
@@ -1418,12 +1482,12 @@ case_wake(const char *tmp)
 	o.wake_fd = p[0];
 	s = sig_open(url, &o);
 	REQUIRE(s, "sig_open(%s) failed", url);
-	t0 = mono_ms();
-	r = sig_wait_offer(s, "bob", &m, unix_ms() + 400);
-	dt = mono_ms() - t0;
+	end = unix_ms() + 400;
+	r = sig_wait_offer(s, "bob", &m, end);
+	late = (int64_t)(unix_ms() - end);
 	naps = sig_dir_naps(s);
-	CHECK(r == 1 && dt + SLACK_MS >= 400, "closed wake descriptor: %d after %" PRIu64
-	    " ms, want 1 after 400", r, dt);
+	CHECK(r == 1 && late >= 0, "closed wake descriptor: %d, %" PRId64 " ms after its "
+	    "400 ms deadline, want 1 at it or after", r, late);
 	CHECK(naps >= 1 && naps <= 5, "closed wake descriptor: %lu poll(2)s in a 400 ms wait",
 	    naps);
 	sig_close(s);
