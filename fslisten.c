@@ -940,18 +940,27 @@ fsl_feed(struct fsl *l, const unsigned char *msg, size_t len)
 			ret = fsl_change(l, dc->document);
 		} else if (dc->document != NULL &&
 		    fsl_has(dc->removed_target_ids, dc->n_removed_target_ids,
-		    FSL_TARGET_ID))
+		    FSL_TARGET_ID)) {
+			log_v(2, "firestore: Listen on %s: a document left "
+			    "the target", l->c.what);
 			fsl_removal(l, &dc->document->name, 1);
+		}
 		break;
 	case GOOGLE__FIRESTORE__V1__LISTEN_RESPONSE__RESPONSE_TYPE_DOCUMENT_DELETE:
 		if (fsl_has(r->document_delete->removed_target_ids,
-		    r->document_delete->n_removed_target_ids, FSL_TARGET_ID))
+		    r->document_delete->n_removed_target_ids, FSL_TARGET_ID)) {
+			log_v(2, "firestore: Listen on %s: a document was "
+			    "deleted", l->c.what);
 			fsl_removal(l, &r->document_delete->document, 0);
+		}
 		break;
 	case GOOGLE__FIRESTORE__V1__LISTEN_RESPONSE__RESPONSE_TYPE_DOCUMENT_REMOVE:
 		if (fsl_has(r->document_remove->removed_target_ids,
-		    r->document_remove->n_removed_target_ids, FSL_TARGET_ID))
+		    r->document_remove->n_removed_target_ids, FSL_TARGET_ID)) {
+			log_v(2, "firestore: Listen on %s: a document left "
+			    "the target", l->c.what);
 			fsl_removal(l, &r->document_remove->document, 1);
+		}
 		break;
 	case GOOGLE__FIRESTORE__V1__LISTEN_RESPONSE__RESPONSE_TYPE_FILTER:
 		f = r->filter;
