@@ -11,12 +11,16 @@ mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 unset P2PCAT_SIGNAL P2PCAT_NAME P2PCAT_SECRET P2PCAT_API_KEY FIRESTORE_EMULATOR_HOST FIREBASE_AUTH_EMULATOR_HOST
 CLEANUP=
-# killtree PID: kill PID's descendants, deepest first.
+# killtree PID: kill PID's descendants, deepest first.  The children are
+# kept in this call's own positional parameters: a global loop variable
+# would be overwritten by the recursion, and a child with grandchildren
+# be left running.
 killtree() {
-	for _c in $(pgrep -P "$1"); do
+	set -- $(pgrep -P "$1")
+	for _c; do
 		killtree "$_c"
-		kill -9 "$_c" 2>/dev/null
 	done
+	[ $# -eq 0 ] || kill -9 "$@" 2>/dev/null
 }
 cleanup() {
 	eval "$CLEANUP"
