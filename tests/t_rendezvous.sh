@@ -87,7 +87,8 @@ grep -q "another listener" "$T/t3.err" && fail "a killed listener's lock held: $
 # Only the last component of a dir: path is made, and never through a
 # symbolic link below it.
 timeout 10 "$P2PCAT" -S "dir:$T/no/such/dir" -l x < /dev/null > /dev/null 2> "$T/deep.err"
-check_eq "status for a missing parent ($(cat "$T/deep.err"))" $? 1
+rc=$?
+check_eq "status for a missing parent ($(cat "$T/deep.err"))" $rc 1
 [ -e "$T/no" ] && fail "dir:$T/no/such/dir made $T/no"
 grep -q "its parent directory does not exist" "$T/deep.err" || fail "message: $(cat "$T/deep.err")"
 
@@ -99,11 +100,13 @@ plant() { printf 'p2pcat-sig 1\nexpire %s\npid %s\nhost %s\n\n%s' "$2" "$3" "$(h
 plant 00000000000000000000000000000005 $((now - 1000)) $$ "expired, outside"
 ln -s "$out" "$rv/inbox/victim/offers"
 timeout 10 "$P2PCAT" -l -v victim < /dev/null > /dev/null 2> "$T/v.err"
-check_eq "listener's status on a symlinked inbox ($(cat "$T/v.err"))" $? 2
+rc=$?
+check_eq "listener's status on a symlinked inbox ($(cat "$T/v.err"))" $rc 2
 grep -q "is a symbolic link: not following it" "$T/v.err" || fail "message: $(cat "$T/v.err")"
 check_eq "files outside" "$(ls "$out" | tr '\n' ' ')" "00000000000000000000000000000005 precious.txt "
 echo data | "$P2PCAT" -w 2 victim > /dev/null 2> "$T/vc.err"
-check_eq "caller's status on a symlinked inbox ($(cat "$T/vc.err"))" $? 2
+rc=$?
+check_eq "caller's status on a symlinked inbox ($(cat "$T/vc.err"))" $rc 2
 check_eq "files outside after the caller" "$(ls "$out" | tr '\n' ' ')" "00000000000000000000000000000005 precious.txt "
 rm "$rv/inbox/victim/offers"
 
