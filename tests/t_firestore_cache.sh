@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 U=$SRCDIR/tests/unit_firestore
 REST="python3 $SRCDIR/tests/firestore_rest.py"
-[ -x "$U" ] || skip "tests/unit_firestore is not built"
+[ -x "$U" ] || fail "tests/unit_firestore is not built: run make tests"
 command -v python3 >/dev/null || skip "no python3"
 
 ID1=0123456789abcdef0123456789abcdef
