@@ -11,7 +11,7 @@ BUILD="gcc:gcc make:make pkg-config:pkg-config libcurl4-openssl-dev libcjson-dev
 	libssl-dev libprotobuf-c-dev protobuf-c-compiler:protoc-c
 	zlib1g-dev"
 TEST="$BUILD coturn:turnserver iproute2:ip iptables:iptables conntrack:conntrack
-	python3:python3 mandoc:mandoc nodejs:node npm:npm netcat-openbsd
+	python3:python3 mandoc:mandoc bsdextrautils:col nodejs:node npm:npm netcat-openbsd
 	iperf3:iperf3 procps:pgrep time:/usr/bin/time
 	openssh-server:/usr/sbin/sshd openssh-client:ssh curl:curl
 	clang:clang libclang-rt-dev valgrind:valgrind"
