@@ -19,7 +19,6 @@ fs_serve --auth issued --api-key "$KEY"
 export FIREBASE_AUTH_EMULATOR_HOST=$FIRESTORE_EMULATOR_HOST
 printf '%s\n' "$KEY" >"$T/key"
 chmod 600 "$T/key"
-errhas() { grep -q -- "$2" "$T/$1.err" || { cat "$T/$1.err" >&2; fail "$1: no \`$2' in its stderr"; }; }
 
 # No room for the cache: write(2) fails with EFBIG (SIGXFSZ ignored, as
 # the limit's signal would otherwise end the process).  stderr goes
