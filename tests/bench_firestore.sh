@@ -35,8 +35,9 @@ while [ $i -lt $N ]; do
 	arrived "call $i" || fail "call $i: nothing arrived: $(cat "$T/c.err")"
 	t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
 	wait $cp
-	set -- $(sed -n 's/.*rendezvous: \([0-9]*\) reads*, \([0-9]*\) writes*.*/\1 \2/p' "$T/c.err")
-	printf '%-6s %12s %8s %8s\n' "$i" "$t" "${1:-?}" "${2:-?}"
+	r=$(reads_of "$T/c.err")
+	w=$(writes_of "$T/c.err")
+	printf '%-6s %12s %8s %8s\n' "$i" "$t" "${r:-?}" "${w:-?}"
 	echo "$t" >> "$T/times"
 done
 sort -n "$T/times" | awk '{ t[NR] = $1 } END {

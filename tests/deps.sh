@@ -11,7 +11,7 @@ BUILD="gcc:gcc make:make pkg-config:pkg-config libcurl4-openssl-dev libcjson-dev
 	libssl-dev libprotobuf-c-dev protobuf-c-compiler:protoc-c
 	zlib1g-dev"
 TEST="$BUILD coturn:turnserver iproute2:ip iptables:iptables conntrack:conntrack
-	python3:python3 mandoc:mandoc nodejs:node npm:npm netcat-openbsd
+	python3:python3 mandoc:mandoc bsdextrautils:col nodejs:node npm:npm netcat-openbsd
 	iperf3:iperf3 procps:pgrep time:/usr/bin/time
 	openssh-server:/usr/sbin/sshd openssh-client:ssh curl:curl
 	clang:clang libclang-rt-dev valgrind:valgrind"
@@ -51,13 +51,12 @@ echo "deps.sh: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 # The tests start their own servers (sshd among them): packages must not
 # start system services while they install, as Debian's policy-rc.d
-# convention allows.
-policy=
+# convention allows.  The file goes however deps.sh ends, interrupted
+# too: left behind, it would keep every service of later installs down.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	policy=/usr/sbin/policy-rc.d
+	trap 'rm -f "$policy"' EXIT
+	trap 'exit 1' HUP INT TERM
 	printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
 fi
 apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $missing >&2
-rc=$?
-[ -n "$policy" ] && rm -f "$policy"
-exit $rc

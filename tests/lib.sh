@@ -11,12 +11,16 @@ mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 unset P2PCAT_SIGNAL P2PCAT_NAME P2PCAT_SECRET P2PCAT_API_KEY FIRESTORE_EMULATOR_HOST FIREBASE_AUTH_EMULATOR_HOST
 CLEANUP=
-# killtree PID: kill PID's descendants, deepest first.
+# killtree PID: kill PID's descendants, deepest first.  The children are
+# kept in this call's own positional parameters: a global loop variable
+# would be overwritten by the recursion, and a child with grandchildren
+# be left running.
 killtree() {
-	for _c in $(pgrep -P "$1"); do
+	set -- $(pgrep -P "$1")
+	for _c; do
 		killtree "$_c"
-		kill -9 "$_c" 2>/dev/null
 	done
+	[ $# -eq 0 ] || kill -9 "$@" 2>/dev/null
 }
 cleanup() {
 	eval "$CLEANUP"
@@ -63,6 +67,23 @@ check_eq() { [ "$2" = "$3" ] || fail "$1: got \`$2', want \`$3'"; }
 
 # randfile PATH MIB: MIB mebibytes of random bytes.
 randfile() { head -c $(( $2 * 1048576 )) /dev/urandom > "$1"; }
+
+# size_over FILE BYTES: FILE exists and holds more than BYTES bytes.
+size_over() { [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -gt "$2" ]; }
+
+# errhas NAME TEXT: $T/NAME.err holds TEXT (a grep pattern); else it is
+# shown and the test fails.
+errhas() { grep -q -- "$2" "$T/$1.err" || { cat "$T/$1.err" >&2; fail "$1: no \`$2' in its stderr"; }; }
+
+# reads_of FILE / writes_of FILE: the billed rendezvous reads (writes) of
+# the last count in FILE, p2pcat -v's `rendezvous: N reads, M writes' or
+# tests/unit_firestore's `reads N writes M'; empty when it has none.
+reads_of() {
+	sed -n 's/.*rendezvous: \([0-9]*\) reads*,.*/\1/p; s/^reads \([0-9]*\) writes.*/\1/p' "$1" | tail -1
+}
+writes_of() {
+	sed -n 's/.*rendezvous: [0-9]* reads*, \([0-9]*\) writes*.*/\1/p; s/^reads [0-9]* writes \([0-9]*\).*/\1/p' "$1" | tail -1
+}
 
 # fs_serve ARGS...: a fresh tests/fsserver.py for project p2pcat-test, with
 # ARGS, its stderr appended to $T/server.log; stops the one it started

@@ -92,6 +92,12 @@
 #                               --probability (PCT per crossing of inet,
 #                               also when tool_netem runs: the rule skips
 #                               the detour into nm0)
+#   lab_mitm TOOL-MITM-ARGS...  every packet crossing inet goes through
+#                               tests/tool_mitm (an attacker on the path),
+#                               wired as tool_netem is (not both at once);
+#                               its report in $LAB_MITM_LOG
+#   lab_mitm_off                stop it: its route and rule go, it must
+#                               exit 0 on SIGTERM within 5 s
 #   lab_cleanup                 kill and delete everything (runs on exit)
 #
 # Examples (P=tests/tool_udpprobe, or p2pcat):
@@ -129,6 +135,7 @@ while ip netns list 2>/dev/null | grep -q "^$LAB-"; do
 done
 LAB_SRC=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 LAB_NETEM=${LAB_NETEM:-$LAB_SRC/tests/tool_netem}
+LAB_MITM=${LAB_MITM:-$LAB_SRC/tests/tool_mitm}
 if [ -n "${T:-}" ]; then
 	LAB_DIR=$T/lab
 	mkdir -p "$LAB_DIR"
@@ -136,8 +143,9 @@ else
 	LAB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/natlab.XXXXXX")
 fi
 LAB_NETEM_LOG=$LAB_DIR/netem.log
+LAB_MITM_LOG=$LAB_DIR/mitm.log
 LAB_PID=
-_lab_nlink=0 _lab_npub=0 _lab_nlan=0 _lab_netem_pid= _lab_loss= _lab_rebinds=0
+_lab_nlink=0 _lab_npub=0 _lab_nlan=0 _lab_netem_pid= _lab_mitm_pid= _lab_loss= _lab_rebinds=0
 
 _lab_err() { echo "natlab: $*" >&2; return 1; }
 _lab_get() { eval "echo \"\${_lab_${1}_$2:-}\""; }
@@ -453,6 +461,43 @@ lab_netem_off() {
 	_lab_netem_pid=
 }
 
+_lab_mt_up() { _lab_in inet ip link show mt0 up 2>/dev/null | grep -q UP; }
+# _lab_exited PID: PID is gone or a zombie (as lib.sh's exited).
+_lab_exited() {
+	[ ! -e "/proc/$1/stat" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]
+}
+
+lab_mitm() {
+	[ -x "$LAB_MITM" ] || { _lab_err "no $LAB_MITM (make tests)"; return 1; }
+	[ -z "$_lab_netem_pid" ] || { _lab_err "lab_mitm: tool_netem holds table 100"; return 1; }
+	_lab_inet || return 1
+	lab_mitm_off || return 1
+	ip netns exec "$LAB-inet" "$LAB_MITM" -i mt0 "$@" 2>"$LAB_MITM_LOG" &
+	_lab_mitm_pid=$!
+	_lab_poll 5 _lab_mt_up || { _lab_err "tool_mitm did not start: $(cat "$LAB_MITM_LOG")"; return 1; }
+	_lab_in inet ip route add default dev mt0 table 100 &&
+	_lab_in inet ip rule add pref 100 not iif mt0 lookup 100 ||
+	    { _lab_err "cannot route through mt0"; return 1; }
+}
+
+# lab_mitm_off: the rule and the route go first (the route would go with
+# mt0 when tool_mitm exits, but a mitm started next must find table 100
+# empty whatever the kernel does), then tool_mitm; non-zero unless it
+# exited 0 on SIGTERM within 5 s.
+lab_mitm_off() {
+	[ -n "$_lab_mitm_pid" ] || return 0
+	_p=$_lab_mitm_pid
+	_lab_mitm_pid=
+	_lab_in inet ip rule del pref 100 2>/dev/null
+	_lab_in inet ip route del default dev mt0 table 100 2>/dev/null
+	kill -TERM "$_p" 2>/dev/null
+	_lab_poll 5 _lab_exited "$_p" ||
+	    { kill -9 "$_p" 2>/dev/null; _lab_err "tool_mitm ignored SIGTERM"; return 1; }
+	wait "$_p"
+	_rc=$?
+	[ $_rc -eq 0 ] || { _lab_err "tool_mitm exited $_rc: $(tail -3 "$LAB_MITM_LOG")"; return 1; }
+}
+
 lab_loss() {
 	_lab_inet || return 1
 	lab_loss_off
@@ -471,7 +516,7 @@ _lab_list() { ip netns list 2>/dev/null | awk -v p="$LAB-" 'index($1, p) == 1 { 
 _lab_no_pids() { [ -z "$(for _s in $(_lab_list); do ip netns pids "$_s"; done)" ]; }
 
 lab_cleanup() {
-	_lab_netem_pid=
+	_lab_netem_pid= _lab_mitm_pid=
 	for _sig in TERM KILL; do
 		for _s in $(_lab_list); do
 			for _p in $(ip netns pids "$_s" 2>/dev/null); do

@@ -41,25 +41,14 @@ victim_bytes() {
 		$0 ~ p { print $2 - 28 * $1; exit }'
 }
 
-_mt_up() { ip -n "$LAB-inet" link show mt0 up 2>/dev/null | grep -q UP; }
-mitm_on() {
-	ip netns exec "$LAB-inet" "$MITM" -i mt0 "$@" 2> "$T/mitm.log" & MP=$!
-	wait_for 5 _mt_up || fail "tool_mitm did not start: $(cat "$T/mitm.log")"
-	ip -n "$LAB-inet" route add default dev mt0 table 100 &&
-		ip -n "$LAB-inet" rule add pref 100 not iif mt0 lookup 100 ||
-		fail "cannot route through mt0"
-}
-mitm_off() {
-	ip -n "$LAB-inet" rule del pref 100 2>/dev/null
-	ip -n "$LAB-inet" route del default dev mt0 table 100 2>/dev/null
-	kill -TERM $MP
-	wait_exit $MP 5 || fail "tool_mitm ignored SIGTERM"
-	check_eq "tool_mitm status" $RC 0
-}
+# mitm_on ARGS...: tool_mitm in the core, every packet crossing it
+# through its TUN device; mitm_off stops it, which must go cleanly.
+mitm_on() { lab_mitm "$@" || fail "lab_mitm $*"; }
+mitm_off() { lab_mitm_off || fail "lab_mitm_off"; }
 # spoofed DST: packets/bytes the attacker sent toward DST from the victim's address.
 spoofed() {
 	awk -v d="$1" '$2 == "dst" && $3 == d {
-		for (i = 4; i < NF; i++) if ($i == "spoof") print $(i + 1) }' "$T/mitm.log"
+		for (i = 4; i < NF; i++) if ($i == "spoof") print $(i + 1) }' "$LAB_MITM_LOG"
 }
 
 randfile "$T/fa" 8
@@ -82,7 +71,7 @@ for round in "a 100" "a 50" "b 90"; do
 	wait_exit $lp 30 || fail "listener hung: $(cat "$T/a.err")"
 	LRC=$RC
 	mitm_off
-	cat "$T/mitm.log"
+	cat "$LAB_MITM_LOG"
 	got=$(victim_bytes)
 	s=$(spoofed "$dst")
 	sent=${s#*/}

@@ -34,27 +34,15 @@ lab_public a
 lab_public b
 IPA=$(lab_ip a) IPB=$(lab_ip b)
 
-# mitm_on ARGS...: tool_mitm in the core, every packet crossing it through
-# its TUN device (the way lab_netem wires tool_netem); sets MP.
-_mt_up() { ip -n "$LAB-inet" link show mt0 up 2>/dev/null | grep -q UP; }
-mitm_on() {
-	ip netns exec "$LAB-inet" "$MITM" -i mt0 "$@" 2> "$T/mitm.log" & MP=$!
-	wait_for 5 _mt_up || fail "tool_mitm did not start: $(cat "$T/mitm.log")"
-	ip -n "$LAB-inet" route add default dev mt0 table 100 &&
-		ip -n "$LAB-inet" rule add pref 100 not iif mt0 lookup 100 ||
-		fail "cannot route through mt0"
-}
-mitm_off() {
-	ip -n "$LAB-inet" rule del pref 100 2>/dev/null
-	kill -TERM $MP
-	wait_exit $MP 5 || fail "tool_mitm ignored SIGTERM"
-	check_eq "tool_mitm status" $RC 0
-}
+# mitm_on ARGS...: tool_mitm in the core, every packet crossing it
+# through its TUN device; mitm_off stops it, which must go cleanly.
+mitm_on() { lab_mitm "$@" || fail "lab_mitm $*"; }
+mitm_off() { lab_mitm_off || fail "lab_mitm_off"; }
 # field NAME DST: the counter NAME of destination DST in the attacker's log
 # (for C/U pairs, C).
 field() {
 	awk -v k="$1" -v d="$2" '$2 == "dst" && $3 == d {
-		for (i = 4; i < NF; i++) if ($i == k) { split($(i + 1), v, "/"); print v[1] } }' "$T/mitm.log"
+		for (i = 4; i < NF; i++) if ($i == k) { split($(i + 1), v, "/"); print v[1] } }' "$LAB_MITM_LOG"
 }
 dropped() { sed -n 's/.* \([0-9]*\) forged or replayed packets dropped$/\1/p' "$1"; }
 
@@ -86,7 +74,7 @@ echo "== a) flips, truncations, forgeries and replays, 8 MiB each way"
 mitm_on -s "${LAB_SEED:-1}" -f 1 -t 0.5 -b 1 -n 2 -r 2 -w "$T/wire"
 session
 mitm_off
-cat "$T/mitm.log"
+cat "$LAB_MITM_LOG"
 check_eq "caller status ($(cat "$T/b.err"))" $CRC 0
 check_eq "listener status ($(cat "$T/a.err"))" $LRC 0
 check_eq "b to a sha256" "$(sha "$T/fb.got")" "$(sha "$T/fb")"
@@ -105,7 +93,7 @@ for side in a b; do
 	[ "$n" -le "$want" ] || fail "$side: dropped $n, more than the $want forged or replayed"
 	[ $((n * 10)) -ge $((want * 9)) ] || fail "$side: dropped only $n of $want forged or replayed: $(cat "$T/$side.err")"
 	for k in flip trunc badtag inject replay port; do
-		[ "$(field $k "$ip")" -gt 0 ] || fail "$side: no $k attack: $(grep "$ip" "$T/mitm.log")"
+		[ "$(field $k "$ip")" -gt 0 ] || fail "$side: no $k attack: $(grep "$ip" "$LAB_MITM_LOG")"
 	done
 done
 [ "$(field reflect "$IPA")$(field reflect "$IPB")" != 00 ] || fail "no reflected replays"
@@ -132,7 +120,7 @@ if command -v turnserver >/dev/null 2>&1; then
 	mitm_on -s "${LAB_SEED:-1}" -f 1 -t 0.5 -b 1 -n 2 -r 2
 	session ha hb --stun "$(lab_ip stun):3478" --stun "$(lab_ip2 stun):3478"
 	mitm_off
-	cat "$T/mitm.log"
+	cat "$LAB_MITM_LOG"
 	check_eq "caller status ($(cat "$T/hb.err"))" $CRC 0
 	check_eq "listener status ($(cat "$T/ha.err"))" $LRC 0
 	check_eq "hb to ha sha256" "$(sha "$T/fb.got")" "$(sha "$T/fb")"
@@ -168,7 +156,7 @@ else
 	check_eq "listener status after SIGTERM, waiting for a caller" $LRC 143
 fi
 mitm_off
-cat "$T/mitm.log"
+cat "$LAB_MITM_LOG"
 [ "$(field hello "$IPA")" -gt 0 ] || fail "no forged HELLO was sent to the listener"
 [ $CRC -lt 128 ] || fail "caller killed by signal $((CRC - 128))"
 is_prefix "$T/fa.got" "$T/fa"

@@ -11,8 +11,36 @@ export P2PCAT_SIGNAL="dir:$T/rv"
 CFG=$XDG_CONFIG_HOME/p2pcat
 # The key exists before the table, so that no row says it made one.
 "$P2PCAT" --id > /dev/null 2>&1 || fail "--id"
-ROOT=false
-[ "$(id -u)" -eq 0 ] && ROOT=true
+# Root reads and writes whatever the modes say: as root, the rows about
+# an unreadable file or an unwritable directory run as nobody (65534),
+# with a HOME, key and rendezvous of its own that it owns; RUNAS is then
+# put before each command of theirs.  OWNCFG and OWNDIR are a config
+# directory and a scratch directory of whoever runs those rows.
+RUNAS=
+NOBODY=
+OWNCFG=$CFG
+OWNDIR=$T
+if [ "$(id -u)" -eq 0 ]; then
+	command -v setpriv >/dev/null || skip "no setpriv (util-linux), for the rows run as nobody"
+	NB=$(mktemp -d "${TMPDIR:-/tmp}/p2pcat-nb.XXXXXX")
+	at_exit "rm -rf '$NB'"
+	chown 65534:65534 "$NB"
+	NOBODY=as_nobody
+	OWNCFG=$NB/home/.config/p2pcat
+	OWNDIR=$NB
+fi
+# as_nobody CMD...: CMD as uid and gid 65534, no groups, in $NB.
+as_nobody() {
+	setpriv --reuid 65534 --regid 65534 --clear-groups env \
+	    HOME="$NB/home" XDG_CONFIG_HOME="$NB/home/.config" \
+	    XDG_CACHE_HOME="$NB/home/.cache" XDG_RUNTIME_DIR="$NB/run" \
+	    P2PCAT_SIGNAL="dir:$NB/rv" "$@"
+}
+if [ -n "$NOBODY" ]; then
+	as_nobody sh -c 'mkdir -p "$HOME" "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"' ||
+	    fail "nobody's HOME in $NB"
+	as_nobody "$P2PCAT" --id > /dev/null 2>&1 || fail "--id as nobody"
+fi
 
 NL='
 '
@@ -47,7 +75,7 @@ row() {
 	set -- "$@" timeout -k 1 8 "$P2PCAT"
 	while [ $_k -gt 0 ]; do set -- "$@" "$1"; shift; _k=$((_k - 1)); done
 	rows=$((rows + 1))
-	env "$@" < /dev/null > "$T/out" 2> "$T/err"
+	$RUNAS env "$@" < /dev/null > "$T/out" 2> "$T/err"
 	_rc=$? _why=
 	_first=$(head -n 1 "$T/err")
 	if [ $_rc -ne 1 ]; then
@@ -171,12 +199,15 @@ noconf
 mkfifo "$CFG/config"
 row "config: a FIFO" -- -w 5 x
 noconf
-if ! $ROOT; then
-	conf 'wait = 1'
-	chmod 000 "$CFG/config"
-	row "config: unreadable" -- -w 5 x
-	noconf
-fi
+# Readable, this config lets the call go on (it would wait 5 s).
+RUNAS=$NOBODY
+$RUNAS sh -c 'printf "wait = 1" > "$1" && chmod 000 "$1"' sh "$OWNCFG/config" ||
+	fail "an unreadable config"
+row "config: unreadable" -- -w 5 x
+grep -q "configuration file .*: Permission denied" "$T/err" ||
+	fail "config: unreadable: refused for another reason: $(cat "$T/err")"
+RUNAS=
+rm -f "$OWNCFG/config"
 
 # --- known_peers and --allow: read when a peer arrives today -----------
 KP=$CFG/known_peers
@@ -206,11 +237,14 @@ row "HOME relative, XDG_CONFIG_HOME unset" -u XDG_CONFIG_HOME HOME=relative -- -
 row "XDG_RUNTIME_DIR a file" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$T/file" -- -w 5 x
 row "XDG_RUNTIME_DIR inside a file" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$T/file/x" -- -w 5 x
 row "XDG_RUNTIME_DIR missing" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$T/missing/run" -- -w 0.3 x
-if ! $ROOT; then
-	mkdir "$T/ro"
-	chmod 500 "$T/ro"
-	row "XDG_RUNTIME_DIR unwritable" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$T/ro" -- -w 5 x
-fi
+# Writable, this directory lets the call go on (it would wait 5 s).
+RO=$OWNDIR/ro
+$NOBODY sh -c 'mkdir "$1" && chmod 500 "$1"' sh "$RO" || fail "an unwritable $RO"
+RUNAS=$NOBODY
+row "XDG_RUNTIME_DIR unwritable" -u P2PCAT_SIGNAL "XDG_RUNTIME_DIR=$RO" -- -w 5 x
+grep -q "rendezvous directory .*: Permission denied" "$T/err" ||
+	fail "XDG_RUNTIME_DIR unwritable: refused for another reason: $(cat "$T/err")"
+RUNAS=
 
 echo "$rows rows: $((rows - bad)) refused as they should be, $bad failures"
 [ $bad -eq 0 ] || fail "$bad rows"

@@ -25,7 +25,8 @@ wait_for 10 sh -c "find '$T/rv' -path '*answers*' -type f | grep -q ." ||
 # offer at a time would leave B's offer in the store until A's attempt ran
 # out, and B would exit 2.
 "$P2PCAT" -w 10 "$NAME" < "$T/msg" > /dev/null 2> "$T/b.err"
-check_eq "caller B's status ($(cat "$T/b.err"); listener: $(cat "$T/l.err"))" $? 0
+rc=$?
+check_eq "caller B's status ($(cat "$T/b.err"); listener: $(cat "$T/l.err"))" $rc 0
 wait_exit $lp 10 || fail "listener did not exit after B's session: $(cat "$T/l.err")"
 check_eq "listener status ($(cat "$T/l.err"))" $RC 0
 cmp -s "$T/msg" "$T/got" || fail "the listener printed \`$(cat "$T/got")'"
@@ -55,7 +56,8 @@ busy() { [ "$(pgrep -P $lp | wc -l)" -ge 17 ]; }
 wait_for 20 busy || fail "the listener did not take the abandoned offers: $(pgrep -P $lp | wc -l) at work"
 echo "through a full house" > "$T/msg2"
 "$P2PCAT" -w 10 "$NAME" < "$T/msg2" > /dev/null 2> "$T/b2.err"
-check_eq "the real caller's status ($(cat "$T/b2.err"))" $? 0
+rc=$?
+check_eq "the real caller's status ($(cat "$T/b2.err"))" $rc 0
 wait_for 5 sh -c "grep -q 'full house' '$T/got'" || fail "the listener printed \`$(cat "$T/got")'"
 
 # The store fails while a session runs (a listener that runs a command

@@ -20,7 +20,8 @@ for src in /dev/zero "$T/100k"; do
 	[ "$src" = /dev/zero ] || cp "$src" "$T/in"
 	"$P2PCAT" -l --send-only bob < "$T/in" 2> "$T/l.err" & lp=$!
 	"$P2PCAT" --recv-only bob > /dev/full 2> "$T/c.err"
-	check_eq "receiver's status ($(cat "$T/c.err"))" $? 3
+	rc=$?
+	check_eq "receiver's status ($(cat "$T/c.err"))" $rc 3
 	grep -q "stdout: No space left on device" "$T/c.err" || fail "receiver: $(cat "$T/c.err")"
 	wait_exit $lp 10 || fail "sender hung"
 	expect_peer_failed "listener sending $(stat -c %s "$T/in") bytes" $RC "$T/l.err" "$ENOSPC"
@@ -68,7 +69,8 @@ echo "-k: 3 for each caller"
 # wanted and exited 0.  Once the caller exits 0 the file is complete.
 "$P2PCAT" -l --allow-any -c "sleep 0.3; cat > $T/cfile" svc < /dev/null 2> "$T/l.err" & lp=$!
 "$P2PCAT" svc < "$T/100k" > /dev/null 2> "$T/c.err"
-check_eq "caller to a command that worked ($(cat "$T/c.err"))" $? 0
+rc=$?
+check_eq "caller to a command that worked ($(cat "$T/c.err"))" $rc 0
 cmp -s "$T/cfile" "$T/100k" || fail "the command's file was not complete when the caller exited"
 wait_exit $lp 10 || fail "listener hung"
 check_eq "the command's listener" $RC 0
@@ -90,7 +92,8 @@ expect_peer_failed "listener sending to a failing command" $RC "$T/l.err" \
 # A command that reads nothing and exits 0 chose so, as head(1) does.
 "$P2PCAT" -l --allow-any -c "true" svc < /dev/null 2> "$T/l.err" & lp=$!
 "$P2PCAT" svc < "$T/100k" > /dev/null 2> "$T/c.err"
-check_eq "caller to a command that read nothing ($(cat "$T/c.err"))" $? 0
+rc=$?
+check_eq "caller to a command that read nothing ($(cat "$T/c.err"))" $rc 0
 wait_exit $lp 10 || fail "listener hung"
 echo "commands: 0 once the command exited 0, else 3"
 echo "delivered: ok"

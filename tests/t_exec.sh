@@ -62,7 +62,8 @@ mkdir -p "$T/other"
 HOME="$T/other" XDG_CONFIG_HOME="$T/other" "$P2PCAT" --id > "$T/allow" 2>/dev/null || fail "--id"
 "$P2PCAT" -l -k -w 5 --allow "$T/allow" -c "touch $T/ran; cat" svc 2> "$T/l.err" < /dev/null & lp=$!
 "$P2PCAT" -w 5 svc < /dev/null > /dev/null 2> "$T/c.err"
-check_eq "an unlisted caller's status ($(cat "$T/c.err"))" $? 4
+rc=$?
+check_eq "an unlisted caller's status ($(cat "$T/c.err"))" $rc 4
 [ -e "$T/ran" ] && fail "the command ran for an unlisted caller"
 kill -0 $lp || fail "the listener is gone: $(cat "$T/l.err")"
 kill $lp; wait $lp
@@ -91,12 +92,17 @@ exec 5> "$T/fifo2"
 two() { [ "$(cmds | wc -l)" -ge 2 ]; }
 wait_for 20 two || fail "two sessions did not start: $(cat "$T/l.err")"
 "$P2PCAT" -w 10 svc < /dev/null > "$T/sum3" 2> "$T/c3.err"
-check_eq "the third caller's status ($(cat "$T/c3.err"))" $? 2
+rc=$?
+check_eq "the third caller's status ($(cat "$T/c3.err"))" $rc 2
 grep -q "busy" "$T/c3.err" || fail "the third caller was not told: $(cat "$T/c3.err")"
 cat "$T/src1" >&4; exec 4>&-
 cat "$T/src2" >&5; exec 5>&-
-wait $cp1; check_eq "caller 1 status ($(cat "$T/c1.err"))" $? 0
-wait $cp2; check_eq "caller 2 status ($(cat "$T/c2.err"))" $? 0
+wait $cp1
+rc=$?
+check_eq "caller 1 status ($(cat "$T/c1.err"))" $rc 0
+wait $cp2
+rc=$?
+check_eq "caller 2 status ($(cat "$T/c2.err"))" $rc 0
 for i in 1 2; do
 	check_eq "session $i's command's answer" "$(cut -d' ' -f1 "$T/sum$i")" "$(sha "$T/src$i")"
 done
@@ -147,7 +153,8 @@ ok "answer of a killed attempt"
 # output arrives.
 "$P2PCAT" -l --allow-any -c 'printf partial; exit 3' svc 2> "$T/l.err" < /dev/null & lp=$!
 "$P2PCAT" svc < /dev/null > "$T/got" 2> "$T/c.err"
-check_eq "the caller's status when the command failed ($(cat "$T/c.err"))" $? 3
+rc=$?
+check_eq "the caller's status when the command failed ($(cat "$T/c.err"))" $rc 3
 wait_exit $lp 10 || fail "listener hung"
 check_eq "the listener's status when its command failed" $RC 3
 grep -q "the command exited with status 3" "$T/l.err" || fail "message: $(cat "$T/l.err")"

@@ -18,7 +18,6 @@ is_prefix() {
 	[ "$n" -le "$(stat -c %s "$2")" ] || fail "$1 is longer than $2"
 	cmp -s -n "$n" "$1" "$2" || fail "$1 holds bytes that were not sent"
 }
-size_over() { [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -gt "$2" ]; }
 
 # Nobody listening: status 2 after -w, and the offer is withdrawn.
 s=$(date +%s)

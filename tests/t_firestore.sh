@@ -25,8 +25,6 @@ run() {
 	_n=$1; shift
 	UNIT_FS_VERBOSE=${V:-0} "$U" "$@" >"$T/$_n.out" 2>"$T/$_n.err"; RC=$?
 }
-errhas() { grep -q -- "$2" "$T/$1.err" || { cat "$T/$1.err" >&2; fail "$1: no \`$2' in its stderr"; }; }
-reads_of() { sed -n 's/^reads \([0-9]*\) writes.*/\1/p' "$T/$1.err"; }
 
 fs_serve
 
@@ -238,7 +236,7 @@ kill $JPID
 reset
 run idle -p 4500 listen nobody 13000
 check_eq "idle listener" "$RC" 1
-check_eq "idle listener's reads" "$(reads_of idle)" 3
+check_eq "idle listener's reads" "$(reads_of "$T/idle.err")" 3
 check_eq "idle listener's lists (server)" "$($REST count GET /inbox/nobody/offers)" 3
 check_eq "idle listener's billed reads (server)" "$($REST reads /inbox/nobody/offers)" 3
 
@@ -298,7 +296,7 @@ unset FIREBASE_AUTH_EMULATOR_HOST
 # caller waiting 280 s for an answer that never comes (started first).
 wait_exit $BUDGET_PID 300 || fail "the 280 s wait did not end"
 check_eq "long wait" "$RC" 1
-r=$(reads_of budget)
+r=$(reads_of "$T/budget.err")
 [ "$r" -le 58 ] && [ "$r" -ge 45 ] || fail "a 280 s answer wait spent $r reads (want 45..58)"
 n=$(FS_PORT=$(cat "$T/port2") $REST count GET /answers/)
 [ "$n" -le 60 ] || fail "server saw $n answer polls"

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 U=$SRCDIR/tests/unit_firestore
 REST="python3 $SRCDIR/tests/firestore_rest.py"
-[ -x "$U" ] || skip "tests/unit_firestore is not built"
+[ -x "$U" ] || fail "tests/unit_firestore is not built: run make tests"
 command -v python3 >/dev/null || skip "no python3"
 
 ID1=0123456789abcdef0123456789abcdef
@@ -19,7 +19,6 @@ fs_serve --auth issued --api-key "$KEY"
 export FIREBASE_AUTH_EMULATOR_HOST=$FIRESTORE_EMULATOR_HOST
 printf '%s\n' "$KEY" >"$T/key"
 chmod 600 "$T/key"
-errhas() { grep -q -- "$2" "$T/$1.err" || { cat "$T/$1.err" >&2; fail "$1: no \`$2' in its stderr"; }; }
 
 # No room for the cache: write(2) fails with EFBIG (SIGXFSZ ignored, as
 # the limit's signal would otherwise end the process).  stderr goes

@@ -25,7 +25,7 @@ transfer() {
 	check_eq "$1: to bob" "$(cat "$T/bob.got")" "hello, bob"
 	check_eq "$1: to alice" "$(cat "$T/alice.got")" "hello, alice"
 	check_eq "$1: documents left" "$($REST dump | wc -l | tr -d ' ')" 0
-	r=$(sed -n 's/.*rendezvous: \([0-9]*\) reads*[,.].*/\1/p' "$T/c.err")
+	r=$(reads_of "$T/c.err")
 	[ -n "$r" ] && [ "$r" -ge 1 ] && [ "$r" -le 60 ] ||
 	    fail "$1: caller's reads \`$r' (want 1..60)"
 }

@@ -35,7 +35,6 @@ for c in ("offers", "answers"):
     n += sum(1 for x in json.load(urllib.request.urlopen(r, timeout=10)) if "document" in x)
 print(n)' "$EMU_PORT" "$PROJ"
 }
-reads_of() { sed -n 's/.*rendezvous: \([0-9]*\) reads*,.*/\1/p' "$1" | tail -1; }
 # budget WHAT FILE: FILE's last billed reads are 1..10.
 budget() {
 	_r=$(reads_of "$2")

@@ -24,7 +24,6 @@ act() { $REST control POST listen "$1" > /dev/null; }
 streams() { $REST control GET listen | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["streams"]))'; }
 listening() { [ "$(streams)" -ge "${1:-1}" ]; }
 docs() { $REST dump | wc -l | tr -d ' '; }
-reads_of() { sed -n 's/.*rendezvous: \([0-9]*\) reads*,.*/\1/p; s/^reads \([0-9]*\) writes.*/\1/p' "$1" | tail -1; }
 n=0
 newid() { n=$((n + 1)); printf '%032x' $n; }
 

@@ -2,6 +2,7 @@
 # The man page is clean mdoc and its SYNOPSIS is what usage() prints.
 . "$(dirname "$0")/lib.sh"
 command -v mandoc >/dev/null || skip "mandoc is not installed"
+command -v col >/dev/null || skip "col is not installed (bsdextrautils)"
 page=$SRCDIR/man/p2pcat.1
 
 # mandoc's notes about this machine's man index, and about pages of SEE

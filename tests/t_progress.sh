@@ -14,7 +14,8 @@ cat "$T/a" "$T/b" > "$T/ab"
 "$P2PCAT" -l --recv-only -v p > "$T/got" 2> "$T/l.err" & lp=$!
 start=$(date +%s.%N)
 trickle | "$P2PCAT" --progress -v --send-only p 2> "$T/c.err"
-check_eq "sender's status ($(cat "$T/c.err"))" $? 0
+rc=$?
+check_eq "sender's status ($(cat "$T/c.err"))" $rc 0
 end=$(date +%s.%N)
 wait_exit $lp 10 || fail "receiver hung"
 check_eq "receiver's status" $RC 0

@@ -77,17 +77,23 @@ wait_for 10 grep -qs "another listener is listening as \`twice'" "$T/t2.err" ||
 grep -q "another listener" "$T/t1.err" && fail "first listener warned: $(cat "$T/t1.err")"
 kill -9 $l1 $l2
 wait $l1 $l2 2>/dev/null
+# The third one's first look at its offers, which follows its try for
+# the lock, is marked by the line -v prints for a file not named like an
+# offer (an empty look prints nothing): a warning would be out by then.
+: > "$rv/inbox/twice/offers/looked"
 "$P2PCAT" -l -v --recv-only twice > /dev/null 2> "$T/t3.err" & l3=$!
-wait_for 10 grep -qs "listening as" "$T/t3.err" || fail "third listener did not start"
-sleep 0.2	# past its first look, where a warning would be
+wait_for 10 grep -qs "skipping .*/looked': not named like an offer" "$T/t3.err" ||
+	fail "third listener did not look: $(cat "$T/t3.err")"
 kill -TERM $l3
 wait $l3
 grep -q "another listener" "$T/t3.err" && fail "a killed listener's lock held: $(cat "$T/t3.err")"
+rm "$rv/inbox/twice/offers/looked"
 
 # Only the last component of a dir: path is made, and never through a
 # symbolic link below it.
 timeout 10 "$P2PCAT" -S "dir:$T/no/such/dir" -l x < /dev/null > /dev/null 2> "$T/deep.err"
-check_eq "status for a missing parent ($(cat "$T/deep.err"))" $? 1
+rc=$?
+check_eq "status for a missing parent ($(cat "$T/deep.err"))" $rc 1
 [ -e "$T/no" ] && fail "dir:$T/no/such/dir made $T/no"
 grep -q "its parent directory does not exist" "$T/deep.err" || fail "message: $(cat "$T/deep.err")"
 
@@ -99,11 +105,13 @@ plant() { printf 'p2pcat-sig 1\nexpire %s\npid %s\nhost %s\n\n%s' "$2" "$3" "$(h
 plant 00000000000000000000000000000005 $((now - 1000)) $$ "expired, outside"
 ln -s "$out" "$rv/inbox/victim/offers"
 timeout 10 "$P2PCAT" -l -v victim < /dev/null > /dev/null 2> "$T/v.err"
-check_eq "listener's status on a symlinked inbox ($(cat "$T/v.err"))" $? 2
+rc=$?
+check_eq "listener's status on a symlinked inbox ($(cat "$T/v.err"))" $rc 2
 grep -q "is a symbolic link: not following it" "$T/v.err" || fail "message: $(cat "$T/v.err")"
 check_eq "files outside" "$(ls "$out" | tr '\n' ' ')" "00000000000000000000000000000005 precious.txt "
 echo data | "$P2PCAT" -w 2 victim > /dev/null 2> "$T/vc.err"
-check_eq "caller's status on a symlinked inbox ($(cat "$T/vc.err"))" $? 2
+rc=$?
+check_eq "caller's status on a symlinked inbox ($(cat "$T/vc.err"))" $rc 2
 check_eq "files outside after the caller" "$(ls "$out" | tr '\n' ' ')" "00000000000000000000000000000005 precious.txt "
 rm "$rv/inbox/victim/offers"
 
@@ -114,7 +122,12 @@ python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])'
 	"$rv/inbox/sock/offers/00000000000000000000000000000006" || fail "no socket"
 "$P2PCAT" -l -v --recv-only sock > "$T/k.got" 2> "$T/k.err" & lp=$!
 wait_for 10 grep -qs "skipping .*00000000000000000000000000000006" "$T/k.err" || fail "socket not reported: $(cat "$T/k.err")"
-sleep 1.5	# the listener looks again meanwhile
+# A second look, over the whole directory (it holds no offer), marked by
+# the report of a file that comes after the first: the socket is seen
+# again there, and must not be reported again.
+: > "$rv/inbox/sock/offers/later"
+wait_for 10 grep -qs "skipping .*/later': not named like an offer" "$T/k.err" ||
+	fail "the listener did not look again: $(cat "$T/k.err")"
 echo after | "$P2PCAT" -w 10 sock 2> "$T/c.err" || fail "caller beside a socket: $(cat "$T/c.err")"
 wait_exit $lp 10 || fail "listener hung"
 check_eq "listener status beside a socket ($(cat "$T/k.err"))" $RC 0

@@ -9,7 +9,6 @@ mkfifo "$T/hold"
 exec 4<>"$T/hold"
 # start_source FIFO: big, then a source that stays open.
 start_source() { rm -f "$1"; mkfifo "$1"; cat "$T/big" "$T/hold" > "$1" & }
-size_over() { [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -gt "$2" ]; }
 offers() { find "$T/rv" -type f 2>/dev/null | wc -l; }
 
 # A caller waiting for an answer: its offer goes with it.

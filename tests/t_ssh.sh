@@ -21,7 +21,12 @@ export P2PCAT_SIGNAL="dir:$T/rv"
 ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey" || fail "ssh-keygen"
 ssh-keygen -q -t ed25519 -N '' -f "$T/id" || fail "ssh-keygen"
 cp "$T/id.pub" "$T/authorized_keys"
-mkdir -p /run/sshd	# sshd's privilege separation directory
+# sshd's privilege separation directory, on the host: removed at the
+# end if this test made it.
+if [ ! -d /run/sshd ]; then
+	mkdir /run/sshd || fail "mkdir /run/sshd"
+	at_exit 'rmdir /run/sshd 2>/dev/null'
+fi
 cat > "$T/sshd_config" <<EOF
 ListenAddress 127.0.0.1:$PORT
 HostKey $T/hostkey

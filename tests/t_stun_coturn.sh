@@ -29,7 +29,9 @@ TURN=$!
 at_exit "kill $TURN 2>/dev/null; wait $TURN 2>/dev/null"
 wait_for 10 udp_listening $PORT || { tail "$T/turn.out"; fail "turnserver did not start"; }
 
-"$STUNC" $PORT alice s3cret >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; fail "tool_stunc exited $?"; }
+"$STUNC" $PORT alice s3cret >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 0 ] || { cat "$T/out" "$T/err"; fail "tool_stunc exited $rc"; }
 cat "$T/out"
 expect() { grep -Eqx "$1" "$T/out" || fail "no line matching \`$1'"; }
 expect 'binding mapped 127\.0\.0\.1:[0-9]+ fingerprint'

@@ -13,60 +13,15 @@
 #      nor put in the rendezvous; a wrong secret connects nothing, and
 #      both sides say so at once
 . "$(dirname "$0")/lib.sh"
-export P2PCAT_SIGNAL="dir:$T/rv"
-
-# as USER [VAR=VALUE...] CMD...: run CMD as USER, with USER's own keys
-# (in the foreground: a background job is started with env itself, so that
-# its pid is p2pcat's).
-as() {
-	_u=$1; shift
-	env HOME="$T/$_u" XDG_CONFIG_HOME="$T/$_u/.config" "$@"
-}
-key_of() { as "$1" "$P2PCAT" --id 2>/dev/null; }
-fp_of() { as "$1" "$P2PCAT" -v --id 2>&1 >/dev/null | sed -n 's/^p2pcat: fingerprint //p'; }
+. "$SRCDIR/tests/peers.sh"
 mode() { stat -c %a "$1"; }
-
-# Extra environment for the next listener (LENV) and caller (CENV).
-LENV= CENV=
-# listen USER ARGS...: USER listens as `bob' in the background (sets LP),
-# stdin $T/lin, stdout $T/l.out, stderr $T/l.err.
-listen() {
-	_u=$1; shift
-	env HOME="$T/$_u" XDG_CONFIG_HOME="$T/$_u/.config" $LENV "$P2PCAT" -l "$@" bob \
-		< "$T/lin" > "$T/l.out" 2> "$T/l.err" &
-	LP=$!
-}
-# call USER ARGS...: USER calls `bob' (at most 30 s); sets CRC.
-call() {
-	_u=$1; shift
-	env HOME="$T/$_u" XDG_CONFIG_HOME="$T/$_u/.config" $CENV "$P2PCAT" "$@" bob \
-		< "$T/cin" > "$T/c.out" 2> "$T/c.err" &
-	wait_exit $! 30 || fail "caller $_u $* hung: $(cat "$T/c.err")"
-	CRC=$RC
-}
-# listener_done SECS: the listener exits within SECS; sets LRC.
-listener_done() {
-	wait_exit $LP "$1" || fail "listener did not exit: $(cat "$T/l.err"); caller: $(cat "$T/c.err")"
-	LRC=$RC
-}
-# stop_listener: a listener still waiting for callers is interrupted.
-stop_listener() {
-	exited $LP && fail "the listener exited: $(cat "$T/l.err")"
-	kill -TERM $LP
-	listener_done 5
-	check_eq "listener status after SIGTERM ($(cat "$T/l.err"))" $LRC 143
-}
 # session_ok WHAT: both exited 0, both messages intact.
 session_ok() {
-	listener_done 10
-	check_eq "$1: caller status ($(cat "$T/c.err"))" $CRC 0
-	check_eq "$1: listener status ($(cat "$T/l.err"))" $LRC 0
+	served "$1"
 	cmp -s "$T/cin" "$T/l.out" || fail "$1: listener got \`$(cat "$T/l.out")'"
 	cmp -s "$T/lin" "$T/c.out" || fail "$1: caller got \`$(cat "$T/c.out")'"
 	echo "$1: ok"
 }
-no_output() { [ ! -s "$1" ] || fail "$2: \`$(head -c 200 "$1")' was written"; }
-has() { grep -qF -- "$2" "$1" || fail "no \`$2' in: $(cat "$1")"; }
 
 printf 'from alice %s\n' "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$T/cin"
 echo "from bob: the listener's data" > "$T/lin"
@@ -115,8 +70,8 @@ echo "identity: ok"
 
 echo "== b) known_peers"
 KP=$T/alice/.config/p2pcat/known_peers
-listen bob
-call alice
+listen bob bob
+call alice bob
 session_ok "first contact"
 has "$T/c.err" "first contact with \`bob': trusting its key $BOBFP (added to \`$KP')"
 check_eq "known_peers after the first contact" "$(cat "$KP")" "bob $BOB dir:$T/rv"
@@ -125,9 +80,9 @@ check_eq "known_peers mode" "$(mode "$KP")" 600
 # Second contact, the caller named (P2PCAT_NAME): silent on the caller's
 # side; the listener records the caller by that name, in known_callers:
 # a name a caller claims is not one to call.
-listen bob
+listen bob bob
 CENV=P2PCAT_NAME=alice
-call alice
+call alice bob
 CENV=
 session_ok "second contact"
 no_output "$T/c.err" "second contact on the caller's stderr"
@@ -140,8 +95,8 @@ check_eq "bob's known_callers" "$(cat "$T/bob/.config/p2pcat/known_callers")" "a
 # the listener gets nothing from us.
 echo "from the impostor" > "$T/lin.imp"
 cp "$T/lin" "$T/lin.bob"; cp "$T/lin.imp" "$T/lin"
-listen bob2 -w 2
-call alice
+listen bob2 -w 2 bob
+call alice bob
 check_eq "caller status on a changed key ($(cat "$T/c.err"))" $CRC 4
 has "$T/c.err" "KEY MISMATCH"
 has "$T/c.err" "\`$KP'"
@@ -158,16 +113,16 @@ cp "$T/lin.bob" "$T/lin"
 echo "known_peers: ok"
 
 echo "== c) --peer-key"
-listen bob
-call carol --peer-key "$BOB"
+listen bob bob
+call carol --peer-key "$BOB" bob
 session_ok "--peer-key with bob's key"
 [ -e "$T/carol/.config/p2pcat/known_peers" ] && fail "--peer-key wrote known_peers"
-listen bob
-call carol --peer-key "$BOBFP"
+listen bob bob
+call carol --peer-key "$BOBFP" bob
 session_ok "--peer-key with bob's fingerprint"
 for k in "$MALLORY" "$CAROLFP"; do
-	listen bob -w 2
-	call carol --peer-key "$k"
+	listen bob -w 2 bob
+	call carol --peer-key "$k" bob
 	check_eq "caller status with --peer-key $k ($(cat "$T/c.err"))" $CRC 4
 	has "$T/c.err" "not the one given with --peer-key"
 	no_output "$T/c.out" "caller with the wrong --peer-key"
@@ -185,25 +140,25 @@ echo "--peer-key: ok"
 
 echo "== d) --allow"
 printf '# who may call\n  %s  # alice\n%s\n\n' "$ALICE" "$CAROLFP" > "$T/allow"
-listen bob --allow "$T/allow"
-call alice
+listen bob --allow "$T/allow" bob
+call alice bob
 session_ok "--allow, a listed key"
-listen bob --allow "$T/allow"
-call carol
+listen bob --allow "$T/allow" bob
+call carol bob
 session_ok "--allow, a listed fingerprint"
 # Mallory is not listed: the listener refuses her and, since a refused
 # caller is no session served, goes on waiting (a stranger cannot end
 # it); she is told at once (exit 4, well within her -w of 20 s).  Alice,
 # listed, is served next.
-listen bob --allow "$T/allow"
-call mallory -w 20
+listen bob --allow "$T/allow" bob
+call mallory -w 20 bob
 check_eq "unlisted caller status ($(cat "$T/c.err"))" $CRC 4
 has "$T/c.err" "the listener refused us: it does not accept our key"
 has "$T/l.err" "refusing the caller: key $(fp_of mallory) is not in \`$T/allow'"
 kill -0 $LP 2>/dev/null || fail "the listener exited after refusing an unlisted caller"
 no_output "$T/l.out" "listener of an unlisted caller"
 no_output "$T/c.out" "unlisted caller"
-call alice
+call alice bob
 session_ok "--allow, a listed caller after a refused one"
 echo "--allow: ok"
 
@@ -214,21 +169,21 @@ chmod 600 "$T/secret"
 cp "$T/secret" "$T/secret.b"
 # bob2 now listens as bob: alice's known_peers says otherwise, but the
 # passphrase is what authenticates.
-listen bob2 --secret-file "$T/secret.b"
-call alice --secret-file "$T/secret"
+listen bob2 --secret-file "$T/secret.b" bob
+call alice --secret-file "$T/secret" bob
 session_ok "same passphrase, another key than known_peers has"
 grep -q "KEY MISMATCH" "$T/c.err" && fail "known_peers consulted in passphrase mode"
 check_eq "known_peers after passphrase mode" "$(cat "$KP")" "bob $BOB dir:$T/rv"
 # P2PCAT_SECRET on both sides, then one side each way; no trailing newline.
 ESECRET='tr0ub4dor-and-3'
 LENV=P2PCAT_SECRET=$ESECRET CENV=P2PCAT_SECRET=$ESECRET
-listen bob2
-call alice
+listen bob2 bob
+call alice bob
 session_ok "P2PCAT_SECRET"
 printf '%s\n' "$ESECRET" > "$T/esecret"; chmod 600 "$T/esecret"
 LENV=
-listen bob2 --secret-file "$T/esecret"
-call alice
+listen bob2 --secret-file "$T/esecret" bob
+call alice bob
 session_ok "P2PCAT_SECRET and the same passphrase in a file"
 CENV=
 # A secret file others can read is refused.
@@ -250,7 +205,7 @@ offer_file() { set -- "$T"/rv/inbox/bob/offers/*; [ -f "$1" ] && OFFER=$1; }
 wait_for 10 offer_file || fail "no offer: $(cat "$T/c.err")"
 kill -STOP $cp
 cp "$OFFER" "$T/offer.copy"
-listen bob2 -v -v --secret-file "$T/secret.b"
+listen bob2 -v -v --secret-file "$T/secret.b" bob
 answer_file() { set -- "$T"/rv/inbox/bob/answers/*; [ -f "$1" ] && ANSWER=$1; }
 wait_for 10 answer_file || { kill -CONT $cp; fail "no answer: $(cat "$T/l.err")"; }
 cp "$ANSWER" "$T/answer.copy"
@@ -274,8 +229,8 @@ echo "secret kept: ok"
 # caller hears it at once (exit 4, not 2 after its -w of 20 s), and no
 # byte crosses either way.
 echo "wrong secret" > "$T/secret.w"; chmod 600 "$T/secret.w"
-listen bob2 -w 20 --idle 2 --secret-file "$T/secret.b"
-call alice -w 20 --secret-file "$T/secret.w"
+listen bob2 -w 20 --idle 2 --secret-file "$T/secret.b" bob
+call alice -w 20 --secret-file "$T/secret.w" bob
 check_eq "caller status with another passphrase ($(cat "$T/c.err"))" $CRC 4
 has "$T/c.err" "the listener refused us: the passphrases differ"
 no_output "$T/c.out" "caller with another passphrase"
@@ -287,7 +242,7 @@ settled() { grep -q "refusing the caller: it failed the passphrase" "$T/l.err" |
 wait_for 15 settled || fail "listener neither gave up on the caller nor exited: $(cat "$T/l.err")"
 exited $LP && { listener_done 1; fail "after a caller with another passphrase the listener exited $LRC instead of waiting: $(cat "$T/l.err")"; }
 grep -q "connected" "$T/l.err" && fail "listener connected to a caller without the passphrase"
-call alice --secret-file "$T/secret"
+call alice --secret-file "$T/secret" bob
 session_ok "the right passphrase after a wrong one"
 echo "passphrase mode: ok"
 echo "trust: ok"
