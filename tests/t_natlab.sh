@@ -194,10 +194,11 @@ echo "== d) tool_netem and iptables loss"
 # When packets leave is netem's model's, tested on a virtual clock in
 # unit_netem; the rtt and throughput measured here are only printed.
 E=$(lab_ip stun):7
-# nm DEV: tool_netem's counters for egress interface DEV, as "NAME N ..."
+# nm DEV: l= tool_netem's counters for egress interface DEV, "NAME N ..."
 # (call lab_netem_off first).  v-stun carries the requests, v-rc replies.
 nm() {
-	grep "netem: dev $1 " "$LAB_NETEM_LOG" | sed 's/^netem: dev [^ ]* //'
+	l=$(grep "netem: dev $1 " "$LAB_NETEM_LOG") || fail "no netem queue for $1"
+	l=${l#netem: dev $1 }
 }
 # at_least WHAT VALUE MIN
 at_least() {
@@ -222,7 +223,7 @@ rtt=$(field rtt "$o")
 check_eq "delay: received" "$(field received "$o")" 200
 at_least "delay 20 ms each way: rtt min" "${rtt%%/*}" 40
 for d in v-stun v-rc; do
-	l=$(nm $d)
+	nm $d
 	check_eq "delay: dev $d: in, out, lost" \
 		"$(field in "$l") $(field out "$l") $(field lost "$l")" "200 200 0"
 done
@@ -239,8 +240,9 @@ at_least "jitter: rtt max" "${rtt##*/}" 50
 # puts most replies behind a later one.
 at_least "jitter: reordered of 1000" "$(field reordered "$o")" 100
 for d in v-stun v-rc; do
+	nm $d
 	check_eq "jitter: dev $d: reordered by netem's reorder" \
-		"$(field reordered "$(nm $d)")" 0
+		"$(field reordered "$l")" 0
 done
 rtt_line "jitter 10" "$o"
 
@@ -249,7 +251,7 @@ o=$(lab_run hc "$U" ping -c 2000 -i 2000 "$E"); echo "loss 5%: $o"
 lab_netem_off
 lost=0
 for d in v-stun v-rc; do
-	l=$(nm $d)
+	nm $d
 	[ $d = v-rc ] || check_eq "loss: dev $d: in" "$(field in "$l")" 2000
 	binom "loss 5%: dev $d: lost" "$(field lost "$l")" "$(field in "$l")" 5
 	lost=$((lost + $(field lost "$l")))
@@ -261,7 +263,7 @@ lab_netem 20 0 0 10
 o=$(lab_run hc "$U" ping -c 1000 -i 1000 "$E"); echo "reorder 10%: $o"
 lab_netem_off
 for d in v-stun v-rc; do
-	l=$(nm $d)
+	nm $d
 	[ $d = v-rc ] || check_eq "reorder: dev $d: in" "$(field in "$l")" 1000
 	binom "reorder 10%: dev $d: reordered" "$(field reordered "$l")" \
 		"$(field in "$l")" 10
@@ -292,7 +294,7 @@ o=$(lab_run hc "$U" ping -c 2000 -i 2000 "$E"); echo "duplicate 5%: $o"
 lab_netem_off
 dup=0
 for d in v-stun v-rc; do
-	l=$(nm $d)
+	nm $d
 	[ $d = v-rc ] || check_eq "duplicate: dev $d: in" "$(field in "$l")" 2000
 	binom "duplicate 5%: dev $d: copies" "$(field dup "$l")" "$(field in "$l")" 5
 	dup=$((dup + $(field dup "$l")))
