@@ -9,7 +9,9 @@
 #      that reaches the peer's router fails, behind two layers TTL 2 fails
 #      and lab_hops (3) works; with INPUT dropping plain open works
 #   d) tool_netem delay, jitter/reordering, loss, duplication, one netem
-#      per direction; iptables statistic loss; throughput through tool_netem
+#      per direction, rate; iptables statistic loss: asserted on the
+#      counts the tools decide and on bounds load cannot break; timing
+#      printed (unit_netem tests it on a virtual clock)
 #   e) conntrack flush and forced rebinding; coturn STUN; cleanup
 #   f) IPv6 behind home routers: global addresses, no translation, and
 #      the firewall drops what was not asked for until we send out
@@ -182,34 +184,98 @@ echo "cone+drop, normal TTL: $ok/5 succeeded"
 check_eq "simultaneous open through dropping routers" "$ok" 5
 
 echo "== d) tool_netem and iptables loss"
+# What passes or fails here cannot move with the machine's load: counts
+# tool_netem decides (its log: with LAB_SEED fixed they repeat; random
+# ones are held to 4 sigma of the packets it saw), that the lab did what
+# those counts say (a packet netem dropped never came back), lower bounds
+# on round trips (netem only adds delay, a slow machine more), and an
+# upper bound on throughput under a rate.  Pings go at most 500 a second,
+# so no queue in the path overflows unless a process stalls for seconds.
+# When packets leave is netem's model's, tested on a virtual clock in
+# unit_netem; the rtt and throughput measured here are only printed.
 E=$(lab_ip stun):7
+# nm DEV: l= tool_netem's counters for egress interface DEV, "NAME N ..."
+# (call lab_netem_off first).  v-stun carries the requests, v-rc replies.
+nm() {
+	l=$(grep "netem: dev $1 " "$LAB_NETEM_LOG") || fail "no netem queue for $1"
+	l=${l#netem: dev $1 }
+}
+# at_least WHAT VALUE MIN
+at_least() {
+	awk -v v="$2" -v m="$3" 'BEGIN { exit !(v >= m) }' ||
+		fail "$1: $2 < $3"
+	echo "$1: $2 (at least $3)"
+}
+# binom WHAT K N PCT: K, a count of N trials each PCT % likely, within
+# 4 sigma of N * PCT %.
+binom() {
+	set -- "$1" "$2" "$3" $(awk -v n="$3" -v p="$4" 'BEGIN {
+		p /= 100; s = 4 * sqrt(n * p * (1 - p))
+		printf "%d %d\n", n * p - s, n * p + s + 1 }')
+	between "$1 (of $3)" "$2" "$4" "$5"
+}
+rtt_line() { echo "$1: rtt min/avg/max $(field rtt "$2") ms (printed, not checked)"; }
+
 lab_netem 20 0 0 || fail "lab_netem"
-o=$(lab_run hc "$U" ping -c 200 -i 2000 "$E"); echo "delay 20: $o"
+o=$(lab_run hc "$U" ping -c 200 -i 10000 "$E"); echo "delay 20: $o"
+lab_netem_off
 rtt=$(field rtt "$o")
 check_eq "delay: received" "$(field received "$o")" 200
-between "delay 20 ms: rtt min" "${rtt%%/*}" 40 44
-between "delay 20 ms: rtt avg" "$(echo "$rtt" | cut -d/ -f2)" 40 50
+at_least "delay 20 ms each way: rtt min" "${rtt%%/*}" 40
+for d in v-stun v-rc; do
+	nm $d
+	check_eq "delay: dev $d: in, out, lost" \
+		"$(field in "$l") $(field out "$l") $(field lost "$l")" "200 200 0"
+done
+rtt_line "delay 20" "$o"
+
 lab_netem 20 10 0
-o=$(lab_run hc "$U" ping -c 1000 -i 500 "$E"); echo "jitter 10: $o"
+o=$(lab_run hc "$U" ping -c 1000 -i 1000 "$E"); echo "jitter 10: $o"
+lab_netem_off
 rtt=$(field rtt "$o")
-between "jitter: rtt min" "${rtt%%/*}" 20 30
-between "jitter: rtt max" "${rtt##*/}" 50 65
-between "jitter: reordered" "$(field reordered "$o")" 100 1000
+# 20 +- 10 ms each way: round trips in [20, 60) ms, 1/8 of them >= 50.
+at_least "jitter: rtt min" "${rtt%%/*}" 20
+at_least "jitter: rtt max" "${rtt##*/}" 50
+# Equal delays keep order whatever the load; jitter 10 ms at 1 ms apart
+# puts most replies behind a later one.
+at_least "jitter: reordered of 1000" "$(field reordered "$o")" 100
+for d in v-stun v-rc; do
+	nm $d
+	check_eq "jitter: dev $d: reordered by netem's reorder" \
+		"$(field reordered "$l")" 0
+done
+rtt_line "jitter 10" "$o"
+
 lab_netem 0 0 5
-o=$(lab_run hc "$U" ping -c 2000 -i 200 "$E"); echo "loss 5%: $o"
-# 5 % each way: 1 - 0.95^2 = 9.75 % of round trips; +- 4 sigma over 2000.
-between "netem loss 5% each way: lost of 2000" "$(field lost "$o")" 142 248
+o=$(lab_run hc "$U" ping -c 2000 -i 2000 "$E"); echo "loss 5%: $o"
+lab_netem_off
+lost=0
+for d in v-stun v-rc; do
+	nm $d
+	[ $d = v-rc ] || check_eq "loss: dev $d: in" "$(field in "$l")" 2000
+	binom "loss 5%: dev $d: lost" "$(field lost "$l")" "$(field in "$l")" 5
+	lost=$((lost + $(field lost "$l")))
+done
+# Packets the tool dropped did not arrive (more may have, under load).
+at_least "loss 5%: ping lost (tool_netem dropped $lost)" "$(field lost "$o")" $lost
+
 lab_netem 20 0 0 10
-o=$(lab_run hc "$U" ping -c 1000 -i 500 "$E"); echo "reorder 10%: $o"
-rtt=$(field rtt "$o")
-between "reorder 10%: rtt min (some skipped the 20 ms queue)" "${rtt%%/*}" 0 19
-[ "$(field reordered "$o")" -gt 0 ] || fail "reorder 10%: nothing reordered"
+o=$(lab_run hc "$U" ping -c 1000 -i 1000 "$E"); echo "reorder 10%: $o"
+lab_netem_off
+for d in v-stun v-rc; do
+	nm $d
+	[ $d = v-rc ] || check_eq "reorder: dev $d: in" "$(field in "$l")" 1000
+	binom "reorder 10%: dev $d: reordered" "$(field reordered "$l")" \
+		"$(field in "$l")" 10
+done
+at_least "reorder 10%: reordered seen by ping" "$(field reordered "$o")" 1
+rtt_line "reorder 10% (some skip the 20 ms queue)" "$o"
 # One netem per interface of inet, as Linux has one qdisc per interface:
 # with `reorder 100% gap 2' every 2nd packet of each direction goes at
 # once, whatever the other direction sends (one queue for both gave the
 # requests 171 to 194 of the 200 reorders, the replies 29 to 6).
 lab_netem delay 10ms reorder 100% gap 2
-o=$(lab_run hc "$U" ping -c 200 -i 2000 "$E"); echo "reorder 100% gap 2: $o"
+o=$(lab_run hc "$U" ping -c 200 -i 10000 "$E"); echo "reorder 100% gap 2: $o"
 lab_netem_off
 cat "$LAB_NETEM_LOG"
 for s in "$(lab_pubip hc)" "$(lab_ip stun)"; do
@@ -222,33 +288,54 @@ for d in v-rc v-stun; do
 	check_eq "gap 2: dev $d: in, reordered" \
 		"$(field in "$l") $(field reordered "$l")" "200 100"
 done
+
 lab_netem 0 0 0 0 5
-o=$(lab_run hc "$U" ping -c 2000 -i 200 "$E"); echo "duplicate 5%: $o"
-# 1.05^2 - 1 = 10.25 % extra copies: 205 +- 4 sigma.
-between "duplicate 5%: duplicates" "$(field duplicates "$o")" 150 265
-lab_netem 0 0 0
+o=$(lab_run hc "$U" ping -c 2000 -i 2000 "$E"); echo "duplicate 5%: $o"
+lab_netem_off
+dup=0
+for d in v-stun v-rc; do
+	nm $d
+	[ $d = v-rc ] || check_eq "duplicate: dev $d: in" "$(field in "$l")" 2000
+	binom "duplicate 5%: dev $d: copies" "$(field dup "$l")" "$(field in "$l")" 5
+	dup=$((dup + $(field dup "$l")))
+done
+# Each copy the tool made came back once at most (fewer under load).
+between "duplicate 5%: duplicates seen by ping (tool_netem made $dup)" \
+	"$(field duplicates "$o")" 1 $dup
+
 if command -v iperf3 >/dev/null 2>&1; then
 	lab_bg stun iperf3 -s -B "$(lab_ip stun)" -p 5201 >/dev/null 2>&1
 	tcp_listen() { lab_run stun ss -Hltn 'sport = :5201' | grep -q .; }
 	wait_for 5 tcp_listen || fail "iperf3 did not start"
 	# iperf3 -f M: MiB/s, receiver side.
 	iperf() { lab_run hc timeout -k 1 20 iperf3 -c "$(lab_ip stun)" -p 5201 -t 3 -f M | awk '/receiver/ { print $7 }'; }
+	lab_netem 0 0 0
 	o=$(iperf)
-	echo "throughput through tool_netem (TCP, zero delay): $o MiB/s"
-	between "throughput MiB/s" "${o:-0}" 20 100000
-	# rate 80000 kbit/s = 9.54 MiB/s of IP packets each way: the ACKs
-	# have their own queue, as on a full-duplex link.
+	echo "throughput through tool_netem (TCP, zero delay): ${o:-none} MiB/s (printed, not checked)"
+	# rate 80000 kbit/s = 9.54 MiB/s of IP packets each way (the ACKs
+	# have their own queue, as on a full-duplex link): no more can get
+	# through however slow the machine, and something must.
 	lab_netem 0 0 0 0 0 80000
 	o=$(iperf)
-	between "rate 80 Mbit/s: TCP MiB/s" "${o:-0}" 7 9.6
+	lab_netem_off
+	between "rate 80 Mbit/s: TCP MiB/s" "${o:-0}" 0.01 9.6
 fi
-lab_netem_off
 echo "netem counters: $(cat "$LAB_NETEM_LOG")"
+# iptables' statistic match: its DROP rule counts what it dropped, the
+# FORWARD policy what it passed (inet has no other FORWARD rule).
 lab_loss 5
-o=$(lab_run hc "$U" ping -c 2000 -i 200 "$E"); echo "iptables loss 5%: $o"
-between "iptables loss 5% each way: lost of 2000" "$(field lost "$o")" 142 248
+ip netns exec "$LAB-inet" iptables -w -Z FORWARD
+o=$(lab_run hc "$U" ping -c 2000 -i 2000 "$E"); echo "iptables loss 5%: $o"
+set -- $(ip netns exec "$LAB-inet" iptables -w -nvxL FORWARD | awk '
+	/^Chain FORWARD/ { pass = $5 } $3 == "DROP" { drop = $1 }
+	END { print drop + 0, pass + 0 }')
 lab_loss_off
-o=$(lab_run hc "$U" ping -c 100 -i 200 "$E")
+echo "iptables loss 5%: dropped $1, passed $2"
+at_least "iptables loss: packets through inet (2000 requests and replies)" \
+	$(($1 + $2)) 2000
+binom "iptables loss 5% per crossing: dropped" "$1" $(($1 + $2)) 5
+at_least "iptables loss 5%: ping lost (iptables dropped $1)" "$(field lost "$o")" "$1"
+o=$(lab_run hc "$U" ping -c 100 -i 10000 "$E")
 check_eq "after lab_loss_off: lost" "$(field lost "$o")" 0
 
 echo "== e) conntrack flush, rebinding, coturn, cleanup"

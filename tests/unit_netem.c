@@ -5,7 +5,8 @@
  *   parse: tc's syntax, units, defaults and refusals
  *   times: tc's get_time64, unit by unit; jitter capped as the kernel does
  *   long: delay 3s, and a delay near 2^63 ns that must not wrap
- *   delay, jitter: when packets leave, and that jitter reorders
+ *   delay, jitter: when packets leave; jitter's delays fill
+ *	[delay - jitter, delay + jitter) uniformly, and reorder
  *   loss, duplicate: the rates, within 5 sigma
  *   gap: `reorder 100% gap 5' sends every 5th packet at once, ahead of
  *	the 4 (then 8) held, and the per-flow counts say so exactly
@@ -14,6 +15,10 @@
  *	`reorder 5% 50%' leaves almost none (1 in 62000)
  *   rate, limit: serialisation at the rate; packets beyond the limit
  *	dropped
+ *   pace: offered above the rate, packets leave exactly one
+ *	serialisation time apart; below it, each waits only for itself
+ *   ratedelay: delay with rate, netem's rule for the wait behind a
+ *	held packet, due times exact
  *   seed: the same seed, the same decisions
  * `unit_netem NAME' runs one.
  */
@@ -253,11 +258,14 @@ test_delay(void)
 	return 0;
 }
 
+static bool near(uint64_t got, uint64_t n, double p);
+
 static int
 test_jitter(void)
 {
 	struct netem *q = make("delay 20ms 10ms limit 100000", 2);
 	uint64_t n = 20000, i, lo = UINT64_MAX, hi = 0, sum = 0, late = 0;
+	uint64_t bin[10] = { 0 };	/* 2 ms wide, from 10 ms */
 	uint64_t t;
 	int64_t id, last = -1;
 	uint64_t *sent = malloc(n * sizeof *sent);
@@ -274,6 +282,8 @@ test_jitter(void)
 			lo = d < lo ? d : lo;
 			hi = d > hi ? d : hi;
 			sum += d;
+			if (d >= 10 * MS && d < 30 * MS)
+				bin[(d - 10 * MS) / (2 * MS)]++;
 			late += id < last;
 			if (id > last)
 				last = id;
@@ -285,6 +295,14 @@ test_jitter(void)
 	    " of %" PRIu64 " packets behind a later one\n", lo / 1e6, hi / 1e6,
 	    sum / (double)n / 1e6, late, n);
 	CHECK(lo >= 10 * MS && hi < 30 * MS, "delays outside 10..30 ms");
+	/* Uniform over [10, 30) ms: that 20000 draws miss the last 0.1 ms
+	 * at one end has P = 0.995^20000 = 3e-44. */
+	CHECK(lo < 10 * MS + MS / 10 && hi >= 30 * MS - MS / 10,
+	    "delays do not fill 10..30 ms: %.3f..%.3f", lo / 1e6, hi / 1e6);
+	for (i = 0; i < 10; i++)
+		CHECK(near(bin[i], n, 0.1), "delays not uniform: %" PRIu64
+		    " of %" PRIu64 " in %" PRIu64 "..%" PRIu64 " ms", bin[i], n,
+		    10 + 2 * i, 12 + 2 * i);
 	CHECK(fabs(sum / (double)n / 1e6 - 20) < 0.2, "mean delay off");
 	CHECK(late > n / 2, "jitter of 10 ms at 0.1 ms spacing reorders most");
 	return 0;
@@ -502,6 +520,103 @@ test_rate(void)
 	return 0;
 }
 
+/* n packets of len bytes offered every gap ns from start, each sent when
+ * due: 0 if packet k left at exactly start + first + k * step ns, else
+ * -1 after saying which did not. */
+static int
+paced(struct netem *q, uint64_t start, uint64_t n, uint64_t gap, size_t len,
+    uint64_t first, uint64_t step)
+{
+	uint64_t k, left = 0, t, want;
+	int64_t id;
+
+	for (k = 0; k <= n; k++) {
+		uint64_t arrive = k < n ? start + k * gap : UINT64_MAX;
+
+		while ((t = netem_next(q)) <= arrive && t != UINT64_MAX) {
+			want = start + first + left * step;
+			CHECK((id = get(q, t)) == (int64_t)left && t == want,
+			    "packet %" PRId64 " left at +%" PRIu64 " ns, want "
+			    "packet %" PRIu64 " at +%" PRIu64, id, t - start, left,
+			    want - start);
+			left++;
+		}
+		if (k < n)
+			put(q, arrive, (uint32_t)k, 0, len);
+	}
+	CHECK(left == n, "%" PRIu64 " of %" PRIu64 " packets left", left, n);
+	return 0;
+}
+
+/*
+ * rate 80mbit is 10 MB/s: a 1500-byte packet takes 150 us.  Offered at
+ * 120 Mbit/s (one every 100 us), packet k leaves at (k + 1) * 150 us, no
+ * sooner: the queue grows and the link carries 80 Mbit/s, no more, no
+ * less.  Offered at 40 Mbit/s (one every 300 us) each leaves 150 us after
+ * it came, waiting for no other.
+ */
+static int
+test_pace(void)
+{
+	struct netem *q = make("rate 80mbit limit 100000", 13);
+	uint64_t n = 10000;
+
+	CHECK(q, "no queue");
+	if (paced(q, T0, n, 100000, 1500, 150000, 150000) == -1 ||
+	    paced(q, T0 + 2000 * MS, n, 300000, 1500, 150000, 300000) == -1) {
+		netem_free(q);
+		return -1;
+	}
+	netem_free(q);
+	printf("pace: rate 80mbit, 1500-byte packets offered every 100 us "
+	    "left every 150 us (%.1f Mbit/s); every 300 us, 150 us after "
+	    "they came\n", 1500 * 8 / 150e-6 / 1e6);
+	return 0;
+}
+
+/*
+ * delay 10ms with rate 8mbit (1000 bytes: 1 ms): a packet behind a held
+ * one starts when that one is due, less the part of its delay that wait
+ * already covered (sch_netem.c netem_enqueue, "time bonus"), then takes
+ * its 1 ms; a packet into an empty queue gets delay and 1 ms.
+ */
+static int
+test_ratedelay(void)
+{
+	static const struct { uint64_t at, due; } p[] = {
+		{ 0, 11 },	/* empty queue: 10 + 1 */
+		{ 0, 12 },	/* behind it, wait 11 > 10: 11 + 1 */
+		{ 5, 16 },	/* behind 12: 10 - 7 = 3 left, 12 + 3 + 1 */
+		{ 5, 17 },	/* behind 16: 16 + 1 */
+		{ 100, 111 },	/* empty again */
+	};
+	struct netem *q = make("delay 10ms rate 8mbit", 14);
+	const uint32_t n = sizeof p / sizeof p[0];
+	uint32_t i, left = 0;
+	uint64_t t;
+	int64_t id;
+
+	CHECK(q, "no queue");
+	for (i = 0; i <= n; i++) {
+		uint64_t arrive = i < n ? T0 + p[i].at * MS : UINT64_MAX;
+
+		while ((t = netem_next(q)) <= arrive && t != UINT64_MAX) {
+			CHECK((id = get(q, t)) == left && t == T0 + p[left].due * MS,
+			    "packet %" PRId64 " left at %.3f ms, want packet %u "
+			    "at %" PRIu64 " ms", id, (t - T0) / 1e6, left,
+			    p[left].due);
+			left++;
+		}
+		if (i < n)
+			put(q, arrive, i, 0, 1000);
+	}
+	netem_free(q);
+	CHECK(left == n, "%u of %u packets left", left, n);
+	printf("ratedelay: delay 10ms rate 8mbit: due at 11, 12, 16, 17 and "
+	    "111 ms, as netem counts the wait against the delay\n");
+	return 0;
+}
+
 static int
 test_seed(void)
 {
@@ -531,6 +646,7 @@ static const struct {
 	{ "long", test_long }, { "delay", test_delay },
 	{ "jitter", test_jitter }, { "loss", test_loss }, { "gap", test_gap },
 	{ "reorder", test_reorder }, { "rate", test_rate },
+	{ "pace", test_pace }, { "ratedelay", test_ratedelay },
 	{ "seed", test_seed },
 };
 
