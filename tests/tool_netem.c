@@ -396,7 +396,6 @@ main(int argc, char **argv)
 			return 1;
 		if (n == 0)
 			continue;
-		now = now_ns();
 		for (b = 0; b < TUN_BATCH; b++) {
 			ssize_t r = tun_read(fd, buf, sizeof buf), dd;
 
@@ -404,6 +403,11 @@ main(int argc, char **argv)
 				return 1;
 			if (r == 0)
 				break;
+			/* A packet arrives when it is read, not when the
+			 * batch began: one read later in the batch (after a
+			 * route lookup, or a pause under load) would
+			 * otherwise leave that much early. */
+			now = now_ns();
 			if ((dd = dir_of(buf, (size_t)r)) < 0) {
 				fputs("tool_netem: out of memory\n", stderr);
 				return 1;
