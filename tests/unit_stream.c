@@ -34,6 +34,8 @@
  *	STREAM_IDLE timing, CLOSE code
  *   path: PATH_CHALLENGE and PATH_RESPONSE packets, acknowledged only
  *	with others, and broken ones
+ *   path_reset: a move to a slower path mid-transfer starts congestion
+ *	control, RTT and MTU over; the old path's ACKs feed neither
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
  *
  * Every run checks that packet numbers never repeat, that every payload
@@ -2369,6 +2371,94 @@ test_path(void)
 	return rc;
 }
 
+/*
+ * The path moves mid-transfer from the LAN to a slower, longer one (a
+ * TURN relay), and the session calls stream_path_reset (RFC 9000 §9.4):
+ * the window, pacing rate, bandwidth estimate, RTT and MTU are a new
+ * stream's at once, and stay so while only the old path's packets are
+ * acknowledged (they "MUST NOT contribute to congestion control or RTT
+ * estimation for the new path"); what was in flight still arrives, and
+ * the estimates become the new path's.
+ */
+static int
+test_path_reset(void)
+{
+	static const struct link relay = {
+		.delay_us = 40000, .bw = 2500000, .queue = 250000,
+	};
+	struct stream_conf c = conf_default();
+	size_t bytes = 24 << 20;
+	uint8_t *a = malloc(bytes);
+	struct stream_stats st, st0, fresh;
+	struct stream *f;
+	struct sim m;
+	int i, rc = -1;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	c.max_mtu = MTU;
+	c.mtu = MTU - 100;
+	if ((f = stream_new(&c, 0)) == NULL)
+		abort();
+	stream_get_stats(f, &fresh);
+	stream_free(f);
+	sim_init(&m, &c, &c, a, bytes, NULL, 0, &lan);
+	m.limit_us = 1500000;
+	if (run(&m) != 1) {
+		fail("path_reset: ended early");
+		goto out;
+	}
+	stream_get_stats(m.side[0].s, &st0);
+	if (st0.srtt_us > 100000 || st0.bw < 5000000 || st0.mtu != MTU ||
+	    st0.pacing_rate == fresh.pacing_rate) {
+		fail("path_reset: on the LAN: srtt %.1f ms, estimate %.2f MB/s, MTU %" PRIu64,
+		    st0.srtt_us / 1e3, st0.bw / 1e6, st0.mtu);
+		goto out;
+	}
+	m.link[0] = m.link[1] = relay;
+	stream_path_reset(m.side[0].s, m.now);
+	/* Then again 30 ms on, with the old path's ACKs in: the new path's
+	 * first round trip takes 80. */
+	for (i = 0; i < 2; i++) {
+		stream_get_stats(m.side[0].s, &st);
+		if (st.srtt_us != fresh.srtt_us || st.min_rtt_us != 0 ||
+		    st.cwnd != fresh.cwnd || st.pacing_rate != fresh.pacing_rate ||
+		    st.bw != 0 || st.mtu != c.mtu) {
+			fail("path_reset: %d ms after the move: srtt %.1f ms (new stream %.1f), "
+			    "min_rtt %.1f ms, cwnd %" PRIu64 " (%" PRIu64 "), pacing %.2f MB/s "
+			    "(%.2f), estimate %.2f MB/s, MTU %" PRIu64 " (%zu)", 30 * i,
+			    st.srtt_us / 1e3, fresh.srtt_us / 1e3, st.min_rtt_us / 1e3,
+			    st.cwnd, fresh.cwnd, st.pacing_rate / 1e6, fresh.pacing_rate / 1e6,
+			    st.bw / 1e6, st.mtu, c.mtu);
+			goto out;
+		}
+		m.limit_us += 30000;
+		if (i == 0 && run(&m) != 1) {
+			fail("path_reset: ended early");
+			goto out;
+		}
+	}
+	m.limit_us += 60000000;
+	if (run_done(&m, "path_reset") == -1 || check_transfer(&m) == -1)
+		goto out;
+	stream_get_stats(m.side[0].s, &st);
+	printf("path_reset: LAN (srtt %.1f ms, %.2f MB/s, MTU %" PRIu64 ") to a relay: "
+	    "a new stream's window, rate, RTT and MTU until the relay's own "
+	    "(srtt %.1f ms, %.2f MB/s, MTU %" PRIu64 "); 24 MiB intact\n",
+	    st0.srtt_us / 1e3, st0.bw / 1e6, st0.mtu, st.srtt_us / 1e3, st.bw / 1e6, st.mtu);
+	if (st.srtt_us < 80000 || st.srtt_us > 200000 || st.bw > 3000000) {
+		fail("path_reset: on the relay, srtt %.1f ms, estimate %.2f MB/s",
+		    st.srtt_us / 1e3, st.bw / 1e6);
+		goto out;
+	}
+	rc = 0;
+out:
+	sim_free(&m);
+	free(a);
+	return rc;
+}
+
 /* The peer goes silent in the middle of a transfer. */
 static int
 test_idle(void)
@@ -2636,6 +2726,7 @@ main(int argc, char **argv)
 		{ "ping", test_ping },
 		{ "ack_gap", test_ack_gap },
 		{ "path", test_path },
+		{ "path_reset", test_path_reset },
 		{ "dgram", test_dgram },
 		{ "rbuf", test_rbuf },
 		{ "pmtu", test_pmtu },
