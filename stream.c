@@ -2341,16 +2341,21 @@ stream_ping(struct stream *s)
 
 size_t
 stream_path_packet(struct stream *s, int type, const uint8_t data[STREAM_PATH_DATA],
-    uint64_t *pn, uint8_t *buf, size_t cap)
+    size_t size, uint64_t *pn, uint8_t *buf, size_t cap)
 {
-	if (cap < 1 + STREAM_PATH_DATA || s->err != STREAM_OK ||
+	size = umax(size, 1 + STREAM_PATH_DATA);
+	if (cap < size || s->err != STREAM_OK ||
 	    (type != STREAM_PATH_CHALLENGE && type != STREAM_PATH_RESPONSE))
 		return 0;
 	buf[0] = type == STREAM_PATH_CHALLENGE ? FT_PATH_CHALLENGE : FT_PATH_RESPONSE;
 	memcpy(buf + 1, data, STREAM_PATH_DATA);
+	/* RFC 9000 §19.1: PADDING frames "can be used to increase an
+	 * initial client packet to the minimum required size, or to provide
+	 * protection against traffic analysis"; parse skips them. */
+	memset(buf + 1 + STREAM_PATH_DATA, FT_PADDING, size - 1 - STREAM_PATH_DATA);
 	*pn = s->next_pn++;
 	s->st.pkts_sent++;
-	return 1 + STREAM_PATH_DATA;
+	return size;
 }
 
 int

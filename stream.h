@@ -113,8 +113,10 @@ ssize_t stream_dgram_recv(struct stream *s, void *buf, size_t cap);
 void stream_ping(struct stream *s);
 /* Path validation (RFC 9000 §8.2), for the session, which knows the
  * paths.  stream_path_packet builds a payload holding only a
- * PATH_CHALLENGE or PATH_RESPONSE (type) with data, and its packet
- * number: its length, or 0 (cap too small, or the stream has failed).
+ * PATH_CHALLENGE or PATH_RESPONSE (type) with data, then PADDING up to
+ * size bytes (RFC 9000 §8.2.1 has such datagrams expanded; a smaller
+ * size: none), and its packet number: its length, or 0 (cap too small,
+ * or the stream has failed).
  * Such packets elicit no ACK (RFC 9002 §2 would count them as
  * ack-eliciting): the peer acknowledges them only along with others.
  * They are not tracked for loss, not congestion controlled and never
@@ -124,7 +126,7 @@ void stream_ping(struct stream *s);
 #define STREAM_PATH_DATA	8
 enum stream_path { STREAM_PATH_NONE, STREAM_PATH_CHALLENGE, STREAM_PATH_RESPONSE };
 size_t stream_path_packet(struct stream *s, int type, const uint8_t data[STREAM_PATH_DATA],
-    uint64_t *pn, uint8_t *buf, size_t cap);
+    size_t size, uint64_t *pn, uint8_t *buf, size_t cap);
 int stream_path_frame(const struct stream *s, uint8_t data[STREAM_PATH_DATA]);
 /* The session moved to another network path (RFC 9000 §9.4: the peer's
  * address, not just its port, or a relay instead of the direct way):

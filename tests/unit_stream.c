@@ -32,8 +32,8 @@
  *	each side leaves as soon as stream_can_close allows
  *   keepalive, ping, idle, close: PING interval, stream_ping,
  *	STREAM_IDLE timing, CLOSE code
- *   path: PATH_CHALLENGE and PATH_RESPONSE packets, acknowledged only
- *	with others, and broken ones
+ *   path: PATH_CHALLENGE and PATH_RESPONSE packets, padded or not,
+ *	acknowledged only with others, and broken ones
  *   path_reset: a move to a slower path mid-transfer starts congestion
  *	control, RTT and MTU over; the old path's ACKs feed neither
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
@@ -2312,7 +2312,7 @@ test_path(void)
 	a = m.side[0].s;
 	b = m.side[1].s;
 	for (type = STREAM_PATH_CHALLENGE; type <= STREAM_PATH_RESPONSE; type++) {
-		n = stream_path_packet(a, type, data, &pn, buf, sizeof buf);
+		n = stream_path_packet(a, type, data, 0, &pn, buf, sizeof buf);
 		memset(got, 0, sizeof got);
 		if (n != 1 + STREAM_PATH_DATA || stream_input(b, m.now, pn, buf, n) != 0 ||
 		    stream_path_frame(b, got) != type || memcmp(got, data, sizeof got) != 0) {
@@ -2323,7 +2323,22 @@ test_path(void)
 		memcpy(two, buf, n);
 		memcpy(two + n, buf, n);
 	}
-	if (stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, 8) != 0) {
+	/* Padded to a full datagram (RFC 9000 §8.2.1), the same challenge,
+	 * and no larger than cap. */
+	n = stream_path_packet(a, STREAM_PATH_CHALLENGE, data, sizeof buf, &pn, buf, sizeof buf);
+	memset(got, 0, sizeof got);
+	if (n != sizeof buf || buf[n - 1] != 0 || stream_input(b, m.now, pn, buf, n) != 0 ||
+	    stream_path_frame(b, got) != STREAM_PATH_CHALLENGE ||
+	    memcmp(got, data, sizeof got) != 0) {
+		fail("path: a PATH_CHALLENGE padded to %zu bytes did not arrive as one", n);
+		rc = -1;
+	}
+	if (stream_path_packet(a, STREAM_PATH_RESPONSE, data, sizeof buf + 1, &pn, buf,
+	    sizeof buf) != 0) {
+		fail("path: a packet padded beyond cap");
+		rc = -1;
+	}
+	if (stream_path_packet(a, STREAM_PATH_CHALLENGE, data, 0, &pn, buf, 8) != 0) {
 		fail("path: a packet built into 8 bytes");
 		rc = -1;
 	}
@@ -2334,13 +2349,13 @@ test_path(void)
 		fail("path: a PING is taken for a path frame");
 		rc = -1;
 	}
-	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, sizeof buf);
+	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, 0, &pn, buf, sizeof buf);
 	if (stream_input(b, m.now, pn, two, sizeof two) != -1 ||
 	    stream_path_frame(b, got) != STREAM_PATH_NONE) {
 		fail("path: two path frames in one packet taken");
 		rc = -1;
 	}
-	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, sizeof buf);
+	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, 0, &pn, buf, sizeof buf);
 	if (stream_input(b, m.now, pn, buf, STREAM_PATH_DATA) != -1 ||
 	    stream_path_frame(b, got) != STREAM_PATH_NONE) {
 		fail("path: a truncated PATH_CHALLENGE taken");
@@ -2349,7 +2364,7 @@ test_path(void)
 	/* Not ack-eliciting, but acknowledged with what is. */
 	while (stream_output(b, m.now + 50000, &pn, buf, sizeof buf) > 0)
 		;
-	n = stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &ppn, buf, sizeof buf);
+	n = stream_path_packet(a, STREAM_PATH_CHALLENGE, data, 0, &ppn, buf, sizeof buf);
 	stream_input(b, m.now + 60000, ppn, buf, n);
 	if (stream_output(b, m.now + 100000, &pn, buf, sizeof buf) != 0) {
 		fail("path: a PATH_CHALLENGE alone elicited a packet");
@@ -2365,8 +2380,8 @@ test_path(void)
 		rc = -1;
 	}
 	if (rc == 0)
-		printf("path: PATH_CHALLENGE and PATH_RESPONSE arrive with their data; "
-		    "two in a packet, or a short one, refused; acknowledged with a PING\n");
+		printf("path: PATH_CHALLENGE and PATH_RESPONSE arrive with their data, "
+		    "padded or not; two in a packet, or a short one, refused; acknowledged with a PING\n");
 	sim_free(&m);
 	return rc;
 }
