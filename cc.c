@@ -897,13 +897,10 @@ cc_set_mss(struct cc *c, size_t mss)
 	c->mss = (double)mss;
 }
 
-struct cc *
-cc_new(size_t mss, uint64_t now)
+void
+cc_reset(struct cc *c, size_t mss, uint64_t now)
 {
-	struct cc *c;
-
-	if ((c = calloc(1, sizeof *c)) == NULL)
-		return NULL;
+	*c = (struct cc){ 0 };
 	c->mss = (double)mss;
 	c->cwnd = (double)umin(INITIAL_WINDOW_PKTS * mss,
 	    umax(INITIAL_WINDOW_BYTES, MIN_WINDOW_PKTS * mss));
@@ -915,6 +912,16 @@ cc_new(size_t mss, uint64_t now)
 	c->min_rtt_us = c->delivered_us = c->first_sent_us = now;
 	c->inflight_hi = INFINITY;
 	c->rng = now ^ 0x9e3779b97f4a7c15ULL;
+}
+
+struct cc *
+cc_new(size_t mss, uint64_t now)
+{
+	struct cc *c;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return NULL;
+	cc_reset(c, mss, now);
 	return c;
 }
 

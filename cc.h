@@ -42,6 +42,9 @@ struct cc_ack {
  * by cc_free, a no-op on NULL. */
 struct cc *cc_new(size_t mss, uint64_t now);
 void cc_free(struct cc *c);
+/* Back to what cc_new made, for packets of mss bytes: the path moved
+ * (RFC 9000 §9.4), and nothing learnt of the old one holds. */
+void cc_reset(struct cc *c, size_t mss, uint64_t now);
 /* The path's packets grew (RFC 8899): windows counted in packets follow. */
 void cc_set_mss(struct cc *c, size_t mss);
 

@@ -344,6 +344,7 @@ struct punch {
 	struct check move;		/* the peer's new address, being checked */
 	struct check back;		/* the direct path, being rechecked */
 	int probing;			/* CHECK_*: where punch_probe sends */
+	unsigned moves;			/* punch_moves */
 	char why[96];
 };
 enum { NAT_UNKNOWN, NAT_NONE, NAT_CONE, NAT_SYMMETRIC };
@@ -1965,11 +1966,18 @@ relayed(const struct punch *p, const struct sockaddr_storage *addr, int via)
 }
 
 /* The path is about to become (to, via): leaving a direct path for a
- * relay, remember it to try again; back on a direct one, stop. */
+ * relay, remember it to try again; back on a direct one, stop.  Another
+ * address of the peer's, or through our relay instead of not or back,
+ * is another network path; another port alone is NAT rebinding (RFC
+ * 9000 §9.4). */
 static void
 path_change(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via)
 {
 	char a[64];
+
+	if (p->ready && (!same_ip(to, &p->path) ||
+	    (via == VIA_RELAY) != (p->path_via == VIA_RELAY)))
+		p->moves++;
 
 	if (!relayed(p, to, via)) {
 		if (p->have_direct && p->ready && relayed(p, &p->path, p->path_via))
@@ -2287,6 +2295,35 @@ punch_challenge(struct punch *p, uint64_t now, uint8_t data[PUNCH_CHALLENGE_LEN]
 	return true;
 }
 
+/* What the anti-amplification limit (RFC 9000 §8.1) still lets go to
+ * c's address. */
+static size_t
+check_room(const struct check *c)
+{
+	return c->out < CHECK_FACTOR * c->in ? CHECK_FACTOR * c->in - c->out : 0;
+}
+
+size_t
+punch_probe_room(const struct punch *p)
+{
+	if (p->probing == CHECK_MOVE)
+		return check_room(&p->move);
+	return SIZE_MAX;	/* the direct path worked before */
+}
+
+size_t
+punch_reply_room(const struct punch *p, const struct sockaddr_storage *to, int via,
+    size_t in)
+{
+	if (p->ready && via == p->path_via && punch_same_addr(to, &p->path))
+		return SIZE_MAX;
+	if (p->have_direct && via == p->direct_via && punch_same_addr(to, &p->direct))
+		return SIZE_MAX;
+	if (check_is(&p->move, to, via))
+		return check_room(&p->move);
+	return CHECK_FACTOR * in;
+}
+
 void
 punch_probe(struct punch *p, uint64_t now, const uint8_t *buf, size_t len)
 {
@@ -2330,6 +2367,8 @@ void
 punch_reply(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
     const uint8_t *buf, size_t len)
 {
+	if (check_is(&p->move, to, via))
+		p->move.out += len;
 	send_via(p, now, to, via, buf, len);
 }
 
@@ -2570,6 +2609,12 @@ uint64_t
 punch_first_us(const struct punch *p)
 {
 	return p->first_us;
+}
+
+unsigned
+punch_moves(const struct punch *p)
+{
+	return p->moves;
 }
 
 bool

@@ -128,6 +128,14 @@ int punch_sendv(struct punch *p, struct punch_run *r, int n);
 bool punch_challenge(struct punch *p, uint64_t now, uint8_t data[PUNCH_CHALLENGE_LEN]);
 void punch_probe(struct punch *p, uint64_t now, const uint8_t *buf, size_t len);
 void punch_response(struct punch *p, uint64_t now, const uint8_t data[PUNCH_CHALLENGE_LEN]);
+/* The largest datagram punch_probe may send for the PATH_CHALLENGE
+ * punch_challenge just made due, and punch_reply to (to, via), from
+ * which a datagram of in bytes just came: to an address not validated,
+ * three times what came from there less what went (RFC 9000 §8.1);
+ * SIZE_MAX when no limit applies. */
+size_t punch_probe_room(const struct punch *p);
+size_t punch_reply_room(const struct punch *p, const struct sockaddr_storage *to, int via,
+    size_t in);
 /* Send a PATH_RESPONSE back the way its challenge came (from, via, as
  * punch_input gave them), through our relay if it came that way. */
 void punch_reply(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via,
@@ -139,6 +147,12 @@ uint64_t punch_deadline(const struct punch *p);
 /* The time from punch_start to the first confirmed path (µs); for the
  * caller, whose probe the listener answered, one round trip. */
 uint64_t punch_first_us(const struct punch *p);
+/* How often the path has moved to another network path since the first:
+ * to another address of the peer's, or through a TURN relay instead of
+ * directly or back, but not to another port alone (RFC 9000 §9.4: NAT
+ * rebinding).  A change tells the session to start the stream's
+ * congestion control and RTT over. */
+unsigned punch_moves(const struct punch *p);
 /* true once a path has been confirmed. */
 bool punch_ready(const struct punch *p);
 /* true when the chosen path goes through a TURN relay (ours or the peer's). */

@@ -122,6 +122,13 @@ _Static_assert(IO_BATCH <= PUNCH_MAX_RUNS, "a round's runs fit one punch_sendv")
  * and within a 1500-byte link's IPv6 datagram (1500 - 40 - 8). */
 #define PMTU_MAX	1428
 _Static_assert(PUNCH_CHALLENGE_LEN == STREAM_PATH_DATA, "the punch makes the stream's challenges");
+/* RFC 9000 §8.2.1: "An endpoint MUST expand datagrams that contain a
+ * PATH_CHALLENGE frame to at least the smallest allowed maximum datagram
+ * size of 1200 bytes, unless the anti-amplification limit for the path
+ * does not permit sending a datagram of this size"; §8.2.2 the same of
+ * PATH_RESPONSE, never beyond that limit.  Where it is lower, they take
+ * what it allows. */
+#define PATH_DGRAM	WIRE_MTU
 
 struct session {
 	bool caller;
@@ -157,6 +164,7 @@ struct session {
 	struct crypto_rx *rx;
 	struct stream *st;
 	struct stream_conf sconf;
+	unsigned moves;			/* punch_moves when the stream last heard */
 	int err;
 	bool keyed;			/* Split() done */
 	bool verified;			/* a data packet from the peer opened */
@@ -1022,6 +1030,7 @@ start_stream(struct session *s, uint64_t now)
 		s->err = SESS_FAIL;
 		return -1;
 	}
+	s->moves = punch_moves(s->punch);
 	return 0;
 }
 
@@ -1135,16 +1144,21 @@ seal_pkt(struct session *s, uint64_t now, uint8_t *pkt, size_t n, uint64_t pn,
 }
 
 /* A PATH_CHALLENGE (type) where the punch checks a path, or a
- * PATH_RESPONSE back to (to, via).  0 or -1. */
+ * PATH_RESPONSE back to (to, via), which sent us the in bytes it
+ * answers; PATH_DGRAM bytes, or what the anti-amplification limit
+ * allows.  0 or -1. */
 static int
 send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_PATH_DATA],
-    const struct sockaddr_storage *to, int via)
+    const struct sockaddr_storage *to, int via, size_t in)
 {
-	uint8_t pkt[DATA_OVERHEAD + 1 + STREAM_PATH_DATA];
+	uint8_t pkt[PATH_DGRAM];
+	size_t n, room = type == STREAM_PATH_CHALLENGE ? punch_probe_room(s->punch) :
+	    punch_reply_room(s->punch, to, via, in);
 	uint64_t pn;
-	size_t n;
 
-	if ((n = stream_path_packet(s->st, type, data, &pn, pkt + HDR_LEN,
+	room = room < sizeof pkt ? room : sizeof pkt;
+	if ((n = stream_path_packet(s->st, type, data,
+	    room > DATA_OVERHEAD ? room - DATA_OVERHEAD : 0, &pn, pkt + HDR_LEN,
 	    sizeof pkt - DATA_OVERHEAD)) == 0)
 		return 0;
 	if ((n = seal_pkt(s, now, pkt, n, pn, NULL, 0)) == 0)
@@ -1183,7 +1197,7 @@ data_input(struct session *s, uint64_t now, uint8_t *pkt, size_t len,
 	case STREAM_PATH_CHALLENGE:
 		/* The peer tests a path: answer that way.  It shows only
 		 * that the way to us works, not where to send. */
-		return send_path(s, now, STREAM_PATH_RESPONSE, data, from, via);
+		return send_path(s, now, STREAM_PATH_RESPONSE, data, from, via, len);
 	case STREAM_PATH_RESPONSE:
 		/* If it answers our challenge, the peer is where that went. */
 		punch_response(s->punch, now, data);
@@ -1262,9 +1276,16 @@ send_all(struct session *s, uint64_t now)
 	punch_output(s->punch, now);
 	if (s->st == NULL)
 		return 0;
+	/* RFC 9000 §9.4: on another network path, the congestion
+	 * controller and RTT estimator "MUST" start over. */
+	if (punch_moves(s->punch) != s->moves) {
+		s->moves = punch_moves(s->punch);
+		log_v(2, "another network path: congestion control and RTT start over");
+		stream_path_reset(s->st, now);
+	}
 	/* Also before the first path: it may be one being checked. */
 	while (punch_challenge(s->punch, now, data))
-		if (send_path(s, now, STREAM_PATH_CHALLENGE, data, NULL, 0) == -1)
+		if (send_path(s, now, STREAM_PATH_CHALLENGE, data, NULL, 0, 0) == -1)
 			return -1;
 	if (!punch_ready(s->punch))
 		return 0;

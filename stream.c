@@ -277,6 +277,9 @@ struct stream {
 	bool have_acked;
 	uint64_t in_flight, elicit_out;	/* bytes, ack-eliciting packets */
 	uint64_t last_elicit_us;
+	/* Packets numbered below went on a path we have left (RFC 9000
+	 * §9.4): tracked for loss and acknowledgement only. */
+	uint64_t path_pn;
 	uint64_t loss_time;		/* 0: no time-threshold loss pending */
 	unsigned pto_count;
 	int probes;
@@ -321,7 +324,9 @@ struct stream {
 	/* Datagrams. */
 	struct dgq dtx, drx;
 
-	/* Path MTU search (RFC 8899 DPLPMTUD): conf.mtu works, pmtu_hi may. */
+	/* Path MTU search (RFC 8899 DPLPMTUD): conf.mtu works, pmtu_hi may;
+	 * base_mtu, stream_new's, works on any path. */
+	size_t base_mtu;
 	size_t pmtu_hi;			/* above: does not work */
 	size_t pmtu_try;		/* next size to probe; 0: done */
 	size_t pmtu_probe;		/* size in flight, or 0 */
@@ -614,6 +619,16 @@ outstanding(const struct stream *s, uint64_t pn)
 	const struct sent *r = slot(s, pn);
 
 	return r->pn == pn && r->state == PKT_OUT;
+}
+
+/* Whether r left on a path we have left since (stream_path_reset): RFC
+ * 9000 §9.4, "Packets sent on the old path MUST NOT contribute to
+ * congestion control or RTT estimation for the new path."  Nor are they
+ * in in_flight, the new path's bytes in flight. */
+static bool
+old_path(const struct stream *s, const struct sent *r)
+{
+	return r->pn < s->path_pn;
 }
 
 /* Room in the ring for one more ack-eliciting packet. */
@@ -914,6 +929,8 @@ pkt_delivered(struct stream *s, struct sent *r, uint64_t now)
 		s->done_acked = true;
 	if (r->flags & PF_WRITTEN)
 		s->written_acked = true;
+	if (old_path(s, r))
+		return;
 	/* A probe's size is not the path's rate: it feeds no sample. */
 	if (r->flags & PF_PMTU)
 		pmtu_result(s, r->size, true);
@@ -925,7 +942,8 @@ pkt_delivered(struct stream *s, struct sent *r, uint64_t now)
 static void
 pkt_acked(struct stream *s, struct sent *r, uint64_t now)
 {
-	s->in_flight -= r->size;
+	if (!old_path(s, r))
+		s->in_flight -= r->size;
 	s->elicit_out--;
 	pkt_delivered(s, r, now);
 }
@@ -937,7 +955,8 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 	bool episode;
 
 	r->state = PKT_LOST;
-	s->in_flight -= r->size;
+	if (!old_path(s, r))
+		s->in_flight -= r->size;
 	s->elicit_out--;
 	s->st.pkts_lost++;
 	if (r->len > 0 && r->off + r->len > s->snd_una)
@@ -952,7 +971,8 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 	/* RFC 8899 §3: "Loss of a probe packet ... SHOULD NOT be treated as
 	 * an indication of congestion". */
 	if (r->flags & PF_PMTU) {
-		pmtu_result(s, r->size, false);
+		if (!old_path(s, r))
+			pmtu_result(s, r->size, false);
 		return;
 	}
 	/* RFC 9002 §7.3.2: a loss of a packet sent after the last episode
@@ -966,7 +986,8 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 			s->time_thresh8 = TIME_THRESH_8;
 		}
 	}
-	cc_on_lost(s->cc, &r->cc, r->size, episode, now);
+	if (!old_path(s, r))
+		cc_on_lost(s->cc, &r->cc, r->size, episode, now);
 	if (s->lostq_n == s->ring_mask + 1) {
 		s->lostq_head = (s->lostq_head + 1) & s->ring_mask;
 		s->lostq_n--;
@@ -996,9 +1017,14 @@ spurious(struct stream *s, struct sent *r, uint64_t prior, uint64_t now)
 	uint64_t late = (now - umin(now, r->sent_us)) * 8 / umax(umax(s->srtt,
 	    s->latest_rtt), 1) + 1;
 
+	s->st.pkts_spurious++;
+	/* One from the old path came late: the paths differ, not reordering. */
+	if (old_path(s, r)) {
+		pkt_delivered(s, r, now);
+		return;
+	}
 	reordered(s, r->pn, umax(prior, r->pn));
 	s->time_thresh8 = umin(TIME_THRESH_8_MAX, umax(s->time_thresh8, late));
-	s->st.pkts_spurious++;
 	rttq_overtaken(s, r->pn, UINT64_MAX);
 	cc_on_spurious(s->cc, &r->cc, r->size, now);
 	pkt_delivered(s, r, now);
@@ -1297,6 +1323,7 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 	uint64_t prior_in_flight = s->in_flight, lowest = UINT64_MAX;
 	uint64_t prior = s->have_acked ? s->largest_acked : 0;
 	struct sent *newest = NULL;
+	bool acked = false;
 	int rc;
 
 	cc_ack_begin(s->cc);
@@ -1316,6 +1343,12 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 			if (p->pn != pn || p->state != PKT_OUT)
 				continue;
 			pkt_acked(s, p, now);
+			acked = true;
+			/* The old path's packets give no round trip, and
+			 * acknowledged after the new one's, they show only
+			 * that the paths differ (RFC 9000 §9.4). */
+			if (old_path(s, p))
+				continue;
 			if (newest == NULL || pn > newest->pn)
 				newest = p;
 			lowest = umin(lowest, pn);
@@ -1342,10 +1375,11 @@ on_ack(struct stream *s, const struct frames *f, uint64_t now)
 		else
 			rttq_add(s, &(struct rtt_cand){ latest, delay,
 			    newest->pn, s->rx_pn, now }, now);
-		/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when
-		 * an acknowledgment is received". */
-		s->pto_count = 0;
 	}
+	/* RFC 9002 §6.2.1: "The PTO backoff factor is reset when an
+	 * acknowledgment is received". */
+	if (acked)
+		s->pto_count = 0;
 	rttq_settle(s, now);
 	detect_lost(s, now);
 	cc_ack_end(s->cc, &(struct cc_ack){ .now = now,
@@ -2009,6 +2043,28 @@ stream_deadline(const struct stream *s)
 	return d;
 }
 
+/* What a new path starts from (RFC 9002 Appendices A.4 and B.3 with
+ * the controller cc_new or cc_reset made): the RTT estimate, the loss
+ * thresholds, pacing credit, the path MTU search. */
+static void
+path_init(struct stream *s, uint64_t now)
+{
+	/* RFC 9002 §6.2.2: the initial RTT "SHOULD be set to 333
+	 * milliseconds" when "no previous RTT is available"; the handshake's
+	 * round trip is one, as QUIC's own handshake gives it. */
+	s->srtt = s->conf.initial_rtt_us ? s->conf.initial_rtt_us : INITIAL_RTT_US;
+	s->rttvar = s->srtt / 2;
+	s->pkt_thresh = PKT_THRESHOLD;
+	s->time_thresh8 = TIME_THRESH_8;
+	s->tokens = cc_cwnd(s->cc);
+	s->pace_us = now;
+	/* Most paths carry a full Ethernet frame: try the top first. */
+	if (s->conf.max_mtu > s->conf.mtu) {
+		s->pmtu_hi = umin(s->conf.max_mtu, MAX_MTU);
+		s->pmtu_try = s->pmtu_hi;
+	}
+}
+
 static int
 dgq_init(struct dgq *q, unsigned slots, size_t mtu)
 {
@@ -2067,21 +2123,31 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	s->max_data_due = true;
 	s->ack_due = UINT64_MAX;
 	s->ack_every = ACK_ELICIT_THRESHOLD;
-	/* RFC 9002 §6.2.2: the initial RTT "SHOULD be set to 333
-	 * milliseconds" when "no previous RTT is available"; the handshake's
-	 * round trip is one, as QUIC's own handshake gives it. */
-	s->srtt = conf->initial_rtt_us ? conf->initial_rtt_us : INITIAL_RTT_US;
-	s->rttvar = s->srtt / 2;
-	s->pkt_thresh = PKT_THRESHOLD;
-	s->time_thresh8 = TIME_THRESH_8;
-	s->tokens = cc_cwnd(s->cc);
-	s->pace_us = s->last_send_us = s->last_recv_us = now;
-	/* Most paths carry a full Ethernet frame: try the top first. */
-	if (conf->max_mtu > conf->mtu) {
-		s->pmtu_hi = umin(conf->max_mtu, MAX_MTU);
-		s->pmtu_try = s->pmtu_hi;
-	}
+	s->base_mtu = conf->mtu;
+	path_init(s, now);
+	s->last_send_us = s->last_recv_us = now;
 	return s;
+}
+
+void
+stream_path_reset(struct stream *s, uint64_t now)
+{
+	s->path_pn = s->next_pn;
+	s->in_flight = 0;
+	s->conf.mtu = s->base_mtu;
+	/* The handshake's round trip was the old path's. */
+	s->conf.initial_rtt_us = 0;
+	s->have_rtt = false;
+	s->first_rtt_us = s->latest_rtt = s->min_rtt = 0;
+	s->raw_min_rtt = s->min_fresh = 0;
+	s->rttq_n = 0;
+	s->pto_count = 0;
+	s->probes = 0;
+	s->reo_persist = 0;
+	s->pmtu_probe = 0;
+	s->pmtu_fails = 0;
+	cc_reset(s->cc, s->conf.mtu, now);
+	path_init(s, now);
 }
 
 void
@@ -2275,16 +2341,21 @@ stream_ping(struct stream *s)
 
 size_t
 stream_path_packet(struct stream *s, int type, const uint8_t data[STREAM_PATH_DATA],
-    uint64_t *pn, uint8_t *buf, size_t cap)
+    size_t size, uint64_t *pn, uint8_t *buf, size_t cap)
 {
-	if (cap < 1 + STREAM_PATH_DATA || s->err != STREAM_OK ||
+	size = umax(size, 1 + STREAM_PATH_DATA);
+	if (cap < size || s->err != STREAM_OK ||
 	    (type != STREAM_PATH_CHALLENGE && type != STREAM_PATH_RESPONSE))
 		return 0;
 	buf[0] = type == STREAM_PATH_CHALLENGE ? FT_PATH_CHALLENGE : FT_PATH_RESPONSE;
 	memcpy(buf + 1, data, STREAM_PATH_DATA);
+	/* RFC 9000 §19.1: PADDING frames "can be used to increase an
+	 * initial client packet to the minimum required size, or to provide
+	 * protection against traffic analysis"; parse skips them. */
+	memset(buf + 1 + STREAM_PATH_DATA, FT_PADDING, size - 1 - STREAM_PATH_DATA);
 	*pn = s->next_pn++;
 	s->st.pkts_sent++;
-	return 1 + STREAM_PATH_DATA;
+	return size;
 }
 
 int

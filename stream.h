@@ -113,8 +113,10 @@ ssize_t stream_dgram_recv(struct stream *s, void *buf, size_t cap);
 void stream_ping(struct stream *s);
 /* Path validation (RFC 9000 §8.2), for the session, which knows the
  * paths.  stream_path_packet builds a payload holding only a
- * PATH_CHALLENGE or PATH_RESPONSE (type) with data, and its packet
- * number: its length, or 0 (cap too small, or the stream has failed).
+ * PATH_CHALLENGE or PATH_RESPONSE (type) with data, then PADDING up to
+ * size bytes (RFC 9000 §8.2.1 has such datagrams expanded; a smaller
+ * size: none), and its packet number: its length, or 0 (cap too small,
+ * or the stream has failed).
  * Such packets elicit no ACK (RFC 9002 §2 would count them as
  * ack-eliciting): the peer acknowledges them only along with others.
  * They are not tracked for loss, not congestion controlled and never
@@ -124,8 +126,17 @@ void stream_ping(struct stream *s);
 #define STREAM_PATH_DATA	8
 enum stream_path { STREAM_PATH_NONE, STREAM_PATH_CHALLENGE, STREAM_PATH_RESPONSE };
 size_t stream_path_packet(struct stream *s, int type, const uint8_t data[STREAM_PATH_DATA],
-    uint64_t *pn, uint8_t *buf, size_t cap);
+    size_t size, uint64_t *pn, uint8_t *buf, size_t cap);
 int stream_path_frame(const struct stream *s, uint8_t data[STREAM_PATH_DATA]);
+/* The session moved to another network path (RFC 9000 §9.4: the peer's
+ * address, not just its port, or a relay instead of the direct way):
+ * congestion control, the RTT estimate (RFC 9002 §6.2.2's initial RTT,
+ * without the handshake's), the loss thresholds and the path MTU
+ * (conf.mtu, searched again) start over as on a new stream.  Packets
+ * already sent are still acknowledged or declared lost, and what they
+ * carried is sent again when lost, but they count for neither the
+ * congestion controller nor the RTT. */
+void stream_path_reset(struct stream *s, uint64_t now);
 int stream_error(const struct stream *s);		/* enum stream_err */
 uint32_t stream_close_code(const struct stream *s);	/* the peer's CLOSE code */
 /* The peer's CLOSE reason, printable ASCII, "" when it gave none. */

@@ -10,6 +10,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -541,6 +544,284 @@ idle(void)
 	printf("idle: the shorter timeout sets the keepalives of both\n");
 }
 
+/* A UDP socket on ip (text) and a new port, of like's family,
+ * non-blocking: what a NAT gives a host that moves. */
+static int
+socket_at(int like, const char *ip)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int fd, off = 0;
+
+	if (getsockname(like, (struct sockaddr *)&ss, &sl) == -1 ||
+	    (fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0)) == -1)
+		return -1;
+	memset(&ss, 0, sizeof ss);
+	if (sl == sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		char m[80];
+
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+		s6->sin6_family = AF_INET6;
+		snprintf(m, sizeof m, "%s%s", strchr(ip, ':') ? "" : "::ffff:", ip);
+		inet_pton(AF_INET6, m, &s6->sin6_addr);
+	} else {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sl) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The peer's address in b's "direct path to ADDR:PORT (...)" or
+ * "[ADDR]:PORT", into ip. */
+static bool
+path_ip(struct session *b, char *ip, size_t size)
+{
+	char d[256], *p, *q;
+
+	sess_describe(b, d, sizeof d);
+	if ((p = strstr(d, "direct path to ")) == NULL)
+		return false;
+	p += strlen("direct path to ");
+	if (*p == '[')
+		q = strchr(++p, ']');
+	else
+		q = strchr(p, ':');
+	if (q == NULL)
+		return false;
+	snprintf(ip, size, "%.*s", (int)(q - p), p);
+	return true;
+}
+
+/* Another address of this host's to reach one on loopback from: for
+ * 127.0.0.1 127.0.0.2, for ::1 a global one of an interface that is
+ * up; into ip, or false. */
+static bool
+other_ip(const char *old, char *ip, size_t size)
+{
+	struct ifaddrs *ifa, *i;
+	bool ok = false;
+
+	if (strchr(old, ':') == NULL) {
+		snprintf(ip, size, "127.0.0.2");
+		return true;
+	}
+	if (getifaddrs(&ifa) == -1)
+		return false;
+	for (i = ifa; i && !ok; i = i->ifa_next) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)i->ifa_addr;
+
+		if (s6 == NULL || s6->sin6_family != AF_INET6 || !(i->ifa_flags & IFF_UP) ||
+		    IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+		    IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr))
+			continue;
+		ok = inet_ntop(AF_INET6, &s6->sin6_addr, ip, size) != NULL;
+	}
+	freeifaddrs(ifa);
+	return ok;
+}
+
+static size_t want_a;
+
+static bool
+a_read(struct session *a, struct session *b)
+{
+	(void)b;
+	got_a += stream_read(sess_stream(a), buf_a + got_a, sizeof buf_a - got_a);
+	return got_a >= want_a;
+}
+
+static bool
+b_read(struct session *a, struct session *b)
+{
+	(void)a;
+	got_b += stream_read(sess_stream(b), buf_b + got_b, sizeof buf_b - got_b);
+	return got_b >= want_a;
+}
+
+/*
+ * The caller moves (RFC 9000 §9.4): its socket goes to another address
+ * (new_ip) or only another port (a NAT rebinding), mid-session.  The
+ * listener checks the new address (PATH_CHALLENGE) and moves there; on
+ * another address its stream's window, pacing rate and RTT are a new
+ * stream's at once, after a port change they are what they were; the
+ * data goes on either way.
+ */
+static void
+migrate(bool new_ip)
+{
+	static uint8_t src[200000];
+	const char *what = new_ip ? "another address" : "another port";
+	struct stream_stats st, fresh;
+	struct stream_conf fc = { .mtu = 1000, .sndbuf = 1 << 16 };
+	struct stream *f;
+	struct pair pp;
+	char ip[64], to[64], d0[256], d[256];
+	uint64_t end;
+	int fd;
+
+	pair_start(&pp, NULL, NULL);
+	if (pp.taken == -1 || !pump(pp.a, pp.b, 2000, both_connected)) {
+		check(0, "migrate: no session");
+		goto out;
+	}
+	/* The listener sends, so that it measures the round trip. */
+	randombytes_buf(src, sizeof src);
+	got_a = got_b = 0;
+	want_a = sizeof src;
+	stream_write(sess_stream(pp.b), src, sizeof src);
+	check(pump(pp.a, pp.b, 5000, a_read), "migrate: the first transfer did not finish");
+	stream_get_stats(sess_stream(pp.b), &st);
+	check(st.srtt_us < 100000, "migrate: srtt %llu us on loopback",
+	    (unsigned long long)st.srtt_us);
+	if (!path_ip(pp.b, ip, sizeof ip)) {
+		check(0, "migrate: no direct path: %s", sess_describe(pp.b, d, sizeof d));
+		goto out;
+	}
+	if (!new_ip)
+		snprintf(to, sizeof to, "%s", ip);
+	else if (!other_ip(ip, to, sizeof to)) {
+		printf("migrate: to another address: skipped, this host has none but %s\n", ip);
+		goto out;
+	}
+	sess_describe(pp.b, d0, sizeof d0);
+	if ((fd = socket_at(sess_fd(pp.a), to)) == -1 ||
+	    dup2(fd, sess_fd(pp.a)) == -1) {
+		check(0, "migrate: cannot move the caller's socket");
+		goto out;
+	}
+	close(fd);
+	got_b = 0;
+	stream_write(sess_stream(pp.a), src, sizeof src);
+	/* Step by step: the stats are taken as the path moves, before the
+	 * new path's first round trip. */
+	for (end = now_us() + 3000000; now_us() < end; ) {
+		struct pollfd p[2] = { { sess_fd(pp.a), POLLIN, 0 }, { sess_fd(pp.b), POLLIN, 0 } };
+
+		if (sess_io(pp.a, now_us()) == -1 || sess_io(pp.b, now_us()) == -1)
+			break;
+		if (strcmp(sess_describe(pp.b, d, sizeof d), d0) != 0)
+			break;
+		poll(p, 2, 5);
+	}
+	stream_get_stats(sess_stream(pp.b), &st);
+	if (strcmp(d, d0) == 0) {
+		check(0, "migrate: to %s, the listener stayed: %s", what, d);
+		goto out;
+	}
+	check(strstr(d, to) != NULL, "migrate: the listener's path: %s", d);
+	fc.mtu = st.mtu;
+	if ((f = stream_new(&fc, now_us())) == NULL)
+		abort();
+	stream_get_stats(f, &fresh);
+	stream_free(f);
+	if (new_ip)
+		check(st.srtt_us == fresh.srtt_us && st.cwnd == fresh.cwnd &&
+		    st.pacing_rate == fresh.pacing_rate && st.mtu < WIRE_MTU,
+		    "migrate: to %s: srtt %llu us, cwnd %llu, pacing %llu B/s, mtu %llu; "
+		    "a new stream's: %llu us, %llu, %llu B/s", what,
+		    (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd,
+		    (unsigned long long)st.pacing_rate, (unsigned long long)st.mtu,
+		    (unsigned long long)fresh.srtt_us, (unsigned long long)fresh.cwnd,
+		    (unsigned long long)fresh.pacing_rate);
+	else
+		check(st.srtt_us < 100000, "migrate: to %s: srtt %llu us, reset", what,
+		    (unsigned long long)st.srtt_us);
+	check(pump(pp.a, pp.b, 5000, b_read) &&
+	    memcmp(buf_b, src, sizeof src) == 0, "migrate: to %s, the data stopped", what);
+	printf("migrate: to %s (%s): %s\n", what, d,
+	    new_ip ? "congestion control and RTT start over" : "they stay");
+out:
+	pair_end(&pp);
+}
+
+/* Send pkt from fd to s's port at fd's own address, then run s until a
+ * datagram comes back to fd (within 1 s): its length, into back, or 0. */
+static size_t
+bounce(int fd, struct session *s, const uint8_t *pkt, size_t len, uint8_t *back,
+    size_t cap)
+{
+	struct sockaddr_storage me, to;
+	socklen_t ml = sizeof me, tl = sizeof to;
+	uint64_t end = now_us() + 1000000;
+	ssize_t n;
+
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) == -1 ||
+	    getsockname(sess_fd(s), (struct sockaddr *)&to, &tl) == -1)
+		return 0;
+	/* The same family: only the port differs. */
+	if (me.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&me)->sin6_port = ((struct sockaddr_in6 *)&to)->sin6_port;
+	else
+		((struct sockaddr_in *)&me)->sin_port = ((struct sockaddr_in *)&to)->sin_port;
+	sendto(fd, pkt, len, 0, (struct sockaddr *)&me, ml);
+	while (now_us() < end) {
+		struct pollfd p[2] = { { fd, POLLIN, 0 }, { sess_fd(s), POLLIN, 0 } };
+
+		if (sess_io(s, now_us()) == -1)
+			return 0;
+		if ((n = recv(fd, back, cap, MSG_DONTWAIT)) > 0)
+			return n;
+		poll(p, 2, 5);
+	}
+	return 0;
+}
+
+/*
+ * Path validation's datagrams (RFC 9000 §8.2.1-2): a copy of one of the
+ * caller's packets, of L bytes, comes to the listener from an address
+ * it does not know.  Its PATH_CHALLENGE there fills 1200 bytes when the
+ * anti-amplification limit (3 L, §8.1) allows, else exactly 3 L; the
+ * caller's PATH_RESPONSE to that challenge, sent from there, likewise
+ * min(1200, 3 times the challenge).  Once with a small packet, once with
+ * a large one.
+ */
+static void
+path_sizes(void)
+{
+	static uint8_t src[1000];
+	uint8_t pkt[WIRE_MAX_PKT], ch[WIRE_MAX_PKT];
+	struct pair pp;
+	size_t len, n, r, want, i, large = 0;
+	char ip[64], d[256];
+	int fd;
+
+	pair_start(&pp, NULL, NULL);
+	if (pp.taken == -1 || !pump(pp.a, pp.b, 2000, both_connected) ||
+	    !path_ip(pp.b, ip, sizeof ip)) {
+		check(0, "path_sizes: no session: %s", sess_describe(pp.b, d, sizeof d));
+		goto out;
+	}
+	for (i = 0; i < 2; i++) {
+		stream_write(sess_stream(pp.a), src, i == 0 ? 1 : sizeof src);
+		sess_io(pp.a, now_us());
+		if ((len = capture(pp.b, WIRE_DATA, pkt, sizeof pkt, 500)) == 0 ||
+		    (fd = socket_at(sess_fd(pp.b), ip)) == -1) {
+			check(0, "path_sizes: no packet of the caller's");
+			goto out;
+		}
+		want = 3 * len < WIRE_MTU ? 3 * len : WIRE_MTU;
+		large += want == WIRE_MTU;
+		n = bounce(fd, pp.b, pkt, len, ch, sizeof ch);
+		check(n == want, "path_sizes: a PATH_CHALLENGE of %zu bytes after %zu came, "
+		    "not %zu", n, len, want);
+		want = 3 * n < WIRE_MTU ? 3 * n : WIRE_MTU;
+		r = n > 0 ? bounce(fd, pp.a, ch, n, pkt, sizeof pkt) : 0;
+		check(r == want, "path_sizes: a PATH_RESPONSE of %zu bytes to a challenge "
+		    "of %zu, not %zu", r, n, want);
+		printf("path_sizes: %zu bytes came from a new address: PATH_CHALLENGE "
+		    "%zu bytes, PATH_RESPONSE %zu\n", len, n, r);
+		close(fd);
+	}
+	check(large == 1, "path_sizes: %zu of 2 challenges were allowed 1200 bytes", large);
+out:
+	pair_end(&pp);
+}
+
 static int
 make_id(const char *name, struct crypto_identity *id)
 {
@@ -576,6 +857,9 @@ main(void)
 	    "different passphrases connected");
 	printf("passphrase: the same connects, different ones never do\n");
 	idle();
+	migrate(false);
+	migrate(true);
+	path_sizes();
 	mutate_answer();
 	mutate_offer();
 	crypto_identity_wipe(&ida);

@@ -32,8 +32,10 @@
  *	each side leaves as soon as stream_can_close allows
  *   keepalive, ping, idle, close: PING interval, stream_ping,
  *	STREAM_IDLE timing, CLOSE code
- *   path: PATH_CHALLENGE and PATH_RESPONSE packets, acknowledged only
- *	with others, and broken ones
+ *   path: PATH_CHALLENGE and PATH_RESPONSE packets, padded or not,
+ *	acknowledged only with others, and broken ones
+ *   path_reset: a move to a slower path mid-transfer starts congestion
+ *	control, RTT and MTU over; the old path's ACKs feed neither
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
  *
  * Every run checks that packet numbers never repeat, that every payload
@@ -2310,7 +2312,7 @@ test_path(void)
 	a = m.side[0].s;
 	b = m.side[1].s;
 	for (type = STREAM_PATH_CHALLENGE; type <= STREAM_PATH_RESPONSE; type++) {
-		n = stream_path_packet(a, type, data, &pn, buf, sizeof buf);
+		n = stream_path_packet(a, type, data, 0, &pn, buf, sizeof buf);
 		memset(got, 0, sizeof got);
 		if (n != 1 + STREAM_PATH_DATA || stream_input(b, m.now, pn, buf, n) != 0 ||
 		    stream_path_frame(b, got) != type || memcmp(got, data, sizeof got) != 0) {
@@ -2321,7 +2323,22 @@ test_path(void)
 		memcpy(two, buf, n);
 		memcpy(two + n, buf, n);
 	}
-	if (stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, 8) != 0) {
+	/* Padded to a full datagram (RFC 9000 §8.2.1), the same challenge,
+	 * and no larger than cap. */
+	n = stream_path_packet(a, STREAM_PATH_CHALLENGE, data, sizeof buf, &pn, buf, sizeof buf);
+	memset(got, 0, sizeof got);
+	if (n != sizeof buf || buf[n - 1] != 0 || stream_input(b, m.now, pn, buf, n) != 0 ||
+	    stream_path_frame(b, got) != STREAM_PATH_CHALLENGE ||
+	    memcmp(got, data, sizeof got) != 0) {
+		fail("path: a PATH_CHALLENGE padded to %zu bytes did not arrive as one", n);
+		rc = -1;
+	}
+	if (stream_path_packet(a, STREAM_PATH_RESPONSE, data, sizeof buf + 1, &pn, buf,
+	    sizeof buf) != 0) {
+		fail("path: a packet padded beyond cap");
+		rc = -1;
+	}
+	if (stream_path_packet(a, STREAM_PATH_CHALLENGE, data, 0, &pn, buf, 8) != 0) {
 		fail("path: a packet built into 8 bytes");
 		rc = -1;
 	}
@@ -2332,13 +2349,13 @@ test_path(void)
 		fail("path: a PING is taken for a path frame");
 		rc = -1;
 	}
-	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, sizeof buf);
+	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, 0, &pn, buf, sizeof buf);
 	if (stream_input(b, m.now, pn, two, sizeof two) != -1 ||
 	    stream_path_frame(b, got) != STREAM_PATH_NONE) {
 		fail("path: two path frames in one packet taken");
 		rc = -1;
 	}
-	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &pn, buf, sizeof buf);
+	stream_path_packet(a, STREAM_PATH_CHALLENGE, data, 0, &pn, buf, sizeof buf);
 	if (stream_input(b, m.now, pn, buf, STREAM_PATH_DATA) != -1 ||
 	    stream_path_frame(b, got) != STREAM_PATH_NONE) {
 		fail("path: a truncated PATH_CHALLENGE taken");
@@ -2347,7 +2364,7 @@ test_path(void)
 	/* Not ack-eliciting, but acknowledged with what is. */
 	while (stream_output(b, m.now + 50000, &pn, buf, sizeof buf) > 0)
 		;
-	n = stream_path_packet(a, STREAM_PATH_CHALLENGE, data, &ppn, buf, sizeof buf);
+	n = stream_path_packet(a, STREAM_PATH_CHALLENGE, data, 0, &ppn, buf, sizeof buf);
 	stream_input(b, m.now + 60000, ppn, buf, n);
 	if (stream_output(b, m.now + 100000, &pn, buf, sizeof buf) != 0) {
 		fail("path: a PATH_CHALLENGE alone elicited a packet");
@@ -2363,9 +2380,97 @@ test_path(void)
 		rc = -1;
 	}
 	if (rc == 0)
-		printf("path: PATH_CHALLENGE and PATH_RESPONSE arrive with their data; "
-		    "two in a packet, or a short one, refused; acknowledged with a PING\n");
+		printf("path: PATH_CHALLENGE and PATH_RESPONSE arrive with their data, "
+		    "padded or not; two in a packet, or a short one, refused; acknowledged with a PING\n");
 	sim_free(&m);
+	return rc;
+}
+
+/*
+ * The path moves mid-transfer from the LAN to a slower, longer one (a
+ * TURN relay), and the session calls stream_path_reset (RFC 9000 §9.4):
+ * the window, pacing rate, bandwidth estimate, RTT and MTU are a new
+ * stream's at once, and stay so while only the old path's packets are
+ * acknowledged (they "MUST NOT contribute to congestion control or RTT
+ * estimation for the new path"); what was in flight still arrives, and
+ * the estimates become the new path's.
+ */
+static int
+test_path_reset(void)
+{
+	static const struct link relay = {
+		.delay_us = 40000, .bw = 2500000, .queue = 250000,
+	};
+	struct stream_conf c = conf_default();
+	size_t bytes = 24 << 20;
+	uint8_t *a = malloc(bytes);
+	struct stream_stats st, st0, fresh;
+	struct stream *f;
+	struct sim m;
+	int i, rc = -1;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	c.max_mtu = MTU;
+	c.mtu = MTU - 100;
+	if ((f = stream_new(&c, 0)) == NULL)
+		abort();
+	stream_get_stats(f, &fresh);
+	stream_free(f);
+	sim_init(&m, &c, &c, a, bytes, NULL, 0, &lan);
+	m.limit_us = 1500000;
+	if (run(&m) != 1) {
+		fail("path_reset: ended early");
+		goto out;
+	}
+	stream_get_stats(m.side[0].s, &st0);
+	if (st0.srtt_us > 100000 || st0.bw < 5000000 || st0.mtu != MTU ||
+	    st0.pacing_rate == fresh.pacing_rate) {
+		fail("path_reset: on the LAN: srtt %.1f ms, estimate %.2f MB/s, MTU %" PRIu64,
+		    st0.srtt_us / 1e3, st0.bw / 1e6, st0.mtu);
+		goto out;
+	}
+	m.link[0] = m.link[1] = relay;
+	stream_path_reset(m.side[0].s, m.now);
+	/* Then again 30 ms on, with the old path's ACKs in: the new path's
+	 * first round trip takes 80. */
+	for (i = 0; i < 2; i++) {
+		stream_get_stats(m.side[0].s, &st);
+		if (st.srtt_us != fresh.srtt_us || st.min_rtt_us != 0 ||
+		    st.cwnd != fresh.cwnd || st.pacing_rate != fresh.pacing_rate ||
+		    st.bw != 0 || st.mtu != c.mtu) {
+			fail("path_reset: %d ms after the move: srtt %.1f ms (new stream %.1f), "
+			    "min_rtt %.1f ms, cwnd %" PRIu64 " (%" PRIu64 "), pacing %.2f MB/s "
+			    "(%.2f), estimate %.2f MB/s, MTU %" PRIu64 " (%zu)", 30 * i,
+			    st.srtt_us / 1e3, fresh.srtt_us / 1e3, st.min_rtt_us / 1e3,
+			    st.cwnd, fresh.cwnd, st.pacing_rate / 1e6, fresh.pacing_rate / 1e6,
+			    st.bw / 1e6, st.mtu, c.mtu);
+			goto out;
+		}
+		m.limit_us += 30000;
+		if (i == 0 && run(&m) != 1) {
+			fail("path_reset: ended early");
+			goto out;
+		}
+	}
+	m.limit_us += 60000000;
+	if (run_done(&m, "path_reset") == -1 || check_transfer(&m) == -1)
+		goto out;
+	stream_get_stats(m.side[0].s, &st);
+	printf("path_reset: LAN (srtt %.1f ms, %.2f MB/s, MTU %" PRIu64 ") to a relay: "
+	    "a new stream's window, rate, RTT and MTU until the relay's own "
+	    "(srtt %.1f ms, %.2f MB/s, MTU %" PRIu64 "); 24 MiB intact\n",
+	    st0.srtt_us / 1e3, st0.bw / 1e6, st0.mtu, st.srtt_us / 1e3, st.bw / 1e6, st.mtu);
+	if (st.srtt_us < 80000 || st.srtt_us > 200000 || st.bw > 3000000) {
+		fail("path_reset: on the relay, srtt %.1f ms, estimate %.2f MB/s",
+		    st.srtt_us / 1e3, st.bw / 1e6);
+		goto out;
+	}
+	rc = 0;
+out:
+	sim_free(&m);
+	free(a);
 	return rc;
 }
 
@@ -2636,6 +2741,7 @@ main(int argc, char **argv)
 		{ "ping", test_ping },
 		{ "ack_gap", test_ack_gap },
 		{ "path", test_path },
+		{ "path_reset", test_path_reset },
 		{ "dgram", test_dgram },
 		{ "rbuf", test_rbuf },
 		{ "pmtu", test_pmtu },
