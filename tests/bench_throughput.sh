@@ -6,14 +6,15 @@
 #   (b) delay 40ms reorder 5%              BENCH_B_MB (8) MiB
 #   (c) delay 25ms loss 1%                 BENCH_C_MB (256) MiB
 #   (d) the clean path, no tool_netem      BENCH_MB (1024) MiB
-# TCP is netcat through a port forward on the same routers, with this
-# machine's default congestion control (BBR here), and a Python sender
-# that sets TCP_CONGESTION to cubic (a namespace may not pick CUBIC as
-# its default) and otherwise does what netcat does (64 KiB reads of
-# stdin, each sent whole), netcat receiving; CUBIC runs stop after
-# BENCH_CUBIC_SECS (30) s and count what was sent by then, since on (c)
-# it would need minutes.  Plus iperf3 -u at full rate on the clean path, the raw UDP
-# ceiling.  Prints a table; asserts nothing.
+# TCP is netcat through a port forward on the same routers, with the
+# sending namespace's default congestion control (the table's head names
+# it; BBR here), and a Python sender that sets TCP_CONGESTION to cubic (a
+# namespace may not pick CUBIC as its default) and otherwise does what
+# netcat does (64 KiB reads of stdin, each sent whole), netcat receiving;
+# CUBIC runs stop after BENCH_CUBIC_SECS (30) s and count what was sent
+# by then, since on (c) it would need minutes.  Plus iperf3 -u at full
+# rate on the clean path, the raw UDP ceiling.  Prints a table; asserts
+# nothing.
 #
 # All read the same file from the page cache and write to /dev/null;
 # each time runs from starting the sender to the exit of both ends:
@@ -168,7 +169,7 @@ s=d["end"]["sum"]; print("%.0f %.1f" % (s["bytes"]*(100-s["lost_percent"])/100/s
 echo "one way a to b, cone NAT to cone NAT; MB/s, median (range) of $IROUNDS runs on (a)-(c), $ROUNDS on (d)"
 echo "load before: $(uptime)"
 printf '%-30s %5s %-23s %-23s %-23s %6s %11s\n' "path" "MiB" "p2pcat" \
-    "nc (TCP $(sysctl -n net.ipv4.tcp_congestion_control))" \
+    "nc (TCP $(lab_run a sysctl -n net.ipv4.tcp_congestion_control))" \
     "TCP CUBIC (<= ${CUBIC_SECS} s)" "p2p/nc" "CPU s/GiB"
 printf '%-30s %5s %-23s %-23s %-23s %6s %5s %5s\n' "" "" "" "" "" "" "send" "recv"
 path "(a) 40 ms, 2% loss, 5% reord." "${BENCH_A_MB:-8}" "$IROUNDS" delay 40ms loss 2% reorder 5%
