@@ -19,12 +19,14 @@
 # All read the same file from the page cache and write to /dev/null;
 # each time runs from starting the sender to the exit of both ends:
 # netcat's includes its TCP handshake, p2pcat's its rendezvous, STUN
-# gathering, punching and Noise handshake.  On each path the tools take
-# turns, netcat, CUBIC, p2pcat, BENCH_ROUNDS times (3; BENCH_IMPAIRED_ROUNDS,
-# default the same, on (a)-(c)); the table gives the median rate and the
-# range, since this 2-core machine's scheduler alone moves a run by tens
-# of percent, and p2pcat's CPU seconds per GiB at each end (median) and
-# peak RSS.  p2pcat/nc is the ratio of the medians.
+# gathering, punching and Noise handshake.  On each path the tools run
+# BENCH_ROUNDS rounds (3; BENCH_IMPAIRED_ROUNDS, default the same, on
+# (a)-(c)), in an order that rotates each round (netcat, CUBIC, p2pcat;
+# CUBIC, p2pcat, netcat; p2pcat, netcat, CUBIC), so no tool always runs
+# first or last; the table gives the median rate and the range, since
+# this 2-core machine's scheduler alone moves a run by tens of percent,
+# and p2pcat's CPU seconds per GiB at each end (median) and peak RSS.
+# p2pcat/nc is the ratio of the medians.
 . "$(dirname "$0")/lib.sh"
 need_root
 for c in nc iperf3 python3 /usr/bin/time; do command -v $c >/dev/null || skip "$c is not installed"; done
@@ -117,6 +119,15 @@ p2p_run() {
 	done
 }
 
+# turns ROUND: the tools in ROUND's order, each round one step further.
+turns() {
+	case $(($1 % 3)) in
+	0) echo nc cubic p2p ;;
+	1) echo cubic p2p nc ;;
+	2) echo p2p nc cubic ;;
+	esac
+}
+
 # median FILE / range FILE: of the numbers in FILE.
 median() {
 	sort -n "$1" | awk '{ v[NR] = $1 } END {
@@ -142,9 +153,9 @@ path() {
 	: > "$T/nc.r"; : > "$T/cubic.r"; : > "$T/p2p.r"; : > "$T/time.a.all"; : > "$T/time.b.all"
 	i=0
 	while [ $i -lt "$rounds" ]; do
-		nc_run "$mb" >> "$T/nc.r"
-		cubic_run "$mb" >> "$T/cubic.r"
-		p2p_run "$mb" >> "$T/p2p.r"
+		for tool in $(turns $i); do
+			${tool}_run "$mb" >> "$T/$tool.r"
+		done
 		i=$((i + 1))
 	done
 	printf '%-30s %5s %-23s %-23s %-23s %5.2fx %5s %5s\n' "$name" "$mb" \
@@ -166,7 +177,8 @@ iperf_udp() {
 s=d["end"]["sum"]; print("%.0f %.1f" % (s["bytes"]*(100-s["lost_percent"])/100/s["seconds"]/1e6, s["lost_percent"]))' "$T/iperf.json"
 }
 
-echo "one way a to b, cone NAT to cone NAT; MB/s, median (range) of $IROUNDS runs on (a)-(c), $ROUNDS on (d)"
+echo "one way a to b, cone NAT to cone NAT; MB/s, median (range) of $IROUNDS runs on (a)-(c), $ROUNDS on (d),"
+echo "  the tools' order rotating each round"
 echo "load before: $(uptime)"
 printf '%-30s %5s %-23s %-23s %-23s %6s %11s\n' "path" "MiB" "p2pcat" \
     "nc (TCP $(lab_run a sysctl -n net.ipv4.tcp_congestion_control))" \
