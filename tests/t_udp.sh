@@ -11,19 +11,22 @@ H="python3 $SRCDIR/tests/udp_harness.py"
 # check_records SENT GOT MIN: every received record is one that was sent,
 # none twice, at least MIN of them.
 check_records() {
-	python3 - "$1" "$2" "$3" <<'PY' || fail "records: see above"
+	python3 - "$1" "$2" "$3" <<'PY' || fail "records: see above; $(grep -h "datagrams\|packets" "$T/l.err" "$T/c.err" 2>/dev/null)"
 import sys
 sent = set(open(sys.argv[1]).read().split())
 got = open(sys.argv[2]).read().split()
 bad = [g for g in got if g not in sent]
 dup = len(got) - len(set(got))
 print(f"{len(got)} of {len(sent)} datagrams arrived, {len(bad)} not sent, {dup} twice")
+missing = sorted(int(r[:8], 16) for r in sent - set(got))
+if missing:
+    print("missing (by number):", missing[:20])
 sys.exit(1 if bad or dup or len(got) < int(sys.argv[3]) else 0)
 PY
 }
 
 # Loopback: nothing is lost, so all 300 arrive, whole.
-$H listen "$T/got" -- "$P2PCAT" -u -l --recv-only u 2> "$T/l.err" & lp=$!
+$H listen "$T/got" -- "$P2PCAT" -u -v -l --recv-only u 2> "$T/l.err" & lp=$!
 $H call 300 1 -- "$P2PCAT" -u -v u > "$T/sent" 2> "$T/c.err" || fail "caller: $(cat "$T/c.err")"
 wait_exit $lp 10 || fail "listener hung"
 check_eq "listener status ($(cat "$T/l.err"))" $RC 0
