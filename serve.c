@@ -26,8 +26,9 @@
  *
  * In passphrase mode each caller that fails the passphrase is one online
  * guess.  The child that refused it counts it in shared memory before the
- * caller can learn of it (sess_conf's guesses), so that ending the child
- * at once cannot hide it, and the parent then takes no offer for a while,
+ * caller can learn of it (sess_conf's guessed), so that ending the child
+ * at once cannot hide it, and wakes the parent, which then takes no offer
+ * for a while (one it took meanwhile waits in memory),
  * twice as long after each failure in a row, and works on one offer at a
  * time until a caller connects: a guesser gets at most the offers taken
  * at once (max_kids), at most 10 more in 17 minutes (pauses of 1, 2, ...
@@ -73,7 +74,7 @@
 
 /* Messages from a child to the parent. */
 enum {
-	UP_WAKE = 'W',		/* nothing: SIGCHLD or a signal woke us */
+	UP_WAKE = 'W',		/* nothing: SIGCHLD, a signal or a guess woke us */
 	UP_ANSWER = 'A',	/* post this answer */
 	UP_CONNECTED = 'C',	/* the caller proved its keys */
 	UP_SLOT = 'S',		/* and took a session slot */
@@ -160,6 +161,20 @@ on_usr1(int sig)
 	errno = e;
 }
 
+static int up_send(struct serve *sv, struct up_msg *m);
+
+/* sess_conf's guessed, in a child: count the guess where the parent sees
+ * it, then wake the parent, so that it takes no other offer first. */
+static void
+kid_guessed(void *ctx)
+{
+	struct serve *sv = ctx;
+	struct up_msg m = { .type = UP_WAKE };
+
+	__atomic_add_fetch(&sv->sh->guesses, 1, __ATOMIC_SEQ_CST);
+	up_send(sv, &m);
+}
+
 struct serve *
 serve_new(const struct serve_conf *c)
 {
@@ -199,7 +214,8 @@ serve_new(const struct serve_conf *c)
 	sv->sh->spray.lock = &sv->sh->mu;
 	sv->sess = *c->sess;
 	sv->sess.punch.spray = &sv->sh->spray;
-	sv->sess.guesses = &sv->sh->guesses;
+	sv->sess.guessed = kid_guessed;
+	sv->sess.guessed_ctx = sv;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv->up) == -1) {
 		log_errno("socketpair");
 		goto fail;
@@ -280,7 +296,7 @@ kid_connect(void *ctx, struct session *s, struct pump_conf *c)
 	(void)c;
 	if (!said) {
 		util_mutex_lock(&sv->sh->mu);
-		sv->connected[kid_index] = true;
+		__atomic_store_n(&sv->connected[kid_index], true, __ATOMIC_SEQ_CST);
 		pthread_mutex_unlock(&sv->sh->mu);
 		if (up_send(sv, &m) == -1)
 			return CLOSE_IO;
@@ -381,7 +397,7 @@ spawn(struct serve *sv, const struct sig_msg *offer)
 	if (k == NULL)
 		return false;
 	memset(k, 0, sizeof *k);
-	sv->connected[k - sv->kid] = false;
+	__atomic_store_n(&sv->connected[k - sv->kid], false, __ATOMIC_SEQ_CST);
 	memcpy(k->id, offer->id, sizeof k->id);
 	/* The child's messages name its offer, by the start of its id. */
 	snprintf(k->tag, sizeof k->tag, "%.8s", offer->id);
@@ -532,7 +548,7 @@ forget(struct serve *sv, struct sig *sig, struct kid *k, int st)
 		if (!sv->c->keep && !sv->served)
 			settle_on(sv, pid);
 	}
-	sv->connected[k - sv->kid] = false;
+	__atomic_store_n(&sv->connected[k - sv->kid], false, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&sv->sh->mu);
 	if (sv->served && pid == sv->served_pid) {
 		sv->status = status;
@@ -592,6 +608,14 @@ stop_kids(struct serve *sv, struct sig *sig)
 	}
 }
 
+/* Whether the child at kid[i] has marked itself connected (it does so
+ * under sh->mu; read atomically, as accepting() reads it without). */
+static bool
+kid_said_connected(struct serve *sv, int i)
+{
+	return __atomic_load_n(&sv->connected[i], __ATOMIC_SEQ_CST);
+}
+
 /* The child that has worked longest on an offer whose caller has not
  * connected, or NULL.  With sh->mu held, the answer holds until it is
  * let go. */
@@ -604,7 +628,7 @@ oldest_unconnected(struct serve *sv)
 	for (i = 0; i < sv->c->max_kids; i++) {
 		struct kid *k = &sv->kid[i];
 
-		if (k->pid != 0 && !k->connected && !sv->connected[i] &&
+		if (k->pid != 0 && !k->connected && !kid_said_connected(sv, i) &&
 		    !k->evicted && (old == NULL || k->born < old->born))
 			old = k;
 	}
@@ -618,7 +642,8 @@ unconnected(struct serve *sv)
 	int i, n = 0;
 
 	for (i = 0; i < sv->c->max_kids; i++)
-		if (sv->kid[i].pid != 0 && !sv->kid[i].connected && !sv->connected[i])
+		if (sv->kid[i].pid != 0 && !sv->kid[i].connected &&
+		    !kid_said_connected(sv, i))
 			n++;
 	return n;
 }
@@ -658,6 +683,14 @@ make_room(struct serve *sv, struct sig *sig)
 	return true;
 }
 
+/* After a failed passphrase: a pause, then one guess at a time
+ * (sessions that run meanwhile are no guesses). */
+static bool
+backing_off(struct serve *sv)
+{
+	return now_us() < sv->backoff_until || (sv->failures > 0 && unconnected(sv) > 0);
+}
+
 /* Whether to take an offer now. */
 static bool
 accepting(struct serve *sv)
@@ -668,9 +701,7 @@ accepting(struct serve *sv)
 		return false;
 	if (sv->nkids >= sv->c->max_kids && oldest_unconnected(sv) == NULL)
 		return false;
-	/* After a failed passphrase: a pause, then one guess at a time
-	 * (sessions that run meanwhile are no guesses). */
-	if (now_us() < sv->backoff_until || (sv->failures > 0 && unconnected(sv) > 0))
+	if (backing_off(sv))
 		return false;
 	if (sv->c->pump->cmd)
 		return true;	/* a caller over the limit is told */
@@ -689,6 +720,7 @@ serve_run(struct serve *sv, struct sig *sig)
 	/* On the stack: a child that takes it leaves with _exit, and no
 	 * pointer to a heap copy would be left for a leak checker to see. */
 	struct sig_msg offer;
+	bool held = false;	/* offer was taken, and waits for the backoff */
 	int ret = EXIT_NOCONN, r;
 
 	chld_fd = sv->up[1];
@@ -724,7 +756,8 @@ serve_run(struct serve *sv, struct sig *sig)
 			}
 			continue;
 		}
-		r = sig_wait_offer(sig, c->name, &offer, UINT64_MAX);
+		r = held ? 0 : sig_wait_offer(sig, c->name, &offer, UINT64_MAX);
+		held = false;
 		if (r == -1) {
 			/* The sessions that run need the store no more:
 			 * they end as they would, then so do we. */
@@ -737,7 +770,21 @@ serve_run(struct serve *sv, struct sig *sig)
 		if (r == 1)
 			continue;
 		log_v(1, "offer %s received", offer.id);
-		if (!make_room(sv, sig) || !spawn(sv, &offer))
+		if (!make_room(sv, sig)) {
+			log_err("dropping offer %s: cannot start a process for it",
+			    offer.id);
+			continue;
+		}
+		/* make_room heard the children: a guess counted since we
+		 * began to wait holds this offer until the pause is over,
+		 * as one left in the store would have waited. */
+		if (backing_off(sv)) {
+			log_v(1, "offer %s waits: a caller failed the passphrase",
+			    offer.id);
+			held = true;
+			continue;
+		}
+		if (!spawn(sv, &offer))
 			log_err("dropping offer %s: cannot start a process for it",
 			    offer.id);
 	}

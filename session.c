@@ -1093,8 +1093,8 @@ hello_input(struct session *s, uint64_t now, const uint8_t *pkt, size_t len,
 	if (s->have_isk) {
 		confirm_mac(s, mac);
 		if (p.confirm == NULL || sodium_memcmp(mac, p.confirm, HASH_LEN) != 0) {
-			if (s->conf->guesses && s->err != SESS_PASSPHRASE)
-				__atomic_add_fetch(s->conf->guesses, 1, __ATOMIC_SEQ_CST);
+			if (s->conf->guessed && s->err != SESS_PASSPHRASE)
+				s->conf->guessed(s->conf->guessed_ctx);
 			log_err("refusing the caller: it failed the passphrase");
 			return refuse(s, now, WHY_PASSPHRASE, SESS_PASSPHRASE, from, via);
 		}

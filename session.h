@@ -35,11 +35,11 @@ struct sess_conf {
 	size_t secretlen;
 	sess_trust_fn trust;
 	void *trust_ctx;
-	/* A listener's count of callers that failed the passphrase (each
-	 * one an online guess), added to before the caller is told, so
-	 * that a guess is counted even if the session ends at once; may
-	 * be shared by processes (atomic), or NULL. */
-	unsigned *guesses;
+	/* A listener's caller failed the passphrase (an online guess):
+	 * called once, before the caller is told, so that a guess is
+	 * counted even if the session ends at once; or NULL. */
+	void (*guessed)(void *ctx);
+	void *guessed_ctx;
 	struct punch_conf punch;
 	struct stream_conf stream;
 };
