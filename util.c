@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -230,6 +232,22 @@ out:
 	return n;
 }
 
+/* Whether gid is uid's private group: its primary group, named as the
+ * user, with no other members.  Only the user can write through it, as
+ * Debian's OpenSSH (its user-group-modes patch) has it for ~/.ssh. */
+static bool
+private_group(uid_t uid, gid_t gid)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	if ((pw = getpwuid(uid)) == NULL || pw->pw_gid != gid ||
+	    (gr = getgrgid(gid)) == NULL)
+		return false;
+	return strcmp(gr->gr_name, pw->pw_name) == 0 &&
+	    (gr->gr_mem == NULL || gr->gr_mem[0] == NULL);
+}
+
 int
 util_read_trusted(const char *path, const char *what, int nofollow, size_t max,
     char **buf, size_t *len)
@@ -261,10 +279,11 @@ util_read_trusted(const char *path, const char *what, int nofollow, size_t max,
 		    "a directory, not a file" : "not a regular file");
 		goto out;
 	}
-	if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {
+	if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 002) ||
+	    ((st.st_mode & 020) && !private_group(st.st_uid, st.st_gid))) {
 		log_err("%s `%s' may be changed by others (owner %u, mode %03o): it must "
-		    "belong to you or root, and group and others must not write it "
-		    "(chmod go-w it)", what, path, (unsigned)st.st_uid,
+		    "belong to you or root, and neither others nor a group other "
+		    "than your own private one may write it (chmod go-w it)", what, path, (unsigned)st.st_uid,
 		    (unsigned)(st.st_mode & 0777));
 		goto out;
 	}
