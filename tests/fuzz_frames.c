@@ -12,9 +12,12 @@
  *		have packets to acknowledge); bit 1: and its FIN (so DONE
  *		can be legal); bit 2: AES-256-GCM where available, else
  *		ChaCha20-Poly1305
- *	record	ctl(1) len(2, big-endian) payload[len]; ctl's high nibble
- *		is added to the packet number (0: the same number again),
- *		its low nibble times 4 ms to the clock
+ *	record	ctl(1) [pn(8, big-endian) if ctl bit 7] len(2,
+ *		big-endian) payload[len]; ctl bits 4-6 are added to the
+ *		packet number (0: the same number again), unless bit 7
+ *		gives it whole (the peer chooses it freely: jumps, numbers
+ *		near 2^62 and beyond); ctl's low nibble times 4 ms goes to
+ *		the clock
  */
 #include <stdint.h>
 #include <string.h>
@@ -100,15 +103,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	drain(st, now, &last_pn);
 
 	while (size - off >= 3) {
-		uint8_t ctl = data[off];
+		uint8_t ctl = data[off++];
 
-		len = (size_t)data[off + 1] << 8 | data[off + 2];
-		off += 3;
+		if (ctl & 0x80) {
+			if (size - off < 8 + 2)
+				break;
+			pn = get64(data + off);
+			off += 8;
+		} else {
+			pn += (ctl >> 4) & 7;
+		}
+		/* Any number but the one crypto_seal refuses (adding may
+		 * wrap: then it is an old number). */
+		if (pn == UINT64_MAX)
+			pn--;
+		len = (size_t)data[off] << 8 | data[off + 1];
+		off += 2;
 		if (len > size - off)
 			len = size - off;
 		if (len > PAYLOAD_MAX)
 			len = PAYLOAD_MAX;
-		pn += ctl >> 4;
 		now += (uint64_t)(ctl & 15) * 4000;
 
 		/* As session.c's seal_pkt: hdr | pn | sealed payload | tag.  A
