@@ -63,6 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 #define T_CONFIRM	10
 #define CONFIRM_LEN	32
 #define MSG3_MAX	256	/* session.c's msg3 buffer */
+#define MSG2_OVERHEAD	(2 * CRYPTO_KEY_LEN + 2 * CRYPTO_TAG_LEN)	/* e, s, tags */
 #define MSG3_OVERHEAD	(CRYPTO_KEY_LEN + 2 * CRYPTO_TAG_LEN)	/* s, tags */
 #define HELLO_HDR	(WIRE_HDR + 4)
 #define OUR_CID		0x0c0c0c0c
@@ -190,8 +191,8 @@ msg2(struct session *s, uint8_t setup, const uint8_t *offer, size_t olen,
 		cp = cpace(share);
 		tlv(ans, &alen, T_CPACE, share, sizeof share);
 	}
-	if (paylen > sizeof ans - 64 - alen - 3 - MSG3_OVERHEAD)
-		paylen = sizeof ans - 64 - alen - 3 - MSG3_OVERHEAD;
+	if (paylen > sizeof ans - alen - 3 - MSG2_OVERHEAD)
+		paylen = sizeof ans - alen - 3 - MSG2_OVERHEAD;
 	if (crypto_hs_write(hs, pay, paylen, ans + alen + 3, sizeof ans - alen - 3,
 	    &mlen) == -1)
 		__builtin_trap();
