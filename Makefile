@@ -108,8 +108,8 @@ tests/fuzz_options: $(FUZZLIB)
 tests/fuzz_grpc: grpc.c
 tests/fuzz_listen: fslisten.c grpc.c $(PB_C)
 tests/fuzz_frames: crypto.c stream.c cc.c
-tests/fuzz_packets: $(FUZZLIB)
-tests/fuzz_handshake: $(FUZZLIB)
+tests/fuzz_packets: $(FUZZLIB) tests/fuzzdet.c
+tests/fuzz_handshake: $(FUZZLIB) tests/fuzzdet.c
 tests/fuzz_firestore: $(FUZZLIB)
 
 fuzz-build: $(FUZZ)

@@ -181,11 +181,21 @@ log_status(bool tty, const char *fmt, ...)
 	}
 }
 
+static const uint64_t *test_clock;
+
+void
+util_test_set_clock(const uint64_t *clock)
+{
+	test_clock = clock;
+}
+
 uint64_t
 now_us(void)
 {
 	struct timespec ts;
 
+	if (test_clock)
+		return *test_clock;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }

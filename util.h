@@ -58,6 +58,10 @@ void util_mutex_lock(pthread_mutex_t *mu);
 
 /* Microseconds on CLOCK_MONOTONIC, for every timer. */
 uint64_t now_us(void);
+/* Test hook (fuzz targets): now_us() reads *clock instead, while clock
+ * is not NULL, so that a run repeats exactly.  Loops that wait for the
+ * clock (sess_cancel, punch_gather) must not run meanwhile. */
+void util_test_set_clock(const uint64_t *clock);
 /* Milliseconds since the Unix epoch, for expiry times shared with peers. */
 uint64_t unix_ms(void);
 /* Seconds (non-negative) as microseconds. */

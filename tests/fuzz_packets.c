@@ -13,6 +13,10 @@
  * the listener's is in the caller's first HELLO, read (without taking it)
  * from the listener's socket.
  *
+ * Randomness and the clock are fixed (fuzzdet.h): every run makes the
+ * same keys and ids, and the sessions see time move only as the records
+ * say, so a run repeats exactly and never waits.
+ *
  * Input: one setup byte, then records.
  *	setup	bit 0: passphrase mode; bit 1: the listener takes the real
  *		HELLO and both run until connected, so the datagrams meet
@@ -20,7 +24,8 @@
  *	record	ctl(1) len(2, big-endian) datagram[len]; ctl bit 0: to the
  *		listener (else the caller); bit 1: keep the datagram's own
  *		connection id; bit 2: sent from the other session's socket,
- *		not from a stranger's
+ *		not from a stranger's; bits 3-7: milliseconds the clock
+ *		moves on before it is taken
  */
 #include <sys/socket.h>
 
@@ -34,6 +39,7 @@
 #include <sodium.h>
 
 #include "crypto.h"
+#include "fuzzdet.h"
 #include "session.h"
 #include "util.h"
 #include "wire.h"
@@ -42,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 #define ID		"0123456789abcdef0123456789abcdef"
 #define SECRET		"fuzz passphrase"
-#define HELLO_WAIT_MS	200
+#define WAIT_MS		200	/* for a datagram over loopback: never, really */
+#define PUMP_ROUNDS	200	/* of 1 ms, to get connected */
 
 static struct crypto_identity ida, idb;
 static int stranger = -1;
@@ -73,7 +80,6 @@ conf(struct sess_conf *c, bool caller, bool secret)
 	c->stream.idle_us = 30000000;
 }
 
-/* A fixed identity: the handshake's keys still change with every run. */
 static void
 identity(struct crypto_identity *id, uint8_t seed)
 {
@@ -104,12 +110,11 @@ static uint32_t
 listener_cid(struct session *a, struct session *b)
 {
 	uint8_t buf[WIRE_MAX_PKT];
-	uint64_t end = now_us() + HELLO_WAIT_MS * 1000;
 	struct pollfd p = { .fd = sess_fd(b), .events = POLLIN };
 	ssize_t n;
 
-	sess_io(a, now_us());
-	while (now_us() < end && poll(&p, 1, HELLO_WAIT_MS) == 1) {
+	sess_io(a, fuzzdet_now);
+	while (poll(&p, 1, WAIT_MS) == 1) {
 		n = recv(p.fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
 		if (n >= WIRE_HDR && buf[0] == WIRE_MAGIC && buf[1] == WIRE_HELLO)
 			return get32(buf + 2);
@@ -119,20 +124,16 @@ listener_cid(struct session *a, struct session *b)
 	return 0;
 }
 
-/* Run both until connected, or HELLO_WAIT_MS. */
+/* Run both until connected, or PUMP_ROUNDS ms. */
 static void
 pump(struct session *a, struct session *b)
 {
-	uint64_t end = now_us() + HELLO_WAIT_MS * 1000;
-	struct pollfd p[2] = {
-		{ .fd = sess_fd(a), .events = POLLIN },
-		{ .fd = sess_fd(b), .events = POLLIN },
-	};
+	int i;
 
-	while (now_us() < end && !(sess_connected(a) && sess_connected(b))) {
-		if (sess_io(a, now_us()) == -1 || sess_io(b, now_us()) == -1)
+	for (i = 0; i < PUMP_ROUNDS && !(sess_connected(a) && sess_connected(b)); i++) {
+		if (sess_io(a, fuzzdet_now) == -1 || sess_io(b, fuzzdet_now) == -1)
 			return;
-		poll(p, 2, 1);
+		fuzzdet_now += 1000;
 	}
 }
 
@@ -159,12 +160,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	if (stranger == -1) {
+		fuzzdet_init();
 		if (crypto_init() == -1 ||
 		    (stranger = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 			__builtin_trap();
 		identity(&ida, 1);
 		identity(&idb, 2);
 	}
+	fuzzdet_reset();
 	conf(&ca, true, data[0] & 1);
 	conf(&cb, false, data[0] & 1);
 	if ((a = sess_new(&ca)) == NULL || (b = sess_new(&cb)) == NULL ||
@@ -198,9 +201,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			put32(pkt + 2, s == a ? cid_a : cid_b);
 		fd = ctl & 4 ? sess_fd(s == a ? b : a) : stranger;
 		to = addr_of(s);
+		fuzzdet_now += (uint64_t)(ctl >> 3) * 1000;
 		if (sendto(fd, pkt, len, 0, (struct sockaddr *)&to, sizeof to) == -1)
 			continue;
-		sess_io(s, now_us());
+		sess_io(s, fuzzdet_now);
 	}
 	/* What the sessions sent the stranger (a KNOCK makes the caller
 	 * probe it). */

@@ -1,8 +1,11 @@
 /*
  * unit_util: util_escape, which every message goes through: what it
- * keeps, what it escapes and how, and where it cuts.
+ * keeps, what it escapes and how, and where it cuts; and now_us's test
+ * clock, which the fuzz targets' repeatable runs rest on.
  */
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,9 +29,35 @@ esc(const char *in, size_t size, const char *want)
 	fprintf(stderr, "\", %zu): got `%s', want `%s'\n", size, buf, want);
 }
 
+static void
+expect(bool ok, const char *what)
+{
+	checks++;
+	if (ok)
+		return;
+	failures++;
+	fprintf(stderr, "FAIL: %s\n", what);
+}
+
+/* now_us reads the test clock while one is set, the real one after. */
+static void
+test_clock(void)
+{
+	uint64_t t = 1000000, real = now_us(), after;
+
+	util_test_set_clock(&t);
+	expect(now_us() == 1000000, "now_us reads the test clock");
+	t += 4000;
+	expect(now_us() == 1004000, "now_us follows the test clock");
+	util_test_set_clock(NULL);
+	after = now_us();
+	expect(after >= real && after != 1004000, "now_us is real again");
+}
+
 int
 main(void)
 {
+	test_clock();
 	esc("plain name-1.x_y", 256, "plain name-1.x_y");
 	esc("", 256, "");
 	/* C0 controls and DEL; a backslash stays (quoting of its own). */
