@@ -164,7 +164,7 @@ struct session {
 	struct crypto_rx *rx;
 	struct stream *st;
 	struct stream_conf sconf;
-	unsigned moves;			/* punch_moves when the stream last heard */
+	unsigned path_id;		/* punch_path_id when the stream last heard */
 	int err;
 	bool keyed;			/* Split() done */
 	bool verified;			/* a data packet from the peer opened */
@@ -1030,7 +1030,7 @@ start_stream(struct session *s, uint64_t now)
 		s->err = SESS_FAIL;
 		return -1;
 	}
-	s->moves = punch_moves(s->punch);
+	s->path_id = punch_path_id(s->punch);
 	return 0;
 }
 
@@ -1277,11 +1277,12 @@ send_all(struct session *s, uint64_t now)
 	if (s->st == NULL)
 		return 0;
 	/* RFC 9000 §9.4: on another network path, the congestion
-	 * controller and RTT estimator "MUST" start over. */
-	if (punch_moves(s->punch) != s->moves) {
-		s->moves = punch_moves(s->punch);
-		log_v(2, "another network path: congestion control and RTT start over");
-		stream_path_reset(s->st, now);
+	 * controller and RTT estimator start over, or go back to what they
+	 * were on it if it is the one just left (stream_path_move). */
+	if (punch_path_id(s->punch) != s->path_id) {
+		log_v(2, "another network path: congestion control and RTT move");
+		stream_path_move(s->st, now, s->path_id, punch_path_id(s->punch));
+		s->path_id = punch_path_id(s->punch);
 	}
 	/* Also before the first path: it may be one being checked. */
 	while (punch_challenge(s->punch, now, data))

@@ -739,6 +739,117 @@ out:
 	pair_end(&pp);
 }
 
+/* The caller's socket moves to ip (a new port) and sends len bytes of
+ * src; both run until the listener's path moves (within 3 s): whether
+ * it did, with the listener's stream's stats as it moved in st and its
+ * path in d. */
+static bool
+move_caller(struct pair *pp, const char *ip, const uint8_t *src, size_t len,
+    struct stream_stats *st, char *d, size_t size)
+{
+	char d0[256];
+	uint64_t end;
+	int fd;
+
+	sess_describe(pp->b, d0, sizeof d0);
+	if ((fd = socket_at(sess_fd(pp->a), ip)) == -1 || dup2(fd, sess_fd(pp->a)) == -1) {
+		check(0, "cannot move the caller's socket to %s", ip);
+		return false;
+	}
+	close(fd);
+	got_b = 0;
+	want_a = len;
+	stream_write(sess_stream(pp->a), src, len);
+	for (end = now_us() + 3000000; now_us() < end; ) {
+		struct pollfd p[2] = { { sess_fd(pp->a), POLLIN, 0 }, { sess_fd(pp->b), POLLIN, 0 } };
+
+		if (sess_io(pp->a, now_us()) == -1 || sess_io(pp->b, now_us()) == -1)
+			break;
+		if (strcmp(sess_describe(pp->b, d, size), d0) != 0)
+			break;
+		poll(p, 2, 5);
+	}
+	stream_get_stats(sess_stream(pp->b), st);
+	return strcmp(d, d0) != 0 && strstr(d, ip) != NULL;
+}
+
+/*
+ * The caller's address goes A, B, A, C, as a forwarding attacker
+ * (RFC 9000 §9.3.3) could make it: on B the listener's stream starts
+ * over (§9.4); back on A, soon after, it has A's window and RTT again
+ * at once (punch_path_id, stream_path_move), not a new stream's; on C,
+ * a new stream's.
+ */
+static void
+migrate_back(void)
+{
+	static uint8_t src[100000];
+	struct stream_stats st, fresh;
+	struct stream_conf fc = { .mtu = 1000, .sndbuf = 1 << 16 };
+	struct stream *f;
+	struct pair pp;
+	char ip[64], to[64], d[256];
+
+	pair_start(&pp, NULL, NULL);
+	if (pp.taken == -1 || !pump(pp.a, pp.b, 2000, both_connected)) {
+		check(0, "migrate_back: no session");
+		goto out;
+	}
+	randombytes_buf(src, sizeof src);
+	got_a = got_b = 0;
+	want_a = sizeof src;
+	stream_write(sess_stream(pp.b), src, sizeof src);
+	check(pump(pp.a, pp.b, 5000, a_read), "migrate_back: the first transfer did not finish");
+	if (!path_ip(pp.b, ip, sizeof ip)) {
+		check(0, "migrate_back: no direct path: %s", sess_describe(pp.b, d, sizeof d));
+		goto out;
+	}
+	if (!other_ip(ip, to, sizeof to)) {
+		printf("migrate_back: skipped, this host has no address but %s\n", ip);
+		goto out;
+	}
+	if (!move_caller(&pp, to, src, sizeof src, &st, d, sizeof d)) {
+		check(0, "migrate_back: the listener did not move to B: %s", d);
+		goto out;
+	}
+	/* A new stream's, on the MTU every path starts from. */
+	fc.mtu = st.mtu;
+	if ((f = stream_new(&fc, now_us())) == NULL)
+		abort();
+	stream_get_stats(f, &fresh);
+	stream_free(f);
+	check(st.srtt_us == fresh.srtt_us && st.cwnd == fresh.cwnd,
+	    "migrate_back: on B, srtt %llu us, cwnd %llu: not a new stream's",
+	    (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd);
+	check(pump(pp.a, pp.b, 5000, b_read), "migrate_back: the data stopped on B");
+	if (!move_caller(&pp, ip, src, sizeof src, &st, d, sizeof d)) {
+		check(0, "migrate_back: the listener did not move back to A: %s", d);
+		goto out;
+	}
+	check(st.srtt_us != fresh.srtt_us && st.srtt_us < 100000 && st.cwnd != fresh.cwnd,
+	    "migrate_back: back on A, srtt %llu us, cwnd %llu; a new stream's: %llu us, %llu",
+	    (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd,
+	    (unsigned long long)fresh.srtt_us, (unsigned long long)fresh.cwnd);
+	printf("migrate_back: A, B, back on A (%s): srtt %llu us, cwnd %llu\n",
+	    d, (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd);
+	check(pump(pp.a, pp.b, 5000, b_read), "migrate_back: the data stopped on A");
+	if (strchr(ip, ':') != NULL) {
+		printf("migrate_back: to a third address: skipped, IPv6 has none\n");
+		goto out;
+	}
+	if (!move_caller(&pp, "127.0.0.3", src, sizeof src, &st, d, sizeof d)) {
+		check(0, "migrate_back: the listener did not move to C: %s", d);
+		goto out;
+	}
+	check(st.srtt_us == fresh.srtt_us && st.cwnd == fresh.cwnd,
+	    "migrate_back: on C, srtt %llu us, cwnd %llu: not a new stream's",
+	    (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd);
+	check(pump(pp.a, pp.b, 5000, b_read), "migrate_back: the data stopped on C");
+	printf("migrate_back: then on C, a new stream's window and RTT\n");
+out:
+	pair_end(&pp);
+}
+
 /* Send pkt from fd to s's port at fd's own address, then run s until a
  * datagram comes back to fd (within 1 s): its length, into back, or 0. */
 static size_t
@@ -859,6 +970,7 @@ main(void)
 	idle();
 	migrate(false);
 	migrate(true);
+	migrate_back();
 	path_sizes();
 	mutate_answer();
 	mutate_offer();
