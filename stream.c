@@ -993,17 +993,22 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 	}
 	/* RFC 9002 §7.3.2: a loss of a packet sent after the last episode
 	 * began starts a new one.  Sixteen without a spurious loss, and the
-	 * reordering seen before is over. */
-	episode = r->pn >= s->episode_pn;
-	if (episode) {
-		s->episode_pn = s->next_pn;
-		if (s->reo_persist > 0 && --s->reo_persist == 0) {
-			s->pkt_thresh = PKT_THRESHOLD;
-			s->time_thresh8 = TIME_THRESH_8;
+	 * reordering seen before is over.  A loss on a path we left (RFC
+	 * 9000 §9.4) is none of this path's: it must not open an episode
+	 * that this path's own losses would then fall into unannounced,
+	 * leaving the controller no state to go back to if they prove
+	 * spurious. */
+	if (!old_path(s, r)) {
+		episode = r->pn >= s->episode_pn;
+		if (episode) {
+			s->episode_pn = s->next_pn;
+			if (s->reo_persist > 0 && --s->reo_persist == 0) {
+				s->pkt_thresh = PKT_THRESHOLD;
+				s->time_thresh8 = TIME_THRESH_8;
+			}
 		}
-	}
-	if (!old_path(s, r))
 		cc_on_lost(s->cc, &r->cc, r->size, episode, now);
+	}
 	if (s->lostq_n == s->ring_mask + 1) {
 		s->lostq_head = (s->lostq_head + 1) & s->ring_mask;
 		s->lostq_n--;
@@ -2203,6 +2208,8 @@ stream_path_move(struct stream *s, uint64_t now, unsigned from, unsigned to)
 
 	path_save(s, &left, from, now);
 	s->path_pn = s->next_pn;
+	/* This path's first loss opens an episode of its own. */
+	s->episode_pn = s->path_pn;
 	s->in_flight = 0;
 	/* Round trips waiting to count, and timers, are of packets sent
 	 * before: none of them speaks for the path we go to. */

@@ -38,6 +38,8 @@
  *	control, RTT and MTU over; the old path's ACKs feed neither
  *   path_keep: away to a relay and back (a forwarding attacker's moves):
  *	each path's state as left; a third path starts over
+ *   path_episode: the old path's losses open no loss episode on the
+ *	new one, whose spurious losses are then taken back
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
  *
  * Every run checks that packet numbers never repeat, that every payload
@@ -2605,6 +2607,86 @@ out:
 	return rc;
 }
 
+/*
+ * The old path's losses open no loss episode on the new one (RFC 9000
+ * §9.4; RFC 9002 §7.3.2).  After a LAN transfer (BBR past Startup) the
+ * path goes away and back at once (stream_path_move keeps the LAN's
+ * controller), and the packets in flight before are never delivered.
+ * A sends a few packets on the path it is back on; only the last 3
+ * arrive, so the old packets, then the new ones before those 3, are
+ * declared lost in one ACK.  Then the new ones arrive after all: every
+ * loss of the path was spurious, and its controller takes the episode
+ * back to the state it saved (draft-ietf-ccwg-bbr BBRSaveStateUponLoss):
+ * its pacing rate is what it was, within 5 %.  When an old loss opened
+ * that episode, nothing was saved: the controller stayed where the
+ * losses put it (here 20 % slower), or went back to the zeroed state,
+ * Startup.
+ */
+static int
+test_path_episode(void)
+{
+	static struct hpkt nw[64], ack[8];
+	struct stream_conf c = conf_default();
+	size_t bytes = 24 << 20;
+	uint8_t *buf = malloc(bytes);
+	struct stream_stats st0, st1, st2;
+	struct stream *a, *b;
+	struct sim m;
+	uint64_t now;
+	size_t n, nack;
+	int rc = -1;
+
+	if (buf == NULL)
+		abort();
+	rnd_fill(buf, bytes);
+	sim_init(&m, &c, &c, buf, bytes, NULL, 0, &lan);
+	m.limit_us = 1500000;
+	if (run(&m) != 1) {
+		fail("path_episode: ended early");
+		goto out;
+	}
+	a = m.side[0].s;
+	b = m.side[1].s;
+	now = m.now;
+	stream_path_move(a, now, 0, 1);
+	stream_path_move(a, now, 1, 0);
+	now += 1000;
+	n = take(a, now, nw, 64);
+	stream_get_stats(a, &st0);
+	if (n < 4) {
+		fail("path_episode: %zu packets back on the LAN", n);
+		goto out;
+	}
+	give(b, now + 10000, nw + n - 3, 3);
+	nack = take(b, now + 10000, ack, 8);
+	give(a, now + 20000, ack, nack);
+	stream_get_stats(a, &st1);
+	give(b, now + 30000, nw, n - 3);
+	nack = take(b, now + 30000, ack, 8);
+	give(a, now + 40000, ack, nack);
+	stream_get_stats(a, &st2);
+	printf("path_episode: %" PRIu64 " old and %zu new packets lost, the new ones "
+	    "spurious (%" PRIu64 "): pacing %.2f MB/s before, %.2f after\n",
+	    st1.pkts_lost - st0.pkts_lost - (n - 3), n - 3,
+	    st2.pkts_spurious - st1.pkts_spurious, st0.pacing_rate / 1e6,
+	    st2.pacing_rate / 1e6);
+	if (st1.pkts_lost - st0.pkts_lost <= n - 3 ||
+	    st2.pkts_spurious - st1.pkts_spurious != n - 3 ||
+	    st2.pacing_rate < st0.pacing_rate * 0.95 ||
+	    st2.pacing_rate > st0.pacing_rate * 1.05) {
+		fail("path_episode: %" PRIu64 " lost, %" PRIu64 " spurious (of %zu new); "
+		    "pacing %.2f MB/s, %.2f before", st1.pkts_lost - st0.pkts_lost,
+		    st2.pkts_spurious - st1.pkts_spurious, n - 3,
+		    st2.pacing_rate / 1e6, st0.pacing_rate / 1e6);
+		goto out;
+	}
+	rc = 0;
+out:
+	sim_free(&m);
+	free(buf);
+	return rc;
+}
+
 /* The peer goes silent in the middle of a transfer. */
 static int
 test_idle(void)
@@ -2874,6 +2956,7 @@ main(int argc, char **argv)
 		{ "path", test_path },
 		{ "path_reset", test_path_reset },
 		{ "path_keep", test_path_keep },
+		{ "path_episode", test_path_episode },
 		{ "dgram", test_dgram },
 		{ "rbuf", test_rbuf },
 		{ "pmtu", test_pmtu },
