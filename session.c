@@ -126,8 +126,9 @@ _Static_assert(PUNCH_CHALLENGE_LEN == STREAM_PATH_DATA, "the punch makes the str
  * PATH_CHALLENGE frame to at least the smallest allowed maximum datagram
  * size of 1200 bytes, unless the anti-amplification limit for the path
  * does not permit sending a datagram of this size"; §8.2.2 the same of
- * PATH_RESPONSE, never beyond that limit.  Where it is lower, they take
- * what it allows. */
+ * PATH_RESPONSE, never beyond that limit.  Where it is lower, they go
+ * unpadded: one that filled the limit would leave no room for the
+ * checks sent again when the first is lost. */
 #define PATH_DGRAM	WIRE_MTU
 
 struct session {
@@ -1145,8 +1146,8 @@ seal_pkt(struct session *s, uint64_t now, uint8_t *pkt, size_t n, uint64_t pn,
 
 /* A PATH_CHALLENGE (type) where the punch checks a path, or a
  * PATH_RESPONSE back to (to, via), which sent us the in bytes it
- * answers; PATH_DGRAM bytes, or what the anti-amplification limit
- * allows.  0 or -1. */
+ * answers; PATH_DGRAM bytes where the anti-amplification limit allows
+ * them, else unpadded.  0 or -1. */
 static int
 send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_PATH_DATA],
     const struct sockaddr_storage *to, int via, size_t in)
@@ -1156,9 +1157,8 @@ send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_P
 	    punch_reply_room(s->punch, to, via, in);
 	uint64_t pn;
 
-	room = room < sizeof pkt ? room : sizeof pkt;
 	if ((n = stream_path_packet(s->st, type, data,
-	    room > DATA_OVERHEAD ? room - DATA_OVERHEAD : 0, &pn, pkt + HDR_LEN,
+	    room >= sizeof pkt ? sizeof pkt - DATA_OVERHEAD : 0, &pn, pkt + HDR_LEN,
 	    sizeof pkt - DATA_OVERHEAD)) == 0)
 		return 0;
 	if ((n = seal_pkt(s, now, pkt, n, pn, NULL, 0)) == 0)
