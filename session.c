@@ -1157,6 +1157,12 @@ send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_P
 	    punch_reply_room(s->punch, to, via, in);
 	uint64_t pn;
 
+	/* Not even unpadded within the limit: nothing goes (RFC 9000
+	 * §8.2.2, "MUST NOT ... exceeds the anti-amplification limit").
+	 * The challenge it answers added three times its own size to the
+	 * room (punch_input counts it first), so this is a guard. */
+	if (type == STREAM_PATH_RESPONSE && room < DATA_OVERHEAD + 1 + STREAM_PATH_DATA)
+		return 0;
 	if ((n = stream_path_packet(s->st, type, data,
 	    room >= sizeof pkt ? sizeof pkt - DATA_OVERHEAD : 0, &pn, pkt + HDR_LEN,
 	    sizeof pkt - DATA_OVERHEAD)) == 0)
