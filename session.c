@@ -1158,11 +1158,16 @@ send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_P
 	uint64_t pn;
 
 	/* Not even unpadded within the limit: nothing goes (RFC 9000
-	 * §8.2.2, "MUST NOT ... exceeds the anti-amplification limit").
-	 * The challenge it answers added three times its own size to the
-	 * room (punch_input counts it first), so this is a guard. */
-	if (type == STREAM_PATH_RESPONSE && room < DATA_OVERHEAD + 1 + STREAM_PATH_DATA)
+	 * §8.1; §8.2.2, "MUST NOT ... exceeds the anti-amplification
+	 * limit"), and no packet number or count is spent on it.  For a
+	 * response this is a guard: the challenge it answers added three
+	 * times its own size to the room (punch_input counts it first). */
+	if (room < DATA_OVERHEAD + 1 + STREAM_PATH_DATA) {
+		if (type == STREAM_PATH_CHALLENGE)
+			log_v(2, "no PATH_CHALLENGE: the address checked sent us too "
+			    "little (RFC 9000 §8.1)");
 		return 0;
+	}
 	if ((n = stream_path_packet(s->st, type, data,
 	    room >= sizeof pkt ? sizeof pkt - DATA_OVERHEAD : 0, &pn, pkt + HDR_LEN,
 	    sizeof pkt - DATA_OVERHEAD)) == 0)

@@ -912,9 +912,10 @@ await_dgram(int fd, struct session *s, uint8_t *back, size_t cap, int ms)
  * it does not know.  Its PATH_CHALLENGE there fills 1200 bytes when the
  * anti-amplification limit (3 L, §8.1) allows, else it goes unpadded,
  * so that the challenge sent again when none answers (a quarter of a
- * second later) still fits; the caller's PATH_RESPONSE to that
- * challenge, sent from there, likewise 1200 bytes or unpadded.  Once
- * with a small packet, once with a large one.
+ * second later) still fits, and one that would not fit is neither sent
+ * nor counted; the caller's PATH_RESPONSE to that challenge, sent from
+ * there, likewise 1200 bytes or unpadded.  Once with a small packet,
+ * once with a large one.
  */
 static void
 path_sizes(void)
@@ -922,7 +923,7 @@ path_sizes(void)
 	static uint8_t src[1000];
 	uint8_t pkt[WIRE_MAX_PKT], ch[WIRE_MAX_PKT], again[WIRE_MAX_PKT];
 	struct pair pp;
-	size_t len, n, r, n2 = 0, want, i, large = 0;
+	size_t len, n, r, n2 = 0, n3, want, i, large = 0;
 	char ip[64], d[256];
 	int fd;
 
@@ -946,9 +947,20 @@ path_sizes(void)
 		check(n == want, "path_sizes: a PATH_CHALLENGE of %zu bytes after %zu came, "
 		    "not %zu", n, len, want);
 		if (i == 0) {
+			struct stream_stats s0, s1;
+
 			n2 = await_dgram(fd, pp.b, again, sizeof again, 1000);
 			check(n2 == PATH_MIN, "path_sizes: the PATH_CHALLENGE sent again "
 			    "after %zu bytes came: %zu bytes, not %d", len, n2, PATH_MIN);
+			/* A third (half a second on) would pass the limit: it
+			 * neither goes nor counts as sent. */
+			stream_get_stats(sess_stream(pp.b), &s0);
+			n3 = await_dgram(fd, pp.b, again, sizeof again, 700);
+			stream_get_stats(sess_stream(pp.b), &s1);
+			check(n3 == 0 && s1.pkts_sent == s0.pkts_sent,
+			    "path_sizes: a third PATH_CHALLENGE of %zu bytes after %zu came; "
+			    "%llu packets counted sent", n3, len,
+			    (unsigned long long)(s1.pkts_sent - s0.pkts_sent));
 		}
 		want = 3 * n >= WIRE_MTU ? WIRE_MTU : PATH_MIN;
 		r = n > 0 ? bounce(fd, pp.a, ch, n, pkt, sizeof pkt) : 0;
