@@ -344,7 +344,13 @@ struct punch {
 	struct check move;		/* the peer's new address, being checked */
 	struct check back;		/* the direct path, being rechecked */
 	int probing;			/* CHECK_*: where punch_probe sends */
-	unsigned moves;			/* punch_moves */
+	/* punch_path_id: the network path's, and the one left last, to
+	 * know it again. */
+	unsigned path_id, path_ids;
+	bool have_left;
+	struct sockaddr_storage left;
+	int left_via;
+	unsigned left_id;
 	char why[96];
 };
 enum { NAT_UNKNOWN, NAT_NONE, NAT_CONE, NAT_SYMMETRIC };
@@ -1965,19 +1971,35 @@ relayed(const struct punch *p, const struct sockaddr_storage *addr, int via)
 	return via == VIA_RELAY || pair_type(p, addr) == CAND_RELAY;
 }
 
+/* Whether (a, av) and (b, bv) are one network path: another address
+ * of the peer's, or through our relay instead of not or back, is
+ * another; another port alone is NAT rebinding (RFC 9000 §9.4). */
+static bool
+same_net(const struct sockaddr_storage *a, int av, const struct sockaddr_storage *b,
+    int bv)
+{
+	return same_ip(a, b) && (av == VIA_RELAY) == (bv == VIA_RELAY);
+}
+
 /* The path is about to become (to, via): leaving a direct path for a
- * relay, remember it to try again; back on a direct one, stop.  Another
- * address of the peer's, or through our relay instead of not or back,
- * is another network path; another port alone is NAT rebinding (RFC
- * 9000 §9.4). */
+ * relay, remember it to try again; back on a direct one, stop.  On
+ * another network path, it takes the id of the one left last when it
+ * is that one again, else a new one (punch_path_id). */
 static void
 path_change(struct punch *p, uint64_t now, const struct sockaddr_storage *to, int via)
 {
 	char a[64];
 
-	if (p->ready && (!same_ip(to, &p->path) ||
-	    (via == VIA_RELAY) != (p->path_via == VIA_RELAY)))
-		p->moves++;
+	if (p->ready && !same_net(to, via, &p->path, p->path_via)) {
+		unsigned id = p->have_left && same_net(to, via, &p->left, p->left_via) ?
+		    p->left_id : ++p->path_ids;
+
+		p->have_left = true;
+		p->left = p->path;
+		p->left_via = p->path_via;
+		p->left_id = p->path_id;
+		p->path_id = id;
+	}
 
 	if (!relayed(p, to, via)) {
 		if (p->have_direct && p->ready && relayed(p, &p->path, p->path_via))
@@ -2612,9 +2634,9 @@ punch_first_us(const struct punch *p)
 }
 
 unsigned
-punch_moves(const struct punch *p)
+punch_path_id(const struct punch *p)
 {
-	return p->moves;
+	return p->path_id;
 }
 
 bool

@@ -147,12 +147,14 @@ uint64_t punch_deadline(const struct punch *p);
 /* The time from punch_start to the first confirmed path (µs); for the
  * caller, whose probe the listener answered, one round trip. */
 uint64_t punch_first_us(const struct punch *p);
-/* How often the path has moved to another network path since the first:
- * to another address of the peer's, or through a TURN relay instead of
- * directly or back, but not to another port alone (RFC 9000 §9.4: NAT
- * rebinding).  A change tells the session to start the stream's
- * congestion control and RTT over. */
-unsigned punch_moves(const struct punch *p);
+/* The network path the peer is on, as a number: it changes when the
+ * path moves to another address of the peer's, or through a TURN relay
+ * instead of directly or back, but not to another port alone (RFC 9000
+ * §9.4: NAT rebinding).  Back on the network path it left last, the
+ * path takes that one's number again; any other gets a new one (0 is
+ * the first).  A change tells the session to move the stream's
+ * congestion control and RTT to that path (stream_path_move). */
+unsigned punch_path_id(const struct punch *p);
 /* true once a path has been confirmed. */
 bool punch_ready(const struct punch *p);
 /* true when the chosen path goes through a TURN relay (ours or the peer's). */

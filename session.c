@@ -126,8 +126,9 @@ _Static_assert(PUNCH_CHALLENGE_LEN == STREAM_PATH_DATA, "the punch makes the str
  * PATH_CHALLENGE frame to at least the smallest allowed maximum datagram
  * size of 1200 bytes, unless the anti-amplification limit for the path
  * does not permit sending a datagram of this size"; §8.2.2 the same of
- * PATH_RESPONSE, never beyond that limit.  Where it is lower, they take
- * what it allows. */
+ * PATH_RESPONSE, never beyond that limit.  Where it is lower, they go
+ * unpadded: one that filled the limit would leave no room for the
+ * checks sent again when the first is lost. */
 #define PATH_DGRAM	WIRE_MTU
 
 struct session {
@@ -164,7 +165,7 @@ struct session {
 	struct crypto_rx *rx;
 	struct stream *st;
 	struct stream_conf sconf;
-	unsigned moves;			/* punch_moves when the stream last heard */
+	unsigned path_id;		/* punch_path_id when the stream last heard */
 	int err;
 	bool keyed;			/* Split() done */
 	bool verified;			/* a data packet from the peer opened */
@@ -1030,7 +1031,7 @@ start_stream(struct session *s, uint64_t now)
 		s->err = SESS_FAIL;
 		return -1;
 	}
-	s->moves = punch_moves(s->punch);
+	s->path_id = punch_path_id(s->punch);
 	return 0;
 }
 
@@ -1145,8 +1146,8 @@ seal_pkt(struct session *s, uint64_t now, uint8_t *pkt, size_t n, uint64_t pn,
 
 /* A PATH_CHALLENGE (type) where the punch checks a path, or a
  * PATH_RESPONSE back to (to, via), which sent us the in bytes it
- * answers; PATH_DGRAM bytes, or what the anti-amplification limit
- * allows.  0 or -1. */
+ * answers; PATH_DGRAM bytes where the anti-amplification limit allows
+ * them, else unpadded.  0 or -1. */
 static int
 send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_PATH_DATA],
     const struct sockaddr_storage *to, int via, size_t in)
@@ -1156,9 +1157,19 @@ send_path(struct session *s, uint64_t now, int type, const uint8_t data[STREAM_P
 	    punch_reply_room(s->punch, to, via, in);
 	uint64_t pn;
 
-	room = room < sizeof pkt ? room : sizeof pkt;
+	/* Not even unpadded within the limit: nothing goes (RFC 9000
+	 * §8.1; §8.2.2, "MUST NOT ... exceeds the anti-amplification
+	 * limit"), and no packet number or count is spent on it.  For a
+	 * response this is a guard: the challenge it answers added three
+	 * times its own size to the room (punch_input counts it first). */
+	if (room < DATA_OVERHEAD + 1 + STREAM_PATH_DATA) {
+		if (type == STREAM_PATH_CHALLENGE)
+			log_v(2, "no PATH_CHALLENGE: the address checked sent us too "
+			    "little (RFC 9000 §8.1)");
+		return 0;
+	}
 	if ((n = stream_path_packet(s->st, type, data,
-	    room > DATA_OVERHEAD ? room - DATA_OVERHEAD : 0, &pn, pkt + HDR_LEN,
+	    room >= sizeof pkt ? sizeof pkt - DATA_OVERHEAD : 0, &pn, pkt + HDR_LEN,
 	    sizeof pkt - DATA_OVERHEAD)) == 0)
 		return 0;
 	if ((n = seal_pkt(s, now, pkt, n, pn, NULL, 0)) == 0)
@@ -1277,11 +1288,12 @@ send_all(struct session *s, uint64_t now)
 	if (s->st == NULL)
 		return 0;
 	/* RFC 9000 §9.4: on another network path, the congestion
-	 * controller and RTT estimator "MUST" start over. */
-	if (punch_moves(s->punch) != s->moves) {
-		s->moves = punch_moves(s->punch);
-		log_v(2, "another network path: congestion control and RTT start over");
-		stream_path_reset(s->st, now);
+	 * controller and RTT estimator start over, or go back to what they
+	 * were on it if it is the one just left (stream_path_move). */
+	if (punch_path_id(s->punch) != s->path_id) {
+		log_v(2, "another network path: congestion control and RTT move");
+		stream_path_move(s->st, now, s->path_id, punch_path_id(s->punch));
+		s->path_id = punch_path_id(s->punch);
 	}
 	/* Also before the first path: it may be one being checked. */
 	while (punch_challenge(s->punch, now, data))

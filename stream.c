@@ -239,6 +239,21 @@ struct sent {
 	uint8_t state, flags;
 };
 
+/* What a path learnt, kept when it is left (stream_path_move): its
+ * controller (cc), RTT estimate, loss thresholds and path MTU search. */
+struct path_kept {
+	bool on;
+	unsigned id;
+	uint64_t left_us;
+	struct cc *cc;
+	uint64_t initial_rtt_us;
+	bool have_rtt;
+	uint64_t first_rtt_us, latest_rtt, min_rtt, srtt, rttvar, raw_min_rtt;
+	uint64_t pkt_thresh, time_thresh8;
+	unsigned reo_persist;
+	size_t mtu, pmtu_hi, pmtu_try;
+};
+
 struct stream {
 	struct stream_conf conf;
 	int err;
@@ -280,6 +295,7 @@ struct stream {
 	/* Packets numbered below went on a path we have left (RFC 9000
 	 * §9.4): tracked for loss and acknowledgement only. */
 	uint64_t path_pn;
+	struct path_kept kept;		/* of the path left last */
 	uint64_t loss_time;		/* 0: no time-threshold loss pending */
 	unsigned pto_count;
 	int probes;
@@ -621,7 +637,7 @@ outstanding(const struct stream *s, uint64_t pn)
 	return r->pn == pn && r->state == PKT_OUT;
 }
 
-/* Whether r left on a path we have left since (stream_path_reset): RFC
+/* Whether r left on a path we have left since (stream_path_move): RFC
  * 9000 §9.4, "Packets sent on the old path MUST NOT contribute to
  * congestion control or RTT estimation for the new path."  Nor are they
  * in in_flight, the new path's bytes in flight. */
@@ -977,17 +993,22 @@ pkt_lost(struct stream *s, struct sent *r, uint64_t now)
 	}
 	/* RFC 9002 §7.3.2: a loss of a packet sent after the last episode
 	 * began starts a new one.  Sixteen without a spurious loss, and the
-	 * reordering seen before is over. */
-	episode = r->pn >= s->episode_pn;
-	if (episode) {
-		s->episode_pn = s->next_pn;
-		if (s->reo_persist > 0 && --s->reo_persist == 0) {
-			s->pkt_thresh = PKT_THRESHOLD;
-			s->time_thresh8 = TIME_THRESH_8;
+	 * reordering seen before is over.  A loss on a path we left (RFC
+	 * 9000 §9.4) is none of this path's: it must not open an episode
+	 * that this path's own losses would then fall into unannounced,
+	 * leaving the controller no state to go back to if they prove
+	 * spurious. */
+	if (!old_path(s, r)) {
+		episode = r->pn >= s->episode_pn;
+		if (episode) {
+			s->episode_pn = s->next_pn;
+			if (s->reo_persist > 0 && --s->reo_persist == 0) {
+				s->pkt_thresh = PKT_THRESHOLD;
+				s->time_thresh8 = TIME_THRESH_8;
+			}
 		}
-	}
-	if (!old_path(s, r))
 		cc_on_lost(s->cc, &r->cc, r->size, episode, now);
+	}
 	if (s->lostq_n == s->ring_mask + 1) {
 		s->lostq_head = (s->lostq_head + 1) & s->ring_mask;
 		s->lostq_n--;
@@ -2105,6 +2126,7 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	    (s->ring = calloc(slots, sizeof *s->ring)) == NULL ||
 	    (s->lostq = calloc(slots, sizeof *s->lostq)) == NULL ||
 	    (s->cc = cc_new(conf->mtu, now)) == NULL ||
+	    (s->kept.cc = cc_new(conf->mtu, now)) == NULL ||
 	    ivs_init(&s->acked, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->lost, 2 * s->conf.sndbuf / conf->mtu + 64) == -1 ||
 	    ivs_init(&s->ooo, 2 * s->conf.rcvbuf / conf->mtu + 64) == -1 ||
@@ -2129,25 +2151,90 @@ stream_new(const struct stream_conf *conf, uint64_t now)
 	return s;
 }
 
-void
-stream_path_reset(struct stream *s, uint64_t now)
+/* The state of the path s is on, left at now, into k as path id. */
+static void
+path_save(const struct stream *s, struct path_kept *k, unsigned id, uint64_t now)
 {
+	k->on = true;
+	k->id = id;
+	k->left_us = now;
+	k->cc = s->cc;
+	k->initial_rtt_us = s->conf.initial_rtt_us;
+	k->have_rtt = s->have_rtt;
+	k->first_rtt_us = s->first_rtt_us;
+	k->latest_rtt = s->latest_rtt;
+	k->min_rtt = s->min_rtt;
+	k->srtt = s->srtt;
+	k->rttvar = s->rttvar;
+	k->raw_min_rtt = s->raw_min_rtt;
+	k->pkt_thresh = s->pkt_thresh;
+	k->time_thresh8 = s->time_thresh8;
+	k->reo_persist = s->reo_persist;
+	k->mtu = s->conf.mtu;
+	k->pmtu_hi = s->pmtu_hi;
+	k->pmtu_try = s->pmtu_try;
+}
+
+/* Back on the path k kept, at now: pacing starts from its usual burst,
+ * not from a window's worth. */
+static void
+path_load(struct stream *s, const struct path_kept *k, uint64_t now)
+{
+	s->cc = k->cc;
+	s->conf.initial_rtt_us = k->initial_rtt_us;
+	s->have_rtt = k->have_rtt;
+	s->first_rtt_us = k->first_rtt_us;
+	s->latest_rtt = k->latest_rtt;
+	s->min_rtt = k->min_rtt;
+	s->srtt = k->srtt;
+	s->rttvar = k->rttvar;
+	s->raw_min_rtt = k->raw_min_rtt;
+	s->pkt_thresh = k->pkt_thresh;
+	s->time_thresh8 = k->time_thresh8;
+	s->reo_persist = k->reo_persist;
+	s->conf.mtu = k->mtu;
+	s->pmtu_hi = k->pmtu_hi;
+	s->pmtu_try = k->pmtu_try;
+	s->tokens = pacing_burst(s);
+	s->pace_us = now;
+}
+
+void
+stream_path_move(struct stream *s, uint64_t now, unsigned from, unsigned to)
+{
+	struct path_kept left;
+	bool back = s->kept.on && s->kept.id == to && now >= s->kept.left_us &&
+	    now - s->kept.left_us <= STREAM_PATH_KEEP_US;
+
+	path_save(s, &left, from, now);
 	s->path_pn = s->next_pn;
+	/* This path's first loss opens an episode of its own. */
+	s->episode_pn = s->path_pn;
 	s->in_flight = 0;
-	s->conf.mtu = s->base_mtu;
-	/* The handshake's round trip was the old path's. */
-	s->conf.initial_rtt_us = 0;
-	s->have_rtt = false;
-	s->first_rtt_us = s->latest_rtt = s->min_rtt = 0;
-	s->raw_min_rtt = s->min_fresh = 0;
+	/* Round trips waiting to count, and timers, are of packets sent
+	 * before: none of them speaks for the path we go to. */
+	s->min_fresh = 0;
 	s->rttq_n = 0;
 	s->pto_count = 0;
 	s->probes = 0;
-	s->reo_persist = 0;
 	s->pmtu_probe = 0;
 	s->pmtu_fails = 0;
-	cc_reset(s->cc, s->conf.mtu, now);
-	path_init(s, now);
+	if (back) {
+		path_load(s, &s->kept, now);
+	} else {
+		/* The spare controller, kept's or stream_new's, starts over. */
+		s->cc = s->kept.cc;
+		s->conf.mtu = s->base_mtu;
+		/* The handshake's round trip was the first path's. */
+		s->conf.initial_rtt_us = 0;
+		s->have_rtt = false;
+		s->first_rtt_us = s->latest_rtt = s->min_rtt = 0;
+		s->raw_min_rtt = 0;
+		s->reo_persist = 0;
+		cc_reset(s->cc, s->conf.mtu, now);
+		path_init(s, now);
+	}
+	s->kept = left;
 }
 
 void
@@ -2160,6 +2247,7 @@ stream_free(struct stream *s)
 	free(s->ring);
 	free(s->lostq);
 	cc_free(s->cc);
+	cc_free(s->kept.cc);
 	ivs_free(&s->acked);
 	ivs_free(&s->lost);
 	ivs_free(&s->ooo);

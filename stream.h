@@ -128,15 +128,26 @@ enum stream_path { STREAM_PATH_NONE, STREAM_PATH_CHALLENGE, STREAM_PATH_RESPONSE
 size_t stream_path_packet(struct stream *s, int type, const uint8_t data[STREAM_PATH_DATA],
     size_t size, uint64_t *pn, uint8_t *buf, size_t cap);
 int stream_path_frame(const struct stream *s, uint8_t data[STREAM_PATH_DATA]);
-/* The session moved to another network path (RFC 9000 §9.4: the peer's
- * address, not just its port, or a relay instead of the direct way):
- * congestion control, the RTT estimate (RFC 9002 §6.2.2's initial RTT,
- * without the handshake's), the loss thresholds and the path MTU
- * (conf.mtu, searched again) start over as on a new stream.  Packets
- * already sent are still acknowledged or declared lost, and what they
- * carried is sent again when lost, but they count for neither the
- * congestion controller nor the RTT. */
-void stream_path_reset(struct stream *s, uint64_t now);
+/* The session moved from one network path to another (RFC 9000 §9.4:
+ * the peer's address, not just its port, or a relay instead of the
+ * direct way), each named by a number (punch_path_id): congestion
+ * control, the RTT estimate (RFC 9002 §6.2.2's initial RTT, without the
+ * handshake's), the loss thresholds and the path MTU (conf.mtu, searched
+ * again) start over as on a new stream, unless to is the path left last,
+ * lately (STREAM_PATH_KEEP_US): then they are what they were when it was
+ * left, and from's are kept in turn.  Packets already sent are still
+ * acknowledged or declared lost, and what they carried is sent again
+ * when lost, but they count for neither the congestion controller nor
+ * the RTT. */
+void stream_path_move(struct stream *s, uint64_t now, unsigned from, unsigned to);
+/* How long a path's state is kept after it was left: BBR's
+ * MinRTTFilterLen (draft-ietf-ccwg-bbr, 10 s), beyond which the
+ * controller itself would no longer trust what it measured.  Within it,
+ * RFC 9000 §9.4's "reasonably sure that the previous send rate is valid"
+ * holds for the same addresses: an attacker that forwards the peer's
+ * packets (§9.3.3) and moves the path away and back at will costs at
+ * most one fresh start per 10 s it holds the path elsewhere. */
+#define STREAM_PATH_KEEP_US	10000000
 int stream_error(const struct stream *s);		/* enum stream_err */
 uint32_t stream_close_code(const struct stream *s);	/* the peer's CLOSE code */
 /* The peer's CLOSE reason, printable ASCII, "" when it gave none. */

@@ -739,6 +739,117 @@ out:
 	pair_end(&pp);
 }
 
+/* The caller's socket moves to ip (a new port) and sends len bytes of
+ * src; both run until the listener's path moves (within 3 s): whether
+ * it did, with the listener's stream's stats as it moved in st and its
+ * path in d. */
+static bool
+move_caller(struct pair *pp, const char *ip, const uint8_t *src, size_t len,
+    struct stream_stats *st, char *d, size_t size)
+{
+	char d0[256];
+	uint64_t end;
+	int fd;
+
+	sess_describe(pp->b, d0, sizeof d0);
+	if ((fd = socket_at(sess_fd(pp->a), ip)) == -1 || dup2(fd, sess_fd(pp->a)) == -1) {
+		check(0, "cannot move the caller's socket to %s", ip);
+		return false;
+	}
+	close(fd);
+	got_b = 0;
+	want_a = len;
+	stream_write(sess_stream(pp->a), src, len);
+	for (end = now_us() + 3000000; now_us() < end; ) {
+		struct pollfd p[2] = { { sess_fd(pp->a), POLLIN, 0 }, { sess_fd(pp->b), POLLIN, 0 } };
+
+		if (sess_io(pp->a, now_us()) == -1 || sess_io(pp->b, now_us()) == -1)
+			break;
+		if (strcmp(sess_describe(pp->b, d, size), d0) != 0)
+			break;
+		poll(p, 2, 5);
+	}
+	stream_get_stats(sess_stream(pp->b), st);
+	return strcmp(d, d0) != 0 && strstr(d, ip) != NULL;
+}
+
+/*
+ * The caller's address goes A, B, A, C, as a forwarding attacker
+ * (RFC 9000 §9.3.3) could make it: on B the listener's stream starts
+ * over (§9.4); back on A, soon after, it has A's window and RTT again
+ * at once (punch_path_id, stream_path_move), not a new stream's; on C,
+ * a new stream's.
+ */
+static void
+migrate_back(void)
+{
+	static uint8_t src[100000];
+	struct stream_stats st, fresh;
+	struct stream_conf fc = { .mtu = 1000, .sndbuf = 1 << 16 };
+	struct stream *f;
+	struct pair pp;
+	char ip[64], to[64], d[256];
+
+	pair_start(&pp, NULL, NULL);
+	if (pp.taken == -1 || !pump(pp.a, pp.b, 2000, both_connected)) {
+		check(0, "migrate_back: no session");
+		goto out;
+	}
+	randombytes_buf(src, sizeof src);
+	got_a = got_b = 0;
+	want_a = sizeof src;
+	stream_write(sess_stream(pp.b), src, sizeof src);
+	check(pump(pp.a, pp.b, 5000, a_read), "migrate_back: the first transfer did not finish");
+	if (!path_ip(pp.b, ip, sizeof ip)) {
+		check(0, "migrate_back: no direct path: %s", sess_describe(pp.b, d, sizeof d));
+		goto out;
+	}
+	if (!other_ip(ip, to, sizeof to)) {
+		printf("migrate_back: skipped, this host has no address but %s\n", ip);
+		goto out;
+	}
+	if (!move_caller(&pp, to, src, sizeof src, &st, d, sizeof d)) {
+		check(0, "migrate_back: the listener did not move to B: %s", d);
+		goto out;
+	}
+	/* A new stream's, on the MTU every path starts from. */
+	fc.mtu = st.mtu;
+	if ((f = stream_new(&fc, now_us())) == NULL)
+		abort();
+	stream_get_stats(f, &fresh);
+	stream_free(f);
+	check(st.srtt_us == fresh.srtt_us && st.cwnd == fresh.cwnd,
+	    "migrate_back: on B, srtt %llu us, cwnd %llu: not a new stream's",
+	    (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd);
+	check(pump(pp.a, pp.b, 5000, b_read), "migrate_back: the data stopped on B");
+	if (!move_caller(&pp, ip, src, sizeof src, &st, d, sizeof d)) {
+		check(0, "migrate_back: the listener did not move back to A: %s", d);
+		goto out;
+	}
+	check(st.srtt_us != fresh.srtt_us && st.srtt_us < 100000 && st.cwnd != fresh.cwnd,
+	    "migrate_back: back on A, srtt %llu us, cwnd %llu; a new stream's: %llu us, %llu",
+	    (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd,
+	    (unsigned long long)fresh.srtt_us, (unsigned long long)fresh.cwnd);
+	printf("migrate_back: A, B, back on A (%s): srtt %llu us, cwnd %llu\n",
+	    d, (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd);
+	check(pump(pp.a, pp.b, 5000, b_read), "migrate_back: the data stopped on A");
+	if (strchr(ip, ':') != NULL) {
+		printf("migrate_back: to a third address: skipped, IPv6 has none\n");
+		goto out;
+	}
+	if (!move_caller(&pp, "127.0.0.3", src, sizeof src, &st, d, sizeof d)) {
+		check(0, "migrate_back: the listener did not move to C: %s", d);
+		goto out;
+	}
+	check(st.srtt_us == fresh.srtt_us && st.cwnd == fresh.cwnd,
+	    "migrate_back: on C, srtt %llu us, cwnd %llu: not a new stream's",
+	    (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd);
+	check(pump(pp.a, pp.b, 5000, b_read), "migrate_back: the data stopped on C");
+	printf("migrate_back: then on C, a new stream's window and RTT\n");
+out:
+	pair_end(&pp);
+}
+
 /* Send pkt from fd to s's port at fd's own address, then run s until a
  * datagram comes back to fd (within 1 s): its length, into back, or 0. */
 static size_t
@@ -771,22 +882,48 @@ bounce(int fd, struct session *s, const uint8_t *pkt, size_t len, uint8_t *back,
 	return 0;
 }
 
+/* The smallest path validation datagram: header, packet number, the
+ * PATH_CHALLENGE or PATH_RESPONSE frame, the AEAD tag. */
+#define PATH_MIN	(WIRE_HDR + 8 + 1 + STREAM_PATH_DATA + CRYPTO_TAG_LEN)
+
+/* Run s until a datagram comes to fd (within ms): its length, into
+ * back, or 0. */
+static size_t
+await_dgram(int fd, struct session *s, uint8_t *back, size_t cap, int ms)
+{
+	uint64_t end = now_us() + (uint64_t)ms * 1000;
+	ssize_t n;
+
+	while (now_us() < end) {
+		struct pollfd p[2] = { { fd, POLLIN, 0 }, { sess_fd(s), POLLIN, 0 } };
+
+		if (sess_io(s, now_us()) == -1)
+			return 0;
+		if ((n = recv(fd, back, cap, MSG_DONTWAIT)) > 0)
+			return n;
+		poll(p, 2, 5);
+	}
+	return 0;
+}
+
 /*
  * Path validation's datagrams (RFC 9000 §8.2.1-2): a copy of one of the
  * caller's packets, of L bytes, comes to the listener from an address
  * it does not know.  Its PATH_CHALLENGE there fills 1200 bytes when the
- * anti-amplification limit (3 L, §8.1) allows, else exactly 3 L; the
- * caller's PATH_RESPONSE to that challenge, sent from there, likewise
- * min(1200, 3 times the challenge).  Once with a small packet, once with
- * a large one.
+ * anti-amplification limit (3 L, §8.1) allows, else it goes unpadded,
+ * so that the challenge sent again when none answers (a quarter of a
+ * second later) still fits, and one that would not fit is neither sent
+ * nor counted; the caller's PATH_RESPONSE to that challenge, sent from
+ * there, likewise 1200 bytes or unpadded.  Once with a small packet,
+ * once with a large one.
  */
 static void
 path_sizes(void)
 {
 	static uint8_t src[1000];
-	uint8_t pkt[WIRE_MAX_PKT], ch[WIRE_MAX_PKT];
+	uint8_t pkt[WIRE_MAX_PKT], ch[WIRE_MAX_PKT], again[WIRE_MAX_PKT];
 	struct pair pp;
-	size_t len, n, r, want, i, large = 0;
+	size_t len, n, r, n2 = 0, n3, want, i, large = 0;
 	char ip[64], d[256];
 	int fd;
 
@@ -804,17 +941,34 @@ path_sizes(void)
 			check(0, "path_sizes: no packet of the caller's");
 			goto out;
 		}
-		want = 3 * len < WIRE_MTU ? 3 * len : WIRE_MTU;
+		want = 3 * len >= WIRE_MTU ? WIRE_MTU : PATH_MIN;
 		large += want == WIRE_MTU;
 		n = bounce(fd, pp.b, pkt, len, ch, sizeof ch);
 		check(n == want, "path_sizes: a PATH_CHALLENGE of %zu bytes after %zu came, "
 		    "not %zu", n, len, want);
-		want = 3 * n < WIRE_MTU ? 3 * n : WIRE_MTU;
+		if (i == 0) {
+			struct stream_stats s0, s1;
+
+			n2 = await_dgram(fd, pp.b, again, sizeof again, 1000);
+			check(n2 == PATH_MIN, "path_sizes: the PATH_CHALLENGE sent again "
+			    "after %zu bytes came: %zu bytes, not %d", len, n2, PATH_MIN);
+			/* A third (half a second on) would pass the limit: it
+			 * neither goes nor counts as sent. */
+			stream_get_stats(sess_stream(pp.b), &s0);
+			n3 = await_dgram(fd, pp.b, again, sizeof again, 700);
+			stream_get_stats(sess_stream(pp.b), &s1);
+			check(n3 == 0 && s1.pkts_sent == s0.pkts_sent,
+			    "path_sizes: a third PATH_CHALLENGE of %zu bytes after %zu came; "
+			    "%llu packets counted sent", n3, len,
+			    (unsigned long long)(s1.pkts_sent - s0.pkts_sent));
+		}
+		want = 3 * n >= WIRE_MTU ? WIRE_MTU : PATH_MIN;
 		r = n > 0 ? bounce(fd, pp.a, ch, n, pkt, sizeof pkt) : 0;
 		check(r == want, "path_sizes: a PATH_RESPONSE of %zu bytes to a challenge "
 		    "of %zu, not %zu", r, n, want);
 		printf("path_sizes: %zu bytes came from a new address: PATH_CHALLENGE "
-		    "%zu bytes, PATH_RESPONSE %zu\n", len, n, r);
+		    "%zu bytes%s, PATH_RESPONSE %zu\n", len, n,
+		    i == 0 && n2 > 0 ? ", and again" : "", r);
 		close(fd);
 	}
 	check(large == 1, "path_sizes: %zu of 2 challenges were allowed 1200 bytes", large);
@@ -859,6 +1013,7 @@ main(void)
 	idle();
 	migrate(false);
 	migrate(true);
+	migrate_back();
 	path_sizes();
 	mutate_answer();
 	mutate_offer();

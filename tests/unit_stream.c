@@ -36,6 +36,10 @@
  *	acknowledged only with others, and broken ones
  *   path_reset: a move to a slower path mid-transfer starts congestion
  *	control, RTT and MTU over; the old path's ACKs feed neither
+ *   path_keep: away to a relay and back (a forwarding attacker's moves):
+ *	each path's state as left; a third path starts over
+ *   path_episode: the old path's losses open no loss episode on the
+ *	new one, whose spurious losses are then taken back
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
  *
  * Every run checks that packet numbers never repeat, that every payload
@@ -2388,7 +2392,7 @@ test_path(void)
 
 /*
  * The path moves mid-transfer from the LAN to a slower, longer one (a
- * TURN relay), and the session calls stream_path_reset (RFC 9000 §9.4):
+ * TURN relay), and the session calls stream_path_move (RFC 9000 §9.4):
  * the window, pacing rate, bandwidth estimate, RTT and MTU are a new
  * stream's at once, and stay so while only the old path's packets are
  * acknowledged (they "MUST NOT contribute to congestion control or RTT
@@ -2432,7 +2436,7 @@ test_path_reset(void)
 		goto out;
 	}
 	m.link[0] = m.link[1] = relay;
-	stream_path_reset(m.side[0].s, m.now);
+	stream_path_move(m.side[0].s, m.now, 0, 1);
 	/* Then again 30 ms on, with the old path's ACKs in: the new path's
 	 * first round trip takes 80. */
 	for (i = 0; i < 2; i++) {
@@ -2471,6 +2475,215 @@ test_path_reset(void)
 out:
 	sim_free(&m);
 	free(a);
+	return rc;
+}
+
+/* Whether st is what want was: the window, the rates, the RTT, the MTU. */
+static bool
+same_path(const struct stream_stats *st, const struct stream_stats *want)
+{
+	return st->cwnd == want->cwnd && st->pacing_rate == want->pacing_rate &&
+	    st->bw == want->bw && st->srtt_us == want->srtt_us &&
+	    st->rttvar_us == want->rttvar_us && st->min_rtt_us == want->min_rtt_us &&
+	    st->mtu == want->mtu;
+}
+
+/*
+ * A forwarding attacker (RFC 9000 §9.3.3) moves the path to itself and
+ * back at will; each move must not cost a fresh start.  The path moves
+ * mid-transfer from the LAN (path 0) to a relay (1) and back within
+ * STREAM_PATH_KEEP_US: the LAN's window, rates, RTT and MTU are back
+ * at once, exactly as left (RFC 9000 §9.4: "reasonably sure that the
+ * previous send rate is valid" for the same addresses), and the relay's
+ * are kept in turn, back again on a move to it.  A third path (2) starts
+ * over as a new stream; so does the LAN after it, no longer the path
+ * left last.  The transfer ends intact.
+ */
+static int
+test_path_keep(void)
+{
+	static const struct link relay = {
+		.delay_us = 40000, .bw = 2500000, .queue = 250000,
+	};
+	struct stream_conf c = conf_default();
+	size_t bytes = 24 << 20;
+	uint8_t *a = malloc(bytes);
+	struct stream_stats st, lan0, relay0, fresh;
+	struct stream *f;
+	struct sim m;
+	int rc = -1;
+
+	if (a == NULL)
+		abort();
+	rnd_fill(a, bytes);
+	c.max_mtu = MTU;
+	c.mtu = MTU - 100;
+	if ((f = stream_new(&c, 0)) == NULL)
+		abort();
+	stream_get_stats(f, &fresh);
+	stream_free(f);
+	sim_init(&m, &c, &c, a, bytes, NULL, 0, &lan);
+	m.limit_us = 1500000;
+	if (run(&m) != 1) {
+		fail("path_keep: ended early");
+		goto out;
+	}
+	stream_get_stats(m.side[0].s, &lan0);
+	m.link[0] = m.link[1] = relay;
+	stream_path_move(m.side[0].s, m.now, 0, 1);
+	m.limit_us += 500000;
+	if (run(&m) != 1) {
+		fail("path_keep: ended early on the relay");
+		goto out;
+	}
+	stream_get_stats(m.side[0].s, &relay0);
+	if (relay0.srtt_us < 80000 || same_path(&relay0, &fresh)) {
+		fail("path_keep: on the relay, srtt %.1f ms", relay0.srtt_us / 1e3);
+		goto out;
+	}
+	m.link[0] = m.link[1] = lan;
+	stream_path_move(m.side[0].s, m.now, 1, 0);
+	stream_get_stats(m.side[0].s, &st);
+	if (!same_path(&st, &lan0)) {
+		fail("path_keep: back on the LAN: cwnd %" PRIu64 " (%" PRIu64 " when left), "
+		    "srtt %.1f ms (%.1f), pacing %.2f MB/s (%.2f), MTU %" PRIu64 " (%" PRIu64 ")",
+		    st.cwnd, lan0.cwnd, st.srtt_us / 1e3, lan0.srtt_us / 1e3,
+		    st.pacing_rate / 1e6, lan0.pacing_rate / 1e6, st.mtu, lan0.mtu);
+		goto out;
+	}
+	m.limit_us += 300000;
+	if (run(&m) != 1) {
+		fail("path_keep: ended early back on the LAN");
+		goto out;
+	}
+	m.link[0] = m.link[1] = relay;
+	stream_path_move(m.side[0].s, m.now, 0, 1);
+	stream_get_stats(m.side[0].s, &st);
+	if (!same_path(&st, &relay0)) {
+		fail("path_keep: back on the relay: cwnd %" PRIu64 " (%" PRIu64 " when left), "
+		    "srtt %.1f ms (%.1f)", st.cwnd, relay0.cwnd, st.srtt_us / 1e3,
+		    relay0.srtt_us / 1e3);
+		goto out;
+	}
+	m.limit_us += 300000;
+	if (run(&m) != 1) {
+		fail("path_keep: ended early back on the relay");
+		goto out;
+	}
+	stream_path_move(m.side[0].s, m.now, 1, 2);
+	stream_get_stats(m.side[0].s, &st);
+	if (st.srtt_us != fresh.srtt_us || st.cwnd != fresh.cwnd ||
+	    st.pacing_rate != fresh.pacing_rate || st.mtu != c.mtu) {
+		fail("path_keep: on a third path: cwnd %" PRIu64 " (new stream %" PRIu64 "), "
+		    "srtt %.1f ms (%.1f)", st.cwnd, fresh.cwnd, st.srtt_us / 1e3,
+		    fresh.srtt_us / 1e3);
+		goto out;
+	}
+	m.limit_us += 300000;
+	if (run(&m) != 1) {
+		fail("path_keep: ended early on the third path");
+		goto out;
+	}
+	m.link[0] = m.link[1] = lan;
+	stream_path_move(m.side[0].s, m.now, 2, 0);
+	stream_get_stats(m.side[0].s, &st);
+	if (st.srtt_us != fresh.srtt_us || st.cwnd != fresh.cwnd) {
+		fail("path_keep: on the LAN after a third path: cwnd %" PRIu64
+		    " (new stream %" PRIu64 "), srtt %.1f ms (%.1f)", st.cwnd, fresh.cwnd,
+		    st.srtt_us / 1e3, fresh.srtt_us / 1e3);
+		goto out;
+	}
+	m.limit_us += 60000000;
+	if (run_done(&m, "path_keep") == -1 || check_transfer(&m) == -1)
+		goto out;
+	printf("path_keep: LAN (cwnd %" PRIu64 ", srtt %.1f ms) to a relay (cwnd %" PRIu64
+	    ", srtt %.1f ms) and back: each found as left; a third path and the LAN "
+	    "after it start over; 24 MiB intact\n", lan0.cwnd, lan0.srtt_us / 1e3,
+	    relay0.cwnd, relay0.srtt_us / 1e3);
+	rc = 0;
+out:
+	sim_free(&m);
+	free(a);
+	return rc;
+}
+
+/*
+ * The old path's losses open no loss episode on the new one (RFC 9000
+ * §9.4; RFC 9002 §7.3.2).  After a LAN transfer (BBR past Startup) the
+ * path goes away and back at once (stream_path_move keeps the LAN's
+ * controller), and the packets in flight before are never delivered.
+ * A sends a few packets on the path it is back on; only the last 3
+ * arrive, so the old packets, then the new ones before those 3, are
+ * declared lost in one ACK.  Then the new ones arrive after all: every
+ * loss of the path was spurious, and its controller takes the episode
+ * back to the state it saved (draft-ietf-ccwg-bbr BBRSaveStateUponLoss):
+ * its pacing rate is what it was, within 5 %.  When an old loss opened
+ * that episode, nothing was saved: the controller stayed where the
+ * losses put it (here 20 % slower), or went back to the zeroed state,
+ * Startup.
+ */
+static int
+test_path_episode(void)
+{
+	static struct hpkt nw[64], ack[8];
+	struct stream_conf c = conf_default();
+	size_t bytes = 24 << 20;
+	uint8_t *buf = malloc(bytes);
+	struct stream_stats st0, st1, st2;
+	struct stream *a, *b;
+	struct sim m;
+	uint64_t now;
+	size_t n, nack;
+	int rc = -1;
+
+	if (buf == NULL)
+		abort();
+	rnd_fill(buf, bytes);
+	sim_init(&m, &c, &c, buf, bytes, NULL, 0, &lan);
+	m.limit_us = 1500000;
+	if (run(&m) != 1) {
+		fail("path_episode: ended early");
+		goto out;
+	}
+	a = m.side[0].s;
+	b = m.side[1].s;
+	now = m.now;
+	stream_path_move(a, now, 0, 1);
+	stream_path_move(a, now, 1, 0);
+	now += 1000;
+	n = take(a, now, nw, 64);
+	stream_get_stats(a, &st0);
+	if (n < 4) {
+		fail("path_episode: %zu packets back on the LAN", n);
+		goto out;
+	}
+	give(b, now + 10000, nw + n - 3, 3);
+	nack = take(b, now + 10000, ack, 8);
+	give(a, now + 20000, ack, nack);
+	stream_get_stats(a, &st1);
+	give(b, now + 30000, nw, n - 3);
+	nack = take(b, now + 30000, ack, 8);
+	give(a, now + 40000, ack, nack);
+	stream_get_stats(a, &st2);
+	printf("path_episode: %" PRIu64 " old and %zu new packets lost, the new ones "
+	    "spurious (%" PRIu64 "): pacing %.2f MB/s before, %.2f after\n",
+	    st1.pkts_lost - st0.pkts_lost - (n - 3), n - 3,
+	    st2.pkts_spurious - st1.pkts_spurious, st0.pacing_rate / 1e6,
+	    st2.pacing_rate / 1e6);
+	if (st1.pkts_lost - st0.pkts_lost <= n - 3 ||
+	    st2.pkts_spurious - st1.pkts_spurious != n - 3 ||
+	    st2.pacing_rate < st0.pacing_rate * 0.95 ||
+	    st2.pacing_rate > st0.pacing_rate * 1.05) {
+		fail("path_episode: %" PRIu64 " lost, %" PRIu64 " spurious (of %zu new); "
+		    "pacing %.2f MB/s, %.2f before", st1.pkts_lost - st0.pkts_lost,
+		    st2.pkts_spurious - st1.pkts_spurious, n - 3,
+		    st2.pacing_rate / 1e6, st0.pacing_rate / 1e6);
+		goto out;
+	}
+	rc = 0;
+out:
+	sim_free(&m);
+	free(buf);
 	return rc;
 }
 
@@ -2742,6 +2955,8 @@ main(int argc, char **argv)
 		{ "ack_gap", test_ack_gap },
 		{ "path", test_path },
 		{ "path_reset", test_path_reset },
+		{ "path_keep", test_path_keep },
+		{ "path_episode", test_path_episode },
 		{ "dgram", test_dgram },
 		{ "rbuf", test_rbuf },
 		{ "pmtu", test_pmtu },
