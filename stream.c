@@ -1128,15 +1128,21 @@ detect_lost(struct stream *s, uint64_t now)
 			s->loss_time = r->sent_us + delay;
 			break;
 		}
-		if (!run) {
-			run = true;
-			first = r->sent_us;
+		/* A packet of a path left (RFC 9000 §9.4: it MUST NOT
+		 * contribute to congestion control on this one) neither
+		 * starts nor extends a run, nor ends one. */
+		if (!old_path(s, r)) {
+			if (!run) {
+				run = true;
+				first = r->sent_us;
+			}
+			last = r->sent_us;
+			/* "only ... packets sent after ... the first RTT
+			 * sample" */
+			if (s->have_rtt && first > s->first_rtt_us &&
+			    last - first > persistent)
+				collapse = true;
 		}
-		last = r->sent_us;
-		/* "only ... packets sent after ... the first RTT sample" */
-		if (s->have_rtt && first > s->first_rtt_us &&
-		    last - first > persistent)
-			collapse = true;
 		pkt_lost(s, r, now);
 	}
 	if (collapse)

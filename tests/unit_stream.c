@@ -38,6 +38,8 @@
  *	control, RTT and MTU over; the old path's ACKs feed neither
  *   path_keep: away to a relay and back (a forwarding attacker's moves):
  *	each path's state as left; a third path starts over
+ *   path_persist: losses on a path left do not make persistent
+ *     congestion on the path restored
  *   path_episode: the old path's losses open no loss episode on the
  *	new one, whose spurious losses are then taken back
  *   fuzz: hostile payloads into streams in mid-transfer: no crash
@@ -2687,6 +2689,68 @@ out:
 	return rc;
 }
 
+/* Back on a kept path, packets lost on the path between, over a span
+ * far longer than persistent congestion's (RFC 9002 §7.6.2), do not
+ * collapse the restored controller: they were sent on another path. */
+static int
+test_path_persist(void)
+{
+	static struct hpkt nw[64], mid[4], ack[8];
+	struct stream_conf c = conf_default();
+	size_t bytes = 24 << 20;
+	uint8_t *buf = malloc(bytes);
+	struct stream_stats st0, st1;
+	struct stream *a, *b;
+	struct sim m;
+	uint64_t now;
+	size_t n, nm = 0, nack;
+	int rc = -1;
+
+	if (buf == NULL)
+		abort();
+	rnd_fill(buf, bytes);
+	sim_init(&m, &c, &c, buf, bytes, NULL, 0, &lan);
+	m.limit_us = 1500000;
+	if (run(&m) != 1) {
+		fail("path_persist: ended early");
+		goto out;
+	}
+	a = m.side[0].s;
+	b = m.side[1].s;
+	now = m.now;
+	stream_get_stats(a, &st0);
+	/* Away on path 1 for 400 ms: two packets early, two late, none of
+	 * them ever arrives. */
+	stream_path_move(a, now, 0, 1);
+	nm += take(a, now, mid + nm, 2);
+	nm += take(a, now + 400000, mid + nm, 2);
+	now += 400000;
+	stream_path_move(a, now, 1, 0);
+	now += 1000;
+	n = take(a, now, nw, 64);
+	if (nm < 3 || n < 4) {
+		fail("path_persist: %zu packets on path 1, %zu back", nm, n);
+		goto out;
+	}
+	give(b, now + 10000, nw, n);
+	nack = take(b, now + 10000, ack, 8);
+	give(a, now + 20000, ack, nack);
+	stream_get_stats(a, &st1);
+	printf("path_persist: %zu packets lost on the path between, over 400 ms: "
+	    "cwnd %" PRIu64 " before, %" PRIu64 " after\n", nm, st0.cwnd, st1.cwnd);
+	if (st1.pkts_lost - st0.pkts_lost < nm || st1.cwnd < st0.cwnd / 2) {
+		fail("path_persist: %" PRIu64 " lost (of %zu); cwnd %" PRIu64
+		    ", %" PRIu64 " before", st1.pkts_lost - st0.pkts_lost, nm,
+		    st1.cwnd, st0.cwnd);
+		goto out;
+	}
+	rc = 0;
+out:
+	sim_free(&m);
+	free(buf);
+	return rc;
+}
+
 /* The peer goes silent in the middle of a transfer. */
 static int
 test_idle(void)
@@ -2957,6 +3021,7 @@ main(int argc, char **argv)
 		{ "path_reset", test_path_reset },
 		{ "path_keep", test_path_keep },
 		{ "path_episode", test_path_episode },
+		{ "path_persist", test_path_persist },
 		{ "dgram", test_dgram },
 		{ "rbuf", test_rbuf },
 		{ "pmtu", test_pmtu },
