@@ -168,9 +168,18 @@ allow_list(void)
 	check(trust_check(&c) == -1, "allow: words after the key passed");
 	/* Others may not change it; it must exist. */
 	snprintf(text, sizeof text, "%s\n", alice_t);
-	put(allow, text, 0620);
-	check(trust_check(&c) == -1, "allow: a group-writable file passed");
-	check(trust_decide(&c, "", alice) == TRUST_BROKEN, "allow: a group-writable file let alice in");
+	put(allow, text, 0602);
+	check(trust_check(&c) == -1, "allow: a file others can write passed");
+	check(trust_decide(&c, "", alice) == TRUST_BROKEN, "allow: a file others can write let alice in");
+	/* A group's write bit counts unless it is the owner's private group
+	 * (util_read_trusted): root can give it another. */
+	if (geteuid() == 0) {
+		put(allow, text, 0620);
+		check(chown(allow, 0, 65534) == 0, "chown");
+		check(trust_check(&c) == -1, "allow: a file another group can write passed");
+		check(trust_decide(&c, "", alice) == TRUST_BROKEN,
+		    "allow: a file another group can write let alice in");
+	}
 	put(allow, text, 0602);
 	check(trust_check(&c) == -1, "allow: a world-writable file passed");
 	unlink(allow);
@@ -278,9 +287,17 @@ corrupt(void)
 	snprintf(text, sizeof text, "bob %s\n", bob_t);
 	put(kp, text, 0644);
 	check(trust_decide(&c, "", bob) == 0, "mode: a 0644 known_peers refused");
-	chmod(kp, 0664);
-	check(trust_check(&c) == -1, "mode: a group-writable known_peers passed");
-	check(trust_decide(&c, "", bob) == TRUST_BROKEN, "mode: a group-writable known_peers used");
+	chmod(kp, 0646);
+	check(trust_check(&c) == -1, "mode: a known_peers others can write passed");
+	check(trust_decide(&c, "", bob) == TRUST_BROKEN, "mode: a known_peers others can write used");
+	if (geteuid() == 0) {
+		chmod(kp, 0664);
+		check(chown(kp, 0, 65534) == 0, "chown");
+		check(trust_check(&c) == -1, "mode: a known_peers another group can write passed");
+		check(trust_decide(&c, "", bob) == TRUST_BROKEN,
+		    "mode: a known_peers another group can write used");
+		check(chown(kp, 0, 0) == 0, "chown");
+	}
 	chmod(kp, 0600);
 	{
 		char real[300];
