@@ -5,9 +5,9 @@
 # names the address, so a listener kept busy with such offers would be a
 # flood: its probes come from one budget, 8192 a minute over all the
 # offers it takes.  Two offers from a symmetric NAT, each abandoned once
-# posted (the caller is frozen): the probes that reach that NAT's WAN
-# are counted; the first offer gets its 8192, the second only what the
-# budget refilled meanwhile (8192 a minute), not another 8192.  (The
+# posted (the caller is frozen), taken together: the probes that reach
+# that NAT's WAN are counted; the two share one 8192 and what the budget
+# refilled meanwhile (8192 a minute), not 8192 each.  (The
 # callers are stopped, not killed: an offer of a dead process is void.)
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -32,9 +32,9 @@ counted() {
 		awk -v s=" $LIP " 'index($0, s) { print $1 }'
 }
 
-lab_bg lh "$P2PCAT" -v -k -w 8 $STUN -l bob > /dev/null 2> "$T/l.err" < /dev/null
-lp=$LAB_PID
-t0=$(date +%s)
+# The offers first, each caller frozen once it has posted; then the
+# listener, which takes both.  (A listener already waiting answered
+# within milliseconds, and a caller not yet frozen could connect.)
 for i in 1 2; do
 	lab_bg sh "$P2PCAT" -vv $STUN bob > /dev/null 2> "$T/c$i.err" < /dev/null
 	eval cp$i=\$LAB_PID
@@ -42,6 +42,9 @@ for i in 1 2; do
 	kill -STOP $LAB_PID
 done
 at_exit "kill -9 $cp1 $cp2 2>/dev/null"
+lab_bg lh "$P2PCAT" -v -k -w 8 $STUN -l bob > /dev/null 2> "$T/l.err" < /dev/null
+lp=$LAB_PID
+t0=$(date +%s)
 grep -q "NAT: .*symmetric" "$T/c1.err" || fail "the caller's NAT is not seen as symmetric: $(cat "$T/c1.err")"
 gave_up() { [ "$(grep -c "did not connect" "$T/l.err")" -ge 2 ]; }
 wait_for 60 gave_up || fail "the listener did not take both offers: $(cat "$T/l.err")"
