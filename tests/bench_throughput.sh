@@ -31,8 +31,13 @@
 # (netcat, CUBIC, p2pcat; CUBIC, p2pcat, netcat; p2pcat, netcat, CUBIC),
 # so no tool always runs first or last; the table gives the median rate
 # and the range, since this 2-core machine's scheduler alone moves a run
-# by tens of percent, and p2pcat's CPU seconds per GiB at each end
-# (median) and peak RSS.  p2pcat/nc is the ratio of the medians.
+# by tens of percent, the CPU seconds per GiB at each end (median, user
+# and system, as /usr/bin/time counts them) of p2pcat and of netcat, and
+# p2pcat's peak RSS.  p2pcat/nc is the ratio of the medians.  System
+# time includes the softirq work (forwarding, NAT, the other end's
+# receive path) that the kernel happens to run in a process's context,
+# so the two tools' CPU figures are comparable with each other more
+# than with anything else.
 . "$(dirname "$0")/lib.sh"
 need_root
 for c in nc iperf3 python3 /usr/bin/time; do command -v $c >/dev/null || skip "$c is not installed"; done
@@ -127,12 +132,15 @@ nc_ready() {
 # MB/s.  -N sends the FIN at the end of stdin; the listener, whose stdin
 # is empty, exits when it has read everything, and so does the sender.
 nc_run() {
-	rx "$T/nc.err" nc -l -p 5001
+	rx "$T/nc.err" /usr/bin/time -f "%M %U %S" -o "$T/ntime.b" nc -l -p 5001
 	nc_ready
 	t0=$(now)
-	head -c $(($1 * 1048576)) "$T/data" | lab_run a nc -N "$B" 5001 > /dev/null ||
-		fail "nc failed"
+	head -c $(($1 * 1048576)) "$T/data" | lab_run a /usr/bin/time -f "%M %U %S" \
+	    -o "$T/ntime.a" nc -N "$B" 5001 > /dev/null || fail "nc failed"
 	rx_done nc $(($1 * 1048576)) "$t0"
+	for s in a b; do
+		tail -n 1 "$T/ntime.$s" | awk '{ print $1, $2 + $3 }' >> "$T/ntime.$s.all"
+	done
 }
 
 # cubic_run MB: TCP CUBIC, netcat receiving; its MB/s.
@@ -177,10 +185,11 @@ median() {
 }
 range() { sort -n "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
 
-# cpu SIDE MB: p2pcat's median CPU seconds per GiB at SIDE.
+# cpu FILE MB: the median CPU seconds per GiB of the runs in FILE
+# ("RSS-KiB CPU-s" lines).
 cpu() {
-	cut -d' ' -f2 "$T/time.$1.all" | awk -v m="$2" '{ print $1 * 1024 / m }' > "$T/cpu.$1"
-	median "$T/cpu.$1"
+	cut -d' ' -f2 "$1" | awk -v m="$2" '{ print $1 * 1024 / m }' > "$T/cpu"
+	median "$T/cpu"
 }
 
 # path NAME MB ROUNDS [NETEM-OPTIONS...]: the tools in turns, one row.
@@ -192,7 +201,8 @@ path() {
 	else
 		lab_netem_off
 	fi
-	: > "$T/nc.r"; : > "$T/cubic.r"; : > "$T/p2p.r"; : > "$T/time.a.all"; : > "$T/time.b.all"
+	: > "$T/nc.r"; : > "$T/cubic.r"; : > "$T/p2p.r"
+	: > "$T/time.a.all"; : > "$T/time.b.all"; : > "$T/ntime.a.all"; : > "$T/ntime.b.all"
 	i=0
 	while [ $i -lt "$rounds" ]; do
 		for tool in $(turns $i); do
@@ -200,12 +210,13 @@ path() {
 		done
 		i=$((i + 1))
 	done
-	printf '%-30s %5s %-23s %-23s %-23s %5.2fx %5s %5s\n' "$name" "$mb" \
+	printf '%-30s %5s %-23s %-23s %-23s %5.2fx %5s %5s %5s %5s\n' "$name" "$mb" \
 	    "$(median "$T/p2p.r") ($(range "$T/p2p.r"))" \
 	    "$(median "$T/nc.r") ($(range "$T/nc.r"))" \
 	    "$(median "$T/cubic.r") ($(range "$T/cubic.r"))" \
 	    "$(awk -v p="$(median "$T/p2p.r")" -v n="$(median "$T/nc.r")" 'BEGIN { print p / n }')" \
-	    "$(cpu a "$mb")" "$(cpu b "$mb")"
+	    "$(cpu "$T/time.a.all" "$mb")" "$(cpu "$T/time.b.all" "$mb")" \
+	    "$(cpu "$T/ntime.a.all" "$mb")" "$(cpu "$T/ntime.b.all" "$mb")"
 	sort -n "$T/time.a.all" "$T/time.b.all" | tail -n 1 | cut -d' ' -f1 >> "$T/rss"
 }
 
@@ -224,10 +235,10 @@ echo "  the tools' order rotating each round; each time from starting the sender
 echo "  listening) to the last byte in the receiver's counting sink: p2pcat's includes its"
 echo "  rendezvous, STUN gathering, hole punching and handshake, CUBIC's the Python start-up"
 echo "load before: $(uptime)"
-printf '%-30s %5s %-23s %-23s %-23s %6s %11s\n' "path" "MiB" "p2pcat" \
+printf '%-30s %5s %-23s %-23s %-23s %6s %11s %11s\n' "path" "MiB" "p2pcat" \
     "nc (TCP $(lab_run a sysctl -n net.ipv4.tcp_congestion_control))" \
-    "TCP CUBIC (<= ${CUBIC_SECS} s)" "p2p/nc" "CPU s/GiB"
-printf '%-30s %5s %-23s %-23s %-23s %6s %5s %5s\n' "" "" "" "" "" "" "send" "recv"
+    "TCP CUBIC (<= ${CUBIC_SECS} s)" "p2p/nc" "p2pcat CPU" "nc CPU"
+printf '%-30s %5s %-23s %-23s %-23s %6s %5s %5s %5s %5s\n' "" "" "" "" "" "" "send" "recv" "send" "recv"
 path "(a) 40 ms, 2% loss, 5% reord." "${BENCH_A_MB:-8}" "$IROUNDS" delay 40ms loss 2% reorder 5%
 path "(b) 40 ms, 5% reordered" "${BENCH_B_MB:-8}" "$IROUNDS" delay 40ms reorder 5%
 path "(c) 25 ms, 1% loss" "${BENCH_C_MB:-256}" "$IROUNDS" delay 25ms loss 1%
