@@ -6,7 +6,9 @@
 # runs FAIR_SECS (default 20) s; the rates are what each receiver got
 # after the first 5 s (start-up left out).  Pairs: p2pcat + p2pcat, then
 # p2pcat + TCP with CUBIC, and with BBR (a Python sender, netcat
-# receiving), and TCP CUBIC + TCP BBR for reference.  Jain's index: 1 is
+# receiving), and TCP CUBIC + TCP BBR for reference; each mixed pair in
+# both orders, since the flow that starts first may keep more than its
+# share and neither tool should always have that start.  Jain's index: 1 is
 # an even split, 0.5 one flow taking everything.  Prints a table;
 # asserts nothing.
 . "$(dirname "$0")/lib.sh"
@@ -87,6 +89,9 @@ echo "two flows a to b through $MBIT Mbit/s, 10 ms each way, $QUEUE-packet queue
 printf '%-30s %10s %10s %8s\n' "flows" "first" "second" "Jain"
 pair p2pcat p2pcat "p2pcat + p2pcat"
 pair p2pcat cubic "p2pcat + TCP CUBIC"
+pair cubic p2pcat "TCP CUBIC + p2pcat"
 pair p2pcat bbr "p2pcat + TCP BBR"
+pair bbr p2pcat "TCP BBR + p2pcat"
 pair cubic bbr "TCP CUBIC + TCP BBR (reference)"
+pair bbr cubic "TCP BBR + TCP CUBIC (reference)"
 lab_netem_off
