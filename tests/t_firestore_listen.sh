@@ -227,13 +227,16 @@ check_eq "proxy: said once" "$(grep -c 'polling instead' "$T/proxy.err")" 1
 kill $PXP
 
 # -p (--poll) polls, with Listen there: no stream, lists on the server.
+# listed N: the server has had N more lists of bob's offers than at $L0.
+listed() { [ "$($REST count GET /inbox/bob/offers)" -ge $((L0 + $1)) ]; }
+L0=$($REST count GET /inbox/bob/offers)
 "$U" -p 300 take bob 1 3000 > /dev/null 2> "$T/poll.err" & P=$!
-sleep 1.5	# some polls are the condition
+wait_for 10 listed 3 || fail "the polling listener did not list"
 check_eq "streams of a polling listener" "$(streams)" 0
 wait_exit $P 10
-[ "$($REST count GET /inbox/bob/offers)" -ge 3 ] || fail "the polling listener did not list"
+L0=$($REST count GET /inbox/bob/offers)
 "$P2PCAT" -l --poll 0.3 bob < /dev/null > /dev/null 2>&1 & P=$!
-sleep 1.5
+wait_for 10 listed 3 || fail "p2pcat -l --poll did not list"
 check_eq "streams of p2pcat -l --poll" "$(streams)" 0
 kill $P; wait $P 2>/dev/null
 
