@@ -119,6 +119,18 @@ rnd_fill(uint8_t *p, size_t n)
 	memcpy(p, &v, n);
 }
 
+/* n random bytes, malloc'd (abort when out of memory). */
+static uint8_t *
+rnd_alloc(size_t n)
+{
+	uint8_t *p = malloc(n);
+
+	if (p == NULL)
+		abort();
+	rnd_fill(p, n);
+	return p;
+}
+
 /* What a payload holds, read with the layout documented in stream.c. */
 struct scan {
 	bool ok, ping, stream, fin, close, ack, done, written;
@@ -812,15 +824,11 @@ transfer_buf(const char *name, const struct link *l, size_t bytes,
 {
 	struct stream_conf c = conf_default();
 	double cpu;
-	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes), *b = rnd_alloc(bytes);
 	struct sim m;
 	int rc;
 	double rate;
 
-	if (a == NULL || b == NULL)
-		abort();
-	rnd_fill(a, bytes);
-	rnd_fill(b, bytes);
 	c.sndbuf = c.rcvbuf = buf;
 	sim_init(&m, &c, &c, a, bytes, b, one_way ? 0 : bytes, l);
 	m.garbage = garbage;
@@ -1008,12 +1016,9 @@ static int
 test_bbr_queue(void)
 {
 	size_t bytes = 64 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	int rc;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	rc = queue_run("10 ms RTT, deep queue", a, bytes, false, 2.5);
 	if (rc == 0)
 		rc = queue_run("the same both ways", a, bytes, true, 3.0);
@@ -1033,15 +1038,12 @@ test_bbr_change(void)
 	struct stream_conf c = conf_default();
 	struct link l = lan;
 	size_t bytes = 160 << 20, got;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct stream_stats st;
 	struct sim m;
 	double rate;
 	int i, rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	c.sndbuf = c.rcvbuf = 4 << 20;
 	sim_init(&m, &c, &c, a, bytes, NULL, 0, &l);
 	for (i = 0; i < 3 && rc == 0; i++) {
@@ -1089,15 +1091,12 @@ test_bbr_rtt(void)
 	struct stream_conf c = conf_default();
 	struct link l = lan;
 	size_t bytes = 256 << 20, got;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct stream_stats st;
 	struct sim m;
 	double rate;
 	int rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	l.queue = 1000000;
 	c.sndbuf = c.rcvbuf = 8 << 20;
 	sim_init(&m, &c, &c, a, bytes, NULL, 0, &l);
@@ -1159,15 +1158,12 @@ netem_run(const char *name, double loss, double min_share)
 	struct stream_conf c = conf_default();
 	struct link l = lan;
 	size_t bytes = 64 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct stream_stats st;
 	struct sim m;
 	double rate;
 	int rc;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	l.delay_us = 40000;
 	l.bw = 25000000;
 	l.queue = 2000000;
@@ -1225,14 +1221,11 @@ test_reorder_decay(void)
 	struct stream_conf c = conf_default();
 	struct link l = lan;
 	size_t bytes = 256 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct stream_stats st;
 	struct sim m;
 	int rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	l.delay_us = 20000;
 	l.queue = 1000000;
 	l.loss = 0.01;
@@ -1285,14 +1278,11 @@ test_slow_reader(void)
 {
 	struct stream_conf ca = conf_default(), cb = conf_default();
 	size_t bytes = 2 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct sim m;
 	int rc;
 	double rate;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	ca.sndbuf = 256 << 10;
 	cb.rcvbuf = 128 << 10;
 	sim_init(&m, &ca, &cb, a, bytes, NULL, 0, &lan);
@@ -2408,11 +2398,8 @@ static uint8_t *
 lan_pair(struct sim *m, const struct stream_conf *c, const char *name)
 {
 	size_t bytes = 24 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	sim_init(m, c, c, a, bytes, NULL, 0, &lan);
 	m->limit_us = 1500000;
 	if (run(m) != 1) {
@@ -2766,13 +2753,10 @@ test_idle(void)
 {
 	struct stream_conf c = conf_default();
 	size_t bytes = 4 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct sim m;
 	int i, rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	c.idle_us = 2000000;
 	c.keepalive_us = 500000;
 	sim_init(&m, &c, &c, a, bytes, NULL, 0, &lan);
@@ -2817,14 +2801,10 @@ test_written(void)
 {
 	struct stream_conf c = conf_default();
 	size_t bytes = 256 << 10;
-	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes), *b = rnd_alloc(bytes);
 	struct sim m;
 	int rc = 0, r;
 
-	if (a == NULL || b == NULL)
-		abort();
-	rnd_fill(a, bytes);
-	rnd_fill(b, bytes);
 	sim_init(&m, &c, &c, a, bytes, b, bytes, &lan);
 	m.link[0].loss = m.link[1].loss = 0.1;
 	m.side[1].hold_written = true;
@@ -2873,14 +2853,10 @@ test_close(void)
 {
 	struct stream_conf c = conf_default();
 	size_t bytes = 4 << 20;
-	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes), *b = rnd_alloc(bytes);
 	struct sim m;
 	int rc = 0;
 
-	if (a == NULL || b == NULL)
-		abort();
-	rnd_fill(a, bytes);
-	rnd_fill(b, bytes);
 	sim_init(&m, &c, &c, a, bytes, b, bytes, &lan);
 	m.link[0].loss = m.link[1].loss = 0.1;
 	m.abort_at = m.now + 200000;
@@ -2918,14 +2894,11 @@ test_fuzz(void)
 {
 	struct stream_conf c = conf_default();
 	size_t bytes = 4 << 20;
-	uint8_t *a = malloc(bytes), buf[MTU], out[MTU];
+	uint8_t *a = rnd_alloc(bytes), buf[MTU], out[MTU];
 	struct pkt saved[64];
 	uint64_t pn, total = 0, refused = 0, ended = 0, i;
 	int round, nsaved, rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	/* A fresh pair every round: valid forgeries pile up in a victim
 	 * (acknowledged packet numbers, a CLOSE) and would hide the rest. */
 	for (round = 0; round < 40 && rc == 0; round++) {
