@@ -92,26 +92,8 @@ trust(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
 static void
 conf(struct sess_conf *c, bool caller, uint8_t setup)
 {
-	memset(c, 0, sizeof *c);
-	c->caller = caller;
+	fuzzdet_conf(c, caller, caller ? &ida : &idb, setup & 1 ? SECRET : NULL, trust);
 	c->dgram = setup & 16;
-	c->self = caller ? "alice" : NULL;
-	c->id = caller ? &ida : &idb;
-	c->secret = setup & 1 ? SECRET : NULL;
-	c->secretlen = setup & 1 ? strlen(SECRET) : 0;
-	c->trust = trust;
-	c->punch.caller = caller;
-	c->stream.sndbuf = 1 << 16;
-	c->stream.rcvbuf = 1 << 16;
-	c->stream.keepalive_us = 15000000;
-	c->stream.idle_us = 30000000;
-}
-
-static void
-identity(struct crypto_identity *id, uint8_t seed)
-{
-	memset(id->priv, seed, sizeof id->priv);
-	crypto_scalarmult_base(id->pub, id->priv);
 }
 
 /* Append TLV (t, v[len]) to b at *n (cap checked by the caller). */
@@ -339,8 +321,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (peer_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1 ||
 		    bind(peer_fd, (struct sockaddr *)&lo, sizeof lo) == -1)
 			__builtin_trap();
-		identity(&ida, 1);
-		identity(&idb, 2);
+		fuzzdet_identity(&ida, 1);
+		fuzzdet_identity(&idb, 2);
 	}
 	fuzzdet_reset();
 	refuse_key = data[0] & 8;

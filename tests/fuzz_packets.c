@@ -63,30 +63,6 @@ trust(void *ctx, const char *name, const uint8_t pub[CRYPTO_KEY_LEN])
 	return 0;
 }
 
-static void
-conf(struct sess_conf *c, bool caller, bool secret)
-{
-	memset(c, 0, sizeof *c);
-	c->caller = caller;
-	c->self = caller ? "alice" : NULL;
-	c->id = caller ? &ida : &idb;
-	c->secret = secret ? SECRET : NULL;
-	c->secretlen = secret ? strlen(SECRET) : 0;
-	c->trust = trust;
-	c->punch.caller = caller;
-	c->stream.sndbuf = 1 << 16;
-	c->stream.rcvbuf = 1 << 16;
-	c->stream.keepalive_us = 15000000;
-	c->stream.idle_us = 30000000;
-}
-
-static void
-identity(struct crypto_identity *id, uint8_t seed)
-{
-	memset(id->priv, seed, sizeof id->priv);
-	crypto_scalarmult_base(id->pub, id->priv);
-}
-
 /* The loopback address of a session's socket. */
 static struct sockaddr_in
 addr_of(struct session *s)
@@ -164,12 +140,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (crypto_init() == -1 ||
 		    (stranger = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 			__builtin_trap();
-		identity(&ida, 1);
-		identity(&idb, 2);
+		fuzzdet_identity(&ida, 1);
+		fuzzdet_identity(&idb, 2);
 	}
 	fuzzdet_reset();
-	conf(&ca, true, data[0] & 1);
-	conf(&cb, false, data[0] & 1);
+	fuzzdet_conf(&ca, true, &ida, data[0] & 1 ? SECRET : NULL, trust);
+	fuzzdet_conf(&cb, false, &idb, data[0] & 1 ? SECRET : NULL, trust);
 	if ((a = sess_new(&ca)) == NULL || (b = sess_new(&cb)) == NULL ||
 	    (olen = sess_offer(a, "bob", ID, offer, sizeof offer)) == 0 ||
 	    (alen = sess_take_offer(b, "bob", ID, offer, olen, answer,

@@ -75,3 +75,28 @@ fuzzdet_reset(void)
 	state = SEED;
 	fuzzdet_now = T0;
 }
+
+void
+fuzzdet_identity(struct crypto_identity *id, uint8_t seed)
+{
+	memset(id->priv, seed, sizeof id->priv);
+	crypto_scalarmult_base(id->pub, id->priv);
+}
+
+void
+fuzzdet_conf(struct sess_conf *c, bool caller, const struct crypto_identity *id,
+    const char *secret, sess_trust_fn trust)
+{
+	memset(c, 0, sizeof *c);
+	c->caller = caller;
+	c->self = caller ? "alice" : NULL;
+	c->id = id;
+	c->secret = secret;
+	c->secretlen = secret ? strlen(secret) : 0;
+	c->trust = trust;
+	c->punch.caller = caller;
+	c->stream.sndbuf = 1 << 16;
+	c->stream.rcvbuf = 1 << 16;
+	c->stream.keepalive_us = 15000000;
+	c->stream.idle_us = 30000000;
+}

@@ -643,6 +643,76 @@ b_read(struct session *a, struct session *b)
 	return got_b >= want_a;
 }
 
+/* A pair whose listener has sent the caller len random bytes, into src,
+ * so that it has measured the round trip: false (failed, as name) when
+ * they did not connect.  pair_end(pp) either way. */
+static bool
+pair_warm(struct pair *pp, const char *name, uint8_t *src, size_t len)
+{
+	pair_start(pp, NULL, NULL);
+	if (pp->taken == -1 || !pump(pp->a, pp->b, 2000, both_connected)) {
+		check(0, "%s: no session", name);
+		return false;
+	}
+	randombytes_buf(src, len);
+	got_a = got_b = 0;
+	want_a = len;
+	stream_write(sess_stream(pp->b), src, len);
+	check(pump(pp->a, pp->b, 5000, a_read), "%s: the first transfer did not finish", name);
+	return true;
+}
+
+/* The caller's socket moves to ip (a new port) and sends len bytes of
+ * src; both run until the listener's path moves (within 3 s): whether
+ * it did, with the listener's stream's stats as it moved in st and its
+ * path in d (empty when the socket could not move). */
+static bool
+move_caller(struct pair *pp, const char *ip, const uint8_t *src, size_t len,
+    struct stream_stats *st, char *d, size_t size)
+{
+	char d0[256];
+	uint64_t end;
+	int fd;
+
+	*d = '\0';
+	sess_describe(pp->b, d0, sizeof d0);
+	if ((fd = socket_at(sess_fd(pp->a), ip)) == -1 || dup2(fd, sess_fd(pp->a)) == -1) {
+		check(0, "cannot move the caller's socket to %s", ip);
+		return false;
+	}
+	close(fd);
+	got_b = 0;
+	want_a = len;
+	stream_write(sess_stream(pp->a), src, len);
+	/* Step by step: the stats are taken as the path moves, before the
+	 * new path's first round trip. */
+	for (end = now_us() + 3000000; now_us() < end; ) {
+		struct pollfd p[2] = { { sess_fd(pp->a), POLLIN, 0 }, { sess_fd(pp->b), POLLIN, 0 } };
+
+		if (sess_io(pp->a, now_us()) == -1 || sess_io(pp->b, now_us()) == -1)
+			break;
+		if (strcmp(sess_describe(pp->b, d, size), d0) != 0)
+			break;
+		poll(p, 2, 5);
+	}
+	stream_get_stats(sess_stream(pp->b), st);
+	return strcmp(d, d0) != 0;
+}
+
+/* A new stream's stats on mtu (and a small buffer): what a path that
+ * starts over must show. */
+static void
+fresh_stats(size_t mtu, struct stream_stats *fresh)
+{
+	struct stream_conf fc = { .mtu = mtu, .sndbuf = 1 << 16 };
+	struct stream *f;
+
+	if ((f = stream_new(&fc, now_us())) == NULL)
+		abort();
+	stream_get_stats(f, fresh);
+	stream_free(f);
+}
+
 /*
  * The caller moves (RFC 9000 §9.4): its socket goes to another address
  * (new_ip) or only another port (a NAT rebinding), mid-session.  The
@@ -657,24 +727,11 @@ migrate(bool new_ip)
 	static uint8_t src[200000];
 	const char *what = new_ip ? "another address" : "another port";
 	struct stream_stats st, fresh;
-	struct stream_conf fc = { .mtu = 1000, .sndbuf = 1 << 16 };
-	struct stream *f;
 	struct pair pp;
-	char ip[64], to[64], d0[256], d[256];
-	uint64_t end;
-	int fd;
+	char ip[64], to[64], d[256];
 
-	pair_start(&pp, NULL, NULL);
-	if (pp.taken == -1 || !pump(pp.a, pp.b, 2000, both_connected)) {
-		check(0, "migrate: no session");
+	if (!pair_warm(&pp, "migrate", src, sizeof src))
 		goto out;
-	}
-	/* The listener sends, so that it measures the round trip. */
-	randombytes_buf(src, sizeof src);
-	got_a = got_b = 0;
-	want_a = sizeof src;
-	stream_write(sess_stream(pp.b), src, sizeof src);
-	check(pump(pp.a, pp.b, 5000, a_read), "migrate: the first transfer did not finish");
 	stream_get_stats(sess_stream(pp.b), &st);
 	check(st.srtt_us < 100000, "migrate: srtt %llu us on loopback",
 	    (unsigned long long)st.srtt_us);
@@ -688,37 +745,12 @@ migrate(bool new_ip)
 		printf("migrate: to another address: skipped, this host has none but %s\n", ip);
 		goto out;
 	}
-	sess_describe(pp.b, d0, sizeof d0);
-	if ((fd = socket_at(sess_fd(pp.a), to)) == -1 ||
-	    dup2(fd, sess_fd(pp.a)) == -1) {
-		check(0, "migrate: cannot move the caller's socket");
-		goto out;
-	}
-	close(fd);
-	got_b = 0;
-	stream_write(sess_stream(pp.a), src, sizeof src);
-	/* Step by step: the stats are taken as the path moves, before the
-	 * new path's first round trip. */
-	for (end = now_us() + 3000000; now_us() < end; ) {
-		struct pollfd p[2] = { { sess_fd(pp.a), POLLIN, 0 }, { sess_fd(pp.b), POLLIN, 0 } };
-
-		if (sess_io(pp.a, now_us()) == -1 || sess_io(pp.b, now_us()) == -1)
-			break;
-		if (strcmp(sess_describe(pp.b, d, sizeof d), d0) != 0)
-			break;
-		poll(p, 2, 5);
-	}
-	stream_get_stats(sess_stream(pp.b), &st);
-	if (strcmp(d, d0) == 0) {
+	if (!move_caller(&pp, to, src, sizeof src, &st, d, sizeof d)) {
 		check(0, "migrate: to %s, the listener stayed: %s", what, d);
 		goto out;
 	}
 	check(strstr(d, to) != NULL, "migrate: the listener's path: %s", d);
-	fc.mtu = st.mtu;
-	if ((f = stream_new(&fc, now_us())) == NULL)
-		abort();
-	stream_get_stats(f, &fresh);
-	stream_free(f);
+	fresh_stats(st.mtu, &fresh);
 	if (new_ip)
 		check(st.srtt_us == fresh.srtt_us && st.cwnd == fresh.cwnd &&
 		    st.pacing_rate == fresh.pacing_rate && st.mtu < WIRE_MTU,
@@ -739,40 +771,6 @@ out:
 	pair_end(&pp);
 }
 
-/* The caller's socket moves to ip (a new port) and sends len bytes of
- * src; both run until the listener's path moves (within 3 s): whether
- * it did, with the listener's stream's stats as it moved in st and its
- * path in d. */
-static bool
-move_caller(struct pair *pp, const char *ip, const uint8_t *src, size_t len,
-    struct stream_stats *st, char *d, size_t size)
-{
-	char d0[256];
-	uint64_t end;
-	int fd;
-
-	sess_describe(pp->b, d0, sizeof d0);
-	if ((fd = socket_at(sess_fd(pp->a), ip)) == -1 || dup2(fd, sess_fd(pp->a)) == -1) {
-		check(0, "cannot move the caller's socket to %s", ip);
-		return false;
-	}
-	close(fd);
-	got_b = 0;
-	want_a = len;
-	stream_write(sess_stream(pp->a), src, len);
-	for (end = now_us() + 3000000; now_us() < end; ) {
-		struct pollfd p[2] = { { sess_fd(pp->a), POLLIN, 0 }, { sess_fd(pp->b), POLLIN, 0 } };
-
-		if (sess_io(pp->a, now_us()) == -1 || sess_io(pp->b, now_us()) == -1)
-			break;
-		if (strcmp(sess_describe(pp->b, d, size), d0) != 0)
-			break;
-		poll(p, 2, 5);
-	}
-	stream_get_stats(sess_stream(pp->b), st);
-	return strcmp(d, d0) != 0 && strstr(d, ip) != NULL;
-}
-
 /*
  * The caller's address goes A, B, A, C, as a forwarding attacker
  * (RFC 9000 §9.3.3) could make it: on B the listener's stream starts
@@ -785,21 +783,11 @@ migrate_back(void)
 {
 	static uint8_t src[100000];
 	struct stream_stats st, fresh;
-	struct stream_conf fc = { .mtu = 1000, .sndbuf = 1 << 16 };
-	struct stream *f;
 	struct pair pp;
 	char ip[64], to[64], d[256];
 
-	pair_start(&pp, NULL, NULL);
-	if (pp.taken == -1 || !pump(pp.a, pp.b, 2000, both_connected)) {
-		check(0, "migrate_back: no session");
+	if (!pair_warm(&pp, "migrate_back", src, sizeof src))
 		goto out;
-	}
-	randombytes_buf(src, sizeof src);
-	got_a = got_b = 0;
-	want_a = sizeof src;
-	stream_write(sess_stream(pp.b), src, sizeof src);
-	check(pump(pp.a, pp.b, 5000, a_read), "migrate_back: the first transfer did not finish");
 	if (!path_ip(pp.b, ip, sizeof ip)) {
 		check(0, "migrate_back: no direct path: %s", sess_describe(pp.b, d, sizeof d));
 		goto out;
@@ -808,21 +796,19 @@ migrate_back(void)
 		printf("migrate_back: skipped, this host has no address but %s\n", ip);
 		goto out;
 	}
-	if (!move_caller(&pp, to, src, sizeof src, &st, d, sizeof d)) {
+	if (!move_caller(&pp, to, src, sizeof src, &st, d, sizeof d) ||
+	    strstr(d, to) == NULL) {
 		check(0, "migrate_back: the listener did not move to B: %s", d);
 		goto out;
 	}
 	/* A new stream's, on the MTU every path starts from. */
-	fc.mtu = st.mtu;
-	if ((f = stream_new(&fc, now_us())) == NULL)
-		abort();
-	stream_get_stats(f, &fresh);
-	stream_free(f);
+	fresh_stats(st.mtu, &fresh);
 	check(st.srtt_us == fresh.srtt_us && st.cwnd == fresh.cwnd,
 	    "migrate_back: on B, srtt %llu us, cwnd %llu: not a new stream's",
 	    (unsigned long long)st.srtt_us, (unsigned long long)st.cwnd);
 	check(pump(pp.a, pp.b, 5000, b_read), "migrate_back: the data stopped on B");
-	if (!move_caller(&pp, ip, src, sizeof src, &st, d, sizeof d)) {
+	if (!move_caller(&pp, ip, src, sizeof src, &st, d, sizeof d) ||
+	    strstr(d, ip) == NULL) {
 		check(0, "migrate_back: the listener did not move back to A: %s", d);
 		goto out;
 	}
@@ -837,7 +823,8 @@ migrate_back(void)
 		printf("migrate_back: to a third address: skipped, IPv6 has none\n");
 		goto out;
 	}
-	if (!move_caller(&pp, "127.0.0.3", src, sizeof src, &st, d, sizeof d)) {
+	if (!move_caller(&pp, "127.0.0.3", src, sizeof src, &st, d, sizeof d) ||
+	    strstr(d, "127.0.0.3") == NULL) {
 		check(0, "migrate_back: the listener did not move to C: %s", d);
 		goto out;
 	}

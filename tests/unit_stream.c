@@ -119,6 +119,18 @@ rnd_fill(uint8_t *p, size_t n)
 	memcpy(p, &v, n);
 }
 
+/* n random bytes, malloc'd (abort when out of memory). */
+static uint8_t *
+rnd_alloc(size_t n)
+{
+	uint8_t *p = malloc(n);
+
+	if (p == NULL)
+		abort();
+	rnd_fill(p, n);
+	return p;
+}
+
 /* What a payload holds, read with the layout documented in stream.c. */
 struct scan {
 	bool ok, ping, stream, fin, close, ack, done, written;
@@ -812,15 +824,11 @@ transfer_buf(const char *name, const struct link *l, size_t bytes,
 {
 	struct stream_conf c = conf_default();
 	double cpu;
-	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes), *b = rnd_alloc(bytes);
 	struct sim m;
 	int rc;
 	double rate;
 
-	if (a == NULL || b == NULL)
-		abort();
-	rnd_fill(a, bytes);
-	rnd_fill(b, bytes);
 	c.sndbuf = c.rcvbuf = buf;
 	sim_init(&m, &c, &c, a, bytes, b, one_way ? 0 : bytes, l);
 	m.garbage = garbage;
@@ -1008,12 +1016,9 @@ static int
 test_bbr_queue(void)
 {
 	size_t bytes = 64 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	int rc;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	rc = queue_run("10 ms RTT, deep queue", a, bytes, false, 2.5);
 	if (rc == 0)
 		rc = queue_run("the same both ways", a, bytes, true, 3.0);
@@ -1033,15 +1038,12 @@ test_bbr_change(void)
 	struct stream_conf c = conf_default();
 	struct link l = lan;
 	size_t bytes = 160 << 20, got;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct stream_stats st;
 	struct sim m;
 	double rate;
 	int i, rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	c.sndbuf = c.rcvbuf = 4 << 20;
 	sim_init(&m, &c, &c, a, bytes, NULL, 0, &l);
 	for (i = 0; i < 3 && rc == 0; i++) {
@@ -1089,15 +1091,12 @@ test_bbr_rtt(void)
 	struct stream_conf c = conf_default();
 	struct link l = lan;
 	size_t bytes = 256 << 20, got;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct stream_stats st;
 	struct sim m;
 	double rate;
 	int rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	l.queue = 1000000;
 	c.sndbuf = c.rcvbuf = 8 << 20;
 	sim_init(&m, &c, &c, a, bytes, NULL, 0, &l);
@@ -1159,15 +1158,12 @@ netem_run(const char *name, double loss, double min_share)
 	struct stream_conf c = conf_default();
 	struct link l = lan;
 	size_t bytes = 64 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct stream_stats st;
 	struct sim m;
 	double rate;
 	int rc;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	l.delay_us = 40000;
 	l.bw = 25000000;
 	l.queue = 2000000;
@@ -1225,14 +1221,11 @@ test_reorder_decay(void)
 	struct stream_conf c = conf_default();
 	struct link l = lan;
 	size_t bytes = 256 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct stream_stats st;
 	struct sim m;
 	int rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	l.delay_us = 20000;
 	l.queue = 1000000;
 	l.loss = 0.01;
@@ -1285,14 +1278,11 @@ test_slow_reader(void)
 {
 	struct stream_conf ca = conf_default(), cb = conf_default();
 	size_t bytes = 2 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct sim m;
 	int rc;
 	double rate;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	ca.sndbuf = 256 << 10;
 	cb.rcvbuf = 128 << 10;
 	sim_init(&m, &ca, &cb, a, bytes, NULL, 0, &lan);
@@ -2392,6 +2382,75 @@ test_path(void)
 	return rc;
 }
 
+/* A TURN relay, slower and longer than the LAN: where the path tests
+ * move to. */
+static const struct link relay = {
+	.delay_us = 40000, .bw = 2500000, .queue = 250000,
+};
+
+/*
+ * The start of the path tests: 24 MiB from A to B on the LAN, run until
+ * 1.5 s of virtual time, so that the estimates are the LAN's.  Returns
+ * the data A sends, for the caller to free after sim_free(m); or NULL
+ * (m freed, the failure said) when the transfer ended before.
+ */
+static uint8_t *
+lan_pair(struct sim *m, const struct stream_conf *c, const char *name)
+{
+	size_t bytes = 24 << 20;
+	uint8_t *a = rnd_alloc(bytes);
+
+	sim_init(m, c, c, a, bytes, NULL, 0, &lan);
+	m->limit_us = 1500000;
+	if (run(m) != 1) {
+		fail("%s: ended early", name);
+		sim_free(m);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* Runs m us longer: 0, or -1 (failed with the message why) when the
+ * transfer ended before. */
+static int
+run_more(struct sim *m, uint64_t us, const char *why)
+{
+	m->limit_us += us;
+	if (run(m) != 1) {
+		fail("%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* A moves from path id from to path id to (stream_path_move), and l, a
+ * fresh copy of it each way, carries the packets from then on. */
+static void
+move_to(struct sim *m, const struct link *l, unsigned from, unsigned to)
+{
+	m->link[0] = m->link[1] = *l;
+	stream_path_move(m->side[0].s, m->now, from, to);
+}
+
+/* conf_default with an MTU to discover (MTU - 100 up to MTU), so that
+ * a path starting over shows in its MTU too; *fresh: a new stream's
+ * stats with it, what a path starting over must show. */
+static struct stream_conf
+mtu_conf(struct stream_stats *fresh)
+{
+	struct stream_conf c = conf_default();
+	struct stream *f;
+
+	c.max_mtu = MTU;
+	c.mtu = MTU - 100;
+	if ((f = stream_new(&c, 0)) == NULL)
+		abort();
+	stream_get_stats(f, fresh);
+	stream_free(f);
+	return c;
+}
+
 /*
  * The path moves mid-transfer from the LAN to a slower, longer one (a
  * TURN relay), and the session calls stream_path_move (RFC 9000 §9.4):
@@ -2404,32 +2463,14 @@ test_path(void)
 static int
 test_path_reset(void)
 {
-	static const struct link relay = {
-		.delay_us = 40000, .bw = 2500000, .queue = 250000,
-	};
-	struct stream_conf c = conf_default();
-	size_t bytes = 24 << 20;
-	uint8_t *a = malloc(bytes);
 	struct stream_stats st, st0, fresh;
-	struct stream *f;
+	struct stream_conf c = mtu_conf(&fresh);
+	uint8_t *a;
 	struct sim m;
 	int i, rc = -1;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
-	c.max_mtu = MTU;
-	c.mtu = MTU - 100;
-	if ((f = stream_new(&c, 0)) == NULL)
-		abort();
-	stream_get_stats(f, &fresh);
-	stream_free(f);
-	sim_init(&m, &c, &c, a, bytes, NULL, 0, &lan);
-	m.limit_us = 1500000;
-	if (run(&m) != 1) {
-		fail("path_reset: ended early");
-		goto out;
-	}
+	if ((a = lan_pair(&m, &c, "path_reset")) == NULL)
+		return -1;
 	stream_get_stats(m.side[0].s, &st0);
 	if (st0.srtt_us > 100000 || st0.bw < 5000000 || st0.mtu != MTU ||
 	    st0.pacing_rate == fresh.pacing_rate) {
@@ -2437,8 +2478,7 @@ test_path_reset(void)
 		    st0.srtt_us / 1e3, st0.bw / 1e6, st0.mtu);
 		goto out;
 	}
-	m.link[0] = m.link[1] = relay;
-	stream_path_move(m.side[0].s, m.now, 0, 1);
+	move_to(&m, &relay, 0, 1);
 	/* Then again 30 ms on, with the old path's ACKs in: the new path's
 	 * first round trip takes 80. */
 	for (i = 0; i < 2; i++) {
@@ -2504,47 +2544,24 @@ same_path(const struct stream_stats *st, const struct stream_stats *want)
 static int
 test_path_keep(void)
 {
-	static const struct link relay = {
-		.delay_us = 40000, .bw = 2500000, .queue = 250000,
-	};
-	struct stream_conf c = conf_default();
-	size_t bytes = 24 << 20;
-	uint8_t *a = malloc(bytes);
 	struct stream_stats st, lan0, relay0, fresh;
-	struct stream *f;
+	struct stream_conf c = mtu_conf(&fresh);
+	uint8_t *a;
 	struct sim m;
 	int rc = -1;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
-	c.max_mtu = MTU;
-	c.mtu = MTU - 100;
-	if ((f = stream_new(&c, 0)) == NULL)
-		abort();
-	stream_get_stats(f, &fresh);
-	stream_free(f);
-	sim_init(&m, &c, &c, a, bytes, NULL, 0, &lan);
-	m.limit_us = 1500000;
-	if (run(&m) != 1) {
-		fail("path_keep: ended early");
-		goto out;
-	}
+	if ((a = lan_pair(&m, &c, "path_keep")) == NULL)
+		return -1;
 	stream_get_stats(m.side[0].s, &lan0);
-	m.link[0] = m.link[1] = relay;
-	stream_path_move(m.side[0].s, m.now, 0, 1);
-	m.limit_us += 500000;
-	if (run(&m) != 1) {
-		fail("path_keep: ended early on the relay");
+	move_to(&m, &relay, 0, 1);
+	if (run_more(&m, 500000, "path_keep: ended early on the relay") == -1)
 		goto out;
-	}
 	stream_get_stats(m.side[0].s, &relay0);
 	if (relay0.srtt_us < 80000 || same_path(&relay0, &fresh)) {
 		fail("path_keep: on the relay, srtt %.1f ms", relay0.srtt_us / 1e3);
 		goto out;
 	}
-	m.link[0] = m.link[1] = lan;
-	stream_path_move(m.side[0].s, m.now, 1, 0);
+	move_to(&m, &lan, 1, 0);
 	stream_get_stats(m.side[0].s, &st);
 	if (!same_path(&st, &lan0)) {
 		fail("path_keep: back on the LAN: cwnd %" PRIu64 " (%" PRIu64 " when left), "
@@ -2553,13 +2570,9 @@ test_path_keep(void)
 		    st.pacing_rate / 1e6, lan0.pacing_rate / 1e6, st.mtu, lan0.mtu);
 		goto out;
 	}
-	m.limit_us += 300000;
-	if (run(&m) != 1) {
-		fail("path_keep: ended early back on the LAN");
+	if (run_more(&m, 300000, "path_keep: ended early back on the LAN") == -1)
 		goto out;
-	}
-	m.link[0] = m.link[1] = relay;
-	stream_path_move(m.side[0].s, m.now, 0, 1);
+	move_to(&m, &relay, 0, 1);
 	stream_get_stats(m.side[0].s, &st);
 	if (!same_path(&st, &relay0)) {
 		fail("path_keep: back on the relay: cwnd %" PRIu64 " (%" PRIu64 " when left), "
@@ -2567,11 +2580,9 @@ test_path_keep(void)
 		    relay0.srtt_us / 1e3);
 		goto out;
 	}
-	m.limit_us += 300000;
-	if (run(&m) != 1) {
-		fail("path_keep: ended early back on the relay");
+	if (run_more(&m, 300000, "path_keep: ended early back on the relay") == -1)
 		goto out;
-	}
+	/* The third path runs over the relay's link as it is. */
 	stream_path_move(m.side[0].s, m.now, 1, 2);
 	stream_get_stats(m.side[0].s, &st);
 	if (st.srtt_us != fresh.srtt_us || st.cwnd != fresh.cwnd ||
@@ -2581,13 +2592,9 @@ test_path_keep(void)
 		    fresh.srtt_us / 1e3);
 		goto out;
 	}
-	m.limit_us += 300000;
-	if (run(&m) != 1) {
-		fail("path_keep: ended early on the third path");
+	if (run_more(&m, 300000, "path_keep: ended early on the third path") == -1)
 		goto out;
-	}
-	m.link[0] = m.link[1] = lan;
-	stream_path_move(m.side[0].s, m.now, 2, 0);
+	move_to(&m, &lan, 2, 0);
 	stream_get_stats(m.side[0].s, &st);
 	if (st.srtt_us != fresh.srtt_us || st.cwnd != fresh.cwnd) {
 		fail("path_keep: on the LAN after a third path: cwnd %" PRIu64
@@ -2609,6 +2616,17 @@ out:
 	return rc;
 }
 
+/* h[0..n) reach b at t, and what b then sends (its ACK) reaches a
+ * 10 ms later. */
+static void
+deliver(struct stream *a, struct stream *b, uint64_t t, const struct hpkt *h, size_t n)
+{
+	static struct hpkt ack[8];
+
+	give(b, t, h, n);
+	give(a, t + 10000, ack, take(b, t, ack, 8));
+}
+
 /*
  * The old path's losses open no loss episode on the new one (RFC 9000
  * §9.4; RFC 9002 §7.3.2).  After a LAN transfer (BBR past Startup) the
@@ -2627,26 +2645,18 @@ out:
 static int
 test_path_episode(void)
 {
-	static struct hpkt nw[64], ack[8];
+	static struct hpkt nw[64];
 	struct stream_conf c = conf_default();
-	size_t bytes = 24 << 20;
-	uint8_t *buf = malloc(bytes);
 	struct stream_stats st0, st1, st2;
 	struct stream *a, *b;
 	struct sim m;
+	uint8_t *buf;
 	uint64_t now;
-	size_t n, nack;
+	size_t n;
 	int rc = -1;
 
-	if (buf == NULL)
-		abort();
-	rnd_fill(buf, bytes);
-	sim_init(&m, &c, &c, buf, bytes, NULL, 0, &lan);
-	m.limit_us = 1500000;
-	if (run(&m) != 1) {
-		fail("path_episode: ended early");
-		goto out;
-	}
+	if ((buf = lan_pair(&m, &c, "path_episode")) == NULL)
+		return -1;
 	a = m.side[0].s;
 	b = m.side[1].s;
 	now = m.now;
@@ -2659,13 +2669,9 @@ test_path_episode(void)
 		fail("path_episode: %zu packets back on the LAN", n);
 		goto out;
 	}
-	give(b, now + 10000, nw + n - 3, 3);
-	nack = take(b, now + 10000, ack, 8);
-	give(a, now + 20000, ack, nack);
+	deliver(a, b, now + 10000, nw + n - 3, 3);
 	stream_get_stats(a, &st1);
-	give(b, now + 30000, nw, n - 3);
-	nack = take(b, now + 30000, ack, 8);
-	give(a, now + 40000, ack, nack);
+	deliver(a, b, now + 30000, nw, n - 3);
 	stream_get_stats(a, &st2);
 	printf("path_episode: %" PRIu64 " old and %zu new packets lost, the new ones "
 	    "spurious (%" PRIu64 "): pacing %.2f MB/s before, %.2f after\n",
@@ -2695,26 +2701,18 @@ out:
 static int
 test_path_persist(void)
 {
-	static struct hpkt nw[64], mid[4], ack[8];
+	static struct hpkt nw[64], mid[4];
 	struct stream_conf c = conf_default();
-	size_t bytes = 24 << 20;
-	uint8_t *buf = malloc(bytes);
 	struct stream_stats st0, st1;
 	struct stream *a, *b;
 	struct sim m;
+	uint8_t *buf;
 	uint64_t now;
-	size_t n, nm = 0, nack;
+	size_t n, nm = 0;
 	int rc = -1;
 
-	if (buf == NULL)
-		abort();
-	rnd_fill(buf, bytes);
-	sim_init(&m, &c, &c, buf, bytes, NULL, 0, &lan);
-	m.limit_us = 1500000;
-	if (run(&m) != 1) {
-		fail("path_persist: ended early");
-		goto out;
-	}
+	if ((buf = lan_pair(&m, &c, "path_persist")) == NULL)
+		return -1;
 	a = m.side[0].s;
 	b = m.side[1].s;
 	now = m.now;
@@ -2732,9 +2730,7 @@ test_path_persist(void)
 		fail("path_persist: %zu packets on path 1, %zu back", nm, n);
 		goto out;
 	}
-	give(b, now + 10000, nw, n);
-	nack = take(b, now + 10000, ack, 8);
-	give(a, now + 20000, ack, nack);
+	deliver(a, b, now + 10000, nw, n);
 	stream_get_stats(a, &st1);
 	printf("path_persist: %zu packets lost on the path between, over 400 ms: "
 	    "cwnd %" PRIu64 " before, %" PRIu64 " after\n", nm, st0.cwnd, st1.cwnd);
@@ -2757,13 +2753,10 @@ test_idle(void)
 {
 	struct stream_conf c = conf_default();
 	size_t bytes = 4 << 20;
-	uint8_t *a = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes);
 	struct sim m;
 	int i, rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	c.idle_us = 2000000;
 	c.keepalive_us = 500000;
 	sim_init(&m, &c, &c, a, bytes, NULL, 0, &lan);
@@ -2808,14 +2801,10 @@ test_written(void)
 {
 	struct stream_conf c = conf_default();
 	size_t bytes = 256 << 10;
-	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes), *b = rnd_alloc(bytes);
 	struct sim m;
 	int rc = 0, r;
 
-	if (a == NULL || b == NULL)
-		abort();
-	rnd_fill(a, bytes);
-	rnd_fill(b, bytes);
 	sim_init(&m, &c, &c, a, bytes, b, bytes, &lan);
 	m.link[0].loss = m.link[1].loss = 0.1;
 	m.side[1].hold_written = true;
@@ -2864,14 +2853,10 @@ test_close(void)
 {
 	struct stream_conf c = conf_default();
 	size_t bytes = 4 << 20;
-	uint8_t *a = malloc(bytes), *b = malloc(bytes);
+	uint8_t *a = rnd_alloc(bytes), *b = rnd_alloc(bytes);
 	struct sim m;
 	int rc = 0;
 
-	if (a == NULL || b == NULL)
-		abort();
-	rnd_fill(a, bytes);
-	rnd_fill(b, bytes);
 	sim_init(&m, &c, &c, a, bytes, b, bytes, &lan);
 	m.link[0].loss = m.link[1].loss = 0.1;
 	m.abort_at = m.now + 200000;
@@ -2909,14 +2894,11 @@ test_fuzz(void)
 {
 	struct stream_conf c = conf_default();
 	size_t bytes = 4 << 20;
-	uint8_t *a = malloc(bytes), buf[MTU], out[MTU];
+	uint8_t *a = rnd_alloc(bytes), buf[MTU], out[MTU];
 	struct pkt saved[64];
 	uint64_t pn, total = 0, refused = 0, ended = 0, i;
 	int round, nsaved, rc = 0;
 
-	if (a == NULL)
-		abort();
-	rnd_fill(a, bytes);
 	/* A fresh pair every round: valid forgeries pile up in a victim
 	 * (acknowledged packet numbers, a CLOSE) and would hide the rest. */
 	for (round = 0; round < 40 && rc == 0; round++) {
