@@ -66,12 +66,13 @@ $(TOOLS): tests/tool_%: tests/tool_%.c
 	$(CC) $(CFLAGS) -iquote . $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 # Extra objects of unit tests and tools, one line each.
-tests/tool_stunc: stun.o util.o
+tests/tool_stunc: stun.o crypto.o util.o
 FSOBJS = fslisten.o grpc.o $(PB_O)
 tests/unit_firestore: signal.o $(FSOBJS)
 tests/unit_stream: cc.o
 tests/unit_session: punch.o turnchan.o crypto.o stream.o cc.o stun.o signal.o firestore.o $(FSOBJS)
-tests/unit_turnchan: punch.o stun.o
+tests/unit_stun: crypto.o
+tests/unit_turnchan: punch.o stun.o crypto.o
 tests/unit_trust: crypto.o signal.o firestore.o $(FSOBJS)
 tests/unit_signal: firestore.o $(FSOBJS)
 # tests/tun.c: the TUN device, signals and random stream of the TUN tools;
@@ -98,7 +99,7 @@ $(FUZZ): tests/fuzz_%: tests/fuzz_%.c util.c $(wildcard *.h) | $(PB_H)
 # Extra sources of fuzz targets, one line each.  FUZZLIB: the whole
 # library, every source but main's and the generated protobuf code.
 FUZZLIB = $(filter-out p2pcat.c,$(SRCS)) $(PB_C)
-tests/fuzz_stun: stun.c
+tests/fuzz_stun: stun.c crypto.c
 # signal.c names every backend: these link all of the library.
 tests/fuzz_dirfile: $(FUZZLIB)
 tests/fuzz_trust: $(FUZZLIB)

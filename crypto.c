@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <sodium.h>
 
@@ -30,7 +31,6 @@ _Static_assert(CRYPTO_KEY_LEN == crypto_aead_aes256gcm_KEYBYTES &&
     CRYPTO_KEY_LEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES, "one key size");
 _Static_assert(CRYPTO_TAG_LEN == crypto_aead_aes256gcm_ABYTES &&
     CRYPTO_TAG_LEN == crypto_aead_chacha20poly1305_ietf_ABYTES, "one tag size");
-#define HASH_BLOCK_MAX	128
 
 /* Noise section 12.5: the hash functions, with HMAC's block length. */
 enum hash_id { HASH_BLAKE2B, HASH_SHA256, HASH_SHA512 };
@@ -39,13 +39,13 @@ struct hash_alg {
 	const char *name;
 	enum hash_id id;
 	size_t len;		/* HASHLEN */
-	size_t block;		/* BLOCKLEN */
+	const char *md;		/* libcrypto's name of it, for HMAC */
 };
 
 static const struct hash_alg hashes[] = {
-	{ "BLAKE2b", HASH_BLAKE2B, 64, 128 },
-	{ "SHA256", HASH_SHA256, 32, 64 },
-	{ "SHA512", HASH_SHA512, 64, 128 },
+	{ "BLAKE2b", HASH_BLAKE2B, 64, "BLAKE2B-512" },
+	{ "SHA256", HASH_SHA256, 32, "SHA2-256" },
+	{ "SHA512", HASH_SHA512, 64, "SHA2-512" },
 };
 
 union hash_state {
@@ -204,54 +204,51 @@ hash_final(const struct hash_alg *a, union hash_state *st, uint8_t *out)
 	sodium_memzero(st, sizeof *st);
 }
 
-/*
- * HMAC-HASH(key, d1 || d2) per RFC 2104 with the hash's block length, as
- * Noise section 4.3 requires (for BLAKE2b too, not its keyed mode).  Keys
- * here are always HASHLEN bytes, never longer than a block.
- */
-static void
-hmac(const struct hash_alg *a, const uint8_t *key, size_t klen,
-    const uint8_t *d1, size_t l1, const uint8_t *d2, size_t l2, uint8_t *out)
+int
+crypto_hmac(const char *md, const uint8_t *key, size_t keylen, const uint8_t *a,
+    size_t alen, const uint8_t *b, size_t blen, uint8_t *out, size_t outlen)
 {
-	uint8_t pad[HASH_BLOCK_MAX], inner[CRYPTO_HASH_MAX];
-	union hash_state st;
-	size_t i;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)md, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC_CTX *c = NULL;
+	EVP_MAC *mac;
+	size_t len;
+	int ret = -1;
 
-	memset(pad, 0x36, a->block);
-	for (i = 0; i < klen; i++)
-		pad[i] ^= key[i];
-	hash_init(a, &st);
-	hash_update(a, &st, pad, a->block);
-	hash_update(a, &st, d1, l1);
-	hash_update(a, &st, d2, l2);
-	hash_final(a, &st, inner);
-
-	memset(pad, 0x5c, a->block);
-	for (i = 0; i < klen; i++)
-		pad[i] ^= key[i];
-	hash_init(a, &st);
-	hash_update(a, &st, pad, a->block);
-	hash_update(a, &st, inner, a->len);
-	hash_final(a, &st, out);
-
-	sodium_memzero(pad, sizeof pad);
-	sodium_memzero(inner, sizeof inner);
+	if ((mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL)) != NULL &&
+	    (c = EVP_MAC_CTX_new(mac)) != NULL &&
+	    EVP_MAC_init(c, key, keylen, params) == 1 &&
+	    (alen == 0 || EVP_MAC_update(c, a, alen) == 1) &&
+	    (blen == 0 || EVP_MAC_update(c, b, blen) == 1) &&
+	    EVP_MAC_final(c, out, &len, outlen) == 1 && len == outlen)
+		ret = 0;
+	EVP_MAC_CTX_free(c);	/* wipes the keyed state */
+	EVP_MAC_free(mac);
+	return ret;
 }
 
-/* Noise section 4.3: HKDF(chaining_key, ikm) with two outputs. */
-static void
+/* Noise section 4.3: HKDF(chaining_key, ikm) with two outputs, on
+ * HMAC-HASH (RFC 2104 with the hash's block length, for BLAKE2b too,
+ * not its keyed mode); 0, or -1 when libcrypto fails. */
+static int
 hkdf2(const struct hash_alg *a, const uint8_t *ck, const uint8_t *ikm, size_t ikmlen,
     uint8_t *out1, uint8_t *out2)
 {
 	static const uint8_t one = 1, two = 2;
 	uint8_t tk[CRYPTO_HASH_MAX], o1[CRYPTO_HASH_MAX];
+	int ret = -1;
 
-	hmac(a, ck, a->len, ikm, ikmlen, NULL, 0, tk);
-	hmac(a, tk, a->len, &one, 1, NULL, 0, o1);
-	hmac(a, tk, a->len, o1, a->len, &two, 1, out2);
-	memcpy(out1, o1, a->len);
+	if (crypto_hmac(a->md, ck, a->len, ikm, ikmlen, NULL, 0, tk, a->len) == 0 &&
+	    crypto_hmac(a->md, tk, a->len, &one, 1, NULL, 0, o1, a->len) == 0 &&
+	    crypto_hmac(a->md, tk, a->len, o1, a->len, &two, 1, out2, a->len) == 0) {
+		memcpy(out1, o1, a->len);
+		ret = 0;
+	}
 	sodium_memzero(tk, sizeof tk);
 	sodium_memzero(o1, sizeof o1);
+	return ret;
 }
 
 /* Cipher functions (Noise section 12.3, ChaChaPoly; 12.4, AESGCM). */
@@ -440,17 +437,20 @@ mix_hash(struct crypto_hs *hs, const uint8_t *data, size_t len)
 	hash_final(hs->hash, &st, hs->h);
 }
 
-static void
+/* MixKey; 0, or -1 when libcrypto fails. */
+static int
 mix_key(struct crypto_hs *hs, const uint8_t *ikm, size_t len)
 {
 	uint8_t tk[CRYPTO_HASH_MAX];
 
-	hkdf2(hs->hash, hs->ck, ikm, len, hs->ck, tk);
+	if (hkdf2(hs->hash, hs->ck, ikm, len, hs->ck, tk) == -1)
+		return -1;
 	/* Section 5.2: a 64-byte temp_k is truncated to 32 bytes. */
 	memcpy(hs->cs.k, tk, CRYPTO_KEY_LEN);
 	hs->cs.has_k = true;
 	hs->cs.n = 0;
 	sodium_memzero(tk, sizeof tk);
+	return 0;
 }
 
 /* EncryptAndHash: writes len (+ tag once there is a key) bytes to out. */
@@ -505,17 +505,15 @@ keypair(uint8_t priv[DHLEN], uint8_t pub[DHLEN])
 }
 
 /* MixKey(DH(priv, pub)); -1 when the result is all zeros (a low-order
- * public key, section 12.1 allows aborting). */
+ * public key, section 12.1 allows aborting) or libcrypto fails. */
 static int
 mix_dh(struct crypto_hs *hs, const uint8_t priv[DHLEN], const uint8_t pub[DHLEN])
 {
 	uint8_t shared[DHLEN];
 	int ret = -1;
 
-	if (crypto_scalarmult(shared, priv, pub) == 0) {
-		mix_key(hs, shared, sizeof shared);
-		ret = 0;
-	}
+	if (crypto_scalarmult(shared, priv, pub) == 0)
+		ret = mix_key(hs, shared, sizeof shared);
 	sodium_memzero(shared, sizeof shared);
 	return ret;
 }
@@ -813,9 +811,8 @@ crypto_hs_split(struct crypto_hs *hs, uint8_t h[CRYPTO_HASH_MAX], size_t *hlen,
 {
 	uint8_t k1[CRYPTO_HASH_MAX], k2[CRYPTO_HASH_MAX];
 
-	if (hs->dead || !crypto_hs_done(hs))
+	if (hs->dead || !crypto_hs_done(hs) || hkdf2(hs->hash, hs->ck, NULL, 0, k1, k2) == -1)
 		return hs_kill(hs);
-	hkdf2(hs->hash, hs->ck, NULL, 0, k1, k2);
 	/* Section 5.2: the initiator sends with the first key. */
 	memcpy(send, hs->initiator ? k1 : k2, CRYPTO_KEY_LEN);
 	memcpy(recv, hs->initiator ? k2 : k1, CRYPTO_KEY_LEN);

@@ -77,6 +77,12 @@
 
 /* sodium_init; 0 or -1.  Call once before anything else here. */
 int crypto_init(void);
+/* HMAC (RFC 2104) under key of a then b (either length may be 0), with
+ * libcrypto's digest md ("SHA1", "BLAKE2B-512"), into out: outlen bytes,
+ * the digest's length.  0, or -1 when libcrypto fails (out of memory, a
+ * digest its policy refuses).  Needs no crypto_init. */
+int crypto_hmac(const char *md, const uint8_t *key, size_t keylen, const uint8_t *a,
+    size_t alen, const uint8_t *b, size_t blen, uint8_t *out, size_t outlen);
 
 /* The ciphers (Noise sections 12.3 and 12.4), numbered as on the wire.
  * AESGCM is AES-256-GCM, offered only on CPUs with AES-NI and PCLMUL

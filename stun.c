@@ -9,11 +9,11 @@
 #include <string.h>
 #include <netinet/in.h>
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <sodium.h>
 #include <zlib.h>
 
+#include "crypto.h"
 #include "stun.h"
 #include "util.h"
 
@@ -207,34 +207,6 @@ stun_add_unknown(struct stun_msg *m, const uint16_t *types, int n)
 	return 0;
 }
 
-/* HMAC-SHA1 (RFC 2104) of a then b (blen may be 0) into out; 0, or -1
- * when libcrypto fails (out of memory, SHA-1 refused by its policy). */
-static int
-hmac_sha1(const uint8_t *key, size_t keylen, const uint8_t *a, size_t alen,
-    const uint8_t *b, size_t blen, uint8_t out[MI_LEN])
-{
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-		    (char *)"SHA1", 0),
-		OSSL_PARAM_construct_end(),
-	};
-	EVP_MAC_CTX *c = NULL;
-	EVP_MAC *mac;
-	size_t len;
-	int ret = -1;
-
-	if ((mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL)) != NULL &&
-	    (c = EVP_MAC_CTX_new(mac)) != NULL &&
-	    EVP_MAC_init(c, key, keylen, params) == 1 &&
-	    EVP_MAC_update(c, a, alen) == 1 &&
-	    (blen == 0 || EVP_MAC_update(c, b, blen) == 1) &&
-	    EVP_MAC_final(c, out, &len, MI_LEN) == 1 && len == MI_LEN)
-		ret = 0;
-	EVP_MAC_CTX_free(c);	/* wipes the keyed state */
-	EVP_MAC_free(mac);
-	return ret;
-}
-
 int
 stun_finish(struct stun_msg *m, const uint8_t *key, size_t keylen, int flags)
 {
@@ -254,7 +226,7 @@ stun_finish(struct stun_msg *m, const uint8_t *key, size_t keylen, int flags)
 		crypto_auth_hmacsha256_final(&st, p);
 	} else if (key != NULL) {
 		if ((p = put_attr(m, STUN_ATTR_MESSAGE_INTEGRITY, MI_LEN)) == NULL ||
-		    hmac_sha1(key, keylen, m->buf, at, NULL, 0, p) == -1)
+		    crypto_hmac("SHA1", key, keylen, m->buf, at, NULL, 0, p, MI_LEN) == -1)
 			return -1;
 	}
 	at = m->len;
@@ -498,8 +470,8 @@ stun_check_integrity(const struct stun_view *v, const uint8_t *key,
 		crypto_auth_hmacsha256_update(&st, hdr, sizeof(hdr));
 		crypto_auth_hmacsha256_update(&st, v->buf + 4, at - 4);
 		crypto_auth_hmacsha256_final(&st, mac);
-	} else if (hmac_sha1(key, keylen, hdr, sizeof(hdr), v->buf + 4, at - 4,
-	    mac) == -1)
+	} else if (crypto_hmac("SHA1", key, keylen, hdr, sizeof(hdr), v->buf + 4, at - 4,
+	    mac, MI_LEN) == -1)
 		return -1;
 	ret = sodium_memcmp(mac, want, len) == 0 ? 0 : -1;
 	sodium_memzero(mac, sizeof(mac));
