@@ -491,7 +491,7 @@ dir_read(struct sig_dir *d, const struct dir_scan *sc, const char *name,
 	int fd, r;
 
 	if (!S_ISREG(st->st_mode)) {
-		dir_leave(d, sc, name, st, 1, S_ISLNK(st->st_mode) ? "a symbolic link" :
+		dir_leave(d, sc, name, st, 0, S_ISLNK(st->st_mode) ? "a symbolic link" :
 		    S_ISDIR(st->st_mode) ? "a directory" : "not a regular file");
 		return 1;
 	}

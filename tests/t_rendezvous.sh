@@ -133,5 +133,10 @@ wait_exit $lp 10 || fail "listener hung"
 check_eq "listener status beside a socket ($(cat "$T/k.err"))" $RC 0
 check_eq "listener got" "$(cat "$T/k.got")" "after"
 check_eq "socket reports" "$(grep -c 00000000000000000000000000000006 "$T/k.err")" 1
+# It is reported without -v too: an entry that stays is the user's to remove.
+"$P2PCAT" -l --recv-only sock > /dev/null 2> "$T/q.err" & lp=$!
+wait_for 10 grep -qs "skipping .*00000000000000000000000000000006': not a regular file" "$T/q.err" ||
+	fail "socket not reported without -v: $(cat "$T/q.err")"
+kill $lp; wait $lp 2>/dev/null
 
 echo "rendezvous: ok"
