@@ -51,22 +51,42 @@ trust_valid_key(const char *text)
 	    end == text + CRYPTO_FP_LEN;
 }
 
+/* A control character, which no line of a trust file may hold. */
+static bool
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
 int
 trust_scope(const char *url, char *buf, size_t size)
 {
-	size_t n = strlen(url), i;
+	char cwd[PATH_MAX];
+	size_t n = strlen(url);
+	int r;
 
-	for (i = 0; i < n; i++)
-		if ((unsigned char)url[i] < 0x20 || url[i] == 0x7f)
-			return -1;
+	if (has_control(url))
+		return -1;
 	while (n > 0 && blank(url[n - 1]))
 		n--;
 	if (strncmp(url, "firestore:", 10) == 0 && n > 10 + 10 &&
-	    memcmp(url + n - 10, "/(default)", 10) == 0)
+	    memcmp(url + n - 10, "/(default)", 10) == 0) {
 		n -= 10;
-	else if (strncmp(url, "dir:", 4) == 0)
+	} else if (strncmp(url, "dir:", 4) == 0) {
 		while (n > 5 && url[n - 1] == '/')
 			n--;
+		/* A relative path is another store in another directory. */
+		if (n > 4 && url[4] != '/') {
+			if (getcwd(cwd, sizeof cwd) == NULL)
+				return -1;
+			r = snprintf(buf, size, "dir:%s%s%.*s", cwd,
+			    cwd[strlen(cwd) - 1] == '/' ? "" : "/", (int)(n - 4), url + 4);
+			return r < 0 || (size_t)r >= size || has_control(buf) ? -1 : 0;
+		}
+	}
 	if (n >= size)
 		return -1;
 	memcpy(buf, url, n);

@@ -78,8 +78,9 @@ int trust_known_parse(const char *buf, size_t len, const char *what,
     const char *name, const char *store, const uint8_t *pub, int *line);
 
 /* The scope of store URL url into buf: the URL with `firestore:P/(default)'
- * written `firestore:P' and trailing slashes of a dir: path dropped.
- * -1 when it does not fit or holds control characters. */
+ * written `firestore:P', trailing slashes of a dir: path dropped and a
+ * relative one made absolute from the working directory.  -1 when it
+ * does not fit or holds control characters. */
 int trust_scope(const char *url, char *buf, size_t size);
 
 #endif

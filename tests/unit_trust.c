@@ -5,6 +5,7 @@
  */
 #include <sys/stat.h>
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,7 +352,7 @@ scopes(void)
 		{ "dir:/", "dir:/" },
 		{ "dir:/srv/meet", "dir:/srv/meet" },
 		{ "dir:/srv/meet//", "dir:/srv/meet" },
-		{ "dir:rel/x/", "dir:rel/x" },
+		{ "dir:rel/x/", "dir:/usr/rel/x" },	/* run in /usr */
 		{ "firestore:p", "firestore:p" },
 		{ "firestore:p/(default)", "firestore:p" },
 		{ "firestore:p/db2", "firestore:p/db2" },
@@ -359,9 +360,13 @@ scopes(void)
 		{ "dir:/a\nb", NULL },
 		{ "dir:/a\033b", NULL },
 	};
-	char buf[64];
+	char buf[64], here[PATH_MAX];
 	size_t i;
 
+	if (getcwd(here, sizeof here) == NULL || chdir("/usr") == -1) {
+		perror("scopes: chdir");
+		exit(1);
+	}
 	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
 		int r = trust_scope(v[i].url, buf, sizeof buf);
 
@@ -370,6 +375,12 @@ scopes(void)
 		else
 			check(r == 0 && strcmp(buf, v[i].want) == 0, "scope of `%s': `%s'",
 			    v[i].url, r == 0 ? buf : "(error)");
+	}
+	check(chdir("/") == 0 && trust_scope("dir:meet", buf, sizeof buf) == 0 &&
+	    strcmp(buf, "dir:/meet") == 0, "scope of dir:meet in /: `%s'", buf);
+	if (chdir(here) == -1) {
+		perror("scopes: chdir back");
+		exit(1);
 	}
 	check(trust_valid_key(bob_t) && trust_valid_key(bob_fp), "valid_key: bob");
 	check(!trust_valid_key("SHA256:abc") && !trust_valid_key("") &&
