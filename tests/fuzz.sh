@@ -5,7 +5,8 @@
 # kept, so later runs start from it), never into the seeds.  A crash, a
 # leak, a sanitizer report or an input slower than FUZZ_TIMEOUT seconds
 # fails the run: the input is left in $FUZZ_WORK/NAME-crash-* (-leak-*,
-# -timeout-*), to go into the seeds once fixed.  The last line is
+# -timeout-*), to go into the seeds once fixed; so does a target without
+# its seed corpus tests/fuzz/NAME/.  The last line is
 # `N targets, M failed'.
 set -u
 [ $# -ge 1 ] || { echo "usage: fuzz.sh SECONDS TARGET..." >&2; exit 1; }
@@ -20,7 +21,12 @@ for t in "$@"; do
 	n=$((n + 1))
 	mkdir -p "$WORK/$name"
 	seeds=tests/fuzz/$name
-	[ -d "$seeds" ] || { echo "fuzz_$name: no seed corpus $seeds"; seeds=; }
+	if ! [ -d "$seeds" ]; then
+		# Every target has its seeds: without them a run proves little.
+		failed="$failed fuzz_$name"
+		echo "FAIL fuzz_$name: no seed corpus $seeds"
+		continue
+	fi
 	log=$WORK/$name.log
 	# Only the first directory is written to: the work corpus.  stderr
 	# (the targets' diagnostics) is closed; reports still get through.
