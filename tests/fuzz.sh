@@ -5,8 +5,8 @@
 # kept, so later runs start from it), never into the seeds.  A crash, a
 # leak, a sanitizer report or an input slower than FUZZ_TIMEOUT seconds
 # fails the run: the input is left in $FUZZ_WORK/NAME-crash-* (-leak-*,
-# -timeout-*), to go into the seeds once fixed; so does a target without
-# its seed corpus tests/fuzz/NAME/.  The last line is
+# -timeout-*), to go into the seeds once fixed.  A target without its
+# seed corpus tests/fuzz/NAME/ fails too.  The last line is
 # `N targets, M failed'.
 set -u
 [ $# -ge 1 ] || { echo "usage: fuzz.sh SECONDS TARGET..." >&2; exit 1; }
