@@ -32,7 +32,8 @@ _Static_assert(CRYPTO_KEY_LEN == crypto_aead_aes256gcm_KEYBYTES &&
 _Static_assert(CRYPTO_TAG_LEN == crypto_aead_aes256gcm_ABYTES &&
     CRYPTO_TAG_LEN == crypto_aead_chacha20poly1305_ietf_ABYTES, "one tag size");
 
-/* Noise section 12.5: the hash functions, with HMAC's block length. */
+/* Noise section 12.5: the hash functions, with libcrypto's names of
+ * them for HMAC. */
 enum hash_id { HASH_BLAKE2B, HASH_SHA256, HASH_SHA512 };
 
 struct hash_alg {
@@ -811,8 +812,12 @@ crypto_hs_split(struct crypto_hs *hs, uint8_t h[CRYPTO_HASH_MAX], size_t *hlen,
 {
 	uint8_t k1[CRYPTO_HASH_MAX], k2[CRYPTO_HASH_MAX];
 
-	if (hs->dead || !crypto_hs_done(hs) || hkdf2(hs->hash, hs->ck, NULL, 0, k1, k2) == -1)
+	if (hs->dead || !crypto_hs_done(hs))
 		return hs_kill(hs);
+	if (hkdf2(hs->hash, hs->ck, NULL, 0, k1, k2) == -1) {
+		sodium_memzero(k2, sizeof k2);
+		return hs_kill(hs);
+	}
 	/* Section 5.2: the initiator sends with the first key. */
 	memcpy(send, hs->initiator ? k1 : k2, CRYPTO_KEY_LEN);
 	memcpy(recv, hs->initiator ? k2 : k1, CRYPTO_KEY_LEN);
