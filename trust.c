@@ -51,12 +51,14 @@ trust_valid_key(const char *text)
 	    end == text + CRYPTO_FP_LEN;
 }
 
-/* A control character, which no line of a trust file may hold. */
+/* A control character in s[0..n), which no line of a trust file may hold. */
 static bool
-has_control(const char *s)
+has_control(const char *s, size_t n)
 {
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return true;
 	return false;
 }
@@ -68,7 +70,7 @@ trust_scope(const char *url, char *buf, size_t size)
 	size_t n = strlen(url);
 	int r;
 
-	if (has_control(url))
+	if (has_control(url, n))
 		return -1;
 	while (n > 0 && blank(url[n - 1]))
 		n--;
@@ -84,7 +86,7 @@ trust_scope(const char *url, char *buf, size_t size)
 				return -1;
 			r = snprintf(buf, size, "dir:%s%s%.*s", cwd,
 			    cwd[strlen(cwd) - 1] == '/' ? "" : "/", (int)(n - 4), url + 4);
-			return r < 0 || (size_t)r >= size || has_control(buf) ? -1 : 0;
+			return r < 0 || (size_t)r >= size || has_control(buf, (size_t)r) ? -1 : 0;
 		}
 	}
 	if (n >= size)
@@ -181,7 +183,7 @@ trust_known_parse(const char *buf, size_t len, const char *what, const char *nam
 	*line = 0;
 	while (next_line(&l)) {
 		const char *w, *s;
-		size_t off = 0, wn, sn, i;
+		size_t off = 0, wn, sn;
 
 		if ((wn = word(l.at, l.len, &off, &w)) == 0 || *w == '#')
 			continue;
@@ -196,9 +198,8 @@ trust_known_parse(const char *buf, size_t len, const char *what, const char *nam
 		s = l.at + off;
 		for (sn = l.len - off; sn > 0 && blank(s[sn - 1]); sn--)
 			;
-		for (i = 0; i < sn; i++)
-			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-				goto bad;
+		if (has_control(s, sn))
+			goto bad;
 		if (name == NULL || strcmp(n, name) != 0 ||
 		    (sn > 0 && (strlen(store) != sn || memcmp(s, store, sn) != 0)))
 			continue;
