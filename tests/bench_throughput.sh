@@ -123,6 +123,14 @@ rx_done() {
 	awk -v b="$2" -v ns=$((last - $3)) 'BEGIN { printf "%.3f\n", b / ns * 1e3 }'
 }
 
+# keep_time NAME: appends "RSS-KiB CPU-s" of each side's last run, from
+# /usr/bin/time's $T/NAME.a and $T/NAME.b, to $T/NAME.a.all and .b.all.
+keep_time() {
+	for s in a b; do
+		tail -n 1 "$T/$1.$s" | awk '{ print $1, $2 + $3 }' >> "$T/$1.$s.all"
+	done
+}
+
 nc_ready() {
 	wait_for 5 sh -c "ip netns exec $LAB-b ss -Hltn 'sport = :5001' | grep -q ." ||
 		fail "nc did not listen: $(cat "$RXERR")"
@@ -138,9 +146,7 @@ nc_run() {
 	head -c $(($1 * 1048576)) "$T/data" | lab_run a /usr/bin/time -f "%M %U %S" \
 	    -o "$T/ntime.a" nc -N "$B" 5001 > /dev/null || fail "nc failed"
 	rx_done nc $(($1 * 1048576)) "$t0"
-	for s in a b; do
-		tail -n 1 "$T/ntime.$s" | awk '{ print $1, $2 + $3 }' >> "$T/ntime.$s.all"
-	done
+	keep_time ntime
 }
 
 # cubic_run MB: TCP CUBIC, netcat receiving; its MB/s.
@@ -164,9 +170,7 @@ p2p_run() {
 	    -o "$T/time.a" "$P2PCAT" $STUN --send-only bench > /dev/null 2> "$T/a.err" ||
 		fail "p2pcat failed: $(cat "$T/a.err")"
 	rx_done p2pcat $(($1 * 1048576)) "$t0"
-	for s in a b; do
-		tail -n 1 "$T/time.$s" | awk '{ print $1, $2 + $3 }' >> "$T/time.$s.all"
-	done
+	keep_time time
 }
 
 # turns ROUND: the tools in ROUND's order, each round one step further.
