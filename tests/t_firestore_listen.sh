@@ -24,8 +24,10 @@ act() { $REST control POST listen "$1" > /dev/null; }
 streams() { $REST control GET listen | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["streams"]))'; }
 listening() { [ "$(streams)" -ge "${1:-1}" ]; }
 docs() { $REST dump | wc -l | tr -d ' '; }
-n=0
-newid() { n=$((n + 1)); printf '%032x' $n; }
+# newid: a fresh document id.  (Not a counter: $(newid) runs in a subshell,
+# so a counter never moved, and an offer written while one with the same id
+# was still there was refused.)
+newid() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 
 # The silent stream takes its watchdog's 2 minutes: on a server of its
 # own, from the start, checked at the end.
@@ -203,10 +205,10 @@ echo "a call: caller $rc billed reads, listener $rl"
 for mode in unimplemented no_h2; do
 	$REST control POST reset '{}'
 	$REST control POST config "{\"listen\":\"$mode\"}"
-	UNIT_FS_VERBOSE=1 "$U" take bob 2 40000 > "$T/$mode.out" 2> "$T/$mode.err" & P=$!
-	"$U" offer bob "$(newid)" 01 60000 2> /dev/null
+	UNIT_FS_VERBOSE=1 "$U" take bob 2 60000 > "$T/$mode.out" 2> "$T/$mode.err" & P=$!
+	"$U" offer bob "$(newid)" 01 60000 2> /dev/null || fail "$mode: first offer"
 	wait_for 30 grep -q "polling instead" "$T/$mode.err" || fail "$mode: no fallback said: $(cat "$T/$mode.err")"
-	"$U" offer bob "$(newid)" 02 60000 2> /dev/null
+	"$U" offer bob "$(newid)" 02 60000 2> /dev/null || fail "$mode: second offer"
 	wait_exit $P 30 || fail "$mode: offers not taken by polling: $(cat "$T/$mode.err")"
 	check_eq "$mode: taken" "$(cut -c34- "$T/$mode.out" | sort | tr '\n' ' ')" "01 02 "
 	check_eq "$mode: said once" "$(grep -c 'polling instead' "$T/$mode.err")" 1
@@ -220,7 +222,7 @@ http_proxy=http://127.0.0.1:$(cat "$T/proxyport") UNIT_FS_VERBOSE=1 "$U" take bo
     > "$T/proxy.out" 2> "$T/proxy.err" & P=$!
 wait_for 10 grep -q "polling instead" "$T/proxy.err" || fail "proxy: no fallback said: $(cat "$T/proxy.err")"
 _id=$(newid)
-"$U" offer bob $_id 03 60000 2> /dev/null
+"$U" offer bob $_id 03 60000 2> /dev/null || fail "proxy: offer"
 wait_exit $P 20 || fail "proxy: offer not taken: $(cat "$T/proxy.err")"
 check_eq "proxy: taken" "$(cat "$T/proxy.out")" "$_id 03"
 check_eq "proxy: said once" "$(grep -c 'polling instead' "$T/proxy.err")" 1
