@@ -11,6 +11,7 @@
  * reopened through /proc/self/fd, which gives a file description of our
  * own that may be non-blocking; a socket is written with MSG_DONTWAIT.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -33,20 +34,24 @@
 #include "util.h"
 
 #define IOBUF		65536
+/* Written out at most a write: as much as a grown pipe holds (below). */
+#define WRITE_MAX	(1 << 20)
 /* A byte stream is read straight into the stream's send buffer, this much
  * at most a read: each read of a pipe whose writer waits for room wakes
  * that writer, so larger reads mean fewer reads and fewer wake-ups. */
 #define READ_MAX	(1 << 20)
-/* A pipe we read (stdin, a command's output) is grown to this (best
- * effort: F_SETPIPE_SZ, Linux 2.6.35; an unprivileged user may have up to
- * /proc/sys/fs/pipe-max-size, 1 MiB by default): with the default 64 KiB,
- * a writer faster than us blocks and is woken every 64 KiB, a context
- * switch each way. */
+/* A pipe we read or write (stdin, stdout, a command's) is grown to this
+ * (best effort: F_SETPIPE_SZ, Linux 2.6.35; an unprivileged user may have
+ * up to /proc/sys/fs/pipe-max-size, 1 MiB by default): with the default
+ * 64 KiB, a writer faster than its reader blocks and is woken every
+ * 64 KiB, a context switch each way. */
 #define PIPE_SIZE	(1 << 20)
 #define ABORT_LINGER_US	1000000	/* at most, after aborting */
 #define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
 #define CMD_GRACE_US	2000000	/* a command's time to exit once the session is over */
 #define WAIT_RECHECK_US	50000	/* how often a waiting session asks again */
+#define DRAIN_RETRY_US	2000	/* a grown stdout: try to give its size back */
+#define DRAIN_STALL_US	2000000	/* ... for as long as its reader reads */
 
 /* Where the peer's bytes go. */
 struct out {
@@ -317,15 +322,19 @@ cmd_failed(struct session *s, const struct cmd *cmd)
 	return abort_session(s, CLOSE_IO, why, EXIT_LOST);
 }
 
-/* The pipe on stdin, grown while we read it: its descriptor and its size
- * before.  The size is the pipe's, shared with its writer: pump_run gives
- * it back as it was (shared descriptors are left as they were found). */
+/* A pipe on stdin or stdout, grown while we use it: its descriptor and its
+ * size before.  The size is the pipe's, shared with whoever else holds it:
+ * it is given back as it was (shared descriptors are left as they were
+ * found). */
 struct grown {
 	int fd, size;
+	const char *what;	/* "stdin", "stdout" */
+	int queued;		/* stdout: what it held at the last try ... */
+	uint64_t since;		/* ... and since when */
 };
 
-/* Grow the pipe we read, if fd is one (PIPE_SIZE).  One we were given is
- * noted in g, to be given its size back; the command's (ours: true) is
+/* Grow the pipe on fd, if it is one (PIPE_SIZE).  One we were given is
+ * noted in g, to be given its size back; a command's (ours: true) is
  * ours alone, and closed with it. */
 static void
 grow_pipe(int fd, bool ours, struct grown *g)
@@ -350,15 +359,51 @@ shrink_pipe(struct grown *g)
 	/* Only the size we set: one set since is another's choice. */
 	if (g->fd != -1 && fcntl(g->fd, F_GETPIPE_SZ) == PIPE_SIZE &&
 	    fcntl(g->fd, F_SETPIPE_SZ, g->size) == -1)
-		log_v(1, "cannot give the pipe on stdin its size back (%d bytes): %s",
-		    g->size, strerror(errno));
+		log_v(1, "cannot give the pipe on %s its size back (%d bytes): %s",
+		    g->what, g->size, strerror(errno));
 	g->fd = -1;
+}
+
+/* Give the pipe we write its size back, before we let go of it: 0, done
+ * (or given up); 1, not yet, try again at *next.  The kernel refuses
+ * (EBUSY) while the pipe holds more than the old size, so this waits for
+ * its reader to take all but that much, as the last write into a pipe of
+ * that size would have.  A reader that takes nothing for DRAIN_STALL_US,
+ * or is gone, is not waited for: then the pipe stays larger. */
+static int
+give_back_out(struct grown *g, uint64_t now, uint64_t *next)
+{
+	struct pollfd p = { .fd = g->fd, .events = 0 };
+	int q;
+
+	if (g->fd == -1)
+		return 0;
+	if (fcntl(g->fd, F_GETPIPE_SZ) != PIPE_SIZE ||
+	    fcntl(g->fd, F_SETPIPE_SZ, g->size) != -1 || errno != EBUSY ||
+	    (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))) {
+		shrink_pipe(g);		/* says why, if it failed */
+		return 0;
+	}
+	if (ioctl(g->fd, FIONREAD, &q) == -1)
+		q = -1;
+	if (g->since == 0 || q != g->queued) {
+		g->queued = q;
+		g->since = now;
+	} else if (now - g->since >= DRAIN_STALL_US) {
+		log_v(1, "the reader of stdout took nothing for %g s: its "
+		    "pipe stays %d bytes", DRAIN_STALL_US / 1e6, PIPE_SIZE);
+		g->fd = -1;
+		return 0;
+	}
+	*next = now + DRAIN_RETRY_US;
+	return 1;
 }
 
 /* The loop proper; pump_run opens and releases the output around it. */
 static int
 loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
-    struct progress *prog, struct grown *grown, uint64_t connect_deadline)
+    struct progress *prog, struct grown *grown, struct grown *ogrown,
+    uint64_t connect_deadline)
 {
 	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
 	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
@@ -369,6 +414,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 	const void *peek;
 	bool wclosed = false, started = false, oclosed = false, written = false;
 	bool granted = false, waited = false;
+	uint64_t drain_at;
 	struct stream *st = NULL;
 	struct pollfd pfd[4];
 	char desc[128];
@@ -377,6 +423,8 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 	for (;;) {
 		uint64_t now = now_us(), t;
 		int n, ip = -1, op = -1, xp = -1, code;
+
+		drain_at = 0;
 
 		/* Busy first: a listener that settled on another session
 		 * then ends this one's process too. */
@@ -426,6 +474,9 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					out_release(out);
 					out_open(out, c->out_fd);
 				}
+				/* Not with -k: stdout outlives the session. */
+				if (!c->send_only && !c->keep_out && !out->sock)
+					grow_pipe(out->orig, cmd->p.pid > 0, ogrown);
 			}
 			if (c->udp && inoff < inlen) {
 				/* -u: one read, one datagram (reads are no longer). */
@@ -469,9 +520,13 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			 * it stays open, and every write having worked is
 			 * all there is to tell. */
 			if (in_done && !oclosed && !c->send_only && !c->keep_out) {
-				oclosed = true;
-				if (out_close(out) == -1)
-					return io_failed(s, cmd, true);
+				if (give_back_out(ogrown, now, &drain_at)) {
+					in_done = false;	/* not yet */
+				} else {
+					oclosed = true;
+					if (out_close(out) == -1)
+						return io_failed(s, cmd, true);
+				}
 			}
 			/* A command that failed ends the session, whether
 			 * the peer's data has ended or not (the rest would go
@@ -545,6 +600,8 @@ wait:
 			t = now_us() + WAIT_RECHECK_US;
 		if (granted && prog_tick(prog, now_us()) < t)
 			t = prog->next;
+		if (drain_at != 0 && drain_at < t)
+			t = drain_at;
 		if (poll(pfd, n, timeout_ms(t, now_us())) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -576,7 +633,7 @@ wait:
 		}
 		if (op != -1 && pfd[op].revents) {
 			ssize_t w = out_write(out, outp + outoff,
-			    outlen - outoff < IOBUF ? outlen - outoff : IOBUF);
+			    outlen - outoff < WRITE_MAX ? outlen - outoff : WRITE_MAX);
 
 			if (w > 0) {
 				outoff += w;
@@ -600,13 +657,15 @@ pump_run(struct session *s, struct pump_conf *c, uint64_t connect_deadline)
 {
 	struct cmd cmd = { .p = { .pid = -1, .pidfd = -1, .to_fd = -1, .from_fd = -1 } };
 	struct progress prog = { .start = 0 };
-	struct grown grown = { .fd = -1 };
+	struct grown grown = { .fd = -1, .what = "stdin" };
+	struct grown ogrown = { .fd = -1, .what = "stdout" };
 	struct out out;
 	int ret;
 
 	out_open(&out, c->out_fd);
-	ret = loop(s, c, &out, &cmd, &prog, &grown, connect_deadline);
+	ret = loop(s, c, &out, &cmd, &prog, &grown, &ogrown, connect_deadline);
 	shrink_pipe(&grown);
+	shrink_pipe(&ogrown);	/* a session that ended early: one try */
 	if (prog.start != 0)
 		prog_end(&prog, now_us());
 	if (cmd.p.pid > 0) {

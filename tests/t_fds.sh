@@ -1,8 +1,8 @@
 #!/bin/sh
 # Shared descriptors are left as p2pcat found them: a p2pcat killed
 # outright (SIGKILL) while writing into a pipe leaves no O_NONBLOCK on
-# that pipe for the next writer in the pipeline; a pipe p2pcat read (and
-# grew, to read it in larger pieces) has its size back afterwards.
+# that pipe for the next writer in the pipeline; a pipe p2pcat read or
+# wrote (and grew, to move larger pieces) has its size back afterwards.
 . "$(dirname "$0")/lib.sh"
 export P2PCAT_SIGNAL="dir:$T/rv"
 randfile "$T/big" 32
@@ -64,5 +64,55 @@ if [ "$(cat /proc/sys/fs/pipe-max-size)" -ge 1048576 ] || [ "$(id -u)" -eq 0 ]; 
 	check_eq "the command's pipe after the session" "$(cat "$T/cmdpipe")" 1048576
 else
 	echo "fs.pipe-max-size under 1 MiB: the command's pipe not checked"
+fi
+# stdout: the pipe p2pcat writes is grown while it writes (its reader sees
+# 1 MiB) and has its size back at the end, from a reader slower than
+# p2pcat, which still holds most of a MiB when the data has all been sent.
+if [ "$(cat /proc/sys/fs/pipe-max-size)" -ge 1048576 ] || [ "$(id -u)" -eq 0 ]; then
+	reader='import fcntl, os, sys, time
+signal = __import__("signal"); signal.alarm(60)
+first = fcntl.fcntl(0, fcntl.F_GETPIPE_SZ)
+open(sys.argv[1], "w").close()	# p2pcat starts now
+most, n = first, 0
+time.sleep(0.5)		# the pipe fills
+while True:
+	b = os.read(0, 16384)
+	if not b:
+		break
+	n += len(b)
+	most = max(most, fcntl.fcntl(0, fcntl.F_GETPIPE_SZ))
+	time.sleep(0.001)
+print(n, first, most, fcntl.fcntl(0, fcntl.F_GETPIPE_SZ))'
+	"$P2PCAT" -l --send-only fd4 < "$T/big" 2> "$T/l4.err" & lp=$!
+	{ wait_for 10 test -e "$T/ready"; "$P2PCAT" --recv-only fd4 2> "$T/c4.err"
+	  echo $? > "$T/c4.rc"; } | python3 -c "$reader" "$T/ready" > "$T/osize" ||
+	    fail "stdout: the reader failed"
+	wait_exit $lp 30 || fail "fd4: listener hung"
+	read -r n first most last < "$T/osize"
+	check_eq "stdout: the caller's status ($(cat "$T/c4.err"))" "$(cat "$T/c4.rc")" 0
+	check_eq "stdout: bytes read" "$n" $((32 << 20))
+	check_eq "stdout: the pipe's size while p2pcat wrote" "$most" 1048576
+	check_eq "stdout: the pipe's size afterwards" "$last" "$first"
+
+	# A reader that reads nothing until p2pcat is gone: p2pcat waits for
+	# it only so long (the data fits in the grown pipe), then ends well,
+	# all of it delivered.
+	late='import os, sys, time
+pid = int(open(sys.argv[1]).read())
+for _ in range(600):
+	if not os.path.exists("/proc/%d" % pid):
+		break
+	time.sleep(0.05)
+print(len(sys.stdin.buffer.read()), "gone" if not os.path.exists("/proc/%d" % pid) else "running")'
+	head -c 300000 "$T/big" > "$T/small"
+	"$P2PCAT" -l --send-only fd5 < "$T/small" 2> "$T/l5.err" & lp=$!
+	{ "$P2PCAT" -v --recv-only fd5 2> "$T/c5.err" & echo $! > "$T/c5.pid"; wait $!
+	  echo $? > "$T/c5.rc"; } | { wait_for 10 test -s "$T/c5.pid"; python3 -c "$late" "$T/c5.pid"; } > "$T/late"
+	wait_exit $lp 30 || fail "fd5: listener hung"
+	check_eq "late reader: what it read, and p2pcat" "$(cat "$T/late")" "300000 gone"
+	check_eq "late reader: the caller's status ($(cat "$T/c5.err"))" "$(cat "$T/c5.rc")" 0
+	grep -q "took nothing for 2 s" "$T/c5.err" || fail "late reader: not said: $(cat "$T/c5.err")"
+else
+	echo "fs.pipe-max-size under 1 MiB: stdout's pipe not checked"
 fi
 echo "t_fds: ok"
