@@ -2220,6 +2220,47 @@ const struct sig_backend sig_firestore_backend = {
 };
 
 /*
+ * Test hook (tests/fuzz_firestore, tests/unit_firestore): a body of len
+ * bytes, taken by fs_take_tokens as a sign-in answer (refresh 0) or a
+ * token refresh answer (1), by a backend that holds earlier tokens and
+ * uid.  The backend's ID and refresh tokens and uid after it go to idtok,
+ * reftok (FS_TEST_TOKEN bytes each) and uid (FS_TEST_UID), when they are
+ * to be renewed (Unix ms, 0 none) to *exp.  Returns 0 taken, 1 refused,
+ * -1 a body larger than the backend takes, or out of memory.
+ */
+_Static_assert(FS_TEST_TOKEN == FS_MAX_TOKEN + 1 &&
+    FS_TEST_UID == FS_MAX_UID + 1, "fs_test_tokens' sizes");
+int
+fs_test_tokens(const char *body, size_t len, int refresh, char *idtok,
+    char *reftok, char *uid, uint64_t *exp)
+{
+	struct fs *b;
+	int ret;
+
+	if ((b = calloc(1, sizeof *b)) == NULL)
+		return -1;
+	snprintf(b->idtok, sizeof b->idtok, "fuzz-id-token");
+	snprintf(b->reftok, sizeof b->reftok, "fuzz-refresh-token");
+	snprintf(b->uid, sizeof b->uid, "fuzz-uid");
+	b->tok_exp = 1;
+	if (fs_write_cb((char *)body, 1, len, &b->resp) != len) {
+		ret = -1;
+		goto out;
+	}
+	ret = fs_take_tokens(b, refresh) == 0 ? 0 : 1;
+	memcpy(idtok, b->idtok, sizeof b->idtok);
+	memcpy(reftok, b->reftok, sizeof b->reftok);
+	memcpy(uid, b->uid, sizeof b->uid);
+	*exp = b->tok_exp;
+out:
+	fs_buf_clear(&b->resp);
+	free(b->resp.p);
+	sodium_memzero(b, sizeof *b);
+	free(b);
+	return ret;
+}
+
+/*
  * Test hook (tests/fuzz_firestore): a response body of len bytes, read as
  * the backend reads one.  As an error (fs_parse_error): its status and
  * message, quoted and with our secrets redacted, into status (40 bytes)
