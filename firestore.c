@@ -797,6 +797,22 @@ fs_valid_key(const char *s)
 	return i > 0 && i <= FS_MAX_KEY;
 }
 
+/*
+ * 1 when s is a Bearer token's b64token (RFC 6750 section 2.1):
+ * 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".  The ID
+ * token goes into an Authorization header as it is, and libcurl sends a
+ * header as given: a CR or LF in a token from a hostile answer would add
+ * headers of its own.
+ */
+static int
+fs_valid_bearer(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+
+	return n > 0 && s[n + strspn(s + n, "=")] == '\0';
+}
+
 static void
 fs_forget_tokens(struct fs *b)
 {
@@ -914,7 +930,8 @@ fs_cache_load(struct fs *b)
 	v = cJSON_GetObjectItemCaseSensitive(j, "expiresAt");
 	if (j == NULL || fs_json_str(j, "idToken", b->idtok, sizeof b->idtok) ||
 	    fs_json_str(j, "refreshToken", b->reftok, sizeof b->reftok) ||
-	    fs_json_str(j, "uid", b->uid, sizeof b->uid) || !cJSON_IsNumber(v)) {
+	    fs_json_str(j, "uid", b->uid, sizeof b->uid) || !cJSON_IsNumber(v) ||
+	    !fs_valid_bearer(b->idtok)) {
 		log_v(1, "firestore: ignoring the token cache `%s': "
 		    "unreadable", fs_q(q, sizeof q, b->cache));
 		fs_forget_tokens(b);
@@ -943,8 +960,9 @@ fs_take_tokens(struct fs *b, int refresh)
 	    sizeof b->idtok) || fs_json_str(j, refresh ? "refresh_token" :
 	    "refreshToken", b->reftok, sizeof b->reftok) ||
 	    fs_json_str(j, refresh ? "expires_in" : "expiresIn", exp,
-	    sizeof exp) || fs_json_str(j, refresh ? "user_id" : "localId",
-	    b->uid, sizeof b->uid))
+	    sizeof exp) || !fs_valid_bearer(b->idtok) ||
+	    fs_json_str(j, refresh ? "user_id" : "localId", b->uid,
+	    sizeof b->uid))
 		goto out;
 	errno = 0;
 	secs = strtol(exp, NULL, 10);
