@@ -797,6 +797,22 @@ fs_valid_key(const char *s)
 	return i > 0 && i <= FS_MAX_KEY;
 }
 
+/*
+ * 1 when s is a Bearer token's b64token (RFC 6750 section 2.1):
+ * 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".  The ID
+ * token goes into an Authorization header as it is, and libcurl sends a
+ * header as given: a CR or LF in a token from a hostile answer would add
+ * headers of its own.
+ */
+static int
+fs_valid_bearer(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+
+	return n > 0 && s[n + strspn(s + n, "=")] == '\0';
+}
+
 static void
 fs_forget_tokens(struct fs *b)
 {
@@ -914,7 +930,8 @@ fs_cache_load(struct fs *b)
 	v = cJSON_GetObjectItemCaseSensitive(j, "expiresAt");
 	if (j == NULL || fs_json_str(j, "idToken", b->idtok, sizeof b->idtok) ||
 	    fs_json_str(j, "refreshToken", b->reftok, sizeof b->reftok) ||
-	    fs_json_str(j, "uid", b->uid, sizeof b->uid) || !cJSON_IsNumber(v)) {
+	    fs_json_str(j, "uid", b->uid, sizeof b->uid) || !cJSON_IsNumber(v) ||
+	    !fs_valid_bearer(b->idtok)) {
 		log_v(1, "firestore: ignoring the token cache `%s': "
 		    "unreadable", fs_q(q, sizeof q, b->cache));
 		fs_forget_tokens(b);
@@ -943,8 +960,9 @@ fs_take_tokens(struct fs *b, int refresh)
 	    sizeof b->idtok) || fs_json_str(j, refresh ? "refresh_token" :
 	    "refreshToken", b->reftok, sizeof b->reftok) ||
 	    fs_json_str(j, refresh ? "expires_in" : "expiresIn", exp,
-	    sizeof exp) || fs_json_str(j, refresh ? "user_id" : "localId",
-	    b->uid, sizeof b->uid))
+	    sizeof exp) || !fs_valid_bearer(b->idtok) ||
+	    fs_json_str(j, refresh ? "user_id" : "localId", b->uid,
+	    sizeof b->uid))
 		goto out;
 	errno = 0;
 	secs = strtol(exp, NULL, 10);
@@ -2218,6 +2236,47 @@ const struct sig_backend sig_firestore_backend = {
 	.unanswer = fs_unanswer,
 	.counts = fs_counts,
 };
+
+/*
+ * Test hook (tests/fuzz_firestore, tests/unit_firestore): a body of len
+ * bytes, taken by fs_take_tokens as a sign-in answer (refresh 0) or a
+ * token refresh answer (1), by a backend that holds earlier tokens and
+ * uid.  The backend's ID and refresh tokens and uid after it go to idtok,
+ * reftok (FS_TEST_TOKEN bytes each) and uid (FS_TEST_UID), when they are
+ * to be renewed (Unix ms, 0 none) to *exp.  Returns 0 taken, 1 refused,
+ * -1 a body larger than the backend takes, or out of memory.
+ */
+_Static_assert(FS_TEST_TOKEN == FS_MAX_TOKEN + 1 &&
+    FS_TEST_UID == FS_MAX_UID + 1, "fs_test_tokens' sizes");
+int
+fs_test_tokens(const char *body, size_t len, int refresh, char *idtok,
+    char *reftok, char *uid, uint64_t *exp)
+{
+	struct fs *b;
+	int ret;
+
+	if ((b = calloc(1, sizeof *b)) == NULL)
+		return -1;
+	snprintf(b->idtok, sizeof b->idtok, "fuzz-id-token");
+	snprintf(b->reftok, sizeof b->reftok, "fuzz-refresh-token");
+	snprintf(b->uid, sizeof b->uid, "fuzz-uid");
+	b->tok_exp = 1;
+	if (fs_write_cb((char *)body, 1, len, &b->resp) != len) {
+		ret = -1;
+		goto out;
+	}
+	ret = fs_take_tokens(b, refresh) == 0 ? 0 : 1;
+	memcpy(idtok, b->idtok, sizeof b->idtok);
+	memcpy(reftok, b->reftok, sizeof b->reftok);
+	memcpy(uid, b->uid, sizeof b->uid);
+	*exp = b->tok_exp;
+out:
+	fs_buf_clear(&b->resp);
+	free(b->resp.p);
+	sodium_memzero(b, sizeof *b);
+	free(b);
+	return ret;
+}
 
 /*
  * Test hook (tests/fuzz_firestore): a response body of len bytes, read as

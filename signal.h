@@ -125,5 +125,11 @@ unsigned long sig_dir_naps(const struct sig *s);
 /* Test hook (tests/fuzz_firestore; firestore.c says what it does). */
 int fs_test_body(const char *body, size_t len, char *status, char *msg,
     struct sig_msg *m);
+/* Test hook (tests/fuzz_firestore, tests/unit_firestore; firestore.c
+ * says what it does), and the sizes of what it gives back. */
+#define FS_TEST_TOKEN	8193
+#define FS_TEST_UID	129
+int fs_test_tokens(const char *body, size_t len, int refresh, char *idtok,
+    char *reftok, char *uid, uint64_t *exp);
 
 #endif

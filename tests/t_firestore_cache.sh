@@ -3,7 +3,9 @@
 # tests/fsserver.py's Auth emulator: a cache that cannot be written (no
 # room: RLIMIT_FSIZE 0) is reported and leaves no descriptor and no
 # temporary file behind; a cache written by a process whose real and
-# effective uids differ is its own, read back by the next one.
+# effective uids differ is its own, read back by the next one.  A cached
+# ID token that an Authorization header could not carry as it is (one
+# that an older p2pcat took from a hostile answer) is ignored.
 . "$(dirname "$0")/lib.sh"
 U=$SRCDIR/tests/unit_firestore
 REST="python3 $SRCDIR/tests/firestore_rest.py"
@@ -13,6 +15,8 @@ command -v python3 >/dev/null || skip "no python3"
 ID1=0123456789abcdef0123456789abcdef
 ID2=fedcba9876543210fedcba9876543210
 ID3=00000000000000000000000000000003
+ID4=00000000000000000000000000000004
+ID5=00000000000000000000000000000005
 KEY=AIzaTest-key_0123456789
 CACHEDIR=$XDG_CACHE_HOME/p2pcat
 fs_serve --auth issued --api-key "$KEY"
@@ -38,6 +42,22 @@ check_eq "descriptors left after a failed cache write" \
     "$(sed -n 's/^open fds //p' "$T/full.err")" 0
 check_eq "files in the cache directory" "$(ls -A "$CACHEDIR" | wc -l)" 0
 check_eq "offer despite the cache" "$($REST dump)" "inbox/bob/offers/$ID1"
+
+# A CR LF in the cached ID token would start a header of its own: the
+# cache is ignored and the next offer signs in anew.
+UNIT_FS_VERBOSE=1 "$U" -k "$T/key" offer bob $ID4 01 60000 \
+    >"$T/crlf1.out" 2>"$T/crlf1.err" || { cat "$T/crlf1.err" >&2; fail "crlf: first offer"; }
+set -- "$CACHEDIR"/firestore-*.json
+[ -f "$1" ] || fail "crlf: no token cache in $CACHEDIR"
+python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+j["idToken"] += "\r\nX-Injected: 1"
+open(sys.argv[1], "w").write(json.dumps(j))' "$1"
+UNIT_FS_VERBOSE=1 "$U" -k "$T/key" offer bob $ID5 01 60000 \
+    >"$T/crlf2.out" 2>"$T/crlf2.err" || { cat "$T/crlf2.err" >&2; fail "crlf: second offer"; }
+errhas crlf2 "ignoring the token cache"
+errhas crlf2 "signed in anonymously"
+rm -f "$1"
 
 # Real uid nobody, effective uid root: the cache is created by, and
 # belongs to, the effective uid, which is the one that must own it.

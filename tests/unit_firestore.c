@@ -296,6 +296,71 @@ offline(void)
 	unlink(capfile);
 }
 
+/* Sign-in and refresh answers (fs_test_tokens): what is taken, what is
+ * refused, and the ID token, which goes into an Authorization header as it
+ * is, never holds what could end that header and start another. */
+static void
+tokens(void)
+{
+	static char idtok[FS_TEST_TOKEN], reftok[FS_TEST_TOKEN];
+	static const char signin[] = "{\"kind\":\"identitytoolkit#Signup"
+	    "NewUserResponse\",\"idToken\":\"eyJh.eyJ1.\",\"refreshToken\":"
+	    "\"AMf-vB_x\",\"expiresIn\":\"3600\",\"localId\":\"Uid01\"}";
+	static const char refresh[] = "{\"access_token\":\"eyJh.eyJ2.\","
+	    "\"expires_in\":\"60\",\"token_type\":\"Bearer\",\"refresh_token"
+	    "\":\"AMf-vB_y\",\"id_token\":\"eyJh.eyJ2.\",\"user_id\":"
+	    "\"Uid01\",\"project_id\":\"p\"}";
+	static const char *const refused[] = {
+		/* CR LF, LF, a space, a NUL: each would reach the header. */
+		"{\"idToken\":\"a.b\\r\\nX-Injected: 1\",\"refreshToken\":"
+		    "\"r\",\"expiresIn\":\"3600\",\"localId\":\"u\"}",
+		"{\"idToken\":\"a.b\\nX-Injected: 1\",\"refreshToken\":"
+		    "\"r\",\"expiresIn\":\"3600\",\"localId\":\"u\"}",
+		"{\"idToken\":\"a b\",\"refreshToken\":\"r\",\"expiresIn\":"
+		    "\"3600\",\"localId\":\"u\"}",
+		"{\"idToken\":\"a\\u0000b\",\"refreshToken\":\"r\","
+		    "\"expiresIn\":\"3600\",\"localId\":\"u\"}",
+		"{\"idToken\":\"=a\",\"refreshToken\":\"r\",\"expiresIn\":"
+		    "\"3600\",\"localId\":\"u\"}",
+		/* A number, a member missing, an empty one. */
+		"{\"idToken\":\"a\",\"refreshToken\":\"r\",\"expiresIn\":"
+		    "3600,\"localId\":\"u\"}",
+		"{\"idToken\":\"a\",\"expiresIn\":\"3600\",\"localId\":"
+		    "\"u\"}",
+		"{\"idToken\":\"a\",\"refreshToken\":\"r\",\"expiresIn\":"
+		    "\"3600\",\"localId\":\"\"}",
+		"[]", "null", "{",
+	};
+	char uid[FS_TEST_UID];
+	uint64_t t0, exp;
+	size_t i;
+
+	t0 = unix_ms();
+	CHECK(fs_test_tokens(signin, strlen(signin), 0, idtok, reftok, uid,
+	    &exp) == 0);
+	CHECK(strcmp(idtok, "eyJh.eyJ1.") == 0);
+	CHECK(strcmp(reftok, "AMf-vB_x") == 0 && strcmp(uid, "Uid01") == 0);
+	/* An hour, renewed 2 minutes early. */
+	CHECK(exp >= t0 + 3480000 && exp <= unix_ms() + 3480000);
+	/* The sign-in form is not the refresh form. */
+	CHECK(fs_test_tokens(signin, strlen(signin), 1, idtok, reftok, uid,
+	    &exp) == 1);
+	t0 = unix_ms();
+	CHECK(fs_test_tokens(refresh, strlen(refresh), 1, idtok, reftok, uid,
+	    &exp) == 0);
+	CHECK(strcmp(idtok, "eyJh.eyJ2.") == 0);
+	CHECK(strcmp(reftok, "AMf-vB_y") == 0 && strcmp(uid, "Uid01") == 0);
+	/* A minute, renewed at 3/4 of it. */
+	CHECK(exp >= t0 + 45000 && exp <= unix_ms() + 45000);
+	for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		CHECK(fs_test_tokens(refused[i], strlen(refused[i]), 0, idtok,
+		    reftok, uid, &exp) == 1);
+		/* The earlier tokens are forgotten, the uid kept. */
+		CHECK(idtok[0] == '\0' && reftok[0] == '\0' && exp == 0);
+		CHECK(strcmp(uid, "fuzz-uid") == 0);
+	}
+}
+
 /* Wait for one offer to name; print it, or (answer) answer it with the
  * blob reversed.  Exit status as the listen command's. */
 static int
@@ -499,6 +564,7 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc == 0) {
 		offline();
+		tokens();
 		if (failures)
 			fprintf(stderr, "%d failures\n", failures);
 		else
