@@ -114,6 +114,9 @@ tests/fuzz_listen: fslisten.c grpc.c $(PB_C)
 tests/fuzz_frames: crypto.c stream.c cc.c
 tests/fuzz_packets: $(FUZZLIB) tests/fuzzdet.c
 tests/fuzz_handshake: $(FUZZLIB) tests/fuzzdet.c
+# fuzz_turn serves punch_gather's polls itself (see its top comment).
+tests/fuzz_turn: $(FUZZLIB) tests/fuzzdet.c
+tests/fuzz_turn: FUZZ_CFLAGS += -Wl,--wrap=poll
 tests/fuzz_firestore: $(FUZZLIB)
 
 fuzz-build: $(FUZZ)
