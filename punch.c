@@ -1628,11 +1628,11 @@ punch_gather(struct punch *p, uint64_t deadline)
 		t = tx_deadline(p);
 		if (t > end)
 			t = end;
-		if (binds_at && binds_at + TTL_WAIT_US < t)
+		/* Only times still to come: one gone by while the
+		 * allocation is pending would make poll spin. */
+		if (binds_at && binds_at + TTL_WAIT_US > now && binds_at + TTL_WAIT_US < t)
 			t = binds_at + TTL_WAIT_US;
-		if (rounds < TTL_ROUNDS && round_at < t)
-			t = round_at;
-		if (rounds == TTL_ROUNDS && round_at > now && round_at < t)
+		if (round_at > now && round_at < t)
 			t = round_at;
 		poll(&pfd, 1, t > now ? (int)((t - now + 999) / 1000) : 0);
 		read_errqueue(p);
