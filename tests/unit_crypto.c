@@ -17,16 +17,8 @@
 
 #include <sodium.h>
 
+#include "check.h"
 #include "crypto.h"
-
-static int failures;
-
-#define CHECK(c) do { \
-	if (!(c)) { \
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-		failures++; \
-	} \
-} while (0)
 
 /* Noise vectors. */
 

@@ -19,13 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "exec.h"
 #include "util.h"
-
-static int fails, checks;
-
-#define CHECK(c) do { checks++; if (!(c)) { fails++; \
-	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c); } } while (0)
 
 /* Whether cmd splits into exactly the words of want (NULL-terminated). */
 static int
@@ -81,7 +77,7 @@ check_empty_path_element(void)
 	for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
 		setenv("PATH", paths[i], 1);
 		if (exec_check("p2pcat-unit-prog") != 0) {
-			fails++;
+			failures++;
 			fprintf(stderr, "PATH `%s': ./p2pcat-unit-prog not found\n", paths[i]);
 		}
 		checks++;
@@ -161,7 +157,7 @@ main(void)
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		if (!splits(cases[i].cmd, cases[i].words)) {
-			fails++;
+			failures++;
 			fprintf(stderr, "split `%s' wrong\n", cases[i].cmd);
 		}
 	CHECK(exec_split("") == NULL);
@@ -227,6 +223,6 @@ main(void)
 	else
 		CHECK(n == 1);
 
-	printf("unit_exec: %d checks, %d failed\n", checks + (int)i, fails);
-	return fails ? 1 : 0;
+	printf("unit_exec: %d checks, %d failed\n", checks + (int)i, failures);
+	return failures ? 1 : 0;
 }

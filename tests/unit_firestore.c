@@ -48,14 +48,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "signal.h"
 #include "util.h"
 
-static int failures;
 static volatile sig_atomic_t stop;
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: FAIL: %s\n", \
-    __FILE__, __LINE__, #c); failures++; } } while (0)
 
 static char capfile[] = "/tmp/unit_firestore.XXXXXX";
 static int capfd = -1, saved2 = -1;

@@ -19,22 +19,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "punch.h"
 #include "stun.h"
 #include "util.h"
 
 int __real_poll(struct pollfd *, nfds_t, int);
 int __wrap_poll(struct pollfd *, nfds_t, int);
-
-static int failures, checks;
-
-#define CHECK(c) do { \
-	checks++; \
-	if (!(c)) { \
-		fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #c); \
-		failures++; \
-	} \
-} while (0)
 
 #define T0	(1000ULL * 1000000)
 #define SPIN	100

@@ -11,17 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "stun.h"
 
-static int failures, checks;
-
-#define CHECK(c) do { \
-	checks++; \
-	if (!(c)) { \
-		fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #c); \
-		failures++; \
-	} \
-} while (0)
 /* The same, uncounted, for the fuzz loop's invariants. */
 #define FUZZ_CHECK(c) do { \
 	if (!(c)) { \

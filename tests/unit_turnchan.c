@@ -12,17 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "turnchan.h"
-
-static int failures, checks;
-
-#define CHECK(c) do { \
-	checks++; \
-	if (!(c)) { \
-		fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #c); \
-		failures++; \
-	} \
-} while (0)
 
 #define S	1000000ULL	/* a second, in µs */
 #define T0	(1000 * S)
