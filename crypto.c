@@ -15,7 +15,6 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <sodium.h>
 
 #include "crypto.h"
@@ -357,7 +356,6 @@ key_seal(int c, const struct aead_key *ak, uint64_t seq, const uint8_t *ad, size
     const struct iovec *pt, int n, uint8_t *out)
 {
 	uint8_t nonce[NONCE_LEN];
-	OSSL_PARAM tag[2];
 	size_t len = 0;
 	int i, l;
 
@@ -371,9 +369,6 @@ key_seal(int c, const struct aead_key *ak, uint64_t seq, const uint8_t *ad, size
 		return 0;
 	}
 	nonce_bytes(c, nonce, seq);
-	/* The tag by its parameter, not EVP_CTRL_GCM_GET_TAG: the control
-	 * builds the same parameter each time and looks it up by name (a
-	 * few percent of a packet's sealing). */
 	if (adlen > INT_MAX || EVP_EncryptInit_ex(ak->aes, NULL, NULL, NULL, nonce) != 1 ||
 	    (adlen > 0 && EVP_EncryptUpdate(ak->aes, NULL, &l, ad, (int)adlen) != 1))
 		return -1;
@@ -385,12 +380,11 @@ key_seal(int c, const struct aead_key *ak, uint64_t seq, const uint8_t *ad, size
 			return -1;
 		len += (size_t)l;
 	}
-	if (EVP_EncryptFinal_ex(ak->aes, out + len, &l) != 1)
+	if (EVP_EncryptFinal_ex(ak->aes, out + len, &l) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ak->aes, EVP_CTRL_GCM_GET_TAG, CRYPTO_TAG_LEN,
+	    out + len + l) != 1)
 		return -1;
-	tag[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
-	    out + len + l, CRYPTO_TAG_LEN);
-	tag[1] = OSSL_PARAM_construct_end();
-	return EVP_CIPHER_CTX_get_params(ak->aes, tag) == 1 ? 0 : -1;
+	return 0;
 }
 
 static int
@@ -398,7 +392,6 @@ key_open(int c, const struct aead_key *ak, uint64_t n, const uint8_t *ad, size_t
     const uint8_t *ct, size_t len, uint8_t *out)
 {
 	uint8_t nonce[NONCE_LEN], tag[CRYPTO_TAG_LEN];
-	OSSL_PARAM tp[2];
 	int l, f;
 
 	if (c != CRYPTO_AESGCM)
@@ -407,14 +400,11 @@ key_open(int c, const struct aead_key *ak, uint64_t n, const uint8_t *ad, size_t
 		return -1;
 	nonce_bytes(c, nonce, n);
 	len -= CRYPTO_TAG_LEN;
-	memcpy(tag, ct + len, CRYPTO_TAG_LEN);	/* out may overlap ct */
-	tp[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
-	    tag, CRYPTO_TAG_LEN);
-	tp[1] = OSSL_PARAM_construct_end();
+	memcpy(tag, ct + len, CRYPTO_TAG_LEN);
 	if (EVP_DecryptInit_ex(ak->aes, NULL, NULL, NULL, nonce) != 1 ||
 	    (adlen > 0 && EVP_DecryptUpdate(ak->aes, NULL, &l, ad, (int)adlen) != 1) ||
 	    EVP_DecryptUpdate(ak->aes, out, &l, ct, (int)len) != 1 ||
-	    EVP_CIPHER_CTX_set_params(ak->aes, tp) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ak->aes, EVP_CTRL_GCM_SET_TAG, CRYPTO_TAG_LEN, tag) != 1 ||
 	    EVP_DecryptFinal_ex(ak->aes, out + l, &f) != 1)
 		return -1;
 	return 0;
