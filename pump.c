@@ -34,7 +34,10 @@
 #include "util.h"
 
 #define IOBUF		65536
-/* Written out at most a write: as much as a grown pipe holds (below). */
+/* Written out at most a write into an output we write without blocking
+ * (a pipe we reopened, a socket): as much as a grown pipe holds (below).
+ * A tty or a file is written blocking, IOBUF at a time, so that a slow one
+ * does not hold up the loop (and our acknowledgements) for longer. */
 #define WRITE_MAX	(1 << 20)
 /* A byte stream is read straight into the stream's send buffer, this much
  * at most a read: each read of a pipe whose writer waits for room wakes
@@ -50,8 +53,12 @@
 #define ABORT_QUIET_US	100000	/* the peer silent this long: it heard us */
 #define CMD_GRACE_US	2000000	/* a command's time to exit once the session is over */
 #define WAIT_RECHECK_US	50000	/* how often a waiting session asks again */
-#define DRAIN_RETRY_US	2000	/* a grown stdout: try to give its size back */
-#define DRAIN_STALL_US	2000000	/* ... for as long as its reader reads */
+/* A grown stdout: try to give its size back first after DRAIN_RETRY_US,
+ * then twice as long each time up to DRAIN_RETRY_MAX_US, for as long as
+ * its reader takes something within DRAIN_STALL_US. */
+#define DRAIN_RETRY_US	2000
+#define DRAIN_RETRY_MAX_US 100000
+#define DRAIN_STALL_US	2000000
 
 /* Where the peer's bytes go. */
 struct out {
@@ -329,8 +336,10 @@ cmd_failed(struct session *s, const struct cmd *cmd)
 struct grown {
 	int fd, size;
 	const char *what;	/* "stdin", "stdout" */
-	int queued;		/* stdout: what it held at the last try ... */
-	uint64_t since;		/* ... and since when */
+	/* stdout, while it drains: the least it held, since when, and
+	 * how long until the next try */
+	int least;
+	uint64_t since, wait;
 };
 
 /* Grow the pipe on fd, if it is one (PIPE_SIZE).  One we were given is
@@ -364,12 +373,20 @@ shrink_pipe(struct grown *g)
 	g->fd = -1;
 }
 
-/* Give the pipe we write its size back, before we let go of it: 0, done
- * (or given up); 1, not yet, try again at *next.  The kernel refuses
- * (EBUSY) while the pipe holds more than the old size, so this waits for
- * its reader to take all but that much, as the last write into a pipe of
- * that size would have.  A reader that takes nothing for DRAIN_STALL_US,
- * or is gone, is not waited for: then the pipe stays larger. */
+enum { DRAIN_DONE, DRAIN_WAIT, DRAIN_GONE };
+
+/*
+ * Give the pipe we write its size back, before we let go of it.  The
+ * kernel refuses (EBUSY) while the pipe holds more than the old size, so
+ * this waits for the reader to take all but that much, as the last write
+ * into a pipe of that size would have: DRAIN_WAIT, try again at *next.
+ * DRAIN_GONE: the reader is gone with more than that unread, which a
+ * write into the old size would have found (EPIPE).  DRAIN_DONE: given
+ * back, or given up on a reader that took nothing for DRAIN_STALL_US
+ * (the pipe stays larger then, holding what it holds).  Progress is the
+ * pipe holding less than it ever did since the wait began, so that
+ * another writer on it does not keep us waiting.
+ */
 static int
 give_back_out(struct grown *g, uint64_t now, uint64_t *next)
 {
@@ -377,26 +394,36 @@ give_back_out(struct grown *g, uint64_t now, uint64_t *next)
 	int q;
 
 	if (g->fd == -1)
-		return 0;
+		return DRAIN_DONE;
 	if (fcntl(g->fd, F_GETPIPE_SZ) != PIPE_SIZE ||
-	    fcntl(g->fd, F_SETPIPE_SZ, g->size) != -1 || errno != EBUSY ||
-	    (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))) {
+	    fcntl(g->fd, F_SETPIPE_SZ, g->size) != -1 || errno != EBUSY) {
 		shrink_pipe(g);		/* says why, if it failed */
-		return 0;
+		return DRAIN_DONE;
+	}
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) {
+		shrink_pipe(g);
+		return DRAIN_GONE;
 	}
 	if (ioctl(g->fd, FIONREAD, &q) == -1)
-		q = -1;
-	if (g->since == 0 || q != g->queued) {
-		g->queued = q;
+		q = INT_MAX;
+	if (g->since == 0) {
+		log_v(2, "waiting for the reader of stdout to take all but "
+		    "%d of its %d bytes", g->size, q);
+		g->wait = DRAIN_RETRY_US;
+	}
+	if (g->since == 0 || q < g->least) {
+		g->least = q;
 		g->since = now;
 	} else if (now - g->since >= DRAIN_STALL_US) {
 		log_v(1, "the reader of stdout took nothing for %g s: its "
 		    "pipe stays %d bytes", DRAIN_STALL_US / 1e6, PIPE_SIZE);
 		g->fd = -1;
-		return 0;
+		return DRAIN_DONE;
 	}
-	*next = now + DRAIN_RETRY_US;
-	return 1;
+	*next = now + g->wait;
+	if ((g->wait *= 2) > DRAIN_RETRY_MAX_US)
+		g->wait = DRAIN_RETRY_MAX_US;
+	return DRAIN_WAIT;
 }
 
 /* The loop proper; pump_run opens and releases the output around it. */
@@ -414,7 +441,6 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 	const void *peek;
 	bool wclosed = false, started = false, oclosed = false, written = false;
 	bool granted = false, waited = false;
-	uint64_t drain_at;
 	struct stream *st = NULL;
 	struct pollfd pfd[4];
 	char desc[128];
@@ -422,9 +448,8 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 
 	for (;;) {
 		uint64_t now = now_us(), t;
+		uint64_t drain_at = 0;
 		int n, ip = -1, op = -1, xp = -1, code;
-
-		drain_at = 0;
 
 		/* Busy first: a listener that settled on another session
 		 * then ends this one's process too. */
@@ -520,8 +545,12 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 			 * it stays open, and every write having worked is
 			 * all there is to tell. */
 			if (in_done && !oclosed && !c->send_only && !c->keep_out) {
-				if (give_back_out(ogrown, now, &drain_at)) {
+				code = give_back_out(ogrown, now, &drain_at);
+				if (code == DRAIN_WAIT) {
 					in_done = false;	/* not yet */
+				} else if (code == DRAIN_GONE) {
+					errno = EPIPE;
+					return io_failed(s, cmd, true);
 				} else {
 					oclosed = true;
 					if (out_close(out) == -1)
@@ -632,8 +661,9 @@ wait:
 			}
 		}
 		if (op != -1 && pfd[op].revents) {
+			size_t max = out->own || out->sock ? WRITE_MAX : IOBUF;
 			ssize_t w = out_write(out, outp + outoff,
-			    outlen - outoff < WRITE_MAX ? outlen - outoff : WRITE_MAX);
+			    outlen - outoff < max ? outlen - outoff : max);
 
 			if (w > 0) {
 				outoff += w;

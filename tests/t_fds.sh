@@ -84,7 +84,7 @@ while True:
 	time.sleep(0.001)
 print(n, first, most, fcntl.fcntl(0, fcntl.F_GETPIPE_SZ))'
 	"$P2PCAT" -l --send-only fd4 < "$T/big" 2> "$T/l4.err" & lp=$!
-	{ wait_for 10 test -e "$T/ready"; "$P2PCAT" --recv-only fd4 2> "$T/c4.err"
+	{ wait_for 10 test -e "$T/ready"; "$P2PCAT" -vv --recv-only fd4 2> "$T/c4.err"
 	  echo $? > "$T/c4.rc"; } | python3 -c "$reader" "$T/ready" > "$T/osize" ||
 	    fail "stdout: the reader failed"
 	wait_exit $lp 30 || fail "fd4: listener hung"
@@ -93,6 +93,8 @@ print(n, first, most, fcntl.fcntl(0, fcntl.F_GETPIPE_SZ))'
 	check_eq "stdout: bytes read" "$n" $((32 << 20))
 	check_eq "stdout: the pipe's size while p2pcat wrote" "$most" 1048576
 	check_eq "stdout: the pipe's size afterwards" "$last" "$first"
+	grep -q "waiting for the reader of stdout" "$T/c4.err" ||
+	    fail "stdout: p2pcat did not wait for its reader: $(tail -3 "$T/c4.err")"
 
 	# A reader that reads nothing until p2pcat is gone: p2pcat waits for
 	# it only so long (the data fits in the grown pipe), then ends well,
@@ -103,7 +105,8 @@ for _ in range(600):
 	if not os.path.exists("/proc/%d" % pid):
 		break
 	time.sleep(0.05)
-print(len(sys.stdin.buffer.read()), "gone" if not os.path.exists("/proc/%d" % pid) else "running")'
+state = "running" if os.path.exists("/proc/%d" % pid) else "gone"
+print(len(sys.stdin.buffer.read()), state)'
 	head -c 300000 "$T/big" > "$T/small"
 	"$P2PCAT" -l --send-only fd5 < "$T/small" 2> "$T/l5.err" & lp=$!
 	{ "$P2PCAT" -v --recv-only fd5 2> "$T/c5.err" & echo $! > "$T/c5.pid"; wait $!
@@ -112,6 +115,16 @@ print(len(sys.stdin.buffer.read()), "gone" if not os.path.exists("/proc/%d" % pi
 	check_eq "late reader: what it read, and p2pcat" "$(cat "$T/late")" "300000 gone"
 	check_eq "late reader: the caller's status ($(cat "$T/c5.err"))" "$(cat "$T/c5.rc")" 0
 	grep -q "took nothing for 2 s" "$T/c5.err" || fail "late reader: not said: $(cat "$T/c5.err")"
+
+	# A reader that goes away with most of it unread: as a write into
+	# the old size would have found, the peer's data did not get
+	# through (EPIPE), and the sender says so (status 3).
+	"$P2PCAT" -l --send-only fd6 < "$T/small" 2> "$T/l6.err" & lp=$!
+	"$P2PCAT" --recv-only fd6 2> "$T/c6.err" | { sleep 0.5; head -c 1 > /dev/null; }
+	wait_exit $lp 30 || fail "fd6: listener hung"
+	check_eq "gone reader: the sender's status ($(cat "$T/l6.err"))" "$RC" 3
+	grep -q "could not write its output: Broken pipe" "$T/l6.err" ||
+	    fail "gone reader: not said: $(cat "$T/l6.err")"
 else
 	echo "fs.pipe-max-size under 1 MiB: stdout's pipe not checked"
 fi
