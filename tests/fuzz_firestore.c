@@ -50,6 +50,18 @@ bearer(const char *s)
 	return n > 0 && s[n + strspn(s + n, "=")] == '\0';
 }
 
+/* 1 when s can go into an HTTP header as it is, whatever the token
+ * grammar: not empty, and no control byte, space or byte beyond ASCII
+ * that would end the header or start another (RFC 9110 section 5.5). */
+static int
+header_safe(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
 /* 1 when the body's member k is a string of 1 to cap - 1 bytes. */
 static int
 fits(const cJSON *j, const char *k, size_t cap)
@@ -96,7 +108,7 @@ tokens(const uint8_t *data, size_t size, int refresh, const cJSON *j)
 		return;
 	}
 	/* Taken: an ID token fit for a header, every string whole. */
-	check(bearer(idtok));
+	check(idtok[0] != '\0' && header_safe(idtok) && bearer(idtok));
 	check(reftok[0] != '\0' && uid[0] != '\0');
 	if (j != NULL) {
 		check(fits(j, kid, FS_TEST_TOKEN) && strcmp(idtok,
