@@ -207,15 +207,6 @@ addr_of(int fd)
 	return a;
 }
 
-static void
-drain(int fd)
-{
-	uint8_t buf[WIRE_MAX_PKT];
-
-	while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) >= 0)
-		;
-}
-
 /* The listener s gets an offer from us, and then our HELLO whose message
  * 3 carries pay (and CONFIRM, unless told otherwise). */
 static void
@@ -296,7 +287,7 @@ msg3(struct session *s, uint8_t setup, const uint8_t *pay, size_t paylen)
 		sess_io(s, fuzzdet_now);
 		check(sess_cipher(s) == CRYPTO_CHACHAPOLY);
 	}
-	drain(peer_fd);
+	fuzzdet_drain(peer_fd);
 	sodium_memzero(isk, sizeof isk);
 	crypto_cpace_free(cp);
 	crypto_hs_free(hs);

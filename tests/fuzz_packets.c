@@ -113,15 +113,6 @@ pump(struct session *a, struct session *b)
 	}
 }
 
-static void
-drain(int fd)
-{
-	uint8_t buf[WIRE_MAX_PKT];
-
-	while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) >= 0)
-		;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -159,7 +150,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 2)
 		pump(a, b);
 	else
-		drain(sess_fd(b));
+		fuzzdet_drain(sess_fd(b));
 
 	while (size - off >= 3) {
 		uint8_t ctl = data[off];
@@ -184,7 +175,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* What the sessions sent the stranger (a KNOCK makes the caller
 	 * probe it). */
-	drain(stranger);
+	fuzzdet_drain(stranger);
 	sess_free(a);
 	sess_free(b);
 	return 0;

@@ -116,15 +116,6 @@ udp_socket(int af, bool any, in_port_t *port)
 	return fd;
 }
 
-static void
-drain(int fd)
-{
-	uint8_t buf[WIRE_MAX_PKT];
-
-	while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) >= 0)
-		;
-}
-
 /* The requests the punch sent the server: remembered (once each), and
  * the long-term key of the last one signed. */
 static void
@@ -401,8 +392,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		step(p, challenge, &challenged);
 	}
 	punch_free(p);
-	drain(server);
-	drain(stranger);
-	drain(peer);
+	fuzzdet_drain(server);
+	fuzzdet_drain(stranger);
+	fuzzdet_drain(peer);
 	return 0;
 }

@@ -3,12 +3,15 @@
  * fuzzdet.h).  Never linked into p2pcat: these "random" bytes are
  * splitmix64's, the same in every run.
  */
+#include <sys/socket.h>
+
 #include <string.h>
 
 #include <sodium.h>
 
 #include "fuzzdet.h"
 #include "util.h"
+#include "wire.h"
 
 /* Far from 0, so that nothing counting back from now wraps. */
 #define T0	(1000ULL * 1000000)
@@ -99,4 +102,13 @@ fuzzdet_conf(struct sess_conf *c, bool caller, const struct crypto_identity *id,
 	c->stream.rcvbuf = 1 << 16;
 	c->stream.keepalive_us = 15000000;
 	c->stream.idle_us = 30000000;
+}
+
+void
+fuzzdet_drain(int fd)
+{
+	uint8_t buf[WIRE_MAX_PKT];
+
+	while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) >= 0)
+		;
 }

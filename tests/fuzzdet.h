@@ -31,5 +31,7 @@ void fuzzdet_identity(struct crypto_identity *id, uint8_t seed);
  * every other field 0.  id and secret must outlive the session. */
 void fuzzdet_conf(struct sess_conf *c, bool caller, const struct crypto_identity *id,
     const char *secret, sess_trust_fn trust);
+/* Read and drop every datagram waiting on fd (non-blocking). */
+void fuzzdet_drain(int fd);
 
 #endif
