@@ -93,6 +93,7 @@
 #define FS_CLEAN_MS	5000	/* deadline of best-effort deletes */
 #define FS_MIN_REQ_MS	3000	/* a poll request near the deadline gets this */
 #define FS_TOKEN_SLACK_MS 120000 /* refresh tokens this long before expiry */
+#define FS_TOKEN_MAX_S	(86400 * 7) /* the longest token life believed, s */
 #define FS_MAX_ID	128	/* project or database id */
 #define FS_MAX_KEY	256	/* Web API key */
 #define FS_MAX_TOKEN	8192	/* id or refresh token */
@@ -906,6 +907,7 @@ fs_cache_load(struct fs *b)
 	struct stat st;
 	cJSON *j = NULL, *v;
 	char buf[3 * FS_MAX_TOKEN], q[80];
+	double d, lim;
 	ssize_t n;
 	int fd;
 
@@ -936,7 +938,19 @@ fs_cache_load(struct fs *b)
 		    "unreadable", fs_q(q, sizeof q, b->cache));
 		fs_forget_tokens(b);
 	} else {
-		b->tok_exp = (uint64_t)v->valuedouble;
+		/* No token we took lives longer than FS_TOKEN_MAX_S.  An
+		 * expiry further away (the clock set back since, or a cache
+		 * not written by us), or before the epoch, is not believed:
+		 * the refresh token renews the ID token, and the uid stays. */
+		d = v->valuedouble;
+		lim = (double)(unix_ms() + (uint64_t)FS_TOKEN_MAX_S * 1000);
+		if (d >= 0 && d <= lim)
+			b->tok_exp = (uint64_t)d;
+		else {
+			b->tok_exp = 0;
+			log_v(1, "firestore: the token cache's expiry is not "
+			    "believable: renewing the token");
+		}
 		log_v(1, "firestore: cached sign-in as uid %s",
 		    fs_q(q, sizeof q, b->uid));
 	}
@@ -966,7 +980,7 @@ fs_take_tokens(struct fs *b, int refresh)
 		goto out;
 	errno = 0;
 	secs = strtol(exp, NULL, 10);
-	if (errno || secs < 1 || secs > 86400 * 7)
+	if (errno || secs < 1 || secs > FS_TOKEN_MAX_S)
 		secs = 3600;
 	/* Renew it FS_TOKEN_SLACK_MS before it expires, or at 3/4 of a
 	 * shorter life. */

@@ -5,7 +5,8 @@
 # temporary file behind; a cache written by a process whose real and
 # effective uids differ is its own, read back by the next one.  A cached
 # ID token that an Authorization header could not carry as it is (one
-# that an older p2pcat took from a hostile answer) is ignored.
+# that an older p2pcat took from a hostile answer) is ignored.  An expiry
+# no token of ours can have is not believed: the token is refreshed.
 . "$(dirname "$0")/lib.sh"
 U=$SRCDIR/tests/unit_firestore
 REST="python3 $SRCDIR/tests/firestore_rest.py"
@@ -17,6 +18,7 @@ ID2=fedcba9876543210fedcba9876543210
 ID3=00000000000000000000000000000003
 ID4=00000000000000000000000000000004
 ID5=00000000000000000000000000000005
+ID6=00000000000000000000000000000006
 KEY=AIzaTest-key_0123456789
 CACHEDIR=$XDG_CACHE_HOME/p2pcat
 fs_serve --auth issued --api-key "$KEY"
@@ -57,6 +59,35 @@ UNIT_FS_VERBOSE=1 "$U" -k "$T/key" offer bob $ID5 01 60000 \
     >"$T/crlf2.out" 2>"$T/crlf2.err" || { cat "$T/crlf2.err" >&2; fail "crlf: second offer"; }
 errhas crlf2 "ignoring the token cache"
 errhas crlf2 "signed in anonymously"
+rm -f "$1"
+
+# An expiry that no token of ours has (too far away, or before 1970;
+# 1e300 is also past what a uint64_t holds) is not believed: the refresh
+# token renews the ID token, and the uid is kept.  Before, -5 was cast
+# to a uint64_t (undefined; here the token was never renewed before a
+# request was refused) and the date 8 days away was believed.
+UNIT_FS_VERBOSE=1 "$U" -k "$T/key" offer bob $ID6 01 60000 \
+    >"$T/exp0.out" 2>"$T/exp0.err" || { cat "$T/exp0.err" >&2; fail "expiry: first offer"; }
+set -- "$CACHEDIR"/firestore-*.json
+[ -f "$1" ] || fail "expiry: no token cache in $CACHEDIR"
+uid=$(sed -n 's/.*signed in anonymously as uid //p' "$T/exp0.err")
+[ -n "$uid" ] || fail "expiry: no uid: $(cat "$T/exp0.err")"
+n=0
+for exp in -5 "$(( ($(date +%s) + 8 * 86400) * 1000 ))" 1e300; do
+	n=$((n + 1))
+	python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+j["expiresAt"] = json.loads(sys.argv[2])
+open(sys.argv[1], "w").write(json.dumps(j))' "$1" "$exp"
+	UNIT_FS_VERBOSE=1 "$U" -k "$T/key" offer bob 0000000000000000000000000000001$n \
+	    01 60000 >"$T/exp$n.out" 2>"$T/exp$n.err" ||
+	    { cat "$T/exp$n.err" >&2; fail "expiry $exp: offer"; }
+	errhas exp$n "token refreshed"
+	errhas exp$n "expiry is not believable"
+	errhas exp$n "cached sign-in as uid $uid"
+	! grep -q "signed in anonymously" "$T/exp$n.err" ||
+	    fail "expiry $exp: signed in anew, losing uid $uid"
+done
 rm -f "$1"
 
 # Real uid nobody, effective uid root: the cache is created by, and
