@@ -98,6 +98,7 @@
 #define FS_MAX_KEY	256	/* Web API key */
 #define FS_MAX_TOKEN	8192	/* id or refresh token */
 #define FS_MAX_UID	128
+#define FS_CACHE_MAX	(3 * FS_MAX_TOKEN - 1) /* token cache bytes read */
 #define FS_B64_MAX	(((SIG_MAX_BLOB + 2) / 3) * 4)
 #define FS_LISTEN	"google.firestore.v1.Firestore/Listen"
 /* A connection attempt's reads when both sides listen: the caller's answer
@@ -901,34 +902,21 @@ out:
 		fs_free_json_secret(j);
 }
 
-static void
-fs_cache_load(struct fs *b)
+/*
+ * Take the token cache's text buf (NUL-terminated): its tokens, uid and
+ * expiry when they are all there and fit, the ID token fit for a header,
+ * and the expiry believable.  Returns 0 taken, or -1 with the tokens
+ * forgotten.  fs_cache_load reads the file; fs_test_cache tests this.
+ */
+static int
+fs_cache_take(struct fs *b, const char *buf)
 {
-	struct stat st;
-	cJSON *j = NULL, *v;
-	char buf[3 * FS_MAX_TOKEN], q[80];
+	cJSON *j, *v;
+	char q[80];
 	double d, lim;
-	ssize_t n;
-	int fd;
+	int ret = -1;
 
-	b->cache_loaded = 1;
-	if (b->cache == NULL ||
-	    (fd = open(b->cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		return;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 077)) {
-		log_v(1, "firestore: ignoring the token cache `%s': not a "
-		    "private file of ours", fs_q(q, sizeof q, b->cache));
-		close(fd);
-		return;
-	}
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
 	j = cJSON_Parse(buf);
-	sodium_memzero(buf, sizeof buf);
 	v = cJSON_GetObjectItemCaseSensitive(j, "expiresAt");
 	if (j == NULL || fs_json_str(j, "idToken", b->idtok, sizeof b->idtok) ||
 	    fs_json_str(j, "refreshToken", b->reftok, sizeof b->reftok) ||
@@ -953,9 +941,41 @@ fs_cache_load(struct fs *b)
 		}
 		log_v(1, "firestore: cached sign-in as uid %s",
 		    fs_q(q, sizeof q, b->uid));
+		ret = 0;
 	}
 	if (j != NULL)
 		fs_free_json_secret(j);
+	return ret;
+}
+
+/* Read the token cache b->cache, once, when it is a private file of ours,
+ * and take what it holds (fs_cache_take). */
+static void
+fs_cache_load(struct fs *b)
+{
+	struct stat st;
+	char buf[FS_CACHE_MAX + 1], q[80];
+	ssize_t n;
+	int fd;
+
+	b->cache_loaded = 1;
+	if (b->cache == NULL ||
+	    (fd = open(b->cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077)) {
+		log_v(1, "firestore: ignoring the token cache `%s': not a "
+		    "private file of ours", fs_q(q, sizeof q, b->cache));
+		close(fd);
+		return;
+	}
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	fs_cache_take(b, buf);
+	sodium_memzero(buf, sizeof buf);
 }
 
 /* Take tokens from a sign-up (camelCase) or refresh (snake_case) answer;
