@@ -2313,6 +2313,45 @@ out:
 }
 
 /*
+ * Test hook (tests/fuzz_firestore, tests/unit_firestore): a token cache
+ * file of len bytes, taken by fs_cache_take as fs_cache_load takes what
+ * it reads, by a backend that holds no tokens yet, as fs_cache_load's
+ * does.  The ID and refresh tokens and uid kept go to idtok, reftok
+ * (FS_TEST_TOKEN bytes each) and uid (FS_TEST_UID), when the ID token is
+ * to be renewed (Unix ms, 0 now) to *exp.  Returns 0 taken, 1 refused,
+ * -1 a file larger than fs_cache_load reads, or out of memory.
+ */
+int
+fs_test_cache(const char *body, size_t len, char *idtok, char *reftok,
+    char *uid, uint64_t *exp)
+{
+	char path[] = "fuzz/firestore-cache.json";
+	struct fs *b;
+	char *buf;
+	int ret;
+
+	if (len > FS_CACHE_MAX || (buf = malloc(len + 1)) == NULL)
+		return -1;
+	if ((b = calloc(1, sizeof *b)) == NULL) {
+		free(buf);
+		return -1;
+	}
+	memcpy(buf, body, len);
+	buf[len] = '\0';
+	b->cache = path;
+	ret = fs_cache_take(b, buf) == 0 ? 0 : 1;
+	memcpy(idtok, b->idtok, sizeof b->idtok);
+	memcpy(reftok, b->reftok, sizeof b->reftok);
+	memcpy(uid, b->uid, sizeof b->uid);
+	*exp = b->tok_exp;
+	sodium_memzero(buf, len + 1);
+	free(buf);
+	sodium_memzero(b, sizeof *b);
+	free(b);
+	return ret;
+}
+
+/*
  * Test hook (tests/fuzz_firestore): a response body of len bytes, read as
  * the backend reads one.  As an error (fs_parse_error): its status and
  * message, quoted and with our secrets redacted, into status (40 bytes)

@@ -358,6 +358,71 @@ tokens(void)
 	}
 }
 
+/* Token cache files (fs_test_cache): one as fs_cache_save writes it is
+ * taken whole; an expiry no token of ours has is taken as "renew now";
+ * one without a member, or with one of the wrong type or size, or an ID
+ * token no header can carry, or more than is read, is refused. */
+static void
+cache(void)
+{
+	static char idtok[FS_TEST_TOKEN], reftok[FS_TEST_TOKEN], big[30000];
+	static const char *const refused[] = {
+		"{\"idToken\":\"a.b\\r\\nX-Injected: 1\",\"refreshToken\":"
+		    "\"r\",\"expiresAt\":1,\"uid\":\"u\"}",
+		"{\"idToken\":\"a\",\"refreshToken\":\"r\",\"expiresAt\":"
+		    "\"1\",\"uid\":\"u\"}",
+		"{\"idToken\":\"a\",\"refreshToken\":\"r\",\"uid\":\"u\"}",
+		"{\"idToken\":\"a\",\"expiresAt\":1,\"uid\":\"u\"}",
+		"{\"idToken\":\"a\",\"refreshToken\":\"r\",\"expiresAt\":1,"
+		    "\"uid\":7}",
+		"{\"idToken\":\"a\",\"refreshToken\":\"\",\"expiresAt\":1,"
+		    "\"uid\":\"u\"}",
+		"[]", "", "{",
+	};
+	static const char *const far[] = { "-5", "1e300", "-1e300",
+	    "1.8446744073709552e19" };
+	char uid[FS_TEST_UID], body[256];
+	uint64_t exp;
+	size_t i;
+	int n;
+
+	n = snprintf(body, sizeof body, "{\"idToken\":\"eyJh.eyJ1.c2ln\","
+	    "\"refreshToken\":\"AMf-vB_x\",\"expiresAt\":%llu,\"uid\":"
+	    "\"Uid01\"}", (unsigned long long)unix_ms() + 3480000);
+	CHECK(fs_test_cache(body, (size_t)n, idtok, reftok, uid, &exp) == 0);
+	CHECK(strcmp(idtok, "eyJh.eyJ1.c2ln") == 0);
+	CHECK(strcmp(reftok, "AMf-vB_x") == 0 && strcmp(uid, "Uid01") == 0);
+	CHECK(exp > unix_ms() + 3400000 && exp <= unix_ms() + 3480000);
+	/* Too far away, before 1970, past a uint64_t: renewed now, the
+	 * tokens and uid kept for it. */
+	for (i = 0; i < sizeof far / sizeof far[0]; i++) {
+		n = snprintf(body, sizeof body, "{\"idToken\":\"a\","
+		    "\"refreshToken\":\"r\",\"expiresAt\":%s,\"uid\":"
+		    "\"u\"}", far[i]);
+		CHECK(fs_test_cache(body, (size_t)n, idtok, reftok, uid,
+		    &exp) == 0);
+		CHECK(exp == 0 && strcmp(idtok, "a") == 0 &&
+		    strcmp(reftok, "r") == 0 && strcmp(uid, "u") == 0);
+	}
+	for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		CHECK(fs_test_cache(refused[i], strlen(refused[i]), idtok,
+		    reftok, uid, &exp) == 1);
+		CHECK(idtok[0] == '\0' && reftok[0] == '\0' && exp == 0);
+	}
+	/* A uid of 129 bytes does not fit; 128 does. */
+	n = snprintf(body, sizeof body, "{\"idToken\":\"a\",\"refreshToken"
+	    "\":\"r\",\"expiresAt\":1,\"uid\":\"%0129d\"}", 0);
+	CHECK(fs_test_cache(body, (size_t)n, idtok, reftok, uid, &exp) == 1);
+	n = snprintf(body, sizeof body, "{\"idToken\":\"a\",\"refreshToken"
+	    "\":\"r\",\"expiresAt\":1,\"uid\":\"%0128d\"}", 0);
+	CHECK(fs_test_cache(body, (size_t)n, idtok, reftok, uid, &exp) == 0);
+	CHECK(strlen(uid) == 128 && exp == 1);
+	/* More than fs_cache_load reads (24,575 bytes) is not taken. */
+	memset(big, ' ', sizeof big);
+	CHECK(fs_test_cache(big, 24575, idtok, reftok, uid, &exp) == 1);
+	CHECK(fs_test_cache(big, 24576, idtok, reftok, uid, &exp) == -1);
+}
+
 /* Wait for one offer to name; print it, or (answer) answer it with the
  * blob reversed.  Exit status as the listen command's. */
 static int
@@ -562,6 +627,7 @@ main(int argc, char **argv)
 	if (argc == 0) {
 		offline();
 		tokens();
+		cache();
 		if (failures)
 			fprintf(stderr, "%d failures\n", failures);
 		else
