@@ -906,7 +906,8 @@ out:
  * Take the token cache's text buf (NUL-terminated): its tokens, uid and
  * expiry when they are all there and fit, the ID token fit for a header,
  * and the expiry believable.  Returns 0 taken, or -1 with the tokens
- * forgotten.  fs_cache_load reads the file; fs_test_cache tests this.
+ * and uid forgotten.  fs_cache_load reads the file; fs_test_cache tests
+ * this.
  */
 static int
 fs_cache_take(struct fs *b, const char *buf)
@@ -924,7 +925,10 @@ fs_cache_take(struct fs *b, const char *buf)
 	    !fs_valid_bearer(b->idtok)) {
 		log_v(1, "firestore: ignoring the token cache `%s': "
 		    "unreadable", fs_q(q, sizeof q, b->cache));
+		/* Its uid too, copied before a later member was found
+		 * wanting: the backend held none before. */
 		fs_forget_tokens(b);
+		sodium_memzero(b->uid, sizeof b->uid);
 	} else {
 		/* No token we took lives longer than FS_TOKEN_MAX_S.  An
 		 * expiry further away (the clock set back since, or a cache

@@ -361,7 +361,8 @@ tokens(void)
 /* Token cache files (fs_test_cache): one as fs_cache_save writes it is
  * taken whole; an expiry no token of ours has is taken as "renew now";
  * one without a member, or with one of the wrong type or size, or an ID
- * token no header can carry, or more than is read, is refused. */
+ * token no header can carry, or more than is read, is refused, and
+ * nothing of it kept, not even a uid that came before what is wrong. */
 static void
 cache(void)
 {
@@ -408,6 +409,7 @@ cache(void)
 		CHECK(fs_test_cache(refused[i], strlen(refused[i]), idtok,
 		    reftok, uid, &exp) == 1);
 		CHECK(idtok[0] == '\0' && reftok[0] == '\0' && exp == 0);
+		CHECK(uid[0] == '\0');
 	}
 	/* A uid of 129 bytes does not fit; 128 does. */
 	n = snprintf(body, sizeof body, "{\"idToken\":\"a\",\"refreshToken"
