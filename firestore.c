@@ -2325,6 +2325,7 @@ out:
  * to be renewed (Unix ms, 0 now) to *exp.  Returns 0 taken, 1 refused,
  * -1 a file larger than fs_cache_load reads, or out of memory.
  */
+_Static_assert(FS_TEST_CACHE == FS_CACHE_MAX, "fs_test_cache's size");
 int
 fs_test_cache(const char *body, size_t len, char *idtok, char *reftok,
     char *uid, uint64_t *exp)

@@ -132,7 +132,9 @@ int fs_test_body(const char *body, size_t len, char *status, char *msg,
 int fs_test_tokens(const char *body, size_t len, int refresh, char *idtok,
     char *reftok, char *uid, uint64_t *exp);
 /* Test hook (tests/fuzz_firestore, tests/unit_firestore; firestore.c
- * says what it does), with fs_test_tokens' sizes. */
+ * says what it does), with fs_test_tokens' sizes; FS_TEST_CACHE is the
+ * most of a cache file that the backend reads. */
+#define FS_TEST_CACHE	24575
 int fs_test_cache(const char *body, size_t len, char *idtok, char *reftok,
     char *uid, uint64_t *exp);
 

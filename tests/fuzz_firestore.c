@@ -8,6 +8,11 @@
  * and a token refresh answer (fs_test_tokens): taken only when its four
  * strings are, each copied whole and the ID token fit for a header, its
  * life clamped; refused, with the earlier tokens forgotten, otherwise.
+ * And each is a token cache file (fs_test_cache, what fs_cache_load reads
+ * from $XDG_CACHE_HOME/p2pcat): taken only when its three strings and
+ * its number are, the strings whole and the ID token fit for a header,
+ * the expiry the file's or 0 (renew now), never over a week away;
+ * refused with nothing kept, not even the uid, otherwise.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -141,6 +146,68 @@ tokens(const uint8_t *data, size_t size, int refresh, const cJSON *j)
 		check(exp >= t0 + 750 && exp <= t1 + 604800000 - 120000);
 }
 
+/* The input as a token cache file (fs_test_cache), read by a backend
+ * that holds nothing yet.  The backend reads it up to a NUL, as c is. */
+static void
+cache(const uint8_t *data, size_t size)
+{
+	static char idtok[FS_TEST_TOKEN], reftok[FS_TEST_TOKEN];
+	static char c[FS_TEST_CACHE + 1];
+	const uint64_t week = 7 * 86400 * 1000ULL;
+	const cJSON *v;
+	cJSON *j;
+	char uid[FS_TEST_UID];
+	uint64_t t0, t1, exp;
+	double d;
+	int r;
+
+	t0 = unix_ms();
+	r = fs_test_cache((const char *)data, size, idtok, reftok, uid, &exp);
+	t1 = unix_ms();
+	if (r == -1) {
+		check(size > FS_TEST_CACHE);
+		return;
+	}
+	check(memchr(idtok, '\0', sizeof idtok) != NULL);
+	check(memchr(reftok, '\0', sizeof reftok) != NULL);
+	check(memchr(uid, '\0', sizeof uid) != NULL);
+	memcpy(c, data, size);
+	c[size] = '\0';
+	j = cJSON_Parse(c);
+	v = cJSON_GetObjectItemCaseSensitive(j, "expiresAt");
+	if (r == 1) {
+		/* Refused: nothing of it kept, and for a reason. */
+		check(idtok[0] == '\0' && reftok[0] == '\0' && uid[0] == '\0');
+		check(exp == 0);
+		check(j == NULL || !fits(j, "idToken", FS_TEST_TOKEN) ||
+		    !fits(j, "refreshToken", FS_TEST_TOKEN) ||
+		    !fits(j, "uid", FS_TEST_UID) || !cJSON_IsNumber(v) ||
+		    !bearer(cJSON_GetObjectItemCaseSensitive(j,
+		    "idToken")->valuestring));
+		cJSON_Delete(j);
+		return;
+	}
+	/* Taken: an ID token fit for a header, every string whole, an
+	 * expiry of at most a week from now, the file's when it is one. */
+	check(j != NULL && cJSON_IsNumber(v));
+	check(idtok[0] != '\0' && header_safe(idtok) && bearer(idtok));
+	check(reftok[0] != '\0' && uid[0] != '\0');
+	check(fits(j, "idToken", FS_TEST_TOKEN) && strcmp(idtok,
+	    cJSON_GetObjectItemCaseSensitive(j, "idToken")->valuestring) == 0);
+	check(fits(j, "refreshToken", FS_TEST_TOKEN) && strcmp(reftok,
+	    cJSON_GetObjectItemCaseSensitive(j, "refreshToken")->valuestring) ==
+	    0);
+	check(fits(j, "uid", FS_TEST_UID) && strcmp(uid,
+	    cJSON_GetObjectItemCaseSensitive(j, "uid")->valuestring) == 0);
+	check(exp <= t1 + week);
+	d = v->valuedouble;
+	if (d >= 0 && d <= (double)(t0 + week))
+		check(exp == (uint64_t)d);
+	else if (!(d >= 0 && d <= (double)(t1 + week)))
+		check(exp == 0);
+	cJSON_Delete(j);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -156,6 +223,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tokens(data, size, 0, j);
 	tokens(data, size, 1, j);
 	cJSON_Delete(j);
+	cache(data, size);
 	memset(&m, 0, sizeof m);
 	n = fs_test_body((const char *)data, size, status, msg, &m);
 	if (n == -1)

@@ -421,6 +421,7 @@ cache(void)
 	CHECK(strlen(uid) == 128 && exp == 1);
 	/* More than fs_cache_load reads (24,575 bytes) is not taken. */
 	memset(big, ' ', sizeof big);
+	CHECK(FS_TEST_CACHE == 24575);
 	CHECK(fs_test_cache(big, 24575, idtok, reftok, uid, &exp) == 1);
 	CHECK(fs_test_cache(big, 24576, idtok, reftok, uid, &exp) == -1);
 }
