@@ -110,6 +110,22 @@ sanitize_fds(void)
 		close(fd);
 }
 
+/* What -h, --version and --id print is their whole job: an output that
+ * could not take it (a full disk) is an error, not status 0.  0 or -1. */
+static int
+flush_stdout(void)
+{
+	if (fflush(stdout) == EOF) {
+		log_errno("cannot write to stdout");
+		return -1;
+	}
+	if (ferror(stdout)) {
+		log_err("cannot write to stdout");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 sess_setup(struct sess_conf *sc, const struct opts *o,
     const struct crypto_identity *id, bool caller)
@@ -257,7 +273,7 @@ main(int argc, char *argv[])
 	opts_init(&o);
 	switch (opts_parse(&o, argc, argv)) {
 	case OPTS_EXIT:
-		ret = EXIT_OK;
+		ret = flush_stdout() == -1 ? EXIT_USAGE : EXIT_OK;
 		goto out;
 	case OPTS_BAD:
 		goto out;
@@ -275,6 +291,8 @@ main(int argc, char *argv[])
 		crypto_identity_wipe(&id);
 		printf("%s\n", key);
 		/* The form messages show keys in: a user compares these. */
+		if (flush_stdout() == -1)
+			goto out;
 		log_err("fingerprint %s", fp);
 		ret = EXIT_OK;
 		goto out;

@@ -25,6 +25,17 @@ done
 expect 0 "$P2PCAT" --version
 grep -Eq '^p2pcat [0-9]+\.[0-9]+' "$T/out" || fail "--version: got $(cat "$T/out")"
 
+# What -h, --version and --id print is all they do: an output that
+# cannot take it (a full disk) is an error, not status 0 and a file
+# that silently lacks the key.
+for args in -h --version --id; do
+	"$P2PCAT" $args > /dev/full 2> "$T/err"
+	rc=$?
+	[ $rc -eq 1 ] || fail "p2pcat $args > /dev/full: exit $rc, want 1 (stderr: $(cat "$T/err"))"
+	grep -q "^p2pcat: cannot write to stdout: No space left on device$" "$T/err" ||
+		fail "p2pcat $args > /dev/full: $(cat "$T/err")"
+done
+
 # Misuse: exit 1, usage or a message on stderr, nothing on stdout.
 for args in "--bogus" "-x" "" "a b" "-l a b" "-w" "-w abc x" "-w -1 x" "-w 1e9 x" \
     "-p 70000 x" "-p -1 x" "--idle 0 x" "-k x" "--poll 1 x" "--send-only --recv-only x" \
