@@ -36,4 +36,15 @@ done
 for opt in $(grep -o '{ "[a-z-]*",[[:space:]]*[a-z_]*argument' "$SRCDIR/opts.c" | cut -d'"' -f2); do
 	grep -q -- "Fl \\\\-$opt\|Fl .*, Fl \\\\-$opt\|\\\\-$opt" "$page" || fail "--$opt undocumented"
 done
+# A default the man page gives for an option, -h gives too, the same.
+MANWIDTH=200 mandoc -Tascii "$page" | col -b |
+	awk '/^     -/ { opt = $0; sub(/^ +/, "", opt); sub(/ .*/, "", opt); sub(/,$/, "", opt); next }
+	    /^[A-Z]/ { opt = "" }
+	    opt != "" && match($0, /\(default [0-9.]+\)/) { print opt, substr($0, RSTART, RLENGTH) }' > "$T/defaults"
+[ "$(wc -l < "$T/defaults")" -ge 3 ] || fail "the man page's defaults are no longer where this test looks"
+"$P2PCAT" -h > "$T/help"
+while read -r opt def; do
+	grep -E -- "^ +(-[a-zA-Z], )?$opt[ ,]" "$T/help" | grep -qF -- "$def" ||
+		fail "-h does not say $opt's $def: $(grep -E -- "^ +(-[a-zA-Z], )?$opt[ ,]" "$T/help")"
+done < "$T/defaults"
 echo "man: ok"
