@@ -655,11 +655,12 @@ ring_room(const struct stream *s)
 }
 
 /* Where new data may end: the written bytes within the peer's window, and
- * the FIN once every byte before it may go. */
+ * the FIN once every byte before it may go and every datagram queued
+ * before it has gone (a peer stops taking datagrams at the end). */
 static uint64_t
 send_limit(const struct stream *s)
 {
-	if (s->fin && s->snd_end <= s->peer_max)
+	if (s->fin && s->snd_end <= s->peer_max && s->dtx.n == 0)
 		return s->snd_end + 1;
 	return umin(s->snd_end, s->peer_max);
 }
@@ -2034,7 +2035,8 @@ stream_deadline(const struct stream *s)
 		return 0;
 	if (s->err != STREAM_OK || s->closing)
 		return UINT64_MAX;
-	if (s->conf.idle_us > 0)
+	/* As timers() applies it: not once the peer is done. */
+	if (s->conf.idle_us > 0 && !s->peer_done)
 		d = umin(d, s->last_recv_us + s->conf.idle_us);
 	if (s->ping_due && ring_room(s))
 		return 0;

@@ -1629,6 +1629,57 @@ test_dgram(void)
 	return rc;
 }
 
+/* The end of the data goes after every datagram queued before it (-u:
+ * the peer stops taking datagrams at the end, so one that the FIN
+ * overtook would be lost, or worse): ten small datagrams, then FIN, on a
+ * loss-free path; B must have all ten when it sees the end. */
+static int
+test_dgram_fin(void)
+{
+	struct stream_conf c = conf_default();
+	struct stream *a = stream_new(&c, 0), *b = stream_new(&c, 0);
+	uint8_t buf[MTU], msg[100];
+	uint64_t now = 0, pn;
+	unsigned i, got = 0;
+	int rc = 0;
+	ssize_t n;
+
+	if (a == NULL || b == NULL) {
+		fail("dgram_fin: stream_new");
+		return -1;
+	}
+	for (i = 0; i < 10; i++) {
+		memset(msg, (int)i, sizeof msg);
+		if (stream_dgram_send(a, msg, sizeof msg) != 1) {
+			fail("dgram_fin: datagram %u not queued", i);
+			rc = -1;
+		}
+	}
+	stream_close_write(a);
+	for (; now < 1000000 && !stream_eof(b); now += 100) {
+		while (!stream_eof(b) && (n = stream_output(a, now, &pn, buf,
+		    sizeof buf)) > 0) {
+			stream_input(b, now, pn, buf, n);
+			while (stream_dgram_recv(b, msg, sizeof msg) >= 0)
+				got++;
+			if (stream_eof(b) && got != 10) {
+				fail("dgram_fin: the end of the data came after "
+				    "%u of the 10 datagrams sent before it", got);
+				rc = -1;
+			}
+		}
+		while ((n = stream_output(b, now, &pn, buf, sizeof buf)) > 0)
+			stream_input(a, now, pn, buf, n);
+	}
+	if (!stream_eof(b)) {
+		fail("dgram_fin: no end of the data in 1 s");
+		rc = -1;
+	}
+	stream_free(a);
+	stream_free(b);
+	return rc;
+}
+
 /* Path MTU: a link that drops payloads over 1300 bytes.  The search
  * (RFC 8899) settles within PMTU_STEP below it, starting from 1170 with
  * 1422 allowed; data sent meanwhile arrives intact. */
@@ -1851,6 +1902,42 @@ finished_pair(struct stream **a, struct stream **b, uint64_t *now)
 		return -1;
 	}
 	return 0;
+}
+
+/* Once the peer is done (its DONE is here) the idle limit no longer
+ * applies (timers()), so stream_deadline must not keep giving it: p2pcat,
+ * still writing its output out, polled without waiting, at full CPU. */
+static int
+test_done_idle(void)
+{
+	struct stream *a, *b;
+	uint8_t held[1][MTU], buf[MTU];
+	size_t heldlen[1], nheld = 0;
+	uint64_t now = 0, heldpn[1], late, pn;
+	int rc = 0;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return -1;
+	stream_written(a);
+	stream_written(b);
+	now = exchange(a, b, now, 20000, 0, 0, held, heldlen, heldpn, &nheld);
+	CHECK(stream_can_close(a, now) && stream_can_close(b, now),
+	    "done_idle: not both done after WRITTEN and DONE");
+	/* Long after the last packet in: no deadline, or one to come. */
+	late = now + 2 * conf_default().idle_us;
+	CHECK(stream_error(a) == STREAM_OK && stream_error(b) == STREAM_OK,
+	    "done_idle: an error before the idle limit");
+	/* Their timers run then, as the session's loop would run them. */
+	while (stream_output(a, late, &pn, buf, sizeof buf) > 0 ||
+	    stream_output(b, late, &pn, buf, sizeof buf) > 0)
+		;
+	CHECK(stream_deadline(a) > late && stream_deadline(b) > late,
+	    "done_idle: deadlines %" PRId64 " and %" PRId64 " us from now, after "
+	    "the peer was done", (int64_t)(stream_deadline(a) - late),
+	    (int64_t)(stream_deadline(b) - late));
+	stream_free(a);
+	stream_free(b);
+	return rc;
 }
 
 /*
@@ -3005,6 +3092,8 @@ main(int argc, char **argv)
 		{ "path_episode", test_path_episode },
 		{ "path_persist", test_path_persist },
 		{ "dgram", test_dgram },
+		{ "dgram_fin", test_dgram_fin },
+		{ "done_idle", test_done_idle },
 		{ "rbuf", test_rbuf },
 		{ "pmtu", test_pmtu },
 		{ "idle", test_idle },
