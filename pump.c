@@ -433,7 +433,7 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
     uint64_t connect_deadline)
 {
 	static unsigned char inbuf[IOBUF], outbuf[IOBUF];
-	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0;
+	size_t inlen = 0, inoff = 0, outlen = 0, outoff = 0, late = 0;
 	/* What goes out next, outp[outoff..outlen): a datagram in outbuf,
 	 * or (ring) bytes in the stream's buffer, taken as they are written. */
 	const unsigned char *outp = outbuf;
@@ -523,6 +523,15 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 				outlen = d > 0 ? (size_t)d : 0;
 				if (c->send_only)
 					outlen = 0;
+				/* After the end of the peer's data, which it sent
+				 * after its last datagram: one the network held
+				 * back has nowhere to go. */
+				if (d >= 0 && oclosed) {
+					outlen = 0;
+					if (late++ == 0)
+						log_v(1, "a datagram came after the end of "
+						    "the peer's data: dropped");
+				}
 			}
 			/* Bytes are written out from where the stream keeps
 			 * them: a copy of everything received is the cost of

@@ -1,6 +1,7 @@
 #!/bin/sh
 # -u: each read is one datagram, each datagram one write; intact, once,
-# and end of input still ends both sides with status 0.  A reader slower
+# and end of input still ends both sides with status 0, also when both
+# send at once and input ends with datagrams queued.  A reader slower
 # than the peer loses datagrams in the receiver's queue: counted and said.
 # On a lossy path (root, NAT lab) some datagrams are lost and none is
 # sent again.
@@ -50,6 +51,23 @@ grep -Eq "^p2pcat: ([0-9a-f]{8}: )?$3 of the peer's datagrams were dropped on ar
 	fail "the drops are not said: $(cat "$T/l.err")"
 check_eq "datagrams the caller sent" "$(sed -n 's/.*datagrams: \([0-9]*\) sent.*/\1/p' "$T/c.err")" 2000
 echo "slow reader: $2 datagrams written, $3 dropped on arrival, said"
+
+# Both ways at once, each side's input ending while its datagrams are
+# still queued: the end of the data must not overtake them, and both
+# sides must end.  Before, about one run in four left a side waiting for
+# ever at full CPU: a datagram the end had overtaken came after its
+# output was closed (and --idle no longer applied once the peer was done).
+head -c 200000 /dev/urandom > "$T/in1"
+head -c 300000 /dev/urandom > "$T/in2"
+for i in 1 2 3 4 5 6 7 8; do
+	"$P2PCAT" -u -v -l --idle 2 both$i < "$T/in1" > /dev/null 2> "$T/l.err" & lp=$!
+	"$P2PCAT" -u -v --idle 2 both$i < "$T/in2" > /dev/null 2> "$T/c.err" & cp=$!
+	wait_exit $cp 20 || fail "both ways, run $i: the caller did not end: $(tail -3 "$T/c.err")"
+	check_eq "both ways, run $i: caller status ($(tail -3 "$T/c.err"))" $RC 0
+	wait_exit $lp 20 || fail "both ways, run $i: the listener did not end: $(tail -3 "$T/l.err")"
+	check_eq "both ways, run $i: listener status ($(tail -3 "$T/l.err"))" $RC 0
+done
+echo "both ways: 8 runs, each side ended with status 0"
 
 # Passing here would say more was tested than was: without root (no
 # network namespaces) the lossy part is skipped, and so is the test.
