@@ -1940,6 +1940,43 @@ test_done_idle(void)
 	return rc;
 }
 
+/* A DONE that comes before the peer could be done (before its FIN and
+ * our WRITTEN) is refused: taken, it lifted the idle limit, so a peer
+ * (any caller of a -e service) could keep a session, and its slot, for
+ * ever by going quiet after it. */
+static int
+test_early_done(void)
+{
+	struct stream_conf c = conf_default();
+	struct stream *a = stream_new(&c, 0);
+	uint8_t buf[MTU], msg[100] = { 0 }, done = 0x1d;	/* FT_DONE */
+	uint64_t pn, now = 0;
+	int rc = 0, taken;
+
+	if (a == NULL) {
+		fail("early_done: stream_new");
+		return -1;
+	}
+	stream_write(a, msg, sizeof msg);
+	stream_close_write(a);
+	while (stream_output(a, now, &pn, buf, sizeof buf) > 0)
+		;
+	taken = stream_input(a, now, 0, &done, 1);
+	/* Silence, long past the idle limit: the timers run. */
+	now += 2 * c.idle_us;
+	while (stream_output(a, now, &pn, buf, sizeof buf) > 0)
+		;
+	if (taken != -1 || stream_error(a) != STREAM_IDLE) {
+		fail("early_done: a DONE before the peer's FIN %s, and %.0f s "
+		    "of silence later the error is %d, not STREAM_IDLE",
+		    taken == -1 ? "refused" : "taken", 2 * c.idle_us / 1e6,
+		    stream_error(a));
+		rc = -1;
+	}
+	stream_free(a);
+	return rc;
+}
+
 /*
  * A packet declared lost and then acknowledged (spurious, RFC 9002
  * §6.1's reordering) counts as acknowledged in full: B's WRITTEN is
@@ -3094,6 +3131,7 @@ main(int argc, char **argv)
 		{ "dgram", test_dgram },
 		{ "dgram_fin", test_dgram_fin },
 		{ "done_idle", test_done_idle },
+		{ "early_done", test_early_done },
 		{ "rbuf", test_rbuf },
 		{ "pmtu", test_pmtu },
 		{ "idle", test_idle },
