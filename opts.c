@@ -122,7 +122,7 @@ usage(FILE *f, bool full)
 	    "      --allow file        with -l: accept only the callers whose keys it lists\n"
 	    "      --allow-any         with -l and -c or -e: run the command for anyone\n"
 	    "      --id                print our public key and its fingerprint, and exit\n"
-	    "      --idle secs         connection lost after secs silent seconds (default 30)\n"
+	    "      --idle secs         give up after secs seconds of silence (default 30)\n"
 	    "      --max-conns n       with -l and -c or -e: at most n at once (default 16)\n"
 	    "      --peer-key key      connect only to the peer with this key or fingerprint\n"
 	    "      --poll secs         with -l: look for new offers every secs seconds\n"

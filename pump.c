@@ -525,8 +525,9 @@ loop(struct session *s, struct pump_conf *c, struct out *out, struct cmd *cmd,
 					outlen = 0;
 				/* After the end of the peer's data, which it sent
 				 * after its last datagram: one the network held
-				 * back has nowhere to go. */
-				if (d >= 0 && oclosed) {
+				 * back has nowhere to go (with -k, stdout is the
+				 * next session's). */
+				if (d >= 0 && (oclosed || written)) {
 					outlen = 0;
 					if (late++ == 0)
 						log_v(1, "a datagram came after the end of "

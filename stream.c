@@ -2041,7 +2041,8 @@ stream_deadline(const struct stream *s)
 		return 0;
 	if (s->err != STREAM_OK || s->closing)
 		return UINT64_MAX;
-	/* As timers() applies it: not once the peer is done. */
+	/* Once the peer is done it may leave, and silence is expected
+	 * (timers() applies no idle limit then). */
 	if (s->conf.idle_us > 0 && !s->peer_done)
 		d = umin(d, s->last_recv_us + s->conf.idle_us);
 	if (s->ping_due && ring_room(s))
@@ -2476,6 +2477,11 @@ stream_dgram_send(struct stream *s, const void *buf, size_t len)
 
 	if (len > stream_dgram_max(s)) {
 		errno = EMSGSIZE;
+		return -1;
+	}
+	/* The FIN waits for the datagrams queued before it: none after. */
+	if (s->fin) {
+		errno = EPIPE;
 		return -1;
 	}
 	if (q->n == q->slots || s->closing || s->err != STREAM_OK)

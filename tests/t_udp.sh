@@ -59,15 +59,27 @@ echo "slow reader: $2 datagrams written, $3 dropped on arrival, said"
 # output was closed (and --idle no longer applied once the peer was done).
 head -c 200000 /dev/urandom > "$T/in1"
 head -c 300000 /dev/urandom > "$T/in2"
+# dgrams ERR: "sent received dropped" from ERR's datagram counts.
+dgrams() {
+	sed -n 's/.*datagrams: \([0-9]*\) sent, \([0-9]*\) received, \([0-9]*\) dropped on arrival/\1 \2 \3/p' "$1"
+}
 for i in 1 2 3 4 5 6 7 8; do
-	"$P2PCAT" -u -v -l --idle 2 both$i < "$T/in1" > /dev/null 2> "$T/l.err" & lp=$!
-	"$P2PCAT" -u -v --idle 2 both$i < "$T/in2" > /dev/null 2> "$T/c.err" & cp=$!
+	"$P2PCAT" -u -v -l --idle 10 both$i < "$T/in1" > /dev/null 2> "$T/l.err" & lp=$!
+	"$P2PCAT" -u -v --idle 10 both$i < "$T/in2" > /dev/null 2> "$T/c.err" & cp=$!
 	wait_exit $cp 20 || fail "both ways, run $i: the caller did not end: $(tail -3 "$T/c.err")"
 	check_eq "both ways, run $i: caller status ($(tail -3 "$T/c.err"))" $RC 0
 	wait_exit $lp 20 || fail "both ways, run $i: the listener did not end: $(tail -3 "$T/l.err")"
 	check_eq "both ways, run $i: listener status ($(tail -3 "$T/l.err"))" $RC 0
+	# Loopback keeps the order: nothing comes after the end, and every
+	# datagram sent was received or dropped by a slow reader.
+	! grep -q "came after the end" "$T/l.err" "$T/c.err" ||
+		fail "both ways, run $i: a datagram came after the end of the data"
+	set -- $(dgrams "$T/l.err") $(dgrams "$T/c.err")
+	[ $# -eq 6 ] || fail "both ways, run $i: no datagram counts"
+	check_eq "both ways, run $i: the caller's datagrams at the listener" $(($2 + $3)) $4
+	check_eq "both ways, run $i: the listener's datagrams at the caller" $(($5 + $6)) $1
 done
-echo "both ways: 8 runs, each side ended with status 0"
+echo "both ways: 8 runs, each side ended with status 0, every datagram before the end"
 
 # Passing here would say more was tested than was: without root (no
 # network namespaces) the lossy part is skipped, and so is the test.

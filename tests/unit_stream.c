@@ -1656,6 +1656,10 @@ test_dgram_fin(void)
 		}
 	}
 	stream_close_write(a);
+	if (stream_dgram_send(a, msg, sizeof msg) != -1 || errno != EPIPE) {
+		fail("dgram_fin: a datagram queued after the end of the data");
+		rc = -1;
+	}
 	for (; now < 1000000 && !stream_eof(b); now += 100) {
 		while (!stream_eof(b) && (n = stream_output(a, now, &pn, buf,
 		    sizeof buf)) > 0) {
