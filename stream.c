@@ -1300,14 +1300,14 @@ parse(const struct stream *s, uint64_t pn, const uint8_t *p, size_t len,
 		case FT_DONE:
 			/* The peer cannot have all of ours before we sent
 			 * it, nor be done (its net_done) before it had our
-			 * WRITTEN and we had its FIN.  A DONE before then
-			 * would lift the idle limit (timers()) from a peer
-			 * that could then go quiet for ever. */
+			 * WRITTEN (sent once we had all its data) and we had
+			 * its own.  A DONE before then would lift the idle
+			 * limit (timers()) from a peer that could then go
+			 * quiet for ever, the session never closable. */
 			if (!s->fin || s->snd_nxt != s->snd_end + 1)
 				return bad("DONE before our FIN was sent", pn);
-			if (!s->written || s->rcv_fin == UINT64_MAX ||
-			    s->rcv_nxt != s->rcv_fin)
-				return bad("DONE before its FIN and our WRITTEN", pn);
+			if (!s->written || !s->peer_written)
+				return bad("DONE before both WRITTENs", pn);
 			f->done = f->elicit = true;
 			break;
 		case FT_WRITTEN:

@@ -1944,8 +1944,37 @@ test_done_idle(void)
 	return rc;
 }
 
-/* A DONE that comes before the peer could be done (before its FIN and
- * our WRITTEN) is refused: taken, it lifted the idle limit, so a peer
+/* The second case of early_done: all data and FINs through, our WRITTEN
+ * at the peer, then a DONE but never the peer's own WRITTEN. */
+static int
+early_done_unwritten(void)
+{
+	struct stream *a, *b;
+	uint8_t held[1][MTU], buf[MTU], done = 0x1d;	/* FT_DONE */
+	size_t heldlen[1], nheld = 0;
+	uint64_t now = 0, heldpn[1], pn;
+	int taken;
+
+	if (finished_pair(&a, &b, &now) == -1)
+		return -1;
+	stream_written(a);
+	now = exchange(a, b, now, 20000, 0, 0, held, heldlen, heldpn, &nheld);
+	CHECK(stream_peer_written(b), "early_done: our WRITTEN did not arrive");
+	taken = stream_input(a, now, 1000000, &done, 1);
+	now += 2 * conf_default().idle_us;
+	while (stream_output(a, now, &pn, buf, sizeof buf) > 0)
+		;
+	CHECK(taken == -1 && stream_error(a) == STREAM_IDLE, "early_done: a "
+	    "DONE without the peer's WRITTEN %s, and %.0f s of silence later "
+	    "the error is %d, not STREAM_IDLE", taken == -1 ? "refused" :
+	    "taken", 2 * conf_default().idle_us / 1e6, stream_error(a));
+	stream_free(a);
+	stream_free(b);
+	return 0;
+}
+
+/* A DONE that comes before the peer could be done (before both sides
+ * said WRITTEN) is refused: taken, it lifted the idle limit, so a peer
  * (any caller of a -e service) could keep a session, and its slot, for
  * ever by going quiet after it. */
 static int
@@ -1978,7 +2007,7 @@ test_early_done(void)
 		rc = -1;
 	}
 	stream_free(a);
-	return rc;
+	return rc == 0 ? early_done_unwritten() : rc;
 }
 
 /*
