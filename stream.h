@@ -102,9 +102,9 @@ bool stream_peer_written(const struct stream *s);
  * packets, congestion controlled but never sent again.
  * stream_dgram_send queues one: 1 queued, 0 the queue is full (try after
  * output), -1 (EMSGSIZE) larger than stream_dgram_max, -1 (EPIPE) after
- * stream_close_write (the FIN goes after the datagrams queued before it).  stream_dgram_recv
- * takes the next received one (truncated to cap): its length, or -1 when
- * none is waiting. */
+ * stream_close_write (the FIN goes after the datagrams queued before
+ * it).  stream_dgram_recv takes the next received one (truncated to
+ * cap): its length, or -1 when none is waiting. */
 int stream_dgram_send(struct stream *s, const void *buf, size_t len);
 size_t stream_dgram_max(const struct stream *s);
 ssize_t stream_dgram_recv(struct stream *s, void *buf, size_t cap);
