@@ -2275,6 +2275,17 @@ const struct sig_backend sig_firestore_backend = {
 	.counts = fs_counts,
 };
 
+/* For the test hooks: what backend b kept of its tokens. */
+static void
+fs_test_kept(const struct fs *b, char *idtok, char *reftok, char *uid,
+    uint64_t *exp)
+{
+	memcpy(idtok, b->idtok, sizeof b->idtok);
+	memcpy(reftok, b->reftok, sizeof b->reftok);
+	memcpy(uid, b->uid, sizeof b->uid);
+	*exp = b->tok_exp;
+}
+
 /*
  * Test hook (tests/fuzz_firestore, tests/unit_firestore): a body of len
  * bytes, taken by fs_take_tokens as a sign-in answer (refresh 0) or a
@@ -2304,10 +2315,7 @@ fs_test_tokens(const char *body, size_t len, int refresh, char *idtok,
 		goto out;
 	}
 	ret = fs_take_tokens(b, refresh) == 0 ? 0 : 1;
-	memcpy(idtok, b->idtok, sizeof b->idtok);
-	memcpy(reftok, b->reftok, sizeof b->reftok);
-	memcpy(uid, b->uid, sizeof b->uid);
-	*exp = b->tok_exp;
+	fs_test_kept(b, idtok, reftok, uid, exp);
 out:
 	fs_buf_clear(&b->resp);
 	free(b->resp.p);
@@ -2345,10 +2353,7 @@ fs_test_cache(const char *body, size_t len, char *idtok, char *reftok,
 	buf[len] = '\0';
 	b->cache = path;
 	ret = fs_cache_take(b, buf) == 0 ? 0 : 1;
-	memcpy(idtok, b->idtok, sizeof b->idtok);
-	memcpy(reftok, b->reftok, sizeof b->reftok);
-	memcpy(uid, b->uid, sizeof b->uid);
-	*exp = b->tok_exp;
+	fs_test_kept(b, idtok, reftok, uid, exp);
 	sodium_memzero(buf, len + 1);
 	free(buf);
 	sodium_memzero(b, sizeof *b);
