@@ -26,6 +26,11 @@ sys.exit(1 if bad or dup or len(got) < int(sys.argv[3]) else 0)
 PY
 }
 
+# dgrams ERR: "sent received dropped" from ERR's datagram counts.
+dgrams() {
+	sed -n 's/.*datagrams: \([0-9]*\) sent, \([0-9]*\) received, \([0-9]*\) dropped on arrival/\1 \2 \3/p' "$1"
+}
+
 # Loopback: nothing is lost, so all 300 arrive, whole.
 $H listen "$T/got" -- "$P2PCAT" -u -v -l --recv-only u 2> "$T/l.err" & lp=$!
 $H call 300 1 -- "$P2PCAT" -u -v u > "$T/sent" 2> "$T/c.err" || fail "caller: $(cat "$T/c.err")"
@@ -43,13 +48,13 @@ $H call 2000 3 -- "$P2PCAT" -u -v slow > "$T/sent3" 2> "$T/c.err" || fail "calle
 wait_exit $lp 60 || fail "slow listener hung"
 check_eq "slow listener status ($(cat "$T/l.err"))" $RC 0
 check_records "$T/sent3" "$T/got3" 1
-set -- $(sed -n 's/.*datagrams: \([0-9]*\) sent, \([0-9]*\) received, \([0-9]*\) dropped on arrival/\1 \2 \3/p' "$T/l.err") x x x
+set -- $(dgrams "$T/l.err") x x x
 check_eq "datagrams the slow listener wrote" "$2" "$(wc -l < "$T/got3")"
 [ "$3" -gt 0 ] 2>/dev/null || fail "no datagram dropped by a slow reader: $(cat "$T/l.err")"
 [ $(( $2 + $3 )) -le 2000 ] || fail "$2 received and $3 dropped of 2000"
 grep -Eq "^p2pcat: ([0-9a-f]{8}: )?$3 of the peer's datagrams were dropped on arrival" "$T/l.err" ||
 	fail "the drops are not said: $(cat "$T/l.err")"
-check_eq "datagrams the caller sent" "$(sed -n 's/.*datagrams: \([0-9]*\) sent.*/\1/p' "$T/c.err")" 2000
+check_eq "datagrams the caller sent" "$(dgrams "$T/c.err" | cut -d' ' -f1)" 2000
 echo "slow reader: $2 datagrams written, $3 dropped on arrival, said"
 
 # Both ways at once, each side's input ending while its datagrams are
@@ -59,10 +64,6 @@ echo "slow reader: $2 datagrams written, $3 dropped on arrival, said"
 # output was closed (and --idle no longer applied once the peer was done).
 head -c 200000 /dev/urandom > "$T/in1"
 head -c 300000 /dev/urandom > "$T/in2"
-# dgrams ERR: "sent received dropped" from ERR's datagram counts.
-dgrams() {
-	sed -n 's/.*datagrams: \([0-9]*\) sent, \([0-9]*\) received, \([0-9]*\) dropped on arrival/\1 \2 \3/p' "$1"
-}
 for i in 1 2 3 4 5 6 7 8; do
 	"$P2PCAT" -u -v -l --idle 10 both$i < "$T/in1" > /dev/null 2> "$T/l.err" & lp=$!
 	"$P2PCAT" -u -v --idle 10 both$i < "$T/in2" > /dev/null 2> "$T/c.err" & cp=$!
@@ -97,7 +98,7 @@ check_eq "lossy listener status ($(tail -3 "$T/l.err"))" $RC 0
 # (the harness reads one record at a time, slowly on a loaded machine).
 check_records "$T/sent2" "$T/got2" 1
 n=$(wc -l < "$T/got2")
-d=$(sed -n 's/.*datagrams: [0-9]* sent, [0-9]* received, \([0-9]*\) dropped on arrival/\1/p' "$T/l.err")
+d=$(dgrams "$T/l.err" | cut -d' ' -f3)
 [ $((n + d)) -ge 1600 ] || fail "only $n written and $d dropped on arrival of 2000 through 5 % loss"
 [ $((n + d)) -lt 2000 ] || fail "all 2000 datagrams arrived through 5 % loss: were they sent twice?"
 echo "lossy: $n written, $d dropped on arrival, $((2000 - n - d)) lost on the way"
